@@ -1,0 +1,145 @@
+/**
+ * A small, strict argument parser: unknown flags, missing values, repeated flags and extra
+ * arguments are errors. The same specs generate `--help`.
+ *
+ * @module
+ */
+
+import { UsageError } from "../errors.ts";
+import { didYouMean } from "../suggest.ts";
+
+export interface FlagSpec {
+  /** Long name without dashes: `priority`. */
+  name: string;
+  /** One letter, without the dash. */
+  short?: string;
+  /** Placeholder of the value (`N`, `D`); absent for a boolean flag. */
+  value?: string;
+  help: string;
+}
+
+export interface ArgSpec {
+  name: string;
+  help: string;
+  optional?: boolean;
+  /** Takes every remaining argument (at least one unless optional). */
+  variadic?: boolean;
+}
+
+export interface ParsedArgs {
+  positionals: string[];
+  /** Flag name → value (`true` for booleans). */
+  flags: Map<string, string | true>;
+}
+
+/** Flags every command takes. */
+export const GLOBAL_FLAGS: readonly FlagSpec[] = [
+  { name: "db", value: "PATH", help: "database file (default: $QUEUECTL_DB, else XDG data dir)" },
+  { name: "json", help: "print JSON on stdout" },
+  { name: "debug", help: "show stack traces of errors" },
+  { name: "help", short: "h", help: "show help" },
+];
+
+function findFlag(specs: readonly FlagSpec[], token: string): FlagSpec | undefined {
+  if (token.startsWith("--")) return specs.find((s) => s.name === token.slice(2));
+  return specs.find((s) => s.short !== undefined && s.short === token.slice(1));
+}
+
+/**
+ * Parses `args` against `flags` and `positional` specs. `--name=value`, `--name value`, `-x value`
+ * and `--` (everything after is positional) are understood; `-` alone is a positional.
+ */
+export function parseArgs(
+  args: readonly string[],
+  flags: readonly FlagSpec[],
+  positional: readonly ArgSpec[],
+  commandName: string,
+): ParsedArgs {
+  const result: ParsedArgs = { positionals: [], flags: new Map() };
+  let onlyPositionals = false;
+  for (let i = 0; i < args.length; i++) {
+    const token = args[i]!;
+    if (onlyPositionals || token === "-" || !token.startsWith("-")) {
+      result.positionals.push(token);
+      continue;
+    }
+    if (token === "--") {
+      onlyPositionals = true;
+      continue;
+    }
+    const eq = token.startsWith("--") ? token.indexOf("=") : -1;
+    const name = eq === -1 ? token : token.slice(0, eq);
+    const spec = findFlag(flags, name);
+    if (!spec) {
+      const candidates = flags.map((f) => `--${f.name}`);
+      const hint = name.startsWith("--") ? didYouMean(name, candidates) : "";
+      throw new UsageError(
+        `Unknown flag "${name}" for ${commandName}${hint ? `: ${hint}` : ""}`,
+        { hint: `see \`queuectl ${commandName} --help\`` },
+      );
+    }
+    if (result.flags.has(spec.name)) {
+      throw new UsageError(`Flag --${spec.name} is given twice`, { hint: "give it once" });
+    }
+    if (spec.value === undefined) {
+      if (eq !== -1) throw new UsageError(`Flag --${spec.name} takes no value`);
+      result.flags.set(spec.name, true);
+      continue;
+    }
+    let value: string | undefined;
+    if (eq !== -1) value = token.slice(eq + 1);
+    else if (i + 1 < args.length) value = args[++i];
+    if (value === undefined) {
+      throw new UsageError(`Flag --${spec.name} needs a value (${spec.value})`, {
+        hint: `e.g. --${spec.name} ${spec.value}`,
+      });
+    }
+    result.flags.set(spec.name, value);
+  }
+
+  const required = positional.filter((p) => !p.optional).length;
+  const variadic = positional.some((p) => p.variadic);
+  if (result.positionals.length < required) {
+    const missing = positional[result.positionals.length]!;
+    throw new UsageError(`Missing ${missing.name} for ${commandName}`, {
+      hint: `see \`queuectl ${commandName} --help\``,
+    });
+  }
+  if (!variadic && result.positionals.length > positional.length) {
+    const extra = result.positionals[positional.length]!;
+    throw new UsageError(`Unexpected argument "${extra}" for ${commandName}`, {
+      hint: extra.startsWith("{") || /\s/.test(extra)
+        ? "quote the whole JSON or command as one argument"
+        : `see \`queuectl ${commandName} --help\``,
+    });
+  }
+  return result;
+}
+
+/** A flag's string value, or undefined when absent. */
+export function flagString(parsed: ParsedArgs, name: string): string | undefined {
+  const value = parsed.flags.get(name);
+  return typeof value === "string" ? value : undefined;
+}
+
+/** Whether a boolean flag is present. */
+export function flagBool(parsed: ParsedArgs, name: string): boolean {
+  return parsed.flags.get(name) === true;
+}
+
+/** An integer flag within bounds, or a usage error naming the flag. */
+export function flagInt(
+  parsed: ParsedArgs,
+  name: string,
+  min: number,
+  max: number,
+): number | undefined {
+  const text = flagString(parsed, name);
+  if (text === undefined) return undefined;
+  if (!/^-?\d+$/.test(text) || Number(text) < min || Number(text) > max) {
+    throw new UsageError(
+      `Invalid value "${text}" for --${name}: must be a whole number from ${min} to ${max}`,
+    );
+  }
+  return Number(text);
+}

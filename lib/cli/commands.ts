@@ -1,0 +1,142 @@
+/**
+ * The command table: names, arguments, flags and help text of every command, and where its code
+ * lives. Command modules are imported only when their command runs, so start-up stays small.
+ *
+ * @module
+ */
+
+import type { ArgSpec, FlagSpec } from "./args.ts";
+import type { CommandRun } from "./context.ts";
+
+export interface CommandSpec {
+  /** One word, or `group sub`. */
+  name: string;
+  summary: string;
+  args: ArgSpec[];
+  flags: FlagSpec[];
+  /** Paragraphs shown by --help after the flags. */
+  details?: string;
+  examples?: string[];
+  /** Not listed in the overview (internal commands). */
+  hidden?: boolean;
+  load(): Promise<{ run: CommandRun }>;
+}
+
+export const VERSION = "0.1.0";
+
+/**
+ * Imports a command module. The specifier is computed on purpose: Deno loads every statically
+ * known import (dynamic ones included) when it starts, so a literal here would make every command
+ * pay for loading all the others. `deno compile` gets these files through `--include`.
+ */
+function load(name: string): Promise<{ run: CommandRun }> {
+  return import(`./commands/${name}.ts`);
+}
+
+/** Command groups and what they are about. */
+export const GROUPS: Record<string, string> = {
+  config: "read and change queue settings",
+  dlq: "the dead letter queue",
+};
+
+const SCHEDULE_FLAGS: FlagSpec[] = [
+  { name: "priority", value: "N", help: "1..10, higher runs first (default 5)" },
+  { name: "delay", value: "D", help: "run after a delay: 45, 30s, 5m, 2h, 1d, 1h30m" },
+  {
+    name: "run-at",
+    value: "T",
+    help: '"YYYY-MM-DD HH:MM[:SS]" local time, or ISO 8601 with an offset',
+  },
+  { name: "max-retries", value: "N", help: "retries after the first attempt (default: config)" },
+  { name: "timeout", value: "D", help: "time limit per attempt, 0 = none (default: config)" },
+];
+
+export const COMMANDS: readonly CommandSpec[] = [
+  {
+    name: "enqueue",
+    summary: "add jobs to the queue",
+    args: [{
+      name: "JSON",
+      optional: true,
+      help: 'a job object, e.g. \'{"command":"echo hi"}\', or - for JSON lines on stdin',
+    }],
+    flags: [
+      { name: "command", short: "c", value: "CMD", help: "the shell command (instead of JSON)" },
+      { name: "id", value: "ID", help: "the job id (default: the next number)" },
+      ...SCHEDULE_FLAGS,
+      { name: "if-not-exists", help: "an id that exists already is not an error: keep that job" },
+    ],
+    details:
+      "Job fields: command (required), id, priority, max_retries, timeout, run_at, delay, cwd\n" +
+      "(default: the current directory), env (object of strings). Flags override fields.\n" +
+      "With -, every line of stdin is one job, stored in one transaction: all or none.\n" +
+      "Prints each new job's id on its own line.",
+    examples: [
+      `queuectl enqueue '{"command":"echo hello"}'`,
+      `queuectl enqueue -c 'make test' --priority 8 --timeout 10m`,
+      `queuectl enqueue '{"id":"nightly","command":"./backup.sh"}' --run-at "2026-12-01 02:00"`,
+      `printf '%s\\n' '{"command":"true"}' '{"command":"false"}' | queuectl enqueue -`,
+    ],
+    load: () => load("enqueue"),
+  },
+  {
+    name: "list",
+    summary: "list jobs in enqueue order",
+    args: [],
+    flags: [
+      { name: "state", value: "S", help: "pending, processing, completed, failed or dead" },
+      { name: "limit", value: "N", help: "show at most N jobs (default 100)" },
+    ],
+    load: () => load("list"),
+  },
+  {
+    name: "status",
+    summary: "job counts per state, and the workers",
+    args: [],
+    flags: [],
+    load: () => load("status"),
+  },
+  {
+    name: "show",
+    summary: "every field of a job and its attempt history",
+    args: [{ name: "ID", help: "the job id" }],
+    flags: [],
+    load: () => load("show"),
+  },
+  {
+    name: "config get",
+    summary: "show settings (all, or one value)",
+    args: [{ name: "KEY", optional: true, help: "one setting; prints just its value" }],
+    flags: [],
+    load: () => load("config"),
+  },
+  {
+    name: "config set",
+    summary: "change a setting",
+    args: [{ name: "KEY", help: "the setting" }, { name: "VALUE", help: "its new value" }],
+    flags: [],
+    examples: ["queuectl config set max-retries 5", "queuectl config set backoff-max 10m"],
+    load: () => load("config"),
+  },
+  {
+    name: "config unset",
+    summary: "return a setting to its default",
+    args: [{ name: "KEY", help: "the setting" }],
+    flags: [],
+    load: () => load("config"),
+  },
+  {
+    name: "dlq list",
+    summary: "jobs that used up their retries",
+    args: [],
+    flags: [{ name: "limit", value: "N", help: "show at most N jobs (default 100)" }],
+    load: () => load("dlq"),
+  },
+  {
+    name: "dlq retry",
+    summary: "put dead jobs back in the queue with a fresh retry budget",
+    args: [{ name: "ID", optional: true, variadic: true, help: "jobs to retry" }],
+    flags: [{ name: "all", help: "retry every dead job" }],
+    load: () => load("dlq"),
+  },
+];

@@ -1,0 +1,145 @@
+/**
+ * `queuectl enqueue`: validate job input completely, then store it in one transaction.
+ *
+ * @module
+ */
+
+import type { Context } from "../context.ts";
+import { flagBool, flagInt, flagString } from "../args.ts";
+import { jobJson, json } from "../render.ts";
+import { EXIT, UsageError } from "../../errors.ts";
+import type { NewJob } from "../../job/job.ts";
+import type { JobDefaults, JobOverrides } from "../../job/input.ts";
+import {
+  JobInputError,
+  MAX_PRIORITY,
+  MAX_RETRIES_LIMIT,
+  MIN_PRIORITY,
+  parseJobJson,
+  runAtValue,
+  validateJob,
+} from "../../job/input.ts";
+import { parseDuration } from "../../time_parse.ts";
+
+function durationFlag(ctx: Context, name: string): number | undefined {
+  const text = flagString(ctx.args, name);
+  if (text === undefined) return undefined;
+  try {
+    return parseDuration(text);
+  } catch (error) {
+    if (error instanceof RangeError) {
+      throw new UsageError(`Invalid value "${text}" for --${name}: ${error.message}`);
+    }
+    throw error;
+  }
+}
+
+/** Reads the flags that override job fields. */
+export function overridesFrom(ctx: Context, defaults: JobDefaults): JobOverrides {
+  const overrides: JobOverrides = {};
+  const priority = flagInt(ctx.args, "priority", MIN_PRIORITY, MAX_PRIORITY);
+  if (priority !== undefined) overrides.priority = priority;
+  const maxRetries = flagInt(ctx.args, "max-retries", 0, MAX_RETRIES_LIMIT);
+  if (maxRetries !== undefined) overrides.maxRetries = maxRetries;
+  const timeoutMs = durationFlag(ctx, "timeout");
+  if (timeoutMs !== undefined) overrides.timeoutMs = timeoutMs;
+  const delayMs = durationFlag(ctx, "delay");
+  const runAtText = flagString(ctx.args, "run-at");
+  if (delayMs !== undefined && runAtText !== undefined) {
+    throw new UsageError("--delay and --run-at cannot be combined", { hint: "give one of them" });
+  }
+  if (delayMs !== undefined) overrides.delayMs = delayMs;
+  if (runAtText !== undefined) {
+    try {
+      overrides.runAt = runAtValue("run-at", runAtText, defaults);
+    } catch (error) {
+      if (error instanceof JobInputError) {
+        throw new UsageError(`Invalid value for --run-at: ${error.problem}`);
+      }
+      throw error;
+    }
+  }
+  return overrides;
+}
+
+function toUsage(error: unknown, where: string): unknown {
+  if (!(error instanceof JobInputError)) return error;
+  return new UsageError(`${where}: ${error.message}`, {
+    hint: 'a job looks like {"command":"echo hi","priority":5}; see `queuectl enqueue --help`',
+  });
+}
+
+export async function run(ctx: Context): Promise<number> {
+  const source = ctx.args.positionals[0];
+  const command = flagString(ctx.args, "command");
+  const id = flagString(ctx.args, "id");
+  if (source !== undefined && command !== undefined) {
+    throw new UsageError("Give the job as JSON or with --command, not both");
+  }
+  if (source === undefined && command === undefined) {
+    throw new UsageError("Missing the job to enqueue", {
+      hint: `give JSON like '{"command":"echo hi"}', - to read JSON lines, or -c COMMAND`,
+    });
+  }
+  if (source === "-" && id !== undefined) {
+    throw new UsageError("--id cannot be used with -, which may read many jobs", {
+      hint: 'put "id" in each JSON line',
+    });
+  }
+
+  const defaults: JobDefaults = { cwd: ctx.io.cwd, now: ctx.clock.now() };
+  const overrides = overridesFrom(ctx, defaults);
+  const jobs: NewJob[] = [];
+  if (source === "-") {
+    const lines = (await ctx.io.readStdin()).split("\n");
+    for (let i = 0; i < lines.length; i++) {
+      const line = lines[i]!;
+      if (line.trim() === "") continue;
+      try {
+        jobs.push(validateJob(parseJobJson(line), overrides, defaults));
+      } catch (error) {
+        throw toUsage(error, `stdin line ${i + 1}`);
+      }
+    }
+    if (jobs.length === 0) {
+      throw new UsageError("No jobs on standard input", { hint: "give one JSON object per line" });
+    }
+    const seen = new Set<string>();
+    for (const job of jobs) {
+      if (job.id === undefined) continue;
+      if (seen.has(job.id)) {
+        throw new UsageError(`Job id "${job.id}" appears twice on standard input`);
+      }
+      seen.add(job.id);
+    }
+  } else {
+    try {
+      const input = command !== undefined ? { command } : parseJobJson(source!);
+      if (id !== undefined) input.id = id;
+      jobs.push(validateJob(input, overrides, defaults));
+    } catch (error) {
+      if (
+        error instanceof JobInputError && error.field === null && command === undefined &&
+        !source!.trimStart().startsWith("{")
+      ) {
+        throw new UsageError(`The job is not JSON: ${JSON.stringify(source)}`, {
+          hint: `to run a shell command, use -c ${JSON.stringify(source)}`,
+        });
+      }
+      throw toUsage(error, command !== undefined ? "--command" : "job");
+    }
+  }
+
+  const queue = await ctx.openQueue();
+  const result = await queue.enqueue(jobs, {
+    ifExists: flagBool(ctx.args, "if-not-exists") ? "keep" : "fail",
+  });
+  ctx.fault?.("enqueue:after-commit-before-print");
+  if (ctx.json) {
+    const objects = result.jobs.map(jobJson);
+    ctx.io.out(json(source === "-" ? objects : objects[0]));
+  } else {
+    ctx.io.out(result.jobs.map((job) => job.id).join("\n") + "\n");
+  }
+  return EXIT.ok;
+}

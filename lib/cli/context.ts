@@ -1,0 +1,39 @@
+/**
+ * What a command receives: its parsed arguments, the IO to use, and a lazily opened queue.
+ *
+ * @module
+ */
+
+import type { ParsedArgs } from "./args.ts";
+import type { Io } from "./io.ts";
+import type { Clock } from "../clock.ts";
+import type { FaultHook } from "../fault.ts";
+import type { Queue } from "../queue.ts";
+import type { DbLocation } from "../store/location.ts";
+
+export interface Context {
+  /** The command's name as in the table: `enqueue`, `config set`. */
+  command: string;
+  io: Io;
+  args: ParsedArgs;
+  /** `--json` was given: stdout carries JSON only. */
+  json: boolean;
+  /** Colour on stdout: a terminal, and NO_COLOR unset. */
+  color: boolean;
+  clock: Clock;
+  fault: FaultHook | undefined;
+  /** Where the database is (resolving does not open or create it). */
+  location(): DbLocation;
+  /** Opens the queue on first call (creating the database on first use); closed when the command ends. */
+  openQueue(role?: "cli" | "worker"): Promise<Queue>;
+  /** How to start this program again (workers, detach). */
+  self: SelfCommand;
+}
+
+/** The command line that runs this very program: the binary, or `deno run -A <main module>`. */
+export interface SelfCommand {
+  exec: string;
+  args: string[];
+}
+
+export type CommandRun = (ctx: Context) => Promise<number>;

@@ -1,0 +1,87 @@
+/**
+ * The CLI's connection to the outside world, injected so that tests can run commands in process.
+ *
+ * @module
+ */
+
+export interface Io {
+  /** Buffered; flushed by `flush()` and when the command ends. */
+  out(text: string): void;
+  /** Unbuffered. */
+  err(text: string): void;
+  flush(): void;
+  /** Reads standard input to the end. */
+  readStdin(): Promise<string>;
+  readonly stdoutIsTerminal: boolean;
+  readonly stderrIsTerminal: boolean;
+  env(name: string): string | undefined;
+  readonly cwd: string;
+}
+
+const FLUSH_AT = 64 * 1024;
+
+function writeAll(file: { writeSync(p: Uint8Array): number }, bytes: Uint8Array): void {
+  let offset = 0;
+  while (offset < bytes.length) offset += file.writeSync(bytes.subarray(offset));
+}
+
+/** The real process: Deno's stdin, stdout and stderr. */
+export function processIo(): Io {
+  const encoder = new TextEncoder();
+  let pending: string[] = [];
+  let size = 0;
+  const flush = () => {
+    if (pending.length === 0) return;
+    const text = pending.join("");
+    pending = [];
+    size = 0;
+    writeAll(Deno.stdout, encoder.encode(text));
+  };
+  return {
+    out(text) {
+      pending.push(text);
+      size += text.length;
+      if (size >= FLUSH_AT) flush();
+    },
+    err(text) {
+      flush();
+      writeAll(Deno.stderr, encoder.encode(text));
+    },
+    flush,
+    readStdin: () => new Response(Deno.stdin.readable).text(),
+    stdoutIsTerminal: Deno.stdout.isTerminal(),
+    stderrIsTerminal: Deno.stderr.isTerminal(),
+    env: (name) => Deno.env.get(name),
+    cwd: Deno.cwd(),
+  };
+}
+
+/** Captures output in memory; for tests. */
+export class MemoryIo implements Io {
+  stdout = "";
+  stderr = "";
+  readonly stdoutIsTerminal = false;
+  readonly stderrIsTerminal = false;
+  readonly cwd: string;
+  readonly #stdin: string;
+  readonly #env: Record<string, string>;
+
+  constructor(options: { stdin?: string; env?: Record<string, string>; cwd?: string } = {}) {
+    this.#stdin = options.stdin ?? "";
+    this.#env = options.env ?? {};
+    this.cwd = options.cwd ?? "/";
+  }
+  out(text: string): void {
+    this.stdout += text;
+  }
+  err(text: string): void {
+    this.stderr += text;
+  }
+  flush(): void {}
+  readStdin(): Promise<string> {
+    return Promise.resolve(this.#stdin);
+  }
+  env(name: string): string | undefined {
+    return this.#env[name];
+  }
+}

@@ -1,0 +1,217 @@
+/**
+ * The CLI entry: finds the command, parses its flags, runs it, and is the only place that turns
+ * errors into exit codes and one-line messages.
+ *
+ * Start-up cost is a feature: every call starts a Deno process, so this module imports only what
+ * every command needs, and each command loads the rest itself.
+ *
+ * @module
+ */
+
+import { GLOBAL_FLAGS, parseArgs } from "./args.ts";
+import type { FlagSpec } from "./args.ts";
+import type { CommandSpec } from "./commands.ts";
+import { COMMANDS, GROUPS, VERSION } from "./commands.ts";
+import type { Context, SelfCommand } from "./context.ts";
+import type { Io } from "./io.ts";
+import type { Clock } from "../clock.ts";
+import { systemClock } from "../clock.ts";
+import { EXIT, QueuectlError, UsageError } from "../errors.ts";
+import { faultHook } from "../fault.ts";
+import type { Queue } from "../queue.ts";
+import type { DbLocation } from "../store/location.ts";
+import { resolveDbLocation } from "../store/location.ts";
+
+export interface MainOptions {
+  clock?: Clock;
+  /** How to run this program again; defaults to this process's own command line. */
+  self?: SelfCommand;
+}
+
+/** The command line that starts this program: the compiled binary, or deno running main.ts. */
+export function selfCommand(): SelfCommand {
+  if (Deno.build.standalone) return { exec: Deno.execPath(), args: [] };
+  return { exec: Deno.execPath(), args: ["run", "-A", "--quiet", Deno.mainModule] };
+}
+
+/** Splits off the command words: global flags may come first; anything else starts the command. */
+function findCommand(args: readonly string[]): { words: string[]; rest: string[] } {
+  const rest: string[] = [];
+  const words: string[] = [];
+  let i = 0;
+  for (; i < args.length; i++) {
+    const token = args[i]!;
+    if (token === "--" || token === "-" || !token.startsWith("-")) break;
+    rest.push(token);
+    const name = token.startsWith("--") ? token.slice(2) : token.slice(1);
+    const flag = GLOBAL_FLAGS.find((f) => f.name === name || f.short === name);
+    if (flag?.value !== undefined && i + 1 < args.length) rest.push(args[++i]!);
+  }
+  if (i < args.length && args[i] !== "--" && args[i] !== "-") {
+    words.push(args[i++]!);
+    if (GROUPS[words[0]!] !== undefined && i < args.length && !args[i]!.startsWith("-")) {
+      words.push(args[i++]!);
+    }
+  }
+  return { words, rest: [...rest, ...args.slice(i)] };
+}
+
+function lookup(words: readonly string[]): CommandSpec | "group" | undefined {
+  const name = words.join(" ");
+  const spec = COMMANDS.find((c) => c.name === name);
+  if (spec) return spec;
+  if (words.length === 1 && GROUPS[name] !== undefined) return "group";
+  return undefined;
+}
+
+async function unknownCommand(words: readonly string[]): Promise<UsageError> {
+  const { didYouMean } = await import("../suggest.ts");
+  const group = GROUPS[words[0]!] !== undefined ? words[0]! : undefined;
+  if (group !== undefined) {
+    const subs = COMMANDS.filter((c) => c.name.startsWith(`${group} `)).map((c) =>
+      c.name.slice(group.length + 1)
+    );
+    const hint = didYouMean(words[1]!, subs);
+    return new UsageError(`Unknown command "${words.join(" ")}"${hint ? `: ${hint}` : ""}`, {
+      hint: `${group} commands: ${subs.join(", ")}`,
+    });
+  }
+  const names = [...new Set(COMMANDS.filter((c) => !c.hidden).map((c) => c.name.split(" ")[0]!))];
+  const hint = didYouMean(words[0]!, names);
+  return new UsageError(`Unknown command "${words[0]}"${hint ? `: ${hint}` : ""}`, {
+    hint: "`queuectl --help` lists the commands",
+  });
+}
+
+/** Formats an error as the one line users see (plus a stack with --debug). */
+export function describeError(error: unknown, debug: boolean): { text: string; code: number } {
+  if (error instanceof QueuectlError) {
+    let text = `queuectl: ${error.message}${error.hint ? ` (${error.hint})` : ""}\n`;
+    if (debug) text += `${error.stack}\n${error.cause instanceof Error ? error.cause.stack : ""}\n`;
+    return { text, code: error.exitCode };
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  let text = `queuectl: internal error: ${message.split("\n")[0]} ` +
+    `(run again with --debug for details, and please report it)\n`;
+  if (debug && error instanceof Error) text += `${error.stack}\n`;
+  return { text, code: EXIT.internal };
+}
+
+/** Runs one command line and returns its exit code. */
+export async function main(
+  argv: readonly string[],
+  io: Io,
+  options: MainOptions = {},
+): Promise<number> {
+  const debug = argv.includes("--debug");
+  let queue: Queue | undefined;
+  try {
+    return await dispatch(argv, io, options, (q) => queue = q);
+  } catch (error) {
+    if (error instanceof Deno.errors.BrokenPipe) return 141;
+    const { text, code } = describeError(error, debug);
+    io.err(text);
+    return code;
+  } finally {
+    try {
+      io.flush();
+    } catch { /* stdout closed */ }
+    queue?.close();
+  }
+}
+
+async function help(color: boolean, target: CommandSpec | string | undefined): Promise<string> {
+  const { commandHelp, groupHelp, overviewHelp } = await import("./help.ts");
+  const { palette } = await import("./render.ts");
+  const p = palette(color);
+  return target === undefined
+    ? overviewHelp(p)
+    : typeof target === "string"
+    ? groupHelp(p, target)
+    : commandHelp(p, target);
+}
+
+async function dispatch(
+  argv: readonly string[],
+  io: Io,
+  options: MainOptions,
+  opened: (queue: Queue) => void,
+): Promise<number> {
+  const color = io.stdoutIsTerminal && io.env("NO_COLOR") === undefined;
+  const wantsHelp = (tokens: readonly string[]) =>
+    tokens.includes("--help") || tokens.includes("-h");
+  const { words, rest } = findCommand(argv);
+  if (words.length === 0) {
+    if (rest.includes("--version")) {
+      io.out(`queuectl ${VERSION}\n`);
+      return EXIT.ok;
+    }
+    if (wantsHelp(rest)) {
+      io.out(await help(color, undefined));
+      return EXIT.ok;
+    }
+    parseArgs(rest, GLOBAL_FLAGS, [], "queuectl");
+    io.err(await help(false, undefined));
+    return EXIT.usage;
+  }
+  if (words[0] === "help") {
+    const target = lookup(rest.filter((t) => !t.startsWith("-")));
+    if (target === undefined && rest.length) throw await unknownCommand(rest);
+    io.out(await help(color, target === "group" ? rest[0]! : target));
+    return EXIT.ok;
+  }
+  const spec = lookup(words);
+  if (spec === "group") {
+    if (wantsHelp(rest)) {
+      io.out(await help(color, words[0]!));
+      return EXIT.ok;
+    }
+    io.err(await help(false, words[0]!));
+    return EXIT.usage;
+  }
+  if (spec === undefined) throw await unknownCommand(words);
+  if (wantsHelp(rest)) {
+    io.out(await help(color, spec));
+    return EXIT.ok;
+  }
+
+  const flags: FlagSpec[] = [...spec.flags, ...GLOBAL_FLAGS];
+  const args = parseArgs(rest, flags, spec.args, spec.name);
+  const clock = options.clock ?? systemClock((name) => io.env(name));
+  const fault = faultHook((name) => io.env(name));
+  const dbFlag = args.flags.get("db");
+  let location: DbLocation | undefined;
+  let queue: Queue | undefined;
+  const ctx: Context = {
+    command: spec.name,
+    io,
+    args,
+    json: args.flags.get("json") === true,
+    color,
+    clock,
+    fault,
+    location() {
+      location ??= resolveDbLocation(
+        typeof dbFlag === "string" ? dbFlag : undefined,
+        (name) => io.env(name),
+        io.cwd,
+      );
+      return location;
+    },
+    async openQueue(role = "cli") {
+      if (queue === undefined) {
+        const [{ openStore }, { Queue }] = await Promise.all([
+          import("../store/open.ts"),
+          import("../queue.ts"),
+        ]);
+        const store = await openStore(ctx.location(), { role, now: clock.now(), fault });
+        queue = new Queue(store, { clock });
+        opened(queue);
+      }
+      return queue;
+    },
+    self: options.self ?? selfCommand(),
+  };
+  const module = await spec.load();
+  return await module.run(ctx);
+}

@@ -1,0 +1,88 @@
+/**
+ * Errors that carry an exit code. Only `lib/cli/main.ts` turns them into stderr text and a
+ * process exit status; everything else throws them.
+ *
+ * @module
+ */
+
+/** Documented exit codes of every command. */
+export const EXIT = {
+  ok: 0,
+  internal: 1,
+  usage: 2,
+  conflict: 3,
+  notFound: 4,
+  busy: 5,
+  unusable: 6,
+  full: 7,
+  /** `wait` gave up before the jobs finished. */
+  timeout: 124,
+  sigint: 130,
+  sigterm: 143,
+} as const;
+
+export interface QueuectlErrorOptions {
+  /** What the user can do about it; printed after the message. */
+  hint?: string;
+  cause?: unknown;
+}
+
+/** Base of every error a user is meant to read. */
+export class QueuectlError extends Error {
+  readonly exitCode: number;
+  readonly hint: string | undefined;
+
+  constructor(message: string, exitCode: number, options: QueuectlErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.exitCode = exitCode;
+    this.hint = options.hint;
+  }
+}
+
+/** Bad arguments, flags or job input (exit 2). */
+export class UsageError extends QueuectlError {
+  constructor(message: string, options?: QueuectlErrorOptions) {
+    super(message, EXIT.usage, options);
+  }
+}
+
+/** The id exists already, or the job is not in the state the operation needs (exit 3). */
+export class ConflictError extends QueuectlError {
+  constructor(message: string, options?: QueuectlErrorOptions) {
+    super(message, EXIT.conflict, options);
+  }
+}
+
+/** No such job (exit 4). */
+export class NotFoundError extends QueuectlError {
+  constructor(message: string, options?: QueuectlErrorOptions) {
+    super(message, EXIT.notFound, options);
+  }
+}
+
+/** Another process held the database lock past the busy timeout (exit 5). Transient. */
+export class StoreBusyError extends QueuectlError {
+  constructor(message: string, options?: QueuectlErrorOptions) {
+    super(message, EXIT.busy, options);
+  }
+}
+
+/** The database cannot be used: read-only, corrupt, not ours, newer schema, a directory (exit 6). */
+export class StoreUnusableError extends QueuectlError {
+  constructor(message: string, options?: QueuectlErrorOptions) {
+    super(message, EXIT.unusable, options);
+  }
+}
+
+/** The file system or database is full (exit 7). */
+export class StorageFullError extends QueuectlError {
+  constructor(message: string, options?: QueuectlErrorOptions) {
+    super(message, EXIT.full, options);
+  }
+}
+
+/** True for store errors that may go away by themselves (busy), so a worker may retry. */
+export function isTransient(error: unknown): boolean {
+  return error instanceof StoreBusyError || error instanceof StorageFullError;
+}

@@ -1,0 +1,286 @@
+/**
+ * Validates job input (the JSON users enqueue, and the flags that override it) into a `NewJob`.
+ * Strict: unknown fields, wrong types and duplicate keys are refused, never coerced.
+ *
+ * @module
+ */
+
+import type { NewJob } from "./job.ts";
+import { didYouMean } from "../suggest.ts";
+import { resolvePath } from "../path.ts";
+import {
+  MAX_DURATION_MS,
+  parseDuration,
+  parseRunAt,
+  RUN_AT_PAST_TOLERANCE_MS,
+} from "../time_parse.ts";
+
+/** Fields a job object may have. */
+export const JOB_FIELDS = [
+  "command",
+  "id",
+  "priority",
+  "max_retries",
+  "timeout",
+  "run_at",
+  "delay",
+  "cwd",
+  "env",
+] as const;
+
+export const MIN_PRIORITY = 1;
+export const MAX_PRIORITY = 10;
+export const DEFAULT_PRIORITY = 5;
+export const MAX_RETRIES_LIMIT = 1000;
+/** Linux refuses a single exec argument longer than this (MAX_ARG_STRLEN), and `sh -c` needs one. */
+export const MAX_COMMAND_BYTES = 128 * 1024 - 1;
+export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+
+/** A problem with one field: `field` and what is wrong with it. */
+export class JobInputError extends Error {
+  constructor(readonly field: string | null, readonly problem: string) {
+    super(field === null ? problem : `field "${field}" ${problem}`);
+    this.name = "JobInputError";
+  }
+}
+
+/** Values given as command-line flags; each replaces the JSON field of the same meaning. */
+export interface JobOverrides {
+  priority?: number;
+  maxRetries?: number;
+  timeoutMs?: number;
+  runAt?: number;
+  delayMs?: number;
+}
+
+/** What fills the fields a job leaves out. */
+export interface JobDefaults {
+  cwd: string;
+  now: number;
+  /** For local `run_at` values; the system's zone when absent. */
+  timeZone?: string;
+}
+
+/**
+ * Finds the first key that appears twice in one JSON object (JSON.parse keeps the last silently).
+ * Expects text that JSON.parse accepted.
+ */
+export function findDuplicateKey(text: string): string | undefined {
+  const stack: (Set<string> | null)[] = [];
+  let expectKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 /* " */) {
+      const start = i;
+      for (i++; i < text.length; i++) {
+        const d = text.charCodeAt(i);
+        if (d === 0x5c /* \ */) i++;
+        else if (d === 0x22) break;
+      }
+      const keys = stack[stack.length - 1];
+      if (expectKey && keys) {
+        const raw = text.slice(start, i + 1);
+        const key = raw.includes("\\") ? JSON.parse(raw) as string : raw.slice(1, -1);
+        if (keys.has(key)) return key;
+        keys.add(key);
+        expectKey = false;
+      }
+    } else if (c === 0x7b /* { */) {
+      stack.push(new Set());
+      expectKey = true;
+    } else if (c === 0x5b /* [ */) {
+      stack.push(null);
+    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
+      stack.pop();
+    } else if (c === 0x2c /* , */) {
+      expectKey = stack[stack.length - 1] instanceof Set;
+    }
+  }
+  return undefined;
+}
+
+/** Parses one job's JSON text into a plain object, refusing what JSON.parse lets through. */
+export function parseJobJson(text: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    const detail = error instanceof SyntaxError ? error.message.replace(/^JSON\.parse: /, "") : "";
+    throw new JobInputError(null, `is not valid JSON${detail ? ` (${detail})` : ""}`);
+  }
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    const kind = value === null ? "null" : Array.isArray(value) ? "an array" : typeof value;
+    throw new JobInputError(null, `must be a JSON object like {"command":"echo hi"}, not ${kind}`);
+  }
+  const duplicate = findDuplicateKey(text);
+  if (duplicate !== undefined) {
+    throw new JobInputError(duplicate, "appears twice; give each field once");
+  }
+  return value as Record<string, unknown>;
+}
+
+function typeName(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  return typeof value === "object" ? "an object" : `a ${typeof value}`;
+}
+
+function checkText(field: string, value: string, what: string): void {
+  if (value.includes("\0")) throw new JobInputError(field, `contains a NUL character; ${what}`);
+  if (!value.isWellFormed()) {
+    throw new JobInputError(field, `contains an unpaired surrogate (invalid Unicode); ${what}`);
+  }
+}
+
+/** Checks a job id as given by a user (enqueue or any command that takes an id). */
+export function idProblem(id: string): string | undefined {
+  if (id === "") return "is empty";
+  if (id.length > 128) return `is ${id.length} characters long; the most is 128`;
+  if (!ID_PATTERN.test(id)) {
+    return "may hold only letters, digits and . _ : - and must start with a letter or digit";
+  }
+  return undefined;
+}
+
+function integerField(field: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== "number") {
+    throw new JobInputError(field, `must be a number, not ${typeName(value)}`);
+  }
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new JobInputError(field, `must be a whole number from ${min} to ${max}, not ${value}`);
+  }
+  return value;
+}
+
+function durationField(field: string, value: unknown): number {
+  if (typeof value !== "number" && typeof value !== "string") {
+    throw new JobInputError(
+      field,
+      `must be a duration (seconds as a number, or a string like "30s"), not ${typeName(value)}`,
+    );
+  }
+  try {
+    return parseDuration(value);
+  } catch (error) {
+    if (error instanceof RangeError) throw new JobInputError(field, error.message);
+    throw error;
+  }
+}
+
+function envField(value: unknown): Record<string, string> {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new JobInputError("env", `must be an object of strings, not ${typeName(value)}`);
+  }
+  const env: Record<string, string> = {};
+  for (const [key, item] of Object.entries(value)) {
+    if (key === "" || key.includes("=") || !/^[^\0]+$/.test(key) || !key.isWellFormed()) {
+      throw new JobInputError("env", `has an invalid variable name ${JSON.stringify(key)}`);
+    }
+    if (typeof item !== "string") {
+      throw new JobInputError("env", `value of ${key} must be a string, not ${typeName(item)}`);
+    }
+    checkText("env", item, `remove it from ${key}`);
+    env[key] = item;
+  }
+  return env;
+}
+
+/**
+ * Builds a `NewJob` from a parsed job object, the flags that override its fields, and defaults.
+ * Throws `JobInputError` naming the field at fault.
+ */
+export function validateJob(
+  input: Record<string, unknown>,
+  overrides: JobOverrides,
+  defaults: JobDefaults,
+): NewJob {
+  for (const key of Object.keys(input)) {
+    if (!(JOB_FIELDS as readonly string[]).includes(key)) {
+      const hint = didYouMean(key, JOB_FIELDS);
+      throw new JobInputError(
+        key,
+        `is not a job field; ${hint || `valid fields: ${JOB_FIELDS.join(", ")}`}`,
+      );
+    }
+  }
+
+  const command = input.command;
+  if (command === undefined) throw new JobInputError("command", "is required");
+  if (typeof command !== "string") {
+    throw new JobInputError("command", `must be a string, not ${typeName(command)}`);
+  }
+  if (command.trim() === "") throw new JobInputError("command", "is empty");
+  checkText("command", command, "a shell command cannot hold it");
+  if (new TextEncoder().encode(command).length > MAX_COMMAND_BYTES) {
+    throw new JobInputError(
+      "command",
+      "is longer than 128 KiB, the most one shell argument can hold; put it in a script",
+    );
+  }
+
+  let id: string | undefined;
+  if (input.id !== undefined) {
+    if (typeof input.id !== "string") {
+      throw new JobInputError("id", `must be a string, not ${typeName(input.id)}`);
+    }
+    const problem = idProblem(input.id);
+    if (problem) throw new JobInputError("id", problem);
+    id = input.id;
+  }
+
+  const priority = overrides.priority ??
+    (input.priority === undefined
+      ? DEFAULT_PRIORITY
+      : integerField("priority", input.priority, MIN_PRIORITY, MAX_PRIORITY));
+  const maxRetries = overrides.maxRetries ??
+    (input.max_retries === undefined
+      ? null
+      : integerField("max_retries", input.max_retries, 0, MAX_RETRIES_LIMIT));
+  const timeoutMs = overrides.timeoutMs ??
+    (input.timeout === undefined ? null : durationField("timeout", input.timeout));
+
+  if (input.run_at !== undefined && input.delay !== undefined) {
+    throw new JobInputError("delay", 'cannot be combined with "run_at"; give one of them');
+  }
+  let runAt = defaults.now;
+  if (overrides.runAt !== undefined) runAt = overrides.runAt;
+  else if (overrides.delayMs !== undefined) runAt = defaults.now + overrides.delayMs;
+  else if (input.delay !== undefined) runAt = defaults.now + durationField("delay", input.delay);
+  else if (input.run_at !== undefined) {
+    if (typeof input.run_at !== "string") {
+      throw new JobInputError("run_at", `must be a string, not ${typeName(input.run_at)}`);
+    }
+    runAt = runAtValue("run_at", input.run_at, defaults);
+  }
+
+  let cwd = defaults.cwd;
+  if (input.cwd !== undefined) {
+    if (typeof input.cwd !== "string") {
+      throw new JobInputError("cwd", `must be a string, not ${typeName(input.cwd)}`);
+    }
+    if (input.cwd === "") throw new JobInputError("cwd", "is empty");
+    checkText("cwd", input.cwd, "a directory name cannot hold it");
+    cwd = resolvePath(defaults.cwd, input.cwd);
+  }
+  const env = input.env === undefined ? {} : envField(input.env);
+
+  return { id, command, priority, maxRetries, timeoutMs, cwd, env, runAt };
+}
+
+/** Parses a run-at time and refuses one well in the past (a likely mistake). */
+export function runAtValue(field: string, text: string, defaults: JobDefaults): number {
+  let value: number;
+  try {
+    value = parseRunAt(text, defaults.timeZone);
+  } catch (error) {
+    if (error instanceof RangeError) throw new JobInputError(field, `"${text}" ${error.message}`);
+    throw error;
+  }
+  if (value < defaults.now - RUN_AT_PAST_TOLERANCE_MS) {
+    throw new JobInputError(field, `"${text}" is in the past; leave it out to run the job now`);
+  }
+  if (value > defaults.now + MAX_DURATION_MS) {
+    throw new JobInputError(field, `"${text}" is more than 10 years ahead`);
+  }
+  return value;
+}

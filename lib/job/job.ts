@@ -1,0 +1,91 @@
+/**
+ * The job and attempt records every layer shares. Times are epoch milliseconds.
+ *
+ * @module
+ */
+
+import type { JobState } from "./state.ts";
+
+/** A job as stored. */
+export interface Job {
+  id: string;
+  /** Enqueue order; breaks ties in the ready order and never repeats. */
+  seq: number;
+  command: string;
+  state: JobState;
+  /** 1..10, higher runs first. */
+  priority: number;
+  /** Attempts started, ever (the attempt history has this many rows). */
+  attempts: number;
+  /** Attempts charged against the current retry budget (reset by `dlq retry`). */
+  budgetUsed: number;
+  maxRetries: number;
+  /** Per-job time limit; `null` means the `job-timeout` setting, 0 means none. */
+  timeoutMs: number | null;
+  cwd: string;
+  env: Record<string, string>;
+  /** When the job is due (first run, or the scheduled retry). */
+  runAt: number;
+  createdAt: number;
+  updatedAt: number;
+  /** Set when the job reached `completed` or `dead`. */
+  finishedAt: number | null;
+  /** The worker holding it while `processing`. */
+  workerId: string | null;
+  leaseExpiresAt: number | null;
+  lastError: string | null;
+  lastExitCode: number | null;
+}
+
+/** Runs left in the current budget: 1 + max_retries minus what was charged. */
+export function attemptsLeft(job: Pick<Job, "maxRetries" | "budgetUsed">): number {
+  return Math.max(0, 1 + job.maxRetries - job.budgetUsed);
+}
+
+/** How an attempt ended. */
+export type AttemptOutcome =
+  /** Exited 0. */
+  | "completed"
+  /** Exited non-zero or was killed by a signal. */
+  | "failed"
+  /** Ran past its time limit and was killed. */
+  | "timeout"
+  /** Could not be started (missing cwd, no shell). */
+  | "spawn_failed"
+  /** Its worker died or lost the lease; recovered by another worker. */
+  | "lost"
+  /** Stopped by a worker shutdown; not charged against the retry budget. */
+  | "interrupted";
+
+/** One run of a job. */
+export interface Attempt {
+  jobId: string;
+  attempt: number;
+  workerId: string;
+  startedAt: number;
+  /** `null` while it runs. */
+  finishedAt: number | null;
+  outcome: AttemptOutcome | null;
+  exitCode: number | null;
+  signal: string | null;
+  error: string | null;
+  /** The job's process (group leader) while it runs; used to kill leftovers on recovery. */
+  pid: number | null;
+}
+
+/** What enqueue stores: a validated job without its bookkeeping. */
+export interface NewJob {
+  /** `undefined`: the store assigns the next sequence number as the id. */
+  id: string | undefined;
+  command: string;
+  priority: number;
+  /** `null`: the `max-retries` setting at enqueue time. */
+  maxRetries: number | null;
+  timeoutMs: number | null;
+  cwd: string;
+  env: Record<string, string>;
+  runAt: number;
+}
+
+/** A `NewJob` whose defaults were filled in from the settings, ready to store. */
+export type ResolvedJob = NewJob & { maxRetries: number };

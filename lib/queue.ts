@@ -1,0 +1,139 @@
+/**
+ * The queue's core API. The CLI and the workers call only this; it holds no SQL (that is the
+ * store's) and no presentation (that is the CLI's).
+ *
+ * @module
+ */
+
+import type { Clock } from "./clock.ts";
+import type { Config } from "./config.ts";
+import { CONFIG_KEYS, configKey, parseConfigValue, resolveConfig } from "./config.ts";
+import { NotFoundError } from "./errors.ts";
+import type { Attempt, Job, NewJob, ResolvedJob } from "./job/job.ts";
+import type { JobState } from "./job/state.ts";
+import type {
+  JobCounts,
+  JobInsertResult,
+  JobListResult,
+  OutputCapture,
+  Store,
+  WorkerRecord,
+} from "./store/store.ts";
+
+export interface QueueOptions {
+  clock: Clock;
+}
+
+export interface QueueStatus {
+  counts: JobCounts;
+  workers: WorkerRecord[];
+}
+
+export class Queue {
+  readonly store: Store;
+  readonly clock: Clock;
+
+  constructor(store: Store, options: QueueOptions) {
+    this.store = store;
+    this.clock = options.clock;
+  }
+
+  /**
+   * Stores jobs atomically: every one of them, or none.
+   *
+   * @example
+   * ```ts ignore
+   * const { jobs } = await queue.enqueue([job]);
+   * console.log(jobs[0].id);
+   * ```
+   */
+  async enqueue(
+    jobs: readonly NewJob[],
+    options: { ifExists?: "fail" | "keep" } = {},
+  ): Promise<JobInsertResult> {
+    let resolved: ResolvedJob[];
+    if (jobs.some((job) => job.maxRetries === null)) {
+      const { maxRetries } = await this.config();
+      resolved = jobs.map((job) => ({ ...job, maxRetries: job.maxRetries ?? maxRetries }));
+    } else {
+      resolved = jobs as ResolvedJob[];
+    }
+    return this.store.jobInsertMany({
+      jobs: resolved,
+      now: this.clock.now(),
+      ifExists: options.ifExists ?? "fail",
+    });
+  }
+
+  /** The job with `id`, or `NotFoundError`. */
+  async get(id: string): Promise<Job> {
+    const job = await this.store.jobGet({ id });
+    if (!job) {
+      throw new NotFoundError(`Job "${id}" not found`, { hint: "`queuectl list` shows the jobs" });
+    }
+    return job;
+  }
+
+  list(options: { state?: JobState; limit: number }): Promise<JobListResult> {
+    return this.store.jobList(options);
+  }
+
+  async status(): Promise<QueueStatus> {
+    const [counts, workers] = await Promise.all([
+      this.store.jobCountByState(),
+      this.store.workerList(),
+    ]);
+    return { counts, workers };
+  }
+
+  /** Attempt history, oldest first; `NotFoundError` for an unknown job. */
+  async attempts(id: string): Promise<Attempt[]> {
+    await this.get(id);
+    return this.store.attemptList({ jobId: id });
+  }
+
+  output(
+    id: string,
+    attempt: number,
+  ): Promise<{ stdout: OutputCapture; stderr: OutputCapture } | undefined> {
+    return this.store.attemptOutput({ jobId: id, attempt });
+  }
+
+  /** Moves dead jobs back to pending with a fresh retry budget (all of them, or none). */
+  dlqRetry(ids: readonly string[] | "all"): Promise<Job[]> {
+    return this.store.jobDlqRetry({ ids, now: this.clock.now() });
+  }
+
+  /** The effective settings. */
+  async config(): Promise<Config> {
+    return resolveConfig(await this.store.configGetAll());
+  }
+
+  /** Stored overrides only (key → base-unit value). */
+  async configOverrides(): Promise<Record<string, number>> {
+    const stored = await this.store.configGetAll();
+    const config = resolveConfig(stored);
+    const out: Record<string, number> = {};
+    for (const key of Object.keys(stored)) {
+      if (Object.hasOwn(CONFIG_KEYS, key)) out[key] = config[CONFIG_KEYS[key]!.field];
+    }
+    return out;
+  }
+
+  /** Validates and stores a setting; returns the value in base units. */
+  async configSet(key: string, text: string): Promise<number> {
+    const value = parseConfigValue(key, text);
+    await this.store.configSet({ key, value: String(value) });
+    return value;
+  }
+
+  /** Returns to the default; false when it was not set. */
+  configUnset(key: string): Promise<boolean> {
+    configKey(key);
+    return this.store.configUnset({ key });
+  }
+
+  close(): void {
+    this.store.close();
+  }
+}

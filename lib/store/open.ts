@@ -1,0 +1,42 @@
+/**
+ * Opening the queue's store.
+ *
+ * @module
+ */
+
+import type { Store } from "./store.ts";
+import { SqliteStore } from "./sqlite/store.ts";
+import { StoreUnusableError } from "../errors.ts";
+import { dirname } from "../path.ts";
+import type { DbLocation } from "./location.ts";
+import type { FaultHook } from "../fault.ts";
+
+export interface OpenStoreOptions {
+  /** `cli`: acknowledges work to users (synchronous=FULL, waits 5 s for locks). `worker`: NORMAL. */
+  role: "cli" | "worker";
+  now: number;
+  fault?: FaultHook | undefined;
+  busyTimeoutMs?: number;
+}
+
+/** Busy timeout of CLI connections: past it a command exits 5. */
+export const CLI_BUSY_TIMEOUT_MS = 5000;
+
+export function openStore(location: DbLocation, options: OpenStoreOptions): Promise<Store> {
+  if (location.isDefault) {
+    const dir = dirname(location.path);
+    try {
+      Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    } catch (error) {
+      throw new StoreUnusableError(`Cannot create the data directory: ${dir}`, {
+        hint: "set QUEUECTL_DB or --db to a writable path",
+        cause: error,
+      });
+    }
+  }
+  return SqliteStore.open(location.path, {
+    synchronous: options.role === "cli" ? "FULL" : "NORMAL",
+    busyTimeoutMs: options.busyTimeoutMs ?? CLI_BUSY_TIMEOUT_MS,
+    ...(options.fault ? { fault: options.fault } : {}),
+  }, options.now);
+}

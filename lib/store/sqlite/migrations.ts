@@ -1,0 +1,191 @@
+/**
+ * Forward-only schema migrations, keyed by version. The version lives in `PRAGMA user_version`
+ * (read before anything else, so a newer database is refused without being touched) and in the
+ * `queuectl_migrations` table (when each was applied). Each migration runs in one transaction.
+ *
+ * @module
+ */
+
+import { DatabaseSync } from "node:sqlite";
+import { APPLICATION_ID } from "./version.ts";
+import { MIGRATION_RECORD } from "./queries.ts";
+
+type Row = Record<string, unknown>;
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+const STATES = "'pending', 'processing', 'completed', 'failed', 'dead'";
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: "jobs, attempts, outputs, workers, config",
+    sql: `
+CREATE TABLE queuectl_migrations (
+  version    INTEGER PRIMARY KEY,
+  name       TEXT    NOT NULL,
+  applied_at INTEGER NOT NULL
+);
+
+CREATE TABLE jobs (
+  seq              INTEGER PRIMARY KEY AUTOINCREMENT,
+  id               TEXT    NOT NULL UNIQUE,
+  command          TEXT    NOT NULL CHECK (length(command) > 0),
+  state            TEXT    NOT NULL CHECK (state IN (${STATES})),
+  priority         INTEGER NOT NULL CHECK (priority BETWEEN 1 AND 10),
+  max_retries      INTEGER NOT NULL CHECK (max_retries >= 0),
+  timeout_ms       INTEGER CHECK (timeout_ms >= 0),
+  cwd              TEXT    NOT NULL,
+  env              TEXT,
+  run_at           INTEGER NOT NULL,
+  created_at       INTEGER NOT NULL,
+  updated_at       INTEGER NOT NULL,
+  attempts         INTEGER NOT NULL DEFAULT 0,
+  budget_used      INTEGER NOT NULL DEFAULT 0,
+  worker_id        TEXT,
+  lease_expires_at INTEGER,
+  finished_at      INTEGER,
+  last_error       TEXT,
+  last_exit_code   INTEGER,
+  CHECK ((state = 'processing') = (worker_id IS NOT NULL)),
+  CHECK ((state = 'processing') = (lease_expires_at IS NOT NULL)),
+  CHECK ((state IN ('completed', 'dead')) = (finished_at IS NOT NULL)),
+  CHECK (budget_used >= 0 AND budget_used <= attempts)
+);
+
+-- The claim seeks this index once per priority (10 seeks), so it stays flat however many jobs are
+-- scheduled for later or finished.
+CREATE INDEX jobs_ready ON jobs (priority, run_at, seq) WHERE state IN ('pending', 'failed');
+-- list --state, dlq list.
+CREATE INDEX jobs_by_state ON jobs (state, seq);
+
+-- Counts per state, kept by triggers so that status does not scan the table.
+CREATE TABLE job_counts (
+  state TEXT    PRIMARY KEY CHECK (state IN (${STATES})),
+  n     INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO job_counts (state, n) VALUES
+  ('pending', 0), ('processing', 0), ('completed', 0), ('failed', 0), ('dead', 0);
+
+CREATE TRIGGER jobs_count_insert AFTER INSERT ON jobs BEGIN
+  UPDATE job_counts SET n = n + 1 WHERE state = NEW.state;
+END;
+CREATE TRIGGER jobs_count_delete AFTER DELETE ON jobs BEGIN
+  UPDATE job_counts SET n = n - 1 WHERE state = OLD.state;
+END;
+CREATE TRIGGER jobs_count_update AFTER UPDATE OF state ON jobs WHEN OLD.state <> NEW.state BEGIN
+  UPDATE job_counts SET n = n - 1 WHERE state = OLD.state;
+  UPDATE job_counts SET n = n + 1 WHERE state = NEW.state;
+END;
+
+-- One row per attempt, written when it starts and completed when it ends.
+CREATE TABLE attempts (
+  job_seq     INTEGER NOT NULL,
+  attempt     INTEGER NOT NULL,
+  worker_id   TEXT    NOT NULL,
+  started_at  INTEGER NOT NULL,
+  finished_at INTEGER,
+  outcome     TEXT CHECK (outcome IN
+                ('completed', 'failed', 'timeout', 'spawn_failed', 'lost', 'interrupted')),
+  exit_code   INTEGER,
+  signal      TEXT,
+  error       TEXT,
+  pid         INTEGER,
+  pid_start   INTEGER,
+  host        TEXT,
+  PRIMARY KEY (job_seq, attempt),
+  CHECK ((outcome IS NULL) = (finished_at IS NULL))
+) WITHOUT ROWID;
+
+-- Captured output per attempt and stream (1 stdout, 2 stderr): head, and the tail after a cut.
+CREATE TABLE outputs (
+  job_seq INTEGER NOT NULL,
+  attempt INTEGER NOT NULL,
+  stream  INTEGER NOT NULL CHECK (stream IN (1, 2)),
+  head    BLOB    NOT NULL,
+  tail    BLOB    NOT NULL,
+  total   INTEGER NOT NULL,
+  PRIMARY KEY (job_seq, attempt, stream)
+);
+
+CREATE TABLE workers (
+  id           TEXT    PRIMARY KEY,
+  pid          INTEGER NOT NULL,
+  host         TEXT    NOT NULL,
+  pid_start    INTEGER,
+  state        TEXT    NOT NULL CHECK (state IN ('idle', 'busy', 'stopping')),
+  current_job  TEXT,
+  started_at   INTEGER NOT NULL,
+  heartbeat_at INTEGER NOT NULL,
+  jobs_done    INTEGER NOT NULL DEFAULT 0,
+  jobs_failed  INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+
+CREATE TABLE config (
+  key   TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+) WITHOUT ROWID;
+`,
+  },
+];
+
+/**
+ * Creates a new database: built and migrated under a temporary name beside `path`, then linked
+ * into place, so no process ever sees a half-initialised file. Losing a race to another process
+ * doing the same is fine: its file wins and ours is removed.
+ */
+export function createDatabase(path: string, now: number): void {
+  const temp = `${path}.init-${Deno.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  try {
+    Deno.openSync(temp, { createNew: true, write: true, mode: 0o600 }).close();
+    Deno.chmodSync(temp, 0o600);
+    const db = new DatabaseSync(temp);
+    try {
+      db.exec("PRAGMA journal_mode = WAL");
+      db.exec(`PRAGMA application_id = ${APPLICATION_ID}`);
+      migrate(db, now);
+    } finally {
+      db.close();
+    }
+    try {
+      Deno.linkSync(temp, path);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+    }
+  } finally {
+    for (const suffix of ["", "-wal", "-shm", "-journal"]) {
+      try {
+        Deno.removeSync(temp + suffix);
+      } catch { /* not there */ }
+    }
+  }
+}
+
+/** Applies the migrations this database lacks, each in one transaction. */
+export function migrate(db: DatabaseSync, now: number): void {
+  for (const migration of MIGRATIONS) {
+    db.exec("BEGIN IMMEDIATE");
+    try {
+      const current = (db.prepare("PRAGMA user_version").get() as Row).user_version as number;
+      if (current >= migration.version) {
+        db.exec("COMMIT");
+        continue;
+      }
+      db.exec(migration.sql);
+      db.prepare(MIGRATION_RECORD).run({
+        version: migration.version,
+        name: migration.name,
+        now,
+      });
+      db.exec(`PRAGMA user_version = ${migration.version}`);
+      db.exec("COMMIT");
+    } catch (error) {
+      if (db.isTransaction) db.exec("ROLLBACK");
+      throw error;
+    }
+  }
+}

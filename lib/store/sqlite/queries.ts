@@ -1,0 +1,141 @@
+/**
+ * Every SQL statement of the SQLite store, one named constant per store method (or step of one).
+ * Parameters are named (`:now`); times are epoch milliseconds passed in by the caller.
+ *
+ * @module
+ */
+
+const READY = "state IN ('pending', 'failed')";
+const PRIORITIES = [10, 9, 8, 7, 6, 5, 4, 3, 2, 1];
+
+/**
+ * The due job to claim: one index seek per priority instead of one ordered scan, because jobs
+ * scheduled for later sit in the index ahead of due ones of lower priority and a scan would step
+ * over all of them. Each arm is the first due job of its priority by (run_at, seq).
+ */
+const NEXT_DUE_SEQ = `SELECT seq FROM (${
+  PRIORITIES.map((p) =>
+    `SELECT * FROM (SELECT seq, priority FROM jobs WHERE ${READY} AND priority = ${p}
+       AND run_at <= :now ORDER BY run_at, seq LIMIT 1)`
+  ).join(" UNION ALL ")
+}) ORDER BY priority DESC LIMIT 1`;
+
+export const JOB_CLAIM = `
+UPDATE jobs SET state = 'processing', attempts = attempts + 1, budget_used = budget_used + 1,
+  worker_id = :worker_id, lease_expires_at = :lease_expires_at, updated_at = :now
+WHERE seq = (${NEXT_DUE_SEQ}) AND ${READY}
+RETURNING *`;
+
+export const ATTEMPT_INSERT = `
+INSERT INTO attempts (job_seq, attempt, worker_id, started_at, host)
+VALUES (:job_seq, :attempt, :worker_id, :started_at, :host)`;
+
+/** Earliest run_at among waiting jobs: also one seek per priority. */
+export const JOB_NEXT_DUE = `SELECT min(run_at) AS next_at FROM (${
+  PRIORITIES.map((p) =>
+    `SELECT * FROM (SELECT run_at FROM jobs WHERE ${READY} AND priority = ${p}
+       ORDER BY run_at LIMIT 1)`
+  ).join(" UNION ALL ")
+})`;
+
+export const JOB_SEQ_NEXT = `SELECT seq FROM sqlite_sequence WHERE name = 'jobs'`;
+
+export const JOB_INSERT = `
+INSERT INTO jobs (seq, id, command, state, priority, max_retries, timeout_ms, cwd, env, run_at,
+  created_at, updated_at)
+VALUES (:seq, :id, :command, 'pending', :priority, :max_retries, :timeout_ms, :cwd, :env, :run_at,
+  :now, :now)
+ON CONFLICT (id) DO NOTHING`;
+
+export const JOB_GET = `SELECT * FROM jobs WHERE id = :id`;
+
+export const JOB_LIST = `SELECT * FROM jobs ORDER BY seq LIMIT :limit`;
+export const JOB_LIST_BY_STATE =
+  `SELECT * FROM jobs WHERE state = :state ORDER BY seq LIMIT :limit`;
+
+export const JOB_COUNTS = `SELECT state, n FROM job_counts`;
+
+export const JOB_DLQ_RETRY = `
+UPDATE jobs SET state = 'pending', budget_used = 0, run_at = :now, finished_at = NULL,
+  updated_at = :now
+WHERE id = :id AND state = 'dead'
+RETURNING *`;
+
+export const JOB_DLQ_RETRY_ALL = `
+UPDATE jobs SET state = 'pending', budget_used = 0, run_at = :now, finished_at = NULL,
+  updated_at = :now
+WHERE state = 'dead'
+RETURNING *`;
+
+/** Fencing: only the worker that holds this very attempt may write about it. */
+const OWNS = "id = :id AND state = 'processing' AND worker_id = :worker_id AND attempts = :attempt";
+
+export const JOB_RENEW_LEASE = `
+UPDATE jobs SET lease_expires_at = :lease_expires_at WHERE ${OWNS}`;
+
+export const JOB_OWNED_SEQ = `SELECT seq FROM jobs WHERE ${OWNS}`;
+
+export const JOB_FINISH = `
+UPDATE jobs SET state = :state, budget_used = budget_used - :refund,
+  run_at = coalesce(:run_at, run_at), finished_at = :finished_at, worker_id = NULL,
+  lease_expires_at = NULL, last_error = :error, last_exit_code = :exit_code, updated_at = :now
+WHERE ${OWNS} AND (:require_expired = 0 OR lease_expires_at <= :now)
+RETURNING seq`;
+
+export const ATTEMPT_FINISH = `
+UPDATE attempts SET finished_at = :now, outcome = :outcome, exit_code = :exit_code,
+  signal = :signal, error = :error
+WHERE job_seq = :job_seq AND attempt = :attempt AND finished_at IS NULL`;
+
+export const ATTEMPT_SET_PROCESS = `
+UPDATE attempts SET pid = :pid, pid_start = :pid_start
+WHERE job_seq = :job_seq AND attempt = :attempt`;
+
+export const ATTEMPT_LIST = `
+SELECT a.*, j.id AS job_id FROM attempts a JOIN jobs j ON j.seq = a.job_seq
+WHERE j.id = :id ORDER BY a.attempt`;
+
+export const OUTPUT_UPSERT = `
+INSERT INTO outputs (job_seq, attempt, stream, head, tail, total)
+VALUES (:job_seq, :attempt, :stream, :head, :tail, :total)
+ON CONFLICT (job_seq, attempt, stream) DO UPDATE SET
+  head = excluded.head, tail = excluded.tail, total = excluded.total`;
+
+export const OUTPUT_GET = `
+SELECT o.stream, o.head, o.tail, o.total FROM outputs o JOIN jobs j ON j.seq = o.job_seq
+WHERE j.id = :id AND o.attempt = :attempt`;
+
+export const JOB_LIST_PROCESSING = `
+SELECT j.*,
+  w.id AS w_id, w.pid AS w_pid, w.host AS w_host, w.pid_start AS w_pid_start, w.state AS w_state,
+  w.current_job AS w_current_job, w.started_at AS w_started_at, w.heartbeat_at AS w_heartbeat_at,
+  w.jobs_done AS w_jobs_done, w.jobs_failed AS w_jobs_failed,
+  a.pid AS a_pid, a.pid_start AS a_pid_start, a.host AS a_host
+FROM jobs j
+LEFT JOIN workers w ON w.id = j.worker_id
+LEFT JOIN attempts a ON a.job_seq = j.seq AND a.attempt = j.attempts
+WHERE j.state = 'processing'`;
+
+export const WORKER_INSERT = `
+INSERT OR REPLACE INTO workers (id, pid, host, pid_start, state, current_job, started_at,
+  heartbeat_at, jobs_done, jobs_failed)
+VALUES (:id, :pid, :host, :pid_start, :state, :current_job, :started_at, :heartbeat_at,
+  :jobs_done, :jobs_failed)`;
+
+export const WORKER_UPDATE = `
+UPDATE workers SET heartbeat_at = :now, state = coalesce(:state, state),
+  current_job = CASE WHEN :set_job THEN :current_job ELSE current_job END,
+  jobs_done = jobs_done + :done, jobs_failed = jobs_failed + :failed
+WHERE id = :id`;
+
+export const WORKER_DELETE = `DELETE FROM workers WHERE id = :id`;
+export const WORKER_LIST = `SELECT * FROM workers ORDER BY started_at, id`;
+
+export const CONFIG_ALL = `SELECT key, value FROM config`;
+export const CONFIG_SET = `
+INSERT INTO config (key, value) VALUES (:key, :value)
+ON CONFLICT (key) DO UPDATE SET value = excluded.value`;
+export const CONFIG_UNSET = `DELETE FROM config WHERE key = :key`;
+
+export const MIGRATION_RECORD = `
+INSERT INTO queuectl_migrations (version, name, applied_at) VALUES (:version, :name, :now)`;

@@ -1,0 +1,669 @@
+/**
+ * The embedded store: one SQLite file in WAL mode through Deno's built-in `node:sqlite`.
+ *
+ * Every write is one short `BEGIN IMMEDIATE` transaction (a deferred one that later upgrades to a
+ * write lock gets SQLITE_BUSY without waiting for the busy timeout). Connections that acknowledge
+ * work to a user (enqueue, dlq retry) use `synchronous=FULL`, so an acknowledged job survives power
+ * loss; worker connections use NORMAL, whose lost commits only roll a job back to an earlier state
+ * that recovery handles.
+ *
+ * @module
+ */
+
+import { DatabaseSync } from "node:sqlite";
+import type { SQLInputValue, SQLOutputValue, StatementSync } from "node:sqlite";
+import type { Attempt, AttemptOutcome, Job } from "../../job/job.ts";
+import type { JobState } from "../../job/state.ts";
+import { JOB_STATES } from "../../job/state.ts";
+import {
+  ConflictError,
+  NotFoundError,
+  QueuectlError,
+  StorageFullError,
+  StoreBusyError,
+  StoreUnusableError,
+} from "../../errors.ts";
+import type {
+  AttemptOutputParams,
+  AttemptProcessParams,
+  AttemptRef,
+  JobClaimParams,
+  JobCounts,
+  JobDlqRetryParams,
+  JobFinishParams,
+  JobInsertParams,
+  JobInsertResult,
+  JobListParams,
+  JobListResult,
+  OutputCapture,
+  ProcessingJob,
+  Store,
+  WorkerRecord,
+  WorkerState,
+} from "../store.ts";
+import * as q from "./queries.ts";
+import { dirname } from "../../path.ts";
+import { APPLICATION_ID, SCHEMA_VERSION } from "./version.ts";
+
+type Row = Record<string, SQLOutputValue>;
+type Params = Record<string, SQLInputValue>;
+
+export interface SqliteOpenOptions {
+  /** FULL for connections that acknowledge work to users, NORMAL for workers. */
+  synchronous: "FULL" | "NORMAL";
+  /** How long a statement waits for another process's lock before failing busy. */
+  busyTimeoutMs: number;
+  /** Test hook: called at named points (see lib/fault.ts). */
+  fault?: (point: string) => void;
+}
+
+/** Maps a node:sqlite error to the domain error a user can act on. */
+export function mapSqliteError(error: unknown, path: string): unknown {
+  if (error instanceof QueuectlError || !(error instanceof Error)) return error;
+  const errcode = (error as { errcode?: unknown }).errcode;
+  const code = typeof errcode === "number" ? errcode & 0xff : undefined;
+  const message = error.message;
+  if (code === 5 || code === 6 || /database is locked|database table is locked/.test(message)) {
+    return new StoreBusyError(`Database is busy: ${path}: another process held its lock too long`, {
+      hint: "try again; a long-running write elsewhere is holding it",
+      cause: error,
+    });
+  }
+  if (code === 13 || /database or disk is full/.test(message)) {
+    return new StorageFullError(`Storage full: ${path}`, {
+      hint: "free disk space, or prune finished jobs",
+      cause: error,
+    });
+  }
+  if (code === 8 || /readonly|read-only/.test(message)) {
+    return new StoreUnusableError(`Database is read-only: ${path}`, {
+      hint: "check the permissions of the file and of its directory (SQLite writes -wal and -shm)",
+      cause: error,
+    });
+  }
+  if (code === 11 || code === 26 || /malformed|not a database|corrupt/.test(message)) {
+    return new StoreUnusableError(`Database is corrupt or not a queuectl database: ${path}`, {
+      hint: 'check it with `sqlite3 FILE "PRAGMA integrity_check"` and restore a backup',
+      cause: error,
+    });
+  }
+  if (code === 14 || /unable to open/.test(message)) {
+    return new StoreUnusableError(`Cannot open database: ${path}`, {
+      hint: "check that the path and its directory exist and are writable",
+      cause: error,
+    });
+  }
+  if (code === 10 || /disk I\/O error/.test(message)) {
+    return new StoreUnusableError(`Disk I/O error on database: ${path}`, {
+      hint: "check the disk and free space",
+      cause: error,
+    });
+  }
+  return error;
+}
+
+function str(row: Row, key: string): string {
+  return row[key] as string;
+}
+function num(row: Row, key: string): number {
+  return row[key] as number;
+}
+function numOrNull(row: Row, key: string): number | null {
+  const value = row[key];
+  return value === null || value === undefined ? null : value as number;
+}
+function strOrNull(row: Row, key: string): string | null {
+  const value = row[key];
+  return value === null || value === undefined ? null : value as string;
+}
+
+function toJob(row: Row): Job {
+  const env = row.env;
+  return {
+    id: str(row, "id"),
+    seq: num(row, "seq"),
+    command: str(row, "command"),
+    state: str(row, "state") as JobState,
+    priority: num(row, "priority"),
+    attempts: num(row, "attempts"),
+    budgetUsed: num(row, "budget_used"),
+    maxRetries: num(row, "max_retries"),
+    timeoutMs: numOrNull(row, "timeout_ms"),
+    cwd: str(row, "cwd"),
+    env: typeof env === "string" ? JSON.parse(env) as Record<string, string> : {},
+    runAt: num(row, "run_at"),
+    createdAt: num(row, "created_at"),
+    updatedAt: num(row, "updated_at"),
+    finishedAt: numOrNull(row, "finished_at"),
+    workerId: strOrNull(row, "worker_id"),
+    leaseExpiresAt: numOrNull(row, "lease_expires_at"),
+    lastError: strOrNull(row, "last_error"),
+    lastExitCode: numOrNull(row, "last_exit_code"),
+  };
+}
+
+function toAttempt(row: Row): Attempt {
+  return {
+    jobId: str(row, "job_id"),
+    attempt: num(row, "attempt"),
+    workerId: str(row, "worker_id"),
+    startedAt: num(row, "started_at"),
+    finishedAt: numOrNull(row, "finished_at"),
+    outcome: strOrNull(row, "outcome") as AttemptOutcome | null,
+    exitCode: numOrNull(row, "exit_code"),
+    signal: strOrNull(row, "signal"),
+    error: strOrNull(row, "error"),
+    pid: numOrNull(row, "pid"),
+  };
+}
+
+function toWorker(row: Row, prefix = ""): WorkerRecord {
+  return {
+    id: str(row, `${prefix}id`),
+    pid: num(row, `${prefix}pid`),
+    host: str(row, `${prefix}host`),
+    pidStart: numOrNull(row, `${prefix}pid_start`),
+    state: str(row, `${prefix}state`) as WorkerState,
+    currentJob: strOrNull(row, `${prefix}current_job`),
+    startedAt: num(row, `${prefix}started_at`),
+    heartbeatAt: num(row, `${prefix}heartbeat_at`),
+    jobsDone: num(row, `${prefix}jobs_done`),
+    jobsFailed: num(row, `${prefix}jobs_failed`),
+  };
+}
+
+const EMPTY = new Uint8Array(0);
+
+function toCapture(row: Row | undefined): OutputCapture {
+  if (!row) return { head: EMPTY, tail: EMPTY, total: 0 };
+  return {
+    head: row.head as Uint8Array,
+    tail: row.tail as Uint8Array,
+    total: num(row, "total"),
+  };
+}
+
+function statIfExists(path: string): Deno.FileInfo | undefined {
+  try {
+    return Deno.statSync(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
+  }
+}
+
+export class SqliteStore implements Store {
+  readonly location: string;
+  readonly #db: DatabaseSync;
+  readonly #statements = new Map<string, StatementSync>();
+  readonly #fault: (point: string) => void;
+
+  private constructor(path: string, db: DatabaseSync, options: SqliteOpenOptions) {
+    this.location = path;
+    this.#db = db;
+    this.#fault = options.fault ?? (() => {});
+  }
+
+  /**
+   * Opens (creating on first use) the database at `path`. Refuses, without writing anything, a
+   * directory, a missing parent directory, an empty or foreign file and a newer schema.
+   */
+  static async open(path: string, options: SqliteOpenOptions, now: number): Promise<SqliteStore> {
+    const info = statIfExists(path);
+    if (info?.isDirectory) {
+      throw new StoreUnusableError(`Database path is a directory: ${path}`, {
+        hint: "give a file path, e.g. --db DIR/queuectl.db",
+      });
+    }
+    if (info === undefined) {
+      const dir = dirname(path);
+      const dirInfo = statIfExists(dir);
+      if (!dirInfo?.isDirectory) {
+        throw new StoreUnusableError(`Database directory does not exist: ${dir}`, {
+          hint: "create it first, or choose another --db path",
+        });
+      }
+      try {
+        const { createDatabase } = await import("./migrations.ts");
+        createDatabase(path, now);
+      } catch (error) {
+        if (error instanceof Deno.errors.PermissionDenied) {
+          throw new StoreUnusableError(`Cannot create database: ${path}: permission denied`, {
+            hint: "choose a directory you can write to",
+          });
+        }
+        throw mapSqliteError(error, path);
+      }
+    } else if (info.size === 0) {
+      throw new StoreUnusableError(`Database file is empty: ${path}`, {
+        hint: "it may be truncated; restore it, or remove the empty file to start a new queue",
+      });
+    }
+
+    let db: DatabaseSync;
+    try {
+      db = new DatabaseSync(path, { timeout: options.busyTimeoutMs });
+    } catch (error) {
+      throw mapSqliteError(error, path);
+    }
+    try {
+      const header = db.prepare("PRAGMA application_id").get() as Row;
+      if (header.application_id !== APPLICATION_ID) {
+        throw new StoreUnusableError(`Not a queuectl database: ${path}`, {
+          hint: "it is a SQLite file of another program; choose another --db path",
+        });
+      }
+      const version = (db.prepare("PRAGMA user_version").get() as Row).user_version as number;
+      if (version > SCHEMA_VERSION) {
+        throw new StoreUnusableError(
+          `Database schema v${version} is newer than this queuectl (supports up to v${SCHEMA_VERSION}): ${path}`,
+          { hint: "upgrade queuectl" },
+        );
+      }
+      db.exec(`PRAGMA synchronous = ${options.synchronous}`);
+      if (version < SCHEMA_VERSION) (await import("./migrations.ts")).migrate(db, now);
+    } catch (error) {
+      db.close();
+      throw mapSqliteError(error, path);
+    }
+    return new SqliteStore(path, db, options);
+  }
+
+  #stmt(sql: string): StatementSync {
+    let statement = this.#statements.get(sql);
+    if (statement === undefined) {
+      statement = this.#db.prepare(sql);
+      this.#statements.set(sql, statement);
+    }
+    return statement;
+  }
+
+  #read<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (error) {
+      throw mapSqliteError(error, this.location);
+    }
+  }
+
+  /** Runs `fn` in one BEGIN IMMEDIATE transaction; rolls back if it throws. */
+  #write<T>(fn: () => T, faultPrefix?: string): T {
+    try {
+      this.#stmt("BEGIN IMMEDIATE").run();
+      try {
+        const result = fn();
+        if (faultPrefix) this.#fault(`${faultPrefix}:before-commit`);
+        this.#stmt("COMMIT").run();
+        if (faultPrefix) this.#fault(`${faultPrefix}:after-commit`);
+        return result;
+      } finally {
+        if (this.#db.isTransaction) this.#stmt("ROLLBACK").run();
+      }
+    } catch (error) {
+      throw mapSqliteError(error, this.location);
+    }
+  }
+
+  jobInsertMany(params: JobInsertParams): Promise<JobInsertResult> {
+    return Promise.resolve(this.#write(() => {
+      const seqRow = this.#stmt(q.JOB_SEQ_NEXT).get() as Row | undefined;
+      let seq = (seqRow ? num(seqRow, "seq") : 0) + 1;
+      const insert = this.#stmt(q.JOB_INSERT);
+      const jobs: Job[] = [];
+      let inserted = 0;
+      for (const input of params.jobs) {
+        const env = Object.keys(input.env).length ? JSON.stringify(input.env) : null;
+        for (;;) {
+          const id = input.id ?? String(seq);
+          const result = insert.run({
+            seq,
+            id,
+            command: input.command,
+            priority: input.priority,
+            max_retries: input.maxRetries,
+            timeout_ms: input.timeoutMs,
+            cwd: input.cwd,
+            env,
+            run_at: input.runAt,
+            now: params.now,
+          });
+          if (result.changes === 1) {
+            jobs.push({
+              id,
+              seq,
+              command: input.command,
+              state: "pending",
+              priority: input.priority,
+              attempts: 0,
+              budgetUsed: 0,
+              maxRetries: input.maxRetries,
+              timeoutMs: input.timeoutMs,
+              cwd: input.cwd,
+              env: input.env,
+              runAt: input.runAt,
+              createdAt: params.now,
+              updatedAt: params.now,
+              finishedAt: null,
+              workerId: null,
+              leaseExpiresAt: null,
+              lastError: null,
+              lastExitCode: null,
+            });
+            inserted++;
+            seq++;
+            break;
+          }
+          if (input.id === undefined) {
+            // A user chose this number as an id; generated ids skip it (sequence gaps are fine).
+            seq++;
+            continue;
+          }
+          if (params.ifExists === "keep") {
+            jobs.push(toJob(this.#stmt(q.JOB_GET).get({ id }) as Row));
+            break;
+          }
+          throw new ConflictError(`Job "${id}" already exists`, {
+            hint: "choose another id, or use --if-not-exists to keep the existing job",
+          });
+        }
+      }
+      return { jobs, inserted };
+    }, "enqueue"));
+  }
+
+  jobGet(params: { id: string }): Promise<Job | undefined> {
+    return Promise.resolve(this.#read(() => {
+      const row = this.#stmt(q.JOB_GET).get({ id: params.id }) as Row | undefined;
+      return row ? toJob(row) : undefined;
+    }));
+  }
+
+  jobList(params: JobListParams): Promise<JobListResult> {
+    return Promise.resolve(this.#read(() => {
+      const rows = params.state
+        ? this.#stmt(q.JOB_LIST_BY_STATE).all({ state: params.state, limit: params.limit })
+        : this.#stmt(q.JOB_LIST).all({ limit: params.limit });
+      const counts = this.#counts();
+      return {
+        jobs: (rows as Row[]).map(toJob),
+        total: params.state ? counts[params.state] : counts.total,
+      };
+    }));
+  }
+
+  #counts(): JobCounts {
+    const byState = new Map<string, number>();
+    for (const row of this.#stmt(q.JOB_COUNTS).all() as Row[]) {
+      byState.set(str(row, "state"), num(row, "n"));
+    }
+    const counts = {} as JobCounts;
+    let total = 0;
+    for (const state of JOB_STATES) total += counts[state] = byState.get(state) ?? 0;
+    counts.total = total;
+    return counts;
+  }
+
+  jobCountByState(): Promise<JobCounts> {
+    return Promise.resolve(this.#read(() => this.#counts()));
+  }
+
+  jobDlqRetry(params: JobDlqRetryParams): Promise<Job[]> {
+    return Promise.resolve(this.#write(() => {
+      if (params.ids === "all") {
+        return (this.#stmt(q.JOB_DLQ_RETRY_ALL).all({ now: params.now }) as Row[]).map(toJob);
+      }
+      const jobs: Job[] = [];
+      for (const id of params.ids) {
+        const row = this.#stmt(q.JOB_DLQ_RETRY).get({ id, now: params.now }) as Row | undefined;
+        if (row) {
+          jobs.push(toJob(row));
+          continue;
+        }
+        const current = this.#stmt(q.JOB_GET).get({ id }) as Row | undefined;
+        if (!current) {
+          throw new NotFoundError(`Job "${id}" not found`, {
+            hint: "`queuectl dlq list` shows the dead letter queue",
+          });
+        }
+        throw new ConflictError(
+          `Job "${id}" is not in the dead letter queue: it is ${str(current, "state")}`,
+          { hint: "only dead jobs can be retried" },
+        );
+      }
+      return jobs;
+    }, "dlq-retry"));
+  }
+
+  attemptList(params: { jobId: string }): Promise<Attempt[]> {
+    return Promise.resolve(
+      this.#read(() =>
+        (this.#stmt(q.ATTEMPT_LIST).all({ id: params.jobId }) as Row[]).map(toAttempt)
+      ),
+    );
+  }
+
+  jobClaim(params: JobClaimParams): Promise<Job | undefined> {
+    return Promise.resolve(this.#write(() => {
+      const row = this.#stmt(q.JOB_CLAIM).get({
+        worker_id: params.workerId,
+        lease_expires_at: params.now + params.leaseMs,
+        now: params.now,
+      }) as Row | undefined;
+      if (!row) return undefined;
+      const job = toJob(row);
+      this.#stmt(q.ATTEMPT_INSERT).run({
+        job_seq: job.seq,
+        attempt: job.attempts,
+        worker_id: params.workerId,
+        started_at: params.now,
+        host: null,
+      });
+      return job;
+    }, "claim"));
+  }
+
+  jobNextDue(params: { now: number }): Promise<{ dueNow: boolean; nextAt: number | null }> {
+    return Promise.resolve(this.#read(() => {
+      const row = this.#stmt(q.JOB_NEXT_DUE).get() as Row;
+      const nextAt = numOrNull(row, "next_at");
+      return { dueNow: nextAt !== null && nextAt <= params.now, nextAt };
+    }));
+  }
+
+  #owned(ref: AttemptRef): Params {
+    return { id: ref.jobId, worker_id: ref.workerId, attempt: ref.attempt };
+  }
+
+  attemptSetProcess(params: AttemptProcessParams): Promise<boolean> {
+    return Promise.resolve(this.#write(() => {
+      const row = this.#stmt(q.JOB_OWNED_SEQ).get(this.#owned(params)) as Row | undefined;
+      if (!row) return false;
+      this.#stmt(q.ATTEMPT_SET_PROCESS).run({
+        job_seq: num(row, "seq"),
+        attempt: params.attempt,
+        pid: params.pid,
+        pid_start: params.pidStart,
+      });
+      return true;
+    }));
+  }
+
+  jobRenewLease(params: AttemptRef & { now: number; leaseMs: number }): Promise<boolean> {
+    return Promise.resolve(this.#write(() =>
+      this.#stmt(q.JOB_RENEW_LEASE).run({
+        ...this.#owned(params),
+        lease_expires_at: params.now + params.leaseMs,
+      }).changes === 1
+    ));
+  }
+
+  #saveOutput(jobSeq: number, attempt: number, stream: 1 | 2, capture: OutputCapture): void {
+    this.#stmt(q.OUTPUT_UPSERT).run({
+      job_seq: jobSeq,
+      attempt,
+      stream,
+      head: capture.head,
+      tail: capture.tail,
+      total: capture.total,
+    });
+  }
+
+  attemptSaveOutput(params: AttemptOutputParams): Promise<boolean> {
+    return Promise.resolve(this.#write(() => {
+      const row = this.#stmt(q.JOB_OWNED_SEQ).get(this.#owned(params)) as Row | undefined;
+      if (!row) return false;
+      this.#saveOutput(num(row, "seq"), params.attempt, 1, params.stdout);
+      this.#saveOutput(num(row, "seq"), params.attempt, 2, params.stderr);
+      return true;
+    }));
+  }
+
+  jobFinish(params: JobFinishParams): Promise<boolean> {
+    const d = params.decision;
+    return Promise.resolve(this.#write(() => {
+      const row = this.#stmt(q.JOB_FINISH).get({
+        ...this.#owned(params),
+        state: d.state,
+        refund: d.refund ? 1 : 0,
+        run_at: d.runAt,
+        finished_at: d.finishedAt,
+        error: d.error,
+        exit_code: d.exitCode,
+        now: params.now,
+        require_expired: params.requireLeaseExpired ? 1 : 0,
+      }) as Row | undefined;
+      if (!row) return false;
+      const jobSeq = num(row, "seq");
+      this.#stmt(q.ATTEMPT_FINISH).run({
+        job_seq: jobSeq,
+        attempt: params.attempt,
+        now: params.now,
+        outcome: d.outcome,
+        exit_code: d.exitCode,
+        signal: d.signal,
+        error: d.error,
+      });
+      if (params.output) {
+        this.#saveOutput(jobSeq, params.attempt, 1, params.output.stdout);
+        this.#saveOutput(jobSeq, params.attempt, 2, params.output.stderr);
+      }
+      return true;
+    }, "complete"));
+  }
+
+  jobListProcessing(): Promise<ProcessingJob[]> {
+    return Promise.resolve(
+      this.#read(() =>
+        (this.#stmt(q.JOB_LIST_PROCESSING).all() as Row[]).map((row) => ({
+          job: toJob(row),
+          owner: row.w_id === null ? null : toWorker(row, "w_"),
+          pid: numOrNull(row, "a_pid"),
+          pidStart: numOrNull(row, "a_pid_start"),
+          host: strOrNull(row, "a_host"),
+        }))
+      ),
+    );
+  }
+
+  attemptOutput(
+    params: { jobId: string; attempt: number },
+  ): Promise<{ stdout: OutputCapture; stderr: OutputCapture } | undefined> {
+    return Promise.resolve(this.#read(() => {
+      const rows = this.#stmt(q.OUTPUT_GET).all({
+        id: params.jobId,
+        attempt: params.attempt,
+      }) as Row[];
+      if (rows.length === 0) return undefined;
+      return {
+        stdout: toCapture(rows.find((r) => r.stream === 1)),
+        stderr: toCapture(rows.find((r) => r.stream === 2)),
+      };
+    }));
+  }
+
+  workerRegister(params: { worker: WorkerRecord }): Promise<void> {
+    const w = params.worker;
+    return Promise.resolve(this.#write(() => {
+      this.#stmt(q.WORKER_INSERT).run({
+        id: w.id,
+        pid: w.pid,
+        host: w.host,
+        pid_start: w.pidStart,
+        state: w.state,
+        current_job: w.currentJob,
+        started_at: w.startedAt,
+        heartbeat_at: w.heartbeatAt,
+        jobs_done: w.jobsDone,
+        jobs_failed: w.jobsFailed,
+      });
+    }));
+  }
+
+  workerUpdate(
+    params: {
+      id: string;
+      now: number;
+      state?: WorkerState;
+      currentJob?: string | null;
+      done?: number;
+      failed?: number;
+    },
+  ): Promise<void> {
+    return Promise.resolve(this.#write(() => {
+      this.#stmt(q.WORKER_UPDATE).run({
+        id: params.id,
+        now: params.now,
+        state: params.state ?? null,
+        set_job: params.currentJob === undefined ? 0 : 1,
+        current_job: params.currentJob ?? null,
+        done: params.done ?? 0,
+        failed: params.failed ?? 0,
+      });
+    }));
+  }
+
+  workerRemove(params: { id: string }): Promise<void> {
+    return Promise.resolve(this.#write(() => {
+      this.#stmt(q.WORKER_DELETE).run({ id: params.id });
+    }));
+  }
+
+  workerList(): Promise<WorkerRecord[]> {
+    return Promise.resolve(
+      this.#read(() => (this.#stmt(q.WORKER_LIST).all() as Row[]).map((row) => toWorker(row))),
+    );
+  }
+
+  configGetAll(): Promise<Record<string, string>> {
+    return Promise.resolve(this.#read(() => {
+      const out: Record<string, string> = {};
+      for (const row of this.#stmt(q.CONFIG_ALL).all() as Row[]) {
+        out[str(row, "key")] = str(row, "value");
+      }
+      return out;
+    }));
+  }
+
+  configSet(params: { key: string; value: string }): Promise<void> {
+    return Promise.resolve(this.#write(() => {
+      this.#stmt(q.CONFIG_SET).run({ key: params.key, value: params.value });
+    }));
+  }
+
+  configUnset(params: { key: string }): Promise<boolean> {
+    return Promise.resolve(
+      this.#write(() => this.#stmt(q.CONFIG_UNSET).run({ key: params.key }).changes === 1),
+    );
+  }
+
+  changeToken(): Promise<number> {
+    return Promise.resolve(
+      this.#read(() => (this.#stmt("PRAGMA data_version").get() as Row).data_version as number),
+    );
+  }
+
+  close(): void {
+    this.#statements.clear();
+    if (this.#db.isOpen) this.#db.close();
+  }
+}

@@ -1,0 +1,186 @@
+/**
+ * The storage contract. Every SQL statement lives behind this interface, so the CLI, the queue API
+ * and workers stay free of SQL and of any one database's habits. Methods are asynchronous so that a
+ * networked store (PostgreSQL) can implement them; each write is one short transaction.
+ *
+ * Method names are noun-first (`jobInsert`, `jobClaim`, …) so related operations sort together.
+ * Every time a method stores or compares comes in through its params (`now`), from the caller's
+ * `Clock`; no query reads the database's own clock.
+ *
+ * @module
+ */
+
+import type { Attempt, Job, ResolvedJob } from "../job/job.ts";
+import type { JobState } from "../job/state.ts";
+import type { Decision } from "../job/outcome.ts";
+
+/** Counts per state, plus their sum. */
+export type JobCounts = Record<JobState, number> & { total: number };
+
+export interface JobInsertParams {
+  jobs: readonly ResolvedJob[];
+  now: number;
+  /** When an id exists already: fail the whole batch (default), or keep the existing job. */
+  ifExists?: "fail" | "keep";
+}
+
+export interface JobInsertResult {
+  /** The stored jobs, in input order (existing ones where `ifExists` is "keep"). */
+  jobs: Job[];
+  /** How many were new. */
+  inserted: number;
+}
+
+export interface JobListParams {
+  state?: JobState;
+  limit: number;
+}
+
+export interface JobListResult {
+  jobs: Job[];
+  /** Jobs that matched before the limit. */
+  total: number;
+}
+
+export interface JobDlqRetryParams {
+  /** The ids to retry, or every dead job. */
+  ids: readonly string[] | "all";
+  now: number;
+}
+
+/** A worker process as registered in the store. */
+export interface WorkerRecord {
+  id: string;
+  pid: number;
+  host: string;
+  /** Start time of the process (clock ticks since boot, from /proc), to tell a reused pid apart. */
+  pidStart: number | null;
+  state: WorkerState;
+  currentJob: string | null;
+  startedAt: number;
+  heartbeatAt: number;
+  jobsDone: number;
+  jobsFailed: number;
+}
+
+export type WorkerState = "idle" | "busy" | "stopping";
+
+export interface JobClaimParams {
+  workerId: string;
+  now: number;
+  leaseMs: number;
+}
+
+/** Which attempt a worker believes it owns; every write about a running job is fenced by it. */
+export interface AttemptRef {
+  jobId: string;
+  attempt: number;
+  workerId: string;
+}
+
+export interface JobFinishParams extends AttemptRef {
+  decision: Decision;
+  now: number;
+  /**
+   * Only for recovery: the transition applies only if the lease has expired by `now`
+   * (a lease-based rescue), so a worker that renewed in the meantime keeps its job.
+   */
+  requireLeaseExpired?: boolean;
+  /** Final output of the attempt, saved in the same transaction. */
+  output?: { stdout: OutputCapture; stderr: OutputCapture };
+}
+
+export interface AttemptProcessParams extends AttemptRef {
+  pid: number;
+  /** Start time of the job's process (clock ticks since boot), or null when unknown. */
+  pidStart: number | null;
+}
+
+/** A job in `processing` with what recovery needs to judge and clean up after its owner. */
+export interface ProcessingJob {
+  job: Job;
+  owner: WorkerRecord | null;
+  /** The attempt's process group leader, when the worker recorded it. */
+  pid: number | null;
+  pidStart: number | null;
+  host: string | null;
+}
+
+/** Output captured for one stream of one attempt: the head, and the tail after the cut. */
+export interface OutputCapture {
+  head: Uint8Array;
+  tail: Uint8Array;
+  /** Bytes written in all; when larger than head + tail, the middle was cut. */
+  total: number;
+}
+
+export interface AttemptOutputParams extends AttemptRef {
+  stdout: OutputCapture;
+  stderr: OutputCapture;
+}
+
+export interface Store {
+  /** A path or URL for messages. */
+  readonly location: string;
+
+  /** Inserts jobs atomically: all of them or, on any error, none. */
+  jobInsertMany(params: JobInsertParams): Promise<JobInsertResult>;
+  jobGet(params: { id: string }): Promise<Job | undefined>;
+  jobList(params: JobListParams): Promise<JobListResult>;
+  /** Maintained counts: constant time however many jobs there are. */
+  jobCountByState(): Promise<JobCounts>;
+  /**
+   * Moves dead jobs back to `pending` with a fresh retry budget, atomically. Throws
+   * `NotFoundError` or `ConflictError` (not dead) for the first id at fault, changing nothing.
+   */
+  jobDlqRetry(params: JobDlqRetryParams): Promise<Job[]>;
+  /** The attempt history of a job, oldest first. */
+  attemptList(params: { jobId: string }): Promise<Attempt[]>;
+
+  /** Claims the next due job for a worker (priority, then run time, then enqueue order). */
+  jobClaim(params: JobClaimParams): Promise<Job | undefined>;
+  /** Read-only: whether a job is due now, and when the next scheduled one is due. Takes no write lock. */
+  jobNextDue(params: { now: number }): Promise<{ dueNow: boolean; nextAt: number | null }>;
+  /** Records the job's process for an attempt (fenced). */
+  attemptSetProcess(params: AttemptProcessParams): Promise<boolean>;
+  /** Extends the lease of a running attempt; false when the worker no longer owns it. */
+  jobRenewLease(params: AttemptRef & { now: number; leaseMs: number }): Promise<boolean>;
+  /** Saves captured output of a running or finished attempt (fenced). */
+  attemptSaveOutput(params: AttemptOutputParams): Promise<boolean>;
+  /** Applies an attempt's outcome, only if `attempt` of `jobId` is still owned by `workerId`. */
+  jobFinish(params: JobFinishParams): Promise<boolean>;
+  /** Every job in `processing`, with its owner and process, for recovery. */
+  jobListProcessing(): Promise<ProcessingJob[]>;
+  /** Output of one attempt. */
+  attemptOutput(params: { jobId: string; attempt: number }): Promise<
+    { stdout: OutputCapture; stderr: OutputCapture } | undefined
+  >;
+
+  workerRegister(params: { worker: WorkerRecord }): Promise<void>;
+  workerUpdate(
+    params: {
+      id: string;
+      now: number;
+      state?: WorkerState;
+      currentJob?: string | null;
+      done?: number;
+      failed?: number;
+    },
+  ): Promise<void>;
+  workerRemove(params: { id: string }): Promise<void>;
+  workerList(): Promise<WorkerRecord[]>;
+
+  /** Stored config overrides: key → value in base units, as text. */
+  configGetAll(): Promise<Record<string, string>>;
+  configSet(params: { key: string; value: string }): Promise<void>;
+  /** Returns false when the key had no stored value. */
+  configUnset(params: { key: string }): Promise<boolean>;
+
+  /**
+   * A value that changes whenever another connection commits; cheap enough to poll every few
+   * milliseconds. Idle workers watch it instead of querying for jobs.
+   */
+  changeToken(): Promise<number>;
+
+  close(): void;
+}
