@@ -38,6 +38,7 @@ const SYMBOLS = {
   kill: { parameters: ["i32", "i32"], result: "i32" },
   waitpid: { parameters: ["i32", "buffer", "i32"], result: "i32" },
   access: { parameters: ["buffer", "i32"], result: "i32" },
+  open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
   eventfd: { parameters: ["u32", "i32"], result: "i32" },
   epoll_create1: { parameters: ["i32"], result: "i32" },
   epoll_ctl: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
@@ -78,6 +79,8 @@ export function openLibc(): Libc | Error {
 export const O_RDONLY = 0;
 export const O_NONBLOCK = 0o4000;
 export const O_CLOEXEC = 0o2000000;
+export const O_PATH = 0o10000000;
+export const O_DIRECTORY = Deno.build.arch === "x86_64" ? 0o200000 : 0o40000;
 export const F_SETFL = 4;
 export const X_OK = 1;
 export const WNOHANG = 1;
@@ -102,9 +105,7 @@ export const EPOLL_EVENT_BYTES = Deno.build.arch === "x86_64" ? 12 : 16;
 export const EPOLL_EVENT_DATA_OFFSET = Deno.build.arch === "x86_64" ? 4 : 8;
 
 export const EINTR = 4;
-export const ECHILD = 10;
 export const EAGAIN = 11;
-export const ENOTDIR = 20;
 
 const ERRNO_NAMES: Readonly<Record<number, string>> = {
   1: "EPERM",

@@ -100,7 +100,8 @@ class DenoJobProcess implements JobProcess {
     try {
       Deno.kill(-this.pgid, signal);
     } catch (error: unknown) {
-      if (errorCode(error) === "ESRCH") return;
+      // Deno reports ESRCH as NotFound (without an errno code); kill has no other ENOENT.
+      if (error instanceof Deno.errors.NotFound) return;
       throw error;
     }
   }

@@ -27,7 +27,6 @@ import {
 import {
   EAGAIN,
   EINTR,
-  ENOTDIR,
   EPOLL_CTL_ADD,
   EPOLL_CTL_DEL,
   EPOLL_EVENT_BYTES,
@@ -38,7 +37,9 @@ import {
   FILE_ACTIONS_BYTES,
   type Libc,
   O_CLOEXEC,
+  O_DIRECTORY,
   O_NONBLOCK,
+  O_PATH,
   O_RDONLY,
   POSIX_SPAWN_SETPGROUP,
   POSIX_SPAWN_SETSID,
@@ -244,6 +245,10 @@ export class PosixSpawner implements Spawner {
     const all = new Uint8Array(new ArrayBuffer(SIGSET_BYTES));
     const none = new Uint8Array(new ArrayBuffer(SIGSET_BYTES));
     s.sigfillset(all);
+    // sigfillset leaves out glibc's internal signals 32 and 33, and for those
+    // posix_spawn sets SIG_IGN in the child, which exec keeps. Setting every
+    // bit of signals 1-64 makes them default too, as in a Deno.Command child.
+    all.fill(0xff, 0, 8);
     s.sigemptyset(none);
     const failed = s.posix_spawnattr_init(this.#attr) ||
       s.posix_spawnattr_setflags(
@@ -320,8 +325,11 @@ export class PosixSpawner implements Spawner {
   #diagnose(errno: number, cwd: string): SpawnError {
     const { libc } = this.#shared;
     const s = libc.symbols;
-    if (s.access(cString(cwd), X_OK) !== 0) return cwdError(cwd, errnoName(libc.errno()));
-    if (errno === ENOTDIR) return cwdError(cwd, "ENOTDIR");
+    const path = cString(cwd);
+    const directory = s.open(path, O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
+    if (directory < 0) return cwdError(cwd, errnoName(libc.errno()));
+    s.close(directory);
+    if (s.access(path, X_OK) !== 0) return cwdError(cwd, errnoName(libc.errno()));
     const code = errnoName(errno);
     if (s.access(SH, X_OK) !== 0) {
       return new SpawnError(`Cannot run "/bin/sh": ${errnoName(libc.errno())}`, {
