@@ -77,30 +77,49 @@ function cString(text: string): Uint8Array {
 }
 
 /**
- * Builds a NULL-terminated `char *[]`. The strings live in the same
- * ArrayBuffer, after the pointers: passing the array to FFI keeps that buffer
+ * Builds a NULL-terminated `char *[]` from strings that are each already
+ * followed by "\0" in `joined`. The strings are encoded once, into the same
+ * ArrayBuffer after the pointers: passing the array to FFI keeps that buffer
  * alive for the call, which raw addresses alone would not.
+ *
+ * Returns null when `joined` holds more than `count` strings, that is when one
+ * of them contained a NUL byte itself.
  */
-function cStringArray(strings: readonly string[]): BigUint64Array {
-  const pointerBytes = (strings.length + 1) * 8;
-  let size = pointerBytes;
-  for (const text of strings) size += text.length * 3 + 1;
-  const buffer = new ArrayBuffer(size);
-  const pointers = new BigUint64Array(buffer, 0, strings.length + 1);
-  const bytes = new Uint8Array(buffer);
-  const base = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(pointers)));
-  let offset = pointerBytes;
-  for (let i = 0; i < strings.length; i++) {
-    pointers[i] = base + BigInt(offset);
-    offset += encoder.encodeInto(strings[i]!, bytes.subarray(offset)).written + 1;
+function cStringArray(joined: string, count: number): BigUint64Array | null {
+  const pointerBytes = (count + 1) * 8;
+  const buffer = new ArrayBuffer(pointerBytes + joined.length * 3);
+  const bytes = new Uint8Array(buffer, pointerBytes);
+  const { written } = encoder.encodeInto(joined, bytes);
+  // Pointers are written as 32-bit halves (little-endian hosts only): plain
+  // numbers are exact below 2^53, and far cheaper than a BigInt per string.
+  const halves = new Uint32Array(buffer, 0, count * 2);
+  let address = Number(Deno.UnsafePointer.value(Deno.UnsafePointer.of(bytes)));
+  let found = 0;
+  let start = 0;
+  for (let i = 0; i < written; i++) {
+    if (bytes[i] !== 0) continue;
+    if (found === count) return null;
+    halves[found * 2] = address % 0x1_0000_0000;
+    halves[found * 2 + 1] = Math.floor(address / 0x1_0000_0000);
+    found++;
+    address += i + 1 - start;
+    start = i + 1;
   }
-  return pointers;
+  return found === count ? new BigUint64Array(buffer, 0, count + 1) : null;
 }
 
-function environment(env: Record<string, string>): string[] {
-  const entries: string[] = [];
-  for (const name in env) entries.push(`${name}=${env[name]}`);
-  return entries;
+/** argv and envp for `sh -c command`, or null if a string contains NUL. */
+function execStrings(options: SpawnOptions): [BigUint64Array, BigUint64Array] | null {
+  const argv = cStringArray(`sh\0-c\0${options.command}\0`, 3);
+  let joined = "";
+  let count = 0;
+  for (const name in options.env) {
+    if (name === "" || name.includes("=")) return null;
+    joined += `${name}=${options.env[name]}\0`;
+    count++;
+  }
+  const envp = cStringArray(joined, count);
+  return argv === null || envp === null ? null : [argv, envp];
 }
 
 interface Watcher {
@@ -264,7 +283,13 @@ export class PosixSpawner implements Spawner {
   }
 
   spawn(options: SpawnOptions): JobProcess {
-    checkSpawnOptions(options);
+    // Work before posix_spawn delays every job, so the options are checked
+    // while the strings are encoded; checkSpawnOptions then names the problem.
+    const strings = options.cwd.includes("\0") ? null : execStrings(options);
+    if (strings === null) {
+      checkSpawnOptions(options);
+      throw new TypeError("execStrings() and checkSpawnOptions() disagree");
+    }
     const s = this.#shared.libc.symbols;
     const [stdoutRead, stdoutWrite] = this.#pipe();
     let stderrRead: number, stderrWrite: number;
@@ -281,15 +306,16 @@ export class PosixSpawner implements Spawner {
     let failed = s.posix_spawn_file_actions_addopen(fileActions, 0, DEV_NULL, O_RDONLY, 0) ||
       s.posix_spawn_file_actions_adddup2(fileActions, stdoutWrite, 1) ||
       s.posix_spawn_file_actions_adddup2(fileActions, stderrWrite, 2) ||
-      s.posix_spawn_file_actions_addchdir_np(fileActions, cString(options.cwd));
+      s.posix_spawn_file_actions_addchdir_np(fileActions, cString(options.cwd)) ||
+      (s.posix_spawn_file_actions_addclosefrom_np?.(fileActions, 3) ?? 0);
     if (failed === 0) {
       failed = s.posix_spawn(
         this.#pid,
         SH,
         fileActions,
         this.#attr,
-        cStringArray(["sh", "-c", options.command]),
-        cStringArray(environment(options.env)),
+        strings[0],
+        strings[1],
       );
     }
     s.posix_spawn_file_actions_destroy(fileActions);

@@ -102,6 +102,23 @@ function openFdCount(): number {
   return [...Deno.readDirSync("/proc/self/fd")].length;
 }
 
+/** fds above 2 that this process holds without O_CLOEXEC. */
+function inheritedFds(): number[] {
+  const O_CLOEXEC = 0o2000000;
+  const fds: number[] = [];
+  for (const entry of Deno.readDirSync("/proc/self/fd")) {
+    const fd = Number(entry.name);
+    if (fd <= 2) continue;
+    try {
+      const flags = Deno.readTextFileSync(`/proc/self/fdinfo/${fd}`).match(/^flags:\s+(\d+)/m);
+      if (flags !== null && (parseInt(flags[1]!, 8) & O_CLOEXEC) === 0) fds.push(fd);
+    } catch {
+      // The directory listing's own fd is gone by now.
+    }
+  }
+  return fds;
+}
+
 function zombieChildren(): number[] {
   const zombies: number[] = [];
   for (const entry of Deno.readDirSync("/proc")) {
@@ -184,6 +201,20 @@ for (const spawner of SPAWNERS) {
     assertEquals(cat.stdout, "cat-done\n");
     const read = await run(spawner, 'read x; echo "rc=$? x=$x"; readlink /proc/$$/fd/0');
     assertEquals(read.stdout, "rc=1 x=\n/dev/null\n");
+  });
+
+  test("spawn() passes the job no fd of the worker but 0, 1 and 2", async () => {
+    // ls opens fd 3 itself to list the directory.
+    const { stdout } = await run(spawner, "exec ls /proc/self/fd");
+    const fds = stdout.split("\n").filter((fd) => fd !== "").map(Number);
+    const expected = [0, 1, 2, 3];
+    if (spawner.method === "deno-detached") {
+      // Deno.Command passes on fds that the worker itself inherited without
+      // close-on-exec (posix_spawn closes them with addclosefrom_np).
+      expected.push(...inheritedFds());
+    }
+    assertEquals(fds.filter((fd) => !expected.includes(fd)), []);
+    assert([0, 1, 2, 3].every((fd) => fds.includes(fd)), `job fds: ${fds.join(" ")}`);
   });
 
   test("spawn() applies cwd and exactly the given environment", async () => {
@@ -285,7 +316,9 @@ for (const spawner of SPAWNERS) {
     // so if it leaked, `kill -PIPE $$` would do nothing and sh would exit 0.
     const pipe = await run(spawner, "kill -PIPE $$; echo survived");
     assertEquals(pipe.status, { code: null, signal: "SIGPIPE" });
-    const masks = await run(spawner, "grep -E '^Sig(Ign|Blk)' /proc/$$/status");
+    // grep reads its own status: dash blocks every signal while it waits for
+    // a child, so /proc/$$/status could show that instead of what it got.
+    const masks = await run(spawner, "exec grep -E '^Sig(Ign|Blk)' /proc/self/status");
     assertEquals(masks.stdout, "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n");
     const yes = await run(spawner, "yes | head -1");
     assertEquals([yes.status, yes.stdout, yes.stderr], [{ code: 0, signal: null }, "y\n", ""]);
