@@ -50,7 +50,7 @@ const SYMBOLS = {
   epoll_create1: { parameters: ["i32"], result: "i32" },
   epoll_ctl: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
   // The only call that waits. It runs on Deno's blocking thread pool and
-  // returns a Promise; one is in flight per spawner while any job is watched.
+  // returns a Promise; one is in flight per process while any job is watched.
   epoll_pwait: {
     parameters: ["i32", "buffer", "i32", "i32", "buffer"],
     result: "i32",
@@ -67,8 +67,19 @@ export interface Libc {
   errno(): number;
 }
 
-/** Opens glibc, or returns the reason it cannot be used. */
+let opened: Libc | Error | undefined;
+
+/**
+ * Opens glibc once per process, or returns the reason it cannot be used.
+ * Needs unscoped --allow-ffi: with `--allow-ffi=libc.so.6` Deno 2.9 resolves
+ * the name against the cwd instead of searching the library path.
+ */
 export function openLibc(): Libc | Error {
+  opened ??= load();
+  return opened;
+}
+
+function load(): Libc | Error {
   let library: Deno.DynamicLibrary<typeof SYMBOLS>;
   try {
     library = Deno.dlopen("libc.so.6", SYMBOLS);

@@ -5,10 +5,10 @@
  * copy, and it puts the child in its own session (or group) itself; Deno's
  * `detached: true` needs a pre-exec hook, which forces a full fork.
  *
- * Waiting is done by one reactor per spawner: a single nonblocking FFI call
+ * Waiting is done by one reactor per process: a single nonblocking FFI call
  * to epoll_pwait over every job's two pipe read ends and a pidfd for the
  * shell. Reads and waitpid(WNOHANG) are then synchronous FFI calls that
- * cannot block. So a spawner pins at most one thread of Deno's blocking pool,
+ * cannot block. So the worker pins at most one thread of Deno's blocking pool,
  * however many jobs run, and closing a job's fds never races a read that
  * another thread is blocked in.
  *
@@ -236,6 +236,27 @@ interface Shared {
   readonly waitStatus: Int32Array;
 }
 
+/** One reactor per process: spawners are cheap, and their fds are not leaked. */
+const sharedByLibc = new WeakMap<Libc, Shared>();
+
+function sharedState(libc: Libc): Shared {
+  let shared = sharedByLibc.get(libc);
+  if (shared !== undefined) return shared;
+  // pidfd_open needs Linux 5.3 and may be blocked by seccomp: probe it once.
+  const s = libc.symbols;
+  const probe = Number(s.syscall(SYS_PIDFD_OPEN, BigInt(Deno.pid), 0n));
+  if (probe < 0) throw new Error(`pidfd_open is unavailable: ${errnoName(libc.errno())}`);
+  s.close(probe);
+  shared = {
+    libc,
+    reactor: new Reactor(libc),
+    readBuffer: new Uint8Array(new ArrayBuffer(READ_BUFFER_BYTES)),
+    waitStatus: new Int32Array(1),
+  };
+  sharedByLibc.set(libc, shared);
+  return shared;
+}
+
 export class PosixSpawner implements Spawner {
   readonly method = "posix_spawn";
   readonly #shared: Shared;
@@ -247,16 +268,7 @@ export class PosixSpawner implements Spawner {
   /** Throws when this kernel or libc lacks what the spawner needs. */
   constructor(libc: Libc, options: { group?: PosixGroupMode } = {}) {
     const s = libc.symbols;
-    this.#shared = {
-      libc,
-      reactor: new Reactor(libc),
-      readBuffer: new Uint8Array(new ArrayBuffer(READ_BUFFER_BYTES)),
-      waitStatus: new Int32Array(1),
-    };
-    // pidfd_open needs Linux 5.3 and may be blocked by seccomp: probe it once.
-    const probe = Number(s.syscall(SYS_PIDFD_OPEN, BigInt(Deno.pid), 0n));
-    if (probe < 0) throw new Error(`pidfd_open is unavailable: ${errnoName(libc.errno())}`);
-    s.close(probe);
+    this.#shared = sharedState(libc);
 
     // The attributes never change, so they are built once and shared by all
     // spawns (posix_spawnattr_destroy is a no-op in glibc; the buffer is GC'd).
