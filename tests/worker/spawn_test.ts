@@ -392,6 +392,24 @@ for (const spawner of SPAWNERS) {
     assert(growth < 50 * 1024 * 1024, `RSS grew by ${(growth / 2 ** 20).toFixed(1)} MiB`);
   }, SKIP_SLOW);
 
+  test("spawn() keeps Deno's blocking pool free while 40 jobs wait", async () => {
+    // Deno runs async file ops and nonblocking FFI calls on one pool of about
+    // 32 threads. A spawner that parked a blocking read or waitpid there per
+    // job would stall the whole worker, this read included.
+    const jobs = Array.from({ length: 40 }, () => start(spawner, "exec sleep 300").job);
+    try {
+      await within(Deno.readTextFile("/proc/self/status"), PROMPT_MS, "a file read");
+      assertEquals((await run(spawner, "echo hi")).stdout, "hi\n");
+    } finally {
+      for (const job of jobs) job.killGroup("SIGKILL");
+      await within(
+        Promise.all(jobs.map((job) => Promise.all([job.exited, job.outputDone]))),
+        PROMPT_MS,
+        "the jobs to die",
+      );
+    }
+  });
+
   test("spawn() leaves no zombie and no fd after 2,000 jobs", async () => {
     const fdsBefore = openFdCount();
     // Four at a time: faster, and it exercises the shared reactor.
