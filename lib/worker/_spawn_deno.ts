@@ -29,7 +29,8 @@ export class DenoSpawner implements Spawner {
     checkSpawnOptions(options);
     let child: Deno.ChildProcess;
     try {
-      child = new Deno.Command("sh", {
+      // "/bin/sh", not "sh" from the worker's PATH: the same shell as posix_spawn.
+      child = new Deno.Command("/bin/sh", {
         args: ["-c", options.command],
         cwd: options.cwd,
         env: options.env,
@@ -57,7 +58,7 @@ function diagnose(error: unknown, cwd: string): SpawnError {
     if (!(statError instanceof Deno.errors.NotCapable)) cwdProblem = errorCode(statError);
   }
   if (cwdProblem !== null) return cwdError(cwd, cwdProblem, error);
-  return new SpawnError(`Cannot run "sh": ${code}`, { code, step: "shell", cause: error });
+  return new SpawnError(`Cannot run "/bin/sh": ${code}`, { code, step: "shell", cause: error });
 }
 
 function errorCode(error: unknown): string {
