@@ -2,7 +2,8 @@
  * Fault injection for the reliability suite: with `QUEUECTL_TEST=1` and `QUEUECTL_FAULT=<point>`,
  * the process kills itself with SIGKILL when it reaches that point. Points: enqueue:before-commit,
  * enqueue:after-commit, enqueue:after-commit-before-print, claim:after-commit, run:after-spawn,
- * complete:before-commit, complete:after-commit, retry:after-commit, dlq-retry:after-commit.
+ * and before-commit / after-commit of each outcome transition (complete, retry, bury,
+ * interrupt) and of dlq-retry.
  *
  * @module
  */

@@ -11,6 +11,7 @@ import { CONFIG_KEYS, configKey, parseConfigValue, resolveConfig } from "./confi
 import { NotFoundError } from "./errors.ts";
 import type { Attempt, Job, NewJob, ResolvedJob } from "./job/job.ts";
 import type { JobState } from "./job/state.ts";
+import { TERMINAL_STATES } from "./job/state.ts";
 import type {
   JobCounts,
   JobInsertResult,
@@ -22,6 +23,19 @@ import type {
 
 export interface QueueOptions {
   clock: Clock;
+}
+
+export interface WaitOptions {
+  /** Give up after this long; absent waits for ever. */
+  timeoutMs?: number;
+  pollMs?: number;
+  /** Called with the jobs as last read, after every read. */
+  onProgress?: (jobs: Job[]) => void;
+}
+
+export interface WaitResult {
+  jobs: Job[];
+  timedOut: boolean;
 }
 
 export interface QueueStatus {
@@ -86,6 +100,11 @@ export class Queue {
     return { counts, workers };
   }
 
+  /** Registered workers (including ones that died without deregistering). */
+  workers(): Promise<WorkerRecord[]> {
+    return this.store.workerList();
+  }
+
   /** Attempt history, oldest first; `NotFoundError` for an unknown job. */
   async attempts(id: string): Promise<Attempt[]> {
     await this.get(id);
@@ -97,6 +116,39 @@ export class Queue {
     attempt: number,
   ): Promise<{ stdout: OutputCapture; stderr: OutputCapture } | undefined> {
     return this.store.attemptOutput({ jobId: id, attempt });
+  }
+
+  /**
+   * Waits until every job is completed or dead (a `failed` job still has a retry coming). Watches
+   * the store's change token, so it reacts within a few milliseconds without loading the database.
+   */
+  async waitFor(ids: readonly string[], options: WaitOptions = {}): Promise<WaitResult> {
+    const jobs = new Map<string, Job>();
+    for (const id of ids) jobs.set(id, await this.get(id));
+    const deadline = options.timeoutMs === undefined
+      ? Infinity
+      : performance.now() + options.timeoutMs;
+    const pollMs = options.pollMs ?? 20;
+    let lastRead = performance.now();
+    let token = await this.store.changeToken();
+    for (;;) {
+      const open = [...jobs.values()].filter((job) => !TERMINAL_STATES.includes(job.state));
+      options.onProgress?.([...jobs.values()]);
+      if (open.length === 0) return { jobs: [...jobs.values()], timedOut: false };
+      if (performance.now() >= deadline) return { jobs: [...jobs.values()], timedOut: true };
+      await new Promise((resolve) =>
+        setTimeout(resolve, Math.max(1, Math.min(pollMs, deadline - performance.now())))
+      );
+      const next = await this.store.changeToken();
+      // Re-read on a change, and now and then anyway (a change the token cannot see).
+      if (next === token && performance.now() - lastRead < 1000) continue;
+      token = next;
+      lastRead = performance.now();
+      for (const job of open) {
+        const fresh = await this.store.jobGet({ id: job.id });
+        if (fresh) jobs.set(job.id, fresh);
+      }
+    }
   }
 
   /** Moves dead jobs back to pending with a fresh retry budget (all of them, or none). */

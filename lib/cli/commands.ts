@@ -37,6 +37,7 @@ function load(name: string): Promise<{ run: CommandRun }> {
 export const GROUPS: Record<string, string> = {
   config: "read and change queue settings",
   dlq: "the dead letter queue",
+  worker: "run, stop and list worker processes",
 };
 
 const SCHEDULE_FLAGS: FlagSpec[] = [
@@ -65,6 +66,7 @@ export const COMMANDS: readonly CommandSpec[] = [
       { name: "id", value: "ID", help: "the job id (default: the next number)" },
       ...SCHEDULE_FLAGS,
       { name: "if-not-exists", help: "an id that exists already is not an error: keep that job" },
+      { name: "wait", help: "wait until the job is completed (exit 0) or dead (exit 1)" },
     ],
     details:
       "Job fields: command (required), id, priority, max_retries, timeout, run_at, delay, cwd\n" +
@@ -102,6 +104,53 @@ export const COMMANDS: readonly CommandSpec[] = [
     args: [{ name: "ID", help: "the job id" }],
     flags: [],
     load: () => load("show"),
+  },
+  {
+    name: "wait",
+    summary: "wait until jobs are completed or dead",
+    args: [{ name: "ID", variadic: true, help: "the jobs to wait for" }],
+    flags: [{ name: "timeout", value: "D", help: "give up after D (exit 124)" }],
+    details: "Exits 0 when every job completed, 1 when any is dead, 124 on timeout.",
+    examples: ["id=$(queuectl enqueue -c 'make build') && queuectl wait \"$id\" && echo built"],
+    load: () => load("wait"),
+  },
+  {
+    name: "worker start",
+    summary: "start worker processes (in the foreground, or --detach)",
+    args: [],
+    flags: [
+      { name: "count", value: "N", help: "how many workers (default 1)" },
+      { name: "detach", help: "run in the background; print the supervisor's pid" },
+    ],
+    details: "Runs until SIGINT/SIGTERM: workers finish their running job, then exit. A second\n" +
+      "signal, or SIGQUIT, kills running jobs (they go back to pending without using an attempt).\n" +
+      "With --detach, output goes to a log file beside the database (DB.log).",
+    examples: ["queuectl worker start --count 4", "queuectl worker start --count 2 --detach"],
+    load: () => load("worker"),
+  },
+  {
+    name: "worker stop",
+    summary: "stop the workers of this database on this host",
+    args: [],
+    flags: [
+      { name: "force", help: "do not wait for running jobs: kill them, return them to pending" },
+      { name: "timeout", value: "D", help: "after D, stop as with --force" },
+    ],
+    load: () => load("worker"),
+  },
+  {
+    name: "worker list",
+    summary: "the workers and what they are doing",
+    args: [],
+    flags: [],
+    load: () => load("worker"),
+  },
+  {
+    name: "worker run",
+    summary: "run one worker in this process (what worker start runs N times)",
+    args: [],
+    flags: [{ name: "once", help: "exit when no job is due instead of waiting" }],
+    load: () => load("worker"),
   },
   {
     name: "config get",

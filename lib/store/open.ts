@@ -21,6 +21,11 @@ export interface OpenStoreOptions {
 
 /** Busy timeout of CLI connections: past it a command exits 5. */
 export const CLI_BUSY_TIMEOUT_MS = 5000;
+/**
+ * Busy timeout of worker connections. node:sqlite waits synchronously, which would stall the
+ * worker's timers (lease renewal among them), so workers wait briefly and retry asynchronously.
+ */
+export const WORKER_BUSY_TIMEOUT_MS = 100;
 
 export function openStore(location: DbLocation, options: OpenStoreOptions): Promise<Store> {
   if (location.isDefault) {
@@ -36,7 +41,8 @@ export function openStore(location: DbLocation, options: OpenStoreOptions): Prom
   }
   return SqliteStore.open(location.path, {
     synchronous: options.role === "cli" ? "FULL" : "NORMAL",
-    busyTimeoutMs: options.busyTimeoutMs ?? CLI_BUSY_TIMEOUT_MS,
+    busyTimeoutMs: options.busyTimeoutMs ??
+      (options.role === "cli" ? CLI_BUSY_TIMEOUT_MS : WORKER_BUSY_TIMEOUT_MS),
     ...(options.fault ? { fault: options.fault } : {}),
   }, options.now);
 }

@@ -61,12 +61,16 @@ export interface WorkerRecord {
   heartbeatAt: number;
   jobsDone: number;
   jobsFailed: number;
+  /** The `worker start` process that runs it, if any. */
+  supervisorPid: number | null;
 }
 
 export type WorkerState = "idle" | "busy" | "stopping";
 
 export interface JobClaimParams {
   workerId: string;
+  /** Where the attempt runs (recorded with it). */
+  host: string;
   now: number;
   leaseMs: number;
 }
@@ -88,6 +92,8 @@ export interface JobFinishParams extends AttemptRef {
   requireLeaseExpired?: boolean;
   /** Final output of the attempt, saved in the same transaction. */
   output?: { stdout: OutputCapture; stderr: OutputCapture };
+  /** The owner itself is finishing: mark it idle and count the job in its totals. */
+  byOwner?: boolean;
 }
 
 export interface AttemptProcessParams extends AttemptRef {
@@ -157,16 +163,18 @@ export interface Store {
   >;
 
   workerRegister(params: { worker: WorkerRecord }): Promise<void>;
-  workerUpdate(
+  /**
+   * Records that the worker is alive and, in the same transaction, extends the lease of the attempt
+   * it runs. Returns false when that lease is no longer the worker's.
+   */
+  workerHeartbeat(
     params: {
       id: string;
       now: number;
-      state?: WorkerState;
-      currentJob?: string | null;
-      done?: number;
-      failed?: number;
+      lease?: { jobId: string; attempt: number; leaseMs: number };
     },
-  ): Promise<void>;
+  ): Promise<boolean>;
+  workerSetState(params: { id: string; now: number; state: WorkerState }): Promise<void>;
   workerRemove(params: { id: string }): Promise<void>;
   workerList(): Promise<WorkerRecord[]>;
 

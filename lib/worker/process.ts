@@ -1,12 +1,19 @@
 /**
  * Facts about processes on this host, from /proc: whether a pid is still the process we knew
- * (pids are reused, so the start time is compared too).
+ * (pids are reused, so the start time is compared too), and finding and killing what is left of
+ * a job's attempt.
  *
  * @module
  */
 
-/** Start time of `pid` in clock ticks since boot (field 22 of /proc/PID/stat), or null. */
-export function processStartTime(pid: number): number | null {
+interface ProcStat {
+  state: string;
+  ppid: number;
+  pgrp: number;
+  startTime: number;
+}
+
+function readStat(pid: number): ProcStat | null {
   let stat: string;
   try {
     stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
@@ -15,23 +22,123 @@ export function processStartTime(pid: number): number | null {
   }
   // The command name (field 2) is in parentheses and may hold spaces: split after the last ")".
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  const start = Number(fields[19]);
-  return Number.isFinite(start) ? start : null;
+  return {
+    state: fields[0]!,
+    ppid: Number(fields[1]),
+    pgrp: Number(fields[2]),
+    startTime: Number(fields[19]),
+  };
+}
+
+/** Whether this host has /proc (Linux). */
+export function hasProc(): boolean {
+  try {
+    Deno.statSync("/proc/self/stat");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Start time of `pid` in clock ticks since boot (field 22 of /proc/PID/stat), or null. */
+export function processStartTime(pid: number): number | null {
+  return readStat(pid)?.startTime ?? null;
+}
+
+/** The parent of this process, from /proc (Deno has no API for it). */
+export function parentPid(): number | null {
+  return readStat(Deno.pid)?.ppid ?? null;
 }
 
 /**
  * Whether `pid` is alive and, when `startTime` is known, is the same process (not a reuse).
- * A zombie counts as dead. Returns true when /proc is unavailable and the pid exists.
+ * A zombie counts as dead. Without /proc, a pid is assumed alive: leases still apply.
  */
 export function processAlive(pid: number, startTime: number | null): boolean {
-  let stat: string;
-  try {
-    stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  } catch (error) {
-    // No /proc entry: gone. Another failure (no /proc at all): assume alive, leases still apply.
-    return !(error instanceof Deno.errors.NotFound);
+  const stat = readStat(pid);
+  if (stat === null) return !hasProc();
+  if (stat.state === "Z" || stat.state === "X") return false;
+  return startTime === null || stat.startTime === startTime;
+}
+
+function listPids(): number[] {
+  const pids: number[] = [];
+  for (const entry of Deno.readDirSync("/proc")) {
+    const pid = Number(entry.name);
+    if (Number.isInteger(pid) && pid > 0) pids.push(pid);
   }
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  if (fields[0] === "Z" || fields[0] === "X") return false;
-  return startTime === null || Number(fields[19]) === startTime;
+  return pids;
+}
+
+/** The environment variables that mark every process of one attempt. */
+export function attemptMarker(db: string, jobId: string, attempt: number): string[] {
+  return [`QUEUECTL_DB=${db}`, `QUEUECTL_JOB_ID=${jobId}`, `QUEUECTL_ATTEMPT=${attempt}`];
+}
+
+function hasMarker(pid: number, marker: readonly string[]): boolean {
+  let environ: string;
+  try {
+    environ = Deno.readTextFileSync(`/proc/${pid}/environ`);
+  } catch {
+    return false;
+  }
+  const vars = environ.split("\0");
+  return marker.every((m) => vars.includes(m));
+}
+
+export interface AttemptProcesses {
+  /** Database path, job id and attempt number: the environment every job process inherits. */
+  marker: string[];
+  /** The job's process group leader as recorded by its worker, if it was. */
+  pid: number | null;
+  pidStart: number | null;
+}
+
+/**
+ * Process groups that still belong to an attempt: the recorded leader's group (if the leader is
+ * the same process, or any live member carries the marker), and the group of every process whose
+ * environment carries the attempt's marker (which also finds a job spawned just before its worker
+ * died, before the worker could record the pid).
+ */
+export function attemptGroups(target: AttemptProcesses): number[] {
+  if (!hasProc()) return [];
+  const groups = new Set<number>();
+  for (const pid of listPids()) {
+    if (pid === Deno.pid) continue;
+    const stat = readStat(pid);
+    if (stat === null || stat.state === "Z") continue;
+    // A group keeps its id while any member lives, so a process in the recorded leader's group
+    // that started after the leader belongs to the attempt even if it reset its environment.
+    const inRecordedGroup = target.pid !== null && target.pidStart !== null &&
+      stat.pgrp === target.pid && stat.startTime >= target.pidStart;
+    if (inRecordedGroup || hasMarker(pid, target.marker)) groups.add(stat.pgrp);
+  }
+  groups.delete(0);
+  const own = readStat(Deno.pid)?.pgrp;
+  if (own !== undefined) groups.delete(own);
+  return [...groups];
+}
+
+/** Sends SIGKILL to every group of the attempt; ignores groups that are already gone. */
+export function killGroups(groups: readonly number[]): void {
+  for (const pgid of groups) {
+    try {
+      Deno.kill(-pgid, "SIGKILL");
+    } catch { /* gone already */ }
+  }
+}
+
+/**
+ * Kills what is left of an attempt and waits until nothing of it runs. Returns false if processes
+ * survived `timeoutMs` (uninterruptible sleep): the caller must not run the job again yet.
+ */
+export async function killAttempt(target: AttemptProcesses, timeoutMs = 5000): Promise<boolean> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const groups = attemptGroups(target);
+    if (groups.length === 0) return true;
+    killGroups(groups);
+    if (performance.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }

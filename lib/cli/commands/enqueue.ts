@@ -135,6 +135,15 @@ export async function run(ctx: Context): Promise<number> {
     ifExists: flagBool(ctx.args, "if-not-exists") ? "keep" : "fail",
   });
   ctx.fault?.("enqueue:after-commit-before-print");
+  if (flagBool(ctx.args, "wait")) {
+    const ids = result.jobs.map((job) => job.id);
+    if (!ctx.json) {
+      ctx.io.out(ids.join("\n") + "\n");
+      ctx.io.flush();
+    }
+    const { waitAndReport } = await import("./wait.ts");
+    return await waitAndReport(ctx, queue, ids, undefined, false);
+  }
   if (ctx.json) {
     const objects = result.jobs.map(jobJson);
     ctx.io.out(json(source === "-" ? objects : objects[0]));

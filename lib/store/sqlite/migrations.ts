@@ -122,7 +122,8 @@ CREATE TABLE workers (
   started_at   INTEGER NOT NULL,
   heartbeat_at INTEGER NOT NULL,
   jobs_done    INTEGER NOT NULL DEFAULT 0,
-  jobs_failed  INTEGER NOT NULL DEFAULT 0
+  jobs_failed  INTEGER NOT NULL DEFAULT 0,
+  supervisor_pid INTEGER
 ) WITHOUT ROWID;
 
 CREATE TABLE config (

@@ -110,6 +110,7 @@ SELECT j.*,
   w.id AS w_id, w.pid AS w_pid, w.host AS w_host, w.pid_start AS w_pid_start, w.state AS w_state,
   w.current_job AS w_current_job, w.started_at AS w_started_at, w.heartbeat_at AS w_heartbeat_at,
   w.jobs_done AS w_jobs_done, w.jobs_failed AS w_jobs_failed,
+  w.supervisor_pid AS w_supervisor_pid,
   a.pid AS a_pid, a.pid_start AS a_pid_start, a.host AS a_host
 FROM jobs j
 LEFT JOIN workers w ON w.id = j.worker_id
@@ -118,13 +119,24 @@ WHERE j.state = 'processing'`;
 
 export const WORKER_INSERT = `
 INSERT OR REPLACE INTO workers (id, pid, host, pid_start, state, current_job, started_at,
-  heartbeat_at, jobs_done, jobs_failed)
+  heartbeat_at, jobs_done, jobs_failed, supervisor_pid)
 VALUES (:id, :pid, :host, :pid_start, :state, :current_job, :started_at, :heartbeat_at,
-  :jobs_done, :jobs_failed)`;
+  :jobs_done, :jobs_failed, :supervisor_pid)`;
 
-export const WORKER_UPDATE = `
-UPDATE workers SET heartbeat_at = :now, state = coalesce(:state, state),
-  current_job = CASE WHEN :set_job THEN :current_job ELSE current_job END,
+export const WORKER_HEARTBEAT = `UPDATE workers SET heartbeat_at = :now WHERE id = :id`;
+
+export const WORKER_SET_STATE = `
+UPDATE workers SET state = :state, heartbeat_at = :now WHERE id = :id`;
+
+/** The claim marks its worker busy in the same transaction. */
+export const WORKER_BUSY = `
+UPDATE workers SET state = 'busy', current_job = :job_id, heartbeat_at = :now
+WHERE id = :id AND state <> 'stopping'`;
+
+/** The owner's own finish: back to idle (unless stopping) and counted. */
+export const WORKER_FINISHED = `
+UPDATE workers SET state = CASE WHEN state = 'stopping' THEN state ELSE 'idle' END,
+  current_job = NULL, heartbeat_at = :now,
   jobs_done = jobs_done + :done, jobs_failed = jobs_failed + :failed
 WHERE id = :id`;
 

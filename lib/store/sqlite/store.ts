@@ -169,6 +169,7 @@ function toWorker(row: Row, prefix = ""): WorkerRecord {
     heartbeatAt: num(row, `${prefix}heartbeat_at`),
     jobsDone: num(row, `${prefix}jobs_done`),
     jobsFailed: num(row, `${prefix}jobs_failed`),
+    supervisorPid: numOrNull(row, `${prefix}supervisor_pid`),
   };
 }
 
@@ -456,8 +457,9 @@ export class SqliteStore implements Store {
         attempt: job.attempts,
         worker_id: params.workerId,
         started_at: params.now,
-        host: null,
+        host: params.host,
       });
+      this.#stmt(q.WORKER_BUSY).run({ id: params.workerId, job_id: job.id, now: params.now });
       return job;
     }, "claim"));
   }
@@ -547,8 +549,13 @@ export class SqliteStore implements Store {
         this.#saveOutput(jobSeq, params.attempt, 1, params.output.stdout);
         this.#saveOutput(jobSeq, params.attempt, 2, params.output.stderr);
       }
+      if (params.byOwner) {
+        const done = d.outcome === "completed" ? 1 : 0;
+        const failed = done === 0 && d.outcome !== "interrupted" ? 1 : 0;
+        this.#stmt(q.WORKER_FINISHED).run({ id: params.workerId, now: params.now, done, failed });
+      }
       return true;
-    }, "complete"));
+    }, d.transition));
   }
 
   jobListProcessing(): Promise<ProcessingJob[]> {
@@ -595,30 +602,33 @@ export class SqliteStore implements Store {
         heartbeat_at: w.heartbeatAt,
         jobs_done: w.jobsDone,
         jobs_failed: w.jobsFailed,
+        supervisor_pid: w.supervisorPid,
       });
     }));
   }
 
-  workerUpdate(
+  workerHeartbeat(
     params: {
       id: string;
       now: number;
-      state?: WorkerState;
-      currentJob?: string | null;
-      done?: number;
-      failed?: number;
+      lease?: { jobId: string; attempt: number; leaseMs: number };
     },
-  ): Promise<void> {
+  ): Promise<boolean> {
     return Promise.resolve(this.#write(() => {
-      this.#stmt(q.WORKER_UPDATE).run({
-        id: params.id,
-        now: params.now,
-        state: params.state ?? null,
-        set_job: params.currentJob === undefined ? 0 : 1,
-        current_job: params.currentJob ?? null,
-        done: params.done ?? 0,
-        failed: params.failed ?? 0,
-      });
+      this.#stmt(q.WORKER_HEARTBEAT).run({ id: params.id, now: params.now });
+      if (!params.lease) return true;
+      return this.#stmt(q.JOB_RENEW_LEASE).run({
+        id: params.lease.jobId,
+        worker_id: params.id,
+        attempt: params.lease.attempt,
+        lease_expires_at: params.now + params.lease.leaseMs,
+      }).changes === 1;
+    }));
+  }
+
+  workerSetState(params: { id: string; now: number; state: WorkerState }): Promise<void> {
+    return Promise.resolve(this.#write(() => {
+      this.#stmt(q.WORKER_SET_STATE).run({ id: params.id, now: params.now, state: params.state });
     }));
   }
 

@@ -1,0 +1,438 @@
+/**
+ * One worker process: claims due jobs one at a time, runs each as its own process group, renews
+ * the job's lease while it runs, writes the outcome fenced by attempt, recovers jobs of dead
+ * workers, and stops cleanly when told.
+ *
+ * @module
+ */
+
+import type { Clock } from "../clock.ts";
+import type { Config } from "../config.ts";
+import { resolveConfig } from "../config.ts";
+import { QueuectlError } from "../errors.ts";
+import type { FaultHook } from "../fault.ts";
+import type { Job } from "../job/job.ts";
+import { decide, describeResult } from "../job/outcome.ts";
+import type { Store } from "../store/store.ts";
+import { formatDuration } from "../time.ts";
+import type { Execution } from "./executor.ts";
+import { execute } from "./executor.ts";
+import { parentPid, processAlive, processStartTime } from "./process.ts";
+import { rescue } from "./rescuer.ts";
+import type { Spawner } from "./spawn.ts";
+
+export interface WorkerOptions {
+  store: Store;
+  clock: Clock;
+  /** Absolute database path: given to jobs as QUEUECTL_DB and part of their process marker. */
+  dbPath: string;
+  spawner: Spawner;
+  log: (line: string) => void;
+  host: string;
+  /** Leave when no job is due instead of waiting for more. */
+  once?: boolean;
+  /** The `worker start` process; when it disappears this worker stops. */
+  supervisorPid?: number | null;
+  fault?: FaultHook | undefined;
+  /** Environment jobs inherit (before their own `env`); defaults to this process's. */
+  baseEnv?: Record<string, string>;
+  /** How often an idle worker looks for a change in the database. */
+  pollMs?: number;
+  /** How often the worker looks for jobs to recover. */
+  sweepMs?: number;
+}
+
+export type StopMode = "graceful" | "force";
+
+interface Running {
+  job: Job;
+  attempt: number;
+  leaseMs: number;
+  leaseExpiresAt: number;
+  abort: AbortController;
+  execution: Execution | null;
+  leaseLost: string | null;
+  pid: number | null;
+}
+
+const OUTPUT_SAVE_MS = 500;
+const PID_RECORD_DELAY_MS = 100;
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Environment variables of the worker that jobs must not inherit (test hooks, supervision). */
+function inheritable(env: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(env)) {
+    if (!key.startsWith("QUEUECTL_")) out[key] = value;
+  }
+  return out;
+}
+
+export class Worker {
+  readonly id: string;
+  readonly #o: WorkerOptions;
+  readonly #store: Store;
+  readonly #baseEnv: Record<string, string>;
+  #config: Config = resolveConfig({});
+  #stop: StopMode | null = null;
+  #stopReason = "";
+  #current: Running | null = null;
+  #wake: (() => void) | null = null;
+  #heartbeatTimer: ReturnType<typeof setTimeout> | undefined;
+  #sweepTimer: ReturnType<typeof setTimeout> | undefined;
+  #lastLog = new Map<string, number>();
+  #heartbeating = false;
+  #finished = false;
+  #sweeping = false;
+
+  constructor(options: WorkerOptions) {
+    this.#o = options;
+    this.#store = options.store;
+    this.id = `w${Deno.pid}-${Math.random().toString(36).slice(2, 6)}`;
+    this.#baseEnv = inheritable(options.baseEnv ?? Deno.env.toObject());
+  }
+
+  /** Asks the worker to stop: graceful lets the running job finish; force kills it. */
+  stop(mode: StopMode, reason: string): void {
+    if (this.#stop === "force") return;
+    if (this.#stop === null || mode === "force") {
+      this.#stop = mode;
+      this.#stopReason = reason;
+      this.#log(`stopping (${mode}): ${reason}`);
+    }
+    if (mode === "force") this.#current?.abort.abort("interrupted by worker shutdown");
+    this.#wake?.();
+    this.#store.workerSetState({ id: this.id, now: this.#o.clock.now(), state: "stopping" })
+      .catch(() => {});
+  }
+
+  get stopMode(): StopMode | null {
+    return this.#stop;
+  }
+
+  /** Runs until stopped (or, with `once`, until no job is due). */
+  async run(): Promise<void> {
+    const now = this.#o.clock.now();
+    await this.#retry("register", () =>
+      this.#store.workerRegister({
+        worker: {
+          id: this.id,
+          pid: Deno.pid,
+          host: this.#o.host,
+          pidStart: processStartTime(Deno.pid),
+          state: "idle",
+          currentJob: null,
+          startedAt: now,
+          heartbeatAt: now,
+          jobsDone: 0,
+          jobsFailed: 0,
+          supervisorPid: this.#o.supervisorPid ?? null,
+        },
+      }));
+    await this.#refreshConfig();
+    this.#log(`started (pid ${Deno.pid}, ${this.#o.spawner.method})`);
+    this.#scheduleHeartbeat();
+    this.#scheduleSweep(0);
+    try {
+      while (this.#stop === null) {
+        const claimed = await this.#claim();
+        if (claimed.job) {
+          await this.#runJob(claimed.job, claimed.leaseMs);
+          continue;
+        }
+        if (this.#o.once) break;
+        await this.#idle(claimed.nextAt);
+      }
+    } finally {
+      this.#finished = true;
+      clearTimeout(this.#heartbeatTimer);
+      clearTimeout(this.#sweepTimer);
+      await this.#store.workerRemove({ id: this.id }).catch(() => {});
+      this.#log(`stopped${this.#stopReason ? ` (${this.#stopReason})` : ""}`);
+    }
+  }
+
+  #log(message: string): void {
+    this.#o.log(`${new Date(this.#o.clock.now()).toISOString()} ${this.id} ${message}`);
+  }
+
+  /** Logs a recurring problem at most once every 10 s. */
+  #logThrottled(key: string, message: string): void {
+    const now = performance.now();
+    if ((this.#lastLog.get(key) ?? -Infinity) + 10_000 > now) return;
+    this.#lastLog.set(key, now);
+    this.#log(message);
+  }
+
+  /**
+   * Retries a store call that failed for a reason that may pass (busy, full, read-only for a
+   * while), backing off up to 1 s, so the worker waits out trouble instead of crash-looping.
+   */
+  async #retry<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    let delay = 10;
+    for (;;) {
+      try {
+        return await fn();
+      } catch (error) {
+        if (!(error instanceof QueuectlError)) throw error;
+        this.#logThrottled(what, `${what}: ${error.message}; retrying`);
+        await sleep(delay * (0.5 + Math.random()));
+        delay = Math.min(delay * 2, 1000);
+      }
+    }
+  }
+
+  async #refreshConfig(): Promise<void> {
+    this.#config = resolveConfig(await this.#store.configGetAll());
+  }
+
+  async #claim(): Promise<{ job?: Job; leaseMs: number; nextAt: number | null }> {
+    const leaseMs = this.#config.leaseTimeoutMs;
+    try {
+      // A read first: an idle poll must not take the write lock.
+      const due = await this.#store.jobNextDue({ now: this.#o.clock.now() });
+      if (!due.dueNow) return { leaseMs, nextAt: due.nextAt };
+      const job = await this.#store.jobClaim({
+        workerId: this.id,
+        host: this.#o.host,
+        now: this.#o.clock.now(),
+        leaseMs,
+      });
+      return job ? { job, leaseMs, nextAt: null } : { leaseMs, nextAt: null };
+    } catch (error) {
+      if (!(error instanceof QueuectlError)) throw error;
+      this.#logThrottled("claim", `claim: ${error.message}; backing off`);
+      await this.#sleep(200 + Math.random() * 300);
+      return { leaseMs, nextAt: null };
+    }
+  }
+
+  /** Sleeps, but wakes at once when asked to stop. */
+  #sleep(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      const wake = () => done();
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.#wake = wake;
+    }).then(() => {
+      this.#wake = null;
+    });
+  }
+
+  /** Waits for a change in the database, the next scheduled job, or a stop. */
+  async #idle(nextAt: number | null): Promise<void> {
+    const pollMs = this.#o.pollMs ?? 10;
+    let token: number;
+    try {
+      token = await this.#store.changeToken();
+    } catch {
+      await this.#sleep(200);
+      return;
+    }
+    // Wake at least once a second anyway: a changed clock, or a change this token misses.
+    const wakeAt = Math.min(nextAt ?? Infinity, this.#o.clock.now() + 1000);
+    while (this.#stop === null && this.#o.clock.now() < wakeAt) {
+      await this.#sleep(Math.min(pollMs, Math.max(1, wakeAt - this.#o.clock.now())));
+      try {
+        if (await this.#store.changeToken() !== token) return;
+      } catch {
+        return;
+      }
+    }
+  }
+
+  #jobEnv(job: Job, attempt: number): Record<string, string> {
+    return {
+      ...this.#baseEnv,
+      ...job.env,
+      QUEUECTL_DB: this.#o.dbPath,
+      QUEUECTL_JOB_ID: job.id,
+      QUEUECTL_ATTEMPT: String(attempt),
+      QUEUECTL_MAX_ATTEMPTS: String(job.attempts - job.budgetUsed + 1 + job.maxRetries),
+    };
+  }
+
+  async #runJob(job: Job, leaseMs: number): Promise<void> {
+    const attempt = job.attempts;
+    const running: Running = {
+      job,
+      attempt,
+      leaseMs,
+      leaseExpiresAt: job.leaseExpiresAt ?? this.#o.clock.now() + leaseMs,
+      abort: new AbortController(),
+      execution: null,
+      leaseLost: null,
+      pid: null,
+    };
+    this.#current = running;
+    const config = this.#config;
+    const started = this.#o.clock.now();
+    let pidTimer: ReturnType<typeof setTimeout> | undefined;
+    const execution = execute({
+      command: job.command,
+      cwd: job.cwd,
+      env: this.#jobEnv(job, attempt),
+      timeoutMs: job.timeoutMs ?? config.jobTimeoutMs,
+      outputLimit: config.outputLimitBytes,
+      spawner: this.#o.spawner,
+      signal: running.abort.signal,
+      onSpawn: (child) => {
+        running.pid = child.pid;
+        this.#o.fault?.("run:after-spawn");
+        // Recorded only for jobs that run a while: a quick job finishes before this matters, and
+        // until then recovery finds the job's processes by their environment marker.
+        pidTimer = setTimeout(() => {
+          this.#store.attemptSetProcess({
+            jobId: job.id,
+            attempt,
+            workerId: this.id,
+            pid: child.pid,
+            pidStart: processStartTime(child.pid),
+          }).catch(() => {});
+        }, PID_RECORD_DELAY_MS);
+      },
+    });
+    running.execution = execution;
+    const saver = setInterval(() => {
+      if (!execution.dirty || running.leaseLost) return;
+      const output = execution.output();
+      if (!output) return;
+      this.#store.attemptSaveOutput({ jobId: job.id, attempt, workerId: this.id, ...output })
+        .catch(() => {});
+    }, OUTPUT_SAVE_MS);
+
+    const result = await execution.done;
+    clearInterval(saver);
+    clearTimeout(pidTimer);
+    if (running.leaseLost) {
+      this.#log(`job ${job.id} attempt ${attempt}: lease lost (${running.leaseLost}); job killed`);
+      this.#current = null;
+      return;
+    }
+    const now = this.#o.clock.now();
+    const decision = decide(job, result.result, now, {
+      base: config.backoffBase,
+      maxMs: config.backoffMaxMs,
+    });
+    const applied = await this.#retry("finish", () =>
+      this.#store.jobFinish({
+        jobId: job.id,
+        attempt,
+        workerId: this.id,
+        decision,
+        now,
+        output: { stdout: result.stdout, stderr: result.stderr },
+        byOwner: true,
+      }));
+    this.#current = null;
+    const what = describeResult(result.result) ?? "exit 0";
+    if (!applied) {
+      this.#log(`job ${job.id} attempt ${attempt}: lease lost; its outcome (${what}) was dropped`);
+      return;
+    }
+    const next = decision.state === "failed"
+      ? `; retry in ${formatDuration((decision.runAt ?? now) - now)}`
+      : "";
+    this.#log(
+      `job ${job.id} attempt ${attempt}: ${decision.outcome} (${what}) in ` +
+        `${formatDuration(now - started)} -> ${decision.state}${next}`,
+    );
+  }
+
+  #scheduleHeartbeat(): void {
+    if (this.#finished) return;
+    const every = Math.max(100, Math.floor(this.#config.leaseTimeoutMs / 6));
+    this.#heartbeatTimer = setTimeout(async () => {
+      await this.#heartbeat();
+      this.#scheduleHeartbeat();
+    }, every);
+  }
+
+  /** Renews the running job's lease (and the worker's liveness); fences itself if it cannot. */
+  async #heartbeat(): Promise<void> {
+    if (this.#heartbeating) return;
+    this.#heartbeating = true;
+    const running = this.#current;
+    const now = this.#o.clock.now();
+    try {
+      const held = await this.#store.workerHeartbeat({
+        id: this.id,
+        now,
+        ...(running && !running.leaseLost
+          ? { lease: { jobId: running.job.id, attempt: running.attempt, leaseMs: running.leaseMs } }
+          : {}),
+      });
+      if (running && !running.leaseLost) {
+        if (held) running.leaseExpiresAt = now + running.leaseMs;
+        else this.#loseLease(running, "another worker recovered it");
+      }
+    } catch (error) {
+      if (!(error instanceof QueuectlError)) throw error;
+      this.#logThrottled("heartbeat", `heartbeat: ${error.message}`);
+      // Past the lease, another worker may already run this job: stop ours first.
+      if (running && !running.leaseLost && this.#o.clock.now() >= running.leaseExpiresAt - 1000) {
+        this.#loseLease(running, `could not renew: ${error.message}`);
+      }
+    } finally {
+      this.#heartbeating = false;
+    }
+  }
+
+  #loseLease(running: Running, why: string): void {
+    running.leaseLost = why;
+    running.abort.abort("lease lost");
+  }
+
+  #scheduleSweep(delay = this.#o.sweepMs ?? 1000): void {
+    if (this.#finished) return;
+    this.#sweepTimer = setTimeout(async () => {
+      await this.#sweep();
+      this.#scheduleSweep();
+    }, delay);
+  }
+
+  async #sweep(): Promise<void> {
+    if (this.#sweeping) return;
+    this.#sweeping = true;
+    try {
+      await this.#refreshConfig();
+      await rescue({
+        store: this.#store,
+        workerId: this.id,
+        host: this.#o.host,
+        dbPath: this.#o.dbPath,
+        now: () => this.#o.clock.now(),
+        backoff: { base: this.#config.backoffBase, maxMs: this.#config.backoffMaxMs },
+        log: (line) => this.#log(line),
+      });
+      await this.#forgetDeadWorkers();
+      const supervisor = this.#o.supervisorPid;
+      if (supervisor && this.#stop === null && parentPid() !== supervisor) {
+        this.stop("graceful", `supervisor ${supervisor} is gone`);
+      }
+    } catch (error) {
+      if (!(error instanceof QueuectlError)) throw error;
+      this.#logThrottled("sweep", `recovery: ${error.message}`);
+    } finally {
+      this.#sweeping = false;
+    }
+  }
+
+  /** Removes rows of workers on this host that died and own no job any more. */
+  async #forgetDeadWorkers(): Promise<void> {
+    const processing = await this.#store.jobListProcessing();
+    const owners = new Set(processing.map((p) => p.job.workerId));
+    for (const worker of await this.#store.workerList()) {
+      if (worker.id === this.id || worker.host !== this.#o.host || owners.has(worker.id)) continue;
+      if (!processAlive(worker.pid, worker.pidStart)) {
+        await this.#store.workerRemove({ id: worker.id });
+      }
+    }
+  }
+}
