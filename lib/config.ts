@@ -19,6 +19,8 @@ export interface Config {
   jobTimeoutMs: number;
   leaseTimeoutMs: number;
   outputLimitBytes: number;
+  /** 0 = keep completed jobs for ever. */
+  retainCompletedMs: number;
 }
 
 type Kind = "count" | "factor" | "duration" | "size";
@@ -93,6 +95,15 @@ export const CONFIG_KEYS: Readonly<Record<string, KeyDefinition>> = {
     max: GiB,
     unit: "bytes",
     help: "output kept per stream and attempt (head and tail, the middle cut)",
+  },
+  "retain-completed": {
+    field: "retainCompletedMs",
+    kind: "duration",
+    default: 7 * 86_400_000,
+    min: 0,
+    max: 3650 * 86_400_000,
+    unit: "seconds",
+    help: "workers delete completed jobs this long after they finished (0 = keep)",
   },
 };
 

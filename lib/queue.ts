@@ -11,6 +11,7 @@ import { CONFIG_KEYS, configKey, parseConfigValue, resolveConfig } from "./confi
 import { NotFoundError } from "./errors.ts";
 import type { Attempt, Job, NewJob, ResolvedJob } from "./job/job.ts";
 import type { JobState } from "./job/state.ts";
+import type { StatsSummary } from "./metrics.ts";
 import { TERMINAL_STATES } from "./job/state.ts";
 import type {
   JobCounts,
@@ -148,6 +149,43 @@ export class Queue {
         const fresh = await this.store.jobGet({ id: job.id });
         if (fresh) jobs.set(job.id, fresh);
       }
+    }
+  }
+
+  /** A value that changes whenever the queue changes; cheap to poll (see `Store.changeToken`). */
+  changeToken(): Promise<number> {
+    return this.store.changeToken();
+  }
+
+  /** Figures for the metrics dashboard over the window since `since`. */
+  stats(since: number): Promise<StatsSummary> {
+    return this.store.statsSummary({ since, now: this.clock.now(), topFailing: 5 });
+  }
+
+  /**
+   * Deletes jobs in `states` that finished before `finishedBefore`, with their attempts and
+   * output, in batches of `batch` (each its own short transaction, so workers keep running).
+   * With `dryRun`, only counts them.
+   */
+  async prune(
+    options: {
+      states: readonly JobState[];
+      finishedBefore: number;
+      dryRun?: boolean;
+      batch?: number;
+    },
+  ): Promise<number> {
+    const { states, finishedBefore } = options;
+    if (options.dryRun) return await this.store.jobPruneCount({ states, finishedBefore });
+    let deleted = 0;
+    for (;;) {
+      const ids = await this.store.jobPrune({
+        states,
+        finishedBefore,
+        limit: options.batch ?? 1000,
+      });
+      deleted += ids.length;
+      if (ids.length < (options.batch ?? 1000)) return deleted;
     }
   }
 

@@ -106,6 +106,53 @@ export const COMMANDS: readonly CommandSpec[] = [
     load: () => load("show"),
   },
   {
+    name: "logs",
+    summary: "the output of a job's latest (or given) attempt",
+    args: [{ name: "ID", help: "the job id" }],
+    flags: [
+      { name: "attempt", value: "N", help: "that attempt instead of the latest" },
+      { name: "stdout", help: "only standard output (unlabelled, for pipes)" },
+      { name: "stderr", help: "only standard error (unlabelled, for pipes)" },
+      {
+        name: "follow",
+        short: "f",
+        help: "stream a running attempt until it ends; exit with its code",
+      },
+      { name: "raw", help: "write bytes as captured (control sequences are escaped otherwise)" },
+    ],
+    details: "Output beyond output-limit keeps its head and tail; the cut is marked.\n" +
+      "--follow waits for a job that has not started, prints stdout to stdout and stderr to\n" +
+      "stderr as the worker saves them, and exits with the attempt's exit code.",
+    examples: ["queuectl logs 42", "queuectl logs 42 --stdout > out.txt", "queuectl logs 42 -f"],
+    load: () => load("logs"),
+  },
+  {
+    name: "metrics",
+    summary: "the metrics dashboard: rates, run times, queue wait, failures",
+    args: [],
+    flags: [
+      { name: "detailed", help: "add per-worker figures and a per-minute chart" },
+      { name: "watch", help: "redraw every second until Ctrl-C" },
+      { name: "since", value: "D", help: "window of the figures (default 24h)" },
+    ],
+    load: () => load("metrics"),
+  },
+  {
+    name: "prune",
+    summary: "delete finished jobs with their attempts and output",
+    args: [],
+    flags: [
+      {
+        name: "older-than",
+        value: "D",
+        help: "finished more than D ago (default: retain-completed, else 7d)",
+      },
+      { name: "state", value: "S", help: "completed (default), dead or all-finished" },
+      { name: "dry-run", help: "count, delete nothing" },
+    ],
+    load: () => load("prune"),
+  },
+  {
     name: "wait",
     summary: "wait until jobs are completed or dead",
     args: [{ name: "ID", variadic: true, help: "the jobs to wait for" }],

@@ -7,8 +7,12 @@
 export interface Io {
   /** Buffered; flushed by `flush()` and when the command ends. */
   out(text: string): void;
+  /** Raw bytes to stdout, in order with `out`. */
+  outBytes(bytes: Uint8Array): void;
   /** Unbuffered. */
   err(text: string): void;
+  /** Raw bytes to stderr. */
+  errBytes(bytes: Uint8Array): void;
   flush(): void;
   /** Reads standard input to the end. */
   readStdin(): Promise<string>;
@@ -43,9 +47,17 @@ export function processIo(): Io {
       size += text.length;
       if (size >= FLUSH_AT) flush();
     },
+    outBytes(bytes) {
+      flush();
+      writeAll(Deno.stdout, bytes);
+    },
     err(text) {
       flush();
       writeAll(Deno.stderr, encoder.encode(text));
+    },
+    errBytes(bytes) {
+      flush();
+      writeAll(Deno.stderr, bytes);
     },
     flush,
     readStdin: () => new Response(Deno.stdin.readable).text(),
@@ -74,8 +86,14 @@ export class MemoryIo implements Io {
   out(text: string): void {
     this.stdout += text;
   }
+  outBytes(bytes: Uint8Array): void {
+    this.stdout += new TextDecoder().decode(bytes);
+  }
   err(text: string): void {
     this.stderr += text;
+  }
+  errBytes(bytes: Uint8Array): void {
+    this.stderr += new TextDecoder().decode(bytes);
   }
   flush(): void {}
   readStdin(): Promise<string> {

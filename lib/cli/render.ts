@@ -137,6 +137,37 @@ export function workerJson(worker: WorkerRecord, alive: boolean | null): Record<
   };
 }
 
+/**
+ * Makes job output safe to show on a terminal: control characters (except newline and tab),
+ * DEL, C1 controls and bidirectional overrides become visible escapes such as `\x1b`, so a job
+ * cannot move the cursor, retitle the window or reorder text in the reader's terminal.
+ */
+export function escapeControls(text: string): string {
+  return text.replaceAll("\r\n", "\n").replace(
+    // deno-lint-ignore no-control-regex
+    /[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/g,
+    (c) => {
+      const code = c.charCodeAt(0);
+      return code <= 0xff
+        ? `\\x${code.toString(16).padStart(2, "0")}`
+        : `\\u{${code.toString(16)}}`;
+    },
+  );
+}
+
+/** Bytes as a short size for people: 512 B, 1.2 KiB, 3.4 MiB. */
+export function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  const units = ["KiB", "MiB", "GiB", "TiB"];
+  let value = bytes / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value < 10 ? value.toFixed(1) : Math.round(value)} ${units[unit]}`;
+}
+
 export function json(value: unknown): string {
   return JSON.stringify(value) + "\n";
 }

@@ -13,6 +13,7 @@
 import type { Attempt, Job, ResolvedJob } from "../job/job.ts";
 import type { JobState } from "../job/state.ts";
 import type { Decision } from "../job/outcome.ts";
+import type { StatsSummary } from "../metrics.ts";
 
 /** Counts per state, plus their sum. */
 export type JobCounts = Record<JobState, number> & { total: number };
@@ -63,6 +64,8 @@ export interface WorkerRecord {
   jobsFailed: number;
   /** The `worker start` process that runs it, if any. */
   supervisorPid: number | null;
+  /** Time spent running jobs, ms. */
+  busyMs: number;
 }
 
 export type WorkerState = "idle" | "busy" | "stopping";
@@ -177,6 +180,20 @@ export interface Store {
   workerSetState(params: { id: string; now: number; state: WorkerState }): Promise<void>;
   workerRemove(params: { id: string }): Promise<void>;
   workerList(): Promise<WorkerRecord[]>;
+
+  /**
+   * Figures for `metrics`, from counters maintained as attempts finish: never a scan of every
+   * attempt. `since` bounds the window; throughput looks at the last hour whatever the window.
+   */
+  statsSummary(params: { since: number; now: number; topFailing: number }): Promise<StatsSummary>;
+  /** Deletes up to `limit` finished jobs (with attempts and output) in one transaction; their ids. */
+  jobPrune(
+    params: { states: readonly JobState[]; finishedBefore: number; limit: number },
+  ): Promise<string[]>;
+  /** How many jobs `jobPrune` would delete. */
+  jobPruneCount(params: { states: readonly JobState[]; finishedBefore: number }): Promise<number>;
+  /** Housekeeping: keeps the write-ahead log small, drops per-minute figures older than `before`. */
+  maintain(params: { statsBefore: number }): Promise<void>;
 
   /** Stored config overrides: key → value in base units, as text. */
   configGetAll(): Promise<Record<string, string>>;

@@ -56,6 +56,13 @@ interface Running {
 }
 
 const OUTPUT_SAVE_MS = 500;
+/** Retention and WAL upkeep run about this often per worker. */
+const HOUSEKEEPING_MS = 60_000;
+/** Jobs deleted per transaction by retention, and transactions per round. */
+const PRUNE_BATCH = 500;
+const PRUNE_BATCHES = 20;
+/** Per-minute metric figures are kept this long. */
+const STATS_RETENTION_MS = 30 * 86_400_000;
 const PID_RECORD_DELAY_MS = 100;
 
 function sleep(ms: number): Promise<void> {
@@ -86,6 +93,8 @@ export class Worker {
   #lastLog = new Map<string, number>();
   #heartbeating = false;
   #finished = false;
+  /** When housekeeping is next due (performance.now); staggered so workers do not all do it. */
+  #housekeepingAt = performance.now() + 5000 + Math.random() * 10_000;
   #sweeping = false;
 
   constructor(options: WorkerOptions) {
@@ -130,6 +139,7 @@ export class Worker {
           jobsDone: 0,
           jobsFailed: 0,
           supervisorPid: this.#o.supervisorPid ?? null,
+          busyMs: 0,
         },
       }));
     await this.#refreshConfig();
@@ -412,6 +422,10 @@ export class Worker {
         log: (line) => this.#log(line),
       });
       await this.#forgetDeadWorkers();
+      if (performance.now() >= this.#housekeepingAt) {
+        this.#housekeepingAt = performance.now() + HOUSEKEEPING_MS * (0.75 + Math.random() / 2);
+        await this.#housekeeping();
+      }
       const supervisor = this.#o.supervisorPid;
       if (supervisor && this.#stop === null && parentPid() !== supervisor) {
         this.stop("graceful", `supervisor ${supervisor} is gone`);
@@ -422,6 +436,29 @@ export class Worker {
     } finally {
       this.#sweeping = false;
     }
+  }
+
+  /**
+   * Deletes completed jobs past `retain-completed` in small batches (each a short transaction, so
+   * claims interleave) and keeps the write-ahead log and the metric figures bounded.
+   */
+  async #housekeeping(): Promise<void> {
+    const retain = this.#config.retainCompletedMs;
+    const now = this.#o.clock.now();
+    if (retain > 0) {
+      let deleted = 0;
+      for (let i = 0; i < PRUNE_BATCHES && this.#stop === null; i++) {
+        const ids = await this.#store.jobPrune({
+          states: ["completed"],
+          finishedBefore: now - retain,
+          limit: PRUNE_BATCH,
+        });
+        deleted += ids.length;
+        if (ids.length < PRUNE_BATCH) break;
+      }
+      if (deleted > 0) this.#log(`retention: deleted ${deleted} completed jobs`);
+    }
+    await this.#store.maintain({ statsBefore: now - STATS_RETENTION_MS });
   }
 
   /** Removes rows of workers on this host that died and own no job any more. */

@@ -5,7 +5,17 @@
  */
 
 import type { Context } from "../context.ts";
-import { attemptJson, jobJson, json, localTime, palette, stateColor, table } from "../render.ts";
+import {
+  attemptJson,
+  escapeControls,
+  jobJson,
+  json,
+  localTime,
+  palette,
+  stateColor,
+  table,
+} from "../render.ts";
+import type { OutputCapture } from "../../store/store.ts";
 import { EXIT, UsageError } from "../../errors.ts";
 import { attemptsLeft } from "../../job/job.ts";
 import { idProblem } from "../../job/input.ts";
@@ -23,8 +33,25 @@ export async function run(ctx: Context): Promise<number> {
   const queue = await ctx.openQueue();
   const job = await queue.get(id);
   const attempts = await queue.attempts(id);
+  const latest = attempts[attempts.length - 1];
+  const output = latest ? await queue.output(id, latest.attempt) : undefined;
+  const tails = output
+    ? { stdout: tailLines(output.stdout), stderr: tailLines(output.stderr) }
+    : { stdout: "", stderr: "" };
   if (ctx.json) {
-    ctx.io.out(json({ ...jobJson(job), history: attempts.map(attemptJson) }));
+    ctx.io.out(json({
+      ...jobJson(job),
+      history: attempts.map(attemptJson),
+      output: latest
+        ? {
+          attempt: latest.attempt,
+          stdout_bytes: output?.stdout.total ?? 0,
+          stderr_bytes: output?.stderr.total ?? 0,
+          stdout_tail: tails.stdout,
+          stderr_tail: tails.stderr,
+        }
+        : null,
+    }));
     return EXIT.ok;
   }
   const p = palette(ctx.color);
@@ -67,6 +94,23 @@ export async function run(ctx: Context): Promise<number> {
       ]),
     );
   }
+  for (const stream of ["stdout", "stderr"] as const) {
+    if (!tails[stream]) continue;
+    out += `\n${p.bold(`Output of attempt ${latest!.attempt}, ${stream}`)} ` +
+      p.dim(`(last ${TAIL_LINES} lines; \`queuectl logs ${id}\` for all)`) + "\n" +
+      escapeControls(tails[stream]) + (tails[stream].endsWith("\n") ? "" : "\n");
+  }
   ctx.io.out(out);
   return EXIT.ok;
+}
+
+const TAIL_LINES = 10;
+
+/** The last lines of a capture, decoded (invalid UTF-8 becomes U+FFFD). */
+function tailLines(capture: OutputCapture): string {
+  const bytes = capture.tail.length ? capture.tail : capture.head;
+  const text = new TextDecoder().decode(bytes.subarray(Math.max(0, bytes.length - 4096)));
+  const lines = text.split("\n");
+  const keep = text.endsWith("\n") ? TAIL_LINES + 1 : TAIL_LINES;
+  return lines.slice(-keep).join("\n");
 }

@@ -132,6 +132,34 @@ CREATE TABLE config (
 ) WITHOUT ROWID;
 `,
   },
+  {
+    version: 2,
+    name: "metrics per minute, queue wait, busy time, retention index",
+    sql: `
+-- When the attempt's job became due: queue wait = started_at - due_at.
+ALTER TABLE attempts ADD COLUMN due_at INTEGER;
+-- Time a worker spent running jobs, for its busy share.
+ALTER TABLE workers ADD COLUMN busy_ms INTEGER NOT NULL DEFAULT 0;
+
+-- Finished attempts folded into per-minute figures as they finish, so metrics never scan
+-- attempts. metric 0: outcome counts (bucket = outcome code); 1: run time histogram; 2: queue
+-- wait histogram (bucket = log-scale bucket of milliseconds); 3: longest run time (bucket 0,
+-- n = milliseconds); 4: attempts that were retries (bucket 0).
+CREATE TABLE stats_minute (
+  minute INTEGER NOT NULL,
+  metric INTEGER NOT NULL,
+  bucket INTEGER NOT NULL,
+  n      INTEGER NOT NULL,
+  PRIMARY KEY (minute, metric, bucket)
+) WITHOUT ROWID;
+
+-- Failed attempts by finish time, for the top failing commands.
+CREATE INDEX attempts_failures ON attempts (finished_at) WHERE outcome <> 'completed';
+
+-- Retention: finished jobs by state and finish time.
+CREATE INDEX jobs_finished ON jobs (state, finished_at) WHERE finished_at IS NOT NULL;
+`,
+  },
 ];
 
 /**

@@ -27,8 +27,8 @@ WHERE seq = (${NEXT_DUE_SEQ}) AND ${READY}
 RETURNING *`;
 
 export const ATTEMPT_INSERT = `
-INSERT INTO attempts (job_seq, attempt, worker_id, started_at, host)
-VALUES (:job_seq, :attempt, :worker_id, :started_at, :host)`;
+INSERT INTO attempts (job_seq, attempt, worker_id, started_at, host, due_at)
+VALUES (:job_seq, :attempt, :worker_id, :started_at, :host, :due_at)`;
 
 /** Earliest run_at among waiting jobs: also one seek per priority. */
 export const JOB_NEXT_DUE = `SELECT min(run_at) AS next_at FROM (${
@@ -37,6 +37,14 @@ export const JOB_NEXT_DUE = `SELECT min(run_at) AS next_at FROM (${
        ORDER BY run_at LIMIT 1)`
   ).join(" UNION ALL ")
 })`;
+
+/** The due job that has waited longest (smallest run_at), one seek per priority. */
+export const JOB_OLDEST_DUE = `SELECT id, run_at FROM (${
+  PRIORITIES.map((p) =>
+    `SELECT * FROM (SELECT id, run_at FROM jobs WHERE ${READY} AND priority = ${p}
+       AND run_at <= :now ORDER BY run_at LIMIT 1)`
+  ).join(" UNION ALL ")
+}) ORDER BY run_at LIMIT 1`;
 
 export const JOB_SEQ_NEXT = `SELECT seq FROM sqlite_sequence WHERE name = 'jobs'`;
 
@@ -85,7 +93,52 @@ RETURNING seq`;
 export const ATTEMPT_FINISH = `
 UPDATE attempts SET finished_at = :now, outcome = :outcome, exit_code = :exit_code,
   signal = :signal, error = :error
-WHERE job_seq = :job_seq AND attempt = :attempt AND finished_at IS NULL`;
+WHERE job_seq = :job_seq AND attempt = :attempt AND finished_at IS NULL
+RETURNING started_at, due_at`;
+
+/** Adds to a per-minute counter. */
+export const STATS_ADD = `
+INSERT INTO stats_minute (minute, metric, bucket, n) VALUES (:minute, :metric, :bucket, :n)
+ON CONFLICT (minute, metric, bucket) DO UPDATE SET n = n + excluded.n`;
+
+/** Raises a per-minute maximum. */
+export const STATS_MAX = `
+INSERT INTO stats_minute (minute, metric, bucket, n) VALUES (:minute, :metric, :bucket, :n)
+ON CONFLICT (minute, metric, bucket) DO UPDATE SET n = max(n, excluded.n)`;
+
+export const STATS_WINDOW = `
+SELECT metric, bucket, CASE WHEN metric = 3 THEN max(n) ELSE sum(n) END AS n
+FROM stats_minute WHERE minute >= :from GROUP BY metric, bucket`;
+
+export const STATS_PER_MINUTE = `
+SELECT minute, bucket, n FROM stats_minute WHERE minute >= :from AND metric = 0`;
+
+export const STATS_PRUNE = `DELETE FROM stats_minute WHERE minute < :before`;
+
+/**
+ * Commands that failed most in the window, among its most recent failures (bounded, so a window
+ * of a million failures costs no more than one of ten thousand). Bare columns next to max() come
+ * from the row holding the maximum: the latest failure's error.
+ */
+export const TOP_FAILING = `
+WITH recent AS (
+  SELECT job_seq, finished_at, error, exit_code FROM attempts
+  WHERE outcome <> 'completed' AND outcome <> 'interrupted' AND finished_at >= :since
+  ORDER BY finished_at DESC LIMIT :scan
+)
+SELECT j.command AS command, count(*) AS failures, max(r.finished_at) AS last_at,
+  r.error AS last_error, r.exit_code AS last_exit_code
+FROM recent r JOIN jobs j ON j.seq = r.job_seq
+GROUP BY j.command ORDER BY failures DESC, last_at DESC LIMIT :limit`;
+
+export const JOB_PRUNE_SELECT = `
+SELECT seq, id FROM jobs WHERE state = :state AND finished_at < :before
+ORDER BY finished_at LIMIT :limit`;
+export const JOB_PRUNE_COUNT = `
+SELECT count(*) AS n FROM jobs WHERE state = :state AND finished_at < :before`;
+export const OUTPUT_DELETE = `DELETE FROM outputs WHERE job_seq = :seq`;
+export const ATTEMPT_DELETE = `DELETE FROM attempts WHERE job_seq = :seq`;
+export const JOB_DELETE = `DELETE FROM jobs WHERE seq = :seq`;
 
 export const ATTEMPT_SET_PROCESS = `
 UPDATE attempts SET pid = :pid, pid_start = :pid_start
@@ -110,7 +163,7 @@ SELECT j.*,
   w.id AS w_id, w.pid AS w_pid, w.host AS w_host, w.pid_start AS w_pid_start, w.state AS w_state,
   w.current_job AS w_current_job, w.started_at AS w_started_at, w.heartbeat_at AS w_heartbeat_at,
   w.jobs_done AS w_jobs_done, w.jobs_failed AS w_jobs_failed,
-  w.supervisor_pid AS w_supervisor_pid,
+  w.supervisor_pid AS w_supervisor_pid, w.busy_ms AS w_busy_ms,
   a.pid AS a_pid, a.pid_start AS a_pid_start, a.host AS a_host
 FROM jobs j
 LEFT JOIN workers w ON w.id = j.worker_id
@@ -136,7 +189,7 @@ WHERE id = :id AND state <> 'stopping'`;
 /** The owner's own finish: back to idle (unless stopping) and counted. */
 export const WORKER_FINISHED = `
 UPDATE workers SET state = CASE WHEN state = 'stopping' THEN state ELSE 'idle' END,
-  current_job = NULL, heartbeat_at = :now,
+  current_job = NULL, heartbeat_at = :now, busy_ms = busy_ms + :busy_ms,
   jobs_done = jobs_done + :done, jobs_failed = jobs_failed + :failed
 WHERE id = :id`;
 

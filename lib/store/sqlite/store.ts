@@ -44,6 +44,8 @@ import type {
 import * as q from "./queries.ts";
 import { dirname } from "../../path.ts";
 import { APPLICATION_ID, SCHEMA_VERSION } from "./version.ts";
+import type { StatsSummary } from "../../metrics.ts";
+import { bucketOf, METRIC, OUTCOME_CODES } from "../../metrics.ts";
 
 type Row = Record<string, SQLOutputValue>;
 type Params = Record<string, SQLInputValue>;
@@ -170,6 +172,7 @@ function toWorker(row: Row, prefix = ""): WorkerRecord {
     jobsDone: num(row, `${prefix}jobs_done`),
     jobsFailed: num(row, `${prefix}jobs_failed`),
     supervisorPid: numOrNull(row, `${prefix}supervisor_pid`),
+    busyMs: numOrNull(row, `${prefix}busy_ms`) ?? 0,
   };
 }
 
@@ -279,6 +282,15 @@ export class SqliteStore implements Store {
     return statement;
   }
 
+  /** Runs synchronous store work as a promise: a throw becomes a rejection, as callers expect. */
+  #run<T>(fn: () => T): Promise<T> {
+    try {
+      return Promise.resolve(fn());
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
   #read<T>(fn: () => T): T {
     try {
       return fn();
@@ -306,90 +318,96 @@ export class SqliteStore implements Store {
   }
 
   jobInsertMany(params: JobInsertParams): Promise<JobInsertResult> {
-    return Promise.resolve(this.#write(() => {
-      const seqRow = this.#stmt(q.JOB_SEQ_NEXT).get() as Row | undefined;
-      let seq = (seqRow ? num(seqRow, "seq") : 0) + 1;
-      const insert = this.#stmt(q.JOB_INSERT);
-      const jobs: Job[] = [];
-      let inserted = 0;
-      for (const input of params.jobs) {
-        const env = Object.keys(input.env).length ? JSON.stringify(input.env) : null;
-        for (;;) {
-          const id = input.id ?? String(seq);
-          const result = insert.run({
-            seq,
-            id,
-            command: input.command,
-            priority: input.priority,
-            max_retries: input.maxRetries,
-            timeout_ms: input.timeoutMs,
-            cwd: input.cwd,
-            env,
-            run_at: input.runAt,
-            now: params.now,
-          });
-          if (result.changes === 1) {
-            jobs.push({
-              id,
+    return this.#run(() =>
+      this.#write(() => {
+        const seqRow = this.#stmt(q.JOB_SEQ_NEXT).get() as Row | undefined;
+        let seq = (seqRow ? num(seqRow, "seq") : 0) + 1;
+        const insert = this.#stmt(q.JOB_INSERT);
+        const jobs: Job[] = [];
+        let inserted = 0;
+        for (const input of params.jobs) {
+          const env = Object.keys(input.env).length ? JSON.stringify(input.env) : null;
+          for (;;) {
+            const id = input.id ?? String(seq);
+            const result = insert.run({
               seq,
+              id,
               command: input.command,
-              state: "pending",
               priority: input.priority,
-              attempts: 0,
-              budgetUsed: 0,
-              maxRetries: input.maxRetries,
-              timeoutMs: input.timeoutMs,
+              max_retries: input.maxRetries,
+              timeout_ms: input.timeoutMs,
               cwd: input.cwd,
-              env: input.env,
-              runAt: input.runAt,
-              createdAt: params.now,
-              updatedAt: params.now,
-              finishedAt: null,
-              workerId: null,
-              leaseExpiresAt: null,
-              lastError: null,
-              lastExitCode: null,
+              env,
+              run_at: input.runAt,
+              now: params.now,
             });
-            inserted++;
-            seq++;
-            break;
+            if (result.changes === 1) {
+              jobs.push({
+                id,
+                seq,
+                command: input.command,
+                state: "pending",
+                priority: input.priority,
+                attempts: 0,
+                budgetUsed: 0,
+                maxRetries: input.maxRetries,
+                timeoutMs: input.timeoutMs,
+                cwd: input.cwd,
+                env: input.env,
+                runAt: input.runAt,
+                createdAt: params.now,
+                updatedAt: params.now,
+                finishedAt: null,
+                workerId: null,
+                leaseExpiresAt: null,
+                lastError: null,
+                lastExitCode: null,
+              });
+              inserted++;
+              seq++;
+              break;
+            }
+            if (input.id === undefined) {
+              // A user chose this number as an id; generated ids skip it (sequence gaps are fine).
+              seq++;
+              continue;
+            }
+            if (params.ifExists === "keep") {
+              jobs.push(toJob(this.#stmt(q.JOB_GET).get({ id }) as Row));
+              break;
+            }
+            throw new ConflictError(`Job "${id}" already exists`, {
+              hint: "choose another id, or use --if-not-exists to keep the existing job",
+            });
           }
-          if (input.id === undefined) {
-            // A user chose this number as an id; generated ids skip it (sequence gaps are fine).
-            seq++;
-            continue;
-          }
-          if (params.ifExists === "keep") {
-            jobs.push(toJob(this.#stmt(q.JOB_GET).get({ id }) as Row));
-            break;
-          }
-          throw new ConflictError(`Job "${id}" already exists`, {
-            hint: "choose another id, or use --if-not-exists to keep the existing job",
-          });
         }
-      }
-      return { jobs, inserted };
-    }, "enqueue"));
+        return { jobs, inserted };
+      }, "enqueue")
+    );
   }
 
   jobGet(params: { id: string }): Promise<Job | undefined> {
-    return Promise.resolve(this.#read(() => {
-      const row = this.#stmt(q.JOB_GET).get({ id: params.id }) as Row | undefined;
-      return row ? toJob(row) : undefined;
-    }));
+    return this.#run(() =>
+      this.#read(() => {
+        const row = this.#stmt(q.JOB_GET).get({ id: params.id }) as Row | undefined;
+        return row ? toJob(row) : undefined;
+      })
+    );
   }
 
   jobList(params: JobListParams): Promise<JobListResult> {
-    return Promise.resolve(this.#read(() => {
-      const rows = params.state
-        ? this.#stmt(q.JOB_LIST_BY_STATE).all({ state: params.state, limit: params.limit })
-        : this.#stmt(q.JOB_LIST).all({ limit: params.limit });
-      const counts = this.#counts();
-      return {
-        jobs: (rows as Row[]).map(toJob),
-        total: params.state ? counts[params.state] : counts.total,
-      };
-    }));
+    return this.#run(() =>
+      this.#read(() => {
+        const rows = params.state
+          ? this.#stmt(q.JOB_LIST_BY_STATE).all({ state: params.state, limit: params.limit })
+          : this.#stmt(q.JOB_LIST).all({ limit: params.limit });
+        const counts = this.#counts();
+        return {
+          jobs: (rows as Row[]).map(toJob),
+          total: params.state ? counts[params.state] : counts.total,
+        };
+      })
+    );
   }
 
   #counts(): JobCounts {
@@ -405,71 +423,78 @@ export class SqliteStore implements Store {
   }
 
   jobCountByState(): Promise<JobCounts> {
-    return Promise.resolve(this.#read(() => this.#counts()));
+    return this.#run(() => this.#read(() => this.#counts()));
   }
 
   jobDlqRetry(params: JobDlqRetryParams): Promise<Job[]> {
-    return Promise.resolve(this.#write(() => {
-      if (params.ids === "all") {
-        return (this.#stmt(q.JOB_DLQ_RETRY_ALL).all({ now: params.now }) as Row[]).map(toJob);
-      }
-      const jobs: Job[] = [];
-      for (const id of params.ids) {
-        const row = this.#stmt(q.JOB_DLQ_RETRY).get({ id, now: params.now }) as Row | undefined;
-        if (row) {
-          jobs.push(toJob(row));
-          continue;
+    return this.#run(() =>
+      this.#write(() => {
+        if (params.ids === "all") {
+          return (this.#stmt(q.JOB_DLQ_RETRY_ALL).all({ now: params.now }) as Row[]).map(toJob);
         }
-        const current = this.#stmt(q.JOB_GET).get({ id }) as Row | undefined;
-        if (!current) {
-          throw new NotFoundError(`Job "${id}" not found`, {
-            hint: "`queuectl dlq list` shows the dead letter queue",
-          });
+        const jobs: Job[] = [];
+        for (const id of params.ids) {
+          const row = this.#stmt(q.JOB_DLQ_RETRY).get({ id, now: params.now }) as Row | undefined;
+          if (row) {
+            jobs.push(toJob(row));
+            continue;
+          }
+          const current = this.#stmt(q.JOB_GET).get({ id }) as Row | undefined;
+          if (!current) {
+            throw new NotFoundError(`Job "${id}" not found`, {
+              hint: "`queuectl dlq list` shows the dead letter queue",
+            });
+          }
+          throw new ConflictError(
+            `Job "${id}" is not in the dead letter queue: it is ${str(current, "state")}`,
+            { hint: "only dead jobs can be retried" },
+          );
         }
-        throw new ConflictError(
-          `Job "${id}" is not in the dead letter queue: it is ${str(current, "state")}`,
-          { hint: "only dead jobs can be retried" },
-        );
-      }
-      return jobs;
-    }, "dlq-retry"));
+        return jobs;
+      }, "dlq-retry")
+    );
   }
 
   attemptList(params: { jobId: string }): Promise<Attempt[]> {
-    return Promise.resolve(
+    return this.#run(() =>
       this.#read(() =>
         (this.#stmt(q.ATTEMPT_LIST).all({ id: params.jobId }) as Row[]).map(toAttempt)
-      ),
+      )
     );
   }
 
   jobClaim(params: JobClaimParams): Promise<Job | undefined> {
-    return Promise.resolve(this.#write(() => {
-      const row = this.#stmt(q.JOB_CLAIM).get({
-        worker_id: params.workerId,
-        lease_expires_at: params.now + params.leaseMs,
-        now: params.now,
-      }) as Row | undefined;
-      if (!row) return undefined;
-      const job = toJob(row);
-      this.#stmt(q.ATTEMPT_INSERT).run({
-        job_seq: job.seq,
-        attempt: job.attempts,
-        worker_id: params.workerId,
-        started_at: params.now,
-        host: params.host,
-      });
-      this.#stmt(q.WORKER_BUSY).run({ id: params.workerId, job_id: job.id, now: params.now });
-      return job;
-    }, "claim"));
+    return this.#run(() =>
+      this.#write(() => {
+        const row = this.#stmt(q.JOB_CLAIM).get({
+          worker_id: params.workerId,
+          lease_expires_at: params.now + params.leaseMs,
+          now: params.now,
+        }) as Row | undefined;
+        if (!row) return undefined;
+        const job = toJob(row);
+        this.#stmt(q.ATTEMPT_INSERT).run({
+          job_seq: job.seq,
+          attempt: job.attempts,
+          worker_id: params.workerId,
+          started_at: params.now,
+          host: params.host,
+          due_at: job.runAt,
+        });
+        this.#stmt(q.WORKER_BUSY).run({ id: params.workerId, job_id: job.id, now: params.now });
+        return job;
+      }, "claim")
+    );
   }
 
   jobNextDue(params: { now: number }): Promise<{ dueNow: boolean; nextAt: number | null }> {
-    return Promise.resolve(this.#read(() => {
-      const row = this.#stmt(q.JOB_NEXT_DUE).get() as Row;
-      const nextAt = numOrNull(row, "next_at");
-      return { dueNow: nextAt !== null && nextAt <= params.now, nextAt };
-    }));
+    return this.#run(() =>
+      this.#read(() => {
+        const row = this.#stmt(q.JOB_NEXT_DUE).get() as Row;
+        const nextAt = numOrNull(row, "next_at");
+        return { dueNow: nextAt !== null && nextAt <= params.now, nextAt };
+      })
+    );
   }
 
   #owned(ref: AttemptRef): Params {
@@ -477,26 +502,30 @@ export class SqliteStore implements Store {
   }
 
   attemptSetProcess(params: AttemptProcessParams): Promise<boolean> {
-    return Promise.resolve(this.#write(() => {
-      const row = this.#stmt(q.JOB_OWNED_SEQ).get(this.#owned(params)) as Row | undefined;
-      if (!row) return false;
-      this.#stmt(q.ATTEMPT_SET_PROCESS).run({
-        job_seq: num(row, "seq"),
-        attempt: params.attempt,
-        pid: params.pid,
-        pid_start: params.pidStart,
-      });
-      return true;
-    }));
+    return this.#run(() =>
+      this.#write(() => {
+        const row = this.#stmt(q.JOB_OWNED_SEQ).get(this.#owned(params)) as Row | undefined;
+        if (!row) return false;
+        this.#stmt(q.ATTEMPT_SET_PROCESS).run({
+          job_seq: num(row, "seq"),
+          attempt: params.attempt,
+          pid: params.pid,
+          pid_start: params.pidStart,
+        });
+        return true;
+      })
+    );
   }
 
   jobRenewLease(params: AttemptRef & { now: number; leaseMs: number }): Promise<boolean> {
-    return Promise.resolve(this.#write(() =>
-      this.#stmt(q.JOB_RENEW_LEASE).run({
-        ...this.#owned(params),
-        lease_expires_at: params.now + params.leaseMs,
-      }).changes === 1
-    ));
+    return this.#run(() =>
+      this.#write(() =>
+        this.#stmt(q.JOB_RENEW_LEASE).run({
+          ...this.#owned(params),
+          lease_expires_at: params.now + params.leaseMs,
+        }).changes === 1
+      )
+    );
   }
 
   #saveOutput(jobSeq: number, attempt: number, stream: 1 | 2, capture: OutputCapture): void {
@@ -511,55 +540,214 @@ export class SqliteStore implements Store {
   }
 
   attemptSaveOutput(params: AttemptOutputParams): Promise<boolean> {
-    return Promise.resolve(this.#write(() => {
-      const row = this.#stmt(q.JOB_OWNED_SEQ).get(this.#owned(params)) as Row | undefined;
-      if (!row) return false;
-      this.#saveOutput(num(row, "seq"), params.attempt, 1, params.stdout);
-      this.#saveOutput(num(row, "seq"), params.attempt, 2, params.stderr);
-      return true;
-    }));
+    return this.#run(() =>
+      this.#write(() => {
+        const row = this.#stmt(q.JOB_OWNED_SEQ).get(this.#owned(params)) as Row | undefined;
+        if (!row) return false;
+        this.#saveOutput(num(row, "seq"), params.attempt, 1, params.stdout);
+        this.#saveOutput(num(row, "seq"), params.attempt, 2, params.stderr);
+        return true;
+      })
+    );
   }
 
   jobFinish(params: JobFinishParams): Promise<boolean> {
     const d = params.decision;
-    return Promise.resolve(this.#write(() => {
-      const row = this.#stmt(q.JOB_FINISH).get({
-        ...this.#owned(params),
-        state: d.state,
-        refund: d.refund ? 1 : 0,
-        run_at: d.runAt,
-        finished_at: d.finishedAt,
-        error: d.error,
-        exit_code: d.exitCode,
-        now: params.now,
-        require_expired: params.requireLeaseExpired ? 1 : 0,
-      }) as Row | undefined;
-      if (!row) return false;
-      const jobSeq = num(row, "seq");
-      this.#stmt(q.ATTEMPT_FINISH).run({
-        job_seq: jobSeq,
-        attempt: params.attempt,
-        now: params.now,
-        outcome: d.outcome,
-        exit_code: d.exitCode,
-        signal: d.signal,
-        error: d.error,
+    return this.#run(() =>
+      this.#write(() => {
+        const row = this.#stmt(q.JOB_FINISH).get({
+          ...this.#owned(params),
+          state: d.state,
+          refund: d.refund ? 1 : 0,
+          run_at: d.runAt,
+          finished_at: d.finishedAt,
+          error: d.error,
+          exit_code: d.exitCode,
+          now: params.now,
+          require_expired: params.requireLeaseExpired ? 1 : 0,
+        }) as Row | undefined;
+        if (!row) return false;
+        const jobSeq = num(row, "seq");
+        const attemptRow = this.#stmt(q.ATTEMPT_FINISH).get({
+          job_seq: jobSeq,
+          attempt: params.attempt,
+          now: params.now,
+          outcome: d.outcome,
+          exit_code: d.exitCode,
+          signal: d.signal,
+          error: d.error,
+        }) as Row | undefined;
+        const runMs = attemptRow ? Math.max(0, params.now - num(attemptRow, "started_at")) : 0;
+        if (attemptRow) {
+          const dueAt = numOrNull(attemptRow, "due_at");
+          this.#recordStats(
+            params.now,
+            d.outcome,
+            params.attempt,
+            runMs,
+            dueAt === null ? null : Math.max(0, num(attemptRow, "started_at") - dueAt),
+          );
+        }
+        if (params.output) {
+          this.#saveOutput(jobSeq, params.attempt, 1, params.output.stdout);
+          this.#saveOutput(jobSeq, params.attempt, 2, params.output.stderr);
+        }
+        if (params.byOwner) {
+          const done = d.outcome === "completed" ? 1 : 0;
+          const failed = done === 0 && d.outcome !== "interrupted" ? 1 : 0;
+          this.#stmt(q.WORKER_FINISHED).run({
+            id: params.workerId,
+            now: params.now,
+            done,
+            failed,
+            busy_ms: runMs,
+          });
+        }
+        return true;
+      }, d.transition)
+    );
+  }
+
+  /** Folds one finished attempt into the per-minute figures (same transaction as the finish). */
+  #recordStats(
+    now: number,
+    outcome: AttemptOutcome,
+    attempt: number,
+    runMs: number,
+    waitMs: number | null,
+  ): void {
+    const minute = Math.floor(now / 60_000);
+    const add = this.#stmt(q.STATS_ADD);
+    add.run({ minute, metric: METRIC.outcome, bucket: OUTCOME_CODES.indexOf(outcome), n: 1 });
+    if (outcome === "interrupted") return;
+    add.run({ minute, metric: METRIC.runTime, bucket: bucketOf(runMs), n: 1 });
+    if (waitMs !== null) {
+      add.run({ minute, metric: METRIC.queueWait, bucket: bucketOf(waitMs), n: 1 });
+    }
+    if (attempt > 1) add.run({ minute, metric: METRIC.retries, bucket: 0, n: 1 });
+    this.#stmt(q.STATS_MAX).run({ minute, metric: METRIC.maxRunTime, bucket: 0, n: runMs });
+  }
+
+  statsSummary(
+    params: { since: number; now: number; topFailing: number },
+  ): Promise<StatsSummary> {
+    return this.#run(() =>
+      this.#read(() => {
+        const outcomes = Object.fromEntries(OUTCOME_CODES.map((o) => [o, 0])) as Record<
+          AttemptOutcome,
+          number
+        >;
+        const runTime = new Map<number, number>();
+        const queueWait = new Map<number, number>();
+        let maxRunMs: number | null = null;
+        let retryAttempts = 0;
+        const from = Math.floor(params.since / 60_000);
+        for (const row of this.#stmt(q.STATS_WINDOW).all({ from }) as Row[]) {
+          const metric = num(row, "metric");
+          const bucket = num(row, "bucket");
+          const n = num(row, "n");
+          if (metric === METRIC.outcome) {
+            const outcome = OUTCOME_CODES[bucket];
+            if (outcome) outcomes[outcome] += n;
+          } else if (metric === METRIC.runTime) runTime.set(bucket, n);
+          else if (metric === METRIC.queueWait) queueWait.set(bucket, n);
+          else if (metric === METRIC.maxRunTime) maxRunMs = n;
+          else if (metric === METRIC.retries) retryAttempts += n;
+        }
+        const nowMinute = Math.floor(params.now / 60_000);
+        const perMinute = new Map<number, { finished: number; completed: number }>();
+        for (const row of this.#stmt(q.STATS_PER_MINUTE).all({ from: nowMinute - 60 }) as Row[]) {
+          const minute = num(row, "minute");
+          const outcome = OUTCOME_CODES[num(row, "bucket")];
+          if (outcome === "interrupted" || outcome === undefined) continue;
+          const n = num(row, "n");
+          const entry = perMinute.get(minute) ?? { finished: 0, completed: 0 };
+          entry.finished += n;
+          if (outcome === "completed") entry.completed += n;
+          perMinute.set(minute, entry);
+        }
+        const topFailing = (this.#stmt(q.TOP_FAILING).all({
+          since: params.since,
+          scan: 10_000,
+          limit: params.topFailing,
+        }) as Row[]).map((row) => ({
+          command: str(row, "command"),
+          failures: num(row, "failures"),
+          lastError: strOrNull(row, "last_error"),
+          lastExitCode: numOrNull(row, "last_exit_code"),
+        }));
+        const oldest = this.#stmt(q.JOB_OLDEST_DUE).get({ now: params.now }) as Row | undefined;
+        return {
+          outcomes,
+          runTime,
+          queueWait,
+          maxRunMs,
+          retryAttempts,
+          perMinute,
+          topFailing,
+          oldestDueAt: oldest ? num(oldest, "run_at") : null,
+          oldestDueJob: oldest ? str(oldest, "id") : null,
+        };
+      })
+    );
+  }
+
+  jobPrune(
+    params: { states: readonly JobState[]; finishedBefore: number; limit: number },
+  ): Promise<string[]> {
+    return this.#run(() =>
+      this.#write(() => {
+        const ids: string[] = [];
+        for (const state of params.states) {
+          const rows = this.#stmt(q.JOB_PRUNE_SELECT).all({
+            state,
+            before: params.finishedBefore,
+            limit: params.limit - ids.length,
+          }) as Row[];
+          for (const row of rows) {
+            const seq = num(row, "seq");
+            this.#stmt(q.OUTPUT_DELETE).run({ seq });
+            this.#stmt(q.ATTEMPT_DELETE).run({ seq });
+            this.#stmt(q.JOB_DELETE).run({ seq });
+            ids.push(str(row, "id"));
+          }
+          if (ids.length >= params.limit) break;
+        }
+        return ids;
+      })
+    );
+  }
+
+  jobPruneCount(
+    params: { states: readonly JobState[]; finishedBefore: number },
+  ): Promise<number> {
+    return this.#run(() =>
+      this.#read(() =>
+        params.states.reduce(
+          (sum, state) =>
+            sum +
+            num(
+              this.#stmt(q.JOB_PRUNE_COUNT).get({ state, before: params.finishedBefore }) as Row,
+              "n",
+            ),
+          0,
+        )
+      )
+    );
+  }
+
+  maintain(params: { statsBefore: number }): Promise<void> {
+    return this.#run(() => {
+      this.#write(() => {
+        this.#stmt(q.STATS_PRUNE).run({ before: Math.floor(params.statsBefore / 60_000) });
       });
-      if (params.output) {
-        this.#saveOutput(jobSeq, params.attempt, 1, params.output.stdout);
-        this.#saveOutput(jobSeq, params.attempt, 2, params.output.stderr);
-      }
-      if (params.byOwner) {
-        const done = d.outcome === "completed" ? 1 : 0;
-        const failed = done === 0 && d.outcome !== "interrupted" ? 1 : 0;
-        this.#stmt(q.WORKER_FINISHED).run({ id: params.workerId, now: params.now, done, failed });
-      }
-      return true;
-    }, d.transition));
+      // Resets the -wal file when no reader holds it; with readers it does what it can.
+      this.#read(() => this.#stmt("PRAGMA wal_checkpoint(TRUNCATE)").get());
+    });
   }
 
   jobListProcessing(): Promise<ProcessingJob[]> {
-    return Promise.resolve(
+    return this.#run(() =>
       this.#read(() =>
         (this.#stmt(q.JOB_LIST_PROCESSING).all() as Row[]).map((row) => ({
           job: toJob(row),
@@ -568,43 +756,47 @@ export class SqliteStore implements Store {
           pidStart: numOrNull(row, "a_pid_start"),
           host: strOrNull(row, "a_host"),
         }))
-      ),
+      )
     );
   }
 
   attemptOutput(
     params: { jobId: string; attempt: number },
   ): Promise<{ stdout: OutputCapture; stderr: OutputCapture } | undefined> {
-    return Promise.resolve(this.#read(() => {
-      const rows = this.#stmt(q.OUTPUT_GET).all({
-        id: params.jobId,
-        attempt: params.attempt,
-      }) as Row[];
-      if (rows.length === 0) return undefined;
-      return {
-        stdout: toCapture(rows.find((r) => r.stream === 1)),
-        stderr: toCapture(rows.find((r) => r.stream === 2)),
-      };
-    }));
+    return this.#run(() =>
+      this.#read(() => {
+        const rows = this.#stmt(q.OUTPUT_GET).all({
+          id: params.jobId,
+          attempt: params.attempt,
+        }) as Row[];
+        if (rows.length === 0) return undefined;
+        return {
+          stdout: toCapture(rows.find((r) => r.stream === 1)),
+          stderr: toCapture(rows.find((r) => r.stream === 2)),
+        };
+      })
+    );
   }
 
   workerRegister(params: { worker: WorkerRecord }): Promise<void> {
     const w = params.worker;
-    return Promise.resolve(this.#write(() => {
-      this.#stmt(q.WORKER_INSERT).run({
-        id: w.id,
-        pid: w.pid,
-        host: w.host,
-        pid_start: w.pidStart,
-        state: w.state,
-        current_job: w.currentJob,
-        started_at: w.startedAt,
-        heartbeat_at: w.heartbeatAt,
-        jobs_done: w.jobsDone,
-        jobs_failed: w.jobsFailed,
-        supervisor_pid: w.supervisorPid,
-      });
-    }));
+    return this.#run(() =>
+      this.#write(() => {
+        this.#stmt(q.WORKER_INSERT).run({
+          id: w.id,
+          pid: w.pid,
+          host: w.host,
+          pid_start: w.pidStart,
+          state: w.state,
+          current_job: w.currentJob,
+          started_at: w.startedAt,
+          heartbeat_at: w.heartbeatAt,
+          jobs_done: w.jobsDone,
+          jobs_failed: w.jobsFailed,
+          supervisor_pid: w.supervisorPid,
+        });
+      })
+    );
   }
 
   workerHeartbeat(
@@ -614,61 +806,71 @@ export class SqliteStore implements Store {
       lease?: { jobId: string; attempt: number; leaseMs: number };
     },
   ): Promise<boolean> {
-    return Promise.resolve(this.#write(() => {
-      this.#stmt(q.WORKER_HEARTBEAT).run({ id: params.id, now: params.now });
-      if (!params.lease) return true;
-      return this.#stmt(q.JOB_RENEW_LEASE).run({
-        id: params.lease.jobId,
-        worker_id: params.id,
-        attempt: params.lease.attempt,
-        lease_expires_at: params.now + params.lease.leaseMs,
-      }).changes === 1;
-    }));
+    return this.#run(() =>
+      this.#write(() => {
+        this.#stmt(q.WORKER_HEARTBEAT).run({ id: params.id, now: params.now });
+        if (!params.lease) return true;
+        return this.#stmt(q.JOB_RENEW_LEASE).run({
+          id: params.lease.jobId,
+          worker_id: params.id,
+          attempt: params.lease.attempt,
+          lease_expires_at: params.now + params.lease.leaseMs,
+        }).changes === 1;
+      })
+    );
   }
 
   workerSetState(params: { id: string; now: number; state: WorkerState }): Promise<void> {
-    return Promise.resolve(this.#write(() => {
-      this.#stmt(q.WORKER_SET_STATE).run({ id: params.id, now: params.now, state: params.state });
-    }));
+    return this.#run(() =>
+      this.#write(() => {
+        this.#stmt(q.WORKER_SET_STATE).run({ id: params.id, now: params.now, state: params.state });
+      })
+    );
   }
 
   workerRemove(params: { id: string }): Promise<void> {
-    return Promise.resolve(this.#write(() => {
-      this.#stmt(q.WORKER_DELETE).run({ id: params.id });
-    }));
+    return this.#run(() =>
+      this.#write(() => {
+        this.#stmt(q.WORKER_DELETE).run({ id: params.id });
+      })
+    );
   }
 
   workerList(): Promise<WorkerRecord[]> {
-    return Promise.resolve(
-      this.#read(() => (this.#stmt(q.WORKER_LIST).all() as Row[]).map((row) => toWorker(row))),
+    return this.#run(() =>
+      this.#read(() => (this.#stmt(q.WORKER_LIST).all() as Row[]).map((row) => toWorker(row)))
     );
   }
 
   configGetAll(): Promise<Record<string, string>> {
-    return Promise.resolve(this.#read(() => {
-      const out: Record<string, string> = {};
-      for (const row of this.#stmt(q.CONFIG_ALL).all() as Row[]) {
-        out[str(row, "key")] = str(row, "value");
-      }
-      return out;
-    }));
+    return this.#run(() =>
+      this.#read(() => {
+        const out: Record<string, string> = {};
+        for (const row of this.#stmt(q.CONFIG_ALL).all() as Row[]) {
+          out[str(row, "key")] = str(row, "value");
+        }
+        return out;
+      })
+    );
   }
 
   configSet(params: { key: string; value: string }): Promise<void> {
-    return Promise.resolve(this.#write(() => {
-      this.#stmt(q.CONFIG_SET).run({ key: params.key, value: params.value });
-    }));
+    return this.#run(() =>
+      this.#write(() => {
+        this.#stmt(q.CONFIG_SET).run({ key: params.key, value: params.value });
+      })
+    );
   }
 
   configUnset(params: { key: string }): Promise<boolean> {
-    return Promise.resolve(
-      this.#write(() => this.#stmt(q.CONFIG_UNSET).run({ key: params.key }).changes === 1),
+    return this.#run(() =>
+      this.#write(() => this.#stmt(q.CONFIG_UNSET).run({ key: params.key }).changes === 1)
     );
   }
 
   changeToken(): Promise<number> {
-    return Promise.resolve(
-      this.#read(() => (this.#stmt("PRAGMA data_version").get() as Row).data_version as number),
+    return this.#run(() =>
+      this.#read(() => (this.#stmt("PRAGMA data_version").get() as Row).data_version as number)
     );
   }
 

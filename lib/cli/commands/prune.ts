@@ -1,0 +1,63 @@
+/**
+ * `queuectl prune`: delete finished jobs (with their attempts and output).
+ *
+ * @module
+ */
+
+import type { Context } from "../context.ts";
+import { flagBool, flagString } from "../args.ts";
+import { json, localTime } from "../render.ts";
+import { EXIT, UsageError } from "../../errors.ts";
+import type { JobState } from "../../job/state.ts";
+import { formatDuration, iso } from "../../time.ts";
+import { parseDuration } from "../../time_parse.ts";
+
+const STATES: Record<string, JobState[]> = {
+  completed: ["completed"],
+  dead: ["dead"],
+  "all-finished": ["completed", "dead"],
+};
+
+export async function run(ctx: Context): Promise<number> {
+  const stateText = flagString(ctx.args, "state") ?? "completed";
+  const states = STATES[stateText];
+  if (!states || !Object.hasOwn(STATES, stateText)) {
+    throw new UsageError(`Invalid value "${stateText}" for --state`, {
+      hint: "use completed, dead or all-finished",
+    });
+  }
+  const olderText = flagString(ctx.args, "older-than");
+  let olderMs: number | undefined;
+  if (olderText !== undefined) {
+    try {
+      olderMs = parseDuration(olderText);
+    } catch (error) {
+      if (!(error instanceof RangeError)) throw error;
+      throw new UsageError(`Invalid value "${olderText}" for --older-than: ${error.message}`);
+    }
+  }
+  const dryRun = flagBool(ctx.args, "dry-run");
+  const queue = await ctx.openQueue();
+  if (olderMs === undefined) {
+    const retain = (await queue.config()).retainCompletedMs;
+    olderMs = retain > 0 ? retain : 7 * 86_400_000;
+  }
+  const finishedBefore = queue.clock.now() - olderMs;
+  const count = await queue.prune({ states, finishedBefore, dryRun });
+  if (ctx.json) {
+    ctx.io.out(json({
+      deleted: dryRun ? 0 : count,
+      matched: count,
+      dry_run: dryRun,
+      states,
+      finished_before: iso(finishedBefore),
+    }));
+  } else {
+    const what = `${count} ${states.join(" and ")} job${count === 1 ? "" : "s"}`;
+    ctx.io.out(
+      `${dryRun ? "Would delete" : "Deleted"} ${what} finished before ` +
+        `${localTime(finishedBefore)} (older than ${formatDuration(olderMs)})\n`,
+    );
+  }
+  return EXIT.ok;
+}
