@@ -6,7 +6,7 @@
  */
 
 import { UsageError } from "./errors.ts";
-import { didYouMean } from "./suggest.ts";
+import { DEFAULT_MAX_RETRIES } from "./job/job.ts";
 import { formatDuration } from "./time.ts";
 import { parseDuration } from "./time_parse.ts";
 
@@ -45,7 +45,7 @@ export const CONFIG_KEYS: Readonly<Record<string, KeyDefinition>> = {
   "max-retries": {
     field: "maxRetries",
     kind: "count",
-    default: 3,
+    default: DEFAULT_MAX_RETRIES,
     min: 0,
     max: 1000,
     unit: "count",
@@ -115,9 +115,9 @@ export const DEFAULT_CONFIG: Config = Object.fromEntries(
 export function configKey(key: string): KeyDefinition {
   const definition = CONFIG_KEYS[key];
   if (definition === undefined || !Object.hasOwn(CONFIG_KEYS, key)) {
-    const hint = didYouMean(key, Object.keys(CONFIG_KEYS));
-    throw new UsageError(`Unknown config key "${key}"${hint ? `: ${hint}` : ""}`, {
+    throw new UsageError(`Unknown config key "${key}"`, {
       hint: `valid keys: ${Object.keys(CONFIG_KEYS).join(", ")}`,
+      typo: { input: key, candidates: Object.keys(CONFIG_KEYS) },
     });
   }
   return definition;

@@ -25,18 +25,25 @@ export interface QueuectlErrorOptions {
   /** What the user can do about it; printed after the message. */
   hint?: string;
   cause?: unknown;
+  /**
+   * A mistyped name and what it could have been: the CLI appends "did you mean" when it prints
+   * the error (computed then, so the suggestion code loads only when someone mistypes).
+   */
+  typo?: { input: string; candidates: readonly string[] };
 }
 
 /** Base of every error a user is meant to read. */
 export class QueuectlError extends Error {
   readonly exitCode: number;
   readonly hint: string | undefined;
+  readonly typo: QueuectlErrorOptions["typo"];
 
   constructor(message: string, exitCode: number, options: QueuectlErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.exitCode = exitCode;
     this.hint = options.hint;
+    this.typo = options.typo;
   }
 }
 

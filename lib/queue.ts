@@ -6,10 +6,11 @@
  */
 
 import type { Clock } from "./clock.ts";
+// config.ts (and the parsers it needs) is imported where used: most commands never touch it, and
+// every command pays for what start-up loads.
 import type { Config } from "./config.ts";
-import { CONFIG_KEYS, configKey, parseConfigValue, resolveConfig } from "./config.ts";
 import { NotFoundError } from "./errors.ts";
-import type { Attempt, Job, NewJob, ResolvedJob } from "./job/job.ts";
+import type { Attempt, Job, NewJob } from "./job/job.ts";
 import type { JobState } from "./job/state.ts";
 import type { StatsSummary } from "./metrics.ts";
 import { TERMINAL_STATES } from "./job/state.ts";
@@ -62,19 +63,12 @@ export class Queue {
    * console.log(jobs[0].id);
    * ```
    */
-  async enqueue(
+  enqueue(
     jobs: readonly NewJob[],
     options: { ifExists?: "fail" | "keep" } = {},
   ): Promise<JobInsertResult> {
-    let resolved: ResolvedJob[];
-    if (jobs.some((job) => job.maxRetries === null)) {
-      const { maxRetries } = await this.config();
-      resolved = jobs.map((job) => ({ ...job, maxRetries: job.maxRetries ?? maxRetries }));
-    } else {
-      resolved = jobs as ResolvedJob[];
-    }
     return this.store.jobInsertMany({
-      jobs: resolved,
+      jobs,
       now: this.clock.now(),
       ifExists: options.ifExists ?? "fail",
     });
@@ -196,12 +190,14 @@ export class Queue {
 
   /** The effective settings. */
   async config(): Promise<Config> {
+    const { resolveConfig } = await import("./config.ts");
     return resolveConfig(await this.store.configGetAll());
   }
 
   /** Stored overrides only (key → base-unit value). */
   async configOverrides(): Promise<Record<string, number>> {
     const stored = await this.store.configGetAll();
+    const { CONFIG_KEYS, resolveConfig } = await import("./config.ts");
     const config = resolveConfig(stored);
     const out: Record<string, number> = {};
     for (const key of Object.keys(stored)) {
@@ -212,15 +208,17 @@ export class Queue {
 
   /** Validates and stores a setting; returns the value in base units. */
   async configSet(key: string, text: string): Promise<number> {
+    const { parseConfigValue } = await import("./config.ts");
     const value = parseConfigValue(key, text);
     await this.store.configSet({ key, value: String(value) });
     return value;
   }
 
   /** Returns to the default; false when it was not set. */
-  configUnset(key: string): Promise<boolean> {
+  async configUnset(key: string): Promise<boolean> {
+    const { configKey } = await import("./config.ts");
     configKey(key);
-    return this.store.configUnset({ key });
+    return await this.store.configUnset({ key });
   }
 
   close(): void {

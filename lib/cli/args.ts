@@ -6,7 +6,6 @@
  */
 
 import { UsageError } from "../errors.ts";
-import { didYouMean } from "../suggest.ts";
 
 export interface FlagSpec {
   /** Long name without dashes: `priority`. */
@@ -71,12 +70,12 @@ export function parseArgs(
     const name = eq === -1 ? token : token.slice(0, eq);
     const spec = findFlag(flags, name);
     if (!spec) {
-      const candidates = flags.map((f) => `--${f.name}`);
-      const hint = name.startsWith("--") ? didYouMean(name, candidates) : "";
-      throw new UsageError(
-        `Unknown flag "${name}" for ${commandName}${hint ? `: ${hint}` : ""}`,
-        { hint: `see \`queuectl ${commandName} --help\`` },
-      );
+      throw new UsageError(`Unknown flag "${name}" for ${commandName}`, {
+        hint: `see \`queuectl ${commandName} --help\``,
+        ...(name.startsWith("--")
+          ? { typo: { input: name, candidates: flags.map((f) => `--${f.name}`) } }
+          : {}),
+      });
     }
     if (result.flags.has(spec.name)) {
       throw new UsageError(`Flag --${spec.name} is given twice`, { hint: "give it once" });

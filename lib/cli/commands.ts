@@ -25,12 +25,13 @@ export interface CommandSpec {
 export const VERSION = "0.1.0";
 
 /**
- * Imports a command module. The specifier is computed on purpose: Deno loads every statically
- * known import (dynamic ones included) when it starts, so a literal here would make every command
- * pay for loading all the others. `deno compile` gets these files through `--include`.
+ * Imports a command module. The specifier is computed on purpose, and not as a template literal:
+ * Deno loads every import it can resolve statically when it starts (dynamic ones and template
+ * literals included), so a literal here would make every command pay for loading all the others.
+ * `deno compile` gets these files through `--include lib/cli/commands/`.
  */
 function load(name: string): Promise<{ run: CommandRun }> {
-  return import(`./commands/${name}.ts`);
+  return import(new URL(`./commands/${name}.ts`, import.meta.url).href);
 }
 
 /** Command groups and what they are about. */

@@ -27,7 +27,7 @@ export interface Context {
   /** Opens the queue on first call (creating the database on first use); closed when the command ends. */
   openQueue(role?: "cli" | "worker"): Promise<Queue>;
   /** How to start this program again (workers, detach). */
-  self: SelfCommand;
+  readonly self: SelfCommand;
 }
 
 /** The command line that runs this very program: the binary, or `deno run -A <main module>`. */

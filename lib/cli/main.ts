@@ -64,22 +64,21 @@ function lookup(words: readonly string[]): CommandSpec | "group" | undefined {
   return undefined;
 }
 
-async function unknownCommand(words: readonly string[]): Promise<UsageError> {
-  const { didYouMean } = await import("../suggest.ts");
+function unknownCommand(words: readonly string[]): UsageError {
   const group = GROUPS[words[0]!] !== undefined ? words[0]! : undefined;
   if (group !== undefined) {
     const subs = COMMANDS.filter((c) => c.name.startsWith(`${group} `)).map((c) =>
       c.name.slice(group.length + 1)
     );
-    const hint = didYouMean(words[1]!, subs);
-    return new UsageError(`Unknown command "${words.join(" ")}"${hint ? `: ${hint}` : ""}`, {
+    return new UsageError(`Unknown command "${words.join(" ")}"`, {
       hint: `${group} commands: ${subs.join(", ")}`,
+      typo: { input: words[1]!, candidates: subs },
     });
   }
   const names = [...new Set(COMMANDS.filter((c) => !c.hidden).map((c) => c.name.split(" ")[0]!))];
-  const hint = didYouMean(words[0]!, names);
-  return new UsageError(`Unknown command "${words[0]}"${hint ? `: ${hint}` : ""}`, {
+  return new UsageError(`Unknown command "${words[0]}"`, {
     hint: "`queuectl --help` lists the commands",
+    typo: { input: words[0]!, candidates: names },
   });
 }
 
@@ -109,6 +108,11 @@ export async function main(
     return await dispatch(argv, io, options, (q) => queue = q);
   } catch (error) {
     if (error instanceof Deno.errors.BrokenPipe) return 141;
+    if (error instanceof QueuectlError && error.typo) {
+      const { didYouMean } = await import("../suggest.ts");
+      const hint = didYouMean(error.typo.input, error.typo.candidates);
+      if (hint) error.message += `: ${hint}`;
+    }
     const { text, code } = describeError(error, debug);
     io.err(text);
     return code;
@@ -156,7 +160,7 @@ async function dispatch(
   }
   if (words[0] === "help") {
     const target = lookup(rest.filter((t) => !t.startsWith("-")));
-    if (target === undefined && rest.length) throw await unknownCommand(rest);
+    if (target === undefined && rest.length) throw unknownCommand(rest);
     io.out(await help(color, target === "group" ? rest[0]! : target));
     return EXIT.ok;
   }
@@ -169,7 +173,7 @@ async function dispatch(
     io.err(await help(false, words[0]!));
     return EXIT.usage;
   }
-  if (spec === undefined) throw await unknownCommand(words);
+  if (spec === undefined) throw unknownCommand(words);
   if (wantsHelp(rest)) {
     io.out(await help(color, spec));
     return EXIT.ok;
@@ -210,7 +214,9 @@ async function dispatch(
       }
       return queue;
     },
-    self: options.self ?? selfCommand(),
+    get self() {
+      return options.self ?? selfCommand();
+    },
   };
   const module = await spec.load();
   return await module.run(ctx);

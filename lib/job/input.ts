@@ -6,8 +6,8 @@
  */
 
 import type { NewJob } from "./job.ts";
-import { didYouMean } from "../suggest.ts";
 import { resolvePath } from "../path.ts";
+import { idProblem } from "./id.ts";
 import {
   MAX_DURATION_MS,
   parseDuration,
@@ -34,11 +34,15 @@ export const DEFAULT_PRIORITY = 5;
 export const MAX_RETRIES_LIMIT = 1000;
 /** Linux refuses a single exec argument longer than this (MAX_ARG_STRLEN), and `sh -c` needs one. */
 export const MAX_COMMAND_BYTES = 128 * 1024 - 1;
-export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 
 /** A problem with one field: `field` and what is wrong with it. */
 export class JobInputError extends Error {
-  constructor(readonly field: string | null, readonly problem: string) {
+  constructor(
+    readonly field: string | null,
+    readonly problem: string,
+    /** A misspelt field name, for a "did you mean" when the error is printed. */
+    readonly typo?: { input: string; candidates: readonly string[] },
+  ) {
     super(field === null ? problem : `field "${field}" ${problem}`);
     this.name = "JobInputError";
   }
@@ -132,16 +136,6 @@ function checkText(field: string, value: string, what: string): void {
   }
 }
 
-/** Checks a job id as given by a user (enqueue or any command that takes an id). */
-export function idProblem(id: string): string | undefined {
-  if (id === "") return "is empty";
-  if (id.length > 128) return `is ${id.length} characters long; the most is 128`;
-  if (!ID_PATTERN.test(id)) {
-    return "may hold only letters, digits and . _ : - and must start with a letter or digit";
-  }
-  return undefined;
-}
-
 function integerField(field: string, value: unknown, min: number, max: number): number {
   if (typeof value !== "number") {
     throw new JobInputError(field, `must be a number, not ${typeName(value)}`);
@@ -196,11 +190,7 @@ export function validateJob(
 ): NewJob {
   for (const key of Object.keys(input)) {
     if (!(JOB_FIELDS as readonly string[]).includes(key)) {
-      const hint = didYouMean(key, JOB_FIELDS);
-      throw new JobInputError(
-        key,
-        `is not a job field; ${hint || `valid fields: ${JOB_FIELDS.join(", ")}`}`,
-      );
+      throw new JobInputError(key, "is not a job field", { input: key, candidates: JOB_FIELDS });
     }
   }
 

@@ -87,5 +87,5 @@ export interface NewJob {
   runAt: number;
 }
 
-/** A `NewJob` whose defaults were filled in from the settings, ready to store. */
-export type ResolvedJob = NewJob & { maxRetries: number };
+/** Retries after the first attempt when neither the job nor the `max-retries` setting says. */
+export const DEFAULT_MAX_RETRIES = 3;

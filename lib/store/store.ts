@@ -10,7 +10,7 @@
  * @module
  */
 
-import type { Attempt, Job, ResolvedJob } from "../job/job.ts";
+import type { Attempt, Job, NewJob } from "../job/job.ts";
 import type { JobState } from "../job/state.ts";
 import type { Decision } from "../job/outcome.ts";
 import type { StatsSummary } from "../metrics.ts";
@@ -19,7 +19,11 @@ import type { StatsSummary } from "../metrics.ts";
 export type JobCounts = Record<JobState, number> & { total: number };
 
 export interface JobInsertParams {
-  jobs: readonly ResolvedJob[];
+  /**
+   * A job without `maxRetries` gets the `max-retries` setting, read in the same transaction
+   * (so a concurrent `config set` applies to the whole batch or to none of it).
+   */
+  jobs: readonly NewJob[];
   now: number;
   /** When an id exists already: fail the whole batch (default), or keep the existing job. */
   ifExists?: "fail" | "keep";

@@ -65,7 +65,10 @@ export function overridesFrom(ctx: Context, defaults: JobDefaults): JobOverrides
 function toUsage(error: unknown, where: string): unknown {
   if (!(error instanceof JobInputError)) return error;
   return new UsageError(`${where}: ${error.message}`, {
-    hint: 'a job looks like {"command":"echo hi","priority":5}; see `queuectl enqueue --help`',
+    hint: error.typo
+      ? `job fields: ${error.typo.candidates.join(", ")}`
+      : 'a job looks like {"command":"echo hi","priority":5}; see `queuectl enqueue --help`',
+    ...(error.typo ? { typo: error.typo } : {}),
   });
 }
 

@@ -11,7 +11,6 @@ import { EXIT, UsageError } from "../../errors.ts";
 import type { Job } from "../../job/job.ts";
 import type { JobState } from "../../job/state.ts";
 import { isJobState, JOB_STATES } from "../../job/state.ts";
-import { didYouMean } from "../../suggest.ts";
 
 export const DEFAULT_LIMIT = 100;
 
@@ -19,9 +18,9 @@ export function stateFlag(ctx: Context): JobState | undefined {
   const state = flagString(ctx.args, "state");
   if (state === undefined) return undefined;
   if (!isJobState(state)) {
-    const hint = didYouMean(state, JOB_STATES);
-    throw new UsageError(`Unknown state "${state}"${hint ? `: ${hint}` : ""}`, {
+    throw new UsageError(`Unknown state "${state}"`, {
       hint: `states: ${JOB_STATES.join(", ")}`,
+      typo: { input: state, candidates: JOB_STATES },
     });
   }
   return state;

@@ -18,7 +18,7 @@ import {
 import type { OutputCapture } from "../../store/store.ts";
 import { EXIT, UsageError } from "../../errors.ts";
 import { attemptsLeft } from "../../job/job.ts";
-import { idProblem } from "../../job/input.ts";
+import { idProblem } from "../../job/id.ts";
 import { formatDuration } from "../../time.ts";
 
 /** The id argument, validated like enqueue validates ids. */

@@ -197,6 +197,7 @@ export const WORKER_DELETE = `DELETE FROM workers WHERE id = :id`;
 export const WORKER_LIST = `SELECT * FROM workers ORDER BY started_at, id`;
 
 export const CONFIG_ALL = `SELECT key, value FROM config`;
+export const CONFIG_GET = `SELECT value FROM config WHERE key = :key`;
 export const CONFIG_SET = `
 INSERT INTO config (key, value) VALUES (:key, :value)
 ON CONFLICT (key) DO UPDATE SET value = excluded.value`;

@@ -13,6 +13,7 @@
 import { DatabaseSync } from "node:sqlite";
 import type { SQLInputValue, SQLOutputValue, StatementSync } from "node:sqlite";
 import type { Attempt, AttemptOutcome, Job } from "../../job/job.ts";
+import { DEFAULT_MAX_RETRIES } from "../../job/job.ts";
 import type { JobState } from "../../job/state.ts";
 import { JOB_STATES } from "../../job/state.ts";
 import {
@@ -187,6 +188,19 @@ function toCapture(row: Row | undefined): OutputCapture {
   };
 }
 
+/**
+ * Opens an existing database file, never creating one (SQLite would create an empty file with
+ * default permissions): `undefined` when it cannot be opened, for the caller to find out why.
+ */
+function openExisting(path: string, busyTimeoutMs: number): DatabaseSync | undefined {
+  const uri = "file:" + path.replace(/[%?#]/g, (c) => `%${c.charCodeAt(0).toString(16)}`);
+  try {
+    return new DatabaseSync(`${uri}?mode=rw`, { timeout: busyTimeoutMs });
+  } catch {
+    return undefined;
+  }
+}
+
 function statIfExists(path: string): Deno.FileInfo | undefined {
   try {
     return Deno.statSync(path);
@@ -201,11 +215,14 @@ export class SqliteStore implements Store {
   readonly #db: DatabaseSync;
   readonly #statements = new Map<string, StatementSync>();
   readonly #fault: (point: string) => void;
+  /** `PRAGMA synchronous` to set before the first write (reads do not need it). */
+  #synchronous: string | null;
 
   private constructor(path: string, db: DatabaseSync, options: SqliteOpenOptions) {
     this.location = path;
     this.#db = db;
     this.#fault = options.fault ?? (() => {});
+    this.#synchronous = options.synchronous;
   }
 
   /**
@@ -213,16 +230,23 @@ export class SqliteStore implements Store {
    * directory, a missing parent directory, an empty or foreign file and a newer schema.
    */
   static async open(path: string, options: SqliteOpenOptions, now: number): Promise<SqliteStore> {
-    const info = statIfExists(path);
-    if (info?.isDirectory) {
-      throw new StoreUnusableError(`Database path is a directory: ${path}`, {
-        hint: "give a file path, e.g. --db DIR/queuectl.db",
-      });
-    }
-    if (info === undefined) {
+    // The usual case costs one open and one query; the checks that need the file system (a
+    // directory, a missing file to create) run only when that open fails.
+    let db = openExisting(path, options.busyTimeoutMs);
+    if (db === undefined) {
+      const info = statIfExists(path);
+      if (info?.isDirectory) {
+        throw new StoreUnusableError(`Database path is a directory: ${path}`, {
+          hint: "give a file path, e.g. --db DIR/queuectl.db",
+        });
+      }
+      if (info !== undefined) {
+        throw new StoreUnusableError(`Cannot open database: ${path}`, {
+          hint: "check the permissions of the file and of its directory",
+        });
+      }
       const dir = dirname(path);
-      const dirInfo = statIfExists(dir);
-      if (!dirInfo?.isDirectory) {
+      if (!statIfExists(dir)?.isDirectory) {
         throw new StoreUnusableError(`Database directory does not exist: ${dir}`, {
           hint: "create it first, or choose another --db path",
         });
@@ -238,33 +262,30 @@ export class SqliteStore implements Store {
         }
         throw mapSqliteError(error, path);
       }
-    } else if (info.size === 0) {
-      throw new StoreUnusableError(`Database file is empty: ${path}`, {
-        hint: "it may be truncated; restore it, or remove the empty file to start a new queue",
-      });
-    }
-
-    let db: DatabaseSync;
-    try {
-      db = new DatabaseSync(path, { timeout: options.busyTimeoutMs });
-    } catch (error) {
-      throw mapSqliteError(error, path);
+      db = openExisting(path, options.busyTimeoutMs);
+      if (db === undefined) throw new StoreUnusableError(`Cannot open database: ${path}`);
     }
     try {
-      const header = db.prepare("PRAGMA application_id").get() as Row;
+      const header = db.prepare(
+        "SELECT * FROM pragma_application_id(), pragma_user_version(), pragma_page_count()",
+      ).get() as Row;
       if (header.application_id !== APPLICATION_ID) {
+        if (header.page_count === 0) {
+          throw new StoreUnusableError(`Database file is empty: ${path}`, {
+            hint: "it may be truncated; restore it, or remove the empty file to start a new queue",
+          });
+        }
         throw new StoreUnusableError(`Not a queuectl database: ${path}`, {
           hint: "it is a SQLite file of another program; choose another --db path",
         });
       }
-      const version = (db.prepare("PRAGMA user_version").get() as Row).user_version as number;
+      const version = header.user_version as number;
       if (version > SCHEMA_VERSION) {
         throw new StoreUnusableError(
           `Database schema v${version} is newer than this queuectl (supports up to v${SCHEMA_VERSION}): ${path}`,
           { hint: "upgrade queuectl" },
         );
       }
-      db.exec(`PRAGMA synchronous = ${options.synchronous}`);
       if (version < SCHEMA_VERSION) (await import("./migrations.ts")).migrate(db, now);
     } catch (error) {
       db.close();
@@ -302,6 +323,10 @@ export class SqliteStore implements Store {
   /** Runs `fn` in one BEGIN IMMEDIATE transaction; rolls back if it throws. */
   #write<T>(fn: () => T, faultPrefix?: string): T {
     try {
+      if (this.#synchronous !== null) {
+        this.#db.exec(`PRAGMA synchronous = ${this.#synchronous}`);
+        this.#synchronous = null;
+      }
       this.#stmt("BEGIN IMMEDIATE").run();
       try {
         const result = fn();
@@ -320,6 +345,8 @@ export class SqliteStore implements Store {
   jobInsertMany(params: JobInsertParams): Promise<JobInsertResult> {
     return this.#run(() =>
       this.#write(() => {
+        const setting = this.#stmt(q.CONFIG_GET).get({ key: "max-retries" }) as Row | undefined;
+        const defaultMaxRetries = setting ? Number(setting.value) : DEFAULT_MAX_RETRIES;
         const seqRow = this.#stmt(q.JOB_SEQ_NEXT).get() as Row | undefined;
         let seq = (seqRow ? num(seqRow, "seq") : 0) + 1;
         const insert = this.#stmt(q.JOB_INSERT);
@@ -334,7 +361,7 @@ export class SqliteStore implements Store {
               id,
               command: input.command,
               priority: input.priority,
-              max_retries: input.maxRetries,
+              max_retries: input.maxRetries ?? defaultMaxRetries,
               timeout_ms: input.timeoutMs,
               cwd: input.cwd,
               env,
@@ -350,7 +377,7 @@ export class SqliteStore implements Store {
                 priority: input.priority,
                 attempts: 0,
                 budgetUsed: 0,
-                maxRetries: input.maxRetries,
+                maxRetries: input.maxRetries ?? defaultMaxRetries,
                 timeoutMs: input.timeoutMs,
                 cwd: input.cwd,
                 env: input.env,
