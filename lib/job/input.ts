@@ -228,30 +228,34 @@ export function validateJob(
     id = input.id;
   }
 
-  const priority = overrides.priority ??
-    (input.priority === undefined
-      ? DEFAULT_PRIORITY
-      : integerField("priority", input.priority, MIN_PRIORITY, MAX_PRIORITY));
-  const maxRetries = overrides.maxRetries ??
-    (input.max_retries === undefined
-      ? null
-      : integerField("max_retries", input.max_retries, 0, MAX_RETRIES_LIMIT));
-  const timeoutMs = overrides.timeoutMs ??
-    (input.timeout === undefined ? null : durationField("timeout", input.timeout));
+  // Every field is validated even when a flag overrides it: a wrong value is an error, not
+  // something a flag quietly hides.
+  const fieldPriority = input.priority === undefined
+    ? DEFAULT_PRIORITY
+    : integerField("priority", input.priority, MIN_PRIORITY, MAX_PRIORITY);
+  const priority = overrides.priority ?? fieldPriority;
+  const fieldMaxRetries = input.max_retries === undefined
+    ? null
+    : integerField("max_retries", input.max_retries, 0, MAX_RETRIES_LIMIT);
+  const maxRetries = overrides.maxRetries ?? fieldMaxRetries;
+  const fieldTimeoutMs = input.timeout === undefined
+    ? null
+    : durationField("timeout", input.timeout);
+  const timeoutMs = overrides.timeoutMs ?? fieldTimeoutMs;
 
   if (input.run_at !== undefined && input.delay !== undefined) {
     throw new JobInputError("delay", 'cannot be combined with "run_at"; give one of them');
   }
   let runAt = defaults.now;
-  if (overrides.runAt !== undefined) runAt = overrides.runAt;
-  else if (overrides.delayMs !== undefined) runAt = defaults.now + overrides.delayMs;
-  else if (input.delay !== undefined) runAt = defaults.now + durationField("delay", input.delay);
+  if (input.delay !== undefined) runAt = defaults.now + durationField("delay", input.delay);
   else if (input.run_at !== undefined) {
     if (typeof input.run_at !== "string") {
       throw new JobInputError("run_at", `must be a string, not ${typeName(input.run_at)}`);
     }
     runAt = runAtValue("run_at", input.run_at, defaults);
   }
+  if (overrides.runAt !== undefined) runAt = overrides.runAt;
+  else if (overrides.delayMs !== undefined) runAt = defaults.now + overrides.delayMs;
 
   let cwd = defaults.cwd;
   if (input.cwd !== undefined) {
