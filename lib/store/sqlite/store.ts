@@ -278,16 +278,18 @@ export class SqliteStore implements Store {
     return statement;
   }
 
-  #read<T>(fn: () => T): T {
+  // #read and #write run synchronously but return a promise: an error must reach callers of the
+  // async Store interface as a rejection (a heartbeat's .catch()), never as a synchronous throw.
+  #read<T>(fn: () => T): Promise<T> {
     try {
-      return fn();
+      return Promise.resolve(fn());
     } catch (error) {
-      throw mapSqliteError(error, this.location);
+      return Promise.reject(mapSqliteError(error, this.location));
     }
   }
 
   /** Runs `fn` in one BEGIN IMMEDIATE transaction; rolls back if it throws. */
-  #write<T>(fn: () => T, faultPrefix?: string): T {
+  #write<T>(fn: () => T, faultPrefix?: string): Promise<T> {
     try {
       this.#stmt("BEGIN IMMEDIATE").run();
       try {
@@ -295,12 +297,12 @@ export class SqliteStore implements Store {
         if (faultPrefix) this.#fault(`${faultPrefix}:before-commit`);
         this.#stmt("COMMIT").run();
         if (faultPrefix) this.#fault(`${faultPrefix}:after-commit`);
-        return result;
+        return Promise.resolve(result);
       } finally {
         if (this.#db.isTransaction) this.#stmt("ROLLBACK").run();
       }
     } catch (error) {
-      throw mapSqliteError(error, this.location);
+      return Promise.reject(mapSqliteError(error, this.location));
     }
   }
 
