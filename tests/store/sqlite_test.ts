@@ -287,3 +287,21 @@ Deno.test("JOB_COUNTS reads the trigger-kept counts, not the jobs table", async 
   assert.doesNotMatch(steps, /\bjobs\b/, steps);
   assert.match(steps, /job_counts/);
 });
+
+Deno.test("SqliteStore.open() handles a path with spaces, #, ?, % and non-ASCII characters", async () => {
+  await using dir = await tempDir();
+  const sub = `${dir.path}/my queue #1?x=%41 ü`;
+  await Deno.mkdir(sub);
+  const path = `${sub}/q?.db`;
+  const clock = new FakeClock(T0);
+  for (let i = 0; i < 2; i++) { // create, then reopen (which probes the existing file)
+    const store = await openTestStore(path, clock);
+    try {
+      if (i === 0) await makeOneOfEach(store, clock);
+      assert.equal((await store.jobCountByState()).total, 5);
+    } finally {
+      store.close();
+    }
+  }
+  assert.deepEqual(Object.keys(await treeDigest(sub)), ["q?.db"]);
+});

@@ -192,6 +192,24 @@ function statIfExists(path: string): Deno.FileInfo | undefined {
   }
 }
 
+/** Checks that `db` is a queuectl database this build can use; returns its schema version. */
+function identify(db: DatabaseSync, path: string): number {
+  const header = db.prepare("PRAGMA application_id").get() as Row;
+  if (header.application_id !== APPLICATION_ID) {
+    throw new StoreUnusableError(`Not a queuectl database: ${path}`, {
+      hint: "it is a SQLite file of another program; choose another --db path",
+    });
+  }
+  const version = (db.prepare("PRAGMA user_version").get() as Row).user_version as number;
+  if (version > SCHEMA_VERSION) {
+    throw new StoreUnusableError(
+      `Database schema v${version} is newer than this queuectl (supports up to v${SCHEMA_VERSION}): ${path}`,
+      { hint: "upgrade queuectl" },
+    );
+  }
+  return version;
+}
+
 export class SqliteStore implements Store {
   readonly location: string;
   readonly #db: DatabaseSync;
@@ -242,24 +260,24 @@ export class SqliteStore implements Store {
 
     let db: DatabaseSync;
     try {
+      // Identify the file before opening it for writing: closing a read-write connection
+      // checkpoints a hot WAL into the database file, which must never happen to a file that is
+      // not ours (another program's, or a newer queuectl's). `immutable=1` reads the main file
+      // alone, through SQLite's own file handling, with no locks and no -wal or -shm. (A newer
+      // schema committed only to a hot WAL is still caught below, after the real open.)
+      const uri = `file:${path.replace(/[%?#]/g, encodeURIComponent)}?immutable=1`;
+      const probe = new DatabaseSync(uri, { readOnly: true });
+      try {
+        identify(probe, path);
+      } finally {
+        probe.close();
+      }
       db = new DatabaseSync(path, { timeout: options.busyTimeoutMs });
     } catch (error) {
       throw mapSqliteError(error, path);
     }
     try {
-      const header = db.prepare("PRAGMA application_id").get() as Row;
-      if (header.application_id !== APPLICATION_ID) {
-        throw new StoreUnusableError(`Not a queuectl database: ${path}`, {
-          hint: "it is a SQLite file of another program; choose another --db path",
-        });
-      }
-      const version = (db.prepare("PRAGMA user_version").get() as Row).user_version as number;
-      if (version > SCHEMA_VERSION) {
-        throw new StoreUnusableError(
-          `Database schema v${version} is newer than this queuectl (supports up to v${SCHEMA_VERSION}): ${path}`,
-          { hint: "upgrade queuectl" },
-        );
-      }
+      const version = identify(db, path);
       db.exec(`PRAGMA synchronous = ${options.synchronous}`);
       if (version < SCHEMA_VERSION) (await import("./migrations.ts")).migrate(db, now);
     } catch (error) {
