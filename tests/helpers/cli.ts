@@ -75,6 +75,8 @@ function denoDir(): string {
 export interface ProcessOptions extends RunOptions {
   /** Runs the process under this umask (through `sh -c 'umask …; exec …'`). */
   umask?: number;
+  /** A command that runs deno, e.g. `["setpriv", "--reuid=65534", "--"]`. */
+  wrap?: string[];
 }
 
 /**
@@ -92,13 +94,12 @@ export async function runDeno(
     TZ: "UTC",
     NO_COLOR: "1",
   });
-  const [program, args] = options.umask === undefined ? [Deno.execPath(), [...denoArgs]] : ["sh", [
-    "-c",
-    `umask ${options.umask.toString(8).padStart(3, "0")}; exec "$@"`,
-    "sh",
-    Deno.execPath(),
-    ...denoArgs,
-  ]];
+  let command = [...(options.wrap ?? []), Deno.execPath(), ...denoArgs];
+  if (options.umask !== undefined) {
+    const umask = options.umask.toString(8).padStart(3, "0");
+    command = ["sh", "-c", `umask ${umask}; exec "$@"`, "sh", ...command];
+  }
+  const [program, ...args] = command as [string, ...string[]];
   const child = new Deno.Command(program, {
     args,
     env,

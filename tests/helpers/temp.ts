@@ -67,3 +67,19 @@ export async function storeFixture(): Promise<StoreFixture> {
 export function openTestStore(path: string, clock: FakeClock): Promise<SqliteStore> {
   return SqliteStore.open(path, { synchronous: "FULL", busyTimeoutMs: 5000 }, clock.now());
 }
+
+/**
+ * A temporary directory shared by the tests of one module, removed when the module's test run
+ * ends (`await using` at module level would remove it before the tests run).
+ */
+export async function moduleTempDir(
+  prefix = "queuectl-test-",
+): Promise<{ path: string; db: string }> {
+  const path = await Deno.makeTempDir({ prefix });
+  globalThis.addEventListener("unload", () => {
+    try {
+      Deno.removeSync(path, { recursive: true });
+    } catch { /* already gone */ }
+  });
+  return { path, db: `${path}/queue.db` };
+}
