@@ -120,7 +120,7 @@ export async function run(ctx: Context): Promise<number> {
     } catch (error) {
       if (
         error instanceof JobInputError && error.field === null && command === undefined &&
-        !source!.trimStart().startsWith("{")
+        error.problem.startsWith("is not valid JSON") && !source!.trimStart().startsWith("{")
       ) {
         throw new UsageError(`The job is not JSON: ${JSON.stringify(source)}`, {
           hint: `to run a shell command, use -c ${JSON.stringify(source)}`,
