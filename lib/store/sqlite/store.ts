@@ -192,6 +192,22 @@ function statIfExists(path: string): Deno.FileInfo | undefined {
   }
 }
 
+/**
+ * False only when the permission bits rule out writing the file: owned by us without u+w, or
+ * owned by another user without g+w or o+w. Root, and anything unknown, may write.
+ */
+function mayWrite(info: Deno.FileInfo): boolean {
+  let uid: number | null;
+  try {
+    uid = Deno.uid();
+  } catch {
+    return true; // no --allow-sys: let SQLite find out
+  }
+  if (uid === null || uid === 0 || info.mode === null || info.uid === null) return true;
+  if (info.uid === uid) return (info.mode & 0o200) !== 0;
+  return (info.mode & 0o022) !== 0;
+}
+
 /** Checks that `db` is a queuectl database this build can use; returns its schema version. */
 function identify(db: DatabaseSync, path: string): number {
   const header = db.prepare("PRAGMA application_id").get() as Row;
@@ -255,6 +271,12 @@ export class SqliteStore implements Store {
     } else if (info.size === 0) {
       throw new StoreUnusableError(`Database file is empty: ${path}`, {
         hint: "it may be truncated; restore it, or remove the empty file to start a new queue",
+      });
+    } else if (!mayWrite(info)) {
+      // SQLite would open it read-only and leave a -wal and -shm behind: refuse it untouched.
+      throw new StoreUnusableError(`Database is read-only: ${path}`, {
+        hint:
+          "check the permissions of the file and of its directory (SQLite writes -wal and -shm)",
       });
     }
 
