@@ -26,6 +26,7 @@ type DbKind =
   | "none" // no --db flag at all
   | "directory"
   | "missing-dir"
+  | "new" // a path where no database exists yet: a refused command must not create one
   | "read-only"
   | "read-only-dir" // a writable database in a directory where -wal and -shm cannot be created
   | "not-sqlite"
@@ -967,6 +968,8 @@ async function prepare(dir: string, kind: DbKind): Promise<string> {
       break;
     case "missing-dir":
       return `${dir}/missing/queue.db`;
+    case "new":
+      return db;
     case "read-only":
       await Deno.copyFile(template.db, db);
       await Deno.chmod(db, 0o444);
@@ -1115,6 +1118,15 @@ for (const row of ROWS) {
         await t.step(run.label, async () => {
           const found = await check(row, run, runner);
           assert.deepEqual(found, [], `${row.name} (${run.label}):\n  ${found.join("\n  ")}`);
+        });
+      }
+      // Invalid input is refused before the store is touched: no database appears for it.
+      if (row.code === 2 && (row.db ?? "queue") === "queue" && !row.only) {
+        const fresh: Row = { ...row, db: "new" };
+        const [run] = runsOf(fresh);
+        await t.step("on a path with no database yet", async () => {
+          const found = await check(fresh, run!, runner);
+          assert.deepEqual(found, [], `${row.name} (new database):\n  ${found.join("\n  ")}`);
         });
       }
     },
