@@ -165,3 +165,37 @@ Deno.test("a write exits 5 when another process holds the lock past the busy tim
   const list = JSON.parse((await runProcess(["--db", dir.db, "list", "--json"])).stdout);
   assert.deepEqual(list.map((j: { id: string }) => j.id), ["first"]);
 });
+
+Deno.test("processes that create the same new database at once all succeed", async () => {
+  await using dir = await tempDir();
+  const results = await Promise.all(
+    [0, 1, 2, 3, 4, 5].map((i) => runProcess(["--db", dir.db, "enqueue", "-c", `echo ${i}`])),
+  );
+  for (const r of results) assert.equal(r.code, 0, r.stderr);
+  const ids = results.map((r) => r.stdout.trim()).sort((a, b) => Number(a) - Number(b));
+  assert.deepEqual(ids, ["1", "2", "3", "4", "5", "6"]);
+  // The losers of the creation race left no temporary files behind.
+  const names = [];
+  for await (const entry of Deno.readDir(dir.path)) names.push(entry.name);
+  assert.deepEqual(names, ["queue.db"]);
+});
+
+Deno.test("processes enqueuing the same id at once: one wins, the others exit 3", async () => {
+  await using dir = await tempDir();
+  await runProcess(["--db", dir.db, "status"]);
+  const results = await Promise.all(
+    [0, 1, 2, 3, 4, 5].map((i) =>
+      runProcess(["--db", dir.db, "enqueue", "-c", `echo ${i}`, "--id", "same"])
+    ),
+  );
+  const winners = results.filter((r) => r.code === 0);
+  assert.equal(winners.length, 1, JSON.stringify(results));
+  assert.equal(results.filter((r) => r.code === 3).length, 5);
+  const [job] = JSON.parse((await runProcess(["--db", dir.db, "list", "--json"])).stdout);
+  assert.equal(job.id, "same");
+  assert.equal(
+    job.command,
+    `echo ${results.indexOf(winners[0]!)}`,
+    "the stored command is the winner's",
+  );
+});
