@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { FakeClock } from "../../lib/clock.ts";
 import { StoreUnusableError } from "../../lib/errors.ts";
 import * as q from "../../lib/store/sqlite/queries.ts";
-import { SqliteStore } from "../../lib/store/sqlite/store.ts";
+import { mapSqliteError, SqliteStore } from "../../lib/store/sqlite/store.ts";
 import { APPLICATION_ID, SCHEMA_VERSION } from "../../lib/store/sqlite/version.ts";
 import { openStore } from "../../lib/store/open.ts";
 import { runDeno, runProcess } from "../helpers/cli.ts";
@@ -304,4 +304,34 @@ Deno.test("SqliteStore.open() handles a path with spaces, #, ?, % and non-ASCII 
     }
   }
   assert.deepEqual(Object.keys(await treeDigest(sub)), ["q?.db"]);
+});
+
+Deno.test("mapSqliteError() turns SQLite result codes into the documented exit codes", () => {
+  const sqlite = (errcode: number, message: string) =>
+    Object.assign(new Error(message), { errcode });
+  const cases: [Error, string, number, RegExp][] = [
+    [sqlite(5, "database is locked"), "StoreBusyError", 5, /^Database is busy: \/q\.db/],
+    [sqlite(517, "database is locked"), "StoreBusyError", 5, /busy/], // SQLITE_BUSY_SNAPSHOT
+    [sqlite(6, "database table is locked"), "StoreBusyError", 5, /busy/],
+    [sqlite(13, "database or disk is full"), "StorageFullError", 7, /^Storage full: \/q\.db$/],
+    [
+      sqlite(8, "attempt to write a readonly database"),
+      "StoreUnusableError",
+      6,
+      /^Database is read-only/,
+    ],
+    [sqlite(11, "database disk image is malformed"), "StoreUnusableError", 6, /corrupt/],
+    [sqlite(26, "file is not a database"), "StoreUnusableError", 6, /corrupt or not a queuectl/],
+    [sqlite(14, "unable to open database file"), "StoreUnusableError", 6, /^Cannot open database/],
+    [sqlite(10, "disk I/O error"), "StoreUnusableError", 6, /^Disk I\/O error/],
+  ];
+  for (const [error, name, code, message] of cases) {
+    const mapped = mapSqliteError(error, "/q.db") as Error & { exitCode: number; cause: unknown };
+    assert.equal(mapped.name, name, error.message);
+    assert.equal(mapped.exitCode, code, error.message);
+    assert.match(mapped.message, message);
+    assert.equal(mapped.cause, error, "the driver error is kept as the cause");
+  }
+  const other = new Error("no such table: x");
+  assert.equal(mapSqliteError(other, "/q.db"), other, "an unknown error passes through");
 });
