@@ -29,6 +29,7 @@ type DbKind =
   | "new" // a path where no database exists yet: a refused command must not create one
   | "read-only"
   | "read-only-dir" // a writable database in a directory where -wal and -shm cannot be created
+  | "read-only-dir-new" // no database yet, in a directory where it cannot be created
   | "not-sqlite"
   | "empty"
   | "foreign"
@@ -882,6 +883,14 @@ const ROWS: Row[] = [
     only: { where: "process", why: "it must run as a user that 0555 stops (not root)" },
   },
   {
+    name: "--db new in a read-only directory",
+    args: ["enqueue", "-c", "x"],
+    db: "read-only-dir-new",
+    code: 6,
+    stderr: /Cannot create database: .*\/data\/queue\.db: permission denied/,
+    only: { where: "process", why: "it must run as a user that 0555 stops (not root)" },
+  },
+  {
     name: "--db a file that is not SQLite",
     args: ["enqueue", "-c", "x"],
     db: "not-sqlite",
@@ -983,6 +992,10 @@ async function prepare(dir: string, kind: DbKind): Promise<string> {
       await Deno.chmod(`${dir}/data`, 0o555);
       return path;
     }
+    case "read-only-dir-new":
+      await Deno.mkdir(`${dir}/data`);
+      await Deno.chmod(`${dir}/data`, 0o555);
+      return `${dir}/data/queue.db`;
     case "not-sqlite":
       await Deno.writeFile(db, new Uint8Array(4096).map((_, i) => (i * 7 + 3) & 0xff));
       break;
