@@ -16,7 +16,7 @@ import { SCHEMA_VERSION } from "../../lib/store/sqlite/version.ts";
 import { MAX_COMMAND_BYTES } from "../../lib/job/input.ts";
 import { runCli, runProcess } from "../helpers/cli.ts";
 import type { CliResult } from "../helpers/cli.ts";
-import { treeDigest } from "../helpers/digest.ts";
+import { dbDigest, treeDigest } from "../helpers/digest.ts";
 import { makeForeignDb, makeOneOfEach, setSchemaVersion } from "../helpers/factory.ts";
 import { moduleTempDir, openTestStore, T0, tempDir } from "../helpers/temp.ts";
 
@@ -1079,9 +1079,10 @@ async function check(row: Row, run: Run, runner: Runner): Promise<string[]> {
   await using dir = await tempDir("queuectl-bad-");
   const db = await prepare(dir.path, row.db ?? "queue");
   const args = row.db === "none" ? run.args : ["--db", db, ...run.args];
-  const before = await treeDigest(dir.path);
+  // The database and its -wal and -shm, and everything else in the directory.
+  const before = { files: await dbDigest(db), tree: await treeDigest(dir.path) };
   const result = await runner(args, run, row, dir.path);
-  const after = await treeDigest(dir.path);
+  const after = { files: await dbDigest(db), tree: await treeDigest(dir.path) };
   return problems(row, run, result, before, after);
 }
 
