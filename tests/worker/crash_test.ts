@@ -1,0 +1,177 @@
+/**
+ * Workers that die or stall mid-job: SIGKILL (the job's shell survives as an orphan) and SIGSTOP
+ * past the lease (fencing). The job must run again, never while its old attempt still runs, and
+ * the stalled worker must not write the outcome of an attempt it no longer owns.
+ */
+
+import assert from "node:assert/strict";
+import {
+  checkLedger,
+  groupMembers,
+  isAlive,
+  type LedgerEntry,
+  nsToMs,
+  poll,
+  procStat,
+  PROMPT_MS,
+  Sandbox,
+} from "./_helpers.ts";
+
+/** Attempt 1 sleeps (to be killed mid-job); later attempts finish at once. */
+const SLEEP_ON_FIRST = 'if [ "$QUEUECTL_ATTEMPT" = 1 ]; then sleep 30; fi';
+
+/** Waits until the attempt's group holds its shell and the `sleep`; returns the members. */
+async function runningGroup(start: LedgerEntry): Promise<number[]> {
+  assert.equal(procStat(start.pid)?.pgrp, start.pid, "the job leads its own process group");
+  return await poll(
+    () => {
+      const members = groupMembers(start.pid);
+      return members.length >= 2 ? members : false;
+    },
+    PROMPT_MS,
+    `the sleep of job ${start.id} attempt ${start.attempt}`,
+  );
+}
+
+/** The common end of both SIGKILL cases: attempt 2 ran after attempt 1's group died. */
+async function assertRecoveredAfterKill(
+  sb: Sandbox,
+  id: string,
+  members: number[],
+  killedAt: number,
+): Promise<void> {
+  const start2 = await sb.waitForLedger(id, 2, "start", 15_000);
+  assert.deepEqual(start2.alive, [], "attempt 1's processes were alive when attempt 2 started");
+  for (const pid of members) assert.ok(!isAlive(pid), `attempt 1 process ${pid} survived`);
+  // Fast path: the owner's pid is gone, so recovery does not wait for the lease (2 s); the
+  // retry then waits out its backoff (1 s).
+  const delay = nsToMs(start2.ns) - killedAt;
+  assert.ok(delay < 6000, `attempt 2 started ${delay} ms after the kill`);
+
+  await sb.waitForState(id, "completed");
+  const job = await sb.show(id);
+  assert.equal(job.attempts, 2);
+  assert.equal(job.history.length, 2);
+  assert.equal(job.history[0]!.outcome, "lost");
+  assert.match(job.history[0]!.error ?? "", /worker lost \(pid \d+ exited\)/);
+  assert.equal(job.history[1]!.outcome, "completed");
+  assert.notEqual(job.history[0]!.worker_id, job.history[1]!.worker_id);
+  const report = checkLedger(sb.readLedger(), [id], 2);
+  assert.deepEqual(report.overlap, [], "overlap");
+  assert.deepEqual(report.unexpected, [], "unexpected");
+}
+
+Deno.test("worker run recovers the job of a SIGKILLed worker after killing its orphaned group", async () => {
+  await using sb = await Sandbox.create();
+  await sb.fastConfig();
+  const [id] = await sb.enqueue([{ command: sb.ledgerJob(SLEEP_ON_FIRST) }]);
+  const first = sb.spawn(["worker", "run"]);
+  const start1 = await sb.waitForLedger(id!, 1, "start");
+  const members = await runningGroup(start1);
+
+  first.kill("SIGKILL");
+  const killedAt = Date.now();
+  assert.equal((await first.finish(PROMPT_MS)).signal, "SIGKILL");
+  // The hazard under test: killing the worker leaves its job running (denoland/deno#8772).
+  assert.ok(isAlive(start1.pid), "the job's shell should outlive its worker");
+
+  const second = sb.spawn(["worker", "run"]);
+  await assertRecoveredAfterKill(sb, id!, members, killedAt);
+  second.kill("SIGTERM");
+  assert.equal((await second.finish(PROMPT_MS)).code, 0);
+  await sb.assertNoLeftovers();
+});
+
+Deno.test("worker start restarts a SIGKILLed worker, which recovers its job after killing the orphan", async () => {
+  await using sb = await Sandbox.create();
+  await sb.fastConfig();
+  const [id] = await sb.enqueue([{ command: sb.ledgerJob(SLEEP_ON_FIRST) }]);
+  const pool = sb.spawn(["worker", "start", "--count", "1"]);
+  const start1 = await sb.waitForLedger(id!, 1, "start");
+  const members = await runningGroup(start1);
+  const [worker] = sb.workerRows();
+  assert.equal(worker?.supervisor_pid, pool.pid);
+  assert.equal(procStat(start1.pid)?.ppid, worker.pid, "the job is the worker's child");
+
+  Deno.kill(worker.pid, "SIGKILL");
+  const killedAt = Date.now();
+  assert.ok(isAlive(start1.pid), "the job's shell should outlive its worker");
+  await assertRecoveredAfterKill(sb, id!, members, killedAt);
+  await pool.waitForStderr(/worker 1 \(pid \d+\) was killed by SIGKILL/, PROMPT_MS, "the log");
+  const restarted = sb.workerRows().filter((w) => w.pid !== worker.pid);
+  assert.equal(restarted.length, 1, "one restarted worker");
+
+  pool.kill("SIGTERM");
+  assert.equal((await pool.finish(PROMPT_MS)).code, 0);
+  await sb.assertNoLeftovers();
+});
+
+Deno.test("worker run fences a worker stopped past its lease: it logs lease lost and writes nothing", async () => {
+  await using sb = await Sandbox.create();
+  await sb.fastConfig();
+  const go = `${sb.dir}/go`;
+  // Attempt 2 waits for the test, so the stalled worker wakes while attempt 2 runs.
+  const [id] = await sb.enqueue([{
+    command: sb.ledgerJob(
+      `if [ "$QUEUECTL_ATTEMPT" = 1 ]; then sleep 30; ` +
+        `else while [ ! -e '${go}' ]; do sleep 0.02; done; echo second; fi`,
+    ),
+  }]);
+  const stalled = sb.spawn(["worker", "run"]);
+  const start1 = await sb.waitForLedger(id!, 1, "start");
+  const members = await runningGroup(start1);
+  const stalledId = String(sb.query("SELECT worker_id FROM jobs WHERE id = ?", id!)[0]!.worker_id);
+
+  stalled.kill("SIGSTOP");
+  const stoppedAt = Date.now();
+  const rescuer = sb.spawn(["worker", "run"]);
+  const start2 = await sb.waitForLedger(id!, 2, "start", 15_000);
+  assert.deepEqual(start2.alive, [], "attempt 1's processes were alive when attempt 2 started");
+  for (const pid of members) assert.ok(!isAlive(pid), `attempt 1 process ${pid} survived`);
+  // The stalled worker's pid is alive, so only the lease (2 s) lets the job go.
+  const waited = nsToMs(start2.ns) - stoppedAt;
+  assert.ok(waited >= 1500, `attempt 2 started ${waited} ms after SIGSTOP, before the lease`);
+
+  stalled.kill("SIGCONT");
+  await stalled.waitForStderr(
+    new RegExp(`job ${id} attempt 1: lease lost`),
+    PROMPT_MS,
+    "the stalled worker to notice",
+  );
+  // Attempt 2 still runs, untouched; attempt 1 stays as recovery recorded it.
+  const row = sb.query("SELECT state, attempts, worker_id FROM jobs WHERE id = ?", id!)[0]!;
+  assert.equal(row.state, "processing");
+  assert.equal(row.attempts, 2);
+  assert.notEqual(row.worker_id, stalledId);
+
+  await Deno.writeTextFile(go, "");
+  await sb.waitForState(id!, "completed");
+  const job = await sb.show(id!);
+  assert.equal(job.attempts, 2);
+  assert.equal(job.last_error, null);
+  assert.equal(job.last_exit_code, 0);
+  assert.equal(job.history[0]!.outcome, "lost");
+  assert.equal(job.history[0]!.error, "lease expired");
+  assert.equal(job.history[0]!.worker_id, stalledId);
+  assert.equal(job.history[1]!.outcome, "completed");
+  assert.notEqual(job.history[1]!.worker_id, stalledId);
+  const output = sb.query(
+    "SELECT o.attempt, o.stream, o.head FROM outputs o JOIN jobs j ON j.seq = o.job_seq " +
+      "WHERE j.id = ? AND o.stream = 1",
+    id!,
+  );
+  assert.deepEqual(output.map((o) => o.attempt), [2], "only attempt 2 stored output");
+  assert.equal(new TextDecoder().decode(output[0]!.head as Uint8Array), "second\n");
+  const counted = sb.query("SELECT jobs_done, jobs_failed FROM workers WHERE id = ?", stalledId);
+  assert.deepEqual(counted.map((w) => [w.jobs_done, w.jobs_failed]), [[0, 0]]);
+
+  for (const worker of [stalled, rescuer]) {
+    worker.kill("SIGTERM");
+    const exit = await worker.finish(PROMPT_MS);
+    assert.equal(exit.code, 0, exit.stderr);
+  }
+  assert.doesNotMatch(stalled.stderr, new RegExp(`job ${id} attempt 1: (completed|failed)`));
+  const report = checkLedger(sb.readLedger(), [id!], 2);
+  assert.deepEqual(report.overlap, [], "overlap");
+  await sb.assertNoLeftovers();
+});
