@@ -112,6 +112,30 @@ export function groupMembers(pgid: number): number[] {
   });
 }
 
+/** The command name of `pid` (/proc/PID/comm), or null when it is gone. */
+export function commOf(pid: number): string | null {
+  try {
+    return Deno.readTextFileSync(`/proc/${pid}/comm`).trim();
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Waits until process group `pgid` holds a process named `comm` (the job's `sleep`), and
+ * returns the group's live members then.
+ */
+export function waitForGroup(pgid: number, comm = "sleep"): Promise<number[]> {
+  return poll(
+    () => {
+      const members = groupMembers(pgid);
+      return members.some((pid) => commOf(pid) === comm) && members;
+    },
+    PROMPT_MS,
+    `a ${comm} in process group ${pgid}`,
+  );
+}
+
 /** Children of `pid`, with their state. */
 export function childrenOf(pid: number): ProcStat[] {
   const out: ProcStat[] = [];
@@ -265,6 +289,7 @@ export interface JobJson {
   max_retries: number;
   attempts_left: number;
   run_at: string;
+  updated_at: string;
   finished_at: string | null;
   worker_id: string | null;
   last_error: string | null;
@@ -545,11 +570,11 @@ export class Sandbox implements AsyncDisposable {
     return ids;
   }
 
-  /** The command of a ledger job doing `work` (sh); its exit status is the work's. */
+  /** The command of a ledger job doing `work` (in a subshell, so `exit` ends just the work). */
   ledgerJob(work = "true"): string {
     return `. ${
       shellQuote(this.ledgerScript)
-    }; ledger start; ${work}\nrc=$?; ledger end $rc; exit $rc`;
+    }; ledger start; (${work}\n); rc=$?; ledger end $rc; exit $rc`;
   }
 
   readLedger(): LedgerEntry[] {

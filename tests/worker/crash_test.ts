@@ -7,30 +7,22 @@
 import assert from "node:assert/strict";
 import {
   checkLedger,
-  groupMembers,
   isAlive,
   type LedgerEntry,
   nsToMs,
-  poll,
   procStat,
   PROMPT_MS,
   Sandbox,
+  waitForGroup,
 } from "./_helpers.ts";
 
 /** Attempt 1 sleeps (to be killed mid-job); later attempts finish at once. */
 const SLEEP_ON_FIRST = 'if [ "$QUEUECTL_ATTEMPT" = 1 ]; then sleep 30; fi';
 
-/** Waits until the attempt's group holds its shell and the `sleep`; returns the members. */
-async function runningGroup(start: LedgerEntry): Promise<number[]> {
+/** Waits until the attempt's group holds its `sleep`; returns the members. */
+function runningGroup(start: LedgerEntry): Promise<number[]> {
   assert.equal(procStat(start.pid)?.pgrp, start.pid, "the job leads its own process group");
-  return await poll(
-    () => {
-      const members = groupMembers(start.pid);
-      return members.length >= 2 ? members : false;
-    },
-    PROMPT_MS,
-    `the sleep of job ${start.id} attempt ${start.attempt}`,
-  );
+  return waitForGroup(start.pid);
 }
 
 /** The common end of both SIGKILL cases: attempt 2 ran after attempt 1's group died. */

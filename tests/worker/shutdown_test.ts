@@ -6,13 +6,12 @@
 
 import assert from "node:assert/strict";
 import {
-  groupMembers,
   isAlive,
   type JobJson,
   type LedgerEntry,
-  poll,
   PROMPT_MS,
   Sandbox,
+  waitForGroup,
 } from "./_helpers.ts";
 
 async function runningGroup(
@@ -20,15 +19,7 @@ async function runningGroup(
   id: string,
 ): Promise<{ start: LedgerEntry; members: number[] }> {
   const start = await sb.waitForLedger(id, 1, "start");
-  const members = await poll(
-    () => {
-      const members = groupMembers(start.pid);
-      return members.length >= 2 ? members : false;
-    },
-    PROMPT_MS,
-    `the sleep of job ${id}`,
-  );
-  return { start, members };
+  return { start, members: await waitForGroup(start.pid) };
 }
 
 /** The job went back to pending with its attempt refunded, and none of its processes runs. */
