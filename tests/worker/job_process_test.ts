@@ -215,3 +215,65 @@ Deno.test("worker run leaks no fd and leaves no zombie over 500 jobs", async () 
   assert.equal((await worker.finish(PROMPT_MS)).code, 0);
   await sb.assertNoLeftovers();
 });
+
+Deno.test("worker run gives jobs QUEUECTL_JOB_ID, QUEUECTL_ATTEMPT and QUEUECTL_DB, not its own QUEUECTL_*", async () => {
+  await using sb = await Sandbox.create();
+  await sb.fastConfig();
+  const [id] = await sb.enqueue([{ command: "env", env: { JOB_VAR: "from-job" } }]);
+  const worker = sb.spawn(["worker", "run"], {
+    env: { QUEUECTL_TEST: "1", QUEUECTL_SECRET_TOKEN: "hunter2", WORKER_VAR: "from-worker" },
+  });
+  await sb.waitForState(id!, "completed");
+  const vars = new Set(decoder.decode(storedStdout(sb, id!).head).split("\n"));
+  for (const wanted of [`QUEUECTL_JOB_ID=${id}`, "QUEUECTL_ATTEMPT=1", `QUEUECTL_DB=${sb.db}`]) {
+    assert.ok(vars.has(wanted), `${wanted} missing`);
+  }
+  assert.ok(vars.has("JOB_VAR=from-job") && vars.has("WORKER_VAR=from-worker"));
+  const leaked = [...vars].filter((v) =>
+    v.startsWith("QUEUECTL_") && !/^QUEUECTL_(JOB_ID|ATTEMPT|DB|MAX_ATTEMPTS|QUEUE)=/.test(v)
+  );
+  assert.deepEqual(leaked, [], "the worker's own QUEUECTL_* variables reached the job");
+  worker.kill("SIGTERM");
+  assert.equal((await worker.finish(PROMPT_MS)).code, 0);
+  await sb.assertNoLeftovers();
+});
+
+Deno.test("worker run records a job whose cwd is gone as spawn_failed and buries it", async () => {
+  await using sb = await Sandbox.create();
+  await sb.fastConfig();
+  const gone = `${sb.dir}/gone`;
+  await Deno.mkdir(gone);
+  const [id] = await sb.enqueue([{ command: "true", cwd: gone, max_retries: 0 }]);
+  await Deno.remove(gone);
+  const worker = await sb.run(["worker", "run", "--once"]);
+  assert.equal(worker.code, 0, worker.stderr);
+  const job = await sb.show(id!);
+  assert.equal(job.state, "dead");
+  assert.equal(job.history[0]!.outcome, "spawn_failed");
+  assert.match(job.last_error ?? "", new RegExp(`${gone}.*ENOENT`));
+  await sb.assertNoLeftovers();
+});
+
+Deno.test("worker run saves a running job's output while it runs", async () => {
+  await using sb = await Sandbox.create();
+  await sb.fastConfig();
+  const [id] = await sb.enqueue([{ command: "echo early; echo oops >&2; sleep 30" }]);
+  const worker = sb.spawn(["worker", "run"]);
+  await poll(
+    () => {
+      const rows = sb.query(
+        "SELECT o.stream, o.head FROM outputs o JOIN jobs j ON j.seq = o.job_seq " +
+          "WHERE j.id = ? AND j.state = 'processing' ORDER BY o.stream",
+        id!,
+      );
+      const text = rows.map((r) => decoder.decode(r.head as Uint8Array));
+      return text.join("") === "early\noops\n";
+    },
+    5000,
+    "the output of the running job in the database",
+  );
+  worker.kill("SIGQUIT");
+  assert.notEqual((await worker.finish(PROMPT_MS)).code, 0);
+  assert.equal(sb.state(id!), "pending");
+  await sb.assertNoLeftovers();
+});

@@ -9,6 +9,7 @@ import {
   isAlive,
   type JobJson,
   type LedgerEntry,
+  poll,
   PROMPT_MS,
   Sandbox,
   waitForGroup,
@@ -145,5 +146,48 @@ Deno.test("worker stop --timeout lets a job that ends in time finish", async () 
   assert.equal((await worker.finish(PROMPT_MS)).code, 0);
   const jobs = await sb.json<JobJson[]>(["list"]);
   assert.deepEqual(jobs.map((j) => [j.state, j.attempts]), [["completed", 1]]);
+  await sb.assertNoLeftovers();
+});
+
+Deno.test("worker run on SIGQUIT kills the job's group at once, without a graceful phase", async () => {
+  await using sb = await Sandbox.create();
+  await sb.fastConfig();
+  const [id] = await sb.enqueue([{ command: sb.ledgerJob("sleep 30") }]);
+  const worker = sb.spawn(["worker", "run"]);
+  const { members } = await runningGroup(sb, id!);
+  worker.kill("SIGQUIT");
+  const exit = await worker.finish(PROMPT_MS, "the worker to stop");
+  assert.equal(exit.code, 143, exit.stderr);
+  assert.match(exit.stderr, /stopping \(force\): SIGQUIT/);
+  await assertInterrupted(sb, id!, members);
+  await sb.assertNoLeftovers();
+});
+
+Deno.test("worker start on a second SIGTERM makes its workers kill their jobs", async () => {
+  await using sb = await Sandbox.create();
+  await sb.fastConfig();
+  const ids = await sb.enqueue([
+    { command: sb.ledgerJob("sleep 30") },
+    { command: sb.ledgerJob("sleep 30") },
+  ]);
+  const pool = sb.spawn(["worker", "start", "--count", "2"]);
+  const groups = await Promise.all(ids.map((id) => runningGroup(sb, id)));
+  const workerPids = sb.workerRows().map((w) => w.pid);
+
+  pool.kill("SIGTERM");
+  await pool.waitForStderr(/SIGTERM: stopping workers/, PROMPT_MS, "the graceful stop");
+  // Both workers heard it (they mark themselves stopping) and let their jobs run.
+  await poll(
+    () => sb.query("SELECT state FROM workers").every((w) => w.state === "stopping"),
+    PROMPT_MS,
+    "both workers to be stopping",
+  );
+  assert.ok(groups.every((g) => g.members.every(isAlive)), "a graceful stop killed a job");
+  pool.kill("SIGTERM");
+  const exit = await pool.finish(PROMPT_MS, "the supervisor to exit");
+  assert.equal(exit.code, 0, exit.stderr);
+  assert.match(exit.stderr, /SIGTERM: stopping workers now/);
+  for (const pid of workerPids) assert.ok(!isAlive(pid), `worker ${pid} still runs`);
+  for (const [i, id] of ids.entries()) await assertInterrupted(sb, id, groups[i]!.members);
   await sb.assertNoLeftovers();
 });
