@@ -73,10 +73,14 @@ Deno.test("worker run recovers the job of a SIGKILLed worker after killing its o
   // The hazard under test: killing the worker leaves its job running (denoland/deno#8772).
   assert.ok(isAlive(start1.pid), "the job's shell should outlive its worker");
 
-  const second = sb.spawn(["worker", "run"]);
+  // Two new workers: whichever recovers the job, the other sees the change at once and would
+  // claim the job at once, so a kill that came after the requeue would show as an overlap.
+  const others = [sb.spawn(["worker", "run"]), sb.spawn(["worker", "run"])];
   await assertRecoveredAfterKill(sb, id!, members, killedAt);
-  second.kill("SIGTERM");
-  assert.equal((await second.finish(PROMPT_MS)).code, 0);
+  for (const worker of others) {
+    worker.kill("SIGTERM");
+    assert.equal((await worker.finish(PROMPT_MS)).code, 0);
+  }
   await sb.assertNoLeftovers();
 });
 
@@ -122,7 +126,8 @@ Deno.test("worker run fences a worker stopped past its lease: it logs lease lost
 
   stalled.kill("SIGSTOP");
   const stoppedAt = Date.now();
-  const rescuer = sb.spawn(["worker", "run"]);
+  // Two more workers, so that one claims the recovered job the moment it is requeued.
+  const others = [sb.spawn(["worker", "run"]), sb.spawn(["worker", "run"])];
   const start2 = await sb.waitForLedger(id!, 2, "start", 15_000);
   assert.deepEqual(start2.alive, [], "attempt 1's processes were alive when attempt 2 started");
   for (const pid of members) assert.ok(!isAlive(pid), `attempt 1 process ${pid} survived`);
@@ -163,7 +168,7 @@ Deno.test("worker run fences a worker stopped past its lease: it logs lease lost
   const counted = sb.query("SELECT jobs_done, jobs_failed FROM workers WHERE id = ?", stalledId);
   assert.deepEqual(counted.map((w) => [w.jobs_done, w.jobs_failed]), [[0, 0]]);
 
-  for (const worker of [stalled, rescuer]) {
+  for (const worker of [stalled, ...others]) {
     worker.kill("SIGTERM");
     const exit = await worker.finish(PROMPT_MS);
     assert.equal(exit.code, 0, exit.stderr);
