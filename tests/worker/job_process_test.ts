@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import {
   childrenOf,
+  commOf,
   fdCount,
   groupMembers,
   isAlive,
@@ -51,27 +52,35 @@ function storedStdout(
   return { head: row.head as Uint8Array, tail: row.tail as Uint8Array, total: Number(row.total) };
 }
 
-Deno.test("worker run times out a job by killing its whole process tree", async () => {
+Deno.test("worker run times out a job by sending SIGTERM to its whole process tree", async () => {
   await using sb = await Sandbox.create();
   await sb.fastConfig();
   const pids = `${sb.dir}/pids`;
+  const termed = `${sb.dir}/termed`;
+  // A background subshell notes the SIGTERM it gets: the time limit must signal the whole
+  // group, not only the shell (whose leftovers would then die by SIGKILL instead).
+  const watcher = `(trap 'echo TERM > ${termed}; exit 0' TERM; while :; do sleep 0.05; done) &`;
   const [id] = await sb.enqueue([{
-    command: `echo $$ > '${pids}'; sleep 300 & echo $! >> '${pids}'; sleep 300; `,
+    command: `echo $$ > '${pids}'; ${watcher} sleep 300 & echo $! >> '${pids}'; sleep 300; `,
     timeout: "1s",
     max_retries: 0,
   }]);
   const worker = sb.spawn(["worker", "run"]);
   const [shell, background] = await pidsWritten(pids, 2);
-  // The shell, the background sleep and the foreground sleep, all in the job's group.
+  // The shell, the watcher, and both sleeps 300, all in the job's group.
   const members = await poll(
-    () => groupMembers(shell!).length === 3 && groupMembers(shell!),
+    () => {
+      const members = groupMembers(shell!);
+      return members.filter((pid) => commOf(pid) === "sleep").length >= 2 && members;
+    },
     PROMPT_MS,
-    "three processes in the job's group",
+    "the processes of the job's group",
   );
   assert.ok(members.includes(background!));
 
   await sb.waitForState(id!, "dead");
   for (const pid of members) assert.ok(!isAlive(pid), `process ${pid} outlived the timeout`);
+  assert.equal(await Deno.readTextFile(termed), "TERM\n", "SIGTERM did not reach the group");
   const job = await sb.show(id!);
   const attempt = job.history[0]!;
   assert.equal(attempt.outcome, "timeout");
