@@ -459,7 +459,8 @@ export function checkLedger(
 // Sandbox
 
 export interface RunOptions {
-  stdin?: string;
+  /** Written to stdin, which is then closed; "hold" keeps an empty stdin pipe open until exit. */
+  stdin?: string | { hold: true };
   env?: Record<string, string>;
   /** Default: the sandbox directory (jobs inherit it as their cwd). */
   cwd?: string;
@@ -510,11 +511,14 @@ export class Sandbox implements AsyncDisposable {
     }).spawn();
     const proc = new Proc(child, args);
     this.#procs.push(proc);
-    if (options.stdin !== undefined) {
+    if (typeof options.stdin === "string") {
       const writer = child.stdin.getWriter();
       writer.write(new TextEncoder().encode(options.stdin))
         .then(() => writer.close())
         .catch(() => {});
+    } else if (options.stdin !== undefined) {
+      // Nothing is written and nothing closes it while the process runs: a reader would block.
+      proc.done.finally(() => child.stdin.close().catch(() => {}));
     }
     return proc;
   }
