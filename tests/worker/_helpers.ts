@@ -615,6 +615,19 @@ export class Sandbox implements AsyncDisposable {
     }
   }
 
+  /**
+   * Writes to the database behind queuectl's back: fault injection (a job taken over by another
+   * worker, say). Returns the number of rows changed.
+   */
+  write(sql: string, ...params: SQLInputValue[]): number {
+    const db = new DatabaseSync(this.db, { timeout: 5000 });
+    try {
+      return Number(db.prepare(sql).run(...params).changes);
+    } finally {
+      db.close();
+    }
+  }
+
   /** The job's state straight from the database. */
   state(id: string): string | undefined {
     return this.query("SELECT state FROM jobs WHERE id = ?", id)[0]?.state as string | undefined;

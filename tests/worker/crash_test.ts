@@ -239,3 +239,33 @@ Deno.test("worker start buries a job that kills its own worker after its retries
   assert.equal((await pool.finish(PROMPT_MS)).code, 0);
   await sb.assertNoLeftovers();
 });
+
+Deno.test("worker run kills its job when its lease is taken over, and writes nothing", async () => {
+  await using sb = await Sandbox.create();
+  await sb.fastConfig();
+  const [id] = await sb.enqueue([{ command: sb.ledgerJob("sleep 30") }]);
+  const worker = sb.spawn(["worker", "run"]);
+  const start = await sb.waitForLedger(id!, 1, "start");
+  const members = await runningGroup(start);
+  // Another owner takes the attempt over (as recovery on another host would): the running
+  // worker learns it at its next renewal and must stop its job itself.
+  const changed = sb.write(
+    "UPDATE jobs SET worker_id = 'w-other', lease_expires_at = ? WHERE id = ?",
+    Date.now() + 600_000,
+    id!,
+  );
+  assert.equal(changed, 1);
+  await worker.waitForStderr(
+    new RegExp(`job ${id} attempt 1: lease lost \\(another worker recovered it\\); job killed`),
+    PROMPT_MS,
+    "the worker to notice",
+  );
+  for (const pid of members) assert.ok(!isAlive(pid), `job process ${pid} survived`);
+  const [row] = sb.query("SELECT state, worker_id, attempts FROM jobs WHERE id = ?", id!);
+  assert.deepEqual({ ...row }, { state: "processing", worker_id: "w-other", attempts: 1 });
+  const [attempt] = sb.query("SELECT outcome, finished_at FROM attempts");
+  assert.deepEqual({ ...attempt }, { outcome: null, finished_at: null }, "the worker wrote");
+  worker.kill("SIGTERM");
+  assert.equal((await worker.finish(PROMPT_MS)).code, 0);
+  await sb.assertNoLeftovers();
+});
