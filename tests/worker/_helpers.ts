@@ -628,6 +628,21 @@ export class Sandbox implements AsyncDisposable {
     }
   }
 
+  /**
+   * Takes the database's write lock, as a backup or an `sqlite3` shell would, until the returned
+   * lock is released (or disposed). Readers go on; every writer gets SQLITE_BUSY.
+   */
+  lock(): DatabaseLock {
+    const db = new DatabaseSync(this.db, { timeout: 5000 });
+    db.exec("BEGIN EXCLUSIVE");
+    const release = () => {
+      if (!db.isOpen) return;
+      if (db.isTransaction) db.exec("COMMIT");
+      db.close();
+    };
+    return { release, [Symbol.dispose]: release };
+  }
+
   /** The job's state straight from the database. */
   state(id: string): string | undefined {
     return this.query("SELECT state FROM jobs WHERE id = ?", id)[0]?.state as string | undefined;
@@ -696,6 +711,10 @@ export class Sandbox implements AsyncDisposable {
     }
     await Deno.remove(this.dir, { recursive: true }).catch(() => {});
   }
+}
+
+export interface DatabaseLock extends Disposable {
+  release(): void;
 }
 
 export function killQuietly(pid: number, signal: Deno.Signal): void {
