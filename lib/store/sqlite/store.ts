@@ -279,16 +279,21 @@ export class SqliteStore implements Store {
     return statement;
   }
 
-  #read<T>(fn: () => T): T {
+  /**
+   * Runs `fn` as a read. Failures reject the returned promise and are never thrown: the store's
+   * methods are asynchronous, and callers that fire and forget (`.catch(() => {})`) would
+   * otherwise crash the worker with a synchronous throw when the database is busy.
+   */
+  #read<T>(fn: () => T): Promise<T> {
     try {
-      return fn();
+      return Promise.resolve(fn());
     } catch (error) {
-      throw mapSqliteError(error, this.location);
+      return Promise.reject(mapSqliteError(error, this.location));
     }
   }
 
-  /** Runs `fn` in one BEGIN IMMEDIATE transaction; rolls back if it throws. */
-  #write<T>(fn: () => T, faultPrefix?: string): T {
+  /** Runs `fn` in one BEGIN IMMEDIATE transaction; rolls back if it throws. Rejects like #read. */
+  #write<T>(fn: () => T, faultPrefix?: string): Promise<T> {
     try {
       this.#stmt("BEGIN IMMEDIATE").run();
       try {
@@ -296,12 +301,12 @@ export class SqliteStore implements Store {
         if (faultPrefix) this.#fault(`${faultPrefix}:before-commit`);
         this.#stmt("COMMIT").run();
         if (faultPrefix) this.#fault(`${faultPrefix}:after-commit`);
-        return result;
+        return Promise.resolve(result);
       } finally {
         if (this.#db.isTransaction) this.#stmt("ROLLBACK").run();
       }
     } catch (error) {
-      throw mapSqliteError(error, this.location);
+      return Promise.reject(mapSqliteError(error, this.location));
     }
   }
 
