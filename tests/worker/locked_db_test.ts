@@ -21,7 +21,14 @@ Deno.test("worker run keeps running its job while another process holds the data
   }]);
   const worker = sb.spawn(["worker", "run"]);
   await sb.waitForLedger(id!, 1, "start");
-  const step = () => Number(Deno.readTextFileSync(progress) || -1);
+  /** The job's last line number, or -1 before its first (or mid-write). */
+  const step = () => {
+    try {
+      return Number(Deno.readTextFileSync(progress) || -1);
+    } catch {
+      return -1;
+    }
+  };
   await poll(() => step() >= 0, PROMPT_MS, "the job's first line");
   {
     using _lock = sb.lock();
