@@ -232,6 +232,12 @@ Deno.test("worker start buries a job that kills its own worker after its retries
     "one live worker",
   );
   assert.equal(pool.stderr.match(/was killed by SIGKILL/g)?.length, 2, pool.stderr);
+  // Quick deaths in a row: each restart waits longer.
+  const delays = [...pool.stderr.matchAll(/restarting worker 1 in (\d+) ms/g)].map((m) =>
+    Number(m[1])
+  );
+  assert.equal(delays.length, 2);
+  assert.ok(delays[1]! > delays[0]!, `restart delays ${delays}`);
   const [next] = await sb.enqueue([{ command: "true" }]);
   await sb.waitForState(next!, "completed");
   assert.ok(isAlive(alive!.pid));

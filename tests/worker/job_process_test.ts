@@ -288,3 +288,28 @@ Deno.test("worker run saves a running job's output while it runs", async () => {
   assert.equal(sb.state(id!), "pending");
   await sb.assertNoLeftovers();
 });
+
+Deno.test("worker run records exit codes and signals exactly", async () => {
+  await using sb = await Sandbox.create();
+  await sb.fastConfig();
+  const ids = await sb.enqueue([
+    { command: "exit 3", max_retries: 0 },
+    { command: "no-such-command-queuectl", max_retries: 0 },
+    { command: "kill -SEGV $$", max_retries: 0 },
+  ]);
+  const worker = await sb.run(["worker", "run", "--once"]);
+  assert.equal(worker.code, 0, worker.stderr);
+  const attempts = [];
+  for (const id of ids) {
+    const job = await sb.show(id);
+    assert.equal(job.state, "dead");
+    const a = job.history[0]!;
+    attempts.push([a.outcome, a.exit_code, a.signal, job.last_error]);
+  }
+  assert.deepEqual(attempts, [
+    ["failed", 3, null, "exited with code 3"],
+    ["failed", 127, null, "exited with code 127"],
+    ["failed", null, "SIGSEGV", "killed by SIGSEGV"],
+  ]);
+  await sb.assertNoLeftovers();
+});

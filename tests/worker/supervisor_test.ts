@@ -89,3 +89,25 @@ Deno.test("worker start --detach returns a pid; worker list shows its workers; w
   assert.equal((await sb.ok(["worker", "stop"])).trim(), "No workers are running.");
   await sb.assertNoLeftovers();
 });
+
+Deno.test("worker start's workers finish their job and stop when the supervisor is SIGKILLed", async () => {
+  await using sb = await Sandbox.create();
+  await sb.fastConfig();
+  const [id] = await sb.enqueue([{ command: sb.ledgerJob("sleep 1") }]);
+  const pool = sb.spawn(["worker", "start", "--count", "1"]);
+  await sb.waitForLedger(id!, 1, "start");
+  const [worker] = sb.workerRows();
+  assert.ok(worker);
+
+  pool.kill("SIGKILL");
+  // The worker shares the supervisor's stderr: it is read to the end once the worker is gone.
+  const exit = await pool.finish(PROMPT_MS, "the orphaned worker to stop");
+  assert.equal(exit.signal, "SIGKILL");
+  assert.match(exit.stderr, new RegExp(`stopping \\(graceful\\): supervisor ${pool.pid} is gone`));
+  assert.ok(!isAlive(worker.pid), "the orphaned worker still runs");
+  const job = await sb.show(id!);
+  assert.equal(job.state, "completed", "the running job was not let finish");
+  assert.equal(job.attempts, 1);
+  assert.deepEqual(sb.workerRows(), []);
+  await sb.assertNoLeftovers();
+});
