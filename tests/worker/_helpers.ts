@@ -289,6 +289,7 @@ export interface JobJson {
   max_retries: number;
   attempts_left: number;
   run_at: string;
+  created_at: string;
   updated_at: string;
   finished_at: string | null;
   worker_id: string | null;

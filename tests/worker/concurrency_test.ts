@@ -4,6 +4,7 @@
  */
 
 import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
 import { checkLedger, type JobJson, ms, nsToMs, poll, PROMPT_MS, Sandbox } from "./_helpers.ts";
 
 Deno.test("worker start --count 4 runs each of 300 jobs exactly once, never two at once", async () => {
@@ -99,6 +100,66 @@ Deno.test("worker run does not start a --delay job before its run_at, and starts
   assert.ok(startedMs >= runAt, `started ${runAt - startedMs} ms before run_at`);
   assert.ok(startedMs - runAt <= 1500, `started ${startedMs - runAt} ms after run_at`);
   await sb.waitForState(id!, "completed");
+  worker.kill("SIGTERM");
+  assert.equal((await worker.finish(PROMPT_MS)).code, 0);
+  await sb.assertNoLeftovers();
+});
+
+Deno.test("worker run --once takes jobs of equal priority by run time before enqueue order", async () => {
+  await using sb = await Sandbox.create();
+  await sb.fastConfig();
+  // Enqueued first but due later, then due at once, then a higher priority due last.
+  const [later, now, urgent] = await sb.enqueue([
+    { command: sb.ledgerJob("true"), delay: "0.4s" },
+    { command: sb.ledgerJob("true") },
+    { command: sb.ledgerJob("true"), delay: "0.6s", priority: 9 },
+  ]);
+  const due = ms((await sb.show(urgent!)).run_at);
+  await poll(() => Date.now() > due, PROMPT_MS, "every job to be due");
+  const worker = await sb.run(["worker", "run", "--once"]);
+  assert.equal(worker.code, 0, worker.stderr);
+  const order = sb.readLedger().filter((e) => e.event === "start").map((e) => e.id);
+  assert.deepEqual(order, [urgent, now, later]);
+  await sb.assertNoLeftovers();
+});
+
+Deno.test("worker run picks up a new job promptly when idle, and does not write while idle", async () => {
+  await using sb = await Sandbox.create();
+  // A long lease: heartbeats (lease / 6) fall outside the idle window below.
+  await sb.fastConfig({ "lease-timeout": "60s" });
+  const worker = sb.spawn(["worker", "run"]);
+  await worker.waitForStderr(/ started \(pid/, PROMPT_MS, "the worker to start");
+
+  // Idle cost: over an idle second, no write transaction (data_version counts other
+  // connections' commits) and little CPU.
+  const watch = new DatabaseSync(sb.db, { readOnly: true });
+  try {
+    const version = () => Number(watch.prepare("PRAGMA data_version").get()!.data_version);
+    const cpu = () => {
+      const fields = Deno.readTextFileSync(`/proc/${worker.pid}/stat`).split(") ")[1]!.split(" ");
+      return Number(fields[11]) + Number(fields[12]); // utime + stime, in clock ticks (1/100 s)
+    };
+    const [v0, c0, t0] = [version(), cpu(), performance.now()];
+    await poll(() => performance.now() - t0 >= 1000, PROMPT_MS, "an idle second");
+    assert.equal(version(), v0, "the idle worker wrote to the database");
+    assert.ok(cpu() - c0 <= 10, `the idle worker used ${(cpu() - c0) * 10} ms of CPU in 1 s`);
+  } finally {
+    watch.close();
+  }
+
+  // Pickup latency: enqueue (committed at created_at) to the job's first line.
+  const latencies: number[] = [];
+  for (let i = 0; i < 15; i++) {
+    const [id] = await sb.enqueue([{ command: sb.ledgerJob("true") }]);
+    const start = await sb.waitForLedger(id!, 1, "start");
+    const created = ms((await sb.json<JobJson>(["show", id!])).created_at);
+    latencies.push(nsToMs(start.ns) - created);
+  }
+  latencies.sort((a, b) => a - b);
+  const p95 = latencies[Math.ceil(latencies.length * 0.95) - 1]!;
+  // The target is 50 ms; the bound leaves room for a loaded 2-core machine running tests in
+  // parallel, and still fails a worker that only looks once a second.
+  assert.ok(p95 < 250, `pickup p95 ${p95.toFixed(1)} ms: ${latencies.map((l) => l.toFixed(0))}`);
   worker.kill("SIGTERM");
   assert.equal((await worker.finish(PROMPT_MS)).code, 0);
   await sb.assertNoLeftovers();
