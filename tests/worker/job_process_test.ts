@@ -313,3 +313,21 @@ Deno.test("worker run records exit codes and signals exactly", async () => {
   ]);
   await sb.assertNoLeftovers();
 });
+
+Deno.test("worker run applies job-timeout to jobs without their own timeout, and none for 0", async () => {
+  await using sb = await Sandbox.create();
+  await sb.fastConfig({ "job-timeout": "1s" });
+  const [limited, unlimited] = await sb.enqueue([
+    { command: "sleep 30", max_retries: 0 },
+    { command: "sleep 1.5", max_retries: 0, timeout: 0 },
+  ]);
+  const worker = sb.spawn(["worker", "start", "--count", "2"]);
+  await sb.waitForState(limited!, "dead");
+  const timedOut = (await sb.show(limited!)).history[0]!;
+  assert.equal(timedOut.outcome, "timeout");
+  assert.ok(timedOut.duration_ms! < 3000, `${timedOut.duration_ms}`);
+  await sb.waitForState(unlimited!, "completed");
+  worker.kill("SIGTERM");
+  assert.equal((await worker.finish(PROMPT_MS)).code, 0);
+  await sb.assertNoLeftovers();
+});
