@@ -52,41 +52,60 @@ function storedStdout(
   return { head: row.head as Uint8Array, tail: row.tail as Uint8Array, total: Number(row.total) };
 }
 
-Deno.test("worker run times out a job by sending SIGTERM to its whole process tree", async () => {
+Deno.test("worker run times out a job by killing its whole process tree", async () => {
   await using sb = await Sandbox.create();
   await sb.fastConfig();
   const pids = `${sb.dir}/pids`;
-  const termed = `${sb.dir}/termed`;
-  // A background subshell notes the SIGTERM it gets: the time limit must signal the whole
-  // group, not only the shell (whose leftovers would then die by SIGKILL instead).
-  const watcher = `(trap 'echo TERM > ${termed}; exit 0' TERM; while :; do sleep 0.05; done) &`;
   const [id] = await sb.enqueue([{
-    command: `echo $$ > '${pids}'; ${watcher} sleep 300 & echo $! >> '${pids}'; sleep 300; `,
+    command: `echo $$ > '${pids}'; sleep 300 & echo $! >> '${pids}'; sleep 300; `,
     timeout: "1s",
     max_retries: 0,
   }]);
   const worker = sb.spawn(["worker", "run"]);
   const [shell, background] = await pidsWritten(pids, 2);
-  // The shell, the watcher, and both sleeps 300, all in the job's group.
+  // The shell and both sleeps, all in the job's group.
   const members = await poll(
     () => {
       const members = groupMembers(shell!);
-      return members.filter((pid) => commOf(pid) === "sleep").length >= 2 && members;
+      return members.filter((pid) => commOf(pid) === "sleep").length === 2 && members;
     },
     PROMPT_MS,
-    "the processes of the job's group",
+    "both sleeps in the job's group",
   );
   assert.ok(members.includes(background!));
 
   await sb.waitForState(id!, "dead");
   for (const pid of members) assert.ok(!isAlive(pid), `process ${pid} outlived the timeout`);
-  assert.equal(await Deno.readTextFile(termed), "TERM\n", "SIGTERM did not reach the group");
   const job = await sb.show(id!);
   const attempt = job.history[0]!;
   assert.equal(attempt.outcome, "timeout");
   assert.equal(attempt.signal, "SIGTERM");
   assert.match(job.last_error ?? "", /timed out after 1s/);
   assert.ok(attempt.duration_ms! >= 1000 && attempt.duration_ms! < 3000, `${attempt.duration_ms}`);
+  worker.kill("SIGTERM");
+  assert.equal((await worker.finish(PROMPT_MS)).code, 0);
+  await sb.assertNoLeftovers();
+});
+
+Deno.test("worker run sends a job's time-limit SIGTERM to every process of its group", async () => {
+  await using sb = await Sandbox.create();
+  await sb.fastConfig();
+  const termed = `${sb.dir}/termed`;
+  // A background subshell notes the SIGTERM it gets, and the shell waits for it before exiting
+  // (once the shell exits, the rest of the group is SIGKILLed). Were only the shell signalled,
+  // the watcher would die by that SIGKILL without a note.
+  const [id] = await sb.enqueue([{
+    command: `(trap 'echo TERM > ${termed}; exit 0' TERM; while :; do sleep 0.05; done) & ` +
+      `w=$!; trap 'wait $w; exit 143' TERM; sleep 300`,
+    timeout: "1s",
+    max_retries: 0,
+  }]);
+  const worker = sb.spawn(["worker", "run"]);
+  await sb.waitForState(id!, "dead");
+  assert.equal(await Deno.readTextFile(termed), "TERM\n", "SIGTERM did not reach the group");
+  const attempt = (await sb.show(id!)).history[0]!;
+  assert.equal(attempt.outcome, "timeout");
+  assert.equal(attempt.signal, "SIGTERM");
   worker.kill("SIGTERM");
   assert.equal((await worker.finish(PROMPT_MS)).code, 0);
   await sb.assertNoLeftovers();
