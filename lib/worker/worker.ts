@@ -320,12 +320,24 @@ export class Worker {
     const result = await execution.done;
     clearInterval(saver);
     clearTimeout(pidTimer);
+    const now = this.#o.clock.now();
     if (running.leaseLost) {
       this.#log(`job ${job.id} attempt ${attempt}: lease lost (${running.leaseLost}); job killed`);
+      // When renewals failed, nobody may have taken the job over, and this worker's sweep skips
+      // its own jobs: record the attempt as lost, or it stays processing for ever. Fenced, so a
+      // no-op when another worker did recover it.
+      const lost = decide(job, { kind: "lost", error: `lease lost: ${running.leaseLost}` }, now, {
+        base: config.backoffBase,
+        maxMs: config.backoffMaxMs,
+      });
+      await this.#retry(
+        "finish",
+        () =>
+          this.#store.jobFinish({ jobId: job.id, attempt, workerId: this.id, decision: lost, now }),
+      );
       this.#current = null;
       return;
     }
-    const now = this.#o.clock.now();
     const decision = decide(job, result.result, now, {
       base: config.backoffBase,
       maxMs: config.backoffMaxMs,
