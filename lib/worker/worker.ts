@@ -93,6 +93,8 @@ export class Worker {
   #lastLog = new Map<string, number>();
   #heartbeating = false;
   #finished = false;
+  /** Set when this worker itself made a job due (recovery): the idle wait ends early. */
+  #lookAgain = false;
   /** When housekeeping is next due (performance.now); staggered so workers do not all do it. */
   #housekeepingAt = performance.now() + 5000 + Math.random() * 10_000;
   #sweeping = false;
@@ -249,6 +251,10 @@ export class Worker {
     const wakeAt = Math.min(nextAt ?? Infinity, this.#o.clock.now() + 1000);
     while (this.#stop === null && this.#o.clock.now() < wakeAt) {
       await this.#sleep(Math.min(pollMs, Math.max(1, wakeAt - this.#o.clock.now())));
+      if (this.#lookAgain) {
+        this.#lookAgain = false;
+        return;
+      }
       try {
         if (await this.#store.changeToken() !== token) return;
       } catch {
@@ -424,7 +430,7 @@ export class Worker {
     this.#sweeping = true;
     try {
       await this.#refreshConfig();
-      await rescue({
+      const rescued = await rescue({
         store: this.#store,
         workerId: this.id,
         host: this.#o.host,
@@ -433,6 +439,8 @@ export class Worker {
         backoff: { base: this.#config.backoffBase, maxMs: this.#config.backoffMaxMs },
         log: (line) => this.#log(line),
       });
+      // Our own writes do not change the token an idle worker watches: look again at once.
+      if (rescued.recovered.length > 0) this.#lookAgain = true;
       await this.#forgetDeadWorkers();
       if (performance.now() >= this.#housekeepingAt) {
         this.#housekeepingAt = performance.now() + HOUSEKEEPING_MS * (0.75 + Math.random() / 2);
