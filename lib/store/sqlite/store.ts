@@ -589,8 +589,15 @@ export class SqliteStore implements Store {
           );
         }
         if (params.output) {
-          this.#saveOutput(jobSeq, params.attempt, 1, params.output.stdout);
-          this.#saveOutput(jobSeq, params.attempt, 2, params.output.stderr);
+          // A stream that stayed empty gets no row (readers treat a missing row as empty): two
+          // fewer rows and pages written per quiet job. A row saved while the job ran already
+          // holds this same empty capture.
+          if (params.output.stdout.total > 0) {
+            this.#saveOutput(jobSeq, params.attempt, 1, params.output.stdout);
+          }
+          if (params.output.stderr.total > 0) {
+            this.#saveOutput(jobSeq, params.attempt, 2, params.output.stderr);
+          }
         }
         if (params.byOwner) {
           const done = d.outcome === "completed" ? 1 : 0;
