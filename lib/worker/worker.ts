@@ -69,11 +69,20 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** Environment variables of the worker that jobs must not inherit (test hooks, supervision). */
+/**
+ * The worker's environment as jobs inherit it: without the worker's own variables (test hooks,
+ * supervision), and with DENO_V8_FLAGS as the user set it, not as the supervisor set it for the
+ * worker (see supervisor.ts).
+ */
 function inheritable(env: Record<string, string>): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [key, value] of Object.entries(env)) {
     if (!key.startsWith("QUEUECTL_")) out[key] = value;
+  }
+  if (env.QUEUECTL_SUPERVISOR !== undefined) {
+    const user = env.QUEUECTL_DENO_V8_FLAGS;
+    if (user === undefined) delete out.DENO_V8_FLAGS;
+    else out.DENO_V8_FLAGS = user;
   }
   return out;
 }
