@@ -274,23 +274,26 @@ export class Background {
   }
 }
 
-/** Starts `count` workers (`queuectl worker run`), each with its own log in `dir`. */
-export function startWorkers(db: string, count: number, dir: string): Background[] {
-  const workers: Background[] = [];
-  for (let i = 0; i < count; i++) {
-    workers.push(
-      new Background(
-        DENO,
-        ["run", "-A", "main.ts", "--db", db, "worker", "run"],
-        `${dir}/worker-${i}-${Date.now()}.log`,
-      ),
-    );
-  }
-  return workers;
+/**
+ * Starts `count` workers the way users do: `queuectl worker start --count N` in the foreground
+ * (a supervisor that runs N `worker run` processes). Its log, with the workers', goes to `dir`.
+ * Stopping it (SIGTERM) stops the workers gracefully.
+ */
+export function startWorkers(db: string, count: number, dir: string): Background {
+  return new Background(
+    DENO,
+    ["run", "-A", "main.ts", "--db", db, "worker", "start", "--count", String(count)],
+    `${dir}/workers-${count}-${Date.now()}.log`,
+  );
 }
 
-export async function stopAll(processes: readonly Background[]): Promise<void> {
-  await Promise.all(processes.map((p) => p.stop()));
+export async function stopAll(processes: readonly (Background | undefined)[]): Promise<void> {
+  await Promise.all(processes.map((p) => p?.stop()));
+}
+
+/** Pids of the registered workers. */
+export function workerPids(reader: Reader): number[] {
+  return reader.all("SELECT pid FROM workers ORDER BY started_at").map((r) => Number(r.pid));
 }
 
 /**
@@ -299,17 +302,16 @@ export async function stopAll(processes: readonly Background[]): Promise<void> {
  */
 export async function waitIdle(
   reader: Reader,
-  workers: readonly Background[],
+  supervisor: Background,
+  count: number,
   settleMs = 500,
 ): Promise<void> {
   await waitFor(
-    `${workers.length} idle workers`,
+    `${count} idle workers`,
     () => {
-      for (const w of workers) {
-        if (w.exited) throw new Error(`worker ${w.pid} exited: ${w.logTail()}`);
-      }
+      if (supervisor.exited) throw new Error(`workers exited: ${supervisor.logTail()}`);
       const idle = reader.num("SELECT count(*) FROM workers WHERE state = 'idle'");
-      return idle >= workers.length ? true : undefined;
+      return idle >= count ? true : undefined;
     },
     30_000,
     20,
@@ -321,7 +323,7 @@ export async function waitIdle(
 export async function waitCompleted(
   reader: Reader,
   n: number,
-  workers: readonly Background[],
+  supervisor: Background,
   timeoutMs: number,
   pollMs = 5,
 ): Promise<void> {
@@ -330,10 +332,8 @@ export async function waitCompleted(
     () => {
       if (reader.count("completed") >= n) return true;
       const bad = reader.count("failed") + reader.count("dead");
-      if (bad > 0) throw new Error(`${bad} jobs failed: ${workers[0]?.logTail() ?? ""}`);
-      for (const w of workers) {
-        if (w.exited) throw new Error(`worker ${w.pid} exited: ${w.logTail()}`);
-      }
+      if (bad > 0) throw new Error(`${bad} jobs failed: ${supervisor.logTail()}`);
+      if (supervisor.exited) throw new Error(`workers exited: ${supervisor.logTail()}`);
       return undefined;
     },
     timeoutMs,

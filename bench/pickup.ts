@@ -65,7 +65,7 @@ function watch(path: string): { seen: Map<number, number>; stop(): void } {
 export const pickup: BenchModule = {
   title: "Pickup latency",
   method: (options) =>
-    `One idle \`queuectl worker run\`; ${jobs(options)} jobs enqueued one at a time ` +
+    `One idle worker (\`queuectl worker start\`); ${jobs(options)} jobs enqueued one at a time ` +
     `(\`queuectl enqueue -c true\`, each a new process) at random intervals of 20–200 ms. ` +
     `Latency = attempt started_at − job created_at (one clock; created_at is read before the ` +
     `insert commits, so the enqueue's commit and fsync are included). Floor, same jobs, same ` +
@@ -75,14 +75,14 @@ export const pickup: BenchModule = {
 
   async run(options: BenchOptions): Promise<Figure[]> {
     const dir = await tempDir("pickup");
-    let workers: Background[] = [];
+    let workers: Background | undefined;
     let watcher: { seen: Map<number, number>; stop(): void } | undefined;
     const db = `${dir.path}/q.db`;
     await createQueueDb(db);
     const reader = new Reader(db);
     try {
       workers = startWorkers(db, 1, dir.path);
-      await waitIdle(reader, workers, 1000);
+      await waitIdle(reader, workers, 1, 1000);
       watcher = watch(db);
       const n = jobs(options);
       for (let i = 0; i < n; i++) {
@@ -135,7 +135,7 @@ export const pickup: BenchModule = {
       return figures;
     } finally {
       watcher?.stop();
-      await stopAll(workers);
+      await stopAll([workers]);
       reader.close();
       dir.dispose();
     }

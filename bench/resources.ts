@@ -23,6 +23,7 @@ import {
   tempDir,
   waitCompleted,
   waitIdle,
+  workerPids,
 } from "./_common.ts";
 
 const RSS_TARGET_MB = 60;
@@ -31,13 +32,13 @@ const OUTPUT_TARGET_MB = 200;
 const FIRST = 1000;
 
 function many(options: BenchOptions): number {
-  return options.quick ? 4000 : 10_000;
+  return options.quick ? 3000 : 10_000;
 }
 
 export const resources: BenchModule = {
   title: "Resources",
   method: (options) =>
-    `One \`queuectl worker run\`: VmRSS when idle (1 s after it registered), after ` +
+    `One worker (\`queuectl worker start\`, as users run it): VmRSS when idle (1 s after it registered), after ` +
     `${FIRST.toLocaleString("en")} \`true\` jobs and after ` +
     `${many(options).toLocaleString("en")} (each read 500 ms after the last job completed; jobs ` +
     `enqueued with \`enqueue -\`). Then a fresh worker runs \`head -c 1G /dev/zero\`: peak = ` +
@@ -60,46 +61,48 @@ export const resources: BenchModule = {
       await createQueueDb(db);
       const reader = new Reader(db);
       readers.push(reader);
-      const [worker] = startWorkers(db, 1, dir.path);
-      processes.push(worker!);
-      await waitIdle(reader, [worker!], 1000);
-      const idleRss = memoryOf(worker!.pid).rss;
+      const supervisor = startWorkers(db, 1, dir.path);
+      processes.push(supervisor);
+      await waitIdle(reader, supervisor, 1, 1000);
+      const [pid] = workerPids(reader);
+      const idleRss = memoryOf(pid!).rss;
       await queuectl(db, ["enqueue", "-"], {
         stdin: jobLines(FIRST, () => "true"),
         stdout: "null",
       });
-      await waitCompleted(reader, FIRST, [worker!], 120_000);
+      await waitCompleted(reader, FIRST, supervisor, 120_000);
       await sleep(500);
-      const after1k = memoryOf(worker!.pid).rss;
+      const after1k = memoryOf(pid!).rss;
       const total = many(options);
       await queuectl(db, ["enqueue", "-"], {
         stdin: jobLines(total - FIRST, () => "true"),
         stdout: "null",
       });
-      await waitCompleted(reader, total, [worker!], 300_000);
+      await waitCompleted(reader, total, supervisor, 300_000);
       await sleep(500);
-      const afterMany = memoryOf(worker!.pid);
-      await worker!.stop();
+      const afterMany = memoryOf(pid!);
+      await supervisor.stop();
 
       // A fresh worker for the gigabyte, so its peak is this job's alone.
       const db2 = `${dir.path}/q2.db`;
       await createQueueDb(db2);
       const reader2 = new Reader(db2);
       readers.push(reader2);
-      const [big] = startWorkers(db2, 1, dir.path);
-      processes.push(big!);
-      await waitIdle(reader2, [big!], 1000);
-      const bigIdle = memoryOf(big!.pid).rss;
+      const big = startWorkers(db2, 1, dir.path);
+      processes.push(big);
+      await waitIdle(reader2, big, 1, 1000);
+      const [bigPid] = workerPids(reader2);
+      const bigIdle = memoryOf(bigPid!).rss;
       let peak = bigIdle;
       const t0 = performance.now();
       await queuectl(db2, ["enqueue", "-c", "head -c 1G /dev/zero"], { stdout: "null" });
       const sampler = setInterval(() => {
         try {
-          peak = Math.max(peak, memoryOf(big!.pid).rss);
+          peak = Math.max(peak, memoryOf(bigPid!).rss);
         } catch { /* exited */ }
       }, 10);
       try {
-        await waitCompleted(reader2, 1, [big!], 120_000, 10);
+        await waitCompleted(reader2, 1, big, 120_000, 10);
       } finally {
         clearInterval(sampler);
       }
@@ -108,8 +111,8 @@ export const resources: BenchModule = {
         reader2.get("SELECT total FROM outputs WHERE stream = 1").total,
       );
       if (total1g !== 1024 ** 3) throw new Error(`the job's stdout counted ${total1g} bytes`);
-      peak = Math.max(peak, memoryOf(big!.pid).hwm);
-      await big!.stop();
+      peak = Math.max(peak, memoryOf(bigPid!).hwm);
+      await big.stop();
 
       const fig = (
         name: string,
