@@ -33,7 +33,7 @@ const CONCURRENCY = [1, 2, 4];
 const TARGET = 0.9;
 
 function rounds(options: BenchOptions): number {
-  return options.quick ? 1 : 4;
+  return options.quick ? 1 : 5;
 }
 
 async function drainStream(stream: ReadableStream<Uint8Array>): Promise<void> {

@@ -18,7 +18,7 @@
 
 import { DatabaseSync } from "node:sqlite";
 import type { BenchModule, BenchOptions, Figure } from "./_common.ts";
-import { formatFloor, formatRatio, formatResult, formatValue, REPO } from "./_common.ts";
+import { DENO, formatFloor, formatRatio, formatResult, formatValue, REPO } from "./_common.ts";
 import { startup } from "./startup.ts";
 import { enqueueBulk } from "./enqueue_bulk.ts";
 import { drain } from "./drain.ts";
@@ -181,6 +181,9 @@ async function main(): Promise<number> {
     const notes = at >= 0 ? previous!.slice(at) : `${NOTES_MARKER}\n\n## Notes\n\n(none yet)\n`;
     lines.push("", notes.trimEnd(), "");
     Deno.writeTextFileSync(out, lines.join("\n"));
+    // As `deno fmt` would lay it out, so that `deno fmt --check` stays clean after a run.
+    new Deno.Command(DENO, { args: ["fmt", "--quiet", out], cwd: REPO, stdout: "null" })
+      .outputSync();
     console.log(`Results written to ${out}`);
   }
   return missed.length === 0 && broken.length === 0 ? 0 : 1;
