@@ -123,13 +123,20 @@ async function main(): Promise<number> {
   console.log(`queuectl bench (${options.quick ? "quick" : "full"}), ${started.toISOString()}`);
   for (const line of machine()) console.log(line);
 
-  const sections: { module: BenchModule; figures: Figure[]; error?: string; ms: number }[] = [];
+  const sections: {
+    module: BenchModule;
+    figures: Figure[];
+    error?: string;
+    ms: number;
+    load: string;
+  }[] = [];
   for (const [, module] of selected) {
-    console.log(`\n== ${module.title}`);
+    const load = loadAverage();
+    console.log(`\n== ${module.title} (load average ${load})`);
     const m0 = performance.now();
     try {
       const figures = await module.run(options);
-      sections.push({ module, figures, ms: performance.now() - m0 });
+      sections.push({ module, figures, ms: performance.now() - m0, load });
     } catch (error) {
       const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
       console.error(`!! ${module.title} could not run: ${message}`);
@@ -138,6 +145,7 @@ async function main(): Promise<number> {
         figures: [],
         error: message.split("\n")[0]!,
         ms: performance.now() - m0,
+        load,
       });
     }
     console.log(`   (${((performance.now() - m0) / 1000).toFixed(1)} s)`);
@@ -174,7 +182,7 @@ async function main(): Promise<number> {
       lines.push("", `## ${s.module.title}`, "", s.module.method(options), "");
       if (s.error !== undefined) lines.push(`**Could not run:** ${s.error}`);
       else lines.push(...table(s.figures));
-      lines.push("", `(${(s.ms / 1000).toFixed(0)} s)`);
+      lines.push("", `(${(s.ms / 1000).toFixed(0)} s; load average when it started: ${s.load})`);
     }
     const previous = readText(out);
     const at = previous?.indexOf(NOTES_MARKER) ?? -1;
