@@ -74,7 +74,7 @@ function sleep(ms: number): Promise<void> {
  * supervision), and with DENO_V8_FLAGS as the user set it, not as the supervisor set it for the
  * worker (see supervisor.ts).
  */
-function inheritable(env: Record<string, string>): Record<string, string> {
+export function inheritable(env: Record<string, string>): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [key, value] of Object.entries(env)) {
     if (!key.startsWith("QUEUECTL_")) out[key] = value;

@@ -2,10 +2,14 @@
  * Workers started by the supervisor run with a capped V8 young generation (DENO_V8_FLAGS), and
  * their jobs see DENO_V8_FLAGS as the user set it, not as the supervisor set it for the worker.
  *
+ * Pure functions only: this suite runs in parallel with the spawner's, which counts the fds of
+ * the test process, so it starts no process and opens no file.
+ *
  * @module
  */
 
 import { WORKER_V8_FLAGS, workerEnv } from "../../lib/worker/supervisor.ts";
+import { inheritable } from "../../lib/worker/worker.ts";
 import { assertEquals } from "../helpers/assert.ts";
 
 const from = (env: Record<string, string>) => (name: string) => env[name];
@@ -22,36 +26,19 @@ Deno.test("workerEnv() adds the worker's V8 flags, after the user's own", () => 
   });
 });
 
-Deno.test("a supervised worker's jobs get DENO_V8_FLAGS as the user set it", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "queuectl-worker-env-" });
-  try {
-    const db = `${dir}/q.db`;
-    const main = new URL("../../main.ts", import.meta.url).pathname;
-    const run = async (args: string[], env: Record<string, string> = {}) => {
-      const out = await new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", main, "--db", db, ...args],
-        env,
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      return new TextDecoder().decode(out.stdout).trim();
-    };
-    const seen = async (userFlags: string | undefined) => {
-      const file = `${dir}/env-${userFlags ?? "none"}.txt`;
-      const id = await run([
-        "enqueue",
-        "-c",
-        `printf '%s' "\${DENO_V8_FLAGS-unset}" > '${file}'`,
-      ]);
-      // What `worker start` gives its workers, with this process as their supervisor.
-      const env = workerEnv(from(userFlags === undefined ? {} : { DENO_V8_FLAGS: userFlags }));
-      await run(["worker", "run", "--once"], env);
-      assertEquals(await run(["show", id, "--json"]).then((t) => JSON.parse(t).state), "completed");
-      return await Deno.readTextFile(file);
-    };
-    assertEquals(await seen(undefined), "unset");
-    assertEquals(await seen("--stack-size=900"), "--stack-size=900");
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+Deno.test("a supervised worker's jobs get DENO_V8_FLAGS as the user set it", () => {
+  const supervised = (user: Record<string, string>) =>
+    inheritable({ PATH: "/bin", ...user, ...workerEnv(from(user)) });
+  assertEquals(supervised({}), { PATH: "/bin" });
+  assertEquals(supervised({ DENO_V8_FLAGS: "--stack-size=900" }), {
+    PATH: "/bin",
+    DENO_V8_FLAGS: "--stack-size=900",
+  });
+});
+
+Deno.test("a worker run by hand passes DENO_V8_FLAGS on untouched", () => {
+  assertEquals(
+    inheritable({ PATH: "/bin", DENO_V8_FLAGS: "--stack-size=900", QUEUECTL_TEST: "1" }),
+    { PATH: "/bin", DENO_V8_FLAGS: "--stack-size=900" },
+  );
 });
