@@ -162,6 +162,15 @@ export interface Store {
   attemptSaveOutput(params: AttemptOutputParams): Promise<boolean>;
   /** Applies an attempt's outcome, only if `attempt` of `jobId` is still owned by `workerId`. */
   jobFinish(params: JobFinishParams): Promise<boolean>;
+  /**
+   * `jobFinish`, then `jobClaim` of the next due job for the same worker, in one transaction:
+   * what a busy worker does between two jobs, with one commit instead of two (and no read to
+   * look for a due job first). `next` is claimed whether or not the finish was applied.
+   */
+  jobFinishAndClaim(
+    finish: JobFinishParams,
+    claim: JobClaimParams,
+  ): Promise<{ applied: boolean; next: Job | undefined }>;
   /** Every job in `processing`, with its owner and process, for recovery. */
   jobListProcessing(): Promise<ProcessingJob[]>;
   /** Output of one attempt. */

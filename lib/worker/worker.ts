@@ -69,11 +69,20 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** Environment variables of the worker that jobs must not inherit (test hooks, supervision). */
-function inheritable(env: Record<string, string>): Record<string, string> {
+/**
+ * The worker's environment as jobs inherit it: without the worker's own variables (test hooks,
+ * supervision), and with DENO_V8_FLAGS as the user set it, not as the supervisor set it for the
+ * worker (see supervisor.ts).
+ */
+export function inheritable(env: Record<string, string>): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [key, value] of Object.entries(env)) {
     if (!key.startsWith("QUEUECTL_")) out[key] = value;
+  }
+  if (env.QUEUECTL_SUPERVISOR !== undefined) {
+    const user = env.QUEUECTL_DENO_V8_FLAGS;
+    if (user === undefined) delete out.DENO_V8_FLAGS;
+    else out.DENO_V8_FLAGS = user;
   }
   return out;
 }
@@ -149,10 +158,20 @@ export class Worker {
     this.#scheduleHeartbeat();
     this.#scheduleSweep(0);
     try {
-      while (this.#stop === null) {
+      // A busy worker claims its next job in the transaction that finishes the last one. A job
+      // claimed that way is run even if a stop came meanwhile (interrupted at once if forced), so
+      // it never sits in `processing` without its worker.
+      let next: Job | undefined;
+      while (this.#stop === null || next !== undefined) {
+        if (next !== undefined) {
+          const job = next;
+          next = undefined;
+          next = await this.#runJob(job, this.#config.leaseTimeoutMs);
+          continue;
+        }
         const claimed = await this.#claim();
         if (claimed.job) {
-          await this.#runJob(claimed.job, claimed.leaseMs);
+          next = await this.#runJob(claimed.job, claimed.leaseMs);
           continue;
         }
         if (this.#o.once) break;
@@ -274,7 +293,8 @@ export class Worker {
     };
   }
 
-  async #runJob(job: Job, leaseMs: number): Promise<void> {
+  /** Runs one claimed job and records its outcome; returns the next job, if it claimed one. */
+  async #runJob(job: Job, leaseMs: number): Promise<Job | undefined> {
     const attempt = job.attempts;
     const running: Running = {
       job,
@@ -287,6 +307,7 @@ export class Worker {
       pid: null,
     };
     this.#current = running;
+    if (this.#stop === "force") running.abort.abort("interrupted by worker shutdown");
     const config = this.#config;
     const started = this.#o.clock.now();
     let pidTimer: ReturnType<typeof setTimeout> | undefined;
@@ -342,35 +363,48 @@ export class Worker {
           this.#store.jobFinish({ jobId: job.id, attempt, workerId: this.id, decision: lost, now }),
       );
       this.#current = null;
-      return;
+      return undefined;
     }
     const decision = decide(job, result.result, now, {
       base: config.backoffBase,
       maxMs: config.backoffMaxMs,
     });
-    const applied = await this.#retry("finish", () =>
-      this.#store.jobFinish({
-        jobId: job.id,
-        attempt,
-        workerId: this.id,
-        decision,
-        now,
-        output: { stdout: result.stdout, stderr: result.stderr },
-        byOwner: true,
-      }));
+    const finish = {
+      jobId: job.id,
+      attempt,
+      workerId: this.id,
+      decision,
+      now,
+      output: { stdout: result.stdout, stderr: result.stderr },
+      byOwner: true,
+    };
+    // Still running: finish this job and claim the next in one transaction.
+    const { applied, next } = await this.#retry(
+      "finish",
+      async () =>
+        this.#stop === null
+          ? await this.#store.jobFinishAndClaim(finish, {
+            workerId: this.id,
+            host: this.#o.host,
+            now,
+            leaseMs: this.#config.leaseTimeoutMs,
+          })
+          : { applied: await this.#store.jobFinish(finish), next: undefined },
+    );
     this.#current = null;
     const what = describeResult(result.result) ?? "exit 0";
     if (!applied) {
       this.#log(`job ${job.id} attempt ${attempt}: lease lost; its outcome (${what}) was dropped`);
-      return;
+      return next;
     }
-    const next = decision.state === "failed"
+    const retry = decision.state === "failed"
       ? `; retry in ${formatDuration((decision.runAt ?? now) - now)}`
       : "";
     this.#log(
       `job ${job.id} attempt ${attempt}: ${decision.outcome} (${what}) in ` +
-        `${formatDuration(now - started)} -> ${decision.state}${next}`,
+        `${formatDuration(now - started)} -> ${decision.state}${retry}`,
     );
+    return next;
   }
 
   #scheduleHeartbeat(): void {

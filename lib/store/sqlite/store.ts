@@ -552,27 +552,39 @@ export class SqliteStore implements Store {
   }
 
   jobClaim(params: JobClaimParams): Promise<Job | undefined> {
+    return this.#run(() => this.#write(() => this.#claim(params), "claim"));
+  }
+
+  jobFinishAndClaim(
+    finish: JobFinishParams,
+    claim: JobClaimParams,
+  ): Promise<{ applied: boolean; next: Job | undefined }> {
     return this.#run(() =>
-      this.#write(() => {
-        const row = this.#stmt(q.JOB_CLAIM).get({
-          worker_id: params.workerId,
-          lease_expires_at: params.now + params.leaseMs,
-          now: params.now,
-        }) as Row | undefined;
-        if (!row) return undefined;
-        const job = toJob(row);
-        this.#stmt(q.ATTEMPT_INSERT).run({
-          job_seq: job.seq,
-          attempt: job.attempts,
-          worker_id: params.workerId,
-          started_at: params.now,
-          host: params.host,
-          due_at: job.runAt,
-        });
-        this.#stmt(q.WORKER_BUSY).run({ id: params.workerId, job_id: job.id, now: params.now });
-        return job;
-      }, "claim")
+      this.#write(
+        () => ({ applied: this.#finish(finish), next: this.#claim(claim) }),
+        finish.decision.transition,
+      )
     );
+  }
+
+  #claim(params: JobClaimParams): Job | undefined {
+    const row = this.#stmt(q.JOB_CLAIM).get({
+      worker_id: params.workerId,
+      lease_expires_at: params.now + params.leaseMs,
+      now: params.now,
+    }) as Row | undefined;
+    if (!row) return undefined;
+    const job = toJob(row);
+    this.#stmt(q.ATTEMPT_INSERT).run({
+      job_seq: job.seq,
+      attempt: job.attempts,
+      worker_id: params.workerId,
+      started_at: params.now,
+      host: params.host,
+      due_at: job.runAt,
+    });
+    this.#stmt(q.WORKER_BUSY).run({ id: params.workerId, job_id: job.id, now: params.now });
+    return job;
   }
 
   jobNextDue(params: { now: number }): Promise<{ dueNow: boolean; nextAt: number | null }> {
@@ -640,60 +652,67 @@ export class SqliteStore implements Store {
   }
 
   jobFinish(params: JobFinishParams): Promise<boolean> {
+    return this.#run(() => this.#write(() => this.#finish(params), params.decision.transition));
+  }
+
+  #finish(params: JobFinishParams): boolean {
     const d = params.decision;
-    return this.#run(() =>
-      this.#write(() => {
-        const row = this.#stmt(q.JOB_FINISH).get({
-          ...this.#owned(params),
-          state: d.state,
-          refund: d.refund ? 1 : 0,
-          run_at: d.runAt,
-          finished_at: d.finishedAt,
-          error: d.error,
-          exit_code: d.exitCode,
-          now: params.now,
-          require_expired: params.requireLeaseExpired ? 1 : 0,
-        }) as Row | undefined;
-        if (!row) return false;
-        const jobSeq = num(row, "seq");
-        const attemptRow = this.#stmt(q.ATTEMPT_FINISH).get({
-          job_seq: jobSeq,
-          attempt: params.attempt,
-          now: params.now,
-          outcome: d.outcome,
-          exit_code: d.exitCode,
-          signal: d.signal,
-          error: d.error,
-        }) as Row | undefined;
-        const runMs = attemptRow ? Math.max(0, params.now - num(attemptRow, "started_at")) : 0;
-        if (attemptRow) {
-          const dueAt = numOrNull(attemptRow, "due_at");
-          this.#recordStats(
-            params.now,
-            d.outcome,
-            params.attempt,
-            runMs,
-            dueAt === null ? null : Math.max(0, num(attemptRow, "started_at") - dueAt),
-          );
-        }
-        if (params.output) {
-          this.#saveOutput(jobSeq, params.attempt, 1, params.output.stdout);
-          this.#saveOutput(jobSeq, params.attempt, 2, params.output.stderr);
-        }
-        if (params.byOwner) {
-          const done = d.outcome === "completed" ? 1 : 0;
-          const failed = done === 0 && d.outcome !== "interrupted" ? 1 : 0;
-          this.#stmt(q.WORKER_FINISHED).run({
-            id: params.workerId,
-            now: params.now,
-            done,
-            failed,
-            busy_ms: runMs,
-          });
-        }
-        return true;
-      }, d.transition)
-    );
+    const row = this.#stmt(q.JOB_FINISH).get({
+      ...this.#owned(params),
+      state: d.state,
+      refund: d.refund ? 1 : 0,
+      run_at: d.runAt,
+      finished_at: d.finishedAt,
+      error: d.error,
+      exit_code: d.exitCode,
+      now: params.now,
+      require_expired: params.requireLeaseExpired ? 1 : 0,
+    }) as Row | undefined;
+    if (!row) return false;
+    const jobSeq = num(row, "seq");
+    const attemptRow = this.#stmt(q.ATTEMPT_FINISH).get({
+      job_seq: jobSeq,
+      attempt: params.attempt,
+      now: params.now,
+      outcome: d.outcome,
+      exit_code: d.exitCode,
+      signal: d.signal,
+      error: d.error,
+    }) as Row | undefined;
+    const runMs = attemptRow ? Math.max(0, params.now - num(attemptRow, "started_at")) : 0;
+    if (attemptRow) {
+      const dueAt = numOrNull(attemptRow, "due_at");
+      this.#recordStats(
+        params.now,
+        d.outcome,
+        params.attempt,
+        runMs,
+        dueAt === null ? null : Math.max(0, num(attemptRow, "started_at") - dueAt),
+      );
+    }
+    if (params.output) {
+      // A stream that stayed empty gets no row (readers treat a missing row as empty): two
+      // fewer rows and pages written per quiet job. A row saved while the job ran already
+      // holds this same empty capture.
+      if (params.output.stdout.total > 0) {
+        this.#saveOutput(jobSeq, params.attempt, 1, params.output.stdout);
+      }
+      if (params.output.stderr.total > 0) {
+        this.#saveOutput(jobSeq, params.attempt, 2, params.output.stderr);
+      }
+    }
+    if (params.byOwner) {
+      const done = d.outcome === "completed" ? 1 : 0;
+      const failed = done === 0 && d.outcome !== "interrupted" ? 1 : 0;
+      this.#stmt(q.WORKER_FINISHED).run({
+        id: params.workerId,
+        now: params.now,
+        done,
+        failed,
+        busy_ms: runMs,
+      });
+    }
+    return true;
   }
 
   /** Folds one finished attempt into the per-minute figures (same transaction as the finish). */
