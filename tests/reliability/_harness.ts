@@ -9,7 +9,7 @@
 
 import { DatabaseSync } from "node:sqlite";
 import type { SQLInputValue } from "node:sqlite";
-import { Ledger } from "./_ledger.ts";
+import { Ledger, type Run } from "./_ledger.ts";
 import { processesReferencing, type ProcInfo } from "./_proc.ts";
 
 export const ROOT = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
@@ -338,6 +338,37 @@ export class Sandbox implements AsyncDisposable {
 
   ledger(): Ledger {
     return Ledger.parse(Deno.readTextFileSync(this.ledgerPath));
+  }
+
+  /** Waits until attempt `attempt` of job `id` wrote its start line (and `end` too, if asked). */
+  waitRun(
+    id: string,
+    attempt: number,
+    timeoutMs: number,
+    options: { end?: boolean } = {},
+  ): Promise<Run> {
+    return waitUntil(
+      () => {
+        const run = this.ledger().runs.get(id)?.find((r) => r.attempt === attempt);
+        return run && (!options.end || run.endUs !== null) ? run : undefined;
+      },
+      timeoutMs,
+      `job ${id} attempt ${attempt} to ${options.end ? "end" : "start"}`,
+      10,
+    );
+  }
+
+  /** Waits until `worker` registered itself; returns its worker id. */
+  async workerId(worker: Proc, timeoutMs = 30_000): Promise<string> {
+    const row = await waitUntil(
+      () =>
+        this.query<{ id: string }>("SELECT id FROM workers WHERE pid = :pid", {
+          pid: worker.pid,
+        })[0],
+      timeoutMs,
+      `worker ${worker.pid} to register`,
+    );
+    return row.id;
   }
 
   /** Runs read-only SQL on its own short-lived connection. */
