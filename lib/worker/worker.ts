@@ -415,6 +415,8 @@ export class Worker {
       await rescue({
         store: this.#store,
         workerId: this.id,
+        running: this.#current?.job.id ?? null,
+        leaseMs: this.#config.leaseTimeoutMs,
         host: this.#o.host,
         dbPath: this.#o.dbPath,
         now: () => this.#o.clock.now(),

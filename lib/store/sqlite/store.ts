@@ -36,6 +36,7 @@ import type {
   JobInsertResult,
   JobListParams,
   JobListResult,
+  JobTakeOverParams,
   OutputCapture,
   ProcessingJob,
   Store,
@@ -550,6 +551,20 @@ export class SqliteStore implements Store {
         this.#stmt(q.JOB_RENEW_LEASE).run({
           ...this.#owned(params),
           lease_expires_at: params.now + params.leaseMs,
+        }).changes === 1
+      )
+    );
+  }
+
+  jobTakeOver(params: JobTakeOverParams): Promise<boolean> {
+    return this.#run(() =>
+      this.#write(() =>
+        this.#stmt(q.JOB_TAKE_OVER).run({
+          ...this.#owned(params),
+          new_worker_id: params.newWorkerId,
+          lease_expires_at: params.now + params.leaseMs,
+          now: params.now,
+          require_expired: params.requireLeaseExpired ? 1 : 0,
         }).changes === 1
       )
     );
