@@ -43,14 +43,15 @@ for (const offset of [HOUR, -HOUR]) {
     await sb.settle(90_000);
     const scheduledStart = sb.ledger().runs.get("scheduled")![0]!.startUs / 1000;
 
-    // A dead worker's job is recovered by the skewed one through the pid check, within R_fast.
+    // A dead worker's job is recovered by a skewed one through the pid check, within R_fast
+    // (measured from the kill, so including the new worker's start-up).
     await stop([skewed]);
     ids.push(...await sb.enqueue([{ id: "orphaned", command: sb.job(LONG_FIRST) }]));
     await sb.waitRun("orphaned", 1, 30_000);
-    const rescuer = sb.worker({ env: { QUEUECTL_TEST_CLOCK_OFFSET_MS: String(offset) } });
-    await sb.workerId(rescuer);
     const killedAt = Date.now();
     normal.kill("SIGKILL");
+    await normal.wait(10_000);
+    const rescuer = sb.worker({ env: { QUEUECTL_TEST_CLOCK_OFFSET_MS: String(offset) } });
     const rerun = await sb.waitRun("orphaned", 2, R_FAST_MS + 10_000);
     const recoveryMs = rerun.startUs / 1000 - killedAt;
     await sb.settle(30_000);
