@@ -1,0 +1,276 @@
+/**
+ * Resource faults (RELIABILITY §2.3): a database that is corrupt in each way C4 lists, not SQLite,
+ * from a newer schema, read-only, locked by another process past the busy timeout, or on a full
+ * file system. The documented exit code and a one-line message; the file untouched; workers that
+ * refuse to start on an unusable database, and back off and resume when a passing fault hits them
+ * while they run.
+ */
+
+import { verify } from "./_checker.ts";
+import type { Proc, ProcResult } from "./_harness.ts";
+import { checksum, report, run, Sandbox, sleep, waitUntil } from "./_harness.ts";
+import { assert, assertEquals } from "../helpers/assert.ts";
+
+/** The commands every unusable database is tried with, and how long each may take. */
+const COMMANDS: string[][] = [
+  ["status"],
+  ["list"],
+  ["enqueue", "-c", "true"],
+  ["dlq", "retry", "--all"],
+  ["worker", "run", "--once"],
+  ["worker", "run"],
+  ["worker", "start", "--count", "1"],
+];
+
+/** Files of the database (main, -wal, -shm) with their checksums. */
+async function snapshot(db: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const suffix of ["", "-wal"]) out[`db${suffix}`] = await checksum(db + suffix);
+  return out;
+}
+
+/** One line on stderr, no stack trace. */
+function oneLine(result: ProcResult): string {
+  const lines = result.stderr.trim().split("\n");
+  assertEquals(lines.length, 1, `one line on stderr, got: ${result.stderr}`);
+  assert(!/\n\s+at /.test(result.stderr), "no stack trace");
+  return lines[0]!;
+}
+
+/** A queuectl database with some history: 300 jobs, half of them run. */
+async function populated(sb: Sandbox): Promise<void> {
+  await sb.enqueue(Array.from({ length: 300 }, (_, i) => ({ id: `p-${i}`, command: "true" })));
+  await sb.config({ "max-retries": "1" });
+  await sb.ok(["worker", "run", "--once"]);
+}
+
+/**
+ * Every command exits 6 with the expected message and changes nothing: not the file, not its
+ * -wal. Workers refuse at once rather than retrying an unusable file.
+ */
+async function refusedEverywhere(sb: Sandbox, name: string, message: RegExp): Promise<void> {
+  const before = await snapshot(sb.db);
+  const outcomes: string[] = [];
+  for (const args of COMMANDS) {
+    const result = await sb.cli(args, { timeoutMs: 20_000 });
+    const line = result.stderr.trim().split("\n").at(-1) ?? "";
+    outcomes.push(`${args.slice(0, 2).join(" ")}=${result.code}`);
+    assertEquals(result.code, 6, `${args.join(" ")}: ${result.stderr}`);
+    oneLine(result);
+    assert(message.test(line), `${args.join(" ")}: message ${JSON.stringify(line)}`);
+    assert(line.includes(sb.db), `the message names the file: ${line}`);
+    assertEquals(await snapshot(sb.db), before, `${args.join(" ")} changed the database`);
+  }
+  report(`C4 ${name}: ${outcomes.join(" ")} files_untouched=yes`);
+}
+
+Deno.test("C4: a database truncated to half is refused by every command, untouched", async () => {
+  await using sb = await Sandbox.create("c4-truncated");
+  await populated(sb);
+  const size = (await Deno.stat(sb.db)).size;
+  await Deno.truncate(sb.db, Math.floor(size / 2));
+  await refusedEverywhere(sb, "truncated to half", /corrupt/i);
+});
+
+Deno.test("C4: a zero-length database file is refused by every command, untouched", async () => {
+  await using sb = await Sandbox.create("c4-empty");
+  await populated(sb);
+  await Deno.truncate(sb.db, 0);
+  await refusedEverywhere(sb, "zero-length", /empty/i);
+});
+
+Deno.test("C4: a PNG where the database should be is refused, untouched", async () => {
+  await using sb = await Sandbox.create("c4-png");
+  const png = new Uint8Array(4096);
+  png.set([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+  crypto.getRandomValues(png.subarray(8));
+  await Deno.writeFile(sb.db, png);
+  await refusedEverywhere(sb, "a PNG", /corrupt|not a queuectl/i);
+});
+
+Deno.test("C4: another program's SQLite database is refused, untouched", async () => {
+  await using sb = await Sandbox.create("c4-foreign-sqlite");
+  await run("sqlite3", [
+    sb.db,
+    "PRAGMA journal_mode=WAL; CREATE TABLE notes(x); INSERT INTO notes VALUES (1);",
+  ]);
+  await refusedEverywhere(sb, "another program's SQLite file", /not a queuectl/i);
+});
+
+Deno.test("C10: a database from a newer queuectl is refused, untouched", async () => {
+  await using sb = await Sandbox.create("c10-newer");
+  await populated(sb);
+  await run("sqlite3", [sb.db, "PRAGMA user_version = 99"]);
+  await refusedEverywhere(sb, "schema v99", /schema v99 is newer than this queuectl/);
+});
+
+Deno.test("C4: a -wal from another queuectl database is refused; database and -wal untouched", async () => {
+  await using sb = await Sandbox.create("c4-foreign-wal");
+  await populated(sb);
+  // Another queuectl database whose -wal still holds commits: a reader pins it open while they
+  // are made, so they are not checkpointed away, and it is copied beside ours.
+  const ours = sb.db;
+  const other = sb.db = `${sb.dir}/other.db`;
+  await sb.ok(["enqueue", "-c", "echo other"]);
+  const pin = sb.spawnRaw("sqlite3", [other], { stdin: "pipe" });
+  await pin.write("BEGIN; SELECT count(*) FROM jobs;\n");
+  await waitUntil(() => pin.stdout.trim() !== "", 10_000, "the reader to pin the -wal");
+  for (let i = 0; i < 3; i++) await sb.ok(["enqueue", "-c", `echo other ${i}`]);
+  sb.db = ours;
+  await Deno.copyFile(`${other}-wal`, `${sb.db}-wal`);
+  await pin.write("COMMIT;\n.quit\n");
+  await pin.closeStdin();
+  await pin.wait(10_000);
+  await refusedEverywhere(sb, "a foreign -wal", /corrupt/i);
+  assert((await Deno.stat(`${sb.db}-wal`)).size > 0, "the -wal is still there");
+});
+
+Deno.test("C4: a page overwritten with random bytes: commands that meet it exit 6 and write nothing", async () => {
+  await using sb = await Sandbox.create("c4-page");
+  await populated(sb);
+  // A random leaf page of the jobs table: every command that reads jobs meets it.
+  const pages = (await run("sqlite3", [
+    sb.db,
+    "SELECT pageno FROM dbstat WHERE name = 'jobs' AND pagetype = 'leaf'",
+  ])).trim().split("\n").map(Number);
+  const page = pages[Math.floor(Math.random() * pages.length)]!;
+  const file = await Deno.open(sb.db, { write: true });
+  try {
+    const bytes = crypto.getRandomValues(new Uint8Array(4096));
+    await file.seek((page - 1) * 4096, Deno.SeekMode.Start);
+    await file.write(bytes);
+  } finally {
+    file.close();
+  }
+  const outcomes: string[] = [];
+  // (worker start is left out: its supervisor restarts a worker that exits, with a growing delay.)
+  for (const args of COMMANDS.filter((c) => c[1] !== "start")) {
+    const before = await snapshot(sb.db);
+    const result = await sb.cli(args, { timeoutMs: 20_000 });
+    outcomes.push(`${args.slice(0, 2).join(" ")}=${result.code}`);
+    assert(
+      result.code === 0 || result.code === 6,
+      `${args.join(" ")} exited ${result.code}: ${result.stderr}`,
+    );
+    if (result.code === 6) {
+      const line = result.stderr.trim().split("\n").at(-1)!;
+      assert(/corrupt/i.test(line), `${args.join(" ")}: ${line}`);
+      assertEquals(
+        await snapshot(sb.db),
+        before,
+        `${args.join(" ")} reported corruption but wrote`,
+      );
+    }
+  }
+  const header = new Uint8Array(16);
+  const f = await Deno.open(sb.db);
+  await f.read(header);
+  f.close();
+  report(`C4 random page ${page} of ${pages.length} jobs leaves: ${outcomes.join(" ")}`);
+  assertEquals(new TextDecoder().decode(header), "SQLite format 3\0", "never re-initialised");
+  assert(outcomes.some((o) => o.endsWith("=6")), "the damage was noticed");
+});
+
+Deno.test("C2: a read-only mount: every command exits 6 with one line, nothing changes", async () => {
+  await using sb = await Sandbox.create("c2-ro-mount");
+  const source = `${sb.dir}/data`;
+  await Deno.mkdir(source);
+  sb.db = `${source}/q.db`;
+  await populated(sb);
+  await sb.mountReadOnly(source, `${sb.dir}/ro`);
+  sb.db = `${sb.dir}/ro/q.db`;
+  await refusedEverywhere(sb, "read-only mount", /read-only|writable/i);
+});
+
+Deno.test("C2: an immutable database file: writers exit 6, readers work, nothing changes", async () => {
+  await using sb = await Sandbox.create("c2-immutable");
+  await populated(sb);
+  await sb.setImmutable(sb.db, true);
+  const before = await checksum(sb.db);
+  const outcomes: string[] = [];
+  for (const args of COMMANDS) {
+    const result = await sb.cli(args, { timeoutMs: 20_000 });
+    outcomes.push(`${args.slice(0, 2).join(" ")}=${result.code}`);
+    const reader = args[0] === "status" || args[0] === "list";
+    if (reader) {
+      assertEquals(result.code, 0, `${args.join(" ")}: ${result.stderr}`);
+    } else {
+      assertEquals(result.code, 6, `${args.join(" ")}: ${result.stderr}`);
+      assert(/read-only/i.test(oneLine(result)), result.stderr);
+    }
+    assertEquals(await checksum(sb.db), before);
+  }
+  report(`C2 immutable file: ${outcomes.join(" ")} file_untouched=yes`);
+});
+
+/** The most lines matching `pattern` that any one process logged in one second. */
+function maxLinesPerSecond(procs: Proc[], from: number, to: number, pattern: RegExp): number {
+  let max = 0;
+  for (const p of procs) {
+    const perSecond = new Map<number, number>();
+    for (const line of p.lines) {
+      if (line.at < from || line.at > to || !pattern.test(line.text)) continue;
+      const second = Math.floor(line.at / 1000);
+      perSecond.set(second, (perSecond.get(second) ?? 0) + 1);
+    }
+    max = Math.max(max, ...perSecond.values());
+  }
+  return max;
+}
+
+Deno.test("C3: locked past the busy timeout: enqueue exits 5, workers wait and resume", async () => {
+  await using sb = await Sandbox.create("c3-locked");
+  const ids = await sb.enqueue(
+    Array.from({ length: 2 }, (_, i) => ({ id: `long-${i}`, command: sb.job("sleep 10") })),
+  );
+  const workers = [sb.worker(), sb.worker()];
+  await Promise.all([sb.waitRun("long-0", 1, 30_000), sb.waitRun("long-1", 1, 30_000)]);
+  ids.push(
+    ...await sb.enqueue(
+      Array.from({ length: 20 }, (_, i) => ({ id: `quick-${i}`, command: sb.job() })),
+    ),
+  );
+  // Both workers are busy with the long jobs; the quick ones wait for the lock to go.
+  const holdMs = 8000;
+  const lock = sb.spawnRaw("sqlite3", [sb.db], { stdin: "pipe" });
+  await lock.write("BEGIN EXCLUSIVE;\nSELECT 'locked';\n");
+  await waitUntil(() => lock.stdout.includes("locked"), 10_000, "the lock");
+  const lockedAt = Date.now();
+  // `worker run --once` started now: jobs are due, so it must not leave before it could look.
+  const once = sb.worker({ args: ["--once"] });
+  let onceExitedAt = 0;
+  once.done.then(() => onceExitedAt = Date.now());
+  const enqueue = await sb.cli(["enqueue", "-c", "true"]);
+  await sleep(Math.max(0, lockedAt + holdMs - Date.now()));
+  const stillRunning = workers.filter((w) => w.running).length;
+  await lock.write("COMMIT;\n.quit\n");
+  await lock.closeStdin();
+  await lock.wait(10_000);
+  const releasedAt = Date.now();
+  await sb.settle(60_000);
+  const firstQuick = Math.min(
+    ...[...sb.ledger().runs.entries()].filter(([id]) => id.startsWith("quick-"))
+      .map(([, runs]) => runs[0]!.startUs / 1000),
+  );
+  const onceResult = await once.wait(30_000);
+  for (const w of workers) w.kill("SIGTERM");
+  await Promise.all(workers.map((w) => w.wait(30_000)));
+  const errorRate = maxLinesPerSecond(workers, lockedAt, releasedAt, /busy/i);
+  verify(sb, "C3 locked past the busy timeout", { acked: ids, crashes: false }, {
+    enqueue_exit: enqueue.code,
+    enqueue_s: (enqueue.ms / 1000).toFixed(1),
+    workers_alive: `${stillRunning}/2`,
+    busy_logs_max_per_s: errorRate,
+    resumed_after_release_s: ((firstQuick - releasedAt) / 1000).toFixed(2),
+    once_exit_after_release_s: ((onceExitedAt - releasedAt) / 1000).toFixed(1),
+  });
+  assertEquals(enqueue.code, 5, enqueue.stderr);
+  assert(/busy/i.test(oneLine(enqueue)), enqueue.stderr);
+  assert(enqueue.ms > 4000 && enqueue.ms < 6000 + 1000, `enqueue gave up after ${enqueue.ms} ms`);
+  assertEquals(stillRunning, 2, "workers keep running through the lock");
+  assert(errorRate <= 1, `${errorRate} busy lines in one second`);
+  assert(firstQuick - releasedAt < 2000, "workers resume within a poll of the release");
+  assertEquals(onceResult.code, 0, onceResult.stderr);
+  assert(onceExitedAt > releasedAt, "worker run --once did not give up while jobs were due");
+  assertEquals(sb.attempts().filter((a) => a.id.startsWith("long-")).length, 2, "not re-run");
+});
