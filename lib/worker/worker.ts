@@ -9,7 +9,7 @@
 import type { Clock } from "../clock.ts";
 import type { Config } from "../config.ts";
 import { resolveConfig } from "../config.ts";
-import { QueuectlError } from "../errors.ts";
+import { isTransient, QueuectlError } from "../errors.ts";
 import type { FaultHook } from "../fault.ts";
 import type { Job } from "../job/job.ts";
 import { decide, describeResult } from "../job/outcome.ts";
@@ -125,7 +125,9 @@ export class Worker {
   /** Runs until stopped (or, with `once`, until no job is due). */
   async run(): Promise<void> {
     const now = this.#o.clock.now();
-    await this.#retry("register", () =>
+    // An unusable database (read-only, corrupt, not ours) is refused at once, exit 6; only what
+    // passes by itself (busy, full) is waited out.
+    await this.#retry("register", isTransient, () =>
       this.#store.workerRegister({
         worker: {
           id: this.id,
@@ -153,6 +155,8 @@ export class Worker {
           await this.#runJob(claimed.job, claimed.leaseMs);
           continue;
         }
+        // A claim that failed says nothing about whether jobs are due: --once must not leave.
+        if (claimed.failed) continue;
         if (this.#o.once) break;
         await this.#idle(claimed.nextAt);
       }
@@ -181,13 +185,17 @@ export class Worker {
    * Retries a store call that failed for a reason that may pass (busy, full, read-only for a
    * while), backing off up to 1 s, so the worker waits out trouble instead of crash-looping.
    */
-  async #retry<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  async #retry<T>(
+    what: string,
+    retryable: (error: QueuectlError) => boolean,
+    fn: () => Promise<T>,
+  ): Promise<T> {
     let delay = 10;
     for (;;) {
       try {
         return await fn();
       } catch (error) {
-        if (!(error instanceof QueuectlError)) throw error;
+        if (!(error instanceof QueuectlError) || !retryable(error)) throw error;
         this.#logThrottled(what, `${what}: ${error.message}; retrying`);
         await sleep(delay * (0.5 + Math.random()));
         delay = Math.min(delay * 2, 1000);
@@ -199,7 +207,7 @@ export class Worker {
     this.#config = resolveConfig(await this.#store.configGetAll());
   }
 
-  async #claim(): Promise<{ job?: Job; leaseMs: number; nextAt: number | null }> {
+  async #claim(): Promise<{ job?: Job; leaseMs: number; nextAt: number | null; failed?: true }> {
     const leaseMs = this.#config.leaseTimeoutMs;
     try {
       // A read first: an idle poll must not take the write lock.
@@ -213,10 +221,11 @@ export class Worker {
       });
       return job ? { job, leaseMs, nextAt: null } : { leaseMs, nextAt: null };
     } catch (error) {
-      if (!(error instanceof QueuectlError)) throw error;
+      // Busy or full passes; a read-only, corrupt or foreign database stops the worker (exit 6).
+      if (!(error instanceof QueuectlError) || !isTransient(error)) throw error;
       this.#logThrottled("claim", `claim: ${error.message}; backing off`);
       await this.#sleep(200 + Math.random() * 300);
-      return { leaseMs, nextAt: null };
+      return { leaseMs, nextAt: null, failed: true };
     }
   }
 
@@ -330,7 +339,8 @@ export class Worker {
       base: config.backoffBase,
       maxMs: config.backoffMaxMs,
     });
-    const applied = await this.#retry("finish", () =>
+    // A finished job's outcome is never given up: whatever the store says, try again.
+    const applied = await this.#retry("finish", () => true, () =>
       this.#store.jobFinish({
         jobId: job.id,
         attempt,
