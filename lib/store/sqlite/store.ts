@@ -61,6 +61,14 @@ export interface SqliteOpenOptions {
   fault?: (point: string) => void;
 }
 
+/** Whether a node:sqlite error says the file is damaged or no database (SQLITE_CORRUPT, NOTADB). */
+function isDamage(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const errcode = (error as { errcode?: unknown }).errcode;
+  const code = typeof errcode === "number" ? errcode & 0xff : undefined;
+  return code === 11 || code === 26 || /malformed|not a database|corrupt/.test(error.message);
+}
+
 /** Maps a node:sqlite error to the domain error a user can act on. */
 export function mapSqliteError(error: unknown, path: string): unknown {
   if (error instanceof QueuectlError || !(error instanceof Error)) return error;
@@ -85,7 +93,7 @@ export function mapSqliteError(error: unknown, path: string): unknown {
       cause: error,
     });
   }
-  if (code === 11 || code === 26 || /malformed|not a database|corrupt/.test(message)) {
+  if (isDamage(error)) {
     return new StoreUnusableError(`Database is corrupt or not a queuectl database: ${path}`, {
       hint: 'check it with `sqlite3 FILE "PRAGMA integrity_check"` and restore a backup',
       cause: error,
@@ -194,12 +202,34 @@ function toCapture(row: Row | undefined): OutputCapture {
  * default permissions): `undefined` when it cannot be opened, for the caller to find out why.
  */
 function openExisting(path: string, busyTimeoutMs: number): DatabaseSync | undefined {
-  const uri = "file:" + path.replace(/[%?#]/g, (c) => `%${c.charCodeAt(0).toString(16)}`);
   try {
-    return new DatabaseSync(`${uri}?mode=rw`, { timeout: busyTimeoutMs });
+    return new DatabaseSync(`${fileUri(path)}?mode=rw`, { timeout: busyTimeoutMs });
   } catch {
     return undefined;
   }
+}
+
+function fileUri(path: string): string {
+  return "file:" + path.replace(/[%?#]/g, (c) => `%${c.charCodeAt(0).toString(16)}`);
+}
+
+/**
+ * Closes without the checkpoint SQLite runs when the last connection to a file closes. A file
+ * that is damaged, or not ours, must not be written: with a -wal of another database beside it,
+ * that checkpoint would copy the foreign pages into the file and delete the -wal. A read-only
+ * connection holding the file's shared lock makes the close skip it, and a read-only connection
+ * never checkpoints when it closes itself.
+ */
+function closeWithoutCheckpoint(db: DatabaseSync, path: string): void {
+  let guard: DatabaseSync | undefined;
+  try {
+    guard = new DatabaseSync(fileUri(path), { readOnly: true });
+    guard.prepare("PRAGMA user_version").get();
+  } catch {
+    // A damaged file fails the read, but only after the shared lock was taken.
+  }
+  db.close();
+  guard?.close();
 }
 
 function statIfExists(path: string): Deno.FileInfo | undefined {
@@ -218,6 +248,8 @@ export class SqliteStore implements Store {
   readonly #fault: (point: string) => void;
   /** `PRAGMA synchronous` to set before the first write (reads do not need it). */
   #synchronous: string | null;
+  /** SQLite reported damage: the file must not be checkpointed on close. */
+  #damaged = false;
 
   private constructor(path: string, db: DatabaseSync, options: SqliteOpenOptions) {
     this.location = path;
@@ -289,7 +321,7 @@ export class SqliteStore implements Store {
       }
       if (version < SCHEMA_VERSION) (await import("./migrations.ts")).migrate(db, now);
     } catch (error) {
-      db.close();
+      closeWithoutCheckpoint(db, path);
       throw mapSqliteError(error, path);
     }
     return new SqliteStore(path, db, options);
@@ -317,6 +349,7 @@ export class SqliteStore implements Store {
     try {
       return fn();
     } catch (error) {
+      if (isDamage(error)) this.#damaged = true;
       throw mapSqliteError(error, this.location);
     }
   }
@@ -339,6 +372,7 @@ export class SqliteStore implements Store {
         if (this.#db.isTransaction) this.#stmt("ROLLBACK").run();
       }
     } catch (error) {
+      if (isDamage(error)) this.#damaged = true;
       throw mapSqliteError(error, this.location);
     }
   }
@@ -918,6 +952,8 @@ export class SqliteStore implements Store {
 
   close(): void {
     this.#statements.clear();
-    if (this.#db.isOpen) this.#db.close();
+    if (!this.#db.isOpen) return;
+    if (this.#damaged) closeWithoutCheckpoint(this.#db, this.location);
+    else this.#db.close();
   }
 }
