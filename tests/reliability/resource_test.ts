@@ -287,3 +287,64 @@ Deno.test("C3: locked past the busy timeout: enqueue exits 5, workers wait and r
   assert(onceExitedAt > releasedAt, "worker run --once did not give up while jobs were due");
   assertEquals(sb.attempts().filter((a) => a.id.startsWith("long-")).length, 2, "not re-run");
 });
+
+Deno.test("C1: a full file system: enqueue exits 7, workers back off, all drains once freed", async () => {
+  await using sb = await Sandbox.create("c1-full");
+  const fs = `${sb.dir}/fs`;
+  await sb.mountTmpfs(fs, "16m");
+  sb.db = `${fs}/q.db`;
+  const acked = await sb.enqueue(
+    Array.from({ length: 60 }, (_, i) => ({ id: `before-${i}`, command: sb.job("sleep 0.2") })),
+  );
+  const workers = [sb.worker(), sb.worker()];
+  await sb.waitRun("before-0", 1, 30_000);
+  // Fill what is left with a ballast file, then enqueue jobs with bulky environments.
+  const ballast = await Deno.open(`${fs}/ballast`, { write: true, create: true });
+  const chunk = new Uint8Array(64 * 1024).fill(7);
+  try {
+    for (;;) await ballast.write(chunk);
+  } catch (error) {
+    if (!(error instanceof Error) || !/space|ENOSPC|os error 28/i.test(error.message)) throw error;
+  } finally {
+    ballast.close();
+  }
+  const fullAt = Date.now();
+  let full: ProcResult | null = null;
+  const uncertain: string[] = [];
+  for (let batch = 0; batch < 200 && full === null; batch++) {
+    const jobs = Array.from({ length: 20 }, (_, i) => ({
+      id: `full-${batch}-${i}`,
+      command: sb.job(),
+      env: { PAD: "x".repeat(4000) },
+    }));
+    const lines = jobs.map((j) => JSON.stringify(j)).join("\n") + "\n";
+    const result = await sb.cli(["enqueue", "-"], { stdin: lines });
+    if (result.code === 0) acked.push(...result.stdout.trim().split("\n"));
+    else {
+      uncertain.push(...jobs.map((j) => j.id));
+      if (result.code === 7) full = result;
+      else throw new Error(`enqueue exited ${result.code}: ${result.stderr}`);
+    }
+  }
+  assert(full !== null, "the file system filled up");
+  const line = oneLine(full);
+  // Workers run on for a while with no space: they must neither exit nor flood their logs.
+  await sleep(3000);
+  const alive = workers.filter((w) => w.running).length;
+  const freedAt = Date.now();
+  await Deno.remove(`${fs}/ballast`);
+  await sb.settle(120_000);
+  for (const w of workers) w.kill("SIGTERM");
+  await Promise.all(workers.map((w) => w.wait(30_000)));
+  const errorRate = maxLinesPerSecond(workers, fullAt, freedAt, /full|I\/O|error/i);
+  verify(sb, "C1 full file system", { acked, uncertain, crashes: false }, {
+    enqueue_exit: full.code,
+    workers_alive: `${alive}/2`,
+    error_logs_max_per_s: errorRate,
+    message: JSON.stringify(line.slice(0, 60)),
+  });
+  assertEquals(full.code, 7);
+  assert(/storage full/i.test(line) && line.includes(sb.db), line);
+  assertEquals(alive, 2, `workers keep running: ${workers.map((w) => w.stderr.slice(-300))}`);
+  assert(errorRate <= 1, `${errorRate} error lines in one second`);
+});
