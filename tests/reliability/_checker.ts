@@ -24,6 +24,8 @@ export interface CheckOptions {
    */
   crashes: boolean;
   sampler?: AttemptSampler;
+  /** Jobs in the same database that are not ledger jobs and are checked by the scenario itself. */
+  exclude?: Iterable<string>;
 }
 
 export interface Figures {
@@ -88,6 +90,7 @@ export function check(sandbox: Sandbox, options: CheckOptions, ledger = sandbox.
   const acked = new Set(options.acked);
   const uncertain = new Set(options.uncertain ?? []);
   const db = loadDb(sandbox);
+  for (const id of options.exclude ?? []) db.delete(id);
   const f: Figures = {
     jobs: acked.size,
     lost: 0,
