@@ -9,7 +9,7 @@
 import type { Clock } from "../clock.ts";
 import type { Config } from "../config.ts";
 import { resolveConfig } from "../config.ts";
-import { isTransient, QueuectlError } from "../errors.ts";
+import { isTransient, QueuectlError, StoreBusyError } from "../errors.ts";
 import type { FaultHook } from "../fault.ts";
 import type { Job } from "../job/job.ts";
 import { decide, describeResult } from "../job/outcome.ts";
@@ -64,6 +64,8 @@ const PRUNE_BATCHES = 20;
 /** Per-minute metric figures are kept this long. */
 const STATS_RETENTION_MS = 30 * 86_400_000;
 const PID_RECORD_DELAY_MS = 100;
+/** Lock contention shorter than this is ordinary under load and not logged. */
+const BUSY_QUIET_MS = 1000;
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -91,6 +93,8 @@ export class Worker {
   #heartbeatTimer: ReturnType<typeof setTimeout> | undefined;
   #sweepTimer: ReturnType<typeof setTimeout> | undefined;
   #lastLog = new Map<string, number>();
+  /** Since when each kind of store call has been failing busy. */
+  #busySince = new Map<string, number>();
   #heartbeating = false;
   #finished = false;
   /** When housekeeping is next due (performance.now); staggered so workers do not all do it. */
@@ -182,6 +186,21 @@ export class Worker {
   }
 
   /**
+   * Logs a store call that failed (throttled), except brief lock contention: with several
+   * workers on few cores, a lock holder descheduled past the 100 ms busy timeout is ordinary, and
+   * the call is simply tried again. Contention that lasts is logged.
+   */
+  #trouble(key: string, error: QueuectlError, message: string): void {
+    if (error instanceof StoreBusyError) {
+      const now = performance.now();
+      const since = this.#busySince.get(key) ?? now;
+      this.#busySince.set(key, since);
+      if (now - since < BUSY_QUIET_MS) return;
+    }
+    this.#logThrottled(key, message);
+  }
+
+  /**
    * Retries a store call that failed for a reason that may pass (busy, full, read-only for a
    * while), backing off up to 1 s, so the worker waits out trouble instead of crash-looping.
    */
@@ -193,10 +212,12 @@ export class Worker {
     let delay = 10;
     for (;;) {
       try {
-        return await fn();
+        const result = await fn();
+        this.#busySince.delete(what);
+        return result;
       } catch (error) {
         if (!(error instanceof QueuectlError) || !retryable(error)) throw error;
-        this.#logThrottled(what, `${what}: ${error.message}; retrying`);
+        this.#trouble(what, error, `${what}: ${error.message}; retrying`);
         await sleep(delay * (0.5 + Math.random()));
         delay = Math.min(delay * 2, 1000);
       }
@@ -219,11 +240,12 @@ export class Worker {
         now: this.#o.clock.now(),
         leaseMs,
       });
+      this.#busySince.delete("claim");
       return job ? { job, leaseMs, nextAt: null } : { leaseMs, nextAt: null };
     } catch (error) {
       // Busy or full passes; a read-only, corrupt or foreign database stops the worker (exit 6).
       if (!(error instanceof QueuectlError) || !isTransient(error)) throw error;
-      this.#logThrottled("claim", `claim: ${error.message}; backing off`);
+      this.#trouble("claim", error, `claim: ${error.message}; backing off`);
       await this.#sleep(200 + Math.random() * 300);
       return { leaseMs, nextAt: null, failed: true };
     }
@@ -388,13 +410,14 @@ export class Worker {
           ? { lease: { jobId: running.job.id, attempt: running.attempt, leaseMs: running.leaseMs } }
           : {}),
       });
+      this.#busySince.delete("heartbeat");
       if (running && !running.leaseLost) {
         if (held) running.leaseExpiresAt = now + running.leaseMs;
         else this.#loseLease(running, "another worker recovered it");
       }
     } catch (error) {
       if (!(error instanceof QueuectlError)) throw error;
-      this.#logThrottled("heartbeat", `heartbeat: ${error.message}`);
+      this.#trouble("heartbeat", error, `heartbeat: ${error.message}`);
       // Past the lease, another worker may already run this job: stop ours first.
       if (running && !running.leaseLost && this.#o.clock.now() >= running.leaseExpiresAt - 1000) {
         this.#loseLease(running, `could not renew: ${error.message}`);
