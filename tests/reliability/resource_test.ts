@@ -282,6 +282,7 @@ Deno.test("C3: locked past the busy timeout: enqueue exits 5, workers wait and r
   assert(enqueue.ms > 4000 && enqueue.ms < 6000 + 1000, `enqueue gave up after ${enqueue.ms} ms`);
   assertEquals(stillRunning, 2, "workers keep running through the lock");
   assert(errorRate <= 1, `${errorRate} busy lines in one second`);
+  assert(errorRate >= 1, "a lock held for seconds is logged");
   assert(firstQuick - releasedAt < 2000, "workers resume within a poll of the release");
   assertEquals(onceResult.code, 0, onceResult.stderr);
   assert(onceExitedAt > releasedAt, "worker run --once did not give up while jobs were due");
