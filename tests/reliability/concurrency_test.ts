@@ -100,8 +100,10 @@ Deno.test("A2: 4 enqueuers x 5,000 jobs race 8 workers; every acknowledged job r
     enqueue_max_ms: (latencies.at(-1) ?? 0).toFixed(0),
     seconds: seconds.toFixed(1),
     throughput_per_s: (acked.length / seconds).toFixed(0),
+    busy_log_lines: busyLines(workers).length,
   });
   assertEquals(failures, [], "every enqueue exits 0");
+  assertEquals(busyLines(workers), [], "no busy error surfaced");
   assertEquals(acked.length, 4 * perEnqueuer);
   assertFigures("A2", f);
   assert(p99 < 5000, `enqueue p99 ${p99.toFixed(0)} ms must stay below the busy timeout`);
