@@ -349,3 +349,36 @@ Deno.test("C1: a full file system: enqueue exits 7, workers back off, all drains
   assertEquals(alive, 2, `workers keep running: ${workers.map((w) => w.stderr.slice(-300))}`);
   assert(errorRate <= 1, `${errorRate} error lines in one second`);
 });
+
+Deno.test("C2: the file turns immutable under running workers: they go on, enqueue exits 6", async () => {
+  await using sb = await Sandbox.create("c2-immutable-live");
+  const acked = await sb.enqueue(
+    Array.from({ length: 40 }, (_, i) => ({ id: `j-${i}`, command: sb.job("sleep 0.1") })),
+  );
+  const workers = [sb.worker(), sb.worker()];
+  await sb.waitRun("j-0", 1, 30_000);
+  const before = await checksum(sb.db);
+  await sb.setImmutable(sb.db, true);
+  const turnedAt = Date.now();
+  // Workers hold the file open for writing and commit to the -wal; a new process cannot open it
+  // for writing at all.
+  const enqueue = await sb.cli(["enqueue", "-c", "true"]);
+  const done = sb.counts().completed ?? 0;
+  await waitUntil(() => (sb.counts().completed ?? 0) > done, 10_000, "workers to go on");
+  const unchanged = (await checksum(sb.db)) === before;
+  await sb.setImmutable(sb.db, false);
+  const freedAt = Date.now();
+  await sb.settle(60_000);
+  for (const w of workers) w.kill("SIGTERM");
+  await Promise.all(workers.map((w) => w.wait(30_000)));
+  const errorRate = maxLinesPerSecond(workers, turnedAt, freedAt, /error|read-only|retry|backing/i);
+  verify(sb, "C2 immutable under running workers", { acked, crashes: false }, {
+    enqueue_exit: enqueue.code,
+    db_file_unchanged_while_immutable: String(unchanged),
+    error_logs_max_per_s: errorRate,
+  });
+  assertEquals(enqueue.code, 6, enqueue.stderr);
+  assert(/read-only/i.test(oneLine(enqueue)), enqueue.stderr);
+  assert(errorRate <= 1, `${errorRate} error lines in one second`);
+  for (const w of workers) assertEquals(w.result?.code, 0, w.stderr.slice(-400));
+});
