@@ -64,8 +64,11 @@ const PRUNE_BATCHES = 20;
 /** Per-minute metric figures are kept this long. */
 const STATS_RETENTION_MS = 30 * 86_400_000;
 const PID_RECORD_DELAY_MS = 100;
-/** Lock contention shorter than this is ordinary under load and not logged. */
-const BUSY_QUIET_MS = 1000;
+/**
+ * Lock contention shorter than this is ordinary under load and not logged. Below the heartbeat
+ * interval of the default lease (5 s), so two heartbeats failing in a row are always logged.
+ */
+const BUSY_QUIET_MS = 3000;
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -461,13 +464,14 @@ export class Worker {
         this.#housekeepingAt = performance.now() + HOUSEKEEPING_MS * (0.75 + Math.random() / 2);
         await this.#housekeeping();
       }
+      this.#busySince.delete("sweep");
       const supervisor = this.#o.supervisorPid;
       if (supervisor && this.#stop === null && parentPid() !== supervisor) {
         this.stop("graceful", `supervisor ${supervisor} is gone`);
       }
     } catch (error) {
       if (!(error instanceof QueuectlError)) throw error;
-      this.#logThrottled("sweep", `recovery: ${error.message}`);
+      this.#trouble("sweep", error, `recovery: ${error.message}`);
     } finally {
       this.#sweeping = false;
     }
