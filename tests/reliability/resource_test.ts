@@ -268,7 +268,7 @@ Deno.test("C3: locked past the busy timeout: enqueue exits 5, workers wait and r
   const onceResult = await once.wait(30_000);
   for (const w of workers) w.kill("SIGTERM");
   await Promise.all(workers.map((w) => w.wait(30_000)));
-  const errorRate = maxLinesPerSecond(workers, lockedAt, releasedAt, /busy/i);
+  const errorRate = maxLinesPerSecond([...workers, once], lockedAt, releasedAt, /busy/i);
   verify(sb, "C3 locked past the busy timeout", { acked: ids, crashes: false }, {
     enqueue_exit: enqueue.code,
     enqueue_s: (enqueue.ms / 1000).toFixed(1),
