@@ -251,7 +251,7 @@ const WORKER_POINTS: WorkerPoint[] = [
 for (const p of WORKER_POINTS) {
   Deno.test(`B4 ${p.point}: ${p.final} after ${p.runs} run(s), nothing lost`, async () => {
     await using sb = await Sandbox.create(p.point);
-    await sb.config({ "lease-timeout": "6s", "backoff-base": "1" });
+    await sb.config({ "lease-timeout": "6s", "backoff-base": "1", "backoff-max": "0" });
     const ids = await sb.enqueue([{ id: "j", command: sb.job(p.work), max_retries: p.maxRetries }]);
     const sampler = new AttemptSampler(sb.db, 50).start();
     const faulty = sb.worker({ env: { QUEUECTL_FAULT: p.point } });
