@@ -93,6 +93,8 @@ export class Worker {
   #stopReason = "";
   #current: Running | null = null;
   #wake: (() => void) | null = null;
+  /** This worker's own sweep made jobs runnable: `data_version` does not show its own commits. */
+  #recovered = false;
   #heartbeatTimer: ReturnType<typeof setTimeout> | undefined;
   #sweepTimer: ReturnType<typeof setTimeout> | undefined;
   #lastLog = new Map<string, number>();
@@ -283,6 +285,10 @@ export class Worker {
     const wakeAt = Math.min(nextAt ?? Infinity, this.#o.clock.now() + 1000);
     while (this.#stop === null && this.#o.clock.now() < wakeAt) {
       await this.#sleep(Math.min(pollMs, Math.max(1, wakeAt - this.#o.clock.now())));
+      if (this.#recovered) {
+        this.#recovered = false;
+        return;
+      }
       try {
         if (await this.#store.changeToken() !== token) return;
       } catch {
@@ -448,7 +454,7 @@ export class Worker {
     this.#sweeping = true;
     try {
       await this.#refreshConfig();
-      await rescue({
+      const rescued = await rescue({
         store: this.#store,
         workerId: this.id,
         running: this.#current?.job.id ?? null,
@@ -459,6 +465,7 @@ export class Worker {
         backoff: { base: this.#config.backoffBase, maxMs: this.#config.backoffMaxMs },
         log: (line) => this.#log(line),
       });
+      if (rescued.recovered.length) this.#recovered = true;
       await this.#forgetDeadWorkers();
       if (performance.now() >= this.#housekeepingAt) {
         this.#housekeepingAt = performance.now() + HOUSEKEEPING_MS * (0.75 + Math.random() / 2);
