@@ -30,6 +30,8 @@ export interface QueuectlErrorOptions {
    * the error (computed then, so the suggestion code loads only when someone mistypes).
    */
   typo?: { input: string; candidates: readonly string[] };
+  /** The id or value the error is about, for callers that add where it came from. */
+  subject?: string;
 }
 
 /** Base of every error a user is meant to read. */
@@ -37,6 +39,7 @@ export class QueuectlError extends Error {
   readonly exitCode: number;
   readonly hint: string | undefined;
   readonly typo: QueuectlErrorOptions["typo"];
+  readonly subject: string | undefined;
 
   constructor(message: string, exitCode: number, options: QueuectlErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -44,6 +47,7 @@ export class QueuectlError extends Error {
     this.exitCode = exitCode;
     this.hint = options.hint;
     this.typo = options.typo;
+    this.subject = options.subject;
   }
 }
 

@@ -65,11 +65,11 @@ export class Queue {
    */
   enqueue(
     jobs: readonly NewJob[],
-    options: { ifExists?: "fail" | "keep" } = {},
+    options: { ifExists?: "fail" | "keep"; now?: number } = {},
   ): Promise<JobInsertResult> {
     return this.store.jobInsertMany({
       jobs,
-      now: this.clock.now(),
+      now: options.now ?? this.clock.now(),
       ifExists: options.ifExists ?? "fail",
     });
   }

@@ -58,7 +58,8 @@ export function parseArgs(
   let onlyPositionals = false;
   for (let i = 0; i < args.length; i++) {
     const token = args[i]!;
-    if (onlyPositionals || token === "-" || !token.startsWith("-")) {
+    // A negative number is a value (`config set x -5`), for the command to judge, not a flag.
+    if (onlyPositionals || token === "-" || !token.startsWith("-") || /^-\d/.test(token)) {
       result.positionals.push(token);
       continue;
     }

@@ -19,6 +19,8 @@ export interface CommandSpec {
   examples?: string[];
   /** Not listed in the overview (internal commands). */
   hidden?: boolean;
+  /** Only reads the queue: a missing database is not created for it. */
+  readsOnly?: boolean;
   load(): Promise<{ run: CommandRun }>;
 }
 
@@ -84,6 +86,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   },
   {
     name: "list",
+    readsOnly: true,
     summary: "list jobs in enqueue order",
     args: [],
     flags: [
@@ -94,6 +97,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   },
   {
     name: "status",
+    readsOnly: true,
     summary: "job counts per state, and the workers",
     args: [],
     flags: [],
@@ -101,6 +105,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   },
   {
     name: "show",
+    readsOnly: true,
     summary: "every field of a job and its attempt history",
     args: [{ name: "ID", help: "the job id" }],
     flags: [],
@@ -108,6 +113,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   },
   {
     name: "logs",
+    readsOnly: true,
     summary: "the output of a job's latest (or given) attempt",
     args: [{ name: "ID", help: "the job id" }],
     flags: [
@@ -128,33 +134,8 @@ export const COMMANDS: readonly CommandSpec[] = [
     load: () => load("logs"),
   },
   {
-    name: "metrics",
-    summary: "the metrics dashboard: rates, run times, queue wait, failures",
-    args: [],
-    flags: [
-      { name: "detailed", help: "add per-worker figures and a per-minute chart" },
-      { name: "watch", help: "redraw every second until Ctrl-C" },
-      { name: "since", value: "D", help: "window of the figures (default 24h)" },
-    ],
-    load: () => load("metrics"),
-  },
-  {
-    name: "prune",
-    summary: "delete finished jobs with their attempts and output",
-    args: [],
-    flags: [
-      {
-        name: "older-than",
-        value: "D",
-        help: "finished more than D ago (default: retain-completed, else 7d)",
-      },
-      { name: "state", value: "S", help: "completed (default), dead or all-finished" },
-      { name: "dry-run", help: "count, delete nothing" },
-    ],
-    load: () => load("prune"),
-  },
-  {
     name: "wait",
+    readsOnly: true,
     summary: "wait until jobs are completed or dead",
     args: [{ name: "ID", variadic: true, help: "the jobs to wait for" }],
     flags: [{ name: "timeout", value: "D", help: "give up after D (exit 124)" }],
@@ -178,6 +159,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   },
   {
     name: "worker stop",
+    readsOnly: true,
     summary: "stop the workers of this database on this host",
     args: [],
     flags: [
@@ -188,6 +170,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   },
   {
     name: "worker list",
+    readsOnly: true,
     summary: "the workers and what they are doing",
     args: [],
     flags: [],
@@ -201,7 +184,53 @@ export const COMMANDS: readonly CommandSpec[] = [
     load: () => load("worker"),
   },
   {
+    name: "dlq list",
+    readsOnly: true,
+    summary: "jobs that used up their retries",
+    args: [],
+    flags: [{ name: "limit", value: "N", help: "show at most N jobs (default 100)" }],
+    load: () => load("dlq"),
+  },
+  {
+    name: "dlq retry",
+    readsOnly: true,
+    summary: "put dead jobs back in the queue with a fresh retry budget",
+    args: [{ name: "ID", optional: true, variadic: true, help: "jobs to retry" }],
+    flags: [{ name: "all", help: "retry every dead job" }],
+    load: () => load("dlq"),
+  },
+
+  {
+    name: "metrics",
+    readsOnly: true,
+    summary: "the metrics dashboard: rates, run times, queue wait, failures",
+    args: [],
+    flags: [
+      { name: "detailed", help: "add per-worker figures and a per-minute chart" },
+      { name: "watch", help: "redraw every second until Ctrl-C" },
+      { name: "since", value: "D", help: "window of the figures (default 24h)" },
+    ],
+    load: () => load("metrics"),
+  },
+  {
+    name: "prune",
+    readsOnly: true,
+    summary: "delete finished jobs with their attempts and output",
+    args: [],
+    flags: [
+      {
+        name: "older-than",
+        value: "D",
+        help: "finished more than D ago (default: retain-completed, else 7d)",
+      },
+      { name: "state", value: "S", help: "completed (default), dead or all-finished" },
+      { name: "dry-run", help: "count, delete nothing" },
+    ],
+    load: () => load("prune"),
+  },
+  {
     name: "config get",
+    readsOnly: true,
     summary: "show settings (all, or one value)",
     args: [{ name: "KEY", optional: true, help: "one setting; prints just its value" }],
     flags: [],
@@ -221,19 +250,5 @@ export const COMMANDS: readonly CommandSpec[] = [
     args: [{ name: "KEY", help: "the setting" }],
     flags: [],
     load: () => load("config"),
-  },
-  {
-    name: "dlq list",
-    summary: "jobs that used up their retries",
-    args: [],
-    flags: [{ name: "limit", value: "N", help: "show at most N jobs (default 100)" }],
-    load: () => load("dlq"),
-  },
-  {
-    name: "dlq retry",
-    summary: "put dead jobs back in the queue with a fresh retry budget",
-    args: [{ name: "ID", optional: true, variadic: true, help: "jobs to retry" }],
-    flags: [{ name: "all", help: "retry every dead job" }],
-    load: () => load("dlq"),
   },
 ];

@@ -82,15 +82,29 @@ function unknownCommand(words: readonly string[]): UsageError {
   });
 }
 
+/**
+ * Escapes control characters (C0, DEL, C1) as in JSON strings: messages quote what users typed,
+ * and a newline must not split the one line, nor an escape sequence reach the terminal.
+ */
+function oneLine(text: string): string {
+  // deno-lint-ignore no-control-regex
+  return text.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => {
+    const escaped = JSON.stringify(c).slice(1, -1);
+    return escaped.length > 1 ? escaped : `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`;
+  });
+}
+
 /** Formats an error as the one line users see (plus a stack with --debug). */
 export function describeError(error: unknown, debug: boolean): { text: string; code: number } {
   if (error instanceof QueuectlError) {
-    let text = `queuectl: ${error.message}${error.hint ? ` (${error.hint})` : ""}\n`;
+    let text = `queuectl: ${oneLine(error.message)}${
+      error.hint ? ` (${oneLine(error.hint)})` : ""
+    }\n`;
     if (debug) text += `${error.stack}\n${error.cause instanceof Error ? error.cause.stack : ""}\n`;
     return { text, code: error.exitCode };
   }
   const message = error instanceof Error ? error.message : String(error);
-  let text = `queuectl: internal error: ${message.split("\n")[0]} ` +
+  let text = `queuectl: internal error: ${oneLine(message.split("\n")[0]!)} ` +
     `(run again with --debug for details, and please report it)\n`;
   if (debug && error instanceof Error) text += `${error.stack}\n`;
   return { text, code: EXIT.internal };
@@ -155,8 +169,7 @@ async function dispatch(
       return EXIT.ok;
     }
     parseArgs(rest, GLOBAL_FLAGS, [], "queuectl");
-    io.err(await help(false, undefined));
-    return EXIT.usage;
+    throw new UsageError("Missing command", { hint: "`queuectl --help` lists the commands" });
   }
   if (words[0] === "help") {
     const target = lookup(rest.filter((t) => !t.startsWith("-")));
@@ -170,8 +183,11 @@ async function dispatch(
       io.out(await help(color, words[0]!));
       return EXIT.ok;
     }
-    io.err(await help(false, words[0]!));
-    return EXIT.usage;
+    const subs = COMMANDS.filter((c) => c.name.startsWith(`${words[0]} `))
+      .map((c) => c.name.slice(words[0]!.length + 1));
+    throw new UsageError(`Missing ${words[0]} command`, {
+      hint: `${words[0]} commands: ${subs.join(", ")}`,
+    });
   }
   if (spec === undefined) throw unknownCommand(words);
   if (wantsHelp(rest)) {
@@ -208,7 +224,12 @@ async function dispatch(
           import("../store/open.ts"),
           import("../queue.ts"),
         ]);
-        const store = await openStore(ctx.location(), { role, now: clock.now(), fault });
+        const store = await openStore(ctx.location(), {
+          role,
+          now: clock.now(),
+          fault,
+          create: spec.readsOnly !== true,
+        });
         queue = new Queue(store, { clock });
         opened(queue);
       }

@@ -70,7 +70,9 @@ export interface JobDefaults {
  * Expects text that JSON.parse accepted.
  */
 export function findDuplicateKey(text: string): string | undefined {
-  const stack: (Set<string> | null)[] = [];
+  // One frame per open object or array: its keys so far (null for arrays), and its name in the
+  // parent (the key it is the value of), to name a nested duplicate as "env.HOME".
+  const stack: { keys: Set<string> | null; name: string | null; lastKey: string | null }[] = [];
   let expectKey = false;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
@@ -81,23 +83,27 @@ export function findDuplicateKey(text: string): string | undefined {
         if (d === 0x5c /* \ */) i++;
         else if (d === 0x22) break;
       }
-      const keys = stack[stack.length - 1];
-      if (expectKey && keys) {
+      const frame = stack[stack.length - 1];
+      if (expectKey && frame?.keys) {
         const raw = text.slice(start, i + 1);
         const key = raw.includes("\\") ? JSON.parse(raw) as string : raw.slice(1, -1);
-        if (keys.has(key)) return key;
-        keys.add(key);
+        if (frame.keys.has(key)) {
+          return [...stack.map((f) => f.name).filter((n) => n !== null), key].join(".")
+            .replaceAll(".[]", "[]");
+        }
+        frame.keys.add(key);
+        frame.lastKey = key;
         expectKey = false;
       }
-    } else if (c === 0x7b /* { */) {
-      stack.push(new Set());
-      expectKey = true;
-    } else if (c === 0x5b /* [ */) {
-      stack.push(null);
+    } else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
+      const parent = stack[stack.length - 1];
+      const name = parent?.keys ? parent.lastKey : parent ? "[]" : null;
+      stack.push({ keys: c === 0x7b ? new Set() : null, name, lastKey: null });
+      expectKey = c === 0x7b;
     } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
       stack.pop();
     } else if (c === 0x2c /* , */) {
-      expectKey = stack[stack.length - 1] instanceof Set;
+      expectKey = stack[stack.length - 1]?.keys instanceof Set;
     }
   }
   return undefined;
@@ -218,30 +224,34 @@ export function validateJob(
     id = input.id;
   }
 
-  const priority = overrides.priority ??
-    (input.priority === undefined
-      ? DEFAULT_PRIORITY
-      : integerField("priority", input.priority, MIN_PRIORITY, MAX_PRIORITY));
-  const maxRetries = overrides.maxRetries ??
-    (input.max_retries === undefined
-      ? null
-      : integerField("max_retries", input.max_retries, 0, MAX_RETRIES_LIMIT));
-  const timeoutMs = overrides.timeoutMs ??
-    (input.timeout === undefined ? null : durationField("timeout", input.timeout));
+  // Every field is validated even when a flag overrides it: a wrong value is an error, not
+  // something a flag quietly hides.
+  const fieldPriority = input.priority === undefined
+    ? DEFAULT_PRIORITY
+    : integerField("priority", input.priority, MIN_PRIORITY, MAX_PRIORITY);
+  const priority = overrides.priority ?? fieldPriority;
+  const fieldMaxRetries = input.max_retries === undefined
+    ? null
+    : integerField("max_retries", input.max_retries, 0, MAX_RETRIES_LIMIT);
+  const maxRetries = overrides.maxRetries ?? fieldMaxRetries;
+  const fieldTimeoutMs = input.timeout === undefined
+    ? null
+    : durationField("timeout", input.timeout);
+  const timeoutMs = overrides.timeoutMs ?? fieldTimeoutMs;
 
   if (input.run_at !== undefined && input.delay !== undefined) {
     throw new JobInputError("delay", 'cannot be combined with "run_at"; give one of them');
   }
   let runAt = defaults.now;
-  if (overrides.runAt !== undefined) runAt = overrides.runAt;
-  else if (overrides.delayMs !== undefined) runAt = defaults.now + overrides.delayMs;
-  else if (input.delay !== undefined) runAt = defaults.now + durationField("delay", input.delay);
+  if (input.delay !== undefined) runAt = defaults.now + durationField("delay", input.delay);
   else if (input.run_at !== undefined) {
     if (typeof input.run_at !== "string") {
       throw new JobInputError("run_at", `must be a string, not ${typeName(input.run_at)}`);
     }
     runAt = runAtValue("run_at", input.run_at, defaults);
   }
+  if (overrides.runAt !== undefined) runAt = overrides.runAt;
+  else if (overrides.delayMs !== undefined) runAt = defaults.now + overrides.delayMs;
 
   let cwd = defaults.cwd;
   if (input.cwd !== undefined) {

@@ -17,6 +17,8 @@ export interface OpenStoreOptions {
   now: number;
   fault?: FaultHook | undefined;
   busyTimeoutMs?: number;
+  /** False: do not create a missing database (read-only commands see an empty queue). */
+  create?: boolean;
 }
 
 /** Busy timeout of CLI connections: past it a command exits 5. */
@@ -27,8 +29,11 @@ export const CLI_BUSY_TIMEOUT_MS = 5000;
  */
 export const WORKER_BUSY_TIMEOUT_MS = 100;
 
-export function openStore(location: DbLocation, options: OpenStoreOptions): Promise<Store> {
-  if (location.isDefault) {
+export async function openStore(
+  location: DbLocation,
+  options: OpenStoreOptions,
+): Promise<Store> {
+  if (location.isDefault && options.create !== false) {
     const dir = dirname(location.path);
     try {
       Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -39,10 +44,12 @@ export function openStore(location: DbLocation, options: OpenStoreOptions): Prom
       });
     }
   }
-  return SqliteStore.open(location.path, {
+  return await SqliteStore.open(location.path, {
     synchronous: options.role === "cli" ? "FULL" : "NORMAL",
     busyTimeoutMs: options.busyTimeoutMs ??
       (options.role === "cli" ? CLI_BUSY_TIMEOUT_MS : WORKER_BUSY_TIMEOUT_MS),
     ...(options.fault ? { fault: options.fault } : {}),
+    create: options.create !== false,
+    missingDirIsEmpty: location.isDefault,
   }, options.now);
 }

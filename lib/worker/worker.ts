@@ -93,8 +93,6 @@ export class Worker {
   #stopReason = "";
   #current: Running | null = null;
   #wake: (() => void) | null = null;
-  /** This worker's own sweep made jobs runnable: `data_version` does not show its own commits. */
-  #recovered = false;
   #heartbeatTimer: ReturnType<typeof setTimeout> | undefined;
   #sweepTimer: ReturnType<typeof setTimeout> | undefined;
   #lastLog = new Map<string, number>();
@@ -102,6 +100,8 @@ export class Worker {
   #busySince = new Map<string, number>();
   #heartbeating = false;
   #finished = false;
+  /** Set when this worker itself made a job due (recovery): the idle wait ends early. */
+  #lookAgain = false;
   /** When housekeeping is next due (performance.now); staggered so workers do not all do it. */
   #housekeepingAt = performance.now() + 5000 + Math.random() * 10_000;
   #sweeping = false;
@@ -285,8 +285,8 @@ export class Worker {
     const wakeAt = Math.min(nextAt ?? Infinity, this.#o.clock.now() + 1000);
     while (this.#stop === null && this.#o.clock.now() < wakeAt) {
       await this.#sleep(Math.min(pollMs, Math.max(1, wakeAt - this.#o.clock.now())));
-      if (this.#recovered) {
-        this.#recovered = false;
+      if (this.#lookAgain) {
+        this.#lookAgain = false;
         return;
       }
       try {
@@ -360,12 +360,25 @@ export class Worker {
     const result = await execution.done;
     clearInterval(saver);
     clearTimeout(pidTimer);
+    const now = this.#o.clock.now();
     if (running.leaseLost) {
       this.#log(`job ${job.id} attempt ${attempt}: lease lost (${running.leaseLost}); job killed`);
+      // When renewals failed, nobody may have taken the job over, and this worker's sweep skips
+      // its own jobs: record the attempt as lost, or it stays processing for ever. Fenced, so a
+      // no-op when another worker did recover it.
+      const lost = decide(job, { kind: "lost", error: `lease lost: ${running.leaseLost}` }, now, {
+        base: config.backoffBase,
+        maxMs: config.backoffMaxMs,
+      });
+      await this.#retry(
+        "finish",
+        () => true,
+        () =>
+          this.#store.jobFinish({ jobId: job.id, attempt, workerId: this.id, decision: lost, now }),
+      );
       this.#current = null;
       return;
     }
-    const now = this.#o.clock.now();
     const decision = decide(job, result.result, now, {
       base: config.backoffBase,
       maxMs: config.backoffMaxMs,
@@ -465,7 +478,8 @@ export class Worker {
         backoff: { base: this.#config.backoffBase, maxMs: this.#config.backoffMaxMs },
         log: (line) => this.#log(line),
       });
-      if (rescued.recovered.length) this.#recovered = true;
+      // Our own writes do not change the token an idle worker watches: look again at once.
+      if (rescued.recovered.length > 0) this.#lookAgain = true;
       await this.#forgetDeadWorkers();
       if (performance.now() >= this.#housekeepingAt) {
         this.#housekeepingAt = performance.now() + HOUSEKEEPING_MS * (0.75 + Math.random() / 2);

@@ -13,6 +13,7 @@ import {
   DEFAULT_CONFIG,
   formatConfigValue,
   jsonConfigValue,
+  parseConfigValue,
 } from "../../config.ts";
 
 function entryJson(key: string, value: number, isSet: boolean): Record<string, unknown> {
@@ -28,6 +29,9 @@ function entryJson(key: string, value: number, isSet: boolean): Record<string, u
 export async function run(ctx: Context): Promise<number> {
   const [first, second] = ctx.args.positionals;
   const command = ctx.command;
+  // Refuse a bad key or value before opening, which would create the database on first use.
+  if (first !== undefined) configKey(first);
+  if (command === "config set") parseConfigValue(first!, second!);
   const queue = await ctx.openQueue();
   if (command === "config set") {
     configKey(first!);

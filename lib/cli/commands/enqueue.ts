@@ -7,7 +7,7 @@
 import type { Context } from "../context.ts";
 import { flagBool, flagInt, flagString } from "../args.ts";
 import { jobJson, json } from "../render.ts";
-import { EXIT, UsageError } from "../../errors.ts";
+import { ConflictError, EXIT, UsageError } from "../../errors.ts";
 import type { NewJob } from "../../job/job.ts";
 import type { JobDefaults, JobOverrides } from "../../job/input.ts";
 import {
@@ -93,13 +93,16 @@ export async function run(ctx: Context): Promise<number> {
   const defaults: JobDefaults = { cwd: ctx.io.cwd, now: ctx.clock.now() };
   const overrides = overridesFrom(ctx, defaults);
   const jobs: NewJob[] = [];
+  const lineOf = new Map<string, number>();
   if (source === "-") {
     const lines = (await ctx.io.readStdin()).split("\n");
     for (let i = 0; i < lines.length; i++) {
       const line = lines[i]!;
       if (line.trim() === "") continue;
       try {
-        jobs.push(validateJob(parseJobJson(line), overrides, defaults));
+        const job = validateJob(parseJobJson(line), overrides, defaults);
+        if (job.id !== undefined) lineOf.set(job.id, i + 1);
+        jobs.push(job);
       } catch (error) {
         throw toUsage(error, `stdin line ${i + 1}`);
       }
@@ -123,7 +126,7 @@ export async function run(ctx: Context): Promise<number> {
     } catch (error) {
       if (
         error instanceof JobInputError && error.field === null && command === undefined &&
-        !source!.trimStart().startsWith("{")
+        error.problem.startsWith("is not valid JSON") && !source!.trimStart().startsWith("{")
       ) {
         throw new UsageError(`The job is not JSON: ${JSON.stringify(source)}`, {
           hint: `to run a shell command, use -c ${JSON.stringify(source)}`,
@@ -134,9 +137,20 @@ export async function run(ctx: Context): Promise<number> {
   }
 
   const queue = await ctx.openQueue();
-  const result = await queue.enqueue(jobs, {
-    ifExists: flagBool(ctx.args, "if-not-exists") ? "keep" : "fail",
-  });
+  let result;
+  try {
+    result = await queue.enqueue(jobs, {
+      ifExists: flagBool(ctx.args, "if-not-exists") ? "keep" : "fail",
+      now: defaults.now,
+    });
+  } catch (error) {
+    // Name the line of a conflicting id when the jobs came from stdin.
+    if (source === "-" && error instanceof ConflictError && error.subject !== undefined) {
+      const line = lineOf.get(error.subject);
+      if (line !== undefined) error.message = `stdin line ${line}: ${error.message}`;
+    }
+    throw error;
+  }
   ctx.fault?.("enqueue:after-commit-before-print");
   if (flagBool(ctx.args, "wait")) {
     const ids = result.jobs.map((job) => job.id);

@@ -138,9 +138,19 @@ export async function run(ctx: Context): Promise<number> {
 
   if (!follow) {
     const output = await queue.output(id, attempt.attempt);
-    for (const stream of streams) {
-      const capture = output?.[stream] ??
-        { head: new Uint8Array(), tail: new Uint8Array(), total: 0 };
+    const empty = { head: new Uint8Array(), tail: new Uint8Array(), total: 0 };
+    // Both streams: show those that said something (or say that neither did).
+    const shown = streams.length > 1
+      ? streams.filter((s) => (output?.[s].total ?? 0) > 0)
+      : streams;
+    if (shown.length === 0) {
+      ctx.io.err(
+        `queuectl: attempt ${attempt.attempt} of job "${id}" wrote no output` +
+          `${attempt.outcome === null ? " yet" : ""}\n`,
+      );
+    }
+    for (const stream of shown) {
+      const capture = output?.[stream] ?? empty;
       if (streams.length > 1) {
         const header = `==> ${stream} of job ${id}, attempt ${attempt.attempt} ` +
           `(${formatBytes(capture.total)}${attempt.outcome === null ? ", running" : ""}) <==\n`;

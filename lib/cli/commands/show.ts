@@ -62,13 +62,13 @@ export async function run(ctx: Context): Promise<number> {
     : formatDuration(job.timeoutMs);
   const fields: [string, string][] = [
     ["id", job.id],
-    ["command", job.command],
+    ["command", escapeControls(job.command)],
     ["state", stateColor(p, job.state)(job.state)],
     ["priority", String(job.priority)],
     ["attempts", `${job.attempts} (${attemptsLeft(job)} left of 1 + ${job.maxRetries} retries)`],
     ["timeout", timeout],
-    ["cwd", job.cwd],
-    ["env", Object.keys(job.env).length ? JSON.stringify(job.env) : "-"],
+    ["cwd", escapeControls(job.cwd)],
+    ["env", Object.keys(job.env).length ? escapeControls(JSON.stringify(job.env)) : "-"],
     ["run at", localTime(job.runAt)],
     ["created", localTime(job.createdAt)],
     ["updated", localTime(job.updatedAt)],
@@ -77,7 +77,7 @@ export async function run(ctx: Context): Promise<number> {
   if (job.workerId) {
     fields.push(["worker", job.workerId], ["lease until", localTime(job.leaseExpiresAt)]);
   }
-  if (job.lastError) fields.push(["last error", job.lastError]);
+  if (job.lastError) fields.push(["last error", escapeControls(job.lastError)]);
   let out = fields.map(([k, v]) => `${p.bold(k.padEnd(12))}${v}\n`).join("");
   if (attempts.length) {
     out += `\n${p.bold("Attempts")}\n` + table(

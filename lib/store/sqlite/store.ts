@@ -59,6 +59,13 @@ export interface SqliteOpenOptions {
   busyTimeoutMs: number;
   /** Test hook: called at named points (see lib/fault.ts). */
   fault?: (point: string) => void;
+  /**
+   * False for commands that only read: a missing database is then not created (so a mistyped
+   * --db leaves nothing behind); they see an empty queue instead.
+   */
+  create?: boolean;
+  /** With `create: false`: a missing directory is an empty queue too (the default location). */
+  missingDirIsEmpty?: boolean;
 }
 
 /** Whether a node:sqlite error says the file is damaged or no database (SQLITE_CORRUPT, NOTADB). */
@@ -197,6 +204,11 @@ function toCapture(row: Row | undefined): OutputCapture {
   };
 }
 
+/** A SQLite URI for a path (`%`, `?` and `#` escaped). */
+function fileUri(path: string): string {
+  return "file:" + path.replace(/[%?#]/g, (c) => `%${c.charCodeAt(0).toString(16)}`);
+}
+
 /**
  * Opens an existing database file, never creating one (SQLite would create an empty file with
  * default permissions): `undefined` when it cannot be opened, for the caller to find out why.
@@ -207,10 +219,6 @@ function openExisting(path: string, busyTimeoutMs: number): DatabaseSync | undef
   } catch {
     return undefined;
   }
-}
-
-function fileUri(path: string): string {
-  return "file:" + path.replace(/[%?#]/g, (c) => `%${c.charCodeAt(0).toString(16)}`);
 }
 
 /**
@@ -241,6 +249,41 @@ function statIfExists(path: string): Deno.FileInfo | undefined {
   }
 }
 
+/**
+ * False only when the permission bits rule out writing the file: owned by us without u+w, or
+ * owned by another user without g+w or o+w. Root, and anything unknown, may write.
+ */
+function mayWrite(info: Deno.FileInfo): boolean {
+  let uid: number | null;
+  try {
+    uid = Deno.uid();
+  } catch {
+    return true; // no --allow-sys: let SQLite find out
+  }
+  if (uid === null || uid === 0 || info.mode === null || info.uid === null) return true;
+  if (info.uid === uid) return (info.mode & 0o200) !== 0;
+  return (info.mode & 0o022) !== 0;
+}
+
+/** Checks that `db` is a queuectl database this build can use; returns its schema version. */
+function identify(db: DatabaseSync, path: string): number {
+  const header = db.prepare("SELECT * FROM pragma_application_id(), pragma_user_version()")
+    .get() as Row;
+  if (header.application_id !== APPLICATION_ID) {
+    throw new StoreUnusableError(`Not a queuectl database: ${path}`, {
+      hint: "it is a SQLite file of another program; choose another --db path",
+    });
+  }
+  const version = header.user_version as number;
+  if (version > SCHEMA_VERSION) {
+    throw new StoreUnusableError(
+      `Database schema v${version} is newer than this queuectl (supports up to v${SCHEMA_VERSION}): ${path}`,
+      { hint: "upgrade queuectl" },
+    );
+  }
+  return version;
+}
+
 export class SqliteStore implements Store {
   readonly location: string;
   readonly #db: DatabaseSync;
@@ -260,24 +303,27 @@ export class SqliteStore implements Store {
 
   /**
    * Opens (creating on first use) the database at `path`. Refuses, without writing anything, a
-   * directory, a missing parent directory, an empty or foreign file and a newer schema.
+   * directory, a missing parent directory, an empty, read-only or foreign file and a newer schema.
    */
   static async open(path: string, options: SqliteOpenOptions, now: number): Promise<SqliteStore> {
-    // The usual case costs one open and one query; the checks that need the file system (a
-    // directory, a missing file to create) run only when that open fails.
-    let db = openExisting(path, options.busyTimeoutMs);
-    if (db === undefined) {
-      const info = statIfExists(path);
-      if (info?.isDirectory) {
-        throw new StoreUnusableError(`Database path is a directory: ${path}`, {
-          hint: "give a file path, e.g. --db DIR/queuectl.db",
-        });
-      }
-      if (info !== undefined) {
-        throw new StoreUnusableError(`Cannot open database: ${path}`, {
-          hint: "check the permissions of the file and of its directory",
-        });
-      }
+    const info = statIfExists(path);
+    if (info?.isDirectory) {
+      throw new StoreUnusableError(`Database path is a directory: ${path}`, {
+        hint: "give a file path, e.g. --db DIR/queuectl.db",
+      });
+    }
+    if (
+      info === undefined && options.create === false &&
+      (options.missingDirIsEmpty || statIfExists(dirname(path))?.isDirectory)
+    ) {
+      // An empty queue in memory, with the real schema, stands in for the missing file (a
+      // missing directory is still an error below: more likely a mistyped path).
+      const { migrate } = await import("./migrations.ts");
+      const memory = new DatabaseSync(":memory:");
+      migrate(memory, now);
+      return new SqliteStore(path, memory, options);
+    }
+    if (info === undefined) {
       const dir = dirname(path);
       if (!statIfExists(dir)?.isDirectory) {
         throw new StoreUnusableError(`Database directory does not exist: ${dir}`, {
@@ -295,30 +341,41 @@ export class SqliteStore implements Store {
         }
         throw mapSqliteError(error, path);
       }
-      db = openExisting(path, options.busyTimeoutMs);
-      if (db === undefined) throw new StoreUnusableError(`Cannot open database: ${path}`);
+    } else if (info.size === 0) {
+      throw new StoreUnusableError(`Database file is empty: ${path}`, {
+        hint: "it may be truncated; restore it, or remove the empty file to start a new queue",
+      });
+    } else if (!mayWrite(info)) {
+      // SQLite would open it read-only and leave a -wal and -shm behind: refuse it untouched.
+      throw new StoreUnusableError(`Database is read-only: ${path}`, {
+        hint:
+          "check the permissions of the file and of its directory (SQLite writes -wal and -shm)",
+      });
+    } else {
+      // Identify the file before opening it for writing: closing a read-write connection
+      // checkpoints a hot WAL into the database file, which must never happen to a file that is
+      // not ours (another program's, or a newer queuectl's). `immutable=1` reads the main file
+      // alone, through SQLite's own file handling, with no locks and no -wal or -shm. (A newer
+      // schema committed only to a hot WAL is still caught below, after the real open.)
+      try {
+        const probe = new DatabaseSync(`${fileUri(path)}?immutable=1`, { readOnly: true });
+        try {
+          identify(probe, path);
+        } finally {
+          probe.close();
+        }
+      } catch (error) {
+        throw mapSqliteError(error, path);
+      }
+    }
+    const db = openExisting(path, options.busyTimeoutMs);
+    if (db === undefined) {
+      throw new StoreUnusableError(`Cannot open database: ${path}`, {
+        hint: "check the permissions of the file and of its directory",
+      });
     }
     try {
-      const header = db.prepare(
-        "SELECT * FROM pragma_application_id(), pragma_user_version(), pragma_page_count()",
-      ).get() as Row;
-      if (header.application_id !== APPLICATION_ID) {
-        if (header.page_count === 0) {
-          throw new StoreUnusableError(`Database file is empty: ${path}`, {
-            hint: "it may be truncated; restore it, or remove the empty file to start a new queue",
-          });
-        }
-        throw new StoreUnusableError(`Not a queuectl database: ${path}`, {
-          hint: "it is a SQLite file of another program; choose another --db path",
-        });
-      }
-      const version = header.user_version as number;
-      if (version > SCHEMA_VERSION) {
-        throw new StoreUnusableError(
-          `Database schema v${version} is newer than this queuectl (supports up to v${SCHEMA_VERSION}): ${path}`,
-          { hint: "upgrade queuectl" },
-        );
-      }
+      const version = identify(db, path);
       if (version < SCHEMA_VERSION) (await import("./migrations.ts")).migrate(db, now);
     } catch (error) {
       closeWithoutCheckpoint(db, path);
@@ -439,6 +496,7 @@ export class SqliteStore implements Store {
               break;
             }
             throw new ConflictError(`Job "${id}" already exists`, {
+              subject: id,
               hint: "choose another id, or use --if-not-exists to keep the existing job",
             });
           }

@@ -1,0 +1,255 @@
+import assert from "node:assert/strict";
+import { runProcess } from "../helpers/cli.ts";
+import { cliFixture } from "../helpers/cli_fixture.ts";
+import { insertJob, makeJob } from "../helpers/factory.ts";
+import { T0 } from "../helpers/temp.ts";
+
+type JobJson = Record<string, unknown>;
+
+async function listJson(
+  q: { run(args: string[]): Promise<{ stdout: string }> },
+): Promise<JobJson[]> {
+  return JSON.parse((await q.run(["list", "--json"])).stdout);
+}
+
+Deno.test("enqueue JSON prints the new id and stores the job with defaults", async () => {
+  await using q = await cliFixture();
+  assert.deepEqual(await q.run(["enqueue", '{"command":"echo hi"}']), {
+    code: 0,
+    stdout: "1\n",
+    stderr: "",
+  });
+  const [job] = await listJson(q);
+  assert.deepEqual(job, {
+    id: "1",
+    command: "echo hi",
+    state: "pending",
+    priority: 5,
+    attempts: 0,
+    max_retries: 3,
+    attempts_left: 4,
+    timeout: null,
+    cwd: q.dir,
+    env: {},
+    run_at: "2026-01-01T00:00:00.000Z",
+    created_at: "2026-01-01T00:00:00.000Z",
+    updated_at: "2026-01-01T00:00:00.000Z",
+    finished_at: null,
+    worker_id: null,
+    lease_expires_at: null,
+    last_error: null,
+    last_exit_code: null,
+  });
+});
+
+Deno.test("enqueue generates increasing ids", async () => {
+  await using q = await cliFixture();
+  const ids = [];
+  for (let i = 0; i < 3; i++) ids.push((await q.run(["enqueue", "-c", "true"])).stdout);
+  assert.deepEqual(ids, ["1\n", "2\n", "3\n"]);
+});
+
+Deno.test("enqueue takes every JSON field", async () => {
+  await using q = await cliFixture();
+  const job = {
+    id: "deploy:web-1.2",
+    command: "./deploy.sh",
+    priority: 9,
+    max_retries: 0,
+    timeout: "90s",
+    delay: "1h30m",
+    cwd: "sub/dir",
+    env: { STAGE: "prod", EMPTY: "" },
+  };
+  const { code, stdout } = await q.run(["enqueue", JSON.stringify(job), "--json"]);
+  assert.equal(code, 0);
+  const printed = JSON.parse(stdout);
+  assert.equal(printed.id, "deploy:web-1.2");
+  assert.equal(printed.priority, 9);
+  assert.equal(printed.max_retries, 0);
+  assert.equal(printed.attempts_left, 1);
+  assert.equal(printed.timeout, 90);
+  assert.equal(printed.run_at, "2026-01-01T01:30:00.000Z");
+  assert.equal(printed.cwd, `${q.dir}/sub/dir`);
+  assert.deepEqual(printed.env, { STAGE: "prod", EMPTY: "" });
+  assert.deepEqual((await listJson(q))[0], printed, "--json prints what was stored");
+});
+
+Deno.test("enqueue -c with flags sets priority, delay, retries and timeout", async () => {
+  await using q = await cliFixture();
+  const { code, stdout } = await q.run([
+    "enqueue",
+    "-c",
+    "make test",
+    "--id",
+    "t1",
+    "--priority",
+    "8",
+    "--delay",
+    "5m",
+    "--max-retries",
+    "7",
+    "--timeout",
+    "0",
+  ]);
+  assert.equal(code, 0);
+  assert.equal(stdout, "t1\n");
+  const [job] = await listJson(q);
+  assert.equal(job?.command, "make test");
+  assert.equal(job?.priority, 8);
+  assert.equal(job?.run_at, "2026-01-01T00:05:00.000Z");
+  assert.equal(job?.max_retries, 7);
+  assert.equal(job?.timeout, 0);
+});
+
+Deno.test("enqueue flags override JSON fields", async () => {
+  await using q = await cliFixture();
+  await q.run([
+    "enqueue",
+    '{"command":"x","id":"from-json","priority":2,"max_retries":1,"delay":"1d"}',
+    "--id",
+    "from-flag",
+    "--priority",
+    "10",
+    "--max-retries",
+    "4",
+    "--run-at",
+    "2026-01-01T00:10:00Z",
+  ]);
+  const [job] = await listJson(q);
+  assert.equal(job?.id, "from-flag");
+  assert.equal(job?.priority, 10);
+  assert.equal(job?.max_retries, 4);
+  assert.equal(job?.run_at, "2026-01-01T00:10:00.000Z");
+});
+
+Deno.test("enqueue --run-at reads ISO 8601 with an offset", async () => {
+  await using q = await cliFixture();
+  await q.run(["enqueue", "-c", "x", "--run-at", "2026-03-01T09:30:00+02:00"]);
+  assert.equal((await listJson(q))[0]?.run_at, "2026-03-01T07:30:00.000Z");
+});
+
+Deno.test("enqueue --run-at reads local time in the TZ of the process", async () => {
+  await using q = await cliFixture();
+  const env = { TZ: "Europe/Berlin" };
+  const summer = await runProcess([
+    "--db",
+    q.db,
+    "enqueue",
+    "-c",
+    "x",
+    "--run-at",
+    "2030-07-01 10:00",
+    "--json",
+  ], { env });
+  assert.equal(summer.code, 0, summer.stderr);
+  assert.equal(JSON.parse(summer.stdout).run_at, "2030-07-01T08:00:00.000Z");
+  const winter = await runProcess([
+    "--db",
+    q.db,
+    "enqueue",
+    "-c",
+    "x",
+    "--run-at",
+    "2030-01-15 10:00:30",
+    "--json",
+  ], { env });
+  assert.equal(JSON.parse(winter.stdout).run_at, "2030-01-15T09:00:30.000Z");
+  // Human output shows local times too.
+  const list = await runProcess(["--db", q.db, "list"], { env });
+  assert.match(list.stdout, /2030-07-01 10:00:00/);
+  assert.match(list.stdout, /2030-01-15 10:00:30/);
+});
+
+Deno.test("enqueue uses the max-retries setting for jobs without max_retries", async () => {
+  await using q = await cliFixture();
+  await q.run(["config", "set", "max-retries", "6"]);
+  await q.run(["enqueue", "-c", "a"]);
+  await q.run(["enqueue", '{"command":"b","max_retries":1}']);
+  const jobs = await listJson(q);
+  assert.deepEqual(jobs.map((j) => j.max_retries), [6, 1]);
+});
+
+Deno.test("enqueue - stores every line in one go and prints each id", async () => {
+  await using q = await cliFixture();
+  const stdin = [
+    '{"command":"echo a","id":"a"}',
+    "",
+    '{"command":"echo b","priority":9}',
+    "   ",
+    '{"command":"echo c","delay":60}\r',
+    '{"command":"echo d"}',
+  ].join("\n");
+  const { code, stdout, stderr } = await q.run(["enqueue", "-"], { stdin });
+  assert.equal(code, 0, stderr);
+  assert.equal(stdout, "a\n2\n3\n4\n");
+  const jobs = await listJson(q);
+  assert.deepEqual(jobs.map((j) => j.command), ["echo a", "echo b", "echo c", "echo d"]);
+  assert.equal(jobs[2]?.run_at, "2026-01-01T00:01:00.000Z");
+});
+
+Deno.test("enqueue - --json prints an array; flags apply to every line", async () => {
+  await using q = await cliFixture();
+  const stdin = '{"command":"a"}\n{"command":"b","priority":1}\n';
+  const { stdout } = await q.run(["enqueue", "-", "--json", "--priority", "7"], { stdin });
+  const printed = JSON.parse(stdout) as JobJson[];
+  assert.ok(Array.isArray(printed));
+  assert.deepEqual(printed.map((j) => [j.command, j.priority]), [["a", 7], ["b", 7]]);
+});
+
+Deno.test("enqueue - stores nothing when a line is bad, and names the line", async () => {
+  await using q = await cliFixture();
+  const stdin =
+    '{"command":"a"}\n{"command":"b"}\n\n{"command":"c","prority":3}\n{"command":"d"}\n';
+  const { code, stdout, stderr } = await q.run(["enqueue", "-"], { stdin });
+  assert.equal(code, 2);
+  assert.equal(stdout, "");
+  assert.match(
+    stderr,
+    /^queuectl: stdin line 4: field "prority" is not a job field: did you mean "priority"\?/,
+  );
+  assert.deepEqual(await listJson(q), []);
+});
+
+Deno.test("enqueue - stores nothing when one id exists already", async () => {
+  await using q = await cliFixture();
+  await insertJob(await q.store(), q.clock, { id: "old" });
+  const stdin = '{"command":"a","id":"new1"}\n{"command":"b","id":"old"}\n{"command":"c"}\n';
+  const { code, stderr } = await q.run(["enqueue", "-"], { stdin });
+  assert.equal(code, 3);
+  assert.match(stderr, /Job "old" already exists/);
+  assert.deepEqual((await listJson(q)).map((j) => j.id), ["old"]);
+});
+
+Deno.test("enqueue --if-not-exists keeps the existing job and prints its id", async () => {
+  await using q = await cliFixture();
+  const old = await makeJob(await q.store(), q.clock, "completed", { id: "once", command: "old" });
+  const again = await q.run(["enqueue", '{"id":"once","command":"new"}', "--if-not-exists"]);
+  assert.deepEqual(again, { code: 0, stdout: "once\n", stderr: "" });
+  const json = JSON.parse(
+    (await q.run(["enqueue", "-c", "new", "--id", "once", "--if-not-exists", "--json"])).stdout,
+  );
+  assert.equal(json.command, "old");
+  assert.equal(json.state, "completed");
+  assert.equal(json.updated_at, new Date(old.updatedAt).toISOString());
+  // On stdin: existing ids are kept, new ones stored.
+  const mixed = await q.run(["enqueue", "-", "--if-not-exists"], {
+    stdin: '{"id":"once","command":"x"}\n{"id":"fresh","command":"y"}\n',
+  });
+  assert.equal(mixed.stdout, "once\nfresh\n");
+  assert.deepEqual((await listJson(q)).map((j) => [j.id, j.command]), [["once", "old"], [
+    "fresh",
+    "y",
+  ]]);
+  // Without the flag it is a conflict.
+  assert.equal((await q.run(["enqueue", "-c", "x", "--id", "once"])).code, 3);
+});
+
+Deno.test("enqueue accepts a run_at up to 60 s in the past", async () => {
+  await using q = await cliFixture();
+  const ok = await q.run(["enqueue", "-c", "x", "--run-at", new Date(T0 - 60_000).toISOString()]);
+  assert.equal(ok.code, 0, ok.stderr);
+  const late = await q.run(["enqueue", "-c", "x", "--run-at", new Date(T0 - 61_000).toISOString()]);
+  assert.equal(late.code, 2);
+  assert.match(late.stderr, /is in the past/);
+});

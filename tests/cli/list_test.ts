@@ -1,0 +1,154 @@
+import assert from "node:assert/strict";
+import { cliFixture, localStamp } from "../helpers/cli_fixture.ts";
+import { insertJob, makeJob, makeOneOfEach } from "../helpers/factory.ts";
+import { T0 } from "../helpers/temp.ts";
+
+const JOB_KEYS = [
+  "id",
+  "command",
+  "state",
+  "priority",
+  "attempts",
+  "max_retries",
+  "attempts_left",
+  "timeout",
+  "cwd",
+  "env",
+  "run_at",
+  "created_at",
+  "updated_at",
+  "finished_at",
+  "worker_id",
+  "lease_expires_at",
+  "last_error",
+  "last_exit_code",
+];
+const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+
+Deno.test("list says so when there are no jobs", async () => {
+  await using q = await cliFixture();
+  assert.deepEqual(await q.run(["list"]), { code: 0, stdout: "No jobs.\n", stderr: "" });
+  assert.deepEqual(await q.run(["list", "--state", "dead"]), {
+    code: 0,
+    stdout: "No dead jobs.\n",
+    stderr: "",
+  });
+  assert.deepEqual(await q.run(["list", "--json"]), { code: 0, stdout: "[]\n", stderr: "" });
+});
+
+Deno.test("list prints an aligned table in enqueue order with local times", async () => {
+  await using q = await cliFixture();
+  const store = await q.store();
+  await insertJob(store, q.clock, { id: "build", command: "make all", priority: 8 });
+  await insertJob(store, q.clock, {
+    id: "nightly-backup",
+    command: "./backup.sh --full",
+    runAt: T0 + 3_600_000,
+  });
+  // A generated id is the next enqueue number, which counts the jobs with chosen ids too.
+  await insertJob(store, q.clock, { command: "echo hi", priority: 10 });
+  const { code, stdout } = await q.run(["list"]);
+  assert.equal(code, 0);
+  const now = localStamp(T0);
+  const later = localStamp(T0 + 3_600_000);
+  assert.equal(
+    stdout,
+    [
+      "ID              STATE    PRI  ATTEMPTS  RUN AT               COMMAND",
+      `build           pending  8    0         ${now}  make all`,
+      `nightly-backup  pending  5    0         ${later}  ./backup.sh --full`,
+      `3               pending  10   0         ${now}  echo hi`,
+      "",
+    ].join("\n"),
+  );
+});
+
+Deno.test("list --limit cuts the list and says how many there are", async () => {
+  await using q = await cliFixture();
+  const store = await q.store();
+  for (const id of ["a", "b", "c", "d", "e"]) await insertJob(store, q.clock, { id });
+  const { stdout } = await q.run(["list", "--limit", "2"]);
+  const lines = stdout.split("\n");
+  assert.deepEqual(lines.slice(1, 3).map((l) => l.split(" ")[0]), ["a", "b"]);
+  assert.equal(lines[3], "showing 2 of 5 jobs (use --limit N for more)");
+  assert.equal(lines.length, 5);
+  const dead = await q.run(["list", "--limit", "5"]);
+  assert.doesNotMatch(dead.stdout, /showing/);
+});
+
+Deno.test("list --state shows one state, and its total when cut", async () => {
+  await using q = await cliFixture();
+  const store = await q.store();
+  await makeOneOfEach(store, q.clock);
+  await makeJob(store, q.clock, "pending", { id: "p2" });
+  for (const state of ["processing", "completed", "failed", "dead"]) {
+    const { code, stdout } = await q.run(["list", "--state", state]);
+    assert.equal(code, 0);
+    const rows = stdout.trimEnd().split("\n").slice(1);
+    assert.equal(rows.length, 1, `${state}: ${stdout}`);
+    assert.match(rows[0]!, new RegExp(`^\\w+\\s+${state}\\s`));
+  }
+  const cut = await q.run(["list", "--state", "pending", "--limit", "1"]);
+  assert.match(cut.stdout, /^p1 /m);
+  assert.match(cut.stdout, /showing 1 of 2 pending jobs \(use --limit N for more\)\n$/);
+});
+
+Deno.test("list keeps each command on one line and clips it at 60 characters", async () => {
+  await using q = await cliFixture();
+  const store = await q.store();
+  await insertJob(store, q.clock, { id: "multi", command: "echo one\necho two\x1b[2J" });
+  await insertJob(store, q.clock, { id: "long", command: "x".repeat(100) });
+  const { stdout } = await q.run(["list"]);
+  const lines = stdout.trimEnd().split("\n");
+  assert.equal(lines.length, 3);
+  assert.ok(lines[1]!.endsWith("echo one echo two [2J"), lines[1]);
+  assert.ok(lines[2]!.endsWith(`${"x".repeat(59)}…`), lines[2]);
+  assert.ok(!stdout.includes("\x1b"), "an escape character reached the terminal");
+});
+
+Deno.test("list --json prints job objects with every documented field, times in UTC", async () => {
+  await using q = await cliFixture();
+  const store = await q.store();
+  const jobs = await makeOneOfEach(store, q.clock);
+  const { code, stdout, stderr } = await q.run(["list", "--json"]);
+  assert.equal(code, 0);
+  assert.equal(stderr, "");
+  const list = JSON.parse(stdout) as Record<string, unknown>[];
+  assert.deepEqual(list.map((j) => j.id), ["d1", "c1", "f1", "r1", "p1"]);
+  for (const job of list) {
+    assert.deepEqual(Object.keys(job), JOB_KEYS);
+    for (const key of ["run_at", "created_at", "updated_at"]) {
+      assert.match(job[key] as string, ISO_UTC);
+    }
+  }
+  const byId = Object.fromEntries(list.map((j) => [j.id, j]));
+  assert.deepEqual(byId.r1, {
+    id: "r1",
+    command: "sleep 60",
+    state: "processing",
+    priority: 5,
+    attempts: 1,
+    max_retries: 3,
+    attempts_left: 3,
+    timeout: null,
+    cwd: "/tmp",
+    env: {},
+    run_at: new Date(jobs.processing.runAt).toISOString(),
+    created_at: new Date(jobs.processing.createdAt).toISOString(),
+    updated_at: new Date(jobs.processing.updatedAt).toISOString(),
+    finished_at: null,
+    worker_id: "w-test",
+    lease_expires_at: new Date(jobs.processing.leaseExpiresAt!).toISOString(),
+    last_error: null,
+    last_exit_code: null,
+  });
+  assert.equal(byId.d1?.state, "dead");
+  assert.equal(byId.d1?.attempts_left, 0);
+  assert.equal(byId.d1?.last_exit_code, 1);
+  assert.equal(byId.d1?.finished_at, new Date(jobs.dead.finishedAt!).toISOString());
+  assert.equal(byId.f1?.state, "failed");
+  assert.equal(byId.f1?.last_error, "exited with code 1");
+  assert.equal(byId.c1?.finished_at, new Date(jobs.completed.finishedAt!).toISOString());
+  const dead = JSON.parse((await q.run(["list", "--json", "--state", "dead"])).stdout);
+  assert.deepEqual(dead.map((j: { id: string }) => j.id), ["d1"]);
+});

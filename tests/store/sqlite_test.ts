@@ -1,0 +1,341 @@
+import assert from "node:assert/strict";
+import { MIGRATIONS } from "../../lib/store/sqlite/migrations.ts";
+import { FakeClock } from "../../lib/clock.ts";
+import { StoreUnusableError } from "../../lib/errors.ts";
+import * as q from "../../lib/store/sqlite/queries.ts";
+import { mapSqliteError, SqliteStore } from "../../lib/store/sqlite/store.ts";
+import { APPLICATION_ID, SCHEMA_VERSION } from "../../lib/store/sqlite/version.ts";
+import { openStore } from "../../lib/store/open.ts";
+import { runDeno, runProcess } from "../helpers/cli.ts";
+import { treeDigest } from "../helpers/digest.ts";
+import {
+  countRowsByState,
+  makeForeignDb,
+  makeOneOfEach,
+  setSchemaVersion,
+  withRawDb,
+} from "../helpers/factory.ts";
+import { openTestStore, storeFixture, T0, tempDir } from "../helpers/temp.ts";
+import { storeContract } from "./store_contract.ts";
+
+storeContract("sqlite", async () => {
+  const f = await storeFixture();
+  return {
+    store: f.store,
+    clock: f.clock,
+    rowCounts: () => countRowsByState(f.path),
+    [Symbol.asyncDispose]: () => f[Symbol.asyncDispose](),
+  };
+});
+
+Deno.test("SqliteStore.open() creates a WAL database marked as queuectl's, at the current schema", async () => {
+  await using f = await storeFixture();
+  f.store.close();
+  withRawDb(f.path, (db) => {
+    const pragma = (name: string) => Object.values(db.prepare(`PRAGMA ${name}`).get()!)[0];
+    assert.equal(pragma("journal_mode"), "wal");
+    assert.equal(pragma("application_id"), APPLICATION_ID);
+    assert.equal(pragma("user_version"), SCHEMA_VERSION);
+    const migrations = db.prepare("SELECT version, applied_at FROM queuectl_migrations").all();
+    assert.deepEqual(
+      migrations.map((m) => ({ ...m })),
+      MIGRATIONS.map((m) => ({ version: m.version, applied_at: T0 })),
+    );
+    assert.equal(Object.values(db.prepare("PRAGMA integrity_check").get()!)[0], "ok");
+  });
+  // Nothing but the database is left in the directory (no half-built temp file).
+  assert.deepEqual(Object.keys(await treeDigest(f.dir)), ["queue.db"]);
+});
+
+Deno.test("SqliteStore.open() reopens an existing database without migrating it again", async () => {
+  await using dir = await tempDir();
+  const clock = new FakeClock(T0);
+  const first = await openTestStore(dir.db, clock);
+  await makeOneOfEach(first, clock);
+  first.close();
+  clock.advance(1000);
+  const second = await openTestStore(dir.db, clock);
+  try {
+    assert.equal((await second.jobCountByState()).total, 5);
+  } finally {
+    second.close();
+  }
+  const applied = withRawDb(
+    dir.db,
+    (db) => db.prepare("SELECT count(*) AS n FROM queuectl_migrations").get(),
+  );
+  assert.equal(applied?.n, MIGRATIONS.length);
+});
+
+Deno.test("SqliteStore.open() creates the database 0600", async () => {
+  await using dir = await tempDir();
+  const store = await openTestStore(dir.db, new FakeClock());
+  try {
+    await store.configSet({ key: "max-retries", value: "4" });
+    for (const suffix of ["", "-wal", "-shm"]) {
+      const mode = (await Deno.stat(`${dir.db}${suffix}`)).mode! & 0o777;
+      assert.equal(mode.toString(8), "600", `queue.db${suffix}`);
+    }
+  } finally {
+    store.close();
+  }
+});
+
+Deno.test("openStore() creates the default directory 0700 and the database 0600 under umask 000", async () => {
+  await using dir = await tempDir();
+  const xdg = `${dir.path}/xdg`;
+  // A real process, so the umask applies to it and not to the other tests of this process.
+  const result = await runProcess(["enqueue", "-c", "true"], {
+    umask: 0o000,
+    env: { QUEUECTL_DB: undefined, XDG_DATA_HOME: xdg },
+  });
+  assert.equal(result.code, 0, result.stderr);
+  const mode = async (path: string) => ((await Deno.stat(path)).mode! & 0o777).toString(8);
+  assert.equal(await mode(`${xdg}/queuectl`), "700");
+  assert.equal(await mode(`${xdg}/queuectl/queuectl.db`), "600");
+
+  // -wal and -shm exist only while a connection is open: hold one open in a child under umask 000.
+  const script = `
+    import { openStore } from ${
+    JSON.stringify(new URL("../../lib/store/open.ts", import.meta.url).href)
+  };
+    const store = await openStore({ path: Deno.args[0], isDefault: true }, { role: "cli", now: 0 });
+    await store.configSet({ key: "max-retries", value: "4" });
+    const modes = {};
+    for (const s of ["", "-wal", "-shm"]) modes[s] = (Deno.statSync(Deno.args[0] + s).mode & 0o777).toString(8);
+    store.close();
+    Deno.stdout.writeSync(new TextEncoder().encode(JSON.stringify(modes)));
+  `;
+  await Deno.writeTextFile(`${dir.path}/hold.ts`, script);
+  const fresh = `${dir.path}/xdg2/queuectl/queuectl.db`;
+  const held = await runDeno(["run", "-A", "--quiet", "--no-check", `${dir.path}/hold.ts`, fresh], {
+    umask: 0o000,
+    cwd: dir.path,
+  });
+  assert.equal(held.code, 0, held.stderr);
+  assert.deepEqual(JSON.parse(held.stdout), { "": "600", "-wal": "600", "-shm": "600" });
+  assert.equal(await mode(`${dir.path}/xdg2/queuectl`), "700");
+});
+
+// Refusals: each of these must fail with StoreUnusableError and leave the directory untouched.
+interface Refusal {
+  name: string;
+  /** Prepares the directory; returns the path to open. */
+  setup(dir: string): Promise<string>;
+  message: RegExp;
+}
+
+const REFUSALS: Refusal[] = [
+  {
+    name: "a directory",
+    setup: async (dir) => {
+      await Deno.mkdir(`${dir}/queue.db`);
+      return `${dir}/queue.db`;
+    },
+    message: /^Database path is a directory: .*\/queue\.db$/,
+  },
+  {
+    name: "a missing parent directory",
+    setup: (dir) => Promise.resolve(`${dir}/missing/queue.db`),
+    message: /^Database directory does not exist: .*\/missing$/,
+  },
+  {
+    name: "an empty file",
+    setup: async (dir) => {
+      await Deno.writeFile(`${dir}/queue.db`, new Uint8Array(0), { mode: 0o600 });
+      return `${dir}/queue.db`;
+    },
+    message: /^Database file is empty: /,
+  },
+  {
+    name: "a file that is not SQLite",
+    setup: async (dir) => {
+      const png = new Uint8Array(8192).map((_, i) => (i * 31 + 7) & 0xff);
+      png.set([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+      await Deno.writeFile(`${dir}/queue.db`, png);
+      return `${dir}/queue.db`;
+    },
+    message: /^Database is corrupt or not a queuectl database: /,
+  },
+  {
+    name: "a text file",
+    setup: async (dir) => {
+      await Deno.writeTextFile(`${dir}/notes.txt`, "hello\n".repeat(100));
+      return `${dir}/notes.txt`;
+    },
+    message: /corrupt or not a queuectl database/,
+  },
+  {
+    name: "another program's SQLite database",
+    setup: (dir) => {
+      makeForeignDb(`${dir}/app.db`);
+      return Promise.resolve(`${dir}/app.db`);
+    },
+    message: /^Not a queuectl database: .*\/app\.db$/,
+  },
+  {
+    name: "another program's SQLite database in WAL mode",
+    setup: (dir) => {
+      makeForeignDb(`${dir}/app.db`, { wal: true });
+      return Promise.resolve(`${dir}/app.db`);
+    },
+    message: /^Not a queuectl database: /,
+  },
+  {
+    name: "another program's database with a hot WAL (it crashed)",
+    setup: async (dir) => {
+      await Deno.mkdir(`${dir}/live`);
+      const live = `${dir}/live/app.db`;
+      // Copying the files while the program has the database open leaves what a crash would.
+      withRawDb(live, (db) => {
+        db.exec("PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0");
+        db.exec("CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('unsaved')");
+        for (const suffix of ["", "-wal", "-shm"]) {
+          Deno.copyFileSync(live + suffix, `${dir}/app.db${suffix}`);
+        }
+      });
+      await Deno.remove(`${dir}/live`, { recursive: true });
+      return `${dir}/app.db`;
+    },
+    message: /^Not a queuectl database: /,
+  },
+  {
+    name: "a database of a newer queuectl (higher user_version)",
+    setup: async (dir) => {
+      const store = await openTestStore(`${dir}/queue.db`, new FakeClock(T0));
+      store.close();
+      setSchemaVersion(`${dir}/queue.db`, SCHEMA_VERSION + 1);
+      return `${dir}/queue.db`;
+    },
+    message: new RegExp(
+      `^Database schema v${
+        SCHEMA_VERSION + 1
+      } is newer than this queuectl \\(supports up to v${SCHEMA_VERSION}\\)`,
+    ),
+  },
+];
+
+for (const refusal of REFUSALS) {
+  Deno.test(`SqliteStore.open() refuses ${refusal.name} and changes nothing`, async () => {
+    await using dir = await tempDir();
+    const path = await refusal.setup(dir.path);
+    const before = await treeDigest(dir.path);
+    await assert.rejects(
+      SqliteStore.open(path, { synchronous: "FULL", busyTimeoutMs: 1000 }, T0),
+      (error: unknown) => {
+        assert.ok(error instanceof StoreUnusableError, String(error));
+        assert.equal(error.exitCode, 6);
+        assert.match(error.message, refusal.message);
+        return true;
+      },
+    );
+    assert.deepEqual(await treeDigest(dir.path), before);
+  });
+}
+
+Deno.test("openStore() refuses a default location it cannot create, naming the directory", async () => {
+  await using dir = await tempDir();
+  await Deno.writeTextFile(`${dir.path}/file`, "x");
+  await assert.rejects(
+    // openStore() throws synchronously here (it is not async); the wrapper turns that into a
+    // rejection. Store methods themselves must reject, see the contract.
+    async () =>
+      await openStore({ path: `${dir.path}/file/queuectl/queuectl.db`, isDefault: true }, {
+        role: "cli",
+        now: T0,
+      }),
+    {
+      name: "StoreUnusableError",
+      message: /^Cannot create the data directory: .*\/file\/queuectl$/,
+    },
+  );
+});
+
+/** EXPLAIN QUERY PLAN of `sql`, one line per step. */
+function plan(path: string, sql: string, params: Record<string, number | string>): string[] {
+  return withRawDb(path, (db) => {
+    const statement = db.prepare(`EXPLAIN QUERY PLAN ${sql}`);
+    return statement.all(params).map((row) => String(row.detail));
+  });
+}
+
+function assertNoTableScan(steps: string[], index: string): void {
+  const text = steps.join("\n");
+  assert.doesNotMatch(text, /\bSCAN jobs\b/, text);
+  assert.match(text, new RegExp(`SEARCH jobs USING (COVERING )?INDEX ${index}\\b`), text);
+}
+
+Deno.test("JOB_CLAIM seeks the jobs_ready index instead of scanning jobs", async () => {
+  await using f = await storeFixture();
+  assertNoTableScan(
+    plan(f.path, q.JOB_CLAIM, { worker_id: "w", lease_expires_at: 1, now: 1 }),
+    "jobs_ready",
+  );
+  assertNoTableScan(plan(f.path, q.JOB_NEXT_DUE, {}), "jobs_ready");
+});
+
+Deno.test("JOB_LIST_BY_STATE (list --state, dlq list) uses the jobs_by_state index", async () => {
+  await using f = await storeFixture();
+  const steps = plan(f.path, q.JOB_LIST_BY_STATE, { state: "dead", limit: 10 });
+  assertNoTableScan(steps, "jobs_by_state");
+  assert.doesNotMatch(
+    steps.join("\n"),
+    /TEMP B-TREE/,
+    "sorts instead of reading the index in order",
+  );
+});
+
+Deno.test("JOB_COUNTS reads the trigger-kept counts, not the jobs table", async () => {
+  await using f = await storeFixture();
+  const steps = plan(f.path, q.JOB_COUNTS, {}).join("\n");
+  assert.doesNotMatch(steps, /\bjobs\b/, steps);
+  assert.match(steps, /job_counts/);
+});
+
+Deno.test("SqliteStore.open() handles a path with spaces, #, ?, % and non-ASCII characters", async () => {
+  await using dir = await tempDir();
+  const sub = `${dir.path}/my queue #1?x=%41 ü`;
+  await Deno.mkdir(sub);
+  const path = `${sub}/q?.db`;
+  const clock = new FakeClock(T0);
+  for (let i = 0; i < 2; i++) { // create, then reopen (which probes the existing file)
+    const store = await openTestStore(path, clock);
+    try {
+      if (i === 0) await makeOneOfEach(store, clock);
+      assert.equal((await store.jobCountByState()).total, 5);
+    } finally {
+      store.close();
+    }
+  }
+  assert.deepEqual(Object.keys(await treeDigest(sub)), ["q?.db"]);
+});
+
+Deno.test("mapSqliteError() turns SQLite result codes into the documented exit codes", () => {
+  const sqlite = (errcode: number, message: string) =>
+    Object.assign(new Error(message), { errcode });
+  const cases: [Error, string, number, RegExp][] = [
+    [sqlite(5, "database is locked"), "StoreBusyError", 5, /^Database is busy: \/q\.db/],
+    [sqlite(517, "database is locked"), "StoreBusyError", 5, /busy/], // SQLITE_BUSY_SNAPSHOT
+    [sqlite(6, "database table is locked"), "StoreBusyError", 5, /busy/],
+    [sqlite(13, "database or disk is full"), "StorageFullError", 7, /^Storage full: \/q\.db$/],
+    [
+      sqlite(8, "attempt to write a readonly database"),
+      "StoreUnusableError",
+      6,
+      /^Database is read-only/,
+    ],
+    [sqlite(11, "database disk image is malformed"), "StoreUnusableError", 6, /corrupt/],
+    [sqlite(26, "file is not a database"), "StoreUnusableError", 6, /corrupt or not a queuectl/],
+    [sqlite(14, "unable to open database file"), "StoreUnusableError", 6, /^Cannot open database/],
+    [sqlite(10, "disk I/O error"), "StoreUnusableError", 6, /^Disk I\/O error/],
+  ];
+  for (const [error, name, code, message] of cases) {
+    const mapped = mapSqliteError(error, "/q.db") as Error & { exitCode: number; cause: unknown };
+    assert.equal(mapped.name, name, error.message);
+    assert.equal(mapped.exitCode, code, error.message);
+    assert.match(mapped.message, message);
+    assert.equal(mapped.cause, error, "the driver error is kept as the cause");
+  }
+  const other = new Error("no such table: x");
+  assert.equal(mapSqliteError(other, "/q.db"), other, "an unknown error passes through");
+});

@@ -1,0 +1,677 @@
+/**
+ * What every `Store` must do, whatever the database: one suite that each backend's test file runs
+ * (`sqlite_test.ts` now; a Postgres file later). Tests use only the `Store` interface and the
+ * factory, so a backend passes by behaving, not by its SQL.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import type { FakeClock } from "../../lib/clock.ts";
+import { ConflictError, NotFoundError } from "../../lib/errors.ts";
+import type { Job, NewJob } from "../../lib/job/job.ts";
+import { decide } from "../../lib/job/outcome.ts";
+import { JOB_STATES } from "../../lib/job/state.ts";
+import type { JobState } from "../../lib/job/state.ts";
+import type { AttemptRef, JobCounts, Store } from "../../lib/store/store.ts";
+import {
+  BACKOFF,
+  finishAttempt,
+  insertJob,
+  makeJob,
+  makeOneOfEach,
+  makeWorker,
+  TEST_LEASE_MS,
+  TEST_WORKER,
+} from "../helpers/factory.ts";
+import { T0 } from "../helpers/temp.ts";
+
+export interface ContractFixture extends AsyncDisposable {
+  store: Store;
+  clock: FakeClock;
+  /** Counts per state taken from the rows themselves, bypassing any maintained counters. */
+  rowCounts?: () => Record<string, number>;
+}
+
+function newJob(overrides: Partial<NewJob> = {}): NewJob {
+  return {
+    id: undefined,
+    command: "echo hi",
+    priority: 5,
+    maxRetries: 3,
+    timeoutMs: null,
+    cwd: "/tmp",
+    env: {},
+    runAt: T0,
+    ...overrides,
+  };
+}
+
+function ref(job: Job, change: Partial<AttemptRef> = {}): AttemptRef {
+  return { jobId: job.id, attempt: job.attempts, workerId: job.workerId!, ...change };
+}
+
+/** Registers the contract's tests for one backend. */
+export function storeContract(
+  backend: string,
+  open: () => Promise<ContractFixture>,
+  options: { ignore?: boolean } = {},
+): void {
+  const test = (name: string, fn: (f: ContractFixture) => Promise<void>) =>
+    Deno.test({
+      name: `${name} [${backend}]`,
+      ignore: options.ignore ?? false,
+      async fn() {
+        await using f = await open();
+        await fn(f);
+      },
+    });
+
+  /** The maintained counts must equal a tally of the rows after every change. */
+  async function assertCounts(f: ContractFixture, expected: Partial<Record<JobState, number>>) {
+    const counts = await f.store.jobCountByState();
+    const want = { pending: 0, processing: 0, completed: 0, failed: 0, dead: 0, ...expected };
+    const total = Object.values(want).reduce((a, b) => a + b, 0);
+    assert.deepEqual(counts, { ...want, total } satisfies JobCounts);
+    const { jobs } = await f.store.jobList({ limit: 1_000_000 });
+    const tally = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<JobState, number>;
+    for (const job of jobs) tally[job.state]++;
+    assert.deepEqual(tally, want, "counts differ from the rows listed");
+    if (f.rowCounts) {
+      const rows = f.rowCounts();
+      for (const state of JOB_STATES) assert.equal(rows[state] ?? 0, want[state], `rows ${state}`);
+    }
+  }
+
+  test("jobInsertMany() stores every field and jobGet() returns it", async ({ store, clock }) => {
+    const input = newJob({
+      id: "full",
+      command: "make test",
+      priority: 9,
+      maxRetries: 7,
+      timeoutMs: 60_000,
+      cwd: "/srv/app",
+      env: { A: "1", B: "two words", C: "" },
+      runAt: T0 + 5000,
+    });
+    const { jobs, inserted } = await store.jobInsertMany({ jobs: [input], now: clock.now() });
+    assert.equal(inserted, 1);
+    const expected: Omit<Job, "seq"> = {
+      id: "full",
+      command: "make test",
+      state: "pending",
+      priority: 9,
+      attempts: 0,
+      budgetUsed: 0,
+      maxRetries: 7,
+      timeoutMs: 60_000,
+      cwd: "/srv/app",
+      env: { A: "1", B: "two words", C: "" },
+      runAt: T0 + 5000,
+      createdAt: T0,
+      updatedAt: T0,
+      finishedAt: null,
+      workerId: null,
+      leaseExpiresAt: null,
+      lastError: null,
+      lastExitCode: null,
+    };
+    const { seq: _seq, ...returned } = jobs[0]!;
+    assert.deepEqual(returned, expected);
+    const { seq: _seq2, ...stored } = (await store.jobGet({ id: "full" }))!;
+    assert.deepEqual(stored, expected);
+    assert.equal(await store.jobGet({ id: "nope" }), undefined);
+  });
+
+  test("jobInsertMany() keeps unusual text intact", async ({ store, clock }) => {
+    const command = "printf '%s\\n' \"$A\" | tr a-z A-Z; echo ✓ 😀 \t'\"`$(x)`";
+    await insertJob(store, clock, { id: "text", command, env: { "X-Y.z": "ü\nnewline" } });
+    const job = (await store.jobGet({ id: "text" }))!;
+    assert.equal(job.command, command);
+    assert.deepEqual(job.env, { "X-Y.z": "ü\nnewline" });
+  });
+
+  test("jobInsertMany() generates ids that skip user-chosen numeric ids", async ({ store, clock }) => {
+    await insertJob(store, clock, { id: "3" });
+    await insertJob(store, clock, { id: "4" });
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++) ids.push((await insertJob(store, clock)).id);
+    assert.equal(new Set([...ids, "3", "4"]).size, 6, `generated a taken id: ${ids}`);
+    for (const id of ids) assert.match(id, /^\d+$/);
+    assert.deepEqual(ids.map(Number), [...ids.map(Number)].sort((a, b) => a - b), "not increasing");
+    // A user id equal to a later sequence number, inside one batch.
+    const batch = await store.jobInsertMany({
+      jobs: [newJob({ id: String(Number(ids[3]) + 1) }), newJob(), newJob()],
+      now: clock.now(),
+    });
+    const batchIds = batch.jobs.map((j) => j.id);
+    assert.equal(new Set(batchIds).size, 3, `duplicate ids in ${batchIds}`);
+  });
+
+  test("jobInsertMany() stores all of a batch or, on a conflict, none", async (f) => {
+    const { store, clock } = f;
+    await insertJob(store, clock, { id: "taken" });
+    const batch = [newJob({ id: "a" }), newJob(), newJob({ id: "taken" })];
+    await assert.rejects(
+      store.jobInsertMany({ jobs: batch, now: clock.now() }),
+      (error: unknown) => {
+        assert.ok(error instanceof ConflictError);
+        assert.equal(error.exitCode, 3);
+        assert.match(error.message, /^Job "taken" already exists$/);
+        return true;
+      },
+    );
+    assert.equal(await store.jobGet({ id: "a" }), undefined);
+    await assertCounts(f, { pending: 1 });
+    const { jobs } = await store.jobList({ limit: 100 });
+    assert.deepEqual(jobs.map((j) => j.id), ["taken"]);
+  });
+
+  test("jobInsertMany() refuses an id that exists in any state", async (f) => {
+    const { store, clock } = f;
+    const jobs = await makeOneOfEach(store, clock);
+    for (const job of Object.values(jobs)) {
+      await assert.rejects(
+        store.jobInsertMany({ jobs: [newJob({ id: job.id })], now: clock.now() }),
+        ConflictError,
+        `${job.state} ${job.id}`,
+      );
+      const after = await store.jobGet({ id: job.id });
+      assert.equal(after?.state, job.state);
+      assert.equal(after?.command, job.command);
+    }
+    await assertCounts(f, { pending: 1, processing: 1, completed: 1, failed: 1, dead: 1 });
+  });
+
+  test("jobInsertMany() with ifExists keep returns the existing job", async (f) => {
+    const { store, clock } = f;
+    const old = await makeJob(store, clock, "completed", { id: "k", command: "old" });
+    const result = await store.jobInsertMany({
+      jobs: [newJob({ id: "k", command: "new" }), newJob({ id: "fresh" })],
+      now: clock.now(),
+      ifExists: "keep",
+    });
+    assert.equal(result.inserted, 1);
+    assert.deepEqual(result.jobs.map((j) => [j.id, j.command, j.state]), [
+      ["k", "old", "completed"],
+      ["fresh", "echo hi", "pending"],
+    ]);
+    assert.deepEqual(await store.jobGet({ id: "k" }), old);
+    await assertCounts(f, { completed: 1, pending: 1 });
+  });
+
+  test("jobList() lists in enqueue order, cut at the limit, with the total", async ({ store, clock }) => {
+    for (const id of ["c", "a", "b", "d"]) await insertJob(store, clock, { id, priority: 1 });
+    const all = await store.jobList({ limit: 100 });
+    assert.deepEqual(all.jobs.map((j) => j.id), ["c", "a", "b", "d"]);
+    assert.equal(all.total, 4);
+    const cut = await store.jobList({ limit: 2 });
+    assert.deepEqual(cut.jobs.map((j) => j.id), ["c", "a"]);
+    assert.equal(cut.total, 4);
+  });
+
+  test("jobList() filters by state", async ({ store, clock }) => {
+    await makeOneOfEach(store, clock);
+    await makeJob(store, clock, "pending", { id: "p2" });
+    for (const state of JOB_STATES) {
+      const { jobs, total } = await store.jobList({ state, limit: 100 });
+      assert.ok(jobs.every((j) => j.state === state), state);
+      assert.equal(total, state === "pending" ? 2 : 1, state);
+    }
+    const pending = await store.jobList({ state: "pending", limit: 1 });
+    assert.deepEqual(pending.jobs.map((j) => j.id), ["p1"]);
+    assert.equal(pending.total, 2);
+  });
+
+  test("jobCountByState() stays right across every transition", async (f) => {
+    const { store, clock } = f;
+    await assertCounts(f, {});
+    const job = await insertJob(store, clock, { id: "j", maxRetries: 1 });
+    await insertJob(store, clock, { id: "other", runAt: T0 + 3_600_000 });
+    await assertCounts(f, { pending: 2 });
+    let held = (await store.jobClaim({
+      host: "test-host",
+      workerId: "w",
+      now: clock.now(),
+      leaseMs: 1000,
+    }))!;
+    assert.equal(held.id, job.id);
+    await assertCounts(f, { pending: 1, processing: 1 });
+    let after = await finishAttempt(store, clock, held, { kind: "interrupted", error: "stop" });
+    assert.equal(after.state, "pending");
+    await assertCounts(f, { pending: 2 });
+    held = (await store.jobClaim({
+      host: "test-host",
+      workerId: "w",
+      now: clock.now(),
+      leaseMs: 1000,
+    }))!;
+    after = await finishAttempt(store, clock, held, { kind: "exited", code: 1 });
+    assert.equal(after.state, "failed");
+    await assertCounts(f, { pending: 1, failed: 1 });
+    clock.set(after.runAt);
+    held = (await store.jobClaim({
+      host: "test-host",
+      workerId: "w",
+      now: clock.now(),
+      leaseMs: 1000,
+    }))!;
+    await assertCounts(f, { pending: 1, processing: 1 });
+    after = await finishAttempt(store, clock, held, { kind: "exited", code: 1 });
+    assert.equal(after.state, "dead");
+    await assertCounts(f, { pending: 1, dead: 1 });
+    await store.jobDlqRetry({ ids: ["j"], now: clock.now() });
+    await assertCounts(f, { pending: 2 });
+    held = (await store.jobClaim({
+      host: "test-host",
+      workerId: "w",
+      now: clock.now(),
+      leaseMs: 1000,
+    }))!;
+    after = await finishAttempt(store, clock, held, { kind: "exited", code: 0 });
+    assert.equal(after.state, "completed");
+    await assertCounts(f, { pending: 1, completed: 1 });
+    // Refused writes change no count.
+    await assert.rejects(store.jobInsertMany({ jobs: [newJob({ id: "j" })], now: clock.now() }));
+    await assert.rejects(store.jobDlqRetry({ ids: ["other"], now: clock.now() }));
+    assert.equal(
+      await store.jobFinish({
+        ...ref(held),
+        decision: decide(held, { kind: "exited", code: 0 }, clock.now(), BACKOFF),
+        now: clock.now(),
+      }),
+      false,
+    );
+    await assertCounts(f, { pending: 1, completed: 1 });
+  });
+
+  test("jobClaim() takes priority 10 first, then earlier run_at, then enqueue order", async ({ store, clock }) => {
+    // Enqueued in shuffled order; all due.
+    const specs: [string, number, number][] = [
+      ["p5-late", 5, T0 - 1000],
+      ["p1", 1, T0 - 9000],
+      ["p10-b", 10, T0 - 5000],
+      ["p5-early", 5, T0 - 8000],
+      ["p10-a", 10, T0 - 5000],
+      ["p7", 7, T0],
+      ["p5-same-1", 5, T0 - 1000],
+      ["p10-first", 10, T0 - 6000],
+    ];
+    for (const [id, priority, runAt] of specs) {
+      await insertJob(store, clock, { id, priority, runAt });
+    }
+    const order: string[] = [];
+    for (;;) {
+      const job = await store.jobClaim({
+        host: "test-host",
+        workerId: "w",
+        now: clock.now(),
+        leaseMs: 1000,
+      });
+      if (!job) break;
+      order.push(job.id);
+    }
+    assert.deepEqual(order, [
+      "p10-first",
+      "p10-b",
+      "p10-a",
+      "p7",
+      "p5-early",
+      "p5-late",
+      "p5-same-1",
+      "p1",
+    ]);
+  });
+
+  test("jobClaim() does not take a job scheduled for later until it is due", async ({ store, clock }) => {
+    await insertJob(store, clock, { id: "later", priority: 10, runAt: T0 + 60_000 });
+    await insertJob(store, clock, { id: "now", priority: 1 });
+    assert.equal(
+      (await store.jobClaim({ host: "test-host", workerId: "w", now: T0, leaseMs: 1000 }))?.id,
+      "now",
+    );
+    assert.equal(
+      await store.jobClaim({ host: "test-host", workerId: "w", now: T0 + 59_999, leaseMs: 1000 }),
+      undefined,
+    );
+    assert.deepEqual(await store.jobNextDue({ now: T0 + 59_999 }), {
+      dueNow: false,
+      nextAt: T0 + 60_000,
+    });
+    assert.deepEqual(await store.jobNextDue({ now: T0 + 60_000 }), {
+      dueNow: true,
+      nextAt: T0 + 60_000,
+    });
+    assert.equal(
+      (await store.jobClaim({ host: "test-host", workerId: "w", now: T0 + 60_000, leaseMs: 1000 }))
+        ?.id,
+      "later",
+    );
+    assert.deepEqual(await store.jobNextDue({ now: T0 + 60_000 }), { dueNow: false, nextAt: null });
+  });
+
+  test("jobClaim() takes a failed job again once its retry is due", async ({ store, clock }) => {
+    const failed = await makeJob(store, clock, "failed", { id: "f" });
+    assert.equal(failed.runAt, clock.now() + 2000); // 2^1 s after attempt 1
+    assert.equal(
+      await store.jobClaim({
+        host: "test-host",
+        workerId: "w2",
+        now: clock.now() + 1999,
+        leaseMs: 1000,
+      }),
+      undefined,
+    );
+    const again = await store.jobClaim({
+      host: "test-host",
+      workerId: "w2",
+      now: clock.now() + 2000,
+      leaseMs: 1000,
+    });
+    assert.equal(again?.id, "f");
+    assert.equal(again?.attempts, 2);
+    assert.equal(again?.budgetUsed, 2);
+    assert.equal(again?.workerId, "w2");
+  });
+
+  test("jobClaim() sets the lease and starts an attempt record", async ({ store, clock }) => {
+    await insertJob(store, clock, { id: "c" });
+    clock.advance(500);
+    const job = (await store.jobClaim({
+      host: "test-host",
+      workerId: "w9",
+      now: clock.now(),
+      leaseMs: 30_000,
+    }))!;
+    assert.equal(job.state, "processing");
+    assert.equal(job.attempts, 1);
+    assert.equal(job.budgetUsed, 1);
+    assert.equal(job.workerId, "w9");
+    assert.equal(job.leaseExpiresAt, T0 + 500 + 30_000);
+    assert.equal(job.updatedAt, T0 + 500);
+    assert.deepEqual(await store.jobGet({ id: "c" }), job);
+    const attempts = await store.attemptList({ jobId: "c" });
+    assert.equal(attempts.length, 1);
+    assert.deepEqual(
+      { ...attempts[0]!, pid: null },
+      {
+        jobId: "c",
+        attempt: 1,
+        workerId: "w9",
+        startedAt: T0 + 500,
+        finishedAt: null,
+        outcome: null,
+        exitCode: null,
+        signal: null,
+        error: null,
+        pid: null,
+      },
+    );
+    assert.equal(
+      await store.jobClaim({
+        host: "test-host",
+        workerId: "w8",
+        now: clock.now(),
+        leaseMs: 30_000,
+      }),
+      undefined,
+    );
+  });
+
+  test("jobFinish() and jobRenewLease() with a wrong worker or attempt change nothing", async ({ store, clock }) => {
+    const job = await makeJob(store, clock, "processing", { id: "x" });
+    const before = await store.jobGet({ id: "x" });
+    const attemptsBefore = await store.attemptList({ jobId: "x" });
+    const decision = decide(job, { kind: "exited", code: 0 }, clock.now(), BACKOFF);
+    const stale = [
+      ref(job, { workerId: "intruder" }),
+      ref(job, { attempt: job.attempts + 1 }),
+      ref(job, { attempt: job.attempts - 1 }),
+      ref(job, { jobId: "other" }),
+    ];
+    for (const r of stale) {
+      assert.equal(
+        await store.jobFinish({ ...r, decision, now: clock.now() }),
+        false,
+        JSON.stringify(r),
+      );
+      assert.equal(await store.jobRenewLease({ ...r, now: clock.now(), leaseMs: 99_000 }), false);
+      assert.equal(await store.attemptSetProcess({ ...r, pid: 1, pidStart: 1 }), false);
+      const empty = { head: new Uint8Array(0), tail: new Uint8Array(0), total: 0 };
+      assert.equal(await store.attemptSaveOutput({ ...r, stdout: empty, stderr: empty }), false);
+    }
+    assert.deepEqual(await store.jobGet({ id: "x" }), before);
+    assert.deepEqual(await store.attemptList({ jobId: "x" }), attemptsBefore);
+    assert.equal(await store.attemptOutput({ jobId: "x", attempt: 1 }), undefined);
+
+    // The owner may: renew, then finish once; a second finish is stale.
+    clock.advance(10_000);
+    assert.equal(
+      await store.jobRenewLease({ ...ref(job), now: clock.now(), leaseMs: TEST_LEASE_MS }),
+      true,
+    );
+    assert.equal((await store.jobGet({ id: "x" }))?.leaseExpiresAt, clock.now() + TEST_LEASE_MS);
+    assert.equal(await store.jobFinish({ ...ref(job), decision, now: clock.now() }), true);
+    assert.equal(await store.jobFinish({ ...ref(job), decision, now: clock.now() }), false);
+    assert.equal(
+      await store.jobRenewLease({ ...ref(job), now: clock.now(), leaseMs: 1000 }),
+      false,
+    );
+    assert.equal((await store.jobGet({ id: "x" }))?.state, "completed");
+  });
+
+  test("jobFinish() with requireLeaseExpired waits for the lease to run out", async ({ store, clock }) => {
+    const job = await makeJob(store, clock, "processing", { id: "r" });
+    const lost = decide(job, { kind: "lost", error: "worker lost" }, clock.now(), BACKOFF);
+    const rescue = (now: number) =>
+      store.jobFinish({ ...ref(job), decision: lost, now, requireLeaseExpired: true });
+    assert.equal(await rescue(job.leaseExpiresAt! - 1), false);
+    assert.equal((await store.jobGet({ id: "r" }))?.state, "processing");
+    assert.equal(await rescue(job.leaseExpiresAt!), true);
+    const after = (await store.jobGet({ id: "r" }))!;
+    assert.equal(after.state, "failed");
+    assert.equal(after.lastError, "worker lost");
+    assert.equal(after.workerId, null);
+    assert.equal(after.leaseExpiresAt, null);
+  });
+
+  test("jobFinish() records the outcome on the job and its attempt", async ({ store, clock }) => {
+    const job = await makeJob(store, clock, "processing", { id: "o", maxRetries: 0 });
+    clock.advance(1500);
+    const decision = decide(
+      job,
+      { kind: "timeout", afterMs: 1500, signal: "SIGKILL" },
+      clock.now(),
+      BACKOFF,
+    );
+    const output = {
+      stdout: { head: new TextEncoder().encode("out"), tail: new Uint8Array(0), total: 3 },
+      stderr: {
+        head: new TextEncoder().encode("err-head"),
+        tail: new TextEncoder().encode("tail"),
+        total: 5000,
+      },
+    };
+    assert.equal(await store.jobFinish({ ...ref(job), decision, now: clock.now(), output }), true);
+    const after = (await store.jobGet({ id: "o" }))!;
+    assert.equal(after.state, "dead");
+    assert.equal(after.finishedAt, clock.now());
+    assert.equal(after.lastError, "timed out after 1.5s (SIGKILL)");
+    assert.equal(after.lastExitCode, null);
+    const [attempt] = await store.attemptList({ jobId: "o" });
+    assert.equal(attempt?.outcome, "timeout");
+    assert.equal(attempt?.signal, "SIGKILL");
+    assert.equal(attempt?.finishedAt, clock.now());
+    const saved = await store.attemptOutput({ jobId: "o", attempt: 1 });
+    assert.deepEqual(saved, output);
+  });
+
+  test("jobFinish() of an interrupt gives the attempt back to the budget", async ({ store, clock }) => {
+    const job = await makeJob(store, clock, "processing", { id: "i", maxRetries: 0 });
+    const after = await finishAttempt(store, clock, job, {
+      kind: "interrupted",
+      error: "shutdown",
+    });
+    assert.equal(after.state, "pending");
+    assert.equal(after.attempts, 1);
+    assert.equal(after.budgetUsed, 0);
+    const again = (await store.jobClaim({
+      host: "test-host",
+      workerId: "w",
+      now: clock.now(),
+      leaseMs: 1000,
+    }))!;
+    assert.equal(again.attempts, 2);
+    assert.equal(again.budgetUsed, 1);
+    const attempts = await store.attemptList({ jobId: "i" });
+    assert.deepEqual(attempts.map((a) => a.outcome), ["interrupted", null]);
+  });
+
+  test("jobDlqRetry() gives dead jobs a fresh budget and keeps their history", async (f) => {
+    const { store, clock } = f;
+    const dead = await makeJob(store, clock, "dead", { id: "d", maxRetries: 2 });
+    assert.equal(dead.attempts, 3);
+    clock.advance(60_000);
+    const [retried] = await store.jobDlqRetry({ ids: ["d"], now: clock.now() });
+    assert.equal(retried?.state, "pending");
+    assert.equal(retried?.attempts, 3);
+    assert.equal(retried?.budgetUsed, 0);
+    assert.equal(retried?.runAt, clock.now());
+    assert.equal(retried?.finishedAt, null);
+    assert.equal(retried?.updatedAt, clock.now());
+    assert.deepEqual(await store.jobGet({ id: "d" }), retried);
+    assert.equal((await store.attemptList({ jobId: "d" })).length, 3);
+    const again = (await store.jobClaim({
+      host: "test-host",
+      workerId: "w",
+      now: clock.now(),
+      leaseMs: 1000,
+    }))!;
+    assert.equal(again.attempts, 4);
+    assert.equal(again.budgetUsed, 1);
+    // A second retry of the same job (now processing) is a conflict: it re-runs once.
+    await assert.rejects(store.jobDlqRetry({ ids: ["d"], now: clock.now() }), ConflictError);
+  });
+
+  test("jobDlqRetry() refuses unknown and live jobs, changing nothing", async (f) => {
+    const { store, clock } = f;
+    // Dead jobs first: making one claims it, and claiming takes the next due job.
+    const d2 = await makeJob(store, clock, "dead", { id: "d2", maxRetries: 0 });
+    const jobs = await makeOneOfEach(store, clock);
+    await assert.rejects(
+      store.jobDlqRetry({ ids: ["d1", "ghost"], now: clock.now() }),
+      (error: unknown) => {
+        assert.ok(error instanceof NotFoundError);
+        assert.equal(error.exitCode, 4);
+        assert.match(error.message, /^Job "ghost" not found$/);
+        return true;
+      },
+    );
+    for (const state of ["pending", "processing", "completed", "failed"] as const) {
+      const id = jobs[state].id;
+      await assert.rejects(
+        store.jobDlqRetry({ ids: ["d1", id, "d2"], now: clock.now() }),
+        (error: unknown) => {
+          assert.ok(error instanceof ConflictError, state);
+          assert.equal(
+            error.message,
+            `Job "${id}" is not in the dead letter queue: it is ${state}`,
+          );
+          return true;
+        },
+      );
+    }
+    assert.deepEqual(await store.jobGet({ id: "d1" }), jobs.dead);
+    assert.deepEqual(await store.jobGet({ id: "d2" }), d2);
+    await assertCounts(f, { pending: 1, processing: 1, completed: 1, failed: 1, dead: 2 });
+  });
+
+  test("jobDlqRetry() with all retries every dead job, or none when the DLQ is empty", async (f) => {
+    const { store, clock } = f;
+    assert.deepEqual(await store.jobDlqRetry({ ids: "all", now: clock.now() }), []);
+    await makeJob(store, clock, "dead", { id: "d2", maxRetries: 0 });
+    await makeOneOfEach(store, clock);
+    const retried = await store.jobDlqRetry({ ids: "all", now: clock.now() });
+    assert.deepEqual(retried.map((j) => j.id).sort(), ["d1", "d2"]);
+    await assertCounts(f, { pending: 3, processing: 1, completed: 1, failed: 1 });
+  });
+
+  test("every method reports errors as a rejected promise, never a synchronous throw", async ({ store, clock }) => {
+    // Callers such as a worker's heartbeat use .catch(); a synchronous throw would escape it.
+    await insertJob(store, clock, { id: "x" });
+    const calls: [string, () => Promise<unknown>][] = [
+      [
+        "jobInsertMany",
+        () => store.jobInsertMany({ jobs: [newJob({ id: "x" })], now: clock.now() }),
+      ],
+      ["jobDlqRetry", () => store.jobDlqRetry({ ids: ["x"], now: clock.now() })],
+      ["jobDlqRetry unknown", () => store.jobDlqRetry({ ids: ["ghost"], now: clock.now() })],
+    ];
+    for (const [name, call] of calls) {
+      let promise: Promise<unknown> | undefined;
+      try {
+        promise = call();
+      } catch (error) {
+        assert.fail(`${name}() threw synchronously: ${error}`);
+      }
+      await assert.rejects(promise, name);
+    }
+  });
+
+  test("configSet() stores, configGetAll() reads and configUnset() removes settings", async ({ store }) => {
+    assert.deepEqual(await store.configGetAll(), {});
+    await store.configSet({ key: "max-retries", value: "5" });
+    await store.configSet({ key: "max-retries", value: "6" });
+    await store.configSet({ key: "backoff-max", value: "60000" });
+    assert.deepEqual(await store.configGetAll(), { "max-retries": "6", "backoff-max": "60000" });
+    assert.equal(await store.configUnset({ key: "max-retries" }), true);
+    assert.equal(await store.configUnset({ key: "max-retries" }), false);
+    assert.deepEqual(await store.configGetAll(), { "backoff-max": "60000" });
+  });
+
+  test("workerRegister(), workerHeartbeat() and workerSetState() keep the worker list", async ({ store, clock }) => {
+    const worker = await makeWorker(store, clock, { id: "w1", alive: true });
+    assert.deepEqual(await store.workerList(), [worker]);
+    clock.advance(1000);
+    assert.equal(await store.workerHeartbeat({ id: "w1", now: clock.now() }), true);
+    await store.workerSetState({ id: "w1", now: clock.now() + 1, state: "stopping" });
+    const [updated] = await store.workerList();
+    assert.deepEqual(updated, { ...worker, state: "stopping", heartbeatAt: clock.now() + 1 });
+    await store.workerRemove({ id: "w1" });
+    assert.deepEqual(await store.workerList(), []);
+  });
+
+  test("workerHeartbeat() renews only a lease the worker holds", async ({ store, clock }) => {
+    await makeWorker(store, clock, { id: "w", alive: true });
+    await store.jobInsertMany({ jobs: [newJob({ id: "j" })], now: clock.now() });
+    const job = (await store.jobClaim({
+      host: "test-host",
+      workerId: "w",
+      now: clock.now(),
+      leaseMs: 1000,
+    }))!;
+    const lease = { jobId: "j", attempt: job.attempts, leaseMs: 5000 };
+    assert.equal(await store.workerHeartbeat({ id: "w", now: clock.now(), lease }), true);
+    assert.equal((await store.jobGet({ id: "j" }))?.leaseExpiresAt, clock.now() + 5000);
+    assert.equal(
+      await store.workerHeartbeat({ id: "w", now: clock.now(), lease: { ...lease, attempt: 2 } }),
+      false,
+    );
+    assert.equal(await store.workerHeartbeat({ id: "other", now: clock.now(), lease }), false);
+    assert.equal((await store.jobGet({ id: "j" }))?.leaseExpiresAt, clock.now() + 5000);
+  });
+
+  test("jobListProcessing() lists held jobs with their owner", async ({ store, clock }) => {
+    await makeWorker(store, clock, { id: TEST_WORKER, alive: true, currentJob: "r1" });
+    await makeOneOfEach(store, clock);
+    const processing = await store.jobListProcessing();
+    assert.equal(processing.length, 1);
+    assert.equal(processing[0]?.job.id, "r1");
+    assert.equal(processing[0]?.owner?.id, TEST_WORKER);
+    const job = processing[0]!.job;
+    assert.equal(await store.attemptSetProcess({ ...ref(job), pid: 4242, pidStart: 99 }), true);
+    const [withPid] = await store.jobListProcessing();
+    assert.equal(withPid?.pid, 4242);
+    assert.equal(withPid?.pidStart, 99);
+  });
+}

@@ -1,0 +1,113 @@
+/**
+ * `worker start` as a supervisor: restarts a worker that dies, forwards SIGTERM, and in the
+ * background (`--detach`) is found and stopped by `worker stop`.
+ */
+
+import assert from "node:assert/strict";
+import { isAlive, poll, PROMPT_MS, Sandbox, type WorkerJson } from "./_helpers.ts";
+
+Deno.test("worker start restarts a killed worker and stops all workers on SIGTERM", async () => {
+  await using sb = await Sandbox.create();
+  await sb.fastConfig();
+  const pool = sb.spawn(["worker", "start", "--count", "2"]);
+  const first = await poll(
+    () => {
+      const rows = sb.workerRows();
+      return rows.length === 2 && rows;
+    },
+    PROMPT_MS,
+    "two workers",
+  );
+  for (const row of first) {
+    assert.equal(row.supervisor_pid, pool.pid);
+    assert.ok(isAlive(row.pid));
+  }
+
+  const victim = first[0]!;
+  Deno.kill(victim.pid, "SIGKILL");
+  const replacement = await poll(
+    () => sb.workerRows().find((w) => !first.some((f) => f.id === w.id)),
+    PROMPT_MS,
+    "a restarted worker",
+    () => JSON.stringify(sb.workerRows()),
+  );
+  assert.equal(replacement.supervisor_pid, pool.pid);
+  assert.match(pool.stderr, new RegExp(`worker \\d \\(pid ${victim.pid}\\) was killed by SIGKILL`));
+  assert.match(pool.stderr, /restarting worker \d in \d+ ms/);
+  // The dead worker's row is forgotten by a live worker's sweep.
+  await poll(
+    () => !sb.workerRows().some((w) => w.id === victim.id),
+    PROMPT_MS,
+    "the dead worker's row to go",
+  );
+  const listed = await sb.json<WorkerJson[]>(["worker", "list"]);
+  assert.equal(listed.length, 2);
+  assert.ok(listed.every((w) => w.state === "idle"), JSON.stringify(listed));
+
+  // The restarted pool still works.
+  const [id] = await sb.enqueue([{ command: "true" }]);
+  await sb.waitForState(id!, "completed");
+
+  pool.kill("SIGTERM");
+  const exit = await pool.finish(PROMPT_MS, "the supervisor to stop");
+  assert.equal(exit.code, 0, exit.stderr);
+  for (const w of listed) assert.ok(!isAlive(w.pid), `worker ${w.pid} still runs`);
+  assert.deepEqual(sb.workerRows(), [], "workers deregistered");
+  assert.doesNotMatch(exit.stderr, /exited with [1-9]/, "a worker failed to stop cleanly");
+  await sb.assertNoLeftovers();
+});
+
+Deno.test("worker start --detach returns a pid; worker list shows its workers; worker stop stops them", async () => {
+  await using sb = await Sandbox.create();
+  await sb.fastConfig();
+  const started = performance.now();
+  const out = await sb.ok(["worker", "start", "--count", "2", "--detach"], { timeoutMs: 30_000 });
+  assert.ok(performance.now() - started < 15_000);
+  assert.match(out, /^\d+\n$/);
+  const supervisor = Number(out);
+  assert.ok(isAlive(supervisor), "the supervisor runs in the background");
+
+  const workers = await sb.json<WorkerJson[]>(["worker", "list"]);
+  assert.equal(workers.length, 2);
+  for (const w of workers) {
+    assert.ok(isAlive(w.pid));
+    assert.equal(w.state, "idle");
+  }
+  const rows = sb.workerRows();
+  assert.ok(rows.every((r) => r.supervisor_pid === supervisor));
+
+  const [id] = await sb.enqueue([{ command: "echo detached" }]);
+  await sb.waitForState(id!, "completed");
+
+  const stopped = await sb.ok(["worker", "stop"], { timeoutMs: 30_000 });
+  assert.match(stopped, /^Stopped 2 workers \(pid \d+, \d+\)\n$/);
+  for (const w of workers) assert.ok(stopped.includes(String(w.pid)));
+  for (const w of workers) assert.ok(!isAlive(w.pid), `worker ${w.pid} still runs`);
+  await poll(() => !isAlive(supervisor), PROMPT_MS, "the supervisor to exit");
+  const log = await Deno.readTextFile(`${sb.db}.log`);
+  assert.match(log, /started 2 workers/);
+  assert.equal((await sb.ok(["worker", "stop"])).trim(), "No workers are running.");
+  await sb.assertNoLeftovers();
+});
+
+Deno.test("worker start's workers finish their job and stop when the supervisor is SIGKILLed", async () => {
+  await using sb = await Sandbox.create();
+  await sb.fastConfig();
+  const [id] = await sb.enqueue([{ command: sb.ledgerJob("sleep 1") }]);
+  const pool = sb.spawn(["worker", "start", "--count", "1"]);
+  await sb.waitForLedger(id!, 1, "start");
+  const [worker] = sb.workerRows();
+  assert.ok(worker);
+
+  pool.kill("SIGKILL");
+  // The worker shares the supervisor's stderr: it is read to the end once the worker is gone.
+  const exit = await pool.finish(PROMPT_MS, "the orphaned worker to stop");
+  assert.equal(exit.signal, "SIGKILL");
+  assert.match(exit.stderr, new RegExp(`stopping \\(graceful\\): supervisor ${pool.pid} is gone`));
+  assert.ok(!isAlive(worker.pid), "the orphaned worker still runs");
+  const job = await sb.show(id!);
+  assert.equal(job.state, "completed", "the running job was not let finish");
+  assert.equal(job.attempts, 1);
+  assert.deepEqual(sb.workerRows(), []);
+  await sb.assertNoLeftovers();
+});
