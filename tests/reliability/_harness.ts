@@ -311,6 +311,11 @@ export class Sandbox implements AsyncDisposable {
     });
   }
 
+  /** Creates the database (read-only commands such as `status` create none). */
+  async init(): Promise<void> {
+    await this.ok(["config", "set", "max-retries", "3"]);
+  }
+
   async config(settings: Record<string, string>): Promise<void> {
     for (const [key, value] of Object.entries(settings)) {
       await this.ok(["config", "set", key, value]);

@@ -62,7 +62,7 @@ Deno.test("A2: 4 enqueuers x 5,000 jobs race 8 workers; every acknowledged job r
   const perEnqueuer = Math.round(5000 * SCALE);
   const batch = 100;
   // Bring the database up before the race, so the enqueuers do not race to create it.
-  await sb.ok(["status"]);
+  await sb.init();
   const sampler = new AttemptSampler(sb.db, 250).start();
   const started = performance.now();
   const workers = Array.from({ length: 8 }, () => sb.worker());
@@ -159,7 +159,7 @@ async function race(
 
 Deno.test("A4: 16 processes enqueue the same id at once: one wins, 15 get exit 3", async () => {
   await using sb = await Sandbox.create("a4");
-  await sb.ok(["status"]);
+  await sb.init();
   const { procs, barrier } = await race(
     sb,
     16,
@@ -217,7 +217,7 @@ Deno.test("D34: 16 concurrent `dlq retry` of one dead job re-run it exactly once
 
 Deno.test("A5: idle workers do not take the write lock", async () => {
   await using sb = await Sandbox.create("a5");
-  await sb.ok(["status"]);
+  await sb.init();
   const workers = Array.from({ length: 8 }, () => sb.worker());
   await waitUntil(() => sb.query("SELECT id FROM workers").length === 8, 30_000, "8 workers");
   const walBefore = walSize(sb.db);

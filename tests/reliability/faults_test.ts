@@ -19,7 +19,7 @@ async function stop(workers: Proc[]): Promise<void> {
 
 Deno.test("B3: SIGKILL of enqueue at random moments: exit 0 means stored, always intact", async () => {
   await using sb = await Sandbox.create("b3");
-  await sb.ok(["status"]);
+  await sb.init();
   const iterations = 250;
   const acked: string[] = [];
   const uncertain: string[] = [];
@@ -115,7 +115,7 @@ for (
 ) {
   Deno.test(`B4 ${point}: ${stored ? "the job is stored" : "nothing is stored"}`, async () => {
     await using sb = await Sandbox.create(point);
-    await sb.ok(["status"]);
+    await sb.init();
     const died = await sb.cli(["enqueue", "--id", "j", "-c", "echo j"], {
       env: { QUEUECTL_FAULT: point },
     });
