@@ -365,7 +365,10 @@ export class SqliteStore implements Store {
           probe.close();
         }
       } catch (error) {
-        throw mapSqliteError(error, path);
+        // Without locks, the probe can read the schema while a checkpoint rewrites it, so a
+        // healthy file under load may read as damaged. Only the real open below, under SQLite's
+        // locks, decides that (and then closes without a checkpoint).
+        if (!isDamage(error)) throw mapSqliteError(error, path);
       }
     }
     const db = openExisting(path, options.busyTimeoutMs);
