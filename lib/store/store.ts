@@ -103,6 +103,13 @@ export interface JobFinishParams extends AttemptRef {
   byOwner?: boolean;
 }
 
+export interface JobTakeOverParams extends AttemptRef {
+  newWorkerId: string;
+  now: number;
+  leaseMs: number;
+  requireLeaseExpired: boolean;
+}
+
 export interface AttemptProcessParams extends AttemptRef {
   pid: number;
   /** Start time of the job's process (clock ticks since boot), or null when unknown. */
@@ -171,6 +178,12 @@ export interface Store {
     finish: JobFinishParams,
     claim: JobClaimParams,
   ): Promise<{ applied: boolean; next: Job | undefined }>;
+  /**
+   * Hands a processing attempt to `newWorkerId` with a fresh lease, only if it is still owned by
+   * `workerId` (and its lease expired, when required). From then on the old owner's writes about
+   * it match nothing: recovery fences the owner out before it kills the attempt's processes.
+   */
+  jobTakeOver(params: JobTakeOverParams): Promise<boolean>;
   /** Every job in `processing`, with its owner and process, for recovery. */
   jobListProcessing(): Promise<ProcessingJob[]>;
   /** Output of one attempt. */

@@ -102,6 +102,14 @@ export interface AttemptProcesses {
  */
 export function attemptGroups(target: AttemptProcesses): number[] {
   if (!hasProc()) return [];
+  // The recorded group is the attempt's only while its leader is the recorded process or gone:
+  // a live process with the leader's pid and another start time is a reuse, and Linux reuses no
+  // pid while a group of that id exists, so the attempt's group is gone and this one is not ours.
+  const leader = target.pid === null ? null : readStat(target.pid);
+  const recorded = target.pid !== null && target.pidStart !== null &&
+      (leader === null || leader.startTime === target.pidStart)
+    ? { pgid: target.pid, since: target.pidStart }
+    : null;
   const groups = new Set<number>();
   for (const pid of listPids()) {
     if (pid === Deno.pid) continue;
@@ -109,8 +117,8 @@ export function attemptGroups(target: AttemptProcesses): number[] {
     if (stat === null || stat.state === "Z") continue;
     // A group keeps its id while any member lives, so a process in the recorded leader's group
     // that started after the leader belongs to the attempt even if it reset its environment.
-    const inRecordedGroup = target.pid !== null && target.pidStart !== null &&
-      stat.pgrp === target.pid && stat.startTime >= target.pidStart;
+    const inRecordedGroup = recorded !== null && stat.pgrp === recorded.pgid &&
+      stat.startTime >= recorded.since;
     if (inRecordedGroup || hasMarker(pid, target.marker)) groups.add(stat.pgrp);
   }
   groups.delete(0);

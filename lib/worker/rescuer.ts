@@ -19,8 +19,12 @@ import { attemptMarker, killAttempt, processAlive } from "./process.ts";
 
 export interface RescueOptions {
   store: Store;
-  /** The sweeping worker: its own jobs are never rescued by itself. */
+  /** The sweeping worker: it takes over the jobs it recovers. */
   workerId: string;
+  /** The job the sweeping worker is running, never rescued by itself. */
+  running: string | null;
+  /** Lease of a taken-over job while its old processes are killed. */
+  leaseMs: number;
   host: string;
   /** Database path, part of every job process's environment marker. */
   dbPath: string;
@@ -50,10 +54,23 @@ export async function rescue(options: RescueOptions): Promise<RescueReport> {
   const report: RescueReport = { recovered: [], stuck: [] };
   const { store } = options;
   for (const p of await store.jobListProcessing()) {
-    if (p.job.workerId === options.workerId) continue;
+    if (p.job.workerId === options.workerId && p.job.id === options.running) continue;
     const reason = rescueReason(p, options.host, options.now());
     if (reason === null) continue;
     const attempt = p.job.attempts;
+    // Fence the owner out before killing anything: an owner that is alive (stalled, or with
+    // another clock) would otherwise see its job killed and record that as the job's failure.
+    // If this worker dies now, the job is its own and recovered like any of its jobs.
+    const taken = await store.jobTakeOver({
+      jobId: p.job.id,
+      attempt,
+      workerId: p.job.workerId!,
+      newWorkerId: options.workerId,
+      now: options.now(),
+      leaseMs: options.leaseMs,
+      requireLeaseExpired: reason === "lease expired",
+    });
+    if (!taken) continue;
     // Only processes on this host can be killed from here (SQLite queues are single-host).
     if (p.host === null || p.host === options.host) {
       const gone = await killAttempt({
@@ -62,6 +79,7 @@ export async function rescue(options: RescueOptions): Promise<RescueReport> {
         pidStart: p.pidStart,
       });
       if (!gone) {
+        // The job stays this worker's until its lease ends; then a sweep takes it over again.
         options.log(`job ${p.job.id} attempt ${attempt}: old processes survive SIGKILL; retrying`);
         report.stuck.push(p.job.id);
         continue;
@@ -72,10 +90,9 @@ export async function rescue(options: RescueOptions): Promise<RescueReport> {
     const applied = await store.jobFinish({
       jobId: p.job.id,
       attempt,
-      workerId: p.job.workerId!,
+      workerId: options.workerId,
       decision,
       now,
-      requireLeaseExpired: reason === "lease expired",
     });
     if (applied) {
       options.log(

@@ -9,7 +9,7 @@
 import type { Clock } from "../clock.ts";
 import type { Config } from "../config.ts";
 import { resolveConfig } from "../config.ts";
-import { QueuectlError } from "../errors.ts";
+import { isTransient, QueuectlError, StoreBusyError } from "../errors.ts";
 import type { FaultHook } from "../fault.ts";
 import type { Job } from "../job/job.ts";
 import { decide, describeResult } from "../job/outcome.ts";
@@ -64,6 +64,11 @@ const PRUNE_BATCHES = 20;
 /** Per-minute metric figures are kept this long. */
 const STATS_RETENTION_MS = 30 * 86_400_000;
 const PID_RECORD_DELAY_MS = 100;
+/**
+ * Lock contention shorter than this is ordinary under load and not logged. Below the heartbeat
+ * interval of the default lease (5 s), so two heartbeats failing in a row are always logged.
+ */
+const BUSY_QUIET_MS = 3000;
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -100,6 +105,8 @@ export class Worker {
   #heartbeatTimer: ReturnType<typeof setTimeout> | undefined;
   #sweepTimer: ReturnType<typeof setTimeout> | undefined;
   #lastLog = new Map<string, number>();
+  /** Since when each kind of store call has been failing busy. */
+  #busySince = new Map<string, number>();
   #heartbeating = false;
   #finished = false;
   /** Set when this worker itself made a job due (recovery): the idle wait ends early. */
@@ -136,7 +143,9 @@ export class Worker {
   /** Runs until stopped (or, with `once`, until no job is due). */
   async run(): Promise<void> {
     const now = this.#o.clock.now();
-    await this.#retry("register", () =>
+    // An unusable database (read-only, corrupt, not ours) is refused at once, exit 6; only what
+    // passes by itself (busy, full) is waited out.
+    await this.#retry("register", isTransient, () =>
       this.#store.workerRegister({
         worker: {
           id: this.id,
@@ -174,6 +183,8 @@ export class Worker {
           next = await this.#runJob(claimed.job, claimed.leaseMs);
           continue;
         }
+        // A claim that failed says nothing about whether jobs are due: --once must not leave.
+        if (claimed.failed) continue;
         if (this.#o.once) break;
         await this.#idle(claimed.nextAt);
       }
@@ -199,17 +210,38 @@ export class Worker {
   }
 
   /**
+   * Logs a store call that failed (throttled), except brief lock contention: with several
+   * workers on few cores, a lock holder descheduled past the 100 ms busy timeout is ordinary, and
+   * the call is simply tried again. Contention that lasts is logged.
+   */
+  #trouble(key: string, error: QueuectlError, message: string): void {
+    if (error instanceof StoreBusyError) {
+      const now = performance.now();
+      const since = this.#busySince.get(key) ?? now;
+      this.#busySince.set(key, since);
+      if (now - since < BUSY_QUIET_MS) return;
+    }
+    this.#logThrottled(key, message);
+  }
+
+  /**
    * Retries a store call that failed for a reason that may pass (busy, full, read-only for a
    * while), backing off up to 1 s, so the worker waits out trouble instead of crash-looping.
    */
-  async #retry<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  async #retry<T>(
+    what: string,
+    retryable: (error: QueuectlError) => boolean,
+    fn: () => Promise<T>,
+  ): Promise<T> {
     let delay = 10;
     for (;;) {
       try {
-        return await fn();
+        const result = await fn();
+        this.#busySince.delete(what);
+        return result;
       } catch (error) {
-        if (!(error instanceof QueuectlError)) throw error;
-        this.#logThrottled(what, `${what}: ${error.message}; retrying`);
+        if (!(error instanceof QueuectlError) || !retryable(error)) throw error;
+        this.#trouble(what, error, `${what}: ${error.message}; retrying`);
         await sleep(delay * (0.5 + Math.random()));
         delay = Math.min(delay * 2, 1000);
       }
@@ -220,7 +252,7 @@ export class Worker {
     this.#config = resolveConfig(await this.#store.configGetAll());
   }
 
-  async #claim(): Promise<{ job?: Job; leaseMs: number; nextAt: number | null }> {
+  async #claim(): Promise<{ job?: Job; leaseMs: number; nextAt: number | null; failed?: true }> {
     const leaseMs = this.#config.leaseTimeoutMs;
     try {
       // A read first: an idle poll must not take the write lock.
@@ -232,12 +264,14 @@ export class Worker {
         now: this.#o.clock.now(),
         leaseMs,
       });
+      this.#busySince.delete("claim");
       return job ? { job, leaseMs, nextAt: null } : { leaseMs, nextAt: null };
     } catch (error) {
-      if (!(error instanceof QueuectlError)) throw error;
-      this.#logThrottled("claim", `claim: ${error.message}; backing off`);
+      // Busy or full passes; a read-only, corrupt or foreign database stops the worker (exit 6).
+      if (!(error instanceof QueuectlError) || !isTransient(error)) throw error;
+      this.#trouble("claim", error, `claim: ${error.message}; backing off`);
       await this.#sleep(200 + Math.random() * 300);
-      return { leaseMs, nextAt: null };
+      return { leaseMs, nextAt: null, failed: true };
     }
   }
 
@@ -359,6 +393,7 @@ export class Worker {
       });
       await this.#retry(
         "finish",
+        () => true,
         () =>
           this.#store.jobFinish({ jobId: job.id, attempt, workerId: this.id, decision: lost, now }),
       );
@@ -378,9 +413,11 @@ export class Worker {
       output: { stdout: result.stdout, stderr: result.stderr },
       byOwner: true,
     };
-    // Still running: finish this job and claim the next in one transaction.
+    // Still running: finish this job and claim the next in one transaction. A finished job's
+    // outcome is never given up: whatever the store says, try again.
     const { applied, next } = await this.#retry(
       "finish",
+      () => true,
       async () =>
         this.#stop === null
           ? await this.#store.jobFinishAndClaim(finish, {
@@ -430,13 +467,14 @@ export class Worker {
           ? { lease: { jobId: running.job.id, attempt: running.attempt, leaseMs: running.leaseMs } }
           : {}),
       });
+      this.#busySince.delete("heartbeat");
       if (running && !running.leaseLost) {
         if (held) running.leaseExpiresAt = now + running.leaseMs;
         else this.#loseLease(running, "another worker recovered it");
       }
     } catch (error) {
       if (!(error instanceof QueuectlError)) throw error;
-      this.#logThrottled("heartbeat", `heartbeat: ${error.message}`);
+      this.#trouble("heartbeat", error, `heartbeat: ${error.message}`);
       // Past the lease, another worker may already run this job: stop ours first.
       if (running && !running.leaseLost && this.#o.clock.now() >= running.leaseExpiresAt - 1000) {
         this.#loseLease(running, `could not renew: ${error.message}`);
@@ -467,6 +505,8 @@ export class Worker {
       const rescued = await rescue({
         store: this.#store,
         workerId: this.id,
+        running: this.#current?.job.id ?? null,
+        leaseMs: this.#config.leaseTimeoutMs,
         host: this.#o.host,
         dbPath: this.#o.dbPath,
         now: () => this.#o.clock.now(),
@@ -480,13 +520,14 @@ export class Worker {
         this.#housekeepingAt = performance.now() + HOUSEKEEPING_MS * (0.75 + Math.random() / 2);
         await this.#housekeeping();
       }
+      this.#busySince.delete("sweep");
       const supervisor = this.#o.supervisorPid;
       if (supervisor && this.#stop === null && parentPid() !== supervisor) {
         this.stop("graceful", `supervisor ${supervisor} is gone`);
       }
     } catch (error) {
       if (!(error instanceof QueuectlError)) throw error;
-      this.#logThrottled("sweep", `recovery: ${error.message}`);
+      this.#trouble("sweep", error, `recovery: ${error.message}`);
     } finally {
       this.#sweeping = false;
     }

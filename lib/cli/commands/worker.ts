@@ -78,8 +78,11 @@ function workerArgs(ctx: Context, command: string[]): string[] {
 
 async function start(ctx: Context): Promise<number> {
   const count = flagInt(ctx.args, "count", 1, 256) ?? 1;
-  // Refuse an unusable database here, once, rather than in N restarting workers.
+  // Refuse an unusable database here, once, rather than in N restarting workers. Opening succeeds
+  // on a file this process may only read (SQLite falls back to read-only), so a write that
+  // changes nothing (removing no worker) refuses that too, with exit 6.
   const queue = await ctx.openQueue();
+  await queue.store.workerRemove({ id: "" });
   if (!flagBool(ctx.args, "detach")) {
     queue.close();
     const { supervise } = await import("../../worker/supervisor.ts");

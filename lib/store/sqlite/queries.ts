@@ -83,6 +83,11 @@ UPDATE jobs SET lease_expires_at = :lease_expires_at WHERE ${OWNS}`;
 
 export const JOB_OWNED_SEQ = `SELECT seq FROM jobs WHERE ${OWNS}`;
 
+/** Recovery takes an attempt from its owner (fencing it out) before killing its processes. */
+export const JOB_TAKE_OVER = `
+UPDATE jobs SET worker_id = :new_worker_id, lease_expires_at = :lease_expires_at, updated_at = :now
+WHERE ${OWNS} AND (:require_expired = 0 OR lease_expires_at <= :now)`;
+
 export const JOB_FINISH = `
 UPDATE jobs SET state = :state, budget_used = budget_used - :refund,
   run_at = coalesce(:run_at, run_at), finished_at = :finished_at, worker_id = NULL,

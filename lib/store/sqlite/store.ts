@@ -36,6 +36,7 @@ import type {
   JobInsertResult,
   JobListParams,
   JobListResult,
+  JobTakeOverParams,
   OutputCapture,
   ProcessingJob,
   Store,
@@ -67,6 +68,14 @@ export interface SqliteOpenOptions {
   missingDirIsEmpty?: boolean;
 }
 
+/** Whether a node:sqlite error says the file is damaged or no database (SQLITE_CORRUPT, NOTADB). */
+function isDamage(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const errcode = (error as { errcode?: unknown }).errcode;
+  const code = typeof errcode === "number" ? errcode & 0xff : undefined;
+  return code === 11 || code === 26 || /malformed|not a database|corrupt/.test(error.message);
+}
+
 /** Maps a node:sqlite error to the domain error a user can act on. */
 export function mapSqliteError(error: unknown, path: string): unknown {
   if (error instanceof QueuectlError || !(error instanceof Error)) return error;
@@ -91,7 +100,7 @@ export function mapSqliteError(error: unknown, path: string): unknown {
       cause: error,
     });
   }
-  if (code === 11 || code === 26 || /malformed|not a database|corrupt/.test(message)) {
+  if (isDamage(error)) {
     return new StoreUnusableError(`Database is corrupt or not a queuectl database: ${path}`, {
       hint: 'check it with `sqlite3 FILE "PRAGMA integrity_check"` and restore a backup',
       cause: error,
@@ -212,6 +221,25 @@ function openExisting(path: string, busyTimeoutMs: number): DatabaseSync | undef
   }
 }
 
+/**
+ * Closes without the checkpoint SQLite runs when the last connection to a file closes. A file
+ * that is damaged, or not ours, must not be written: with a -wal of another database beside it,
+ * that checkpoint would copy the foreign pages into the file and delete the -wal. A read-only
+ * connection holding the file's shared lock makes the close skip it, and a read-only connection
+ * never checkpoints when it closes itself.
+ */
+function closeWithoutCheckpoint(db: DatabaseSync, path: string): void {
+  let guard: DatabaseSync | undefined;
+  try {
+    guard = new DatabaseSync(fileUri(path), { readOnly: true });
+    guard.prepare("PRAGMA user_version").get();
+  } catch {
+    // A damaged file fails the read, but only after the shared lock was taken.
+  }
+  db.close();
+  guard?.close();
+}
+
 function statIfExists(path: string): Deno.FileInfo | undefined {
   try {
     return Deno.statSync(path);
@@ -263,6 +291,8 @@ export class SqliteStore implements Store {
   readonly #fault: (point: string) => void;
   /** `PRAGMA synchronous` to set before the first write (reads do not need it). */
   #synchronous: string | null;
+  /** SQLite reported damage: the file must not be checkpointed on close. */
+  #damaged = false;
 
   private constructor(path: string, db: DatabaseSync, options: SqliteOpenOptions) {
     this.location = path;
@@ -335,7 +365,10 @@ export class SqliteStore implements Store {
           probe.close();
         }
       } catch (error) {
-        throw mapSqliteError(error, path);
+        // Without locks, the probe can read the schema while a checkpoint rewrites it, so a
+        // healthy file under load may read as damaged. Only the real open below, under SQLite's
+        // locks, decides that (and then closes without a checkpoint).
+        if (!isDamage(error)) throw mapSqliteError(error, path);
       }
     }
     const db = openExisting(path, options.busyTimeoutMs);
@@ -348,7 +381,7 @@ export class SqliteStore implements Store {
       const version = identify(db, path);
       if (version < SCHEMA_VERSION) (await import("./migrations.ts")).migrate(db, now);
     } catch (error) {
-      db.close();
+      closeWithoutCheckpoint(db, path);
       throw mapSqliteError(error, path);
     }
     return new SqliteStore(path, db, options);
@@ -376,6 +409,7 @@ export class SqliteStore implements Store {
     try {
       return fn();
     } catch (error) {
+      if (isDamage(error)) this.#damaged = true;
       throw mapSqliteError(error, this.location);
     }
   }
@@ -398,6 +432,7 @@ export class SqliteStore implements Store {
         if (this.#db.isTransaction) this.#stmt("ROLLBACK").run();
       }
     } catch (error) {
+      if (isDamage(error)) this.#damaged = true;
       throw mapSqliteError(error, this.location);
     }
   }
@@ -623,6 +658,20 @@ export class SqliteStore implements Store {
         this.#stmt(q.JOB_RENEW_LEASE).run({
           ...this.#owned(params),
           lease_expires_at: params.now + params.leaseMs,
+        }).changes === 1
+      )
+    );
+  }
+
+  jobTakeOver(params: JobTakeOverParams): Promise<boolean> {
+    return this.#run(() =>
+      this.#write(() =>
+        this.#stmt(q.JOB_TAKE_OVER).run({
+          ...this.#owned(params),
+          new_worker_id: params.newWorkerId,
+          lease_expires_at: params.now + params.leaseMs,
+          now: params.now,
+          require_expired: params.requireLeaseExpired ? 1 : 0,
         }).changes === 1
       )
     );
@@ -983,6 +1032,8 @@ export class SqliteStore implements Store {
 
   close(): void {
     this.#statements.clear();
-    if (this.#db.isOpen) this.#db.close();
+    if (!this.#db.isOpen) return;
+    if (this.#damaged) closeWithoutCheckpoint(this.#db, this.location);
+    else this.#db.close();
   }
 }

@@ -1,0 +1,333 @@
+/**
+ * Crash faults at exact points (RELIABILITY §2.2 B3, B4): SIGKILL of `enqueue` at random moments,
+ * and the fault hook (`QUEUECTL_FAULT`) at each named point of enqueue, claim, run, the outcome
+ * transitions and dlq retry.
+ */
+
+import { verify } from "./_checker.ts";
+import type { Proc } from "./_harness.ts";
+import { report, Sandbox, sleep, SWEEP_MS, waitUntil } from "./_harness.ts";
+import { AttemptSampler } from "./_proc.ts";
+import { assert, assertEquals } from "../helpers/assert.ts";
+
+const R_FAST_MS = SWEEP_MS + 2000;
+
+async function stop(workers: Proc[]): Promise<void> {
+  for (const w of workers) w.kill("SIGTERM");
+  await Promise.all(workers.map((w) => w.wait(30_000, "worker to stop")));
+}
+
+Deno.test("B3: SIGKILL of enqueue at random moments: exit 0 means stored, always intact", async () => {
+  await using sb = await Sandbox.create("b3");
+  await sb.init();
+  const iterations = 250;
+  const acked: string[] = [];
+  const uncertain: string[] = [];
+  const present: string[] = [];
+  let killedAbsent = 0;
+  let killedPresent = 0;
+  const problems: string[] = [];
+  for (let i = 0; i < iterations; i++) {
+    const id = `b3-${i}`;
+    const command = `echo ${i}`;
+    const proc = sb.spawn(["enqueue", "--id", id, "-c", command]);
+    // Even iterations: 0-50 ms after the spawn, mostly during start-up. Odd ones: 0-15 ms after
+    // the process opened the database, when it reads, writes, commits and prints.
+    const killer = i % 2 === 0
+      ? sleep(Math.random() * 50)
+      : waitUntil(() => !proc.running || opened(proc.pid, sb.db), 30_000, "the open", 1)
+        .then(() => sleep(Math.random() * 15));
+    await killer;
+    proc.kill("SIGKILL");
+    const result = await proc.wait(30_000);
+    const integrity = sb.integrity();
+    if (integrity !== "ok") problems.push(`iteration ${i}: integrity ${integrity}`);
+    const rows = sb.query<{ command: string; state: string }>(
+      "SELECT command, state FROM jobs WHERE id = :id",
+      { id },
+    );
+    if (rows.length === 1 && (rows[0]!.command !== command || rows[0]!.state !== "pending")) {
+      problems.push(`iteration ${i}: a partial row ${JSON.stringify(rows[0])}`);
+    }
+    if (result.code === 0) {
+      acked.push(id);
+      if (rows.length !== 1) problems.push(`iteration ${i}: exit 0 but no row`);
+    } else if (result.signal === "SIGKILL") {
+      uncertain.push(id);
+      if (rows.length === 1) killedPresent++;
+      else killedAbsent++;
+    } else {
+      problems.push(`iteration ${i}: exit ${result.code}: ${result.stderr.trim()}`);
+    }
+    if (rows.length === 1) present.push(id);
+  }
+  // Re-running an enqueue with the same id is idempotent: exit 3, or exit 0 with
+  // --if-not-exists, which also stores the ones whose first try was killed before the commit.
+  const conflicts = await Promise.all(
+    present.slice(0, 8).map((id) => sb.cli(["enqueue", "--id", id, "-c", "echo again"])),
+  );
+  const lines = Array.from(
+    { length: iterations },
+    (_, i) => JSON.stringify({ id: `b3-${i}`, command: `echo ${i}` }),
+  ).join("\n");
+  const again = await sb.cli(["enqueue", "-", "--if-not-exists"], { stdin: lines + "\n" });
+  const stored = sb.query<{ n: number }>("SELECT count(*) AS n FROM jobs WHERE id LIKE 'b3-%'")[0]!;
+  const unchanged = sb.query<{ n: number }>(
+    "SELECT count(*) AS n FROM jobs WHERE id LIKE 'b3-%' AND command = 'echo ' || substr(id, 4)",
+  )[0]!;
+  report(
+    `B3 SIGKILL enqueue x${iterations}: acked=${acked.length} killed_absent=${killedAbsent} ` +
+      `killed_present(recovered)=${killedPresent} lost=${
+        acked.filter((id) => !present.includes(id)).length
+      } problems=${problems.length}`,
+  );
+  assertEquals(problems, []);
+  assert(killedPresent + acked.length > 0 && killedAbsent > 0, "kills before and after the commit");
+  for (const c of conflicts) {
+    assertEquals(c.code, 3, c.stderr);
+    assertEquals(c.stderr.trim().split("\n").length, 1, c.stderr);
+  }
+  assertEquals(again.code, 0, again.stderr);
+  assertEquals(again.stdout.trim().split("\n").length, iterations);
+  assertEquals(stored.n, iterations);
+  assertEquals(unchanged.n, iterations, "--if-not-exists kept every existing job as it was");
+});
+
+/** Whether `pid` has `path` open. */
+function opened(pid: number, path: string): boolean {
+  try {
+    for (const entry of Deno.readDirSync(`/proc/${pid}/fd`)) {
+      try {
+        if (Deno.readLinkSync(`/proc/${pid}/fd/${entry.name}`) === path) return true;
+      } catch { /* closed meanwhile */ }
+    }
+  } catch { /* exited */ }
+  return false;
+}
+
+/** Enqueue fault points: the process dies; only a commit that happened is visible. */
+for (
+  const [point, stored] of [
+    ["enqueue:before-commit", false],
+    ["enqueue:after-commit", true],
+    ["enqueue:after-commit-before-print", true],
+  ] as const
+) {
+  Deno.test(`B4 ${point}: ${stored ? "the job is stored" : "nothing is stored"}`, async () => {
+    await using sb = await Sandbox.create(point);
+    await sb.init();
+    const died = await sb.cli(["enqueue", "--id", "j", "-c", "echo j"], {
+      env: { QUEUECTL_FAULT: point },
+    });
+    const rows = sb.jobs();
+    const rerun = await sb.cli(["enqueue", "--id", "j", "-c", "echo j"]);
+    report(
+      `B4 ${point}: enqueue=${died.signal ?? died.code} stored=${rows.length} ` +
+        `rerun_exit=${rerun.code} integrity=${sb.integrity()}`,
+    );
+    assertEquals(died.signal, "SIGKILL");
+    assertEquals(died.stdout, "", "nothing was acknowledged");
+    assertEquals(rows.length, stored ? 1 : 0);
+    assertEquals(rerun.code, stored ? 3 : 0, rerun.stderr);
+    assertEquals(sb.integrity(), "ok");
+  });
+}
+
+interface WorkerPoint {
+  point: string;
+  /** Ledger job work. */
+  work: string;
+  maxRetries: number;
+  /** The worker that carries the fault gets SIGQUIT once its job runs (interrupt points). */
+  quit?: boolean;
+  /** Runs of the job in the ledger at the end. */
+  runs: number;
+  final: "completed" | "dead";
+  /** Whether a second worker must recover the job from the dead one (lost attempt). */
+  recovers: boolean;
+}
+
+const FAIL = "exit 1";
+const QUIT_FIRST = '[ "$QUEUECTL_ATTEMPT" = 1 ] && sleep 60; true';
+
+const WORKER_POINTS: WorkerPoint[] = [
+  // Dies holding an uncommitted claim: it rolls back, the job was never taken.
+  {
+    point: "claim:before-commit",
+    work: "true",
+    maxRetries: 0,
+    runs: 1,
+    final: "completed",
+    recovers: false,
+  },
+  // Dies right after its claim: recovered within R_fast as lost, run by the next worker.
+  {
+    point: "claim:after-commit",
+    work: "true",
+    maxRetries: 1,
+    runs: 1,
+    final: "completed",
+    recovers: true,
+  },
+  // Dies as its job starts: the job's processes are killed before the re-run.
+  {
+    point: "run:after-spawn",
+    work: QUIT_FIRST,
+    maxRetries: 1,
+    runs: 2,
+    final: "completed",
+    recovers: true,
+  },
+  // The job finished, its completion was never written: it runs again (at-least-once).
+  {
+    point: "complete:before-commit",
+    work: "true",
+    maxRetries: 1,
+    runs: 2,
+    final: "completed",
+    recovers: true,
+  },
+  // The completion was written: no re-run.
+  {
+    point: "complete:after-commit",
+    work: "true",
+    maxRetries: 1,
+    runs: 1,
+    final: "completed",
+    recovers: false,
+  },
+  {
+    point: "retry:before-commit",
+    work: FAIL,
+    maxRetries: 1,
+    runs: 2,
+    final: "dead",
+    recovers: true,
+  },
+  {
+    point: "retry:after-commit",
+    work: FAIL,
+    maxRetries: 1,
+    runs: 2,
+    final: "dead",
+    recovers: false,
+  },
+  {
+    point: "bury:before-commit",
+    work: FAIL,
+    maxRetries: 0,
+    runs: 1,
+    final: "dead",
+    recovers: true,
+  },
+  {
+    point: "bury:after-commit",
+    work: FAIL,
+    maxRetries: 0,
+    runs: 1,
+    final: "dead",
+    recovers: false,
+  },
+  {
+    point: "interrupt:before-commit",
+    work: QUIT_FIRST,
+    maxRetries: 1,
+    runs: 2,
+    final: "completed",
+    recovers: true,
+    quit: true,
+  },
+  {
+    point: "interrupt:after-commit",
+    work: QUIT_FIRST,
+    maxRetries: 1,
+    runs: 2,
+    final: "completed",
+    recovers: false,
+    quit: true,
+  },
+];
+
+for (const p of WORKER_POINTS) {
+  Deno.test(`B4 ${p.point}: ${p.final} after ${p.runs} run(s), nothing lost`, async () => {
+    await using sb = await Sandbox.create(p.point);
+    await sb.config({ "lease-timeout": "6s", "backoff-base": "1", "backoff-max": "0" });
+    const ids = await sb.enqueue([{ id: "j", command: sb.job(p.work), max_retries: p.maxRetries }]);
+    const sampler = new AttemptSampler(sb.db, 50).start();
+    const faulty = sb.worker({ env: { QUEUECTL_FAULT: p.point } });
+    if (p.quit) {
+      await sb.waitRun("j", 1, 30_000);
+      faulty.kill("SIGQUIT");
+    }
+    const died = await faulty.wait(30_000, "the worker to reach the fault");
+    const diedAt = Date.now();
+    const afterDeath = sb.job1("j")!;
+    const runsAtDeath = sb.ledger().starts("j");
+    const rescuer = sb.worker();
+    await sb.settle(30_000);
+    const settledAt = Date.now();
+    sampler.stop();
+    await stop([rescuer]);
+    const attempts = sb.attempts("j");
+    const lastStart = Math.max(...(sb.ledger().runs.get("j") ?? []).map((r) => r.startUs / 1000));
+    const recoveryMs = p.recovers && sb.ledger().starts("j") > runsAtDeath
+      ? lastStart - diedAt
+      : null;
+    verify(sb, `B4 ${p.point}`, { acked: ids, crashes: true, sampler }, {
+      worker: died.signal ?? String(died.code),
+      state_after_death: `${afterDeath.state}/${afterDeath.attempts}`,
+      runs: sb.ledger().starts("j"),
+      attempts: attempts.map((a) => a.outcome).join(","),
+      recovery_s: recoveryMs === null ? "-" : (recoveryMs / 1000).toFixed(2),
+      settle_s: ((settledAt - diedAt) / 1000).toFixed(2),
+    }, { maxDuplicated: 1 });
+    assertEquals(died.signal, "SIGKILL", `the fault fired: ${died.stderr.slice(-300)}`);
+    assertEquals(sb.ledger().starts("j"), p.runs);
+    assertEquals(sb.job1("j")?.state, p.final);
+    if (p.recovers) {
+      assertEquals(afterDeath.state, "processing", "the dead worker's job was left processing");
+      const lost = attempts.find((a) => a.outcome === "lost");
+      assert(/worker lost/.test(lost?.error ?? ""), `recovered as "worker lost": ${lost?.error}`);
+      if (recoveryMs !== null) {
+        assert(recoveryMs <= R_FAST_MS + 1000, `re-run ${recoveryMs} ms after the death`);
+      }
+    } else {
+      assert(attempts.every((a) => a.outcome !== "lost"), "no attempt needed recovery");
+    }
+  });
+}
+
+/** dlq retry fault points: a second retry after the crash does what the first did not. */
+for (
+  const [point, committed] of [["dlq-retry:before-commit", false], [
+    "dlq-retry:after-commit",
+    true,
+  ]] as const
+) {
+  Deno.test(`B4 ${point}: a second dlq retry is ${committed ? "a no-op" : "the one"}`, async () => {
+    await using sb = await Sandbox.create(point);
+    const ids = await sb.enqueue([{
+      id: "d",
+      command: sb.job('test "$QUEUECTL_ATTEMPT" -gt 1'),
+      max_retries: 0,
+    }]);
+    await sb.ok(["worker", "run", "--once"]);
+    assertEquals(sb.job1("d")?.state, "dead");
+    const died = await sb.cli(["dlq", "retry", "d"], { env: { QUEUECTL_FAULT: point } });
+    const afterCrash = sb.job1("d")!.state;
+    const second = await sb.cli(["dlq", "retry", "d"]);
+    await sb.ok(["worker", "run", "--once"]);
+    const runs = sb.ledger().starts("d");
+    verify(sb, `B4 ${point}`, { acked: ids, crashes: false }, {
+      dlq_retry: died.signal ?? String(died.code),
+      state_after_crash: afterCrash,
+      second_retry_exit: second.code,
+      runs,
+    });
+    assertEquals(died.signal, "SIGKILL");
+    assertEquals(afterCrash, committed ? "pending" : "dead");
+    assertEquals(second.code, committed ? 3 : 0, second.stderr);
+    assertEquals(runs, 2, "exactly one re-run");
+    assertEquals(sb.job1("d")?.state, "completed");
+  });
+}

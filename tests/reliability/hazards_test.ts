@@ -1,0 +1,279 @@
+/**
+ * Job process hazards (RELIABILITY §2.5, C7, C8): a gigabyte of output, a stderr flood, a job
+ * that leaves a daemon behind, one that ignores SIGTERM, one that reads stdin, one that kills its
+ * own worker, and ten thousand quick jobs with no zombie, no fd and no memory growth.
+ */
+
+import { verify } from "./_checker.ts";
+import type { Proc } from "./_harness.ts";
+import { report, Sandbox, waitUntil } from "./_harness.ts";
+import { fdCount, jobProcesses, rssKiB, zombieChildren } from "./_proc.ts";
+import { assert, assertEquals } from "../helpers/assert.ts";
+
+const MiB = 1024 * 1024;
+
+async function stop(workers: Proc[]): Promise<void> {
+  for (const w of workers) w.kill("SIGTERM");
+  await Promise.all(workers.map((w) => w.wait(60_000, "worker to stop")));
+}
+
+interface Output {
+  stream: number;
+  total: number;
+  kept: number;
+}
+
+function outputs(sb: Sandbox, id: string): Output[] {
+  return sb.query<Output>(
+    `SELECT o.stream, o.total, length(o.head) + length(o.tail) AS kept
+     FROM outputs o JOIN jobs j ON j.seq = o.job_seq WHERE j.id = :id ORDER BY o.stream`,
+    { id },
+  );
+}
+
+function duration(sb: Sandbox, id: string): number {
+  const [a] = sb.attempts(id);
+  return (a!.finished_at ?? NaN) - a!.started_at;
+}
+
+function dbBytes(db: string): number {
+  let total = 0;
+  for (const suffix of ["", "-wal"]) {
+    try {
+      total += Deno.statSync(db + suffix).size;
+    } catch { /* absent */ }
+  }
+  return total;
+}
+
+Deno.test("E1: a gigabyte of stdout: flat worker memory, capped output, others keep going", async () => {
+  await using sb = await Sandbox.create("e1");
+  const command = "head -c 1G /dev/zero | tr '\\0' a";
+  const direct = performance.now();
+  const plain = await new Deno.Command("sh", { args: ["-c", `${command} > /dev/null`] }).output();
+  const directMs = performance.now() - direct;
+  assert(plain.success);
+  await sb.enqueue([{ id: "big", command }]);
+  const sizeBefore = dbBytes(sb.db);
+  const big = sb.worker();
+  await sb.waitState("big", "processing", 30_000);
+  const quick = await sb.enqueue(
+    Array.from({ length: 20 }, (_, i) => ({ id: `q-${i}`, command: sb.job("sleep 0.05") })),
+  );
+  const other = sb.worker();
+  let maxRss = 0;
+  let quickDoneWhileBig = 0;
+  await waitUntil(
+    () => {
+      maxRss = Math.max(maxRss, rssKiB(big.pid));
+      const state = sb.job1("big")!.state;
+      if (state === "processing") {
+        quickDoneWhileBig = sb.jobs().filter((j) =>
+          j.id.startsWith("q-") && j.state === "completed"
+        )
+          .length;
+      }
+      return state === "completed";
+    },
+    300_000,
+    "the gigabyte job",
+    100,
+  );
+  await sb.settle(60_000);
+  await stop([big, other]);
+  const [stdout] = outputs(sb, "big");
+  const growth = dbBytes(sb.db) - sizeBefore;
+  const jobMs = duration(sb, "big");
+  report(
+    `E1 1 GiB stdout: job_s=${(jobMs / 1000).toFixed(1)} direct_s=${
+      (directMs / 1000).toFixed(1)
+    } ` +
+      `worker_max_rss_mb=${(maxRss / 1024).toFixed(0)} stored_kib=${
+        ((stdout?.kept ?? 0) / 1024).toFixed(0)
+      } counted_mib=${((stdout?.total ?? 0) / MiB).toFixed(0)} db_growth_mib=${
+        (growth / MiB).toFixed(2)
+      } quick_jobs_done_meanwhile=${quickDoneWhileBig}/20`,
+  );
+  verify(sb, "E1 other worker's jobs", { acked: quick, crashes: false, exclude: ["big"] });
+  assert(maxRss < 200 * 1024, `worker RSS reached ${maxRss} KiB`);
+  assertEquals(stdout?.total, 1024 * MiB, "every byte counted");
+  assert((stdout?.kept ?? Infinity) <= MiB, "at most the output limit kept");
+  assert(growth < 2 * MiB, `database grew ${growth} bytes`);
+  // Through a pipe the worker reads, against straight to /dev/null: a stall would be far slower.
+  assert(jobMs < directMs * 4 + 2000, `${jobMs} ms through the worker, ${directMs} ms directly`);
+  assert(quickDoneWhileBig > 0, "the other worker completed jobs meanwhile");
+});
+
+Deno.test("E2: a stderr-only flood is drained at once", async () => {
+  await using sb = await Sandbox.create("e2");
+  await sb.enqueue([{ id: "err", command: "head -c 1M /dev/zero | tr '\\0' e >&2" }]);
+  await sb.ok(["worker", "run", "--once"]);
+  const ms = duration(sb, "err");
+  const [stdout, stderr] = outputs(sb, "err");
+  report(
+    `E2 1 MiB stderr only: job_ms=${ms} stderr_counted=${stderr?.total} stdout=${stdout?.total}`,
+  );
+  assertEquals(sb.job1("err")?.state, "completed");
+  assertEquals(stderr?.total, MiB);
+  assert(ms < 1000, `took ${ms} ms`);
+});
+
+Deno.test("E3: a job that leaves a daemon behind completes at once; the daemon is killed", async () => {
+  await using sb = await Sandbox.create("e3");
+  await sb.enqueue([
+    { id: "daemon", command: "sleep 300 & echo started" },
+    { id: "escaped", command: "setsid sleep 300 & echo started" },
+  ]);
+  await sb.ok(["worker", "run", "--once"]);
+  const ms = duration(sb, "daemon");
+  const left = await waitUntil(
+    () => jobProcesses(sb.db, "daemon").length === 0 ? "none" : null,
+    2000,
+    "the daemon to be killed",
+  ).catch(() => `${jobProcesses(sb.db, "daemon").length} process(es)`);
+  const escaped = jobProcesses(sb.db, "escaped").length;
+  report(
+    `E3 daemon: job_ms=${ms} state=${sb.job1("daemon")?.state} left_in_group=${left} ` +
+      `setsid_escapee_alive=${escaped > 0} (documented: outside process-group control)`,
+  );
+  assertEquals(sb.job1("daemon")?.state, "completed");
+  assert(ms < 2000, `completed after ${ms} ms`);
+  assertEquals(left, "none");
+});
+
+Deno.test("E4: a job that ignores SIGTERM is SIGKILLed after the grace; the worker goes on", async () => {
+  await using sb = await Sandbox.create("e4");
+  await sb.enqueue([{
+    id: "stubborn",
+    command: "trap '' TERM; sleep 600",
+    timeout: "2s",
+    max_retries: 0,
+  }]);
+  const next = await sb.enqueue([{ id: "next", command: sb.job(), priority: 1 }]);
+  const worker = sb.worker();
+  await sb.waitState("stubborn", "processing", 30_000);
+  const started = performance.now();
+  await waitUntil(() => jobProcesses(sb.db, "stubborn").length === 0, 20_000, "the group to die");
+  const goneMs = performance.now() - started;
+  await sb.settle(30_000);
+  await stop([worker]);
+  const [a] = sb.attempts("stubborn");
+  report(
+    `E4 ignores SIGTERM, timeout 2s: group_gone_s=${(goneMs / 1000).toFixed(1)} ` +
+      `outcome=${a?.outcome} signal=${a?.signal} state=${sb.job1("stubborn")?.state} ` +
+      `error=${JSON.stringify(sb.job1("stubborn")?.last_error)}`,
+  );
+  verify(sb, "E4 the next job on that worker", {
+    acked: next,
+    crashes: false,
+    exclude: ["stubborn"],
+  });
+  // 2 s limit + 5 s from SIGTERM to SIGKILL + 1 s.
+  assert(goneMs < 2000 + 5000 + 1000, `group gone after ${goneMs} ms`);
+  assertEquals([a?.outcome, a?.signal], ["timeout", "SIGKILL"]);
+  assertEquals(sb.job1("stubborn")?.state, "dead");
+});
+
+Deno.test("E5: jobs that read stdin see EOF at once, never the worker's stdin", async () => {
+  await using sb = await Sandbox.create("e5");
+  await sb.enqueue([
+    { id: "cat", command: "cat" },
+    { id: "read", command: 'read x; echo "[$x]"' },
+  ]);
+  // The worker's own stdin is an open pipe nobody writes to: a job reading it would hang.
+  const worker = sb.worker({ stdin: "pipe" });
+  await sb.settle(10_000);
+  await stop([worker]);
+  const ms = ["cat", "read"].map((id) => duration(sb, id));
+  report(`E5 stdin: cat_ms=${ms[0]} read_ms=${ms[1]} states=${sb.jobs().map((j) => j.state)}`);
+  assertEquals(sb.jobs().map((j) => j.state), ["completed", "completed"]);
+  assert(ms.every((m) => m < 1000), `took ${ms} ms`);
+});
+
+Deno.test("E8: a job that kills its own worker ends dead as 'worker lost', no endless loop", async () => {
+  await using sb = await Sandbox.create("e8");
+  await sb.config({ "backoff-base": "1" });
+  await sb.enqueue([{ id: "poison", command: "kill -9 $PPID", max_retries: 2 }]);
+  const others = await sb.enqueue(
+    Array.from({ length: 20 }, (_, i) => ({ id: `o-${i}`, command: sb.job("sleep 0.1") })),
+  );
+  const supervisor = sb.spawn(["worker", "start", "--count", "2"]);
+  await sb.waitState("poison", "dead", 60_000);
+  await sb.settle(60_000);
+  supervisor.kill("SIGTERM");
+  await supervisor.wait(30_000);
+  const poison = sb.job1("poison")!;
+  const deaths = supervisor.lines.filter((l) => /was killed by SIGKILL/.test(l.text)).length;
+  report(
+    `E8 poison pill: state=${poison.state} attempts=${poison.attempts} worker_deaths=${deaths} ` +
+      `error=${JSON.stringify(poison.last_error)}`,
+  );
+  verify(sb, "E8 the other jobs", { acked: others, crashes: true, exclude: ["poison"] }, {}, {
+    maxDuplicated: 2,
+  });
+  assertEquals(poison.attempts, 3, "1 + max_retries attempts, each a crash");
+  assert(/worker lost/.test(poison.last_error ?? ""), poison.last_error ?? "");
+  assertEquals(deaths, 3);
+});
+
+Deno.test("C7/C8/E7: 10,000 quick jobs under ulimit -n 64: no zombie, no fd or memory growth", async () => {
+  await using sb = await Sandbox.create("c7");
+  const total = Math.round(10_000 * Number(Deno.env.get("QUEUECTL_REL_SCALE") ?? 1));
+  await sb.enqueue(
+    Array.from({ length: total }, () => ({ command: "echo out; echo err >&2" })),
+    5000,
+  );
+  const worker = sb.spawnRaw("prlimit", [
+    "--nofile=64:64",
+    Deno.execPath(),
+    "run",
+    "-A",
+    "--quiet",
+    `${new URL("../../main.ts", import.meta.url).pathname}`,
+    "--db",
+    sb.db,
+    "worker",
+    "run",
+  ], { env: sb.env() });
+  let baseline: { fds: number; rss: number } | null = null;
+  let half: number | null = null;
+  let maxZombies = 0;
+  const started = performance.now();
+  await waitUntil(
+    () => {
+      const done = sb.counts().completed ?? 0;
+      maxZombies = Math.max(maxZombies, zombieChildren(worker.pid).length);
+      if (baseline === null && done >= 100) {
+        baseline = { fds: fdCount(worker.pid), rss: rssKiB(worker.pid) };
+      }
+      if (half === null && done >= total / 2) half = rssKiB(worker.pid);
+      return done === total;
+    },
+    600_000,
+    `${total} jobs`,
+    200,
+  );
+  const seconds = (performance.now() - started) / 1000;
+  const end = { fds: fdCount(worker.pid), rss: rssKiB(worker.pid) };
+  const zombies = zombieChildren(worker.pid).length;
+  await stop([worker]);
+  const base = baseline as { fds: number; rss: number } | null;
+  const mb = (kib: number | null | undefined) => ((kib ?? 0) / 1024).toFixed(1);
+  report(
+    `C7/C8/E7 ${total} quick jobs, nofile=64: fds_at_100=${base?.fds} fds_at_end=${end.fds} ` +
+      `rss_mb_at_100=${mb(base?.rss)} rss_mb_at_half=${mb(half)} rss_mb_at_end=${mb(end.rss)} ` +
+      `zombies_end=${zombies} zombies_max_seen=${maxZombies} throughput_per_s=${
+        (total / seconds).toFixed(0)
+      } emfile=${/EMFILE|Too many open files/.test(worker.stderr)}`,
+  );
+  assert(base !== null && half !== null);
+  assert(Math.abs(end.fds - base.fds) <= 5, `fds ${base.fds} -> ${end.fds}`);
+  // V8 grows its heap over the first few thousand jobs (about 40 MB, then flat: measured to
+  // 30,000 jobs), so growth from job 100 is bounded loosely and a leak is looked for in the
+  // second half, where it would show as steady growth.
+  assert(end.rss - base.rss < 60 * 1024, `RSS grew ${end.rss - base.rss} KiB from job 100`);
+  assert(end.rss - half < 20 * 1024, `RSS grew ${end.rss - half} KiB in the second half`);
+  assertEquals(zombies, 0);
+  assert(!/EMFILE|Too many open files/.test(worker.stderr), "no EMFILE");
+  assertEquals(sb.counts().completed, total);
+});
