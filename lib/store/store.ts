@@ -139,6 +139,16 @@ export interface AttemptOutputParams extends AttemptRef {
   stderr: OutputCapture;
 }
 
+export interface MaintainParams {
+  /** Per-minute metric figures older than this are deleted. */
+  statsBefore: number;
+  /**
+   * Per-minute figures older than this are folded into one row set per hour, so a 24-hour
+   * window reads about 2 hours of minutes and 22 hours of hours.
+   */
+  compactBefore: number;
+}
+
 export interface Store {
   /** A path or URL for messages. */
   readonly location: string;
@@ -218,8 +228,8 @@ export interface Store {
   ): Promise<string[]>;
   /** How many jobs `jobPrune` would delete. */
   jobPruneCount(params: { states: readonly JobState[]; finishedBefore: number }): Promise<number>;
-  /** Housekeeping: keeps the write-ahead log small, drops per-minute figures older than `before`. */
-  maintain(params: { statsBefore: number }): Promise<void>;
+  /** Housekeeping: keeps the write-ahead log small; compacts and drops old per-minute figures. */
+  maintain(params: MaintainParams): Promise<void>;
 
   /** Stored config overrides: key → value in base units, as text. */
   configGetAll(): Promise<Record<string, string>>;

@@ -63,6 +63,8 @@ const PRUNE_BATCH = 500;
 const PRUNE_BATCHES = 20;
 /** Per-minute metric figures are kept this long. */
 const STATS_RETENTION_MS = 30 * 86_400_000;
+/** Per-minute metric figures older than this are kept per hour (the chart shows the last hour). */
+const STATS_MINUTES_KEPT_MS = 2 * 3_600_000;
 const PID_RECORD_DELAY_MS = 100;
 /**
  * Lock contention shorter than this is ordinary under load and not logged. Below the heartbeat
@@ -553,7 +555,10 @@ export class Worker {
       }
       if (deleted > 0) this.#log(`retention: deleted ${deleted} completed jobs`);
     }
-    await this.#store.maintain({ statsBefore: now - STATS_RETENTION_MS });
+    await this.#store.maintain({
+      statsBefore: now - STATS_RETENTION_MS,
+      compactBefore: now - STATS_MINUTES_KEPT_MS,
+    });
   }
 
   /** Removes rows of workers on this host that died and own no job any more. */

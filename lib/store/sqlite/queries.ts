@@ -111,6 +111,7 @@ export const STATS_MAX = `
 INSERT INTO stats_minute (minute, metric, bucket, n) VALUES (:minute, :metric, :bucket, :n)
 ON CONFLICT (minute, metric, bucket) DO UPDATE SET n = max(n, excluded.n)`;
 
+/** :from is a minute; figures compacted into hours are counted when their hour starts at or after it. */
 export const STATS_WINDOW = `
 SELECT metric, bucket, CASE WHEN metric = 3 THEN max(n) ELSE sum(n) END AS n
 FROM stats_minute WHERE minute >= :from GROUP BY metric, bucket`;
@@ -119,6 +120,23 @@ export const STATS_PER_MINUTE = `
 SELECT minute, bucket, n FROM stats_minute WHERE minute >= :from AND metric = 0`;
 
 export const STATS_PRUNE = `DELETE FROM stats_minute WHERE minute < :before`;
+
+/**
+ * Folds the per-minute figures of whole hours before :before (a minute number) into the hour's
+ * first minute, then deletes the other minutes. Counts add up; the longest run time (metric 3)
+ * keeps its maximum. `WHERE true` keeps SQLite from reading ON CONFLICT as a join's ON.
+ */
+export const STATS_COMPACT = `
+INSERT INTO stats_minute (minute, metric, bucket, n)
+SELECT (minute / 60) * 60 AS hour, metric, bucket,
+  CASE WHEN metric = 3 THEN max(n) ELSE sum(n) END
+FROM stats_minute WHERE minute < :before AND minute % 60 <> 0
+GROUP BY hour, metric, bucket
+ON CONFLICT (minute, metric, bucket) DO UPDATE SET
+  n = CASE WHEN metric = 3 THEN max(n, excluded.n) ELSE n + excluded.n END`;
+
+export const STATS_COMPACT_DELETE = `
+DELETE FROM stats_minute WHERE minute < :before AND minute % 60 <> 0`;
 
 /**
  * Commands that failed most in the window, among its most recent failures (bounded, so a window

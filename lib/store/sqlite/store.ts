@@ -37,6 +37,7 @@ import type {
   JobListParams,
   JobListResult,
   JobTakeOverParams,
+  MaintainParams,
   OutputCapture,
   ProcessingJob,
   Store,
@@ -283,6 +284,9 @@ function identify(db: DatabaseSync, path: string): number {
   }
   return version;
 }
+
+/** How many of the window's most recent failures `metrics` groups into top failing commands. */
+const TOP_FAILING_SCAN = 1000;
 
 export class SqliteStore implements Store {
   readonly location: string;
@@ -824,7 +828,7 @@ export class SqliteStore implements Store {
         }
         const topFailing = (this.#stmt(q.TOP_FAILING).all({
           since: params.since,
-          scan: 10_000,
+          scan: TOP_FAILING_SCAN,
           limit: params.topFailing,
         }) as Row[]).map((row) => ({
           command: str(row, "command"),
@@ -892,10 +896,14 @@ export class SqliteStore implements Store {
     );
   }
 
-  maintain(params: { statsBefore: number }): Promise<void> {
+  maintain(params: MaintainParams): Promise<void> {
     return this.#run(() => {
       this.#write(() => {
         this.#stmt(q.STATS_PRUNE).run({ before: Math.floor(params.statsBefore / 60_000) });
+        // Whole hours only: the first minute of each hour holds the hour's figures.
+        const before = Math.floor(params.compactBefore / 3_600_000) * 60;
+        this.#stmt(q.STATS_COMPACT).run({ before });
+        this.#stmt(q.STATS_COMPACT_DELETE).run({ before });
       });
       // Resets the -wal file when no reader holds it; with readers it does what it can.
       this.#read(() => this.#stmt("PRAGMA wal_checkpoint(TRUNCATE)").get());
