@@ -19,9 +19,11 @@ import { createQueueDb } from "./_common.ts";
 import { MIGRATIONS } from "../lib/store/sqlite/migrations.ts";
 import { SCHEMA_VERSION } from "../lib/store/sqlite/version.ts";
 import { bucketOf, METRIC, OUTCOME_CODES } from "../lib/metrics.ts";
+import { SqliteStore } from "../lib/store/sqlite/store.ts";
+import { STATS_MINUTES_KEPT_MS, STATS_RETENTION_MS } from "../lib/worker/worker.ts";
 
 /** Bump when what the generator writes changes. */
-const GENERATOR_VERSION = 1;
+const GENERATOR_VERSION = 2;
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 const MAX_AGE_MS = 12 * HOUR;
@@ -168,7 +170,18 @@ export async function cachedDb(shape: DbShape, log: (line: string) => void): Pro
     } catch { /* not there */ }
   }
   const t0 = performance.now();
-  await buildDb(temp, shape, Date.now());
+  const now = Date.now();
+  await buildDb(temp, shape, now);
+  // What workers' housekeeping keeps it like: per-minute figures older than two hours per hour.
+  const store = await SqliteStore.open(temp, { synchronous: "NORMAL", busyTimeoutMs: 5000 }, now);
+  try {
+    await store.maintain({
+      statsBefore: now - STATS_RETENTION_MS,
+      compactBefore: now - STATS_MINUTES_KEPT_MS,
+    });
+  } finally {
+    store.close();
+  }
   Deno.renameSync(temp, path);
   log(`  built in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   return path;

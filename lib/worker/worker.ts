@@ -62,9 +62,9 @@ const HOUSEKEEPING_MS = 60_000;
 const PRUNE_BATCH = 500;
 const PRUNE_BATCHES = 20;
 /** Per-minute metric figures are kept this long. */
-const STATS_RETENTION_MS = 30 * 86_400_000;
+export const STATS_RETENTION_MS = 30 * 86_400_000;
 /** Per-minute metric figures older than this are kept per hour (the chart shows the last hour). */
-const STATS_MINUTES_KEPT_MS = 2 * 3_600_000;
+export const STATS_MINUTES_KEPT_MS = 2 * 3_600_000;
 const PID_RECORD_DELAY_MS = 100;
 /**
  * Lock contention shorter than this is ordinary under load and not logged. Below the heartbeat
