@@ -23,12 +23,14 @@ interface Output {
   kept: number;
 }
 
-function outputs(sb: Sandbox, id: string): Output[] {
-  return sb.query<Output>(
+/** [stdout, stderr] of a job's output rows; a stream that stayed empty has no row. */
+function outputs(sb: Sandbox, id: string): (Output | undefined)[] {
+  const rows = sb.query<Output>(
     `SELECT o.stream, o.total, length(o.head) + length(o.tail) AS kept
      FROM outputs o JOIN jobs j ON j.seq = o.job_seq WHERE j.id = :id ORDER BY o.stream`,
     { id },
   );
+  return [1, 2].map((stream) => rows.find((row) => row.stream === stream));
 }
 
 function duration(sb: Sandbox, id: string): number {
