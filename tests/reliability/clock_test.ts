@@ -4,7 +4,7 @@
  * and read by another, so a skewed worker misjudges them; what must hold regardless is safety:
  * nothing lost, never two attempts at once, every repeat explained by a lost lease, and a dead
  * worker's job recovered by the pid check whatever the clocks say. What the skew does to
- * duplicates and to scheduled jobs is measured and printed (docs/guarantees.md describes it).
+ * duplicates and to scheduled jobs is measured and printed (the README's Guarantees section describes it).
  */
 
 import { verify } from "./_checker.ts";
