@@ -180,15 +180,6 @@ export interface Store {
   /** Applies an attempt's outcome, only if `attempt` of `jobId` is still owned by `workerId`. */
   jobFinish(params: JobFinishParams): Promise<boolean>;
   /**
-   * `jobFinish`, then `jobClaim` of the next due job for the same worker, in one transaction:
-   * what a busy worker does between two jobs, with one commit instead of two (and no read to
-   * look for a due job first). `next` is claimed whether or not the finish was applied.
-   */
-  jobFinishAndClaim(
-    finish: JobFinishParams,
-    claim: JobClaimParams,
-  ): Promise<{ applied: boolean; next: Job | undefined }>;
-  /**
    * Hands a processing attempt to `newWorkerId` with a fresh lease, only if it is still owned by
    * `workerId` (and its lease expired, when required). From then on the old owner's writes about
    * it match nothing: recovery fences the owner out before it kills the attempt's processes.

@@ -13,7 +13,7 @@ import { isTransient, QueuectlError, StoreBusyError } from "../errors.ts";
 import type { FaultHook } from "../fault.ts";
 import type { Job } from "../job/job.ts";
 import { decide, describeResult } from "../job/outcome.ts";
-import type { Store } from "../store/store.ts";
+import type { JobFinishParams, Store } from "../store/store.ts";
 import { formatDuration } from "../time.ts";
 import type { Execution } from "./executor.ts";
 import { execute } from "./executor.ts";
@@ -53,6 +53,26 @@ interface Running {
   execution: Execution | null;
   leaseLost: string | null;
   pid: number | null;
+}
+
+/** An attempt under way. */
+interface Started {
+  running: Running;
+  execution: Execution;
+  config: Config;
+  startedAt: number;
+  timers: {
+    pid: ReturnType<typeof setTimeout> | undefined;
+    saver: ReturnType<typeof setInterval> | undefined;
+  };
+}
+
+/** An attempt that ended, with the outcome to write. */
+interface Finished {
+  running: Running;
+  startedAt: number;
+  what: string;
+  params: JobFinishParams;
 }
 
 const OUTPUT_SAVE_MS = 500;
@@ -168,27 +188,36 @@ export class Worker {
     this.#log(`started (pid ${Deno.pid}, ${this.#o.spawner.method})`);
     this.#scheduleHeartbeat();
     this.#scheduleSweep(0);
+    // A finished job whose outcome is not written yet: a busy worker claims and starts its next
+    // job first and writes this outcome while that job runs, so the write is off the path from
+    // one job to the next.
+    let pending: Finished | null = null;
     try {
-      // A busy worker claims its next job in the transaction that finishes the last one. A job
-      // claimed that way is run even if a stop came meanwhile (interrupted at once if forced), so
-      // it never sits in `processing` without its worker.
-      let next: Job | undefined;
-      while (this.#stop === null || next !== undefined) {
-        if (next !== undefined) {
-          const job = next;
-          next = undefined;
-          next = await this.#runJob(job, this.#config.leaseTimeoutMs);
-          continue;
+      for (;;) {
+        if (this.#stop !== null && pending === null) break;
+        let job: Job | undefined;
+        let leaseMs = this.#config.leaseTimeoutMs;
+        if (this.#stop === null && pending !== null) {
+          job = await this.#claimNext(leaseMs);
+        } else if (this.#stop === null) {
+          const claimed = await this.#claim();
+          if (!claimed.job) {
+            // A claim that failed says nothing about whether jobs are due: --once must not leave.
+            if (claimed.failed) continue;
+            if (this.#o.once) break;
+            await this.#idle(claimed.nextAt);
+            continue;
+          }
+          job = claimed.job;
+          leaseMs = claimed.leaseMs;
         }
-        const claimed = await this.#claim();
-        if (claimed.job) {
-          next = await this.#runJob(claimed.job, claimed.leaseMs);
-          continue;
+        const started = job ? this.#start(job, leaseMs) : null;
+        if (pending !== null) {
+          const done = pending;
+          pending = null;
+          await this.#finish(done);
         }
-        // A claim that failed says nothing about whether jobs are due: --once must not leave.
-        if (claimed.failed) continue;
-        if (this.#o.once) break;
-        await this.#idle(claimed.nextAt);
+        if (started) pending = await this.#complete(started);
       }
     } finally {
       this.#finished = true;
@@ -277,6 +306,25 @@ export class Worker {
     }
   }
 
+  /**
+   * The next job straight after one ended: a claim without a read first (a busy worker's next
+   * claim usually finds a job). Undefined when none is due or the claim failed.
+   */
+  async #claimNext(leaseMs: number): Promise<Job | undefined> {
+    try {
+      return await this.#store.jobClaim({
+        workerId: this.id,
+        host: this.#o.host,
+        now: this.#o.clock.now(),
+        leaseMs,
+      });
+    } catch (error) {
+      if (!(error instanceof QueuectlError)) throw error;
+      this.#trouble("claim", error, `claim: ${error.message}; backing off`);
+      return undefined;
+    }
+  }
+
   /** Sleeps, but wakes at once when asked to stop. */
   #sleep(ms: number): Promise<void> {
     return new Promise<void>((resolve) => {
@@ -330,7 +378,8 @@ export class Worker {
   }
 
   /** Runs one claimed job and records its outcome; returns the next job, if it claimed one. */
-  async #runJob(job: Job, leaseMs: number): Promise<Job | undefined> {
+  /** Starts an attempt of a claimed job (the spawn itself is synchronous). */
+  #start(job: Job, leaseMs: number): Started {
     const attempt = job.attempts;
     const running: Running = {
       job,
@@ -346,7 +395,7 @@ export class Worker {
     if (this.#stop === "force") running.abort.abort("interrupted by worker shutdown");
     const config = this.#config;
     const started = this.#o.clock.now();
-    let pidTimer: ReturnType<typeof setTimeout> | undefined;
+    const timers: Started["timers"] = { pid: undefined, saver: undefined };
     const execution = execute({
       command: job.command,
       cwd: job.cwd,
@@ -360,7 +409,7 @@ export class Worker {
         this.#o.fault?.("run:after-spawn");
         // Recorded only for jobs that run a while: a quick job finishes before this matters, and
         // until then recovery finds the job's processes by their environment marker.
-        pidTimer = setTimeout(() => {
+        timers.pid = setTimeout(() => {
           this.#store.attemptSetProcess({
             jobId: job.id,
             attempt,
@@ -372,78 +421,83 @@ export class Worker {
       },
     });
     running.execution = execution;
-    const saver = setInterval(() => {
+    timers.saver = setInterval(() => {
       if (!execution.dirty || running.leaseLost) return;
       const output = execution.output();
       if (!output) return;
       this.#store.attemptSaveOutput({ jobId: job.id, attempt, workerId: this.id, ...output })
         .catch(() => {});
     }, OUTPUT_SAVE_MS);
+    return { running, execution, config, startedAt: started, timers };
+  }
 
-    const result = await execution.done;
-    clearInterval(saver);
-    clearTimeout(pidTimer);
+  /**
+   * Waits for a started attempt to end and decides its outcome, to be written by `#finish`. An
+   * attempt whose lease was lost is written here (as lost) and yields nothing.
+   */
+  async #complete(started: Started): Promise<Finished | null> {
+    const { running, config } = started;
+    const { job, attempt } = running;
+    const result = await started.execution.done;
+    clearInterval(started.timers.saver);
+    clearTimeout(started.timers.pid);
     const now = this.#o.clock.now();
+    const backoff = { base: config.backoffBase, maxMs: config.backoffMaxMs };
     if (running.leaseLost) {
       this.#log(`job ${job.id} attempt ${attempt}: lease lost (${running.leaseLost}); job killed`);
       // When renewals failed, nobody may have taken the job over, and this worker's sweep skips
       // its own jobs: record the attempt as lost, or it stays processing for ever. Fenced, so a
       // no-op when another worker did recover it.
-      const lost = decide(job, { kind: "lost", error: `lease lost: ${running.leaseLost}` }, now, {
-        base: config.backoffBase,
-        maxMs: config.backoffMaxMs,
-      });
+      const lost = decide(
+        job,
+        { kind: "lost", error: `lease lost: ${running.leaseLost}` },
+        now,
+        backoff,
+      );
       await this.#retry(
         "finish",
         () => true,
         () =>
           this.#store.jobFinish({ jobId: job.id, attempt, workerId: this.id, decision: lost, now }),
       );
-      this.#current = null;
-      return undefined;
+      if (this.#current === running) this.#current = null;
+      return null;
     }
-    const decision = decide(job, result.result, now, {
-      base: config.backoffBase,
-      maxMs: config.backoffMaxMs,
-    });
-    const finish = {
-      jobId: job.id,
-      attempt,
-      workerId: this.id,
-      decision,
-      now,
-      output: { stdout: result.stdout, stderr: result.stderr },
-      byOwner: true,
+    return {
+      running,
+      startedAt: started.startedAt,
+      what: describeResult(result.result) ?? "exit 0",
+      params: {
+        jobId: job.id,
+        attempt,
+        workerId: this.id,
+        decision: decide(job, result.result, now, backoff),
+        now,
+        output: { stdout: result.stdout, stderr: result.stderr },
+        byOwner: true,
+      },
     };
-    // Still running: finish this job and claim the next in one transaction. A finished job's
-    // outcome is never given up: whatever the store says, try again.
-    const { applied, next } = await this.#retry(
-      "finish",
-      () => true,
-      async () =>
-        this.#stop === null
-          ? await this.#store.jobFinishAndClaim(finish, {
-            workerId: this.id,
-            host: this.#o.host,
-            now,
-            leaseMs: this.#config.leaseTimeoutMs,
-          })
-          : { applied: await this.#store.jobFinish(finish), next: undefined },
-    );
-    this.#current = null;
-    const what = describeResult(result.result) ?? "exit 0";
+  }
+
+  /** Writes a finished attempt's outcome; never gives up on it, whatever the store says. */
+  async #finish(finished: Finished): Promise<void> {
+    const { params } = finished;
+    const applied = await this.#retry("finish", () => true, () => this.#store.jobFinish(params));
+    if (this.#current === finished.running) this.#current = null;
+    const { jobId, attempt, decision, now } = params;
     if (!applied) {
-      this.#log(`job ${job.id} attempt ${attempt}: lease lost; its outcome (${what}) was dropped`);
-      return next;
+      this.#log(
+        `job ${jobId} attempt ${attempt}: lease lost; its outcome (${finished.what}) was dropped`,
+      );
+      return;
     }
     const retry = decision.state === "failed"
       ? `; retry in ${formatDuration((decision.runAt ?? now) - now)}`
       : "";
     this.#log(
-      `job ${job.id} attempt ${attempt}: ${decision.outcome} (${what}) in ` +
-        `${formatDuration(now - started)} -> ${decision.state}${retry}`,
+      `job ${jobId} attempt ${attempt}: ${decision.outcome} (${finished.what}) in ` +
+        `${formatDuration(now - finished.startedAt)} -> ${decision.state}${retry}`,
     );
-    return next;
   }
 
   #scheduleHeartbeat(): void {

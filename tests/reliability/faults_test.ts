@@ -205,14 +205,12 @@ const WORKER_POINTS: WorkerPoint[] = [
     recovers: true,
   },
   {
-    // With backoff-max 0 the retry is due at once, and a worker finishes a job and claims the
-    // next in one transaction: this commit also claimed the retry, so the death costs it.
     point: "retry:after-commit",
     work: FAIL,
     maxRetries: 1,
-    runs: 1,
+    runs: 2,
     final: "dead",
-    recovers: true,
+    recovers: false,
   },
   {
     point: "bury:before-commit",

@@ -209,10 +209,15 @@ export const WORKER_BUSY = `
 UPDATE workers SET state = 'busy', current_job = :job_id, heartbeat_at = :now
 WHERE id = :id AND state <> 'stopping'`;
 
-/** The owner's own finish: back to idle (unless stopping) and counted. */
+/**
+ * The owner's own finish: counted, and back to idle (unless stopping) if this was still its
+ * current job (a busy worker has already started its next one when it writes the last outcome).
+ */
 export const WORKER_FINISHED = `
-UPDATE workers SET state = CASE WHEN state = 'stopping' THEN state ELSE 'idle' END,
-  current_job = NULL, heartbeat_at = :now, busy_ms = busy_ms + :busy_ms,
+UPDATE workers SET
+  state = CASE WHEN state = 'stopping' OR current_job IS NOT :job_id THEN state ELSE 'idle' END,
+  current_job = CASE WHEN current_job IS :job_id THEN NULL ELSE current_job END,
+  heartbeat_at = :now, busy_ms = busy_ms + :busy_ms,
   jobs_done = jobs_done + :done, jobs_failed = jobs_failed + :failed
 WHERE id = :id`;
 

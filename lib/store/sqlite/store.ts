@@ -594,18 +594,6 @@ export class SqliteStore implements Store {
     return this.#run(() => this.#write(() => this.#claim(params), "claim"));
   }
 
-  jobFinishAndClaim(
-    finish: JobFinishParams,
-    claim: JobClaimParams,
-  ): Promise<{ applied: boolean; next: Job | undefined }> {
-    return this.#run(() =>
-      this.#write(
-        () => ({ applied: this.#finish(finish), next: this.#claim(claim) }),
-        finish.decision.transition,
-      )
-    );
-  }
-
   #claim(params: JobClaimParams): Job | undefined {
     const row = this.#stmt(q.JOB_CLAIM).get({
       worker_id: params.workerId,
@@ -759,6 +747,7 @@ export class SqliteStore implements Store {
       const failed = done === 0 && d.outcome !== "interrupted" ? 1 : 0;
       this.#stmt(q.WORKER_FINISHED).run({
         id: params.workerId,
+        job_id: params.jobId,
         now: params.now,
         done,
         failed,
