@@ -23,25 +23,46 @@ const MAX_RESTART_MS = 30_000;
 /** A worker that ran this long before dying restarts with the shortest delay again. */
 const HEALTHY_MS = 60_000;
 /**
- * V8 flags for workers. A worker allocates many short-lived objects per job, some of which live
- * across a scavenge, and V8 answers by growing the young generation up to 16 MiB semi-spaces:
- * about 30 MB more resident memory after a few thousand jobs, for no speed we could measure.
- * Capped at 1 MiB, a worker's memory stays flat (measured by bench/resources.ts).
+ * V8 flags for workers, for a flat and small resident memory (measured by bench/resources.ts):
+ * - `--max-semi-space-size=1`: a worker allocates many short-lived objects per job, and V8
+ *   answers by growing the young generation up to 16 MiB semi-spaces, about 30 MB more after a
+ *   few thousand jobs, for no speed we could measure.
+ * - `--lite-mode`: no optimising compiler. A worker's JavaScript is a thin loop around a spawn
+ *   and a SQLite transaction; optimised code and its metadata cost about 15 MB and bought no
+ *   throughput we could measure (10,000 `true` jobs in one process: 77 → 57 MB).
  */
-export const WORKER_V8_FLAGS = "--max-semi-space-size=1";
+export const WORKER_V8_FLAGS = "--max-semi-space-size=1,--lite-mode";
 
 /**
- * The environment a worker gets on top of the supervisor's: the user's own DENO_V8_FLAGS are
- * kept (ours come after, so theirs lose), and saved in QUEUECTL_DENO_V8_FLAGS so that the worker
- * can hand jobs the environment the user set.
+ * Variables the supervisor sets for its workers, each from the user's value (undefined when
+ * unset). glibc's malloc keeps an arena per thread; two are plenty for a worker.
+ */
+const WORKER_ENV: Record<string, (user: string | undefined) => string> = {
+  DENO_V8_FLAGS: (user) => user ? `${user},${WORKER_V8_FLAGS}` : WORKER_V8_FLAGS,
+  MALLOC_ARENA_MAX: (user) => user ?? "2",
+};
+
+/** Where the user's own value of a variable in WORKER_ENV is kept for the worker's jobs. */
+export function savedName(name: string): string {
+  return `QUEUECTL_USER_${name}`;
+}
+
+/** The names `workerEnv` changes: the worker gives jobs the user's values of these back. */
+export const WORKER_ENV_NAMES: readonly string[] = Object.keys(WORKER_ENV);
+
+/**
+ * The environment a worker gets on top of the supervisor's. The user's own values are kept (their
+ * V8 flags come first, so ours win) and saved under `savedName()`, so that the worker can hand
+ * jobs the environment the user set.
  */
 export function workerEnv(env: (name: string) => string | undefined): Record<string, string> {
-  const user = env("DENO_V8_FLAGS");
-  return {
-    QUEUECTL_SUPERVISOR: String(Deno.pid),
-    DENO_V8_FLAGS: user ? `${user},${WORKER_V8_FLAGS}` : WORKER_V8_FLAGS,
-    ...(user === undefined ? {} : { QUEUECTL_DENO_V8_FLAGS: user }),
-  };
+  const out: Record<string, string> = { QUEUECTL_SUPERVISOR: String(Deno.pid) };
+  for (const [name, value] of Object.entries(WORKER_ENV)) {
+    const user = env(name);
+    out[name] = value(user);
+    if (user !== undefined) out[savedName(name)] = user;
+  }
+  return out;
 }
 
 interface Slot {

@@ -19,6 +19,7 @@ import type { Execution } from "./executor.ts";
 import { execute } from "./executor.ts";
 import { parentPid, processAlive, processStartTime } from "./process.ts";
 import { rescue } from "./rescuer.ts";
+import { savedName, WORKER_ENV_NAMES } from "./supervisor.ts";
 import type { Spawner } from "./spawn.ts";
 
 export interface WorkerOptions {
@@ -98,8 +99,8 @@ function sleep(ms: number): Promise<void> {
 
 /**
  * The worker's environment as jobs inherit it: without the worker's own variables (test hooks,
- * supervision), and with DENO_V8_FLAGS as the user set it, not as the supervisor set it for the
- * worker (see supervisor.ts).
+ * supervision), and with what the supervisor set for the worker (DENO_V8_FLAGS,
+ * MALLOC_ARENA_MAX) as the user had it.
  */
 export function inheritable(env: Record<string, string>): Record<string, string> {
   const out: Record<string, string> = {};
@@ -107,9 +108,11 @@ export function inheritable(env: Record<string, string>): Record<string, string>
     if (!key.startsWith("QUEUECTL_")) out[key] = value;
   }
   if (env.QUEUECTL_SUPERVISOR !== undefined) {
-    const user = env.QUEUECTL_DENO_V8_FLAGS;
-    if (user === undefined) delete out.DENO_V8_FLAGS;
-    else out.DENO_V8_FLAGS = user;
+    for (const name of WORKER_ENV_NAMES) {
+      const user = env[savedName(name)];
+      if (user === undefined) delete out[name];
+      else out[name] = user;
+    }
   }
   return out;
 }

@@ -1,44 +1,53 @@
 /**
- * Workers started by the supervisor run with a capped V8 young generation (DENO_V8_FLAGS), and
- * their jobs see DENO_V8_FLAGS as the user set it, not as the supervisor set it for the worker.
+ * Workers started by the supervisor run with V8 flags and a malloc setting for a small, flat
+ * memory (DENO_V8_FLAGS, MALLOC_ARENA_MAX), and their jobs see both as the user set them, not as
+ * the supervisor set them for the worker.
  *
- * Pure functions only: this suite runs in parallel with the spawner's, which counts the fds of
- * the test process, so it starts no process and opens no file.
+ * Pure functions only: it starts no process and opens no file.
  *
  * @module
  */
 
-import { WORKER_V8_FLAGS, workerEnv } from "../../lib/worker/supervisor.ts";
+import { savedName, WORKER_V8_FLAGS, workerEnv } from "../../lib/worker/supervisor.ts";
 import { inheritable } from "../../lib/worker/worker.ts";
 import { assertEquals } from "../helpers/assert.ts";
 
 const from = (env: Record<string, string>) => (name: string) => env[name];
 
-Deno.test("workerEnv() adds the worker's V8 flags, after the user's own", () => {
+Deno.test("workerEnv() adds the worker's V8 flags after the user's, and keeps their malloc setting", () => {
   assertEquals(workerEnv(from({})), {
     QUEUECTL_SUPERVISOR: String(Deno.pid),
     DENO_V8_FLAGS: WORKER_V8_FLAGS,
+    MALLOC_ARENA_MAX: "2",
   });
-  assertEquals(workerEnv(from({ DENO_V8_FLAGS: "--stack-size=900" })), {
+  assertEquals(workerEnv(from({ DENO_V8_FLAGS: "--stack-size=900", MALLOC_ARENA_MAX: "8" })), {
     QUEUECTL_SUPERVISOR: String(Deno.pid),
     DENO_V8_FLAGS: `--stack-size=900,${WORKER_V8_FLAGS}`,
-    QUEUECTL_DENO_V8_FLAGS: "--stack-size=900",
+    [savedName("DENO_V8_FLAGS")]: "--stack-size=900",
+    MALLOC_ARENA_MAX: "8",
+    [savedName("MALLOC_ARENA_MAX")]: "8",
   });
 });
 
-Deno.test("a supervised worker's jobs get DENO_V8_FLAGS as the user set it", () => {
+Deno.test("a supervised worker's jobs get DENO_V8_FLAGS and MALLOC_ARENA_MAX as the user set them", () => {
   const supervised = (user: Record<string, string>) =>
     inheritable({ PATH: "/bin", ...user, ...workerEnv(from(user)) });
   assertEquals(supervised({}), { PATH: "/bin" });
-  assertEquals(supervised({ DENO_V8_FLAGS: "--stack-size=900" }), {
+  assertEquals(supervised({ DENO_V8_FLAGS: "--stack-size=900", MALLOC_ARENA_MAX: "4" }), {
     PATH: "/bin",
     DENO_V8_FLAGS: "--stack-size=900",
+    MALLOC_ARENA_MAX: "4",
   });
 });
 
-Deno.test("a worker run by hand passes DENO_V8_FLAGS on untouched", () => {
+Deno.test("a worker run by hand passes DENO_V8_FLAGS and MALLOC_ARENA_MAX on untouched", () => {
   assertEquals(
-    inheritable({ PATH: "/bin", DENO_V8_FLAGS: "--stack-size=900", QUEUECTL_TEST: "1" }),
-    { PATH: "/bin", DENO_V8_FLAGS: "--stack-size=900" },
+    inheritable({
+      PATH: "/bin",
+      DENO_V8_FLAGS: "--stack-size=900",
+      MALLOC_ARENA_MAX: "3",
+      QUEUECTL_TEST: "1",
+    }),
+    { PATH: "/bin", DENO_V8_FLAGS: "--stack-size=900", MALLOC_ARENA_MAX: "3" },
   );
 });
