@@ -255,7 +255,9 @@ export class Worker {
       this.#busySince.set(key, since);
       if (now - since < BUSY_QUIET_MS) return;
     }
-    this.#logThrottled(key, message);
+    // Throttled by kind of trouble, not by operation: a full disk fails claims and outcome writes
+    // alike, and one line says so.
+    this.#logThrottled(error.name, message);
   }
 
   /**
