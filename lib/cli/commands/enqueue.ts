@@ -19,20 +19,7 @@ import {
   runAtValue,
   validateJob,
 } from "../../job/input.ts";
-import { parseDuration } from "../../time_parse.ts";
-
-function durationFlag(ctx: Context, name: string): number | undefined {
-  const text = flagString(ctx.args, name);
-  if (text === undefined) return undefined;
-  try {
-    return parseDuration(text);
-  } catch (error) {
-    if (error instanceof RangeError) {
-      throw new UsageError(`Invalid value "${text}" for --${name}: ${error.message}`);
-    }
-    throw error;
-  }
-}
+import { flagDuration } from "../duration_flag.ts";
 
 /** Reads the flags that override job fields. */
 export function overridesFrom(ctx: Context, defaults: JobDefaults): JobOverrides {
@@ -41,9 +28,9 @@ export function overridesFrom(ctx: Context, defaults: JobDefaults): JobOverrides
   if (priority !== undefined) overrides.priority = priority;
   const maxRetries = flagInt(ctx.args, "max-retries", 0, MAX_RETRIES_LIMIT);
   if (maxRetries !== undefined) overrides.maxRetries = maxRetries;
-  const timeoutMs = durationFlag(ctx, "timeout");
+  const timeoutMs = flagDuration(ctx.args, "timeout");
   if (timeoutMs !== undefined) overrides.timeoutMs = timeoutMs;
-  const delayMs = durationFlag(ctx, "delay");
+  const delayMs = flagDuration(ctx.args, "delay");
   const runAtText = flagString(ctx.args, "run-at");
   if (delayMs !== undefined && runAtText !== undefined) {
     throw new UsageError("--delay and --run-at cannot be combined", { hint: "give one of them" });

@@ -5,6 +5,7 @@
  */
 
 import type { Context } from "../context.ts";
+import { flagDuration } from "../duration_flag.ts";
 import { flagBool, flagString } from "../args.ts";
 import { clip, json, palette, stateColor, table } from "../render.ts";
 import type { Palette } from "../render.ts";
@@ -15,7 +16,6 @@ import { percentile, ratePerMinute } from "../../metrics.ts";
 import type { Queue } from "../../queue.ts";
 import type { JobCounts, WorkerRecord } from "../../store/store.ts";
 import { formatDuration, iso } from "../../time.ts";
-import { parseDuration } from "../../time_parse.ts";
 import { processAlive } from "../../worker/process.ts";
 
 const DAY_MS = 86_400_000;
@@ -237,17 +237,8 @@ export function renderDashboard(p: Palette, m: Metrics, detailed: boolean): stri
 export async function run(ctx: Context): Promise<number> {
   const detailed = flagBool(ctx.args, "detailed");
   const watch = flagBool(ctx.args, "watch");
-  const sinceText = flagString(ctx.args, "since");
-  let sinceMs = DAY_MS;
-  if (sinceText !== undefined) {
-    try {
-      sinceMs = parseDuration(sinceText);
-    } catch (error) {
-      if (!(error instanceof RangeError)) throw error;
-      throw new UsageError(`Invalid value "${sinceText}" for --since: ${error.message}`);
-    }
-    if (sinceMs < 60_000) throw new UsageError("--since must be at least 1m");
-  }
+  const sinceMs = flagDuration(ctx.args, "since") ?? DAY_MS;
+  if (sinceMs < 60_000) throw new UsageError("--since must be at least 1m");
   const queue = await ctx.openQueue();
   const p = palette(ctx.color);
   const frame = async () => {

@@ -5,12 +5,12 @@
  */
 
 import type { Context } from "../context.ts";
+import { flagDuration } from "../duration_flag.ts";
 import { flagBool, flagString } from "../args.ts";
 import { json, localTime } from "../render.ts";
 import { EXIT, UsageError } from "../../errors.ts";
 import type { JobState } from "../../job/state.ts";
 import { formatDuration, iso } from "../../time.ts";
-import { parseDuration } from "../../time_parse.ts";
 
 const STATES: Record<string, JobState[]> = {
   completed: ["completed"],
@@ -26,16 +26,7 @@ export async function run(ctx: Context): Promise<number> {
       hint: "use completed, dead or all-finished",
     });
   }
-  const olderText = flagString(ctx.args, "older-than");
-  let olderMs: number | undefined;
-  if (olderText !== undefined) {
-    try {
-      olderMs = parseDuration(olderText);
-    } catch (error) {
-      if (!(error instanceof RangeError)) throw error;
-      throw new UsageError(`Invalid value "${olderText}" for --older-than: ${error.message}`);
-    }
-  }
+  let olderMs = flagDuration(ctx.args, "older-than");
   const dryRun = flagBool(ctx.args, "dry-run");
   const queue = await ctx.openQueue();
   if (olderMs === undefined) {

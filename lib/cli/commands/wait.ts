@@ -5,13 +5,12 @@
  */
 
 import type { Context } from "../context.ts";
-import { flagString } from "../args.ts";
+import { flagDuration } from "../duration_flag.ts";
 import { jobJson, json } from "../render.ts";
 import { jobIdArg } from "./show.ts";
-import { EXIT, UsageError } from "../../errors.ts";
+import { EXIT } from "../../errors.ts";
 import type { Job } from "../../job/job.ts";
 import type { Queue } from "../../queue.ts";
-import { parseDuration } from "../../time_parse.ts";
 
 /** Waits for `ids`, drawing a progress line on a terminal; returns the exit code. */
 export async function waitAndReport(
@@ -49,15 +48,6 @@ export async function waitAndReport(
 
 export async function run(ctx: Context): Promise<number> {
   const ids = [...new Set(ctx.args.positionals.map(jobIdArg))];
-  const text = flagString(ctx.args, "timeout");
-  let timeoutMs: number | undefined;
-  if (text !== undefined) {
-    try {
-      timeoutMs = parseDuration(text);
-    } catch (error) {
-      if (!(error instanceof RangeError)) throw error;
-      throw new UsageError(`Invalid value "${text}" for --timeout: ${error.message}`);
-    }
-  }
+  const timeoutMs = flagDuration(ctx.args, "timeout");
   return await waitAndReport(ctx, await ctx.openQueue(), ids, timeoutMs, true);
 }

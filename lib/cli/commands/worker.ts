@@ -5,11 +5,11 @@
  */
 
 import type { Context } from "../context.ts";
+import { flagDuration } from "../duration_flag.ts";
 import { flagBool, flagInt, flagString } from "../args.ts";
 import { json, localTime, palette, table, workerJson } from "../render.ts";
 import { EXIT, QueuectlError, UsageError } from "../../errors.ts";
 import type { WorkerRecord } from "../../store/store.ts";
-import { parseDuration } from "../../time_parse.ts";
 import { processAlive } from "../../worker/process.ts";
 
 export function run(ctx: Context): Promise<number> {
@@ -144,16 +144,7 @@ function send(pid: number, signal: Deno.Signal): void {
 
 async function stop(ctx: Context): Promise<number> {
   const force = flagBool(ctx.args, "force");
-  const timeoutText = flagString(ctx.args, "timeout");
-  let timeoutMs: number | undefined;
-  if (timeoutText !== undefined) {
-    try {
-      timeoutMs = parseDuration(timeoutText);
-    } catch (error) {
-      if (!(error instanceof RangeError)) throw error;
-      throw new UsageError(`Invalid value "${timeoutText}" for --timeout: ${error.message}`);
-    }
-  }
+  const timeoutMs = flagDuration(ctx.args, "timeout");
   const queue = await ctx.openQueue();
   const workers = liveHere(await queue.workers());
   if (workers.length === 0) {
