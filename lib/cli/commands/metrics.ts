@@ -6,7 +6,7 @@
 
 import type { Context } from "../context.ts";
 import { flagDuration } from "../duration_flag.ts";
-import { flagBool, flagString } from "../args.ts";
+import { flagBool } from "../args.ts";
 import { clip, json, palette, stateColor, table } from "../render.ts";
 import type { Palette } from "../render.ts";
 import { EXIT, UsageError } from "../../errors.ts";

@@ -6,9 +6,9 @@
 
 import type { Context } from "../context.ts";
 import { flagDuration } from "../duration_flag.ts";
-import { flagBool, flagInt, flagString } from "../args.ts";
+import { flagBool, flagInt } from "../args.ts";
 import { json, localTime, palette, table, workerJson } from "../render.ts";
-import { EXIT, QueuectlError, UsageError } from "../../errors.ts";
+import { EXIT, QueuectlError } from "../../errors.ts";
 import type { WorkerRecord } from "../../store/store.ts";
 import { processAlive } from "../../worker/process.ts";
 
