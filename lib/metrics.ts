@@ -83,7 +83,7 @@ export interface StatsSummary {
   queueWait: Histogram;
   /** Longest run in the window, ms. */
   maxRunMs: number | null;
-  /** Attempts in the window that were retries (attempt number > 1). */
+  /** Attempts in the window that were retries (after an earlier attempt that was not interrupted). */
   retryAttempts: number;
   /** Finished attempts per minute (epoch minute → count), for the last hour. */
   perMinute: Map<number, { finished: number; completed: number }>;

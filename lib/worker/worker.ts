@@ -41,6 +41,8 @@ export interface WorkerOptions {
   pollMs?: number;
   /** How often the worker looks for jobs to recover. */
   sweepMs?: number;
+  /** Tests only: housekeeping this often (and first after as long) instead of about once a minute. */
+  housekeepingMs?: number;
 }
 
 export type StopMode = "graceful" | "force";
@@ -145,6 +147,9 @@ export class Worker {
     this.#store = options.store;
     this.id = `w${Deno.pid}-${Math.random().toString(36).slice(2, 6)}`;
     this.#baseEnv = inheritable(options.baseEnv ?? Deno.env.toObject());
+    if (options.housekeepingMs !== undefined) {
+      this.#housekeepingAt = performance.now() + options.housekeepingMs;
+    }
   }
 
   /** Asks the worker to stop: graceful lets the running job finish; force kills it. */
@@ -578,7 +583,8 @@ export class Worker {
       if (rescued.recovered.length > 0) this.#lookAgain = true;
       await this.#forgetDeadWorkers();
       if (performance.now() >= this.#housekeepingAt) {
-        this.#housekeepingAt = performance.now() + HOUSEKEEPING_MS * (0.75 + Math.random() / 2);
+        this.#housekeepingAt = performance.now() +
+          (this.#o.housekeepingMs ?? HOUSEKEEPING_MS * (0.75 + Math.random() / 2));
         await this.#housekeeping();
       }
       this.#busySince.delete("sweep");

@@ -76,6 +76,8 @@ class StreamPrinter {
       this.#printed = headEnd;
     }
     if (this.#printed < tailStart) {
+      // A character the cut split ends here (as U+FFFD), not glued to bytes after the cut.
+      this.end();
       note(`[… ${formatBytes(tailStart - this.#printed)} of ${this.stream} not kept …]`);
       this.#printed = tailStart;
     }

@@ -108,7 +108,14 @@ const TAIL_LINES = 10;
 
 /** The last lines of a capture, decoded (invalid UTF-8 becomes U+FFFD). */
 function tailLines(capture: OutputCapture): string {
-  const bytes = capture.tail.length ? capture.tail : capture.head;
+  let bytes = capture.tail.length ? capture.tail : capture.head;
+  if (bytes === capture.tail && capture.total === capture.head.length + capture.tail.length) {
+    // Nothing was cut: the tail only continues the head, and may hold just the last few bytes.
+    const head = capture.head.subarray(Math.max(0, capture.head.length - 4096));
+    bytes = new Uint8Array(head.length + capture.tail.length);
+    bytes.set(head);
+    bytes.set(capture.tail, head.length);
+  }
   const text = new TextDecoder().decode(bytes.subarray(Math.max(0, bytes.length - 4096)));
   const lines = text.split("\n");
   const keep = text.endsWith("\n") ? TAIL_LINES + 1 : TAIL_LINES;

@@ -36,6 +36,10 @@ async function runWorker(ctx: Context): Promise<number> {
     import("../../worker/spawn.ts"),
   ]);
   const supervisor = Number(ctx.io.env("QUEUECTL_SUPERVISOR"));
+  // Test hook (QUEUECTL_TEST=1, as in lib/clock.ts): housekeeping every N ms.
+  const housekeepingMs = ctx.io.env("QUEUECTL_TEST") === "1"
+    ? Number(ctx.io.env("QUEUECTL_TEST_HOUSEKEEPING_MS"))
+    : Number.NaN;
   const worker = new Worker({
     store: queue.store,
     clock: ctx.clock,
@@ -46,6 +50,7 @@ async function runWorker(ctx: Context): Promise<number> {
     once: flagBool(ctx.args, "once"),
     supervisorPid: Number.isInteger(supervisor) && supervisor > 0 ? supervisor : null,
     fault: ctx.fault,
+    ...(housekeepingMs > 0 ? { housekeepingMs } : {}),
   });
   let last: Deno.Signal | null = null;
   const handlers = {

@@ -101,6 +101,14 @@ UPDATE attempts SET finished_at = :now, outcome = :outcome, exit_code = :exit_co
 WHERE job_seq = :job_seq AND attempt = :attempt AND finished_at IS NULL
 RETURNING started_at, due_at`;
 
+/**
+ * Whether an attempt is a retry: an earlier attempt of the job finished and was charged (an
+ * interrupted one gave its attempt back, so the run after it is not a retry).
+ */
+export const ATTEMPT_IS_RETRY = `
+SELECT EXISTS (SELECT 1 FROM attempts WHERE job_seq = :job_seq AND attempt < :attempt
+  AND outcome IS NOT NULL AND outcome <> 'interrupted') AS retry`;
+
 /** Adds to a per-minute counter. */
 export const STATS_ADD = `
 INSERT INTO stats_minute (minute, metric, bucket, n) VALUES (:minute, :metric, :bucket, :n)

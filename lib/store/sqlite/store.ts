@@ -723,10 +723,16 @@ export class SqliteStore implements Store {
     const runMs = attemptRow ? Math.max(0, params.now - num(attemptRow, "started_at")) : 0;
     if (attemptRow) {
       const dueAt = numOrNull(attemptRow, "due_at");
+      // Looked up only for later attempts that count, which are rare.
+      const retry = params.attempt > 1 && d.outcome !== "interrupted" &&
+        num(
+            this.#stmt(q.ATTEMPT_IS_RETRY).get({ job_seq: jobSeq, attempt: params.attempt }) as Row,
+            "retry",
+          ) === 1;
       this.#recordStats(
         params.now,
         d.outcome,
-        params.attempt,
+        retry,
         runMs,
         dueAt === null ? null : Math.max(0, num(attemptRow, "started_at") - dueAt),
       );
@@ -761,7 +767,7 @@ export class SqliteStore implements Store {
   #recordStats(
     now: number,
     outcome: AttemptOutcome,
-    attempt: number,
+    retry: boolean,
     runMs: number,
     waitMs: number | null,
   ): void {
@@ -773,7 +779,7 @@ export class SqliteStore implements Store {
     if (waitMs !== null) {
       add.run({ minute, metric: METRIC.queueWait, bucket: bucketOf(waitMs), n: 1 });
     }
-    if (attempt > 1) add.run({ minute, metric: METRIC.retries, bucket: 0, n: 1 });
+    if (retry) add.run({ minute, metric: METRIC.retries, bucket: 0, n: 1 });
     this.#stmt(q.STATS_MAX).run({ minute, metric: METRIC.maxRunTime, bucket: 0, n: runMs });
   }
 
