@@ -17,6 +17,7 @@ export const OUTCOME_CODES: readonly AttemptOutcome[] = [
   "interrupted",
 ];
 
+/** Per-minute figures; retries: bucket 0 counts retry attempts, bucket 1 first retries (jobs retried). */
 export const METRIC = { outcome: 0, runTime: 1, queueWait: 2, maxRunTime: 3, retries: 4 } as const;
 
 /** Each bucket is 25% wider than the one before: percentiles are exact to within 25%. */
@@ -85,6 +86,8 @@ export interface StatsSummary {
   maxRunMs: number | null;
   /** Attempts in the window that were retries (after an earlier attempt that was not interrupted). */
   retryAttempts: number;
+  /** Jobs whose first retry finished in the window. */
+  retriedJobs: number;
   /** Finished attempts per minute (epoch minute → count), for the last hour. */
   perMinute: Map<number, { finished: number; completed: number }>;
   /** Commands that failed most often in the window (among its most recent failures). */

@@ -77,7 +77,7 @@ export function table(p: Palette, header: readonly string[], rows: readonly stri
 /** Shortens text to `max` characters on one line, marking the cut with an ellipsis. */
 export function clip(text: string, max: number): string {
   // deno-lint-ignore no-control-regex
-  const oneLine = text.replace(/[\x00-\x1f\x7f]+/g, " ");
+  const oneLine = text.replace(/[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]+/g, " ");
   return oneLine.length <= max ? oneLine : oneLine.slice(0, max - 1) + "…";
 }
 

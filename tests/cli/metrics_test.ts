@@ -187,7 +187,7 @@ Deno.test("metrics --json carries every figure of a known history", async () => 
     // 3 s, bucket bound 1.25^36.
     queue_wait: { unit: "ms", p50: 1, p95: 3081.5 },
     // 24 finished attempts, of which 23 first attempts.
-    retries: { retry_attempts: 1, attempts_per_job: 1.043 },
+    retries: { jobs_retried: 1, retry_attempts: 1, attempts_per_job: 1.043 },
     oldest_due: { job: "waiting", waiting_seconds: 300 },
     top_failing: TOP_FAILING,
   });
@@ -208,7 +208,7 @@ Deno.test("metrics prints the Metrics Dashboard with every figure", async () => 
       "Throughput   4.0/min (1m)  0.7/min (15m)  0.3/min (1h)",
       "Run time     p50 212ms  p95 11.8s  max 30s",
       "Queue wait   p50 1ms  p95 3.1s",
-      "Retries      1 retry attempts, 1.04 attempts per job",
+      "Retries      1 job retried, 1 retry attempt, 1.04 attempts per job",
       "Oldest due   job waiting, waiting 5m",
       "",
       "Top failing commands",
@@ -232,7 +232,7 @@ Deno.test("metrics --since narrows the window to whole minutes from that time", 
     finished_attempts: 19,
   });
   assert.equal(m.outcomes.interrupted, 0);
-  assert.deepEqual(m.retries, { retry_attempts: 0, attempts_per_job: 1 });
+  assert.deepEqual(m.retries, { jobs_retried: 0, retry_attempts: 0, attempts_per_job: 1 });
   // 19 run times: 50 ms, 100 ms ×5, 200 ms ×7, 400 ms ×4, 10 s ×2.
   assert.deepEqual(m.run_time, { unit: "ms", p50: 211.8, p95: 10_000, max: 10_000 });
   assert.deepEqual(m.top_failing, [
@@ -351,7 +351,7 @@ Deno.test("metrics on an empty queue shows dashes, not zeros divided by zero", a
       "Throughput   0.0/min (1m)  0.0/min (15m)  0.0/min (1h)",
       "Run time     p50 -  p95 -  max -",
       "Queue wait   p50 -  p95 -",
-      "Retries      0 retry attempts, - attempts per job",
+      "Retries      0 jobs retried, 0 retry attempts, - attempts per job",
       "Oldest due   nothing waiting",
       "",
     ].join("\n"),
@@ -359,7 +359,7 @@ Deno.test("metrics on an empty queue shows dashes, not zeros divided by zero", a
   const m = JSON.parse((await q.run(["metrics", "--json"])).stdout);
   assert.deepEqual(m.success_rate, { ratio: null, succeeded_attempts: 0, finished_attempts: 0 });
   assert.deepEqual(m.run_time, { unit: "ms", p50: null, p95: null, max: null });
-  assert.deepEqual(m.retries, { retry_attempts: 0, attempts_per_job: null });
+  assert.deepEqual(m.retries, { jobs_retried: 0, retry_attempts: 0, attempts_per_job: null });
   assert.equal(m.oldest_due, null);
   assert.deepEqual(m.top_failing, []);
 });

@@ -99,6 +99,19 @@ async function oneAttempt(
   return await runAttempt(store, clock, job, timing, result);
 }
 
+Deno.test("jobFinish() counts a job retried twice as one job retried and two retry attempts", async () => {
+  await using f = await storeFixture();
+  const { store, clock } = f;
+  const failed: RunResult = { kind: "exited", code: 1 };
+  let job = await oneAttempt(store, clock, { waitMs: 0, runMs: 10 }, failed, { maxRetries: 3 });
+  job = await runAttempt(store, clock, job, { waitMs: 0, runMs: 10 }, failed);
+  job = await runAttempt(store, clock, job, { waitMs: 0, runMs: 10 }, OK);
+  assert.equal(job.state, "completed");
+  const s = await summary(store, clock);
+  assert.equal(s.retryAttempts, 2);
+  assert.equal(s.retriedJobs, 1);
+});
+
 Deno.test("jobFinish() folds one finished attempt into the figures of its minute", async () => {
   await using f = await storeFixture();
   const { store, clock } = f;
@@ -108,6 +121,7 @@ Deno.test("jobFinish() folds one finished attempt into the figures of its minute
     queueWait: [],
     maxRunMs: null,
     retryAttempts: 0,
+    retriedJobs: 0,
     perMinute: [],
     topFailing: [],
     oldestDueAt: null,
@@ -123,6 +137,7 @@ Deno.test("jobFinish() folds one finished attempt into the figures of its minute
     queueWait: [[bucketOf(3000), 1]],
     maxRunMs: 1500,
     retryAttempts: 0,
+    retriedJobs: 0,
     perMinute: [[minute, { finished: 1, completed: 1 }]],
     topFailing: [],
     oldestDueAt: null,
@@ -158,6 +173,7 @@ Deno.test("jobFinish() folds one finished attempt into the figures of its minute
   assert.deepEqual(plain(s).queueWait, [[bucketOf(0), 1], [bucketOf(700), 1], [bucketOf(3000), 1]]);
   assert.equal(s.maxRunMs, 9000);
   assert.equal(s.retryAttempts, 1, "attempt 2 was a retry");
+  assert.equal(s.retriedJobs, 1, "attempt 2 was the job's first retry");
   assert.deepEqual(s.topFailing, [{
     command: "flaky",
     failures: 2,
@@ -215,6 +231,7 @@ Deno.test("jobFinish() counts an interrupted attempt as interrupted only", async
     queueWait: [],
     maxRunMs: null,
     retryAttempts: 0,
+    retriedJobs: 0,
     // The chart counts finished attempts, which interrupted ones are not.
     perMinute: [],
     topFailing: [],

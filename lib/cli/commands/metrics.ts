@@ -96,6 +96,7 @@ export function metricsJson(m: Metrics, detailed: boolean): Record<string, unkno
       p95: round(percentile(s.queueWait, 0.95), 1),
     },
     retries: {
+      jobs_retried: s.retriedJobs,
       retry_attempts: s.retryAttempts,
       attempts_per_job: firstAttempts > 0 ? round(m.finished / firstAttempts, 3) : null,
     },
@@ -189,9 +190,10 @@ export function renderDashboard(p: Palette, m: Metrics, detailed: boolean): stri
   const first = m.finished - s.retryAttempts;
   out += line(
     "Retries",
-    `${s.retryAttempts} retry attempts, ${
-      first > 0 ? (m.finished / first).toFixed(2) : "-"
-    } attempts per job`,
+    `${s.retriedJobs} job${s.retriedJobs === 1 ? "" : "s"} retried, ${s.retryAttempts} retry ` +
+      `attempt${s.retryAttempts === 1 ? "" : "s"}, ${
+        first > 0 ? (m.finished / first).toFixed(2) : "-"
+      } attempts per job`,
   );
   out += line(
     "Oldest due",

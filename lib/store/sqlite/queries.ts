@@ -106,8 +106,8 @@ RETURNING started_at, due_at`;
  * interrupted one gave its attempt back, so the run after it is not a retry).
  */
 export const ATTEMPT_IS_RETRY = `
-SELECT EXISTS (SELECT 1 FROM attempts WHERE job_seq = :job_seq AND attempt < :attempt
-  AND outcome IS NOT NULL AND outcome <> 'interrupted') AS retry`;
+SELECT count(*) AS earlier FROM attempts WHERE job_seq = :job_seq AND attempt < :attempt
+  AND outcome IS NOT NULL AND outcome <> 'interrupted'`;
 
 /** Adds to a per-minute counter. */
 export const STATS_ADD = `

@@ -723,16 +723,18 @@ export class SqliteStore implements Store {
     const runMs = attemptRow ? Math.max(0, params.now - num(attemptRow, "started_at")) : 0;
     if (attemptRow) {
       const dueAt = numOrNull(attemptRow, "due_at");
-      // Looked up only for later attempts that count, which are rare.
-      const retry = params.attempt > 1 && d.outcome !== "interrupted" &&
-        num(
-            this.#stmt(q.ATTEMPT_IS_RETRY).get({ job_seq: jobSeq, attempt: params.attempt }) as Row,
-            "retry",
-          ) === 1;
+      // Earlier attempts that count (not interrupted ones), looked up only for later attempts:
+      // one means this is the job's first retry, more a further one.
+      const earlier = params.attempt > 1 && d.outcome !== "interrupted"
+        ? num(
+          this.#stmt(q.ATTEMPT_IS_RETRY).get({ job_seq: jobSeq, attempt: params.attempt }) as Row,
+          "earlier",
+        )
+        : 0;
       this.#recordStats(
         params.now,
         d.outcome,
-        retry,
+        earlier,
         runMs,
         dueAt === null ? null : Math.max(0, num(attemptRow, "started_at") - dueAt),
       );
@@ -767,7 +769,8 @@ export class SqliteStore implements Store {
   #recordStats(
     now: number,
     outcome: AttemptOutcome,
-    retry: boolean,
+    /** Earlier attempts of the job that count: 0 for a first attempt. */
+    earlier: number,
     runMs: number,
     waitMs: number | null,
   ): void {
@@ -779,7 +782,9 @@ export class SqliteStore implements Store {
     if (waitMs !== null) {
       add.run({ minute, metric: METRIC.queueWait, bucket: bucketOf(waitMs), n: 1 });
     }
-    if (retry) add.run({ minute, metric: METRIC.retries, bucket: 0, n: 1 });
+    // Bucket 0 counts retry attempts; bucket 1 first retries, i.e. jobs that were retried.
+    if (earlier > 0) add.run({ minute, metric: METRIC.retries, bucket: 0, n: 1 });
+    if (earlier === 1) add.run({ minute, metric: METRIC.retries, bucket: 1, n: 1 });
     this.#stmt(q.STATS_MAX).run({ minute, metric: METRIC.maxRunTime, bucket: 0, n: runMs });
   }
 
@@ -796,6 +801,7 @@ export class SqliteStore implements Store {
         const queueWait = new Map<number, number>();
         let maxRunMs: number | null = null;
         let retryAttempts = 0;
+        let retriedJobs = 0;
         const from = Math.floor(params.since / 60_000);
         for (const row of this.#stmt(q.STATS_WINDOW).all({ from }) as Row[]) {
           const metric = num(row, "metric");
@@ -807,7 +813,8 @@ export class SqliteStore implements Store {
           } else if (metric === METRIC.runTime) runTime.set(bucket, n);
           else if (metric === METRIC.queueWait) queueWait.set(bucket, n);
           else if (metric === METRIC.maxRunTime) maxRunMs = n;
-          else if (metric === METRIC.retries) retryAttempts += n;
+          else if (metric === METRIC.retries && bucket === 0) retryAttempts += n;
+          else if (metric === METRIC.retries) retriedJobs += n;
         }
         const nowMinute = Math.floor(params.now / 60_000);
         const perMinute = new Map<number, { finished: number; completed: number }>();
@@ -838,6 +845,7 @@ export class SqliteStore implements Store {
           queueWait,
           maxRunMs,
           retryAttempts,
+          retriedJobs,
           perMinute,
           topFailing,
           oldestDueAt: oldest ? num(oldest, "run_at") : null,
