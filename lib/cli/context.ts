@@ -28,6 +28,12 @@ export interface Context {
   openQueue(role?: "cli" | "worker"): Promise<Queue>;
   /** How to start this program again (workers, detach). */
   readonly self: SelfCommand;
+  /**
+   * Replaces this process (same pid) with the same command line and `env` added to its
+   * environment; returns only on failure, with the reason. Absent unless this call is the
+   * process's own entry (main.ts), so that tests running commands in process are never replaced.
+   */
+  readonly reexec?: (env: Readonly<Record<string, string>>) => Promise<Error>;
 }
 
 /** The command line that runs this very program: the binary, or `deno run -A <main module>`. */

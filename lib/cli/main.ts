@@ -26,6 +26,8 @@ export interface MainOptions {
   clock?: Clock;
   /** How to run this program again; defaults to this process's own command line. */
   self?: SelfCommand;
+  /** This call is the process's entry (main.ts): argv is the process's own, and may be re-run. */
+  entry?: boolean;
 }
 
 /** The command line that starts this program: the compiled binary, or deno running main.ts. */
@@ -238,6 +240,18 @@ async function dispatch(
     get self() {
       return options.self ?? selfCommand();
     },
+    ...(options.entry === true
+      ? {
+        async reexec(env: Readonly<Record<string, string>>) {
+          const { execve } = await import("../worker/exec.ts");
+          const self = ctx.self;
+          return execve(self.exec, [self.exec, ...self.args, ...argv], {
+            ...Deno.env.toObject(),
+            ...env,
+          });
+        },
+      }
+      : {}),
   };
   const module = await spec.load();
   return await module.run(ctx);

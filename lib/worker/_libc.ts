@@ -56,6 +56,8 @@ const SYMBOLS = {
     result: "i32",
     nonblocking: true,
   },
+  // Used once, by a `worker run` started on its own, to re-execute itself tuned (exec.ts).
+  execve: { parameters: ["buffer", "buffer", "buffer"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
 } as const satisfies Deno.ForeignLibraryInterface;
 

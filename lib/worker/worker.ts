@@ -19,7 +19,7 @@ import type { Execution } from "./executor.ts";
 import { execute } from "./executor.ts";
 import { parentPid, processAlive, processStartTime } from "./process.ts";
 import { rescue } from "./rescuer.ts";
-import { savedName, WORKER_ENV_NAMES } from "./supervisor.ts";
+import { savedName, TUNED, WORKER_ENV_NAMES } from "./supervisor.ts";
 import type { Spawner } from "./spawn.ts";
 
 export interface WorkerOptions {
@@ -101,15 +101,15 @@ function sleep(ms: number): Promise<void> {
 
 /**
  * The worker's environment as jobs inherit it: without the worker's own variables (test hooks,
- * supervision), and with what the supervisor set for the worker (DENO_V8_FLAGS,
- * MALLOC_ARENA_MAX) as the user had it.
+ * supervision), and with what was set to tune the worker (DENO_V8_FLAGS, MALLOC_ARENA_MAX) as the
+ * user had it.
  */
 export function inheritable(env: Record<string, string>): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [key, value] of Object.entries(env)) {
     if (!key.startsWith("QUEUECTL_")) out[key] = value;
   }
-  if (env.QUEUECTL_SUPERVISOR !== undefined) {
+  if (env[TUNED] !== undefined) {
     for (const name of WORKER_ENV_NAMES) {
       const user = env[savedName(name)];
       if (user === undefined) delete out[name];

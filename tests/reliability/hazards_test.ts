@@ -270,11 +270,12 @@ Deno.test("C7/C8/E7: 10,000 quick jobs under ulimit -n 64: no zombie, no fd or m
   );
   assert(base !== null && half !== null);
   assert(Math.abs(end.fds - base.fds) <= 5, `fds ${base.fds} -> ${end.fds}`);
-  // V8 grows its heap over the first few thousand jobs (about 40 MB, then flat: measured to
-  // 30,000 jobs), so growth from job 100 is bounded loosely and a leak is looked for in the
-  // second half, where it would show as steady growth.
-  assert(end.rss - base.rss < 60 * 1024, `RSS grew ${end.rss - base.rss} KiB from job 100`);
-  assert(end.rss - half < 20 * 1024, `RSS grew ${end.rss - half} KiB in the second half`);
+  // `worker run` re-executes itself with the worker's V8 flags (lib/worker/exec.ts): measured
+  // 53 MB at job 100, 60 at 5,000 and 61 at 10,000. Untuned, as CI once ran it, it went 59, 101,
+  // 122 MB. The young generation settles over the first thousand jobs, so growth from job 100 is
+  // bounded loosely, and a leak is looked for in the second half, where it would show as a slope.
+  assert(end.rss - base.rss < 25 * 1024, `RSS grew ${end.rss - base.rss} KiB from job 100`);
+  assert(end.rss - half < 10 * 1024, `RSS grew ${end.rss - half} KiB in the second half`);
   assertEquals(zombies, 0);
   assert(!/EMFILE|Too many open files/.test(worker.stderr), "no EMFILE");
   assertEquals(sb.counts().completed, total);

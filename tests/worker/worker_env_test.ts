@@ -1,14 +1,14 @@
 /**
- * Workers started by the supervisor run with V8 flags and a malloc setting for a small, flat
+ * Workers (started by the supervisor, or re-executed by `worker run`) run with V8 flags and a malloc setting for a small, flat
  * memory (DENO_V8_FLAGS, MALLOC_ARENA_MAX), and their jobs see both as the user set them, not as
- * the supervisor set them for the worker.
+ * they were set for the worker.
  *
  * Pure functions only: it starts no process and opens no file.
  *
  * @module
  */
 
-import { savedName, WORKER_V8_FLAGS, workerEnv } from "../../lib/worker/supervisor.ts";
+import { savedName, TUNED, WORKER_V8_FLAGS, workerEnv } from "../../lib/worker/supervisor.ts";
 import { inheritable } from "../../lib/worker/worker.ts";
 import { assertEquals } from "../helpers/assert.ts";
 
@@ -17,11 +17,13 @@ const from = (env: Record<string, string>) => (name: string) => env[name];
 Deno.test("workerEnv() adds the worker's V8 flags after the user's, and keeps their malloc setting", () => {
   assertEquals(workerEnv(from({})), {
     QUEUECTL_SUPERVISOR: String(Deno.pid),
+    [TUNED]: "1",
     DENO_V8_FLAGS: WORKER_V8_FLAGS,
     MALLOC_ARENA_MAX: "2",
   });
   assertEquals(workerEnv(from({ DENO_V8_FLAGS: "--stack-size=900", MALLOC_ARENA_MAX: "8" })), {
     QUEUECTL_SUPERVISOR: String(Deno.pid),
+    [TUNED]: "1",
     DENO_V8_FLAGS: `--stack-size=900,${WORKER_V8_FLAGS}`,
     [savedName("DENO_V8_FLAGS")]: "--stack-size=900",
     MALLOC_ARENA_MAX: "8",

@@ -11,6 +11,7 @@ import { json, localTime, palette, table, workerJson } from "../render.ts";
 import { EXIT, QueuectlError } from "../../errors.ts";
 import type { WorkerRecord } from "../../store/store.ts";
 import { processAlive } from "../../worker/process.ts";
+import { TUNED, tunedEnv } from "../../worker/supervisor.ts";
 
 export function run(ctx: Context): Promise<number> {
   switch (ctx.command) {
@@ -30,6 +31,13 @@ function log(ctx: Context): (line: string) => void {
 }
 
 async function runWorker(ctx: Context): Promise<number> {
+  const once = flagBool(ctx.args, "once");
+  // Started on its own rather than by `worker start`: start again tuned (lib/worker/exec.ts).
+  // `--once` leaves soon, and its memory does not matter.
+  if (!once && ctx.reexec !== undefined && ctx.io.env(TUNED) === undefined) {
+    const error = await ctx.reexec(tunedEnv((name) => ctx.io.env(name)));
+    ctx.io.err(`worker: running without memory tuning: ${error.message}\n`);
+  }
   const queue = await ctx.openQueue("worker");
   const [{ Worker }, { createSpawner }] = await Promise.all([
     import("../../worker/worker.ts"),
@@ -47,7 +55,7 @@ async function runWorker(ctx: Context): Promise<number> {
     spawner: createSpawner(),
     log: log(ctx),
     host: Deno.hostname(),
-    once: flagBool(ctx.args, "once"),
+    once,
     supervisorPid: Number.isInteger(supervisor) && supervisor > 0 ? supervisor : null,
     fault: ctx.fault,
     ...(housekeepingMs > 0 ? { housekeepingMs } : {}),
