@@ -6,37 +6,10 @@
  * @module
  */
 
-export interface ProcStat {
-  state: string;
-  ppid: number;
-  pgrp: number;
-  startTime: number;
-}
+import { allPids as listPids, procStat as readStat } from "../helpers/proc.ts";
 
-export function readStat(pid: number): ProcStat | null {
-  let text: string;
-  try {
-    text = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  } catch {
-    return null;
-  }
-  const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
-  return {
-    state: fields[0]!,
-    ppid: Number(fields[1]),
-    pgrp: Number(fields[2]),
-    startTime: Number(fields[19]),
-  };
-}
-
-export function listPids(): number[] {
-  const pids: number[] = [];
-  for (const entry of Deno.readDirSync("/proc")) {
-    const pid = Number(entry.name);
-    if (Number.isInteger(pid) && pid > 0) pids.push(pid);
-  }
-  return pids;
-}
+export { listPids, readStat };
+export type { ProcStat } from "../helpers/proc.ts";
 
 function readNul(path: string): string[] {
   try {

@@ -12,6 +12,8 @@
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import type { SQLInputValue, SQLOutputValue } from "node:sqlite";
+import { allPids, procStat } from "../helpers/proc.ts";
+import type { ProcStat } from "../helpers/proc.ts";
 
 /** The repository root (no trailing slash). */
 export const REPO = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
@@ -70,38 +72,13 @@ export async function within<T>(promise: Promise<T>, timeoutMs: number, what: st
 // ---------------------------------------------------------------------------------------------
 // /proc
 
-export interface ProcStat {
-  pid: number;
-  state: string;
-  ppid: number;
-  pgrp: number;
-}
-
-export function procStat(pid: number): ProcStat | null {
-  let text: string;
-  try {
-    text = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  } catch {
-    return null;
-  }
-  // comm (field 2) is parenthesised and may hold spaces: split after the last ")".
-  const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
-  return { pid, state: fields[0]!, ppid: Number(fields[1]), pgrp: Number(fields[2]) };
-}
+export { allPids, procStat };
+export type { ProcStat };
 
 /** Alive and not a zombie (this host's init does not reap orphans, so zombies linger). */
 export function isAlive(pid: number): boolean {
   const stat = procStat(pid);
   return stat !== null && stat.state !== "Z" && stat.state !== "X";
-}
-
-export function allPids(): number[] {
-  const pids: number[] = [];
-  for (const entry of Deno.readDirSync("/proc")) {
-    const pid = Number(entry.name);
-    if (Number.isInteger(pid) && pid > 0) pids.push(pid);
-  }
-  return pids;
 }
 
 /** Live members of process group `pgid`. */
