@@ -23,6 +23,18 @@ async function runningGroup(
   return { start, members: await waitForGroup(start.pid) };
 }
 
+/** A supervised pool of two workers, each running a 30 s ledger job. */
+async function busyPool(sb: Sandbox) {
+  const ids = await sb.enqueue([
+    { command: sb.ledgerJob("sleep 30") },
+    { command: sb.ledgerJob("sleep 30") },
+  ]);
+  const pool = sb.spawn(["worker", "start", "--count", "2"]);
+  const groups = await Promise.all(ids.map((id) => runningGroup(sb, id)));
+  const workerPids = sb.workerRows().map((w) => w.pid);
+  return { ids, pool, groups, workerPids };
+}
+
 /** The job went back to pending with its attempt refunded, and none of its processes runs. */
 async function assertInterrupted(sb: Sandbox, id: string, members: number[]): Promise<void> {
   for (const pid of members) assert.ok(!isAlive(pid), `job ${id} process ${pid} survived`);
@@ -96,13 +108,7 @@ for (const [signal, code] of [["SIGTERM", 143], ["SIGINT", 130]] as const) {
 Deno.test("worker stop --force kills the jobs of a supervised pool and returns them to pending", async () => {
   await using sb = await Sandbox.create();
   await sb.fastConfig();
-  const ids = await sb.enqueue([
-    { command: sb.ledgerJob("sleep 30") },
-    { command: sb.ledgerJob("sleep 30") },
-  ]);
-  const pool = sb.spawn(["worker", "start", "--count", "2"]);
-  const groups = await Promise.all(ids.map((id) => runningGroup(sb, id)));
-  const workerPids = sb.workerRows().map((w) => w.pid);
+  const { ids, pool, groups, workerPids } = await busyPool(sb);
   assert.equal(workerPids.length, 2);
 
   const started = performance.now();
@@ -166,13 +172,7 @@ Deno.test("worker run on SIGQUIT kills the job's group at once, without a gracef
 Deno.test("worker start on a second SIGTERM makes its workers kill their jobs", async () => {
   await using sb = await Sandbox.create();
   await sb.fastConfig();
-  const ids = await sb.enqueue([
-    { command: sb.ledgerJob("sleep 30") },
-    { command: sb.ledgerJob("sleep 30") },
-  ]);
-  const pool = sb.spawn(["worker", "start", "--count", "2"]);
-  const groups = await Promise.all(ids.map((id) => runningGroup(sb, id)));
-  const workerPids = sb.workerRows().map((w) => w.pid);
+  const { ids, pool, groups, workerPids } = await busyPool(sb);
 
   pool.kill("SIGTERM");
   await pool.waitForStderr(/SIGTERM: stopping workers/, PROMPT_MS, "the graceful stop");
