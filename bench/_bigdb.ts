@@ -19,8 +19,9 @@ import { createQueueDb } from "./_common.ts";
 import { MIGRATIONS } from "../lib/store/sqlite/migrations.ts";
 import { SCHEMA_VERSION } from "../lib/store/sqlite/version.ts";
 import { bucketOf, METRIC, OUTCOME_CODES } from "../lib/metrics.ts";
-import { SqliteStore } from "../lib/store/sqlite/store.ts";
-import { STATS_MINUTES_KEPT_MS, STATS_RETENTION_MS } from "../lib/worker/worker.ts";
+import { openSqliteStore } from "../lib/store/sqlite/open.ts";
+import { STATS_MINUTES_KEPT_MS, STATS_RETENTION_MS } from "../lib/worker/housekeeping.ts";
+import { FakeClock } from "../lib/clock.ts";
 
 /** Bump when what the generator writes changes. */
 const GENERATOR_VERSION = 2;
@@ -173,14 +174,19 @@ export async function cachedDb(shape: DbShape, log: (line: string) => void): Pro
   const now = Date.now();
   await buildDb(temp, shape, now);
   // What workers' housekeeping keeps it like: per-minute figures older than two hours per hour.
-  const store = await SqliteStore.open(temp, { synchronous: "NORMAL", busyTimeoutMs: 5000 }, now);
+  const store = await openSqliteStore(temp, {
+    synchronous: "NORMAL",
+    busyTimeoutMs: 5000,
+    clock: new FakeClock(now),
+  });
   try {
-    await store.maintain({
-      statsBefore: now - STATS_RETENTION_MS,
-      compactBefore: now - STATS_MINUTES_KEPT_MS,
+    await store.statsCompact({
+      retainMs: STATS_RETENTION_MS,
+      minutesKeptMs: STATS_MINUTES_KEPT_MS,
     });
+    await store.maintain();
   } finally {
-    store.close();
+    await store.close();
   }
   Deno.renameSync(temp, path);
   log(`  built in ${((performance.now() - t0) / 1000).toFixed(1)} s`);

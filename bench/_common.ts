@@ -10,7 +10,8 @@
  */
 
 import { DatabaseSync } from "node:sqlite";
-import { SqliteStore } from "../lib/store/sqlite/store.ts";
+import { openSqliteStore } from "../lib/store/sqlite/open.ts";
+import { systemClock } from "../lib/clock.ts";
 
 /** The repository root (where deno.json is): every `deno run` starts here. */
 export const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
@@ -108,12 +109,12 @@ export async function tempDir(prefix: string): Promise<{ path: string; dispose()
 
 /** Creates an empty queuectl database at `path` through the store, as the CLI would. */
 export async function createQueueDb(path: string): Promise<void> {
-  const store = await SqliteStore.open(
-    path,
-    { synchronous: "FULL", busyTimeoutMs: 5000 },
-    Date.now(),
-  );
-  store.close();
+  const store = await openSqliteStore(path, {
+    synchronous: "FULL",
+    busyTimeoutMs: 5000,
+    clock: systemClock(),
+  });
+  await store.close();
 }
 
 type Row = Record<string, unknown>;

@@ -25,6 +25,7 @@ import { drain } from "./drain.ts";
 import { pickup } from "./pickup.ts";
 import { scale } from "./scale.ts";
 import { resources } from "./resources.ts";
+import { idle } from "./idle.ts";
 
 const MODULES: Record<string, BenchModule> = {
   startup,
@@ -33,6 +34,7 @@ const MODULES: Record<string, BenchModule> = {
   pickup,
   scale,
   resources,
+  idle,
 };
 
 const NOTES_MARKER = "<!-- notes: everything below is hand-written and kept by bench/main.ts -->";

@@ -2,7 +2,7 @@
 /**
  * Scale: what a big queue costs.
  *
- * - Claim cost: `jobClaim` + `jobFinish` through the store API (`SqliteStore.open` as a worker
+ * - Claim cost: `jobClaim` + `jobFinish` through the store API (`openSqliteStore` as a worker
  *   opens it), in this process, on a database with 1,000 pending jobs and on one with 1,000,000
  *   (100,000 of them scheduled for later at priority 10, so they sit ahead of every due job in the
  *   ready index), each also holding as many finished jobs. Interleaved blocks; medians.
@@ -17,7 +17,9 @@
 import type { BenchModule, BenchOptions, Figure } from "./_common.ts";
 import { DENO, median, printFigure, runProcess, standalone, tempDir } from "./_common.ts";
 import { BIG, buildDb, cachedDb, describeShape, SMALL } from "./_bigdb.ts";
-import { SqliteStore } from "../lib/store/sqlite/store.ts";
+import { openSqliteStore } from "../lib/store/sqlite/open.ts";
+import type { SqliteStore } from "../lib/store/sqlite/store.ts";
+import { systemClock } from "../lib/clock.ts";
 import { decide } from "../lib/job/outcome.ts";
 
 const CLAIM_TARGET = 1.5;
@@ -37,26 +39,19 @@ interface ClaimTimes {
 }
 
 async function openWorkerStore(path: string): Promise<SqliteStore> {
-  const store = await SqliteStore.open(
-    path,
-    { synchronous: "NORMAL", busyTimeoutMs: 100 },
-    Date.now(),
-  );
-  const now = Date.now();
+  const store = await openSqliteStore(path, {
+    synchronous: "NORMAL",
+    busyTimeoutMs: 100,
+    clock: systemClock(),
+  });
   await store.workerRegister({
     worker: {
       id: "w-bench",
       pid: Deno.pid,
       host: "bench",
+      hostId: "bench",
       pidStart: null,
-      state: "idle",
-      currentJob: null,
-      startedAt: now,
-      heartbeatAt: now,
-      jobsDone: 0,
-      jobsFailed: 0,
       supervisorPid: null,
-      busyMs: 0,
     },
   });
   return store;
@@ -67,24 +62,26 @@ async function claimBlock(store: SqliteStore, n: number, times: ClaimTimes): Pro
   for (let i = 0; i < n; i++) {
     const t0 = performance.now();
     const now = Date.now();
-    const job = await store.jobClaim({ workerId: "w-bench", host: "bench", now, leaseMs: 30_000 });
+    const [job] = await store.jobClaim({
+      workerId: "w-bench",
+      host: "bench",
+      leaseMs: 30_000,
+      limit: 1,
+    });
     const t1 = performance.now();
     if (!job) throw new Error("no job to claim");
     if (job.runAt > now || job.priority === 10) {
       throw new Error(`claimed job ${job.id} is not due (run_at ${job.runAt}, now ${now})`);
     }
-    const done = Date.now();
     const applied = await store.jobFinish({
       jobId: job.id,
       attempt: job.attempts,
       workerId: "w-bench",
-      decision: decide(job, { kind: "exited", code: 0 }, done, { base: 2, maxMs: 3_600_000 }),
-      now: done,
+      decision: decide(job, { kind: "exited", code: 0 }, { base: 2, maxMs: 3_600_000 }),
       output: {
         stdout: { head: new Uint8Array(0), tail: new Uint8Array(0), total: 0 },
         stderr: { head: new Uint8Array(0), tail: new Uint8Array(0), total: 0 },
       },
-      byOwner: true,
     });
     const t2 = performance.now();
     if (!applied) throw new Error(`finish of ${job.id} was not applied`);
@@ -113,7 +110,7 @@ export const scale: BenchModule = {
       `(built with raw node:sqlite inserts into queuectl's schema, job_counts and stats_minute ` +
       `filled in to match; cached for 12 h; the bench works on a copy). Claim cost: ` +
       `\`jobClaim\` + \`jobFinish\` (completed, as a worker writes it) through ` +
-      `\`SqliteStore.open\` in the bench process, ${c.blocks} blocks of ${c.perBlock} per ` +
+      `\`openSqliteStore\` in the bench process, ${c.blocks} blocks of ${c.perBlock} per ` +
       `database, alternating, after 20 warm-up claims each; median per pair; ratio = big / ` +
       `small. CLI: each command a new process, ${cliRounds(options)} rounds round-robin over ` +
       `both databases; median wall time; floor = the same command on the small database.`;
@@ -149,7 +146,7 @@ export const scale: BenchModule = {
           await claimBlock(smallStore, perBlock, smallTimes);
         }
       }
-      for (const store of stores) store.close();
+      await Promise.all(stores.map((store) => store.close()));
       stores.length = 0;
 
       const figures: Figure[] = [];
@@ -222,7 +219,7 @@ export const scale: BenchModule = {
       }
       return figures;
     } finally {
-      for (const store of stores) store.close();
+      await Promise.all(stores.map((store) => store.close()));
       dir.dispose();
     }
   },

@@ -32,14 +32,32 @@ export interface QueuectlErrorOptions {
   typo?: { input: string; candidates: readonly string[] };
   /** The id or value the error is about, for callers that add where it came from. */
   subject?: string;
+  /**
+   * What went wrong, for code: the layer that talks to users adds its hint by it (the CLI says
+   * which flag or command helps; a dashboard would say it differently).
+   */
+  reason?: ErrorReason;
 }
+
+/** Reasons that callers tell apart (see `QueuectlErrorOptions.reason`). */
+export type ErrorReason =
+  | "id_exists"
+  | "job_not_found"
+  | "not_dead"
+  | "bad_path"
+  | "busy"
+  | "full"
+  | "read_only"
+  | "damaged";
 
 /** Base of every error a user is meant to read. */
 export class QueuectlError extends Error {
   readonly exitCode: number;
-  readonly hint: string | undefined;
+  /** Set by the layer that knows what helps, when the code that threw could not know. */
+  hint: string | undefined;
   readonly typo: QueuectlErrorOptions["typo"];
   readonly subject: string | undefined;
+  readonly reason: ErrorReason | undefined;
 
   constructor(message: string, exitCode: number, options: QueuectlErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -48,6 +66,7 @@ export class QueuectlError extends Error {
     this.hint = options.hint;
     this.typo = options.typo;
     this.subject = options.subject;
+    this.reason = options.reason;
   }
 }
 

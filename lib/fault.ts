@@ -1,20 +1,37 @@
 /**
- * Fault injection for the reliability suite: with `QUEUECTL_TEST=1` and `QUEUECTL_FAULT=<point>`,
- * the process kills itself with SIGKILL when it reaches that point. Points: enqueue:before-commit,
- * enqueue:after-commit, enqueue:after-commit-before-print, claim:after-commit, run:after-spawn,
- * and before-commit / after-commit of each outcome transition (complete, retry, bury,
- * interrupt) and of dlq-retry.
+ * Fault injection for the reliability suite: with the test hook `QUEUECTL_FAULT=<point>`
+ * (lib/test_hooks.ts), the process kills itself with SIGKILL when it reaches that point. Every
+ * store fires the same points, so a scenario runs unchanged on each.
  *
  * @module
  */
 
-export type FaultHook = (point: string) => void;
+import type { TestHooks } from "./test_hooks.ts";
+
+/** Outcome transitions and user operations whose commit is a fault point. */
+export type Committed =
+  | "enqueue"
+  | "claim"
+  | "arm"
+  | "complete"
+  | "retry"
+  | "bury"
+  | "interrupt"
+  | "dlq-retry";
+
+/** Every point a fault can be injected at. */
+export type FaultPoint =
+  | `${Committed}:before-commit`
+  | `${Committed}:after-commit`
+  | "enqueue:after-commit-before-print"
+  | "run:after-spawn";
+
+export type FaultHook = (point: FaultPoint) => void;
 
 /** The hook for this process, or `undefined` outside tests (the usual case: zero cost). */
-export function faultHook(env: (name: string) => string | undefined): FaultHook | undefined {
-  if (env("QUEUECTL_TEST") !== "1") return undefined;
-  const target = env("QUEUECTL_FAULT");
-  if (!target) return undefined;
+export function faultHook(hooks: TestHooks): FaultHook | undefined {
+  const target = hooks.fault;
+  if (target === undefined) return undefined;
   return (point) => {
     if (point === target) Deno.kill(Deno.pid, "SIGKILL");
   };

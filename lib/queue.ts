@@ -1,6 +1,7 @@
 /**
- * The queue's core API. The CLI and the workers call only this; it holds no SQL (that is the
- * store's) and no presentation (that is the CLI's).
+ * The queue's core API. The CLI, the dashboard and the worker command call only this; it holds no
+ * SQL (that is the store's, which stays private to the core) and no presentation (the CLI's and
+ * the dashboard's; both print the shapes of lib/json.ts).
  *
  * @module
  */
@@ -10,18 +11,45 @@ import type { Clock } from "./clock.ts";
 // every command pays for what start-up loads.
 import type { Config } from "./config.ts";
 import { NotFoundError } from "./errors.ts";
+import type { FaultHook } from "./fault.ts";
 import type { Attempt, Job, NewJob } from "./job/job.ts";
+import { DEFAULT_MAX_RETRIES } from "./job/job.ts";
 import type { JobState } from "./job/state.ts";
-import type { StatsSummary } from "./metrics.ts";
 import { TERMINAL_STATES } from "./job/state.ts";
+import type { Metrics } from "./metrics.ts";
+import type { DbLocation } from "./store/location.ts";
 import type {
   JobCounts,
   JobInsertResult,
   JobListResult,
   OutputCapture,
   Store,
+  StoreCapabilities,
   WorkerRecord,
 } from "./store/store.ts";
+import type { Judgement, WorkerDisplayState } from "./worker/liveness.ts";
+import type { Worker, WorkerOptions } from "./worker/worker.ts";
+
+export interface OpenQueueOptions {
+  /** `cli` acknowledges work to users (durable commits, waits 5 s for locks); `worker` runs jobs. */
+  role: "cli" | "worker";
+  clock: Clock;
+  fault?: FaultHook | undefined;
+  /** False: a missing database is not created (commands that only read see an empty queue). */
+  create?: boolean;
+}
+
+/** Opens the queue at `location`, creating its database on first use unless told not to. */
+export async function openQueue(location: DbLocation, options: OpenQueueOptions): Promise<Queue> {
+  const { openStore } = await import("./store/open.ts");
+  const store = await openStore(location, {
+    role: options.role,
+    clock: options.clock,
+    fault: options.fault,
+    create: options.create !== false,
+  });
+  return new Queue(store, { clock: options.clock });
+}
 
 export interface QueueOptions {
   clock: Clock;
@@ -30,7 +58,6 @@ export interface QueueOptions {
 export interface WaitOptions {
   /** Give up after this long; absent waits for ever. */
   timeoutMs?: number;
-  pollMs?: number;
   /** Called with the jobs as last read, after every read. */
   onProgress?: (jobs: Job[]) => void;
 }
@@ -40,22 +67,39 @@ export interface WaitResult {
   timedOut: boolean;
 }
 
+/** A registered worker with its judged liveness. */
+export interface WorkerView {
+  worker: WorkerRecord;
+  judgement: Judgement;
+  state: WorkerDisplayState;
+}
+
 export interface QueueStatus {
   counts: JobCounts;
-  workers: WorkerRecord[];
+  workers: WorkerView[];
 }
 
 export class Queue {
-  readonly store: Store;
+  readonly #store: Store;
   readonly clock: Clock;
 
   constructor(store: Store, options: QueueOptions) {
-    this.store = store;
+    this.#store = store;
     this.clock = options.clock;
   }
 
+  /** Where the queue lives, fit for messages. */
+  get location(): string {
+    return this.#store.location;
+  }
+
+  get capabilities(): StoreCapabilities {
+    return this.#store.capabilities;
+  }
+
   /**
-   * Stores jobs atomically: every one of them, or none.
+   * Stores jobs atomically: every one of them, or none. A job without `max_retries` gets the
+   * `max-retries` setting.
    *
    * @example
    * ```ts ignore
@@ -63,59 +107,79 @@ export class Queue {
    * console.log(jobs[0].id);
    * ```
    */
-  enqueue(
+  async enqueue(
     jobs: readonly NewJob[],
-    options: { ifExists?: "fail" | "keep"; now?: number } = {},
+    options: { ifExists?: "fail" | "keep" } = {},
   ): Promise<JobInsertResult> {
-    return this.store.jobInsertMany({
+    const needsDefault = jobs.some((job) => job.maxRetries === null);
+    const setting = needsDefault ? (await this.#store.configGetAll())["max-retries"] : undefined;
+    // A stored value was validated by `config set`; anything else falls back to the default.
+    const stored = setting === undefined ? NaN : Number(setting);
+    return await this.#store.jobInsertMany({
       jobs,
-      now: options.now ?? this.clock.now(),
+      defaultMaxRetries: Number.isInteger(stored) && stored >= 0 ? stored : DEFAULT_MAX_RETRIES,
       ifExists: options.ifExists ?? "fail",
     });
   }
 
   /** The job with `id`, or `NotFoundError`. */
   async get(id: string): Promise<Job> {
-    const job = await this.store.jobGet({ id });
+    const job = await this.#store.jobGet({ id });
     if (!job) {
-      throw new NotFoundError(`Job "${id}" not found`, { hint: "`queuectl list` shows the jobs" });
+      throw new NotFoundError(`Job "${id}" not found`, { subject: id, reason: "job_not_found" });
     }
     return job;
   }
 
-  list(options: { state?: JobState; limit: number }): Promise<JobListResult> {
-    return this.store.jobList(options);
+  list(options: { states?: readonly JobState[]; limit: number }): Promise<JobListResult> {
+    return this.#store.jobList(options);
   }
 
+  /** Counts per state and the workers with their liveness. */
   async status(): Promise<QueueStatus> {
-    const [counts, workers] = await Promise.all([
-      this.store.jobCountByState(),
-      this.store.workerList(),
-    ]);
+    const [counts, workers] = await Promise.all([this.#store.jobCountByState(), this.workers()]);
     return { counts, workers };
   }
 
-  /** Registered workers (including ones that died without deregistering). */
-  workers(): Promise<WorkerRecord[]> {
-    return this.store.workerList();
+  /** Registered workers, judged alive, stale or gone (lib/worker/liveness.ts). */
+  async workers(): Promise<WorkerView[]> {
+    const [records, stored] = await Promise.all([
+      this.#store.workerList(),
+      this.#store.configGetAll(),
+    ]);
+    if (records.length === 0) return [];
+    const [{ resolveConfig }, { judgeWorker, displayState }, { thisHost }] = await Promise.all([
+      import("./config.ts"),
+      import("./worker/liveness.ts"),
+      import("./worker/host.ts"),
+    ]);
+    const ctx = {
+      hostId: thisHost().id,
+      pidRecovery: this.#store.capabilities.pidRecovery,
+      leaseMs: resolveConfig(stored).leaseTimeoutMs,
+    };
+    return records.map((worker) => {
+      const judgement = judgeWorker(worker, ctx);
+      return { worker, judgement, state: displayState(worker, judgement) };
+    });
   }
 
   /** Attempt history, oldest first; `NotFoundError` for an unknown job. */
   async attempts(id: string): Promise<Attempt[]> {
     await this.get(id);
-    return this.store.attemptList({ jobId: id });
+    return this.#store.attemptList({ jobId: id });
   }
 
   output(
     id: string,
     attempt: number,
   ): Promise<{ stdout: OutputCapture; stderr: OutputCapture } | undefined> {
-    return this.store.attemptOutput({ jobId: id, attempt });
+    return this.#store.attemptOutput({ jobId: id, attempt });
   }
 
   /**
-   * Waits until every job is completed or dead (a `failed` job still has a retry coming). Watches
-   * the store's change token, so it reacts within a few milliseconds without loading the database.
+   * Waits until every job is completed or dead (a `failed` job still has a retry coming). Sleeps
+   * until the store reports a change (see `Store.waitForChange`), so waiting costs nothing.
    */
   async waitFor(ids: readonly string[], options: WaitOptions = {}): Promise<WaitResult> {
     const jobs = new Map<string, Job>();
@@ -123,80 +187,107 @@ export class Queue {
     const deadline = options.timeoutMs === undefined
       ? Infinity
       : performance.now() + options.timeoutMs;
-    const pollMs = options.pollMs ?? 20;
-    let lastRead = performance.now();
-    let token = await this.store.changeToken();
     for (;;) {
       const open = [...jobs.values()].filter((job) => !TERMINAL_STATES.includes(job.state));
       options.onProgress?.([...jobs.values()]);
       if (open.length === 0) return { jobs: [...jobs.values()], timedOut: false };
-      if (performance.now() >= deadline) return { jobs: [...jobs.values()], timedOut: true };
-      await new Promise((resolve) =>
-        setTimeout(resolve, Math.max(1, Math.min(pollMs, deadline - performance.now())))
-      );
-      const next = await this.store.changeToken();
-      // Re-read on a change, and now and then anyway (a change the token cannot see).
-      if (next === token && performance.now() - lastRead < 1000) continue;
-      token = next;
-      lastRead = performance.now();
+      const left = deadline - performance.now();
+      if (left <= 0) return { jobs: [...jobs.values()], timedOut: true };
+      // The mark is taken before the reads below, so a commit between them wakes the next wait.
+      const mark = this.#store.changeMark();
+      await this.#store.waitForChange({ since: mark, timeoutMs: Math.min(left, 60_000) });
       for (const job of open) {
-        const fresh = await this.store.jobGet({ id: job.id });
+        const fresh = await this.#store.jobGet({ id: job.id });
         if (fresh) jobs.set(job.id, fresh);
       }
     }
   }
 
-  /** A value that changes whenever the queue changes; cheap to poll (see `Store.changeToken`). */
-  changeToken(): Promise<number> {
-    return this.store.changeToken();
+  /** A mark for `waitForChange`, taken before reading what the caller watches. */
+  changeMark(): number {
+    return this.#store.changeMark();
   }
 
-  /** Figures for the metrics dashboard over the window since `since`. */
-  stats(since: number): Promise<StatsSummary> {
-    return this.store.statsSummary({ since, now: this.clock.now(), topFailing: 5 });
+  /** Sleeps until the queue may have changed since `since` (true), or `timeoutMs` (false). */
+  waitForChange(since: number, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+    return this.#store.waitForChange({
+      since,
+      timeoutMs,
+      ...(signal === undefined ? {} : { signal }),
+    });
+  }
+
+  /** The figures of the metrics dashboard over the window that ends now. */
+  async metrics(windowMs: number): Promise<Metrics> {
+    const [{ computeMetrics }, { counts, workers }, figures] = await Promise.all([
+      import("./metrics.ts"),
+      this.status(),
+      this.#store.statsFigures({ windowMs, topFailing: 5 }),
+    ]);
+    return computeMetrics(
+      counts,
+      figures,
+      workers.map(({ worker: w, state }) => ({
+        id: w.id,
+        pid: w.pid,
+        host: w.host,
+        state,
+        jobsDone: w.jobsDone,
+        jobsFailed: w.jobsFailed,
+        busyMs: w.busyMs,
+        startedAt: w.startedAt,
+      })),
+    );
   }
 
   /**
-   * Deletes jobs in `states` that finished before `finishedBefore`, with their attempts and
+   * Deletes jobs in `states` that finished at least `olderThanMs` ago, with their attempts and
    * output, in batches of `batch` (each its own short transaction, so workers keep running).
    * With `dryRun`, only counts them.
    */
   async prune(
     options: {
       states: readonly JobState[];
-      finishedBefore: number;
+      olderThanMs: number;
       dryRun?: boolean;
       batch?: number;
     },
   ): Promise<number> {
-    const { states, finishedBefore } = options;
-    if (options.dryRun) return await this.store.jobPruneCount({ states, finishedBefore });
+    const { states, olderThanMs } = options;
+    if (options.dryRun) return await this.#store.jobPruneCount({ states, olderThanMs });
+    const limit = options.batch ?? 1000;
     let deleted = 0;
     for (;;) {
-      const ids = await this.store.jobPrune({
-        states,
-        finishedBefore,
-        limit: options.batch ?? 1000,
-      });
+      const ids = await this.#store.jobPrune({ states, olderThanMs, limit });
       deleted += ids.length;
-      if (ids.length < (options.batch ?? 1000)) return deleted;
+      if (ids.length < limit) return deleted;
     }
   }
 
   /** Moves dead jobs back to pending with a fresh retry budget (all of them, or none). */
   dlqRetry(ids: readonly string[] | "all"): Promise<Job[]> {
-    return this.store.jobDlqRetry({ ids, now: this.clock.now() });
+    return this.#store.jobDlqRetry({ ids });
+  }
+
+  /** The store's clock now. */
+  now(): Promise<number> {
+    return this.#store.now();
+  }
+
+  /** Throws `StoreUnusableError` (exit 6) if the queue cannot be written; changes nothing. */
+  checkWritable(): Promise<void> {
+    return this.#store.checkWritable();
   }
 
   /** The effective settings. */
   async config(): Promise<Config> {
     const { resolveConfig } = await import("./config.ts");
-    return resolveConfig(await this.store.configGetAll());
+    return resolveConfig(await this.#store.configGetAll());
   }
 
   /** Stored overrides only (key → base-unit value). */
   async configOverrides(): Promise<Record<string, number>> {
-    const stored = await this.store.configGetAll();
+    const stored = await this.#store.configGetAll();
     const { CONFIG_KEYS, resolveConfig } = await import("./config.ts");
     const config = resolveConfig(stored);
     const out: Record<string, number> = {};
@@ -210,7 +301,7 @@ export class Queue {
   async configSet(key: string, text: string): Promise<number> {
     const { parseConfigValue } = await import("./config.ts");
     const value = parseConfigValue(key, text);
-    await this.store.configSet({ key, value: String(value) });
+    await this.#store.configSet({ key, value: String(value) });
     return value;
   }
 
@@ -218,10 +309,16 @@ export class Queue {
   async configUnset(key: string): Promise<boolean> {
     const { configKey } = await import("./config.ts");
     configKey(key);
-    return await this.store.configUnset({ key });
+    return await this.#store.configUnset({ key });
   }
 
-  close(): void {
-    this.store.close();
+  /** A worker that runs this queue's jobs in this process (lib/worker/worker.ts). */
+  async createWorker(options: Omit<WorkerOptions, "store" | "clock">): Promise<Worker> {
+    const { Worker } = await import("./worker/worker.ts");
+    return new Worker({ ...options, store: this.#store, clock: this.clock });
+  }
+
+  close(): Promise<void> {
+    return this.#store.close();
   }
 }

@@ -9,6 +9,7 @@ import type { Io } from "./io.ts";
 import type { Clock } from "../clock.ts";
 import type { FaultHook } from "../fault.ts";
 import type { Queue } from "../queue.ts";
+import type { TestHooks } from "../test_hooks.ts";
 import type { DbLocation } from "../store/location.ts";
 
 export interface Context {
@@ -22,6 +23,8 @@ export interface Context {
   color: boolean;
   clock: Clock;
   fault: FaultHook | undefined;
+  /** Test hooks (none unless QUEUECTL_TEST=1; lib/test_hooks.ts). */
+  hooks: TestHooks;
   /** Where the database is (resolving does not open or create it). */
   location(): DbLocation;
   /** Opens the queue on first call (creating the database on first use); closed when the command ends. */

@@ -17,8 +17,10 @@ import type { Io } from "./io.ts";
 import type { Clock } from "../clock.ts";
 import { systemClock } from "../clock.ts";
 import { EXIT, QueuectlError, UsageError } from "../errors.ts";
+import { cliHint } from "./hints.ts";
 import { faultHook } from "../fault.ts";
 import type { Queue } from "../queue.ts";
+import { testHooks } from "../test_hooks.ts";
 import type { DbLocation } from "../store/location.ts";
 import { resolveDbLocation } from "../store/location.ts";
 
@@ -99,9 +101,8 @@ function oneLine(text: string): string {
 /** Formats an error as the one line users see (plus a stack with --debug). */
 export function describeError(error: unknown, debug: boolean): { text: string; code: number } {
   if (error instanceof QueuectlError) {
-    let text = `queuectl: ${oneLine(error.message)}${
-      error.hint ? ` (${oneLine(error.hint)})` : ""
-    }\n`;
+    const hint = cliHint(error);
+    let text = `queuectl: ${oneLine(error.message)}${hint ? ` (${oneLine(hint)})` : ""}\n`;
     if (debug) text += `${error.stack}\n${error.cause instanceof Error ? error.cause.stack : ""}\n`;
     return { text, code: error.exitCode };
   }
@@ -136,7 +137,7 @@ export async function main(
     try {
       io.flush();
     } catch { /* stdout closed */ }
-    queue?.close();
+    await queue?.close();
   }
 }
 
@@ -199,8 +200,9 @@ async function dispatch(
 
   const flags: FlagSpec[] = [...spec.flags, ...GLOBAL_FLAGS];
   const args = parseArgs(rest, flags, spec.args, spec.name);
-  const clock = options.clock ?? systemClock((name) => io.env(name));
-  const fault = faultHook((name) => io.env(name));
+  const hooks = testHooks((name) => io.env(name));
+  const clock = options.clock ?? systemClock(hooks);
+  const fault = faultHook(hooks);
   const dbFlag = args.flags.get("db");
   let location: DbLocation | undefined;
   let queue: Queue | undefined;
@@ -212,6 +214,7 @@ async function dispatch(
     color,
     clock,
     fault,
+    hooks,
     location() {
       location ??= resolveDbLocation(
         typeof dbFlag === "string" ? dbFlag : undefined,
@@ -222,17 +225,13 @@ async function dispatch(
     },
     async openQueue(role = "cli") {
       if (queue === undefined) {
-        const [{ openStore }, { Queue }] = await Promise.all([
-          import("../store/open.ts"),
-          import("../queue.ts"),
-        ]);
-        const store = await openStore(ctx.location(), {
+        const { openQueue } = await import("../queue.ts");
+        queue = await openQueue(ctx.location(), {
           role,
-          now: clock.now(),
+          clock,
           fault,
           create: spec.readsOnly !== true,
         });
-        queue = new Queue(store, { clock });
         opened(queue);
       }
       return queue;

@@ -1,14 +1,11 @@
 /**
- * Presentation: colour, aligned tables, and the JSON shapes of jobs, attempts and workers.
+ * Presentation for terminals: colour, aligned tables, escaping. JSON shapes are in lib/json.ts.
  *
  * @module
  */
 
-import type { Attempt, Job } from "../job/job.ts";
-import { attemptsLeft } from "../job/job.ts";
 import type { JobState } from "../job/state.ts";
-import type { WorkerRecord } from "../store/store.ts";
-import { formatLocal, iso } from "../time.ts";
+import { formatLocal } from "../time.ts";
 
 export type Paint = (text: string) => string;
 
@@ -83,58 +80,6 @@ export function clip(text: string, max: number): string {
 
 export function localTime(ms: number | null): string {
   return ms === null ? "-" : formatLocal(ms);
-}
-
-/** The job object of `list --json`, `show --json` and `enqueue --json`. */
-export function jobJson(job: Job): Record<string, unknown> {
-  return {
-    id: job.id,
-    command: job.command,
-    state: job.state,
-    priority: job.priority,
-    attempts: job.attempts,
-    max_retries: job.maxRetries,
-    attempts_left: attemptsLeft(job),
-    timeout: job.timeoutMs === null ? null : job.timeoutMs / 1000,
-    cwd: job.cwd,
-    env: job.env,
-    run_at: iso(job.runAt),
-    created_at: iso(job.createdAt),
-    updated_at: iso(job.updatedAt),
-    finished_at: iso(job.finishedAt),
-    worker_id: job.workerId,
-    lease_expires_at: iso(job.leaseExpiresAt),
-    last_error: job.lastError,
-    last_exit_code: job.lastExitCode,
-  };
-}
-
-export function attemptJson(attempt: Attempt): Record<string, unknown> {
-  return {
-    attempt: attempt.attempt,
-    worker_id: attempt.workerId,
-    started_at: iso(attempt.startedAt),
-    finished_at: iso(attempt.finishedAt),
-    duration_ms: attempt.finishedAt === null ? null : attempt.finishedAt - attempt.startedAt,
-    outcome: attempt.outcome ?? "running",
-    exit_code: attempt.exitCode,
-    signal: attempt.signal,
-    error: attempt.error,
-  };
-}
-
-export function workerJson(worker: WorkerRecord, alive: boolean | null): Record<string, unknown> {
-  return {
-    id: worker.id,
-    pid: worker.pid,
-    host: worker.host,
-    state: alive === false ? "gone" : worker.state,
-    current_job: worker.currentJob,
-    started_at: iso(worker.startedAt),
-    heartbeat_at: iso(worker.heartbeatAt),
-    jobs_done: worker.jobsDone,
-    jobs_failed: worker.jobsFailed,
-  };
 }
 
 /**

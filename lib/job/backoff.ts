@@ -13,16 +13,11 @@ export interface BackoffOptions {
 
 /**
  * Delay before the retry that follows attempt `attempt` (1-based):
- * `min(backoff-max, backoff-base ^ attempt)` seconds. No jitter: users can predict it, and a local
+ * `min(backoff-max, backoff-base ^ attempt)` seconds, in whole milliseconds. No jitter: users can predict it, and a local
  * queue has no fleet of clients to spread out.
  */
 export function retryDelayMs(attempt: number, options: BackoffOptions): number {
   const seconds = Math.pow(options.base, attempt);
   // Infinity and huge powers are capped too; the multiplication below cannot overflow after min().
-  return Math.min(options.maxMs, Number.isFinite(seconds) ? seconds * 1000 : Infinity);
-}
-
-/** The time the retry after attempt `attempt` becomes due. */
-export function nextRunAt(now: number, attempt: number, options: BackoffOptions): number {
-  return now + Math.round(retryDelayMs(attempt, options));
+  return Math.round(Math.min(options.maxMs, Number.isFinite(seconds) ? seconds * 1000 : Infinity));
 }

@@ -16,3 +16,8 @@ export function idProblem(id: string): string | undefined {
   }
   return undefined;
 }
+
+/** The id a job gets when it was enqueued without one: its sequence number. */
+export function generatedId(seq: number): string {
+  return String(seq);
+}

@@ -242,16 +242,23 @@ export function validateJob(
   if (input.run_at !== undefined && input.delay !== undefined) {
     throw new JobInputError("delay", 'cannot be combined with "run_at"; give one of them');
   }
-  let runAt = defaults.now;
-  if (input.delay !== undefined) runAt = defaults.now + durationField("delay", input.delay);
+  // A delay counts from when the job is stored, by the store's clock; a time is as given.
+  let runAt: number | null = null;
+  let delayMs = 0;
+  if (input.delay !== undefined) delayMs = durationField("delay", input.delay);
   else if (input.run_at !== undefined) {
     if (typeof input.run_at !== "string") {
       throw new JobInputError("run_at", `must be a string, not ${typeName(input.run_at)}`);
     }
     runAt = runAtValue("run_at", input.run_at, defaults);
   }
-  if (overrides.runAt !== undefined) runAt = overrides.runAt;
-  else if (overrides.delayMs !== undefined) runAt = defaults.now + overrides.delayMs;
+  if (overrides.runAt !== undefined) {
+    runAt = overrides.runAt;
+    delayMs = 0;
+  } else if (overrides.delayMs !== undefined) {
+    runAt = null;
+    delayMs = overrides.delayMs;
+  }
 
   let cwd = defaults.cwd;
   if (input.cwd !== undefined) {
@@ -264,7 +271,7 @@ export function validateJob(
   }
   const env = input.env === undefined ? {} : envField(input.env);
 
-  return { id, command, priority, maxRetries, timeoutMs, cwd, env, runAt };
+  return { id, command, priority, maxRetries, timeoutMs, cwd, env, runAt, delayMs };
 }
 
 /** Parses a run-at time and refuses one well in the past (a likely mistake). */

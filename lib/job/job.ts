@@ -84,7 +84,10 @@ export interface NewJob {
   timeoutMs: number | null;
   cwd: string;
   env: Record<string, string>;
-  runAt: number;
+  /** When it is due, as the user gave it (epoch ms); null: `delayMs` after the store's now. */
+  runAt: number | null;
+  /** With `runAt` null: due this long after it is stored (0: at once). */
+  delayMs: number;
 }
 
 /** Retries after the first attempt when neither the job nor the `max-retries` setting says. */

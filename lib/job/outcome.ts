@@ -6,7 +6,7 @@
  */
 
 import type { AttemptOutcome, Job } from "./job.ts";
-import { nextRunAt } from "./backoff.ts";
+import { retryDelayMs } from "./backoff.ts";
 import type { BackoffOptions } from "./backoff.ts";
 import type { JobState, TransitionName } from "./state.ts";
 import { TRANSITIONS } from "./state.ts";
@@ -23,14 +23,17 @@ export type RunResult =
   /** The worker was stopped and killed the attempt; the job goes back without using an attempt. */
   | { kind: "interrupted"; error: string };
 
-/** One transition with every field it sets, ready for the store. */
+/**
+ * One transition with every field it sets, ready for the store. Times are relative: the store
+ * stamps them with its own clock (see lib/store/store.ts, "Time").
+ */
 export interface Decision {
   transition: Extract<TransitionName, "complete" | "retry" | "bury" | "interrupt">;
   state: JobState;
-  /** Due time of the next run (retry, interrupt). */
-  runAt: number | null;
-  /** Set for terminal states. */
-  finishedAt: number | null;
+  /** The next run is due this long after the store's now (retry: the backoff; interrupt: 0). */
+  runInMs: number | null;
+  /** The job ends here (`finished_at` is set). */
+  terminal: boolean;
   outcome: AttemptOutcome;
   exitCode: number | null;
   signal: string | null;
@@ -71,12 +74,7 @@ function outcomeOf(result: RunResult): AttemptOutcome {
  * attempt). Success completes; an interrupt returns it to `pending` now and refunds the attempt;
  * any other failure schedules a retry per the backoff, or buries the job when the budget is spent.
  */
-export function decide(
-  job: Job,
-  result: RunResult,
-  now: number,
-  backoff: BackoffOptions,
-): Decision {
+export function decide(job: Job, result: RunResult, backoff: BackoffOptions): Decision {
   const base = {
     outcome: outcomeOf(result),
     exitCode: result.kind === "exited" ? result.code : null,
@@ -88,8 +86,8 @@ export function decide(
       ...base,
       transition: "complete",
       state: TRANSITIONS.complete.to,
-      runAt: null,
-      finishedAt: now,
+      runInMs: null,
+      terminal: true,
       refund: false,
     };
   }
@@ -98,8 +96,8 @@ export function decide(
       ...base,
       transition: "interrupt",
       state: TRANSITIONS.interrupt.to,
-      runAt: now,
-      finishedAt: null,
+      runInMs: 0,
+      terminal: false,
       refund: true,
     };
   }
@@ -108,8 +106,8 @@ export function decide(
       ...base,
       transition: "bury",
       state: TRANSITIONS.bury.to,
-      runAt: null,
-      finishedAt: now,
+      runInMs: null,
+      terminal: true,
       refund: false,
     };
   }
@@ -117,8 +115,8 @@ export function decide(
     ...base,
     transition: "retry",
     state: TRANSITIONS.retry.to,
-    runAt: nextRunAt(now, job.budgetUsed, backoff),
-    finishedAt: null,
+    runInMs: Math.round(retryDelayMs(job.budgetUsed, backoff)),
+    terminal: false,
     refund: false,
   };
 }

@@ -4,8 +4,9 @@
  * @module
  */
 
+import type { Clock } from "../clock.ts";
 import type { Store } from "./store.ts";
-import { SqliteStore } from "./sqlite/store.ts";
+import { openSqliteStore } from "./sqlite/open.ts";
 import { StoreUnusableError } from "../errors.ts";
 import { dirname } from "../path.ts";
 import type { DbLocation } from "./location.ts";
@@ -14,7 +15,8 @@ import type { FaultHook } from "../fault.ts";
 export interface OpenStoreOptions {
   /** `cli`: acknowledges work to users (synchronous=FULL, waits 5 s for locks). `worker`: NORMAL. */
   role: "cli" | "worker";
-  now: number;
+  /** The clock the store stamps and compares times with (see lib/store/store.ts, "Time"). */
+  clock: Clock;
   fault?: FaultHook | undefined;
   busyTimeoutMs?: number;
   /** False: do not create a missing database (read-only commands see an empty queue). */
@@ -39,17 +41,18 @@ export async function openStore(
       Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
     } catch (error) {
       throw new StoreUnusableError(`Cannot create the data directory: ${dir}`, {
-        hint: "set QUEUECTL_DB or --db to a writable path",
+        reason: "bad_path",
         cause: error,
       });
     }
   }
-  return await SqliteStore.open(location.path, {
+  return await openSqliteStore(location.path, {
     synchronous: options.role === "cli" ? "FULL" : "NORMAL",
     busyTimeoutMs: options.busyTimeoutMs ??
       (options.role === "cli" ? CLI_BUSY_TIMEOUT_MS : WORKER_BUSY_TIMEOUT_MS),
-    ...(options.fault ? { fault: options.fault } : {}),
+    clock: options.clock,
+    fault: options.fault,
     create: options.create !== false,
     missingDirIsEmpty: location.isDefault,
-  }, options.now);
+  });
 }

@@ -1,11 +1,36 @@
 /**
- * The storage contract. Every SQL statement lives behind this interface, so the CLI, the queue API
- * and workers stay free of SQL and of any one database's habits. Methods are asynchronous so that a
- * networked store (PostgreSQL) can implement them; each write is one short transaction.
+ * The storage contract. Every SQL statement lives behind this interface, so the queue API, the
+ * workers, the CLI and the dashboard stay free of SQL and of any one database's habits. A store
+ * is SQLite on one host (lib/store/sqlite/) or, with several hosts, a networked database; the
+ * contract suite in tests/store/store_contract.ts holds every implementation to the same promises.
  *
- * Method names are noun-first (`jobInsert`, `jobClaim`, …) so related operations sort together.
- * Every time a method stores or compares comes in through its params (`now`), from the caller's
- * `Clock`; no query reads the database's own clock.
+ * ## Concurrency
+ * Many processes (CLI calls, workers, a dashboard), on one host or many, use one database at
+ * once. Every write method is one short transaction: it applies entirely or not at all, and no
+ * other writer sees it half done. Where a method reads and then writes (an id sequence, a claim,
+ * a fenced update), its doc says what keeps a concurrent writer from slipping in between; the
+ * contract suite races two stores on one database to check it. No method keeps a transaction or a
+ * lock open after it returns, so nothing is held while a job runs.
+ *
+ * ## Time
+ * A store owns the clock that leases, due times and every stored timestamp are compared and
+ * stamped with, so that one clock decides a lease however many hosts share the queue: the SQLite
+ * store uses the `Clock` it was opened with (one host, one clock; tests inject a FakeClock); a
+ * networked store uses the database's clock (tests may still inject one). Methods therefore take
+ * durations (`leaseMs`, `delayMs`, `olderThanMs`, `windowMs`), never a `now`; results give times
+ * in the store's clock (epoch ms) and ages (`heartbeatAgeMs`, `nextDueInMs`) measured by it.
+ * What stays with the caller: absolute times a user typed (`run_at`), durations a process measures
+ * on its own monotonic clock, and the arithmetic of retry delays (lib/job/backoff.ts).
+ *
+ * ## Waiting for changes
+ * `changeMark()` and `waitForChange()` let an idle process sleep until another one commits:
+ * take a mark, read, and if there is nothing to do, wait for a change since the mark. A wake-up is
+ * a hint, never the truth: it may come without a change (and may come for this store's own
+ * writes), so callers look again with a query; a change is never missed for longer than the safety
+ * poll of the implementation (about a second).
+ *
+ * Method names are noun-first (`jobInsertMany`, `jobClaim`, …) so related operations sort
+ * together; each takes one params object.
  *
  * @module
  */
@@ -13,18 +38,32 @@
 import type { Attempt, Job, NewJob } from "../job/job.ts";
 import type { JobState } from "../job/state.ts";
 import type { Decision } from "../job/outcome.ts";
-import type { StatsSummary } from "../metrics.ts";
+import type { StatsFigures } from "../metrics.ts";
 
-/** Counts per state, plus their sum. */
+/** What a store can do; callers branch on these, never on a database's name. */
+export interface StoreCapabilities {
+  /**
+   * `waitForChange` is woken by other connections' commits (a file notification, LISTEN/NOTIFY)
+   * within milliseconds; without it, it only polls.
+   */
+  readonly changeNotification: boolean;
+  /** Workers on several hosts may share the queue; leases are then judged by database time. */
+  readonly multiHost: boolean;
+  /**
+   * A worker's row says which host (pid namespace) it runs in, so a worker in the same one may
+   * judge it dead by its pid and process start time, without waiting for its lease.
+   */
+  readonly pidRecovery: boolean;
+}
+
+/** Counts per state, plus their sum; `scheduled` is the part of `pending` not yet due. */
 export type JobCounts = Record<JobState, number> & { total: number };
 
 export interface JobInsertParams {
-  /**
-   * A job without `maxRetries` gets the `max-retries` setting, read in the same transaction
-   * (so a concurrent `config set` applies to the whole batch or to none of it).
-   */
+  /** Inserted in this order; a job without an id gets the next sequence number as its id. */
   jobs: readonly NewJob[];
-  now: number;
+  /** `max_retries` of the jobs that leave it out (the `max-retries` setting, read by the caller). */
+  defaultMaxRetries: number;
   /** When an id exists already: fail the whole batch (default), or keep the existing job. */
   ifExists?: "fail" | "keep";
 }
@@ -37,49 +76,54 @@ export interface JobInsertResult {
 }
 
 export interface JobListParams {
-  state?: JobState;
+  /** Only jobs in these states (default: every state). */
+  states?: readonly JobState[];
   limit: number;
 }
 
 export interface JobListResult {
+  /** In enqueue order. */
   jobs: Job[];
-  /** Jobs that matched before the limit. */
+  /** Jobs that matched before the limit (from the maintained counts). */
   total: number;
 }
 
 export interface JobDlqRetryParams {
   /** The ids to retry, or every dead job. */
   ids: readonly string[] | "all";
-  now: number;
 }
 
-/** A worker process as registered in the store. */
-export interface WorkerRecord {
+/** What a worker says of itself: running (idle or busy: see `runningJobs`), or stopping. */
+export type WorkerState = "running" | "stopping";
+
+/** A worker process as it registers itself. */
+export interface NewWorker {
+  /** Unique per process start. */
   id: string;
   pid: number;
+  /** The host's name, for people. */
   host: string;
+  /** The pid namespace the worker runs in (see lib/worker/host.ts): who may judge its pid. */
+  hostId: string;
   /** Start time of the process (clock ticks since boot, from /proc), to tell a reused pid apart. */
   pidStart: number | null;
-  state: WorkerState;
-  currentJob: string | null;
-  startedAt: number;
-  heartbeatAt: number;
-  jobsDone: number;
-  jobsFailed: number;
   /** The `worker start` process that runs it, if any. */
   supervisorPid: number | null;
-  /** Time spent running jobs, ms. */
-  busyMs: number;
 }
 
-export type WorkerState = "idle" | "busy" | "stopping";
-
-export interface JobClaimParams {
-  workerId: string;
-  /** Where the attempt runs (recorded with it). */
-  host: string;
-  now: number;
-  leaseMs: number;
+/** A worker as registered in the store. */
+export interface WorkerRecord extends NewWorker {
+  state: WorkerState;
+  /** Ids of the jobs it holds in `processing`, oldest claim first. */
+  runningJobs: string[];
+  startedAt: number;
+  heartbeatAt: number;
+  /** How long ago its last heartbeat was, by the store's clock. */
+  heartbeatAgeMs: number;
+  jobsDone: number;
+  jobsFailed: number;
+  /** Time spent running jobs, ms (summed over its slots). */
+  busyMs: number;
 }
 
 /** Which attempt a worker believes it owns; every write about a running job is fenced by it. */
@@ -89,23 +133,41 @@ export interface AttemptRef {
   workerId: string;
 }
 
+export interface JobClaimParams {
+  workerId: string;
+  /** Where the attempt runs (recorded with it). */
+  host: string;
+  leaseMs: number;
+  /** Claims up to this many due jobs (the worker's free slots). */
+  limit: number;
+}
+
 export interface JobFinishParams extends AttemptRef {
   decision: Decision;
-  now: number;
   /**
-   * Only for recovery: the transition applies only if the lease has expired by `now`
+   * Only for recovery: the transition applies only if the lease has expired by the store's clock
    * (a lease-based rescue), so a worker that renewed in the meantime keeps its job.
    */
   requireLeaseExpired?: boolean;
   /** Final output of the attempt, saved in the same transaction. */
   output?: { stdout: OutputCapture; stderr: OutputCapture };
-  /** The owner itself is finishing: mark it idle and count the job in its totals. */
-  byOwner?: boolean;
+}
+
+export interface JobFinishAndClaimParams {
+  /** Outcomes to record, each fenced on its own (one that lost its lease changes nothing). */
+  finish: readonly JobFinishParams[];
+  /** Then claims successors in the same transaction; absent claims nothing. */
+  claim?: JobClaimParams;
+}
+
+export interface JobFinishAndClaimResult {
+  /** Per entry of `finish`: whether it applied (false: the attempt was no longer the worker's). */
+  applied: boolean[];
+  claimed: Job[];
 }
 
 export interface JobTakeOverParams extends AttemptRef {
   newWorkerId: string;
-  now: number;
   leaseMs: number;
   requireLeaseExpired: boolean;
 }
@@ -120,9 +182,14 @@ export interface AttemptProcessParams extends AttemptRef {
 export interface ProcessingJob {
   job: Job;
   owner: WorkerRecord | null;
+  /** Whether the lease ran out, by the store's clock. */
+  leaseExpired: boolean;
+  /** Whether its worker started the attempt (false: reserved by a claim, never started). */
+  armed: boolean;
   /** The attempt's process group leader, when the worker recorded it. */
   pid: number | null;
   pidStart: number | null;
+  /** The host the attempt runs on. */
   host: string | null;
 }
 
@@ -139,21 +206,70 @@ export interface AttemptOutputParams extends AttemptRef {
   stderr: OutputCapture;
 }
 
-export interface MaintainParams {
-  /** Per-minute metric figures older than this are deleted. */
-  statsBefore: number;
+export interface WorkerHeartbeatParams {
+  id: string;
+  /** Leases to extend by `leaseMs` each (the attempts the worker runs). */
+  leases: readonly (AttemptRef & { leaseMs: number })[];
+  /** The worker's totals so far, kept by the worker and stored with each heartbeat. */
+  totals: { jobsDone: number; jobsFailed: number; busyMs: number };
+}
+
+export interface WorkerHeartbeatResult {
+  /** Leases that are no longer the worker's (recovered by another worker). */
+  lost: AttemptRef[];
+}
+
+export interface StatsParams {
+  /** The window ends at the store's now and reaches back this far. */
+  windowMs: number;
+  /** How many of the commands that failed most to return. */
+  topFailing: number;
+}
+
+export interface JobPruneParams {
+  states: readonly JobState[];
+  /** Jobs that finished at least this long ago (by the store's clock). */
+  olderThanMs: number;
+}
+
+export interface StatsCompactParams {
+  /** Per-minute figures older than this are deleted. */
+  retainMs: number;
   /**
    * Per-minute figures older than this are folded into one row set per hour, so a 24-hour
    * window reads about 2 hours of minutes and 22 hours of hours.
    */
-  compactBefore: number;
+  minutesKeptMs: number;
+}
+
+export interface WaitForChangeParams {
+  /** A mark from `changeMark()`, taken before the caller last read. */
+  since: number;
+  /** Resolve false after this long without a change. */
+  timeoutMs: number;
+  /** Resolve false at once when aborted. */
+  signal?: AbortSignal;
 }
 
 export interface Store {
-  /** A path or URL for messages. */
+  /** Where the queue lives, fit for messages (a path, or a URL without its password). */
   readonly location: string;
+  readonly capabilities: StoreCapabilities;
+  /**
+   * The queue's own id, random and made with the database: it marks the processes of its jobs
+   * (recovery finds them by it) without naming where the database is.
+   */
+  readonly queueId: string;
 
-  /** Inserts jobs atomically: all of them or, on any error, none. */
+  /** The store's clock now (epoch ms): what it stamps and compares times with. */
+  now(): Promise<number>;
+
+  /**
+   * Inserts jobs atomically: all of them or, on any error, none. Ids are unique under any number
+   * of concurrent inserters (a unique index decides; the id sequence is taken inside the write
+   * transaction, so two inserters never hand out one number). Throws `ConflictError` (reason
+   * `id_exists`, subject the id) for an existing id unless `ifExists` is "keep".
+   */
   jobInsertMany(params: JobInsertParams): Promise<JobInsertResult>;
   jobGet(params: { id: string }): Promise<Job | undefined>;
   jobList(params: JobListParams): Promise<JobListResult>;
@@ -161,23 +277,50 @@ export interface Store {
   jobCountByState(): Promise<JobCounts>;
   /**
    * Moves dead jobs back to `pending` with a fresh retry budget, atomically. Throws
-   * `NotFoundError` or `ConflictError` (not dead) for the first id at fault, changing nothing.
+   * `NotFoundError` or `ConflictError` (reason `not_dead`) for the first id at fault, changing
+   * nothing. Concurrent retries of one job: exactly one applies (the update is guarded by state).
    */
   jobDlqRetry(params: JobDlqRetryParams): Promise<Job[]>;
   /** The attempt history of a job, oldest first. */
   attemptList(params: { jobId: string }): Promise<Attempt[]>;
+  /** Output of one attempt, or undefined when none was saved. */
+  attemptOutput(params: { jobId: string; attempt: number }): Promise<
+    { stdout: OutputCapture; stderr: OutputCapture } | undefined
+  >;
 
-  /** Claims the next due job for a worker (priority, then run time, then enqueue order). */
-  jobClaim(params: JobClaimParams): Promise<Job | undefined>;
-  /** Read-only: whether a job is due now, and when the next scheduled one is due. Takes no write lock. */
-  jobNextDue(params: { now: number }): Promise<{ dueNow: boolean; nextAt: number | null }>;
-  /** Records the job's process for an attempt (fenced). */
-  attemptSetProcess(params: AttemptProcessParams): Promise<boolean>;
-  /** Extends the lease of a running attempt; false when the worker no longer owns it. */
-  jobRenewLease(params: AttemptRef & { now: number; leaseMs: number }): Promise<boolean>;
-  /** Saves captured output of a running or finished attempt (fenced). */
-  attemptSaveOutput(params: AttemptOutputParams): Promise<boolean>;
-  /** Applies an attempt's outcome, only if `attempt` of `jobId` is still owned by `workerId`. */
+  /**
+   * Claims up to `limit` due jobs for a worker (priority, then due time, then enqueue order),
+   * reserving an attempt of each under a fresh lease. Two workers claiming at once never get the
+   * same job: the selection and the update are one write transaction (or, where rows are locked,
+   * skip each other's locked rows). A reserved attempt counts once the worker arms it.
+   */
+  jobClaim(params: JobClaimParams): Promise<Job[]>;
+  /**
+   * Marks reserved attempts started, just before the worker spawns them (each fenced); per entry,
+   * whether it applied. Until then a claim that its worker did not live to start is undone by
+   * recovery, not charged (`jobUnclaim`).
+   */
+  attemptArm(params: readonly AttemptRef[]): Promise<boolean[]>;
+  /**
+   * Undoes the claim of an attempt that was reserved and never armed: the job is due again as
+   * it was, and the attempt is not counted. Fenced by the ref and by the attempt being unarmed,
+   * so an owner that arms it meanwhile keeps it.
+   */
+  jobUnclaim(params: AttemptRef): Promise<boolean>;
+  /**
+   * Read-only and without a write lock: whether a job is due, and how long until the next
+   * scheduled one is (null when none waits).
+   */
+  jobNextDue(): Promise<{ dueNow: boolean; nextDueInMs: number | null }>;
+  /**
+   * Records outcomes, then claims successors, in one transaction: the worker's step from the jobs
+   * that ended to the ones it starts next. Each outcome is fenced by its attempt ref.
+   */
+  jobFinishAndClaim(params: JobFinishAndClaimParams): Promise<JobFinishAndClaimResult>;
+  /**
+   * Applies one attempt's outcome, only if `attempt` of `jobId` is still owned by `workerId` (and
+   * its lease expired, when required): a fenced compare-and-set, so a stale owner changes nothing.
+   */
   jobFinish(params: JobFinishParams): Promise<boolean>;
   /**
    * Hands a processing attempt to `newWorkerId` with a fresh lease, only if it is still owned by
@@ -187,40 +330,35 @@ export interface Store {
   jobTakeOver(params: JobTakeOverParams): Promise<boolean>;
   /** Every job in `processing`, with its owner and process, for recovery. */
   jobListProcessing(): Promise<ProcessingJob[]>;
-  /** Output of one attempt. */
-  attemptOutput(params: { jobId: string; attempt: number }): Promise<
-    { stdout: OutputCapture; stderr: OutputCapture } | undefined
-  >;
+  /** Records the job's process for attempts (each fenced); per entry, whether it applied. */
+  attemptSetProcess(params: readonly AttemptProcessParams[]): Promise<boolean[]>;
+  /** Saves captured output of running attempts (each fenced); per entry, whether it applied. */
+  attemptSaveOutput(params: readonly AttemptOutputParams[]): Promise<boolean[]>;
 
-  workerRegister(params: { worker: WorkerRecord }): Promise<void>;
+  workerRegister(params: { worker: NewWorker }): Promise<void>;
   /**
-   * Records that the worker is alive and, in the same transaction, extends the lease of the attempt
-   * it runs. Returns false when that lease is no longer the worker's.
+   * Records that the worker is alive, with its totals, and extends the leases of the attempts it
+   * runs, in one transaction. Each lease renewal is fenced; the ones that no longer match are
+   * returned as lost.
    */
-  workerHeartbeat(
-    params: {
-      id: string;
-      now: number;
-      lease?: { jobId: string; attempt: number; leaseMs: number };
-    },
-  ): Promise<boolean>;
-  workerSetState(params: { id: string; now: number; state: WorkerState }): Promise<void>;
-  workerRemove(params: { id: string }): Promise<void>;
+  workerHeartbeat(params: WorkerHeartbeatParams): Promise<WorkerHeartbeatResult>;
+  workerSetState(params: { id: string; state: WorkerState }): Promise<void>;
+  workerRemove(params: { ids: readonly string[] }): Promise<void>;
   workerList(): Promise<WorkerRecord[]>;
 
   /**
    * Figures for `metrics`, from counters maintained as attempts finish: never a scan of every
-   * attempt. `since` bounds the window; throughput looks at the last hour whatever the window.
+   * attempt. Throughput looks at the last hour whatever the window.
    */
-  statsSummary(params: { since: number; now: number; topFailing: number }): Promise<StatsSummary>;
+  statsFigures(params: StatsParams): Promise<StatsFigures>;
   /** Deletes up to `limit` finished jobs (with attempts and output) in one transaction; their ids. */
-  jobPrune(
-    params: { states: readonly JobState[]; finishedBefore: number; limit: number },
-  ): Promise<string[]>;
+  jobPrune(params: JobPruneParams & { limit: number }): Promise<string[]>;
   /** How many jobs `jobPrune` would delete. */
-  jobPruneCount(params: { states: readonly JobState[]; finishedBefore: number }): Promise<number>;
-  /** Housekeeping: keeps the write-ahead log small; compacts and drops old per-minute figures. */
-  maintain(params: MaintainParams): Promise<void>;
+  jobPruneCount(params: JobPruneParams): Promise<number>;
+  /** Compacts old per-minute figures into hours and drops the oldest; every store needs it. */
+  statsCompact(params: StatsCompactParams): Promise<void>;
+  /** Upkeep that one database needs on top (SQLite: truncating the write-ahead log). */
+  maintain(): Promise<void>;
 
   /** Stored config overrides: key → value in base units, as text. */
   configGetAll(): Promise<Record<string, string>>;
@@ -229,10 +367,19 @@ export interface Store {
   configUnset(params: { key: string }): Promise<boolean>;
 
   /**
-   * A value that changes whenever another connection commits; cheap enough to poll every few
-   * milliseconds. Idle workers watch it instead of querying for jobs.
+   * Throws `StoreUnusableError` (exit 6) when this store cannot write (a read-only file or
+   * database), changing nothing either way.
    */
-  changeToken(): Promise<number>;
+  checkWritable(): Promise<void>;
 
-  close(): void;
+  /** A mark of what this store has seen so far, for `waitForChange`; no I/O. */
+  changeMark(): number;
+  /**
+   * Resolves true when another connection may have committed since `since` was taken (at once
+   * when it already has), false after `timeoutMs` or when `signal` aborts. A hint: see the module
+   * doc.
+   */
+  waitForChange(params: WaitForChangeParams): Promise<boolean>;
+
+  close(): Promise<void>;
 }

@@ -30,6 +30,14 @@ function readStat(pid: number): ProcStat | null {
   };
 }
 
+/**
+ * The state letter of `pid` in /proc (R, S, D, T for stopped, t for traced, Z for zombie), or
+ * null when there is no such process (or no /proc).
+ */
+export function processState(pid: number): string | null {
+  return readStat(pid)?.state ?? null;
+}
+
 /** Whether this host has /proc (Linux). */
 export function hasProc(): boolean {
   try {
@@ -70,9 +78,16 @@ function listPids(): number[] {
   return pids;
 }
 
-/** The environment variables that mark every process of one attempt. */
-export function attemptMarker(db: string, jobId: string, attempt: number): string[] {
-  return [`QUEUECTL_DB=${db}`, `QUEUECTL_JOB_ID=${jobId}`, `QUEUECTL_ATTEMPT=${attempt}`];
+/**
+ * The environment variables that mark every process of one attempt: the queue's own id (never
+ * its location, which may be a URL with a password), the job and the attempt.
+ */
+export function attemptMarker(queueId: string, jobId: string, attempt: number): string[] {
+  return [
+    `QUEUECTL_QUEUE_ID=${queueId}`,
+    `QUEUECTL_JOB_ID=${jobId}`,
+    `QUEUECTL_ATTEMPT=${attempt}`,
+  ];
 }
 
 function hasMarker(pid: number, marker: readonly string[]): boolean {
@@ -87,7 +102,7 @@ function hasMarker(pid: number, marker: readonly string[]): boolean {
 }
 
 export interface AttemptProcesses {
-  /** Database path, job id and attempt number: the environment every job process inherits. */
+  /** Queue id, job id and attempt number: the environment every job process inherits. */
   marker: string[];
   /** The job's process group leader as recorded by its worker, if it was. */
   pid: number | null;

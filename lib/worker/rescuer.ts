@@ -1,13 +1,14 @@
 /**
  * Recovery of jobs whose worker is gone. Every live worker runs a sweep now and then:
  *
- * - a job whose owner process on this host has exited (pid and start time checked) is recovered
- *   at once, without waiting for its lease;
- * - a job whose lease expired is recovered whoever owned it (a stopped or hung worker).
+ * - a job whose owner runs in this host's pid namespace and has exited (pid and start time
+ *   checked) is recovered at once, without waiting for its lease;
+ * - a job whose lease expired (by the store's clock) is recovered whoever owned it (a stopped or
+ *   hung worker, or one on a host that is cut off).
  *
- * Before a job is made runnable again, every process left of its old attempt is killed and
- * confirmed gone, so two attempts never run at once. Recovery counts as an attempt, so a job that
- * kills its own worker ends in the dead letter queue instead of a loop.
+ * Before a job is made runnable again, every process left of its old attempt on this host is
+ * killed and confirmed gone, so two attempts never run at once. Recovery counts as an attempt, so
+ * a job that kills its own worker ends in the dead letter queue instead of a loop.
  *
  * @module
  */
@@ -21,14 +22,12 @@ export interface RescueOptions {
   store: Store;
   /** The sweeping worker: it takes over the jobs it recovers. */
   workerId: string;
-  /** The job the sweeping worker is running, never rescued by itself. */
-  running: string | null;
+  /** Jobs the sweeping worker runs itself: never rescued by it. */
+  running: ReadonlySet<string>;
   /** Lease of a taken-over job while its old processes are killed. */
   leaseMs: number;
-  host: string;
-  /** Database path, part of every job process's environment marker. */
-  dbPath: string;
-  now: () => number;
+  /** This process's pid namespace (lib/worker/host.ts). */
+  hostId: string;
   backoff: BackoffOptions;
   log: (line: string) => void;
 }
@@ -40,12 +39,18 @@ export interface RescueReport {
 }
 
 /** Why a processing job may be recovered now, or null if it must be left alone. */
-export function rescueReason(p: ProcessingJob, host: string, now: number): string | null {
+export function rescueReason(
+  p: ProcessingJob,
+  hostId: string,
+  pidRecovery: boolean,
+): string | null {
   const owner = p.owner;
-  if (owner && owner.host === host && !processAlive(owner.pid, owner.pidStart)) {
+  if (
+    pidRecovery && owner && owner.hostId === hostId && !processAlive(owner.pid, owner.pidStart)
+  ) {
     return `worker lost (pid ${owner.pid} exited)`;
   }
-  if (p.job.leaseExpiresAt !== null && p.job.leaseExpiresAt <= now) return "lease expired";
+  if (p.leaseExpired) return "lease expired";
   return null;
 }
 
@@ -54,10 +59,20 @@ export async function rescue(options: RescueOptions): Promise<RescueReport> {
   const report: RescueReport = { recovered: [], stuck: [] };
   const { store } = options;
   for (const p of await store.jobListProcessing()) {
-    if (p.job.workerId === options.workerId && p.job.id === options.running) continue;
-    const reason = rescueReason(p, options.host, options.now());
+    if (p.job.workerId === options.workerId && options.running.has(p.job.id)) continue;
+    const reason = rescueReason(p, options.hostId, store.capabilities.pidRecovery);
     if (reason === null) continue;
     const attempt = p.job.attempts;
+    if (!p.armed) {
+      // Claimed but never started (its worker died or stalled before the spawn): nothing ran,
+      // so nothing is killed or charged. An owner that arms it meanwhile keeps it.
+      const owner = { jobId: p.job.id, attempt, workerId: p.job.workerId! };
+      if (await store.jobUnclaim(owner)) {
+        options.log(`job ${p.job.id} attempt ${attempt}: claim undone (${reason}; never started)`);
+        report.recovered.push(p.job.id);
+      }
+      continue;
+    }
     // Fence the owner out before killing anything: an owner that is alive (stalled, or with
     // another clock) would otherwise see its job killed and record that as the job's failure.
     // If this worker dies now, the job is its own and recovered like any of its jobs.
@@ -66,15 +81,16 @@ export async function rescue(options: RescueOptions): Promise<RescueReport> {
       attempt,
       workerId: p.job.workerId!,
       newWorkerId: options.workerId,
-      now: options.now(),
       leaseMs: options.leaseMs,
       requireLeaseExpired: reason === "lease expired",
     });
     if (!taken) continue;
-    // Only processes on this host can be killed from here (SQLite queues are single-host).
-    if (p.host === null || p.host === options.host) {
+    // Only processes in this pid namespace can be killed from here; another host's workers kill
+    // their own (they fence themselves when they cannot renew). A single-host store's attempts
+    // all run here.
+    if (!store.capabilities.multiHost || p.host === null || p.host === options.hostId) {
       const gone = await killAttempt({
-        marker: attemptMarker(options.dbPath, p.job.id, attempt),
+        marker: attemptMarker(store.queueId, p.job.id, attempt),
         pid: p.pid,
         pidStart: p.pidStart,
       });
@@ -85,14 +101,12 @@ export async function rescue(options: RescueOptions): Promise<RescueReport> {
         continue;
       }
     }
-    const now = options.now();
-    const decision = decide(p.job, { kind: "lost", error: reason }, now, options.backoff);
+    const decision = decide(p.job, { kind: "lost", error: reason }, options.backoff);
     const applied = await store.jobFinish({
       jobId: p.job.id,
       attempt,
       workerId: options.workerId,
       decision,
-      now,
     });
     if (applied) {
       options.log(

@@ -8,6 +8,8 @@
  * @module
  */
 
+import { workerEnv } from "./tuning.ts";
+
 export interface SuperviseOptions {
   count: number;
   /** The program and arguments that start one worker (`queuectl --db X worker run`). */
@@ -22,60 +24,6 @@ const MIN_RESTART_MS = 500;
 const MAX_RESTART_MS = 30_000;
 /** A worker that ran this long before dying restarts with the shortest delay again. */
 const HEALTHY_MS = 60_000;
-/**
- * V8 flags for workers, for a flat and small resident memory (measured by bench/resources.ts):
- * - `--max-semi-space-size=1`: a worker allocates many short-lived objects per job, and V8
- *   answers by growing the young generation up to 16 MiB semi-spaces, about 30 MB more after a
- *   few thousand jobs, for no speed we could measure.
- * - `--lite-mode`: no optimising compiler. A worker's JavaScript is a thin loop around a spawn
- *   and a SQLite transaction; optimised code and its metadata cost about 15 MB and bought no
- *   throughput we could measure (10,000 `true` jobs in one process: 77 → 57 MB).
- */
-export const WORKER_V8_FLAGS = "--max-semi-space-size=1,--lite-mode";
-
-/**
- * Variables set for workers, each from the user's value (undefined when unset). glibc's malloc
- * keeps an arena per thread; two are plenty for a worker.
- */
-const WORKER_ENV: Record<string, (user: string | undefined) => string> = {
-  DENO_V8_FLAGS: (user) => user ? `${user},${WORKER_V8_FLAGS}` : WORKER_V8_FLAGS,
-  MALLOC_ARENA_MAX: (user) => user ?? "2",
-};
-
-/**
- * Present in a worker's environment once WORKER_ENV is applied: by the supervisor, or by a
- * `worker run` started on its own, which re-executes itself with them (lib/worker/exec.ts).
- */
-export const TUNED = "QUEUECTL_WORKER_TUNED";
-
-/** Where the user's own value of a variable in WORKER_ENV is kept for the worker's jobs. */
-export function savedName(name: string): string {
-  return `QUEUECTL_USER_${name}`;
-}
-
-/** The names `tunedEnv` changes: the worker gives jobs the user's values of these back. */
-export const WORKER_ENV_NAMES: readonly string[] = Object.keys(WORKER_ENV);
-
-/**
- * The variables that tune a worker, on top of the environment `env` reads. The user's own values
- * are kept (their V8 flags come first, so ours win) and saved under `savedName()`, so that the
- * worker can hand jobs the environment the user set.
- */
-export function tunedEnv(env: (name: string) => string | undefined): Record<string, string> {
-  const out: Record<string, string> = { [TUNED]: "1" };
-  for (const [name, value] of Object.entries(WORKER_ENV)) {
-    const user = env(name);
-    out[name] = value(user);
-    if (user !== undefined) out[savedName(name)] = user;
-  }
-  return out;
-}
-
-/** The environment a worker gets on top of the supervisor's: tuned, and naming its supervisor. */
-export function workerEnv(env: (name: string) => string | undefined): Record<string, string> {
-  return { QUEUECTL_SUPERVISOR: String(Deno.pid), ...tunedEnv(env) };
-}
-
 interface Slot {
   index: number;
   child: Deno.ChildProcess | null;

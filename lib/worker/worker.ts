@@ -1,7 +1,17 @@
 /**
- * One worker process: claims due jobs one at a time, runs each as its own process group, renews
- * the job's lease while it runs, writes the outcome fenced by attempt, recovers jobs of dead
- * workers, and stops cleanly when told.
+ * One worker process: claims due jobs for its free slots, runs each as its own process group,
+ * keeps their leases, writes each outcome fenced by its attempt, recovers jobs of dead workers,
+ * and stops cleanly when told. Its services each live in their own module:
+ *
+ * - the loop and its single pass, `runOnce()` (here): outcomes of the attempts that ended and
+ *   claims for the slots that are free, in one transaction, then the new attempts started;
+ * - the idle wait (here): sleeps until the store reports a change, an attempt ends, the next
+ *   scheduled job is due, or a stop;
+ * - lease renewal (lease.ts), output and process records (progress.ts), recovery sweeps
+ *   (rescuer.ts), housekeeping (housekeeping.ts), and the jobs' environment (job_env.ts).
+ *
+ * Every time it measures comes from the `Clock` it is given, so tests drive a pass on a fake
+ * clock without timers.
  *
  * @module
  */
@@ -13,23 +23,31 @@ import { isTransient, QueuectlError, StoreBusyError } from "../errors.ts";
 import type { FaultHook } from "../fault.ts";
 import type { Job } from "../job/job.ts";
 import { decide, describeResult } from "../job/outcome.ts";
-import type { JobFinishParams, Store } from "../store/store.ts";
+import type { Decision, RunResult } from "../job/outcome.ts";
+import type { JobClaimParams, JobFinishParams, Store } from "../store/store.ts";
 import { formatDuration } from "../time.ts";
-import type { Execution } from "./executor.ts";
-import { execute } from "./executor.ts";
-import { parentPid, processAlive, processStartTime } from "./process.ts";
+import { RunningAttempt } from "./attempt.ts";
+import { forgetGoneWorkers, housekeeping, HOUSEKEEPING_MS } from "./housekeeping.ts";
+import type { HousekeepingOptions } from "./housekeeping.ts";
+import { JobEnvironment } from "./job_env.ts";
+import { LeaseKeeper } from "./lease.ts";
+import type { WorkerTotals } from "./lease.ts";
+import { heartbeatEveryMs } from "./liveness.ts";
+import { parentPid, processStartTime } from "./process.ts";
+import { ProgressRecorder } from "./progress.ts";
 import { rescue } from "./rescuer.ts";
-import { savedName, TUNED, WORKER_ENV_NAMES } from "./supervisor.ts";
 import type { Spawner } from "./spawn.ts";
+import { inheritable } from "./tuning.ts";
 
 export interface WorkerOptions {
   store: Store;
   clock: Clock;
-  /** Absolute database path: given to jobs as QUEUECTL_DB and part of their process marker. */
-  dbPath: string;
   spawner: Spawner;
   log: (line: string) => void;
-  host: string;
+  /** This host's name (for people) and pid namespace id (lib/worker/host.ts). */
+  host: { name: string; id: string };
+  /** How many jobs it runs at once (default 1). */
+  concurrency?: number;
   /** Leave when no job is due instead of waiting for more. */
   once?: boolean;
   /** The `worker start` process; when it disappears this worker stops. */
@@ -37,8 +55,6 @@ export interface WorkerOptions {
   fault?: FaultHook | undefined;
   /** Environment jobs inherit (before their own `env`); defaults to this process's. */
   baseEnv?: Record<string, string>;
-  /** How often an idle worker looks for a change in the database. */
-  pollMs?: number;
   /** How often the worker looks for jobs to recover. */
   sweepMs?: number;
   /** Tests only: housekeeping this often (and first after as long) instead of about once a minute. */
@@ -47,112 +63,87 @@ export interface WorkerOptions {
 
 export type StopMode = "graceful" | "force";
 
-interface Running {
-  job: Job;
-  attempt: number;
-  leaseMs: number;
-  leaseExpiresAt: number;
-  abort: AbortController;
-  execution: Execution | null;
-  leaseLost: string | null;
-  pid: number | null;
+/** What one pass did. */
+export interface PassReport {
+  /** Outcomes written (or found stale: lease lost). */
+  finished: number;
+  /** Attempts started. */
+  started: number;
+  /** How long until the next scheduled job is due, when nothing was; null when none waits. */
+  nextDueInMs: number | null;
 }
 
-/** An attempt under way. */
-interface Started {
-  running: Running;
-  execution: Execution;
-  config: Config;
-  startedAt: number;
-  timers: {
-    pid: ReturnType<typeof setTimeout> | undefined;
-    saver: ReturnType<typeof setInterval> | undefined;
-  };
-}
-
-/** An attempt that ended, with the outcome to write. */
-interface Finished {
-  running: Running;
-  startedAt: number;
-  what: string;
-  params: JobFinishParams;
-}
-
-const OUTPUT_SAVE_MS = 500;
-/** Retention and WAL upkeep run about this often per worker. */
-const HOUSEKEEPING_MS = 60_000;
-/** Jobs deleted per transaction by retention, and transactions per round. */
-const PRUNE_BATCH = 500;
-const PRUNE_BATCHES = 20;
-/** Per-minute metric figures are kept this long. */
-export const STATS_RETENTION_MS = 30 * 86_400_000;
-/** Per-minute metric figures older than this are kept per hour (the chart shows the last hour). */
-export const STATS_MINUTES_KEPT_MS = 2 * 3_600_000;
-const PID_RECORD_DELAY_MS = 100;
 /**
  * Lock contention shorter than this is ordinary under load and not logged. Below the heartbeat
  * interval of the default lease (5 s), so two heartbeats failing in a row are always logged.
  */
 const BUSY_QUIET_MS = 3000;
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/**
- * The worker's environment as jobs inherit it: without the worker's own variables (test hooks,
- * supervision), and with what was set to tune the worker (DENO_V8_FLAGS, MALLOC_ARENA_MAX) as the
- * user had it.
- */
-export function inheritable(env: Record<string, string>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [key, value] of Object.entries(env)) {
-    if (!key.startsWith("QUEUECTL_")) out[key] = value;
-  }
-  if (env[TUNED] !== undefined) {
-    for (const name of WORKER_ENV_NAMES) {
-      const user = env[savedName(name)];
-      if (user === undefined) delete out[name];
-      else out[name] = user;
-    }
-  }
-  return out;
-}
+/** Ticks of the progress recorder (and lease fencing) while attempts run. */
+const PROGRESS_TICK_MS = 100;
+/** How often a worker looks for rows of workers that are gone for good. */
+const FORGET_EVERY_MS = 10_000;
+/** An idle worker looks for due jobs at least this often (clock steps, missed changes). */
+const IDLE_WAKE_MS = 5000;
 
 export class Worker {
   readonly id: string;
   readonly #o: WorkerOptions;
   readonly #store: Store;
-  readonly #baseEnv: Record<string, string>;
+  readonly #clock: Clock;
+  readonly #env: JobEnvironment;
+  readonly #lease: LeaseKeeper;
+  readonly #progress: ProgressRecorder;
   #config: Config = resolveConfig({});
   #stop: StopMode | null = null;
   #stopReason = "";
-  #current: Running | null = null;
-  #wake: (() => void) | null = null;
-  #heartbeatTimer: ReturnType<typeof setTimeout> | undefined;
-  #sweepTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Attempts that hold a slot: running, or ended with an outcome not written yet. */
+  readonly #slots = new Map<string, RunningAttempt>();
+  #totals: WorkerTotals = { jobsDone: 0, jobsFailed: 0, busyMs: 0 };
+  #wakeIdle: (() => void) | null = null;
+  /** Taken before the pass's read: a change after it wakes the idle wait. */
+  #mark = 0;
+  #timers = new Set<ReturnType<typeof setTimeout>>();
   #lastLog = new Map<string, number>();
-  /** Since when each kind of store call has been failing busy. */
+  /** Since when each kind of store call has been failing busy (monotonic). */
   #busySince = new Map<string, number>();
-  #heartbeating = false;
   #finished = false;
   /** Set when this worker itself made a job due (recovery): the idle wait ends early. */
   #lookAgain = false;
-  /** When housekeeping is next due (performance.now); staggered so workers do not all do it. */
-  #housekeepingAt = performance.now() + 5000 + Math.random() * 10_000;
+  /** When housekeeping is next due (monotonic); staggered so workers do not all do it at once. */
+  #housekeepingAt: number;
   #sweeping = false;
+  #forgetAt = 0;
 
   constructor(options: WorkerOptions) {
     this.#o = options;
     this.#store = options.store;
+    this.#clock = options.clock;
     this.id = `w${Deno.pid}-${Math.random().toString(36).slice(2, 6)}`;
-    this.#baseEnv = inheritable(options.baseEnv ?? Deno.env.toObject());
-    if (options.housekeepingMs !== undefined) {
-      this.#housekeepingAt = performance.now() + options.housekeepingMs;
-    }
+    this.#env = new JobEnvironment(inheritable(options.baseEnv ?? Deno.env.toObject()), {
+      location: options.store.location,
+      queueId: options.store.queueId,
+    });
+    const trouble = this.#trouble.bind(this);
+    this.#lease = new LeaseKeeper({
+      store: this.#store,
+      workerId: this.id,
+      clock: this.#clock,
+      trouble,
+      onLost: (a) =>
+        this.#log(
+          `job ${a.job.id} attempt ${a.ref.attempt}: lease lost (${a.leaseLost}); job killed`,
+        ),
+    });
+    this.#progress = new ProgressRecorder({ store: this.#store, clock: this.#clock, trouble });
+    this.#housekeepingAt = this.#clock.monotonic() +
+      (options.housekeepingMs ?? 5000 + Math.random() * 10_000);
   }
 
-  /** Asks the worker to stop: graceful lets the running job finish; force kills it. */
+  get #concurrency(): number {
+    return Math.max(1, this.#o.concurrency ?? 1);
+  }
+
+  /** Asks the worker to stop: graceful lets running jobs finish; force kills them. */
   stop(mode: StopMode, reason: string): void {
     if (this.#stop === "force") return;
     if (this.#stop === null || mode === "force") {
@@ -160,19 +151,21 @@ export class Worker {
       this.#stopReason = reason;
       this.#log(`stopping (${mode}): ${reason}`);
     }
-    if (mode === "force") this.#current?.abort.abort("interrupted by worker shutdown");
-    this.#wake?.();
-    this.#store.workerSetState({ id: this.id, now: this.#o.clock.now(), state: "stopping" })
-      .catch(() => {});
+    if (mode === "force") {
+      for (const attempt of this.#slots.values()) {
+        attempt.interrupt("interrupted by worker shutdown");
+      }
+    }
+    this.#wakeIdle?.();
+    this.#store.workerSetState({ id: this.id, state: "stopping" }).catch(() => {});
   }
 
   get stopMode(): StopMode | null {
     return this.#stop;
   }
 
-  /** Runs until stopped (or, with `once`, until no job is due). */
-  async run(): Promise<void> {
-    const now = this.#o.clock.now();
+  /** Registers the worker in the store (what `run` does first). */
+  async register(): Promise<void> {
     // An unusable database (read-only, corrupt, not ours) is refused at once, exit 6; only what
     // passes by itself (busy, full) is waited out.
     await this.#retry("register", isTransient, () =>
@@ -180,69 +173,328 @@ export class Worker {
         worker: {
           id: this.id,
           pid: Deno.pid,
-          host: this.#o.host,
+          host: this.#o.host.name,
+          hostId: this.#o.host.id,
           pidStart: processStartTime(Deno.pid),
-          state: "idle",
-          currentJob: null,
-          startedAt: now,
-          heartbeatAt: now,
-          jobsDone: 0,
-          jobsFailed: 0,
           supervisorPid: this.#o.supervisorPid ?? null,
-          busyMs: 0,
         },
       }));
-    await this.#refreshConfig();
-    this.#log(`started (pid ${Deno.pid}, ${this.#o.spawner.method})`);
-    this.#scheduleHeartbeat();
-    this.#scheduleSweep(0);
-    // A finished job whose outcome is not written yet: a busy worker claims and starts its next
-    // job first and writes this outcome while that job runs, so the write is off the path from
-    // one job to the next.
-    let pending: Finished | null = null;
+  }
+
+  /** Runs until stopped (or, with `once`, until no job is due). */
+  async run(): Promise<void> {
+    await this.register();
     try {
-      for (;;) {
-        if (this.#stop !== null && pending === null) break;
-        let job: Job | undefined;
-        let leaseMs = this.#config.leaseTimeoutMs;
-        if (this.#stop === null && pending !== null) {
-          job = await this.#claimNext(leaseMs);
-        } else if (this.#stop === null) {
-          const claimed = await this.#claim();
-          if (!claimed.job) {
-            // A claim that failed says nothing about whether jobs are due: --once must not leave.
-            if (claimed.failed) continue;
-            if (this.#o.once) break;
-            await this.#idle(claimed.nextAt);
-            continue;
-          }
-          job = claimed.job;
-          leaseMs = claimed.leaseMs;
-        }
-        const started = job ? this.#start(job, leaseMs) : null;
-        if (pending !== null) {
-          const done = pending;
-          pending = null;
-          await this.#finish(done);
-        }
-        if (started) pending = await this.#complete(started);
-      }
+      await this.#refreshConfig();
+      this.#log(`started (pid ${Deno.pid}, ${this.#o.spawner.method})`);
+      // Recovery first, so a cron-run `--once` also frees the jobs of dead workers.
+      if (this.#o.once) await this.sweep();
+      this.#every(() => heartbeatEveryMs(this.#config.leaseTimeoutMs), () => this.heartbeat());
+      this.#every(() => this.#o.sweepMs ?? 1000, () => this.sweep(), this.#o.once ? undefined : 0);
+      await this.#loop();
     } finally {
       this.#finished = true;
-      clearTimeout(this.#heartbeatTimer);
-      clearTimeout(this.#sweepTimer);
-      await this.#store.workerRemove({ id: this.id }).catch(() => {});
+      for (const timer of this.#timers) clearTimeout(timer);
+      this.#timers.clear();
+      await this.#store.workerRemove({ ids: [this.id] }).catch(() => {});
       this.#log(`stopped${this.#stopReason ? ` (${this.#stopReason})` : ""}`);
     }
   }
 
+  async #loop(): Promise<void> {
+    try {
+      for (;;) {
+        if (this.#stop !== null && this.#slots.size === 0) return;
+        const pass = await this.runOnce();
+        if (pass.finished > 0 || pass.started > 0) continue;
+        if (this.#o.once && this.#slots.size === 0 && !this.#lookAgain) return;
+        await this.#idle(pass.nextDueInMs);
+      }
+    } catch (error) {
+      // The store refused for good (read-only, damaged): stop the jobs still running here, and
+      // hand them back if the store still takes it.
+      for (const attempt of this.#slots.values()) attempt.interrupt("interrupted: worker failed");
+      await Promise.all([...this.#slots.values()].map((a) => a.done));
+      await this.#store.jobFinishAndClaim({ finish: this.#outcomes([...this.#slots.values()]) })
+        .catch(() => {});
+      throw error;
+    }
+  }
+
+  /**
+   * One pass: writes the outcomes of attempts that ended and claims jobs for the free slots, in
+   * one transaction, then starts what it claimed. With nothing to write, it first reads whether
+   * anything is due, so an idle pass never takes the write lock.
+   */
+  async runOnce(): Promise<PassReport> {
+    const ended = [...this.#slots.values()].filter((a) => a.result !== null);
+    this.#mark = this.#store.changeMark();
+    this.#lookAgain = false;
+    const claim = (): JobClaimParams | undefined => {
+      const free = this.#stop === null ? this.#concurrency - (this.#slots.size - ended.length) : 0;
+      return free > 0
+        ? {
+          workerId: this.id,
+          host: this.#o.host.id,
+          leaseMs: this.#config.leaseTimeoutMs,
+          limit: free,
+        }
+        : undefined;
+    };
+    let claimed: Job[] = [];
+    if (ended.length > 0) {
+      const finish = this.#outcomes(ended);
+      let result;
+      try {
+        result = await this.#retry("finish", isTransient, () => {
+          const c = claim();
+          return this.#store.jobFinishAndClaim({ finish, ...(c ? { claim: c } : {}) });
+        });
+      } catch (error) {
+        if (!(error instanceof QueuectlError)) throw error;
+        // The store refuses the claim for good; an outcome is never given up: write it alone.
+        await this.#retry("finish", () => true, () => this.#store.jobFinishAndClaim({ finish }));
+        throw error;
+      }
+      ended.forEach((attempt, i) => this.#record(attempt, finish[i]!, result.applied[i]!));
+      claimed = result.claimed;
+      if (this.#slots.size === 0) void this.heartbeat();
+    } else {
+      const c = claim();
+      if (c === undefined) return { finished: 0, started: 0, nextDueInMs: null };
+      try {
+        const due = await this.#store.jobNextDue();
+        if (!due.dueNow) return { finished: 0, started: 0, nextDueInMs: due.nextDueInMs };
+        claimed = await this.#store.jobClaim(c);
+        this.#busySince.delete("claim");
+      } catch (error) {
+        // Busy or full passes; a read-only, corrupt or foreign database stops the worker (exit 6).
+        if (!(error instanceof QueuectlError) || !isTransient(error)) throw error;
+        this.#trouble("claim", error, `claim: ${error.message}; backing off`);
+        await this.#sleep(200 + Math.random() * 300);
+        return { finished: 0, started: 0, nextDueInMs: 0 };
+      }
+    }
+    const started = await this.#arm(claimed);
+    for (const job of started) this.#start(job);
+    return { finished: ended.length, started: started.length, nextDueInMs: null };
+  }
+
+  /**
+   * Arms claimed attempts just before they are spawned: until then, a claim whose worker dies is
+   * undone by recovery rather than charged. Returns the jobs that are still this worker's.
+   */
+  async #arm(claimed: readonly Job[]): Promise<Job[]> {
+    if (claimed.length === 0) return [];
+    const refs = claimed.map((job) => ({
+      jobId: job.id,
+      attempt: job.attempts,
+      workerId: this.id,
+    }));
+    const armed = await this.#retry("claim", isTransient, () => this.#store.attemptArm(refs));
+    return claimed.filter((_, i) => armed[i]);
+  }
+
+  /** The outcome to write for each ended attempt. */
+  #outcomes(ended: readonly RunningAttempt[]): JobFinishParams[] {
+    const backoff = { base: this.#config.backoffBase, maxMs: this.#config.backoffMaxMs };
+    return ended.map((attempt) => {
+      const { job } = attempt;
+      const result: RunResult = attempt.leaseLost !== null
+        ? { kind: "lost", error: `lease lost: ${attempt.leaseLost}` }
+        : attempt.result?.result ?? { kind: "interrupted", error: "interrupted" };
+      const decision = decide(job, result, backoff);
+      return {
+        ...attempt.ref,
+        decision,
+        ...(attempt.leaseLost === null && attempt.result
+          ? { output: { stdout: attempt.result.stdout, stderr: attempt.result.stderr } }
+          : {}),
+      };
+    });
+  }
+
+  /** Frees the attempt's slot, counts it and logs what became of it. */
+  #record(attempt: RunningAttempt, params: JobFinishParams, applied: boolean): void {
+    this.#slots.delete(attempt.job.id);
+    const { jobId, attempt: n } = params;
+    const ranMs = attempt.result?.durationMs ?? 0;
+    // When renewals failed, nobody may have taken the job over, and this worker's sweep skips
+    // its own jobs: it was recorded as lost here (a no-op when another worker recovered it). The
+    // kill was logged when it happened.
+    if (attempt.leaseLost !== null) return;
+    const what = attempt.result ? describeResult(attempt.result.result) ?? "exit 0" : "?";
+    if (!applied) {
+      this.#log(`job ${jobId} attempt ${n}: lease lost; its outcome (${what}) was dropped`);
+      return;
+    }
+    this.#count(params.decision, ranMs);
+    const retry = params.decision.state === "failed"
+      ? `; retry in ${formatDuration(params.decision.runInMs ?? 0)}`
+      : "";
+    this.#log(
+      `job ${jobId} attempt ${n}: ${params.decision.outcome} (${what}) in ` +
+        `${formatDuration(ranMs)} -> ${params.decision.state}${retry}`,
+    );
+  }
+
+  #count(decision: Decision, ranMs: number): void {
+    if (decision.outcome === "completed") this.#totals.jobsDone++;
+    else if (decision.outcome !== "interrupted") this.#totals.jobsFailed++;
+    this.#totals.busyMs += Math.round(ranMs);
+  }
+
+  /** Starts an attempt of a claimed job in a slot. */
+  #start(job: Job): void {
+    const attempt = new RunningAttempt({
+      job,
+      workerId: this.id,
+      leaseMs: this.#config.leaseTimeoutMs,
+      config: this.#config,
+      env: this.#env.forAttempt(job, job.attempts),
+      spawner: this.#o.spawner,
+      clock: this.#clock,
+      fault: this.#o.fault,
+    });
+    this.#slots.set(job.id, attempt);
+    if (this.#stop === "force") attempt.interrupt("interrupted by worker shutdown");
+    attempt.done.then(() => this.#wakeIdle?.());
+    if (this.#slots.size === 1) this.#progressLoop();
+  }
+
+  /** Records progress and fences leases while attempts run. */
+  #progressLoop(): void {
+    const tick = async () => {
+      if (this.#finished || this.#slots.size === 0) return;
+      this.fence();
+      await this.#progress.tick(this.#slots.values());
+      this.#after(PROGRESS_TICK_MS, tick);
+    };
+    this.#after(PROGRESS_TICK_MS, tick);
+  }
+
+  /** Waits for a change in the database, an attempt's end, the next scheduled job, or a stop. */
+  async #idle(nextDueInMs: number | null): Promise<void> {
+    if (this.#lookAgain || this.#stop !== null && this.#slots.size === 0) return;
+    const controller = new AbortController();
+    this.#wakeIdle = () => controller.abort();
+    try {
+      // An attempt that ended meanwhile is written at once.
+      if ([...this.#slots.values()].some((a) => a.result !== null)) return;
+      const wait = Math.min(nextDueInMs ?? Infinity, IDLE_WAKE_MS);
+      if (this.#stop === null && this.#slots.size < this.#concurrency) {
+        await this.#store.waitForChange({
+          since: this.#mark,
+          timeoutMs: wait,
+          signal: controller.signal,
+        });
+      } else {
+        // No slot is free: other processes' commits do not matter until an attempt ends.
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, wait);
+          controller.signal.addEventListener("abort", () => {
+            clearTimeout(timer);
+            resolve();
+          }, { once: true });
+        });
+      }
+    } finally {
+      this.#wakeIdle = null;
+    }
+  }
+
+  /** Kills the attempts whose lease may have run out (no renewal got through in time). */
+  fence(): void {
+    this.#lease.fence(this.#slots.values());
+  }
+
+  /** One heartbeat: renews the leases of running attempts and stores the totals. */
+  async heartbeat(): Promise<void> {
+    const ok = await this.#lease.beat([...this.#slots.values()], this.#totals);
+    if (ok) this.#busySince.delete("heartbeat");
+  }
+
+  /** One recovery sweep, plus housekeeping when it is due and the supervisor check. */
+  async sweep(): Promise<void> {
+    if (this.#sweeping) return;
+    this.#sweeping = true;
+    try {
+      await this.#refreshConfig();
+      const rescued = await rescue({
+        store: this.#store,
+        workerId: this.id,
+        running: new Set(this.#slots.keys()),
+        leaseMs: this.#config.leaseTimeoutMs,
+        hostId: this.#o.host.id,
+        backoff: { base: this.#config.backoffBase, maxMs: this.#config.backoffMaxMs },
+        log: (line) => this.#log(line),
+      });
+      // This worker's own writes may not wake its wait: look again at once.
+      if (rescued.recovered.length > 0) {
+        this.#lookAgain = true;
+        this.#wakeIdle?.();
+      }
+      const keeping: HousekeepingOptions = {
+        store: this.#store,
+        workerId: this.id,
+        hostId: this.#o.host.id,
+        log: (line) => this.#log(line),
+        goOn: () => this.#stop === null,
+      };
+      // Gone workers' rows are looked for now and then, and after a recovery (a worker died):
+      // judging every worker costs /proc reads, which an idle sweep each second should not pay.
+      if (rescued.recovered.length > 0 || this.#clock.monotonic() >= this.#forgetAt) {
+        this.#forgetAt = this.#clock.monotonic() + FORGET_EVERY_MS;
+        await forgetGoneWorkers(keeping, this.#config);
+      }
+      if (this.#clock.monotonic() >= this.#housekeepingAt) {
+        this.#housekeepingAt = this.#clock.monotonic() +
+          (this.#o.housekeepingMs ?? HOUSEKEEPING_MS * (0.75 + Math.random() / 2));
+        await housekeeping(keeping, this.#config);
+      }
+      this.#busySince.delete("sweep");
+      const supervisor = this.#o.supervisorPid;
+      if (supervisor && this.#stop === null && parentPid() !== supervisor) {
+        this.stop("graceful", `supervisor ${supervisor} is gone`);
+      }
+    } catch (error) {
+      if (!(error instanceof QueuectlError)) throw error;
+      this.#trouble("sweep", error, `recovery: ${error.message}`);
+    } finally {
+      this.#sweeping = false;
+    }
+  }
+
+  async #refreshConfig(): Promise<void> {
+    this.#config = resolveConfig(await this.#store.configGetAll());
+  }
+
+  /** Runs `fn` every `period()` ms (first after `first`, default one period) until the end. */
+  #every(period: () => number, fn: () => Promise<void>, first?: number): void {
+    const run = async () => {
+      if (this.#finished) return;
+      await fn();
+      this.#after(period(), run);
+    };
+    this.#after(first ?? period(), run);
+  }
+
+  #after(ms: number, fn: () => void | Promise<void>): void {
+    if (this.#finished) return;
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer);
+      void fn();
+    }, ms);
+    this.#timers.add(timer);
+  }
+
   #log(message: string): void {
-    this.#o.log(`${new Date(this.#o.clock.now()).toISOString()} ${this.id} ${message}`);
+    this.#o.log(`${new Date(this.#clock.now()).toISOString()} ${this.id} ${message}`);
   }
 
   /** Logs a recurring problem at most once every 10 s. */
   #logThrottled(key: string, message: string): void {
-    const now = performance.now();
+    const now = this.#clock.monotonic();
     if ((this.#lastLog.get(key) ?? -Infinity) + 10_000 > now) return;
     this.#lastLog.set(key, now);
     this.#log(message);
@@ -255,7 +507,7 @@ export class Worker {
    */
   #trouble(key: string, error: QueuectlError, message: string): void {
     if (error instanceof StoreBusyError) {
-      const now = performance.now();
+      const now = this.#clock.monotonic();
       const since = this.#busySince.get(key) ?? now;
       this.#busySince.set(key, since);
       if (now - since < BUSY_QUIET_MS) return;
@@ -266,8 +518,8 @@ export class Worker {
   }
 
   /**
-   * Retries a store call that failed for a reason that may pass (busy, full, read-only for a
-   * while), backing off up to 1 s, so the worker waits out trouble instead of crash-looping.
+   * Retries a store call that failed for a reason that may pass (busy, full), backing off up to
+   * 1 s, so the worker waits out trouble instead of crash-looping.
    */
   async #retry<T>(
     what: string,
@@ -283,55 +535,9 @@ export class Worker {
       } catch (error) {
         if (!(error instanceof QueuectlError) || !retryable(error)) throw error;
         this.#trouble(what, error, `${what}: ${error.message}; retrying`);
-        await sleep(delay * (0.5 + Math.random()));
+        await this.#sleep(delay * (0.5 + Math.random()));
         delay = Math.min(delay * 2, 1000);
       }
-    }
-  }
-
-  async #refreshConfig(): Promise<void> {
-    this.#config = resolveConfig(await this.#store.configGetAll());
-  }
-
-  async #claim(): Promise<{ job?: Job; leaseMs: number; nextAt: number | null; failed?: true }> {
-    const leaseMs = this.#config.leaseTimeoutMs;
-    try {
-      // A read first: an idle poll must not take the write lock.
-      const due = await this.#store.jobNextDue({ now: this.#o.clock.now() });
-      if (!due.dueNow) return { leaseMs, nextAt: due.nextAt };
-      const job = await this.#store.jobClaim({
-        workerId: this.id,
-        host: this.#o.host,
-        now: this.#o.clock.now(),
-        leaseMs,
-      });
-      this.#busySince.delete("claim");
-      return job ? { job, leaseMs, nextAt: null } : { leaseMs, nextAt: null };
-    } catch (error) {
-      // Busy or full passes; a read-only, corrupt or foreign database stops the worker (exit 6).
-      if (!(error instanceof QueuectlError) || !isTransient(error)) throw error;
-      this.#trouble("claim", error, `claim: ${error.message}; backing off`);
-      await this.#sleep(200 + Math.random() * 300);
-      return { leaseMs, nextAt: null, failed: true };
-    }
-  }
-
-  /**
-   * The next job straight after one ended: a claim without a read first (a busy worker's next
-   * claim usually finds a job). Undefined when none is due or the claim failed.
-   */
-  async #claimNext(leaseMs: number): Promise<Job | undefined> {
-    try {
-      return await this.#store.jobClaim({
-        workerId: this.id,
-        host: this.#o.host,
-        now: this.#o.clock.now(),
-        leaseMs,
-      });
-    } catch (error) {
-      if (!(error instanceof QueuectlError)) throw error;
-      this.#trouble("claim", error, `claim: ${error.message}; backing off`);
-      return undefined;
     }
   }
 
@@ -339,302 +545,13 @@ export class Worker {
   #sleep(ms: number): Promise<void> {
     return new Promise<void>((resolve) => {
       const timer = setTimeout(done, ms);
-      const wake = () => done();
+      this.#wakeIdle = done;
       function done() {
         clearTimeout(timer);
         resolve();
       }
-      this.#wake = wake;
     }).then(() => {
-      this.#wake = null;
+      this.#wakeIdle = null;
     });
-  }
-
-  /** Waits for a change in the database, the next scheduled job, or a stop. */
-  async #idle(nextAt: number | null): Promise<void> {
-    const pollMs = this.#o.pollMs ?? 10;
-    let token: number;
-    try {
-      token = await this.#store.changeToken();
-    } catch {
-      await this.#sleep(200);
-      return;
-    }
-    // Wake at least once a second anyway: a changed clock, or a change this token misses.
-    const wakeAt = Math.min(nextAt ?? Infinity, this.#o.clock.now() + 1000);
-    while (this.#stop === null && this.#o.clock.now() < wakeAt) {
-      await this.#sleep(Math.min(pollMs, Math.max(1, wakeAt - this.#o.clock.now())));
-      if (this.#lookAgain) {
-        this.#lookAgain = false;
-        return;
-      }
-      try {
-        if (await this.#store.changeToken() !== token) return;
-      } catch {
-        return;
-      }
-    }
-  }
-
-  #jobEnv(job: Job, attempt: number): Record<string, string> {
-    return {
-      ...this.#baseEnv,
-      ...job.env,
-      QUEUECTL_DB: this.#o.dbPath,
-      QUEUECTL_JOB_ID: job.id,
-      QUEUECTL_ATTEMPT: String(attempt),
-      QUEUECTL_MAX_ATTEMPTS: String(job.attempts - job.budgetUsed + 1 + job.maxRetries),
-    };
-  }
-
-  /** Runs one claimed job and records its outcome; returns the next job, if it claimed one. */
-  /** Starts an attempt of a claimed job (the spawn itself is synchronous). */
-  #start(job: Job, leaseMs: number): Started {
-    const attempt = job.attempts;
-    const running: Running = {
-      job,
-      attempt,
-      leaseMs,
-      leaseExpiresAt: job.leaseExpiresAt ?? this.#o.clock.now() + leaseMs,
-      abort: new AbortController(),
-      execution: null,
-      leaseLost: null,
-      pid: null,
-    };
-    this.#current = running;
-    if (this.#stop === "force") running.abort.abort("interrupted by worker shutdown");
-    const config = this.#config;
-    const started = this.#o.clock.now();
-    const timers: Started["timers"] = { pid: undefined, saver: undefined };
-    const execution = execute({
-      command: job.command,
-      cwd: job.cwd,
-      env: this.#jobEnv(job, attempt),
-      timeoutMs: job.timeoutMs ?? config.jobTimeoutMs,
-      outputLimit: config.outputLimitBytes,
-      spawner: this.#o.spawner,
-      signal: running.abort.signal,
-      onSpawn: (child) => {
-        running.pid = child.pid;
-        this.#o.fault?.("run:after-spawn");
-        // Recorded only for jobs that run a while: a quick job finishes before this matters, and
-        // until then recovery finds the job's processes by their environment marker.
-        timers.pid = setTimeout(() => {
-          this.#store.attemptSetProcess({
-            jobId: job.id,
-            attempt,
-            workerId: this.id,
-            pid: child.pid,
-            pidStart: processStartTime(child.pid),
-          }).catch(() => {});
-        }, PID_RECORD_DELAY_MS);
-      },
-    });
-    running.execution = execution;
-    timers.saver = setInterval(() => {
-      if (!execution.dirty || running.leaseLost) return;
-      const output = execution.output();
-      if (!output) return;
-      this.#store.attemptSaveOutput({ jobId: job.id, attempt, workerId: this.id, ...output })
-        .catch(() => {});
-    }, OUTPUT_SAVE_MS);
-    return { running, execution, config, startedAt: started, timers };
-  }
-
-  /**
-   * Waits for a started attempt to end and decides its outcome, to be written by `#finish`. An
-   * attempt whose lease was lost is written here (as lost) and yields nothing.
-   */
-  async #complete(started: Started): Promise<Finished | null> {
-    const { running, config } = started;
-    const { job, attempt } = running;
-    const result = await started.execution.done;
-    clearInterval(started.timers.saver);
-    clearTimeout(started.timers.pid);
-    const now = this.#o.clock.now();
-    const backoff = { base: config.backoffBase, maxMs: config.backoffMaxMs };
-    if (running.leaseLost) {
-      this.#log(`job ${job.id} attempt ${attempt}: lease lost (${running.leaseLost}); job killed`);
-      // When renewals failed, nobody may have taken the job over, and this worker's sweep skips
-      // its own jobs: record the attempt as lost, or it stays processing for ever. Fenced, so a
-      // no-op when another worker did recover it.
-      const lost = decide(
-        job,
-        { kind: "lost", error: `lease lost: ${running.leaseLost}` },
-        now,
-        backoff,
-      );
-      await this.#retry(
-        "finish",
-        () => true,
-        () =>
-          this.#store.jobFinish({ jobId: job.id, attempt, workerId: this.id, decision: lost, now }),
-      );
-      if (this.#current === running) this.#current = null;
-      return null;
-    }
-    return {
-      running,
-      startedAt: started.startedAt,
-      what: describeResult(result.result) ?? "exit 0",
-      params: {
-        jobId: job.id,
-        attempt,
-        workerId: this.id,
-        decision: decide(job, result.result, now, backoff),
-        now,
-        output: { stdout: result.stdout, stderr: result.stderr },
-        byOwner: true,
-      },
-    };
-  }
-
-  /** Writes a finished attempt's outcome; never gives up on it, whatever the store says. */
-  async #finish(finished: Finished): Promise<void> {
-    const { params } = finished;
-    const applied = await this.#retry("finish", () => true, () => this.#store.jobFinish(params));
-    if (this.#current === finished.running) this.#current = null;
-    const { jobId, attempt, decision, now } = params;
-    if (!applied) {
-      this.#log(
-        `job ${jobId} attempt ${attempt}: lease lost; its outcome (${finished.what}) was dropped`,
-      );
-      return;
-    }
-    const retry = decision.state === "failed"
-      ? `; retry in ${formatDuration((decision.runAt ?? now) - now)}`
-      : "";
-    this.#log(
-      `job ${jobId} attempt ${attempt}: ${decision.outcome} (${finished.what}) in ` +
-        `${formatDuration(now - finished.startedAt)} -> ${decision.state}${retry}`,
-    );
-  }
-
-  #scheduleHeartbeat(): void {
-    if (this.#finished) return;
-    const every = Math.max(100, Math.floor(this.#config.leaseTimeoutMs / 6));
-    this.#heartbeatTimer = setTimeout(async () => {
-      await this.#heartbeat();
-      this.#scheduleHeartbeat();
-    }, every);
-  }
-
-  /** Renews the running job's lease (and the worker's liveness); fences itself if it cannot. */
-  async #heartbeat(): Promise<void> {
-    if (this.#heartbeating) return;
-    this.#heartbeating = true;
-    const running = this.#current;
-    const now = this.#o.clock.now();
-    try {
-      const held = await this.#store.workerHeartbeat({
-        id: this.id,
-        now,
-        ...(running && !running.leaseLost
-          ? { lease: { jobId: running.job.id, attempt: running.attempt, leaseMs: running.leaseMs } }
-          : {}),
-      });
-      this.#busySince.delete("heartbeat");
-      if (running && !running.leaseLost) {
-        if (held) running.leaseExpiresAt = now + running.leaseMs;
-        else this.#loseLease(running, "another worker recovered it");
-      }
-    } catch (error) {
-      if (!(error instanceof QueuectlError)) throw error;
-      this.#trouble("heartbeat", error, `heartbeat: ${error.message}`);
-      // Past the lease, another worker may already run this job: stop ours first.
-      if (running && !running.leaseLost && this.#o.clock.now() >= running.leaseExpiresAt - 1000) {
-        this.#loseLease(running, `could not renew: ${error.message}`);
-      }
-    } finally {
-      this.#heartbeating = false;
-    }
-  }
-
-  #loseLease(running: Running, why: string): void {
-    running.leaseLost = why;
-    running.abort.abort("lease lost");
-  }
-
-  #scheduleSweep(delay = this.#o.sweepMs ?? 1000): void {
-    if (this.#finished) return;
-    this.#sweepTimer = setTimeout(async () => {
-      await this.#sweep();
-      this.#scheduleSweep();
-    }, delay);
-  }
-
-  async #sweep(): Promise<void> {
-    if (this.#sweeping) return;
-    this.#sweeping = true;
-    try {
-      await this.#refreshConfig();
-      const rescued = await rescue({
-        store: this.#store,
-        workerId: this.id,
-        running: this.#current?.job.id ?? null,
-        leaseMs: this.#config.leaseTimeoutMs,
-        host: this.#o.host,
-        dbPath: this.#o.dbPath,
-        now: () => this.#o.clock.now(),
-        backoff: { base: this.#config.backoffBase, maxMs: this.#config.backoffMaxMs },
-        log: (line) => this.#log(line),
-      });
-      // Our own writes do not change the token an idle worker watches: look again at once.
-      if (rescued.recovered.length > 0) this.#lookAgain = true;
-      await this.#forgetDeadWorkers();
-      if (performance.now() >= this.#housekeepingAt) {
-        this.#housekeepingAt = performance.now() +
-          (this.#o.housekeepingMs ?? HOUSEKEEPING_MS * (0.75 + Math.random() / 2));
-        await this.#housekeeping();
-      }
-      this.#busySince.delete("sweep");
-      const supervisor = this.#o.supervisorPid;
-      if (supervisor && this.#stop === null && parentPid() !== supervisor) {
-        this.stop("graceful", `supervisor ${supervisor} is gone`);
-      }
-    } catch (error) {
-      if (!(error instanceof QueuectlError)) throw error;
-      this.#trouble("sweep", error, `recovery: ${error.message}`);
-    } finally {
-      this.#sweeping = false;
-    }
-  }
-
-  /**
-   * Deletes completed jobs past `retain-completed` in small batches (each a short transaction, so
-   * claims interleave) and keeps the write-ahead log and the metric figures bounded.
-   */
-  async #housekeeping(): Promise<void> {
-    const retain = this.#config.retainCompletedMs;
-    const now = this.#o.clock.now();
-    if (retain > 0) {
-      let deleted = 0;
-      for (let i = 0; i < PRUNE_BATCHES && this.#stop === null; i++) {
-        const ids = await this.#store.jobPrune({
-          states: ["completed"],
-          finishedBefore: now - retain,
-          limit: PRUNE_BATCH,
-        });
-        deleted += ids.length;
-        if (ids.length < PRUNE_BATCH) break;
-      }
-      if (deleted > 0) this.#log(`retention: deleted ${deleted} completed jobs`);
-    }
-    await this.#store.maintain({
-      statsBefore: now - STATS_RETENTION_MS,
-      compactBefore: now - STATS_MINUTES_KEPT_MS,
-    });
-  }
-
-  /** Removes rows of workers on this host that died and own no job any more. */
-  async #forgetDeadWorkers(): Promise<void> {
-    const processing = await this.#store.jobListProcessing();
-    const owners = new Set(processing.map((p) => p.job.workerId));
-    for (const worker of await this.#store.workerList()) {
-      if (worker.id === this.id || worker.host !== this.#o.host || owners.has(worker.id)) continue;
-      if (!processAlive(worker.pid, worker.pidStart)) {
-        await this.#store.workerRemove({ id: worker.id });
-      }
-    }
   }
 }

@@ -120,12 +120,8 @@ Deno.test("dlq retry of one job by two processes at once re-runs it once", async
     // Put it back in the DLQ for the next round. The processes used the real clock.
     q.clock.set(Date.now() + 1000);
     const store = await q.store();
-    const job = (await store.jobClaim({
-      host: "test-host",
-      workerId: "w",
-      now: q.clock.now(),
-      leaseMs: 1000,
-    }))!;
+    const job =
+      (await store.jobClaim({ host: "test-host", workerId: "w", leaseMs: 1000, limit: 1 }))[0]!;
     await finishAttempt(store, q.clock, job, { kind: "exited", code: 1 });
     q.closeStore();
   }

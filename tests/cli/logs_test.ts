@@ -58,11 +58,11 @@ async function jobWithAttempts(
   });
   for (const [i, spec] of attempts.entries()) {
     if (job.runAt > q.clock.now()) q.clock.set(job.runAt);
-    const claimed = await store.jobClaim({
+    const [claimed] = await store.jobClaim({
       workerId: TEST_WORKER,
       host: "test-host",
-      now: q.clock.now(),
       leaseMs: TEST_LEASE_MS,
+      limit: 1,
     });
     assert.equal(claimed?.id, id);
     q.clock.advance(spec.runMs ?? 250);
@@ -72,8 +72,7 @@ async function jobWithAttempts(
       jobId: id,
       attempt: claimed!.attempts,
       workerId: TEST_WORKER,
-      decision: decide(claimed!, result, q.clock.now(), BACKOFF),
-      now: q.clock.now(),
+      decision: decide(claimed!, result, BACKOFF),
       output: { stdout: toCapture(spec.stdout), stderr: toCapture(spec.stderr) },
     });
     assert.ok(applied);
@@ -87,13 +86,13 @@ async function runningJob(q: CliFixture, id: string, stdout: Output, stderr: Out
   const store = await q.store();
   const job = await makeJob(store, q.clock, "processing", { id });
   assert.ok(
-    await store.attemptSaveOutput({
+    await store.attemptSaveOutput([{
       jobId: id,
       attempt: 1,
       workerId: TEST_WORKER,
       stdout: toCapture(stdout),
       stderr: toCapture(stderr),
-    }),
+    }]).then(([saved]) => saved),
   );
   return job;
 }

@@ -51,11 +51,11 @@ async function attempt(
     });
   }
   q.clock.set(job.runAt + (step.waitMs ?? 0));
-  const claimed = await store.jobClaim({
+  const [claimed] = await store.jobClaim({
     workerId: WORKER,
     host: "test-host",
-    now: q.clock.now(),
     leaseMs: TEST_LEASE_MS,
+    limit: 1,
   });
   assert.equal(claimed?.id, job.id, "the job to run is the one claimed");
   q.clock.advance(step.runMs);
@@ -64,9 +64,7 @@ async function attempt(
       jobId: job.id,
       attempt: claimed!.attempts,
       workerId: WORKER,
-      decision: decide(claimed!, step.result ?? OK, q.clock.now(), BACKOFF),
-      now: q.clock.now(),
-      byOwner: true,
+      decision: decide(claimed!, step.result ?? OK, BACKOFF),
     }),
   );
   return (await store.jobGet({ id: job.id }))!;
@@ -135,6 +133,12 @@ async function knownHistory(q: CliFixture): Promise<void> {
   await completions(q, 120, 3, { runMs: 100 });
   assert.ok(q.clock.now() < NOW);
   q.clock.set(NOW);
+  // The worker that ran them reports its totals with its heartbeat.
+  await store.workerHeartbeat({
+    id: WORKER,
+    leases: [],
+    totals: { jobsDone: 20, jobsFailed: 4, busyMs: 54_850 },
+  });
   await insertJob(store, q.clock, { id: "waiting", runAt: NOW - 5 * MINUTE });
   await insertJob(store, q.clock, { id: "future", runAt: NOW + 60 * MINUTE });
   q.closeStore();
@@ -414,14 +418,26 @@ Deno.test("metrics --watch, piped, prints a block per second and exits 0 on SIGI
   await using q = await cliFixture();
   await knownHistory(q);
   // The process reads the real clock: a window of ten years reaches back to the fake history.
+  // JSON: a line a second; the figures are read again only when the queue changed. After two
+  // lines of an idle queue, a job is enqueued; the next reading shows it.
+  let enqueued: Promise<unknown> | undefined;
+  const jsonLines = (out: string) => out.split("\n").filter((l) => l !== "");
   const [text, json] = await Promise.all([
     watch(
       q.db,
       ["--since", "3650d"],
       (out) => count(out, "Metrics Dashboard") >= 2 && out.endsWith("\n\n"),
     ),
-    watch(q.db, ["--since", "3650d", "--json"], (out) => count(out, "\n") >= 2),
+    watch(q.db, ["--since", "3650d", "--json"], (out) => {
+      const lines = jsonLines(out);
+      if (lines.length >= 2 && enqueued === undefined) {
+        enqueued = q.store().then((store) => insertJob(store, q.clock, { id: "late" }));
+      }
+      return enqueued !== undefined &&
+        lines.some((l) => JSON.parse(l).counts.pending === COUNTS.pending + 1);
+    }),
   ]);
+  await enqueued;
 
   assert.equal(text.code, 0, text.stderr);
   assert.equal(text.stderr, "");
@@ -436,14 +452,18 @@ Deno.test("metrics --watch, piped, prints a block per second and exits 0 on SIGI
   }
 
   assert.equal(json.code, 0, json.stderr);
-  const lines = json.stdout.split("\n").filter((l) => l !== "");
-  assert.ok(lines.length >= 2, json.stdout);
+  const lines = jsonLines(json.stdout);
+  assert.ok(lines.length >= 3, json.stdout);
   const first = JSON.parse(lines[0]!);
   assert.deepEqual(first.counts, COUNTS);
   assert.deepEqual(first.top_failing, TOP_FAILING);
   for (const line of lines) assert.deepEqual(Object.keys(JSON.parse(line)), Object.keys(first));
-  assert.ok(
-    Date.parse(JSON.parse(lines[1]!).generated_at) > Date.parse(first.generated_at),
-    "each line is a new reading",
+  assert.equal(
+    JSON.parse(lines[1]!).generated_at,
+    first.generated_at,
+    "an idle queue is not read again a second later",
   );
+  const last = JSON.parse(lines[lines.length - 1]!);
+  assert.equal(last.counts.pending, COUNTS.pending + 1);
+  assert.ok(Date.parse(last.generated_at) > Date.parse(first.generated_at), "a new reading");
 });

@@ -59,7 +59,7 @@ Deno.test("--debug adds a stack trace to an error; without it there is none", as
   const debug = await runProcess(["--db", dir.path, "status", "--debug"]);
   assert.equal(debug.code, 6);
   assert.match(debug.stderr, /^queuectl: Database path is a directory/);
-  assert.match(debug.stderr, /^\s+at .*store\.ts/m);
+  assert.match(debug.stderr, /^\s+at .*lib\/store\/.*\.ts/m);
 });
 
 Deno.test("the database is --db, else QUEUECTL_DB, else $XDG_DATA_HOME/queuectl, else ~/.local/share", async () => {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { cliFixture, localStamp } from "../helpers/cli_fixture.ts";
-import { makeJob, makeOneOfEach, makeWorker } from "../helpers/factory.ts";
+import { makeJob, makeOneOfEach, makeWorker, TEST_WORKER } from "../helpers/factory.ts";
 
 Deno.test("status prints the seed's layout for an empty queue", async () => {
   await using q = await cliFixture();
@@ -54,7 +54,8 @@ Deno.test("status lists workers and marks one whose process is gone", async () =
   await using q = await cliFixture();
   const store = await q.store();
   await makeOneOfEach(store, q.clock);
-  await makeWorker(store, q.clock, { id: "w-alive", alive: true, currentJob: "r1" });
+  // The factory's worker holds r1 (makeOneOfEach claims it as TEST_WORKER).
+  await makeWorker(store, q.clock, { id: TEST_WORKER, alive: true });
   await makeWorker(store, q.clock, { id: "w-gone", alive: false });
   const { code, stdout } = await q.run(["status"]);
   assert.equal(code, 0);
@@ -64,9 +65,9 @@ Deno.test("status lists workers and marks one whose process is gone", async () =
     tail,
     [
       "Workers: 1 active",
-      "ID       PID      STATE  JOB  DONE  FAILED  HEARTBEAT",
-      `w-alive  ${String(Deno.pid).padEnd(7)}  busy   r1   0     0       ${at}`,
-      `w-gone   ${String(2 ** 22 + 17).padEnd(7)}  gone   -    0     0       ${at}`,
+      "ID      PID      STATE  JOB  DONE  FAILED  HEARTBEAT",
+      `w-gone  ${String(2 ** 22 + 17).padEnd(7)}  gone   -    0     0       ${at}`,
+      `w-test  ${String(Deno.pid).padEnd(7)}  busy   r1   0     0       ${at}`,
       "",
     ].join("\n"),
   );
@@ -77,7 +78,7 @@ Deno.test("status --json prints the documented shape and nothing else", async ()
   const store = await q.store();
   await makeOneOfEach(store, q.clock);
   await makeJob(store, q.clock, "pending");
-  await makeWorker(store, q.clock, { id: "w1", alive: true, currentJob: "r1" });
+  await makeWorker(store, q.clock, { id: TEST_WORKER, alive: true });
   await makeWorker(store, q.clock, { id: "w2", alive: false });
   const { code, stdout, stderr } = await q.run(["status", "--json"]);
   assert.equal(code, 0);
@@ -88,7 +89,7 @@ Deno.test("status --json prints the documented shape and nothing else", async ()
     counts: { pending: 2, processing: 1, completed: 1, failed: 1, dead: 1, total: 6 },
     workers: [
       {
-        id: "w1",
+        id: TEST_WORKER,
         pid: Deno.pid,
         host: Deno.hostname(),
         state: "busy",

@@ -14,10 +14,13 @@ import type { Job } from "../../lib/job/job.ts";
 import { decide } from "../../lib/job/outcome.ts";
 import type { RunResult } from "../../lib/job/outcome.ts";
 import type { JobState } from "../../lib/job/state.ts";
-import type { Store, WorkerRecord } from "../../lib/store/store.ts";
+import type { NewWorker, Store } from "../../lib/store/store.ts";
+import { thisHost } from "../../lib/worker/host.ts";
 import { processStartTime } from "../../lib/worker/process.ts";
 
 export const TEST_WORKER = "w-test";
+/** The host id attempts made by the factory run on: not this process's, so nothing is killed. */
+export const TEST_HOST_ID = "test-host";
 export const TEST_LEASE_MS = 30_000;
 export const BACKOFF = { base: DEFAULT_CONFIG.backoffBase, maxMs: DEFAULT_CONFIG.backoffMaxMs };
 
@@ -55,20 +58,24 @@ export async function insertJob(
       cwd: options.cwd ?? "/tmp",
       env: options.env ?? {},
       runAt: options.runAt ?? clock.now(),
+      delayMs: 0,
     }],
-    now: clock.now(),
+    defaultMaxRetries: 3,
   });
   return jobs[0]!;
 }
 
-/** Claims exactly `job` for `workerId`; throws if the store hands out another job. */
+/**
+ * Claims exactly `job` for `workerId` and arms its attempt, as a worker does just before the
+ * spawn; throws if the store hands out another job.
+ */
 async function claimThis(store: Store, clock: FakeClock, job: Job, workerId: string): Promise<Job> {
   if (job.runAt > clock.now()) clock.set(job.runAt);
-  const claimed = await store.jobClaim({
-    host: "test-host",
+  const [claimed] = await store.jobClaim({
+    host: TEST_HOST_ID,
     workerId,
-    now: clock.now(),
     leaseMs: TEST_LEASE_MS,
+    limit: 1,
   });
   if (claimed?.id !== job.id) {
     throw new Error(
@@ -77,42 +84,59 @@ async function claimThis(store: Store, clock: FakeClock, job: Job, workerId: str
       }; create processing and finished jobs before other due jobs`,
     );
   }
+  // A processing job in real life runs: its worker armed the attempt before the spawn.
+  const [armed] = await store.attemptArm([
+    { jobId: claimed.id, attempt: claimed.attempts, workerId },
+  ]);
+  if (!armed) throw new Error(`factory: arming job "${job.id}" was refused`);
   return claimed;
 }
 
 /** Applies `result` to the attempt `job` holds, as a worker would; returns the stored job. */
 export async function finishAttempt(
   store: Store,
-  clock: FakeClock,
+  _clock: FakeClock,
   job: Job,
   result: RunResult,
 ): Promise<Job> {
-  const decision = decide(job, result, clock.now(), BACKOFF);
+  const decision = decide(job, result, BACKOFF);
   const ok = await store.jobFinish({
     jobId: job.id,
     attempt: job.attempts,
     workerId: job.workerId!,
     decision,
-    now: clock.now(),
   });
   if (!ok) throw new Error(`factory: finishing job "${job.id}" was refused`);
   return (await store.jobGet({ id: job.id }))!;
 }
 
 /**
- * Makes a job in `state`, the way it gets there in real life. May move `clock` forward: a job that
+ * Makes a job in `state`, the way it gets there in real life (`reserved`: claimed by a worker
+ * that never started it). May move `clock` forward: a job that
  * becomes `dead` waits out its retry delays. Create processing and finished jobs before other due
  * jobs, since claiming takes the next due job.
  */
 export async function makeJob(
   store: Store,
   clock: FakeClock,
-  state: JobState,
+  state: JobState | "reserved",
   options: JobOptions = {},
 ): Promise<Job> {
   let job = await insertJob(store, clock, options);
   if (state === "pending") return job;
   const workerId = options.workerId ?? TEST_WORKER;
+  if (state === "reserved") {
+    // Claimed and never armed: what a worker that died before the spawn leaves.
+    if (job.runAt > clock.now()) clock.set(job.runAt);
+    const [claimed] = await store.jobClaim({
+      host: TEST_HOST_ID,
+      workerId,
+      leaseMs: TEST_LEASE_MS,
+      limit: 1,
+    });
+    if (claimed?.id !== job.id) throw new Error(`factory: could not reserve job "${job.id}"`);
+    return claimed;
+  }
   const failure: RunResult = options.failure ?? { kind: "exited", code: 1 };
   job = await claimThis(store, clock, job, workerId);
   if (state === "processing") return job;
@@ -143,25 +167,22 @@ export async function makeOneOfEach(
   return { pending, processing, completed, failed, dead };
 }
 
-/** Registers a worker; `alive` picks this very process (alive) or a pid that does not exist. */
+/**
+ * Registers a worker; `alive` picks this very process (alive) or a pid that does not exist, in
+ * this host's pid namespace (so liveness and recovery judge it by its pid).
+ */
 export async function makeWorker(
   store: Store,
-  clock: FakeClock,
-  options: { id: string; alive: boolean; currentJob?: string | null },
-): Promise<WorkerRecord> {
-  const worker: WorkerRecord = {
+  _clock: FakeClock,
+  options: { id: string; alive: boolean; hostId?: string },
+): Promise<NewWorker> {
+  const worker: NewWorker = {
     id: options.id,
     pid: options.alive ? Deno.pid : 2 ** 22 + 17,
     host: Deno.hostname(),
+    hostId: options.hostId ?? thisHost().id,
     pidStart: options.alive ? processStartTime(Deno.pid) : 12345,
-    state: options.currentJob ? "busy" : "idle",
-    currentJob: options.currentJob ?? null,
-    startedAt: clock.now(),
-    heartbeatAt: clock.now(),
-    jobsDone: 0,
-    jobsFailed: 0,
     supervisorPid: null,
-    busyMs: 0,
   };
   await store.workerRegister({ worker });
   return worker;

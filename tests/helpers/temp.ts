@@ -5,7 +5,8 @@
  */
 
 import { FakeClock } from "../../lib/clock.ts";
-import { SqliteStore } from "../../lib/store/sqlite/store.ts";
+import { openSqliteStore } from "../../lib/store/sqlite/open.ts";
+import type { SqliteStore } from "../../lib/store/sqlite/store.ts";
 
 /** A fresh directory, removed with everything in it when disposed. */
 export interface TempDir extends AsyncDisposable {
@@ -57,15 +58,24 @@ export async function storeFixture(): Promise<StoreFixture> {
     store,
     clock,
     async [Symbol.asyncDispose]() {
-      store.close();
+      await store.close();
       await dir[Symbol.asyncDispose]();
     },
   };
 }
 
-/** Opens (creating on first use) the store at `path` like a CLI connection. */
-export function openTestStore(path: string, clock: FakeClock): Promise<SqliteStore> {
-  return SqliteStore.open(path, { synchronous: "FULL", busyTimeoutMs: 5000 }, clock.now());
+/** Opens (creating on first use) the store at `path` like a CLI connection, on `clock`. */
+export function openTestStore(
+  path: string,
+  clock: FakeClock,
+  options: { busyTimeoutMs?: number; ignoreNotifications?: boolean } = {},
+): Promise<SqliteStore> {
+  return openSqliteStore(path, {
+    synchronous: "FULL",
+    busyTimeoutMs: options.busyTimeoutMs ?? 5000,
+    clock,
+    ...(options.ignoreNotifications ? { ignoreNotifications: true } : {}),
+  });
 }
 
 /**

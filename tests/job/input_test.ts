@@ -43,7 +43,8 @@ Deno.test("validateJob() fills defaults for a job with only a command", () => {
     timeoutMs: null,
     cwd: "/home/u/project",
     env: {},
-    runAt: NOW,
+    runAt: null,
+    delayMs: 0,
   });
 });
 
@@ -66,7 +67,8 @@ Deno.test("validateJob() takes every field", () => {
     timeoutMs: 600_000,
     cwd: "/home/u/project/dir",
     env: { A: "1", EMPTY: "", "WITH SPACE": "ok" },
-    runAt: NOW + 90_000,
+    runAt: null,
+    delayMs: 90_000,
   });
   assert.equal(valid({ command: "x", run_at: "2026-01-02 00:00" }).runAt, Date.UTC(2026, 0, 2));
   assert.equal(valid({ command: "x", cwd: "/abs" }).cwd, "/abs");
@@ -82,10 +84,10 @@ Deno.test("validateJob() lets flags override fields", () => {
   assert.equal(job.maxRetries, 1);
   assert.equal(job.timeoutMs, 7000);
   assert.equal(job.runAt, NOW + 3_600_000);
-  assert.equal(
-    valid({ command: "x", run_at: "2026-02-01 00:00" }, { delayMs: 1000 }).runAt,
-    NOW + 1000,
-  );
+  assert.equal(job.delayMs, 0);
+  const delayed = valid({ command: "x", run_at: "2026-02-01 00:00" }, { delayMs: 1000 });
+  assert.equal(delayed.runAt, null);
+  assert.equal(delayed.delayMs, 1000);
 });
 
 Deno.test("validateJob() still refuses a bad field that a flag overrides", () => {

@@ -145,6 +145,11 @@ interface WorkerPoint {
   final: "completed" | "dead";
   /** Whether a second worker must recover the job from the dead one (lost attempt). */
   recovers: boolean;
+  /**
+   * The dead worker held a claim it never started: the second worker undoes it (within R_fast),
+   * charging and recording nothing.
+   */
+  undone?: boolean;
 }
 
 const FAIL = "exit 1";
@@ -160,9 +165,20 @@ const WORKER_POINTS: WorkerPoint[] = [
     final: "completed",
     recovers: false,
   },
-  // Dies right after its claim: recovered within R_fast as lost, run by the next worker.
+  // Dies right after its claim, before it armed the attempt: nothing ran, so the claim is
+  // undone within R_fast and the next worker runs the job as its first attempt.
   {
     point: "claim:after-commit",
+    work: "true",
+    maxRetries: 0,
+    runs: 1,
+    final: "completed",
+    recovers: false,
+    undone: true,
+  },
+  // Dies after arming, before the spawn: the attempt counts (it is recorded as lost).
+  {
+    point: "arm:after-commit",
     work: "true",
     maxRetries: 1,
     runs: 1,
@@ -270,7 +286,7 @@ for (const p of WORKER_POINTS) {
     await stop([rescuer]);
     const attempts = sb.attempts("j");
     const lastStart = Math.max(...(sb.ledger().runs.get("j") ?? []).map((r) => r.startUs / 1000));
-    const recoveryMs = p.recovers && sb.ledger().starts("j") > runsAtDeath
+    const recoveryMs = (p.recovers || p.undone) && sb.ledger().starts("j") > runsAtDeath
       ? lastStart - diedAt
       : null;
     verify(sb, `B4 ${p.point}`, { acked: ids, crashes: true, sampler }, {
@@ -293,6 +309,14 @@ for (const p of WORKER_POINTS) {
       }
     } else {
       assert(attempts.every((a) => a.outcome !== "lost"), "no attempt needed recovery");
+    }
+    if (p.undone) {
+      assertEquals(afterDeath.state, "processing", "the dead worker's claim was left");
+      assertEquals(attempts.length, 1, "the undone claim left no attempt behind");
+      assert(
+        recoveryMs !== null && recoveryMs <= R_FAST_MS + 1000,
+        `re-run ${recoveryMs} ms after`,
+      );
     }
   });
 }

@@ -3,7 +3,8 @@ import { MIGRATIONS } from "../../lib/store/sqlite/migrations.ts";
 import { FakeClock } from "../../lib/clock.ts";
 import { StoreUnusableError } from "../../lib/errors.ts";
 import * as q from "../../lib/store/sqlite/queries.ts";
-import { mapSqliteError, SqliteStore } from "../../lib/store/sqlite/store.ts";
+import { mapSqliteError } from "../../lib/store/sqlite/errors.ts";
+import { openSqliteStore } from "../../lib/store/sqlite/open.ts";
 import { APPLICATION_ID, SCHEMA_VERSION } from "../../lib/store/sqlite/version.ts";
 import { openStore } from "../../lib/store/open.ts";
 import { runDeno, runProcess } from "../helpers/cli.ts";
@@ -28,7 +29,7 @@ storeContract("sqlite", async () => {
   };
 });
 
-Deno.test("SqliteStore.open() creates a WAL database marked as queuectl's, at the current schema", async () => {
+Deno.test("openSqliteStore() creates a WAL database marked as queuectl's, at the current schema", async () => {
   await using f = await storeFixture();
   f.store.close();
   withRawDb(f.path, (db) => {
@@ -47,7 +48,7 @@ Deno.test("SqliteStore.open() creates a WAL database marked as queuectl's, at th
   assert.deepEqual(Object.keys(await treeDigest(f.dir)), ["queue.db"]);
 });
 
-Deno.test("SqliteStore.open() reopens an existing database without migrating it again", async () => {
+Deno.test("openSqliteStore() reopens an existing database without migrating it again", async () => {
   await using dir = await tempDir();
   const clock = new FakeClock(T0);
   const first = await openTestStore(dir.db, clock);
@@ -67,7 +68,7 @@ Deno.test("SqliteStore.open() reopens an existing database without migrating it 
   assert.equal(applied?.n, MIGRATIONS.length);
 });
 
-Deno.test("SqliteStore.open() creates the database 0600", async () => {
+Deno.test("openSqliteStore() creates the database 0600", async () => {
   await using dir = await tempDir();
   const store = await openTestStore(dir.db, new FakeClock());
   try {
@@ -99,7 +100,7 @@ Deno.test("openStore() creates the default directory 0700 and the database 0600 
     import { openStore } from ${
     JSON.stringify(new URL("../../lib/store/open.ts", import.meta.url).href)
   };
-    const store = await openStore({ path: Deno.args[0], isDefault: true }, { role: "cli", now: 0 });
+    const store = await openStore({ path: Deno.args[0], isDefault: true }, { role: "cli", clock: { now: () => 0, monotonic: () => 0 } });
     await store.configSet({ key: "max-retries", value: "4" });
     const modes = {};
     for (const s of ["", "-wal", "-shm"]) modes[s] = (Deno.statSync(Deno.args[0] + s).mode & 0o777).toString(8);
@@ -216,12 +217,12 @@ const REFUSALS: Refusal[] = [
 ];
 
 for (const refusal of REFUSALS) {
-  Deno.test(`SqliteStore.open() refuses ${refusal.name} and changes nothing`, async () => {
+  Deno.test(`openSqliteStore() refuses ${refusal.name} and changes nothing`, async () => {
     await using dir = await tempDir();
     const path = await refusal.setup(dir.path);
     const before = await treeDigest(dir.path);
     await assert.rejects(
-      SqliteStore.open(path, { synchronous: "FULL", busyTimeoutMs: 1000 }, T0),
+      openSqliteStore(path, { synchronous: "FULL", busyTimeoutMs: 1000, clock: new FakeClock(T0) }),
       (error: unknown) => {
         assert.ok(error instanceof StoreUnusableError, String(error));
         assert.equal(error.exitCode, 6);
@@ -242,7 +243,7 @@ Deno.test("openStore() refuses a default location it cannot create, naming the d
     async () =>
       await openStore({ path: `${dir.path}/file/queuectl/queuectl.db`, isDefault: true }, {
         role: "cli",
-        now: T0,
+        clock: new FakeClock(T0),
       }),
     {
       name: "StoreUnusableError",
@@ -268,7 +269,7 @@ function assertNoTableScan(steps: string[], index: string): void {
 Deno.test("JOB_CLAIM seeks the jobs_ready index instead of scanning jobs", async () => {
   await using f = await storeFixture();
   assertNoTableScan(
-    plan(f.path, q.JOB_CLAIM, { worker_id: "w", lease_expires_at: 1, now: 1 }),
+    plan(f.path, q.JOB_CLAIM, { worker_id: "w", lease_expires_at: 1, now: 1, limit: 1 }),
     "jobs_ready",
   );
   assertNoTableScan(plan(f.path, q.JOB_NEXT_DUE, {}), "jobs_ready");
@@ -292,7 +293,7 @@ Deno.test("JOB_COUNTS reads the trigger-kept counts, not the jobs table", async 
   assert.match(steps, /job_counts/);
 });
 
-Deno.test("SqliteStore.open() handles a path with spaces, #, ?, % and non-ASCII characters", async () => {
+Deno.test("openSqliteStore() handles a path with spaces, #, ?, % and non-ASCII characters", async () => {
   await using dir = await tempDir();
   const sub = `${dir.path}/my queue #1?x=%41 ü`;
   await Deno.mkdir(sub);

@@ -12,7 +12,7 @@ import type { FakeClock } from "../../lib/clock.ts";
 import type { Job } from "../../lib/job/job.ts";
 import { decide } from "../../lib/job/outcome.ts";
 import type { RunResult } from "../../lib/job/outcome.ts";
-import { bucketOf } from "../../lib/metrics.ts";
+import { bucketOf, summarizeStats } from "../../lib/metrics.ts";
 import type { StatsSummary } from "../../lib/metrics.ts";
 import type { SqliteStore } from "../../lib/store/sqlite/store.ts";
 import type { OutputCapture } from "../../lib/store/store.ts";
@@ -35,8 +35,9 @@ const HOUR = 3_600_000;
 const OK: RunResult = { kind: "exited", code: 0 };
 
 /** A summary as plain data (maps as sorted entries), for deepEqual. */
-function plain(s: StatsSummary) {
+function plain(summary: StatsSummary) {
   const sorted = <V>(m: Map<number, V>) => [...m].sort(([a], [b]) => a - b);
+  const { now: _now, since: _since, ...s } = summary;
   return {
     ...s,
     runTime: sorted(s.runTime),
@@ -45,8 +46,30 @@ function plain(s: StatsSummary) {
   };
 }
 
-function summary(store: SqliteStore, clock: FakeClock, since = T0 - 1) {
-  return store.statsSummary({ since, now: clock.now(), topFailing: 5 });
+/** The summary of the window from `since` (a time) to now. */
+async function summaryFrom(
+  store: SqliteStore,
+  clock: FakeClock,
+  since: number,
+  topFailing = 5,
+): Promise<StatsSummary> {
+  return summarizeStats(await store.statsFigures({ windowMs: clock.now() - since, topFailing }));
+}
+
+function summary(store: SqliteStore, clock: FakeClock, since = T0 - 1): Promise<StatsSummary> {
+  return summaryFrom(store, clock, since);
+}
+
+/** Compacts as of now with absolute cut-offs (the store takes ages). */
+function compact(
+  store: SqliteStore,
+  clock: FakeClock,
+  cuts: { statsBefore: number; compactBefore: number },
+): Promise<void> {
+  return store.statsCompact({
+    retainMs: clock.now() - cuts.statsBefore,
+    minutesKeptMs: clock.now() - cuts.compactBefore,
+  });
 }
 
 function histogramTotal(h: Map<number, number>): number {
@@ -79,9 +102,9 @@ async function runAttempt(
   const claimed = await store.jobClaim({
     workerId: TEST_WORKER,
     host: "test-host",
-    now: clock.now(),
     leaseMs: TEST_LEASE_MS,
-  });
+    limit: 1,
+  }).then(([j]) => j);
   assert.equal(claimed?.id, job.id, "the job to run is the one claimed");
   clock.advance(timing.runMs);
   return await finishAttempt(store, clock, claimed!, result);
@@ -187,20 +210,19 @@ Deno.test("jobFinish() folds one finished attempt into the figures of its minute
     error: "cwd missing",
   }, { maxRetries: 0 });
   const lost = await insertJob(store, clock, { maxRetries: 0 });
-  const claimed = (await store.jobClaim({
+  const [claimed] = await store.jobClaim({
     workerId: TEST_WORKER,
     host: "h",
-    now: clock.now(),
     leaseMs: TEST_LEASE_MS,
-  }))!;
-  assert.equal(claimed.id, lost.id);
+    limit: 1,
+  });
+  assert.equal(claimed?.id, lost.id);
   clock.advance(TEST_LEASE_MS + 1);
   const rescued = await store.jobFinish({
     jobId: lost.id,
     attempt: 1,
     workerId: TEST_WORKER,
-    decision: decide(claimed, { kind: "lost", error: "worker died" }, clock.now(), BACKOFF),
-    now: clock.now(),
+    decision: decide(claimed!, { kind: "lost", error: "worker died" }, BACKOFF),
     requireLeaseExpired: true,
   });
   assert.equal(rescued, true);
@@ -277,7 +299,7 @@ Deno.test("jobFinish() refused for a lost lease records no figures", async () =>
   const job = await makeJob(store, clock, "processing", { id: "held" });
   clock.advance(1000);
   const before = plain(await summary(store, clock));
-  const decision = decide(job, OK, clock.now(), BACKOFF);
+  const decision = decide(job, OK, BACKOFF);
   // Another worker's finish, a stale attempt number, a rescue before the lease expired.
   assert.equal(
     await store.jobFinish({
@@ -285,7 +307,6 @@ Deno.test("jobFinish() refused for a lost lease records no figures", async () =>
       attempt: 1,
       workerId: "w-other",
       decision,
-      now: clock.now(),
     }),
     false,
   );
@@ -295,7 +316,6 @@ Deno.test("jobFinish() refused for a lost lease records no figures", async () =>
       attempt: 2,
       workerId: TEST_WORKER,
       decision,
-      now: clock.now(),
     }),
     false,
   );
@@ -305,7 +325,6 @@ Deno.test("jobFinish() refused for a lost lease records no figures", async () =>
       attempt: 1,
       workerId: TEST_WORKER,
       decision,
-      now: clock.now(),
       requireLeaseExpired: true,
     }),
     false,
@@ -327,7 +346,7 @@ Deno.test("statsSummary() counts the attempts that finished in the minutes of it
     await oneAttempt(store, clock, { waitMs: 0, runMs: 1000 }, OK);
   }
   const completedSince = async (since: number) =>
-    (await store.statsSummary({ since, now: clock.now(), topFailing: 5 })).outcomes.completed;
+    (await summaryFrom(store, clock, since, 5)).outcomes.completed;
   assert.equal(await completedSince(T0), 3);
   assert.equal(await completedSince(T0 + 10 * MINUTE), 2);
   // The window starts at the minute `since` falls in: whole minutes only.
@@ -335,7 +354,7 @@ Deno.test("statsSummary() counts the attempts that finished in the minutes of it
   assert.equal(await completedSince(T0 + 11 * MINUTE), 1);
   assert.equal(await completedSince(T0 + 71 * MINUTE), 0);
   // The per-minute chart covers the last hour whatever the window.
-  const s = await store.statsSummary({ since: T0 + 71 * MINUTE, now: clock.now(), topFailing: 5 });
+  const s = await summaryFrom(store, clock, T0 + 71 * MINUTE, 5);
   const m0 = T0 / MINUTE;
   assert.deepEqual(plain(s).perMinute, [
     [m0 + 10, { finished: 1, completed: 1 }],
@@ -376,14 +395,14 @@ Deno.test("statsSummary() lists top failing commands in the window with their la
     kind: "interrupted",
     error: "stop",
   }, { command: "ok" });
-  const s = await store.statsSummary({ since, now: clock.now(), topFailing: 5 });
+  const s = await summaryFrom(store, clock, since, 5);
   assert.deepEqual(s.topFailing, [
     { command: "deploy", failures: 3, lastError: "exited with code 5", lastExitCode: 5 },
     { command: "lint", failures: 1, lastError: "exited with code 7", lastExitCode: 7 },
   ]);
-  const top1 = await store.statsSummary({ since, now: clock.now(), topFailing: 1 });
+  const top1 = await summaryFrom(store, clock, since, 1);
   assert.deepEqual(top1.topFailing.map((t) => t.command), ["deploy"]);
-  const all = await store.statsSummary({ since: T0, now: clock.now(), topFailing: 5 });
+  const all = await summaryFrom(store, clock, T0, 5);
   assert.deepEqual(all.topFailing.map((t) => [t.command, t.failures]), [
     ["old", 4],
     ["deploy", 3],
@@ -450,8 +469,7 @@ Deno.test("maintain() folds minutes older than two hours into hours, keeping eve
       ) => [Number(r.minute), Number(r.metric), Number(r.bucket)] as const);
       return { count: keys.length, minutes: keys.map(([minute]) => minute), keys };
     });
-  const whole = async (since: number) =>
-    plain(await store.statsSummary({ since, now, topFailing: 5 }));
+  const whole = async (since: number) => plain(await summaryFrom(store, clock, since, 5));
   // Windows that cover it all, start on a whole hour, or start after the compaction cut.
   const compactBefore = now - 2 * HOUR;
   const firstKeptMinute = Math.floor(compactBefore / HOUR) * 60;
@@ -463,7 +481,7 @@ Deno.test("maintain() folds minutes older than two hours into hours, keeping eve
   assert.ok(before[0]!.outcomes.completed > 150, `${before[0]!.outcomes.completed} completed`);
   const rowsBefore = rows();
 
-  await store.maintain({ statsBefore: T0 - HOUR, compactBefore });
+  await compact(store, clock, { statsBefore: T0 - HOUR, compactBefore });
   const rowsAfter = rows();
   // One row per hour, metric and bucket before the cut; the minutes after it as they were.
   const expectedRows = new Set(
@@ -486,7 +504,7 @@ Deno.test("maintain() folds minutes older than two hours into hours, keeping eve
   // Every figure of every such window is what it was.
   assert.deepEqual(await figures(), before);
   // Compacting again changes nothing.
-  await store.maintain({ statsBefore: T0 - HOUR, compactBefore });
+  await compact(store, clock, { statsBefore: T0 - HOUR, compactBefore });
   assert.equal(rows().count, rowsAfter.count);
   assert.deepEqual(await figures(), before);
 });
@@ -499,7 +517,7 @@ Deno.test("maintain() deletes figures older than the retention and keeps the res
     clock.advance(HOUR);
   }
   // Attempts finished at 0:00:01, 1:00:01, …, 4:00:01. Keep from 2:00 on.
-  await store.maintain({ statsBefore: T0 + 2 * HOUR, compactBefore: T0 });
+  await compact(store, clock, { statsBefore: T0 + 2 * HOUR, compactBefore: T0 });
   const s = await summary(store, clock);
   assert.equal(s.outcomes.completed, 3);
   assert.equal(histogramTotal(s.runTime), 3);
@@ -522,8 +540,7 @@ async function completeWithOutput(
     jobId: id,
     attempt: 1,
     workerId: TEST_WORKER,
-    decision: decide(job, OK, clock.now(), BACKOFF),
-    now: clock.now(),
+    decision: decide(job, OK, BACKOFF),
     output: { stdout: capture(`out of ${id}\n`), stderr: capture(`err of ${id}\n`) },
   });
   return (await store.jobGet({ id }))!;
@@ -564,7 +581,7 @@ Deno.test("jobPrune() deletes finished jobs with their attempts and output and k
   assert.deepEqual(tableCounts(f.path), { attempts: 8, outputs: 6, orphans: 0 });
 
   const count = (states: ("completed" | "dead")[], before = cutoff) =>
-    store.jobPruneCount({ states, finishedBefore: before });
+    store.jobPruneCount({ states, olderThanMs: clock.now() - before });
   assert.equal(await count(["completed"]), 2);
   assert.equal(await count(["dead"]), 1);
   assert.equal(await count(["completed", "dead"]), 3);
@@ -575,7 +592,7 @@ Deno.test("jobPrune() deletes finished jobs with their attempts and output and k
 
   // A batch of one takes the oldest.
   assert.deepEqual(
-    await store.jobPrune({ states: ["completed"], finishedBefore: cutoff, limit: 1 }),
+    await store.jobPrune({ states: ["completed"], olderThanMs: clock.now() - cutoff, limit: 1 }),
     ["c-old-1"],
   );
   assert.equal(await store.jobGet({ id: "c-old-1" }), undefined);
@@ -583,14 +600,14 @@ Deno.test("jobPrune() deletes finished jobs with their attempts and output and k
   // A batch across states stops at its limit.
   const pruned = await store.jobPrune({
     states: ["completed", "dead"],
-    finishedBefore: cutoff,
+    olderThanMs: clock.now() - cutoff,
     limit: 10,
   });
   assert.deepEqual(pruned, ["c-old-2", "d-old"]);
   assert.deepEqual(tableCounts(f.path), { attempts: 4, outputs: 2, orphans: 0 });
   assert.equal(await count(["completed", "dead"]), 0);
   assert.deepEqual(
-    await store.jobPrune({ states: ["completed"], finishedBefore: cutoff, limit: 10 }),
+    await store.jobPrune({ states: ["completed"], olderThanMs: clock.now() - cutoff, limit: 10 }),
     [],
   );
 
@@ -627,7 +644,7 @@ Deno.test("jobPrune() deletes finished jobs with their attempts and output and k
   // A limit of several batches' worth, as retention runs it.
   await store.jobPrune({
     states: ["completed", "dead"],
-    finishedBefore: clock.now() + 1,
+    olderThanMs: clock.now() - (clock.now() + 1),
     limit: 500,
   });
   assert.deepEqual(await store.jobCountByState(), {

@@ -21,6 +21,7 @@ import {
   makeJob,
   makeOneOfEach,
   makeWorker,
+  TEST_HOST_ID,
   TEST_LEASE_MS,
   TEST_WORKER,
 } from "../helpers/factory.ts";
@@ -43,13 +44,33 @@ function newJob(overrides: Partial<NewJob> = {}): NewJob {
     cwd: "/tmp",
     env: {},
     runAt: T0,
+    delayMs: 0,
     ...overrides,
   };
+}
+
+/** Claims the next due job for `workerId`, at `at` if given (moving the clock there). */
+async function claimOne(
+  store: Store,
+  clock: FakeClock,
+  workerId = "w",
+  options: { at?: number; leaseMs?: number } = {},
+): Promise<Job | undefined> {
+  if (options.at !== undefined) clock.set(options.at);
+  const [job] = await store.jobClaim({
+    host: TEST_HOST_ID,
+    workerId,
+    leaseMs: options.leaseMs ?? 1000,
+    limit: 1,
+  });
+  return job;
 }
 
 function ref(job: Job, change: Partial<AttemptRef> = {}): AttemptRef {
   return { jobId: job.id, attempt: job.attempts, workerId: job.workerId!, ...change };
 }
+
+const totals = { jobsDone: 0, jobsFailed: 0, busyMs: 0 };
 
 /** Registers the contract's tests for one backend. */
 export function storeContract(
@@ -83,7 +104,7 @@ export function storeContract(
     }
   }
 
-  test("jobInsertMany() stores every field and jobGet() returns it", async ({ store, clock }) => {
+  test("jobInsertMany() stores every field and jobGet() returns it", async ({ store }) => {
     const input = newJob({
       id: "full",
       command: "make test",
@@ -94,7 +115,7 @@ export function storeContract(
       env: { A: "1", B: "two words", C: "" },
       runAt: T0 + 5000,
     });
-    const { jobs, inserted } = await store.jobInsertMany({ jobs: [input], now: clock.now() });
+    const { jobs, inserted } = await store.jobInsertMany({ jobs: [input], defaultMaxRetries: 3 });
     assert.equal(inserted, 1);
     const expected: Omit<Job, "seq"> = {
       id: "full",
@@ -142,7 +163,7 @@ export function storeContract(
     // A user id equal to a later sequence number, inside one batch.
     const batch = await store.jobInsertMany({
       jobs: [newJob({ id: String(Number(ids[3]) + 1) }), newJob(), newJob()],
-      now: clock.now(),
+      defaultMaxRetries: 3,
     });
     const batchIds = batch.jobs.map((j) => j.id);
     assert.equal(new Set(batchIds).size, 3, `duplicate ids in ${batchIds}`);
@@ -153,7 +174,7 @@ export function storeContract(
     await insertJob(store, clock, { id: "taken" });
     const batch = [newJob({ id: "a" }), newJob(), newJob({ id: "taken" })];
     await assert.rejects(
-      store.jobInsertMany({ jobs: batch, now: clock.now() }),
+      store.jobInsertMany({ jobs: batch, defaultMaxRetries: 3 }),
       (error: unknown) => {
         assert.ok(error instanceof ConflictError);
         assert.equal(error.exitCode, 3);
@@ -172,7 +193,7 @@ export function storeContract(
     const jobs = await makeOneOfEach(store, clock);
     for (const job of Object.values(jobs)) {
       await assert.rejects(
-        store.jobInsertMany({ jobs: [newJob({ id: job.id })], now: clock.now() }),
+        store.jobInsertMany({ jobs: [newJob({ id: job.id })], defaultMaxRetries: 3 }),
         ConflictError,
         `${job.state} ${job.id}`,
       );
@@ -188,7 +209,7 @@ export function storeContract(
     const old = await makeJob(store, clock, "completed", { id: "k", command: "old" });
     const result = await store.jobInsertMany({
       jobs: [newJob({ id: "k", command: "new" }), newJob({ id: "fresh" })],
-      now: clock.now(),
+      defaultMaxRetries: 3,
       ifExists: "keep",
     });
     assert.equal(result.inserted, 1);
@@ -214,11 +235,11 @@ export function storeContract(
     await makeOneOfEach(store, clock);
     await makeJob(store, clock, "pending", { id: "p2" });
     for (const state of JOB_STATES) {
-      const { jobs, total } = await store.jobList({ state, limit: 100 });
+      const { jobs, total } = await store.jobList({ states: [state], limit: 100 });
       assert.ok(jobs.every((j) => j.state === state), state);
       assert.equal(total, state === "pending" ? 2 : 1, state);
     }
-    const pending = await store.jobList({ state: "pending", limit: 1 });
+    const pending = await store.jobList({ states: ["pending"], limit: 1 });
     assert.deepEqual(pending.jobs.map((j) => j.id), ["p1"]);
     assert.equal(pending.total, 2);
   });
@@ -229,56 +250,37 @@ export function storeContract(
     const job = await insertJob(store, clock, { id: "j", maxRetries: 1 });
     await insertJob(store, clock, { id: "other", runAt: T0 + 3_600_000 });
     await assertCounts(f, { pending: 2 });
-    let held = (await store.jobClaim({
-      host: "test-host",
-      workerId: "w",
-      now: clock.now(),
-      leaseMs: 1000,
-    }))!;
+    let held = (await claimOne(store, clock, "w", { leaseMs: 1000 }))!;
     assert.equal(held.id, job.id);
     await assertCounts(f, { pending: 1, processing: 1 });
     let after = await finishAttempt(store, clock, held, { kind: "interrupted", error: "stop" });
     assert.equal(after.state, "pending");
     await assertCounts(f, { pending: 2 });
-    held = (await store.jobClaim({
-      host: "test-host",
-      workerId: "w",
-      now: clock.now(),
-      leaseMs: 1000,
-    }))!;
+    held = (await claimOne(store, clock, "w", { leaseMs: 1000 }))!;
     after = await finishAttempt(store, clock, held, { kind: "exited", code: 1 });
     assert.equal(after.state, "failed");
     await assertCounts(f, { pending: 1, failed: 1 });
     clock.set(after.runAt);
-    held = (await store.jobClaim({
-      host: "test-host",
-      workerId: "w",
-      now: clock.now(),
-      leaseMs: 1000,
-    }))!;
+    held = (await claimOne(store, clock, "w", { leaseMs: 1000 }))!;
     await assertCounts(f, { pending: 1, processing: 1 });
     after = await finishAttempt(store, clock, held, { kind: "exited", code: 1 });
     assert.equal(after.state, "dead");
     await assertCounts(f, { pending: 1, dead: 1 });
-    await store.jobDlqRetry({ ids: ["j"], now: clock.now() });
+    await store.jobDlqRetry({ ids: ["j"] });
     await assertCounts(f, { pending: 2 });
-    held = (await store.jobClaim({
-      host: "test-host",
-      workerId: "w",
-      now: clock.now(),
-      leaseMs: 1000,
-    }))!;
+    held = (await claimOne(store, clock, "w", { leaseMs: 1000 }))!;
     after = await finishAttempt(store, clock, held, { kind: "exited", code: 0 });
     assert.equal(after.state, "completed");
     await assertCounts(f, { pending: 1, completed: 1 });
     // Refused writes change no count.
-    await assert.rejects(store.jobInsertMany({ jobs: [newJob({ id: "j" })], now: clock.now() }));
-    await assert.rejects(store.jobDlqRetry({ ids: ["other"], now: clock.now() }));
+    await assert.rejects(
+      store.jobInsertMany({ jobs: [newJob({ id: "j" })], defaultMaxRetries: 3 }),
+    );
+    await assert.rejects(store.jobDlqRetry({ ids: ["other"] }));
     assert.equal(
       await store.jobFinish({
         ...ref(held),
-        decision: decide(held, { kind: "exited", code: 0 }, clock.now(), BACKOFF),
-        now: clock.now(),
+        decision: decide(held, { kind: "exited", code: 0 }, BACKOFF),
       }),
       false,
     );
@@ -302,12 +304,7 @@ export function storeContract(
     }
     const order: string[] = [];
     for (;;) {
-      const job = await store.jobClaim({
-        host: "test-host",
-        workerId: "w",
-        now: clock.now(),
-        leaseMs: 1000,
-      });
+      const job = await claimOne(store, clock, "w", { leaseMs: 1000 });
       if (!job) break;
       order.push(job.id);
     }
@@ -326,48 +323,21 @@ export function storeContract(
   test("jobClaim() does not take a job scheduled for later until it is due", async ({ store, clock }) => {
     await insertJob(store, clock, { id: "later", priority: 10, runAt: T0 + 60_000 });
     await insertJob(store, clock, { id: "now", priority: 1 });
-    assert.equal(
-      (await store.jobClaim({ host: "test-host", workerId: "w", now: T0, leaseMs: 1000 }))?.id,
-      "now",
-    );
-    assert.equal(
-      await store.jobClaim({ host: "test-host", workerId: "w", now: T0 + 59_999, leaseMs: 1000 }),
-      undefined,
-    );
-    assert.deepEqual(await store.jobNextDue({ now: T0 + 59_999 }), {
-      dueNow: false,
-      nextAt: T0 + 60_000,
-    });
-    assert.deepEqual(await store.jobNextDue({ now: T0 + 60_000 }), {
-      dueNow: true,
-      nextAt: T0 + 60_000,
-    });
-    assert.equal(
-      (await store.jobClaim({ host: "test-host", workerId: "w", now: T0 + 60_000, leaseMs: 1000 }))
-        ?.id,
-      "later",
-    );
-    assert.deepEqual(await store.jobNextDue({ now: T0 + 60_000 }), { dueNow: false, nextAt: null });
+    assert.equal((await claimOne(store, clock, "w", { at: T0 }))?.id, "now");
+    assert.equal(await claimOne(store, clock, "w", { at: T0 + 59_999 }), undefined);
+    assert.deepEqual(await store.jobNextDue(), { dueNow: false, nextDueInMs: 1 });
+    clock.set(T0 + 60_000);
+    assert.deepEqual(await store.jobNextDue(), { dueNow: true, nextDueInMs: 0 });
+    assert.equal((await claimOne(store, clock))?.id, "later");
+    assert.deepEqual(await store.jobNextDue(), { dueNow: false, nextDueInMs: null });
   });
 
   test("jobClaim() takes a failed job again once its retry is due", async ({ store, clock }) => {
     const failed = await makeJob(store, clock, "failed", { id: "f" });
     assert.equal(failed.runAt, clock.now() + 2000); // 2^1 s after attempt 1
-    assert.equal(
-      await store.jobClaim({
-        host: "test-host",
-        workerId: "w2",
-        now: clock.now() + 1999,
-        leaseMs: 1000,
-      }),
-      undefined,
-    );
-    const again = await store.jobClaim({
-      host: "test-host",
-      workerId: "w2",
-      now: clock.now() + 2000,
-      leaseMs: 1000,
-    });
+    const failedAt = clock.now();
+    assert.equal(await claimOne(store, clock, "w2", { at: failedAt + 1999 }), undefined);
+    const again = await claimOne(store, clock, "w2", { at: failedAt + 2000 });
     assert.equal(again?.id, "f");
     assert.equal(again?.attempts, 2);
     assert.equal(again?.budgetUsed, 2);
@@ -377,12 +347,7 @@ export function storeContract(
   test("jobClaim() sets the lease and starts an attempt record", async ({ store, clock }) => {
     await insertJob(store, clock, { id: "c" });
     clock.advance(500);
-    const job = (await store.jobClaim({
-      host: "test-host",
-      workerId: "w9",
-      now: clock.now(),
-      leaseMs: 30_000,
-    }))!;
+    const job = (await claimOne(store, clock, "w9", { leaseMs: 30_000 }))!;
     assert.equal(job.state, "processing");
     assert.equal(job.attempts, 1);
     assert.equal(job.budgetUsed, 1);
@@ -408,21 +373,16 @@ export function storeContract(
       },
     );
     assert.equal(
-      await store.jobClaim({
-        host: "test-host",
-        workerId: "w8",
-        now: clock.now(),
-        leaseMs: 30_000,
-      }),
+      await claimOne(store, clock, "w8", { leaseMs: 30_000 }),
       undefined,
     );
   });
 
-  test("jobFinish() and jobRenewLease() with a wrong worker or attempt change nothing", async ({ store, clock }) => {
+  test("jobFinish(), workerHeartbeat() and the attempt records with a wrong worker or attempt change nothing", async ({ store, clock }) => {
     const job = await makeJob(store, clock, "processing", { id: "x" });
     const before = await store.jobGet({ id: "x" });
     const attemptsBefore = await store.attemptList({ jobId: "x" });
-    const decision = decide(job, { kind: "exited", code: 0 }, clock.now(), BACKOFF);
+    const decision = decide(job, { kind: "exited", code: 0 }, BACKOFF);
     const stale = [
       ref(job, { workerId: "intruder" }),
       ref(job, { attempt: job.attempts + 1 }),
@@ -431,14 +391,24 @@ export function storeContract(
     ];
     for (const r of stale) {
       assert.equal(
-        await store.jobFinish({ ...r, decision, now: clock.now() }),
+        await store.jobFinish({ ...r, decision }),
         false,
         JSON.stringify(r),
       );
-      assert.equal(await store.jobRenewLease({ ...r, now: clock.now(), leaseMs: 99_000 }), false);
-      assert.equal(await store.attemptSetProcess({ ...r, pid: 1, pidStart: 1 }), false);
+      assert.deepEqual(
+        await store.workerHeartbeat({
+          id: r.workerId,
+          leases: [{ ...r, leaseMs: 99_000 }],
+          totals,
+        }),
+        { lost: [r] },
+      );
+      assert.deepEqual(await store.attemptSetProcess([{ ...r, pid: 1, pidStart: 1 }]), [false]);
       const empty = { head: new Uint8Array(0), tail: new Uint8Array(0), total: 0 };
-      assert.equal(await store.attemptSaveOutput({ ...r, stdout: empty, stderr: empty }), false);
+      assert.deepEqual(
+        await store.attemptSaveOutput([{ ...r, stdout: empty, stderr: empty }]),
+        [false],
+      );
     }
     assert.deepEqual(await store.jobGet({ id: "x" }), before);
     assert.deepEqual(await store.attemptList({ jobId: "x" }), attemptsBefore);
@@ -446,25 +416,70 @@ export function storeContract(
 
     // The owner may: renew, then finish once; a second finish is stale.
     clock.advance(10_000);
-    assert.equal(
-      await store.jobRenewLease({ ...ref(job), now: clock.now(), leaseMs: TEST_LEASE_MS }),
-      true,
+    const lease = { ...ref(job), leaseMs: TEST_LEASE_MS };
+    assert.deepEqual(
+      await store.workerHeartbeat({ id: job.workerId!, leases: [lease], totals }),
+      { lost: [] },
     );
     assert.equal((await store.jobGet({ id: "x" }))?.leaseExpiresAt, clock.now() + TEST_LEASE_MS);
-    assert.equal(await store.jobFinish({ ...ref(job), decision, now: clock.now() }), true);
-    assert.equal(await store.jobFinish({ ...ref(job), decision, now: clock.now() }), false);
-    assert.equal(
-      await store.jobRenewLease({ ...ref(job), now: clock.now(), leaseMs: 1000 }),
-      false,
+    assert.equal(await store.jobFinish({ ...ref(job), decision }), true);
+    assert.equal(await store.jobFinish({ ...ref(job), decision }), false);
+    assert.deepEqual(
+      await store.workerHeartbeat({ id: job.workerId!, leases: [lease], totals }),
+      { lost: [ref(job)] },
     );
     assert.equal((await store.jobGet({ id: "x" }))?.state, "completed");
   });
 
+  test("attemptArm() starts a reserved attempt; jobUnclaim() undoes one never started", async (f) => {
+    const { store, clock } = f;
+    await insertJob(store, clock, { id: "a" });
+    await insertJob(store, clock, { id: "b" });
+    const [a, b] = await store.jobClaim({
+      host: TEST_HOST_ID,
+      workerId: "w",
+      leaseMs: 1000,
+      limit: 2,
+    });
+    assert.deepEqual([a?.id, b?.id], ["a", "b"]);
+    await assertCounts(f, { processing: 2 });
+    let processing = await store.jobListProcessing();
+    assert.deepEqual(processing.map((p) => [p.job.id, p.armed]), [["a", false], ["b", false]]);
+    clock.advance(5);
+    // Arming is fenced: a stranger's ref, or an attempt that is not the job's, changes nothing.
+    assert.deepEqual(
+      await store.attemptArm([ref(a!), ref(b!, { workerId: "other" }), ref(b!, { attempt: 2 })]),
+      [true, false, false],
+    );
+    assert.deepEqual(await store.attemptArm([ref(a!)]), [false], "armed once");
+    processing = await store.jobListProcessing();
+    assert.deepEqual(processing.map((p) => [p.job.id, p.armed]), [["a", true], ["b", false]]);
+    // The attempt starts when it is armed (queue wait counts up to then).
+    assert.equal((await store.attemptList({ jobId: "a" }))[0]?.startedAt, clock.now());
+    // An armed attempt is not undone; a reserved one is, and leaves no trace.
+    assert.equal(await store.jobUnclaim(ref(a!)), false);
+    assert.equal(await store.jobUnclaim(ref(b!, { workerId: "other" })), false);
+    assert.equal(await store.jobUnclaim(ref(b!)), true);
+    assert.equal(await store.jobUnclaim(ref(b!)), false);
+    const undone = (await store.jobGet({ id: "b" }))!;
+    assert.deepEqual(
+      [undone.state, undone.attempts, undone.budgetUsed, undone.workerId, undone.leaseExpiresAt],
+      ["pending", 0, 0, null, null],
+    );
+    assert.deepEqual(await store.attemptList({ jobId: "b" }), []);
+    await assertCounts(f, { processing: 1, pending: 1 });
+    // The owner that comes back cannot arm what was undone; the job is claimable again.
+    assert.deepEqual(await store.attemptArm([ref(b!)]), [false]);
+    assert.equal((await claimOne(store, clock, "w2"))?.id, "b");
+  });
+
   test("jobFinish() with requireLeaseExpired waits for the lease to run out", async ({ store, clock }) => {
     const job = await makeJob(store, clock, "processing", { id: "r" });
-    const lost = decide(job, { kind: "lost", error: "worker lost" }, clock.now(), BACKOFF);
-    const rescue = (now: number) =>
-      store.jobFinish({ ...ref(job), decision: lost, now, requireLeaseExpired: true });
+    const lost = decide(job, { kind: "lost", error: "worker lost" }, BACKOFF);
+    const rescue = (now: number) => {
+      clock.set(now);
+      return store.jobFinish({ ...ref(job), decision: lost, requireLeaseExpired: true });
+    };
     assert.equal(await rescue(job.leaseExpiresAt! - 1), false);
     assert.equal((await store.jobGet({ id: "r" }))?.state, "processing");
     assert.equal(await rescue(job.leaseExpiresAt!), true);
@@ -478,12 +493,7 @@ export function storeContract(
   test("jobFinish() records the outcome on the job and its attempt", async ({ store, clock }) => {
     const job = await makeJob(store, clock, "processing", { id: "o", maxRetries: 0 });
     clock.advance(1500);
-    const decision = decide(
-      job,
-      { kind: "timeout", afterMs: 1500, signal: "SIGKILL" },
-      clock.now(),
-      BACKOFF,
-    );
+    const decision = decide(job, { kind: "timeout", afterMs: 1500, signal: "SIGKILL" }, BACKOFF);
     const output = {
       stdout: { head: new TextEncoder().encode("out"), tail: new Uint8Array(0), total: 3 },
       stderr: {
@@ -492,7 +502,7 @@ export function storeContract(
         total: 5000,
       },
     };
-    assert.equal(await store.jobFinish({ ...ref(job), decision, now: clock.now(), output }), true);
+    assert.equal(await store.jobFinish({ ...ref(job), decision, output }), true);
     const after = (await store.jobGet({ id: "o" }))!;
     assert.equal(after.state, "dead");
     assert.equal(after.finishedAt, clock.now());
@@ -515,12 +525,7 @@ export function storeContract(
     assert.equal(after.state, "pending");
     assert.equal(after.attempts, 1);
     assert.equal(after.budgetUsed, 0);
-    const again = (await store.jobClaim({
-      host: "test-host",
-      workerId: "w",
-      now: clock.now(),
-      leaseMs: 1000,
-    }))!;
+    const again = (await claimOne(store, clock, "w", { leaseMs: 1000 }))!;
     assert.equal(again.attempts, 2);
     assert.equal(again.budgetUsed, 1);
     const attempts = await store.attemptList({ jobId: "i" });
@@ -532,7 +537,7 @@ export function storeContract(
     const dead = await makeJob(store, clock, "dead", { id: "d", maxRetries: 2 });
     assert.equal(dead.attempts, 3);
     clock.advance(60_000);
-    const [retried] = await store.jobDlqRetry({ ids: ["d"], now: clock.now() });
+    const [retried] = await store.jobDlqRetry({ ids: ["d"] });
     assert.equal(retried?.state, "pending");
     assert.equal(retried?.attempts, 3);
     assert.equal(retried?.budgetUsed, 0);
@@ -541,16 +546,11 @@ export function storeContract(
     assert.equal(retried?.updatedAt, clock.now());
     assert.deepEqual(await store.jobGet({ id: "d" }), retried);
     assert.equal((await store.attemptList({ jobId: "d" })).length, 3);
-    const again = (await store.jobClaim({
-      host: "test-host",
-      workerId: "w",
-      now: clock.now(),
-      leaseMs: 1000,
-    }))!;
+    const again = (await claimOne(store, clock, "w", { leaseMs: 1000 }))!;
     assert.equal(again.attempts, 4);
     assert.equal(again.budgetUsed, 1);
     // A second retry of the same job (now processing) is a conflict: it re-runs once.
-    await assert.rejects(store.jobDlqRetry({ ids: ["d"], now: clock.now() }), ConflictError);
+    await assert.rejects(store.jobDlqRetry({ ids: ["d"] }), ConflictError);
   });
 
   test("jobDlqRetry() refuses unknown and live jobs, changing nothing", async (f) => {
@@ -559,7 +559,7 @@ export function storeContract(
     const d2 = await makeJob(store, clock, "dead", { id: "d2", maxRetries: 0 });
     const jobs = await makeOneOfEach(store, clock);
     await assert.rejects(
-      store.jobDlqRetry({ ids: ["d1", "ghost"], now: clock.now() }),
+      store.jobDlqRetry({ ids: ["d1", "ghost"] }),
       (error: unknown) => {
         assert.ok(error instanceof NotFoundError);
         assert.equal(error.exitCode, 4);
@@ -570,7 +570,7 @@ export function storeContract(
     for (const state of ["pending", "processing", "completed", "failed"] as const) {
       const id = jobs[state].id;
       await assert.rejects(
-        store.jobDlqRetry({ ids: ["d1", id, "d2"], now: clock.now() }),
+        store.jobDlqRetry({ ids: ["d1", id, "d2"] }),
         (error: unknown) => {
           assert.ok(error instanceof ConflictError, state);
           assert.equal(
@@ -588,10 +588,10 @@ export function storeContract(
 
   test("jobDlqRetry() with all retries every dead job, or none when the DLQ is empty", async (f) => {
     const { store, clock } = f;
-    assert.deepEqual(await store.jobDlqRetry({ ids: "all", now: clock.now() }), []);
+    assert.deepEqual(await store.jobDlqRetry({ ids: "all" }), []);
     await makeJob(store, clock, "dead", { id: "d2", maxRetries: 0 });
     await makeOneOfEach(store, clock);
-    const retried = await store.jobDlqRetry({ ids: "all", now: clock.now() });
+    const retried = await store.jobDlqRetry({ ids: "all" });
     assert.deepEqual(retried.map((j) => j.id).sort(), ["d1", "d2"]);
     await assertCounts(f, { pending: 3, processing: 1, completed: 1, failed: 1 });
   });
@@ -602,10 +602,10 @@ export function storeContract(
     const calls: [string, () => Promise<unknown>][] = [
       [
         "jobInsertMany",
-        () => store.jobInsertMany({ jobs: [newJob({ id: "x" })], now: clock.now() }),
+        () => store.jobInsertMany({ jobs: [newJob({ id: "x" })], defaultMaxRetries: 3 }),
       ],
-      ["jobDlqRetry", () => store.jobDlqRetry({ ids: ["x"], now: clock.now() })],
-      ["jobDlqRetry unknown", () => store.jobDlqRetry({ ids: ["ghost"], now: clock.now() })],
+      ["jobDlqRetry", () => store.jobDlqRetry({ ids: ["x"] })],
+      ["jobDlqRetry unknown", () => store.jobDlqRetry({ ids: ["ghost"] })],
     ];
     for (const [name, call] of calls) {
       let promise: Promise<unknown> | undefined;
@@ -631,45 +631,71 @@ export function storeContract(
 
   test("workerRegister(), workerHeartbeat() and workerSetState() keep the worker list", async ({ store, clock }) => {
     const worker = await makeWorker(store, clock, { id: "w1", alive: true });
-    assert.deepEqual(await store.workerList(), [worker]);
+    const registered = {
+      ...worker,
+      state: "running",
+      runningJobs: [],
+      startedAt: T0,
+      heartbeatAt: T0,
+      heartbeatAgeMs: 0,
+      jobsDone: 0,
+      jobsFailed: 0,
+      busyMs: 0,
+    };
+    assert.deepEqual(await store.workerList(), [registered]);
     clock.advance(1000);
-    assert.equal(await store.workerHeartbeat({ id: "w1", now: clock.now() }), true);
-    await store.workerSetState({ id: "w1", now: clock.now() + 1, state: "stopping" });
+    assert.deepEqual((await store.workerList())[0]?.heartbeatAgeMs, 1000);
+    const counted = { jobsDone: 3, jobsFailed: 1, busyMs: 420 };
+    assert.deepEqual(await store.workerHeartbeat({ id: "w1", leases: [], totals: counted }), {
+      lost: [],
+    });
+    clock.advance(1);
+    await store.workerSetState({ id: "w1", state: "stopping" });
     const [updated] = await store.workerList();
-    assert.deepEqual(updated, { ...worker, state: "stopping", heartbeatAt: clock.now() + 1 });
-    await store.workerRemove({ id: "w1" });
+    assert.deepEqual(updated, {
+      ...registered,
+      ...counted,
+      state: "stopping",
+      heartbeatAt: T0 + 1001,
+      heartbeatAgeMs: 0,
+    });
+    await store.workerRemove({ ids: ["w1"] });
     assert.deepEqual(await store.workerList(), []);
   });
 
   test("workerHeartbeat() renews only a lease the worker holds", async ({ store, clock }) => {
     await makeWorker(store, clock, { id: "w", alive: true });
-    await store.jobInsertMany({ jobs: [newJob({ id: "j" })], now: clock.now() });
-    const job = (await store.jobClaim({
-      host: "test-host",
-      workerId: "w",
-      now: clock.now(),
-      leaseMs: 1000,
-    }))!;
-    const lease = { jobId: "j", attempt: job.attempts, leaseMs: 5000 };
-    assert.equal(await store.workerHeartbeat({ id: "w", now: clock.now(), lease }), true);
+    await store.jobInsertMany({ jobs: [newJob({ id: "j" })], defaultMaxRetries: 3 });
+    const job = (await claimOne(store, clock, "w", { leaseMs: 1000 }))!;
+    const lease = { jobId: "j", attempt: job.attempts, workerId: "w", leaseMs: 5000 };
+    assert.deepEqual(await store.workerHeartbeat({ id: "w", leases: [lease], totals }), {
+      lost: [],
+    });
     assert.equal((await store.jobGet({ id: "j" }))?.leaseExpiresAt, clock.now() + 5000);
-    assert.equal(
-      await store.workerHeartbeat({ id: "w", now: clock.now(), lease: { ...lease, attempt: 2 } }),
-      false,
-    );
-    assert.equal(await store.workerHeartbeat({ id: "other", now: clock.now(), lease }), false);
+    const wrong = { ...lease, attempt: 2 };
+    assert.deepEqual(await store.workerHeartbeat({ id: "w", leases: [wrong], totals }), {
+      lost: [{ jobId: "j", attempt: 2, workerId: "w" }],
+    });
+    const other = { ...lease, workerId: "other" };
+    assert.deepEqual(await store.workerHeartbeat({ id: "other", leases: [other], totals }), {
+      lost: [{ jobId: "j", attempt: job.attempts, workerId: "other" }],
+    });
     assert.equal((await store.jobGet({ id: "j" }))?.leaseExpiresAt, clock.now() + 5000);
   });
 
   test("jobListProcessing() lists held jobs with their owner", async ({ store, clock }) => {
-    await makeWorker(store, clock, { id: TEST_WORKER, alive: true, currentJob: "r1" });
+    await makeWorker(store, clock, { id: TEST_WORKER, alive: true });
     await makeOneOfEach(store, clock);
     const processing = await store.jobListProcessing();
     assert.equal(processing.length, 1);
     assert.equal(processing[0]?.job.id, "r1");
     assert.equal(processing[0]?.owner?.id, TEST_WORKER);
+    assert.deepEqual(processing[0]?.owner?.runningJobs, ["r1"]);
+    assert.equal(processing[0]?.leaseExpired, false);
     const job = processing[0]!.job;
-    assert.equal(await store.attemptSetProcess({ ...ref(job), pid: 4242, pidStart: 99 }), true);
+    assert.deepEqual(await store.attemptSetProcess([{ ...ref(job), pid: 4242, pidStart: 99 }]), [
+      true,
+    ]);
     const [withPid] = await store.jobListProcessing();
     assert.equal(withPid?.pid, 4242);
     assert.equal(withPid?.pidStart, 99);

@@ -42,9 +42,19 @@ function ledgerAttempts(sb: Sandbox): number[] {
   return sb.readLedger().filter((e) => e.event === "start").map((e) => e.attempt);
 }
 
-Deno.test("worker run killed right after its claim commits: the job runs again", async () => {
+Deno.test("worker run killed right after its claim commits: the claim is undone, not charged", async () => {
   await using sb = await Sandbox.create();
   const job = await crashAt(sb, "claim:after-commit", "true");
+  // The dead worker reserved the attempt but never armed it: nothing ran, nothing is counted.
+  assert.equal(job.attempts, 1);
+  assert.deepEqual(job.history.map((a) => a.outcome), ["completed"]);
+  assert.deepEqual(ledgerAttempts(sb), [1]);
+  await sb.assertNoLeftovers();
+});
+
+Deno.test("worker run killed after arming, before the spawn: the attempt counts as lost", async () => {
+  await using sb = await Sandbox.create();
+  const job = await crashAt(sb, "arm:after-commit", "true");
   assert.equal(job.attempts, 2);
   assert.deepEqual(job.history.map((a) => a.outcome), ["lost", "completed"]);
   assert.deepEqual(ledgerAttempts(sb), [2], "attempt 1 never started");

@@ -246,7 +246,7 @@ Deno.test("worker run leaks no fd and leaves no zombie over 500 jobs", async () 
   await sb.assertNoLeftovers();
 });
 
-Deno.test("worker run gives jobs QUEUECTL_JOB_ID, QUEUECTL_ATTEMPT and QUEUECTL_DB, not its own QUEUECTL_*", async () => {
+Deno.test("worker run gives jobs QUEUECTL_JOB_ID, QUEUECTL_ATTEMPT, QUEUECTL_DB and QUEUECTL_QUEUE_ID, not its own QUEUECTL_*", async () => {
   await using sb = await Sandbox.create();
   await sb.fastConfig();
   const [id] = await sb.enqueue([{ command: "env", env: { JOB_VAR: "from-job" } }]);
@@ -258,9 +258,14 @@ Deno.test("worker run gives jobs QUEUECTL_JOB_ID, QUEUECTL_ATTEMPT and QUEUECTL_
   for (const wanted of [`QUEUECTL_JOB_ID=${id}`, "QUEUECTL_ATTEMPT=1", `QUEUECTL_DB=${sb.db}`]) {
     assert.ok(vars.has(wanted), `${wanted} missing`);
   }
+  // The queue's own id marks the job's processes; it is the database's, not made up per job.
+  const queueId = sb.query("SELECT value FROM queuectl_meta WHERE key = 'queue_id'")[0]?.value;
+  assert.match(String(queueId), /^[0-9a-f]{32}$/);
+  assert.ok(vars.has(`QUEUECTL_QUEUE_ID=${queueId}`), "QUEUECTL_QUEUE_ID missing");
   assert.ok(vars.has("JOB_VAR=from-job") && vars.has("WORKER_VAR=from-worker"));
   const leaked = [...vars].filter((v) =>
-    v.startsWith("QUEUECTL_") && !/^QUEUECTL_(JOB_ID|ATTEMPT|DB|MAX_ATTEMPTS|QUEUE)=/.test(v)
+    v.startsWith("QUEUECTL_") &&
+    !/^QUEUECTL_(JOB_ID|ATTEMPT|DB|MAX_ATTEMPTS|QUEUE|QUEUE_ID)=/.test(v)
   );
   assert.deepEqual(leaked, [], "the worker's own QUEUECTL_* variables reached the job");
   worker.kill("SIGTERM");

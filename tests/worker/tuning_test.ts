@@ -9,7 +9,7 @@
 
 import assert from "node:assert/strict";
 import { poll, PROMPT_MS, Sandbox } from "./_helpers.ts";
-import { WORKER_V8_FLAGS } from "../../lib/worker/supervisor.ts";
+import { WORKER_V8_FLAGS } from "../../lib/worker/tuning.ts";
 
 /** The environment of a live process, from /proc. */
 function environOf(pid: number): Map<string, string> {

@@ -8,8 +8,8 @@
  * @module
  */
 
-import { savedName, TUNED, WORKER_V8_FLAGS, workerEnv } from "../../lib/worker/supervisor.ts";
-import { inheritable } from "../../lib/worker/worker.ts";
+import { savedName, TUNED, WORKER_V8_FLAGS, workerEnv } from "../../lib/worker/tuning.ts";
+import { inheritable } from "../../lib/worker/tuning.ts";
 import { assertEquals } from "../helpers/assert.ts";
 
 const from = (env: Record<string, string>) => (name: string) => env[name];

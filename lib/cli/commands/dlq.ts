@@ -6,15 +6,16 @@
 
 import type { Context } from "../context.ts";
 import { flagBool, flagInt } from "../args.ts";
-import { clip, jobJson, json, localTime, palette, table } from "../render.ts";
+import { clip, json, localTime, palette, table } from "../render.ts";
+import { jobJson } from "../../json.ts";
 import { jobIdArg } from "./show.ts";
 import { DEFAULT_LIMIT } from "./list.ts";
-import { EXIT, UsageError } from "../../errors.ts";
+import { EXIT, NotFoundError, UsageError } from "../../errors.ts";
 
 export async function run(ctx: Context): Promise<number> {
   if (ctx.command === "dlq retry") return await retry(ctx);
   const limit = flagInt(ctx.args, "limit", 1, 1_000_000) ?? DEFAULT_LIMIT;
-  const { jobs, total } = await (await ctx.openQueue()).list({ state: "dead", limit });
+  const { jobs, total } = await (await ctx.openQueue()).list({ states: ["dead"], limit });
   if (ctx.json) {
     ctx.io.out(json(jobs.map(jobJson)));
     return EXIT.ok;
@@ -51,7 +52,15 @@ async function retry(ctx: Context): Promise<number> {
     throw new UsageError("Missing ID for dlq retry", { hint: "give job ids, or --all" });
   }
   const unique = [...new Set(ids.map(jobIdArg))];
-  const jobs = await (await ctx.openQueue()).dlqRetry(all ? "all" : unique);
+  let jobs;
+  try {
+    jobs = await (await ctx.openQueue()).dlqRetry(all ? "all" : unique);
+  } catch (error) {
+    if (error instanceof NotFoundError) {
+      error.hint ??= "`queuectl dlq list` shows the dead letter queue";
+    }
+    throw error;
+  }
   if (ctx.json) ctx.io.out(json(jobs.map(jobJson)));
   else if (jobs.length) ctx.io.out(jobs.map((job) => job.id).join("\n") + "\n");
   else if (all) ctx.io.err("queuectl: the dead letter queue is empty; nothing to retry\n");

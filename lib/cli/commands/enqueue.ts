@@ -6,7 +6,8 @@
 
 import type { Context } from "../context.ts";
 import { flagBool, flagInt, flagString } from "../args.ts";
-import { jobJson, json } from "../render.ts";
+import { json } from "../render.ts";
+import { jobJson } from "../../json.ts";
 import { ConflictError, EXIT, UsageError } from "../../errors.ts";
 import type { NewJob } from "../../job/job.ts";
 import type { JobDefaults, JobOverrides } from "../../job/input.ts";
@@ -128,7 +129,6 @@ export async function run(ctx: Context): Promise<number> {
   try {
     result = await queue.enqueue(jobs, {
       ifExists: flagBool(ctx.args, "if-not-exists") ? "keep" : "fail",
-      now: defaults.now,
     });
   } catch (error) {
     // Name the line of a conflicting id when the jobs came from stdin.

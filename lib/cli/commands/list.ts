@@ -6,7 +6,8 @@
 
 import type { Context } from "../context.ts";
 import { flagInt, flagString } from "../args.ts";
-import { clip, jobJson, json, localTime, palette, stateColor, table } from "../render.ts";
+import { clip, json, localTime, palette, stateColor, table } from "../render.ts";
+import { jobJson } from "../../json.ts";
 import { EXIT, UsageError } from "../../errors.ts";
 import type { Job } from "../../job/job.ts";
 import type { JobState } from "../../job/state.ts";
@@ -53,7 +54,9 @@ export function renderJobs(ctx: Context, jobs: Job[], total: number, what: strin
 export async function run(ctx: Context): Promise<number> {
   const state = stateFlag(ctx);
   const limit = flagInt(ctx.args, "limit", 1, 1_000_000) ?? DEFAULT_LIMIT;
-  const { jobs, total } = await (await ctx.openQueue()).list(state ? { state, limit } : { limit });
+  const { jobs, total } = await (await ctx.openQueue()).list(
+    state ? { states: [state], limit } : { limit },
+  );
   if (ctx.json) {
     ctx.io.out(json(jobs.map(jobJson)));
   } else {

@@ -99,6 +99,7 @@ async function pickAttempt(
   follow: boolean,
 ): Promise<Attempt | undefined> {
   for (;;) {
+    const mark = queue.changeMark();
     const attempts = await queue.attempts(id);
     if (wanted !== undefined) {
       const found = attempts.find((a) => a.attempt === wanted);
@@ -116,7 +117,7 @@ async function pickAttempt(
       return undefined;
     }
     // --follow on a job that has not started: wait for its attempt.
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await queue.waitForChange(mark, 60_000);
   }
 }
 
@@ -186,8 +187,8 @@ export async function run(ctx: Context): Promise<number> {
       )
       : new StreamPrinter(stream, (t) => ctx.io.out(t), (b) => ctx.io.outBytes(b), raw)
   );
-  let token = -1;
   for (;;) {
+    const mark = queue.changeMark();
     const current = (await queue.attempts(id)).find((a) => a.attempt === attempt.attempt)!;
     const output = await queue.output(id, attempt.attempt);
     if (output) { for (const printer of printers) printer.update(output[printer.stream], note); }
@@ -196,14 +197,7 @@ export async function run(ctx: Context): Promise<number> {
       for (const printer of printers) printer.end();
       return attemptExitCode(current);
     }
-    // Wait for the next commit to the database (the worker saves output every half second).
-    for (;;) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      const next = await queue.changeToken();
-      if (next !== token) {
-        token = next;
-        break;
-      }
-    }
+    // Sleep until the next commit to the database (the worker saves output every half second).
+    await queue.waitForChange(mark, 60_000);
   }
 }

@@ -10,129 +10,17 @@ import { flagBool } from "../args.ts";
 import { clip, json, palette, stateColor, table } from "../render.ts";
 import type { Palette } from "../render.ts";
 import { EXIT, UsageError } from "../../errors.ts";
+import { metricsJson } from "../../json.ts";
+import type { JobState } from "../../job/state.ts";
 import { JOB_STATES } from "../../job/state.ts";
-import type { StatsSummary } from "../../metrics.ts";
-import { percentile, ratePerMinute } from "../../metrics.ts";
-import type { Queue } from "../../queue.ts";
-import type { JobCounts, WorkerRecord } from "../../store/store.ts";
-import { formatDuration, iso } from "../../time.ts";
-import { processAlive } from "../../worker/process.ts";
+import type { Metrics } from "../../metrics.ts";
+import { percentile } from "../../metrics.ts";
+import { formatDuration } from "../../time.ts";
 
 const DAY_MS = 86_400_000;
+/** `--watch` reads the figures at least this often, since rates move with time alone. */
+const REREAD_MS = 10_000;
 const BARS = "▁▂▃▄▅▆▇█";
-
-/** Every figure of the dashboard, in base units; what `--json` prints. */
-export interface Metrics {
-  generatedAt: number;
-  since: number;
-  counts: JobCounts;
-  stats: StatsSummary;
-  succeeded: number;
-  finished: number;
-  throughput: { m1: number; m15: number; m60: number };
-  workers: { worker: WorkerRecord; alive: boolean | null }[];
-}
-
-async function gather(queue: Queue, sinceMs: number): Promise<Metrics> {
-  const now = queue.clock.now();
-  const since = now - sinceMs;
-  const [{ counts, workers }, stats] = await Promise.all([queue.status(), queue.stats(since)]);
-  const o = stats.outcomes;
-  const finished = o.completed + o.failed + o.timeout + o.spawn_failed + o.lost;
-  const completedPerMinute = new Map([...stats.perMinute].map(([m, v]) => [m, v.completed]));
-  const host = Deno.hostname();
-  return {
-    generatedAt: now,
-    since,
-    counts,
-    stats,
-    succeeded: o.completed,
-    finished,
-    throughput: {
-      m1: ratePerMinute(completedPerMinute, now, 1),
-      m15: ratePerMinute(completedPerMinute, now, 15),
-      m60: ratePerMinute(completedPerMinute, now, 60),
-    },
-    workers: workers.map((worker) => ({
-      worker,
-      alive: worker.host === host ? processAlive(worker.pid, worker.pidStart) : null,
-    })),
-  };
-}
-
-function round(value: number | null, digits = 2): number | null {
-  return value === null ? null : Number(value.toFixed(digits));
-}
-
-/** The JSON document: every figure with its unit in the field name or beside it. */
-export function metricsJson(m: Metrics, detailed: boolean): Record<string, unknown> {
-  const s = m.stats;
-  const firstAttempts = m.finished - s.retryAttempts;
-  const out: Record<string, unknown> = {
-    generated_at: iso(m.generatedAt),
-    window: { since: iso(m.since), seconds: Math.round((m.generatedAt - m.since) / 1000) },
-    counts: m.counts,
-    success_rate: {
-      ratio: m.finished ? round(m.succeeded / m.finished, 4) : null,
-      succeeded_attempts: m.succeeded,
-      finished_attempts: m.finished,
-    },
-    outcomes: s.outcomes,
-    throughput: {
-      unit: "completed jobs per minute",
-      last_1m: round(m.throughput.m1),
-      last_15m: round(m.throughput.m15),
-      last_60m: round(m.throughput.m60),
-    },
-    run_time: {
-      unit: "ms",
-      p50: round(percentile(s.runTime, 0.5, s.maxRunMs), 1),
-      p95: round(percentile(s.runTime, 0.95, s.maxRunMs), 1),
-      max: s.maxRunMs,
-    },
-    queue_wait: {
-      unit: "ms",
-      p50: round(percentile(s.queueWait, 0.5), 1),
-      p95: round(percentile(s.queueWait, 0.95), 1),
-    },
-    retries: {
-      jobs_retried: s.retriedJobs,
-      retry_attempts: s.retryAttempts,
-      attempts_per_job: firstAttempts > 0 ? round(m.finished / firstAttempts, 3) : null,
-    },
-    oldest_due: s.oldestDueAt === null ? null : {
-      job: s.oldestDueJob,
-      waiting_seconds: round((m.generatedAt - s.oldestDueAt) / 1000, 1),
-    },
-    top_failing: s.topFailing.map((f) => ({
-      command: f.command,
-      failures: f.failures,
-      last_error: f.lastError,
-      last_exit_code: f.lastExitCode,
-    })),
-  };
-  if (detailed) {
-    out.workers = m.workers.map(({ worker: w, alive }) => {
-      const uptime = Math.max(1, m.generatedAt - w.startedAt);
-      return {
-        id: w.id,
-        pid: w.pid,
-        state: alive === false ? "gone" : w.state,
-        jobs_done: w.jobsDone,
-        jobs_failed: w.jobsFailed,
-        busy_share: round(Math.min(1, w.busyMs / uptime), 3),
-        uptime_seconds: Math.round(uptime / 1000),
-      };
-    });
-    const nowMinute = Math.floor(m.generatedAt / 60_000);
-    out.per_minute = Array.from({ length: 60 }, (_, i) => {
-      const minute = nowMinute - 59 + i;
-      const entry = s.perMinute.get(minute) ?? { finished: 0, completed: 0 };
-      return { minute: iso(minute * 60_000), finished: entry.finished, completed: entry.completed };
-    });
-  }
-  return out;
-}
 
 function ms(value: number | null): string {
   return value === null ? "-" : formatDuration(value);
@@ -159,7 +47,7 @@ export function renderDashboard(p: Palette, m: Metrics, detailed: boolean): stri
   const line = (label: string, value: string) => `${p.bold(label.padEnd(13))}${value}\n`;
   out += line(
     "Jobs",
-    JOB_STATES.map((st) => `${stateColor(p, st)(st)} ${m.counts[st]}`).join("  ") +
+    JOB_STATES.map((st: JobState) => `${stateColor(p, st)(st)} ${m.counts[st]}`).join("  ") +
       `  total ${m.counts.total}`,
   );
   out += line(
@@ -218,12 +106,12 @@ export function renderDashboard(p: Palette, m: Metrics, detailed: boolean): stri
     out += m.workers.length === 0 ? "  none\n" : table(
       p,
       ["ID", "PID", "STATE", "DONE", "FAILED", "BUSY", "UPTIME"],
-      m.workers.map(({ worker: w, alive }) => {
+      m.workers.map((w) => {
         const uptime = Math.max(1, m.generatedAt - w.startedAt);
         return [
           w.id,
           String(w.pid),
-          alive === false ? p.red("gone") : w.state,
+          w.state === "gone" || w.state === "stale" ? p.red(w.state) : w.state,
           String(w.jobsDone),
           String(w.jobsFailed),
           `${Math.round(100 * Math.min(1, w.busyMs / uptime))}%`,
@@ -244,37 +132,49 @@ export async function run(ctx: Context): Promise<number> {
   const queue = await ctx.openQueue();
   const p = palette(ctx.color);
   const frame = async () => {
-    const m = await gather(queue, sinceMs);
+    const m = await queue.metrics(sinceMs);
     return ctx.json ? json(metricsJson(m, detailed)) : renderDashboard(p, m, detailed);
   };
   if (!watch) {
     ctx.io.out(await frame());
     return EXIT.ok;
   }
-  // --watch: redraw in place on a terminal (alternate screen), repeated blocks when piped.
+  // --watch: redraw every second, in place on a terminal (alternate screen), repeated blocks when
+  // piped. The figures are read again only when the queue changed (or every REREAD_MS, as rates
+  // move with time), so watching an idle queue reads nothing.
   const terminal = ctx.io.stdoutIsTerminal && !ctx.json;
-  let stopped = false;
-  let wake = () => {};
-  const onSignal = () => {
-    stopped = true;
-    wake();
-  };
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
   if (terminal) ctx.io.out("\x1b[?1049h\x1b[?25l");
   try {
-    while (!stopped) {
-      const text = await frame();
+    let text = "";
+    let mark = queue.changeMark();
+    let readAt = -Infinity;
+    let changed = true;
+    while (!stop.signal.aborted) {
+      if (changed || performance.now() - readAt >= REREAD_MS) {
+        mark = queue.changeMark();
+        readAt = performance.now();
+        text = await frame();
+      }
       if (terminal) ctx.io.out(`\x1b[H\x1b[2J${text}\n${p.dim("Ctrl-C to quit")}`);
       else ctx.io.out(ctx.json ? text : `${text}\n`);
       ctx.io.flush();
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, 1000);
-        wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
+      const next = performance.now() + 1000;
+      changed = await queue.waitForChange(mark, 1000, stop.signal);
+      // A change redraws at the next second, not at once: the screen moves once a second.
+      const left = next - performance.now();
+      if (changed && left > 0 && !stop.signal.aborted) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, left);
+          stop.signal.addEventListener("abort", () => {
+            clearTimeout(timer);
+            resolve();
+          }, { once: true });
+        });
+      }
     }
   } finally {
     Deno.removeSignalListener("SIGINT", onSignal);

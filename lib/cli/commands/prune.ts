@@ -33,8 +33,8 @@ export async function run(ctx: Context): Promise<number> {
     const retain = (await queue.config()).retainCompletedMs;
     olderMs = retain > 0 ? retain : 7 * 86_400_000;
   }
-  const finishedBefore = queue.clock.now() - olderMs;
-  const count = await queue.prune({ states, finishedBefore, dryRun });
+  const finishedBefore = await queue.now() - olderMs;
+  const count = await queue.prune({ states, olderThanMs: olderMs, dryRun });
   if (ctx.json) {
     ctx.io.out(json({
       deleted: dryRun ? 0 : count,

@@ -5,16 +5,8 @@
  */
 
 import type { Context } from "../context.ts";
-import {
-  attemptJson,
-  escapeControls,
-  jobJson,
-  json,
-  localTime,
-  palette,
-  stateColor,
-  table,
-} from "../render.ts";
+import { escapeControls, json, localTime, palette, stateColor, table } from "../render.ts";
+import { attemptJson, jobJson } from "../../json.ts";
 import type { OutputCapture } from "../../store/store.ts";
 import { EXIT, UsageError } from "../../errors.ts";
 import { attemptsLeft } from "../../job/job.ts";

@@ -5,17 +5,15 @@
  */
 
 import type { Context } from "../context.ts";
-import { json, localTime, palette, stateColor, table, workerJson } from "../render.ts";
+import { json, localTime, palette, stateColor, table } from "../render.ts";
+import { workerJson } from "../../json.ts";
 import { EXIT } from "../../errors.ts";
 import { JOB_STATES } from "../../job/state.ts";
-import { processAlive } from "../../worker/process.ts";
 
 export async function run(ctx: Context): Promise<number> {
   const { counts, workers } = await (await ctx.openQueue()).status();
-  const host = Deno.hostname();
-  const alive = workers.map((w) => w.host === host ? processAlive(w.pid, w.pidStart) : null);
   if (ctx.json) {
-    ctx.io.out(json({ counts, workers: workers.map((w, i) => workerJson(w, alive[i]!)) }));
+    ctx.io.out(json({ counts, workers: workers.map(workerJson) }));
     return EXIT.ok;
   }
   const p = palette(ctx.color);
@@ -27,17 +25,17 @@ export async function run(ctx: Context): Promise<number> {
     out += line(state[0]!.toUpperCase() + state.slice(1), counts[state], stateColor(p, state));
   }
   out += line("Total", counts.total, p.bold);
-  const live = workers.filter((_, i) => alive[i] !== false);
+  const live = workers.filter((v) => v.judgement.liveness === "alive");
   out += `\nWorkers: ${live.length} active\n`;
   if (workers.length) {
     out += table(
       p,
       ["ID", "PID", "STATE", "JOB", "DONE", "FAILED", "HEARTBEAT"],
-      workers.map((w, i) => [
+      workers.map(({ worker: w, state }) => [
         w.id,
         String(w.pid),
-        alive[i] === false ? p.red("gone") : w.state,
-        w.currentJob ?? "-",
+        state === "gone" || state === "stale" ? p.red(state) : state,
+        w.runningJobs.join(",") || "-",
         String(w.jobsDone),
         String(w.jobsFailed),
         localTime(w.heartbeatAt),

@@ -6,7 +6,8 @@
 
 import type { Context } from "../context.ts";
 import { flagDuration } from "../duration_flag.ts";
-import { jobJson, json } from "../render.ts";
+import { json } from "../render.ts";
+import { jobJson } from "../../json.ts";
 import { jobIdArg } from "./show.ts";
 import { EXIT } from "../../errors.ts";
 import type { Job } from "../../job/job.ts";

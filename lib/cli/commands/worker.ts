@@ -7,11 +7,12 @@
 import type { Context } from "../context.ts";
 import { flagDuration } from "../duration_flag.ts";
 import { flagBool, flagInt } from "../args.ts";
-import { json, localTime, palette, table, workerJson } from "../render.ts";
+import { json, localTime, palette, table } from "../render.ts";
+import { workerJson } from "../../json.ts";
 import { EXIT, QueuectlError } from "../../errors.ts";
-import type { WorkerRecord } from "../../store/store.ts";
+import type { WorkerView } from "../../queue.ts";
 import { processAlive } from "../../worker/process.ts";
-import { TUNED, tunedEnv } from "../../worker/supervisor.ts";
+import { TUNED, tunedEnv } from "../../worker/tuning.ts";
 
 export function run(ctx: Context): Promise<number> {
   switch (ctx.command) {
@@ -39,26 +40,20 @@ async function runWorker(ctx: Context): Promise<number> {
     ctx.io.err(`worker: running without memory tuning: ${error.message}\n`);
   }
   const queue = await ctx.openQueue("worker");
-  const [{ Worker }, { createSpawner }] = await Promise.all([
-    import("../../worker/worker.ts"),
+  const [{ createSpawner }, { thisHost }] = await Promise.all([
     import("../../worker/spawn.ts"),
+    import("../../worker/host.ts"),
   ]);
   const supervisor = Number(ctx.io.env("QUEUECTL_SUPERVISOR"));
-  // Test hook (QUEUECTL_TEST=1, as in lib/clock.ts): housekeeping every N ms.
-  const housekeepingMs = ctx.io.env("QUEUECTL_TEST") === "1"
-    ? Number(ctx.io.env("QUEUECTL_TEST_HOUSEKEEPING_MS"))
-    : Number.NaN;
-  const worker = new Worker({
-    store: queue.store,
-    clock: ctx.clock,
-    dbPath: ctx.location().path,
+  const housekeepingMs = ctx.hooks.housekeepingMs;
+  const worker = await queue.createWorker({
     spawner: createSpawner(),
     log: log(ctx),
-    host: Deno.hostname(),
+    host: thisHost(),
     once,
     supervisorPid: Number.isInteger(supervisor) && supervisor > 0 ? supervisor : null,
     fault: ctx.fault,
-    ...(housekeepingMs > 0 ? { housekeepingMs } : {}),
+    ...(housekeepingMs !== undefined ? { housekeepingMs } : {}),
   });
   let last: Deno.Signal | null = null;
   const handlers = {
@@ -95,9 +90,9 @@ async function start(ctx: Context): Promise<number> {
   // on a file this process may only read (SQLite falls back to read-only), so a write that
   // changes nothing (removing no worker) refuses that too, with exit 6.
   const queue = await ctx.openQueue();
-  await queue.store.workerRemove({ id: "" });
+  await queue.checkWritable();
   if (!flagBool(ctx.args, "detach")) {
-    queue.close();
+    await queue.close();
     const { supervise } = await import("../../worker/supervisor.ts");
     return await supervise({
       count,
@@ -128,7 +123,7 @@ async function start(ctx: Context): Promise<number> {
   child.status.then((status) => exited = status);
   const deadline = performance.now() + 15_000;
   for (;;) {
-    const mine = (await queue.workers()).filter((w) => w.supervisorPid === child.pid);
+    const mine = (await queue.workers()).filter((w) => w.worker.supervisorPid === child.pid);
     if (mine.length >= count) break;
     if (exited !== null || performance.now() > deadline) {
       throw new QueuectlError(
@@ -144,9 +139,11 @@ async function start(ctx: Context): Promise<number> {
   return EXIT.ok;
 }
 
-function liveHere(workers: WorkerRecord[]): WorkerRecord[] {
-  const host = Deno.hostname();
-  return workers.filter((w) => w.host === host && processAlive(w.pid, w.pidStart));
+/** Workers of this queue whose process runs in this host's pid namespace. */
+async function liveHere(views: WorkerView[]): Promise<WorkerView[]> {
+  const { thisHost } = await import("../../worker/host.ts");
+  const here = thisHost().id;
+  return views.filter((v) => v.worker.hostId === here && v.judgement.liveness !== "gone");
 }
 
 function send(pid: number, signal: Deno.Signal): void {
@@ -159,7 +156,7 @@ async function stop(ctx: Context): Promise<number> {
   const force = flagBool(ctx.args, "force");
   const timeoutMs = flagDuration(ctx.args, "timeout");
   const queue = await ctx.openQueue();
-  const workers = liveHere(await queue.workers());
+  const workers = (await liveHere(await queue.workers())).map((v) => v.worker);
   if (workers.length === 0) {
     if (ctx.json) ctx.io.out(json({ stopped: [] }));
     else ctx.io.out("No workers are running.\n");
@@ -186,7 +183,12 @@ async function stop(ctx: Context): Promise<number> {
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
   if (ctx.json) {
-    ctx.io.out(json({ stopped: workers.map((w) => workerJson(w, false)), forced: escalated }));
+    ctx.io.out(json({
+      stopped: workers.map((worker) =>
+        workerJson({ worker, judgement: { liveness: "gone", why: null }, state: "gone" })
+      ),
+      forced: escalated,
+    }));
   } else {
     ctx.io.out(
       `Stopped ${workers.length} worker${workers.length === 1 ? "" : "s"} ` +
@@ -199,14 +201,12 @@ async function stop(ctx: Context): Promise<number> {
 }
 
 async function list(ctx: Context): Promise<number> {
-  const workers = await (await ctx.openQueue()).workers();
-  const host = Deno.hostname();
-  const alive = workers.map((w) => w.host === host ? processAlive(w.pid, w.pidStart) : null);
+  const views = await (await ctx.openQueue()).workers();
   if (ctx.json) {
-    ctx.io.out(json(workers.map((w, i) => workerJson(w, alive[i]!))));
+    ctx.io.out(json(views.map(workerJson)));
     return EXIT.ok;
   }
-  if (workers.length === 0) {
+  if (views.length === 0) {
     ctx.io.out("No workers are running.\n");
     return EXIT.ok;
   }
@@ -214,12 +214,12 @@ async function list(ctx: Context): Promise<number> {
   ctx.io.out(table(
     p,
     ["ID", "PID", "HOST", "STATE", "JOB", "STARTED", "HEARTBEAT", "DONE", "FAILED"],
-    workers.map((w, i) => [
+    views.map(({ worker: w, state }) => [
       w.id,
       String(w.pid),
       w.host,
-      alive[i] === false ? p.red("gone") : w.state,
-      w.currentJob ?? "-",
+      state === "gone" || state === "stale" ? p.red(state) : state,
+      w.runningJobs.join(",") || "-",
       localTime(w.startedAt),
       localTime(w.heartbeatAt),
       String(w.jobsDone),

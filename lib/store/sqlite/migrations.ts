@@ -160,6 +160,26 @@ CREATE INDEX attempts_failures ON attempts (finished_at) WHERE outcome <> 'compl
 CREATE INDEX jobs_finished ON jobs (state, finished_at) WHERE finished_at IS NOT NULL;
 `,
   },
+  {
+    version: 3,
+    name: "queue id, worker host identity, reserved attempts",
+    sql: `
+-- Facts about the queue itself. queue_id marks the processes of its jobs (recovery finds them by
+-- it), so that the marker does not have to be the database's location.
+CREATE TABLE queuectl_meta (
+  key   TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+) WITHOUT ROWID;
+INSERT INTO queuectl_meta (key, value) VALUES ('queue_id', lower(hex(randomblob(16))));
+
+-- The pid namespace a worker runs in (lib/worker/host.ts): who may judge it by its pid.
+ALTER TABLE workers ADD COLUMN host_id TEXT;
+
+-- A claim reserves an attempt (armed = 0); the worker arms it just before it spawns the job. A
+-- dead worker's reserved attempt never started: recovery undoes it instead of charging it.
+ALTER TABLE attempts ADD COLUMN armed INTEGER NOT NULL DEFAULT 1;
+`,
+  },
 ];
 
 /**

@@ -1,34 +1,87 @@
 /**
  * Every SQL statement of the SQLite store, one named constant per store method (or step of one).
- * Parameters are named (`:now`); times are epoch milliseconds passed in by the caller.
+ * Parameters are named (`:now`); times are epoch milliseconds from the store's clock.
  *
  * @module
  */
 
+/** Every write is one of these transactions: the write lock is taken before anything is read. */
+export const TX_BEGIN = "BEGIN IMMEDIATE";
+export const TX_COMMIT = "COMMIT";
+export const TX_ROLLBACK = "ROLLBACK";
+
+/** Durability of this connection's commits (FULL for acknowledgements, NORMAL for workers). */
+export function setSynchronous(mode: "FULL" | "NORMAL"): string {
+  return `PRAGMA synchronous = ${mode}`;
+}
+
+/** Changes when another connection commits: what waits watch (watch.ts). */
+export const DATA_VERSION = "PRAGMA data_version";
+
+/** Resets the -wal file when no reader holds it; with readers it does what it can. */
+export const WAL_TRUNCATE = "PRAGMA wal_checkpoint(TRUNCATE)";
+
+/** The two numbers that say what a SQLite file is, read before anything else. */
+export const DB_HEADER = "SELECT * FROM pragma_application_id(), pragma_user_version()";
+
 const READY = "state IN ('pending', 'failed')";
+
+/** Fencing: only the worker that holds this very attempt may write about it. */
+const OWNS = "id = :id AND state = 'processing' AND worker_id = :worker_id AND attempts = :attempt";
 const PRIORITIES = [10, 9, 8, 7, 6, 5, 4, 3, 2, 1];
 
 /**
- * The due job to claim: one index seek per priority instead of one ordered scan, because jobs
- * scheduled for later sit in the index ahead of due ones of lower priority and a scan would step
- * over all of them. Each arm is the first due job of its priority by (run_at, seq).
+ * The due jobs to claim, best first: one index seek per priority instead of one ordered scan,
+ * because jobs scheduled for later sit in the index ahead of due ones of lower priority and a scan
+ * would step over all of them. Each arm is the first :limit due jobs of its priority by
+ * (run_at, seq).
  */
-const NEXT_DUE_SEQ = `SELECT seq FROM (${
+const NEXT_DUE_SEQS = `SELECT seq FROM (${
   PRIORITIES.map((p) =>
-    `SELECT * FROM (SELECT seq, priority FROM jobs WHERE ${READY} AND priority = ${p}
-       AND run_at <= :now ORDER BY run_at, seq LIMIT 1)`
+    `SELECT * FROM (SELECT seq, priority, run_at FROM jobs WHERE ${READY} AND priority = ${p}
+       AND run_at <= :now ORDER BY run_at, seq LIMIT :limit)`
   ).join(" UNION ALL ")
-}) ORDER BY priority DESC LIMIT 1`;
+}) ORDER BY priority DESC, run_at, seq LIMIT :limit`;
 
+/**
+ * Claims up to :limit due jobs. SQLite holds the write lock from BEGIN IMMEDIATE, so the
+ * selection and the update see one state and no other writer slips in between.
+ */
 export const JOB_CLAIM = `
 UPDATE jobs SET state = 'processing', attempts = attempts + 1, budget_used = budget_used + 1,
   worker_id = :worker_id, lease_expires_at = :lease_expires_at, updated_at = :now
-WHERE seq = (${NEXT_DUE_SEQ}) AND ${READY}
+WHERE seq IN (${NEXT_DUE_SEQS}) AND ${READY}
 RETURNING *`;
 
+/** A claim reserves the attempt; `ATTEMPT_ARM` marks it started. */
 export const ATTEMPT_INSERT = `
-INSERT INTO attempts (job_seq, attempt, worker_id, started_at, host, due_at)
-VALUES (:job_seq, :attempt, :worker_id, :started_at, :host, :due_at)`;
+INSERT INTO attempts (job_seq, attempt, worker_id, started_at, host, due_at, armed)
+VALUES (:job_seq, :attempt, :worker_id, :started_at, :host, :due_at, 0)`;
+
+/** The worker is about to spawn the attempt (fenced by JOB_OWNED_SEQ first). */
+export const ATTEMPT_ARM = `
+UPDATE attempts SET armed = 1, started_at = :now
+WHERE job_seq = :job_seq AND attempt = :attempt AND armed = 0`;
+
+/**
+ * Undoes a reserved attempt that never started: the job is as it was before the claim (failed
+ * again if its last attempt before was charged as a failure, else pending), the attempt not
+ * counted. Guarded by owner, attempt and armed = 0.
+ */
+export const JOB_UNCLAIM = `
+UPDATE jobs SET
+  state = CASE WHEN EXISTS (SELECT 1 FROM attempts p WHERE p.job_seq = jobs.seq
+      AND p.attempt = jobs.attempts - 1 AND p.outcome IN ('failed', 'timeout', 'spawn_failed', 'lost'))
+    THEN 'failed' ELSE 'pending' END,
+  attempts = attempts - 1, budget_used = budget_used - 1, worker_id = NULL,
+  lease_expires_at = NULL, updated_at = :now
+WHERE ${OWNS}
+  AND EXISTS (SELECT 1 FROM attempts a WHERE a.job_seq = jobs.seq AND a.attempt = :attempt
+    AND a.armed = 0)
+RETURNING seq`;
+
+export const ATTEMPT_DELETE_ONE = `
+DELETE FROM attempts WHERE job_seq = :job_seq AND attempt = :attempt AND armed = 0`;
 
 /** Earliest run_at among waiting jobs: also one seek per priority. */
 export const JOB_NEXT_DUE = `SELECT min(run_at) AS next_at FROM (${
@@ -51,8 +104,8 @@ export const JOB_SEQ_NEXT = `SELECT seq FROM sqlite_sequence WHERE name = 'jobs'
 export const JOB_INSERT = `
 INSERT INTO jobs (seq, id, command, state, priority, max_retries, timeout_ms, cwd, env, run_at,
   created_at, updated_at)
-VALUES (:seq, :id, :command, 'pending', :priority, :max_retries, :timeout_ms, :cwd, :env, :run_at,
-  :now, :now)
+VALUES (:seq, :id, :command, 'pending', :priority, :max_retries, :timeout_ms, :cwd, :env,
+  coalesce(:run_at, :now + :delay_ms), :now, :now)
 ON CONFLICT (id) DO NOTHING`;
 
 export const JOB_GET = `SELECT * FROM jobs WHERE id = :id`;
@@ -60,6 +113,9 @@ export const JOB_GET = `SELECT * FROM jobs WHERE id = :id`;
 export const JOB_LIST = `SELECT * FROM jobs ORDER BY seq LIMIT :limit`;
 export const JOB_LIST_BY_STATE =
   `SELECT * FROM jobs WHERE state = :state ORDER BY seq LIMIT :limit`;
+/** :states is a JSON array of state names. */
+export const JOB_LIST_BY_STATES = `
+SELECT * FROM jobs WHERE state IN (SELECT value FROM json_each(:states)) ORDER BY seq LIMIT :limit`;
 
 export const JOB_COUNTS = `SELECT state, n FROM job_counts`;
 
@@ -75,9 +131,6 @@ UPDATE jobs SET state = 'pending', budget_used = 0, run_at = :now, finished_at =
 WHERE state = 'dead'
 RETURNING *`;
 
-/** Fencing: only the worker that holds this very attempt may write about it. */
-const OWNS = "id = :id AND state = 'processing' AND worker_id = :worker_id AND attempts = :attempt";
-
 export const JOB_RENEW_LEASE = `
 UPDATE jobs SET lease_expires_at = :lease_expires_at WHERE ${OWNS}`;
 
@@ -90,7 +143,8 @@ WHERE ${OWNS} AND (:require_expired = 0 OR lease_expires_at <= :now)`;
 
 export const JOB_FINISH = `
 UPDATE jobs SET state = :state, budget_used = budget_used - :refund,
-  run_at = coalesce(:run_at, run_at), finished_at = :finished_at, worker_id = NULL,
+  run_at = CASE WHEN :run_in_ms IS NULL THEN run_at ELSE :now + :run_in_ms END,
+  finished_at = CASE WHEN :terminal THEN :now END, worker_id = NULL,
   lease_expires_at = NULL, last_error = :error, last_exit_code = :exit_code, updated_at = :now
 WHERE ${OWNS} AND (:require_expired = 0 OR lease_expires_at <= :now)
 RETURNING seq`;
@@ -191,46 +245,44 @@ WHERE j.id = :id AND o.attempt = :attempt`;
 
 export const JOB_LIST_PROCESSING = `
 SELECT j.*,
-  w.id AS w_id, w.pid AS w_pid, w.host AS w_host, w.pid_start AS w_pid_start, w.state AS w_state,
-  w.current_job AS w_current_job, w.started_at AS w_started_at, w.heartbeat_at AS w_heartbeat_at,
-  w.jobs_done AS w_jobs_done, w.jobs_failed AS w_jobs_failed,
+  w.id AS w_id, w.pid AS w_pid, w.host AS w_host, w.host_id AS w_host_id,
+  w.pid_start AS w_pid_start, w.state AS w_state, w.started_at AS w_started_at,
+  w.heartbeat_at AS w_heartbeat_at, w.jobs_done AS w_jobs_done, w.jobs_failed AS w_jobs_failed,
   w.supervisor_pid AS w_supervisor_pid, w.busy_ms AS w_busy_ms,
-  a.pid AS a_pid, a.pid_start AS a_pid_start, a.host AS a_host
+  (SELECT group_concat(id) FROM jobs o WHERE o.state = 'processing' AND o.worker_id = w.id)
+    AS w_running,
+  a.pid AS a_pid, a.pid_start AS a_pid_start, a.host AS a_host, a.armed AS a_armed
 FROM jobs j
 LEFT JOIN workers w ON w.id = j.worker_id
 LEFT JOIN attempts a ON a.job_seq = j.seq AND a.attempt = j.attempts
 WHERE j.state = 'processing'`;
 
 export const WORKER_INSERT = `
-INSERT OR REPLACE INTO workers (id, pid, host, pid_start, state, current_job, started_at,
+INSERT OR REPLACE INTO workers (id, pid, host, host_id, pid_start, state, current_job, started_at,
   heartbeat_at, jobs_done, jobs_failed, supervisor_pid)
-VALUES (:id, :pid, :host, :pid_start, :state, :current_job, :started_at, :heartbeat_at,
-  :jobs_done, :jobs_failed, :supervisor_pid)`;
+VALUES (:id, :pid, :host, :host_id, :pid_start, 'idle', NULL, :now, :now, 0, 0, :supervisor_pid)`;
 
-export const WORKER_HEARTBEAT = `UPDATE workers SET heartbeat_at = :now WHERE id = :id`;
-
-export const WORKER_SET_STATE = `
-UPDATE workers SET state = :state, heartbeat_at = :now WHERE id = :id`;
-
-/** The claim marks its worker busy in the same transaction. */
-export const WORKER_BUSY = `
-UPDATE workers SET state = 'busy', current_job = :job_id, heartbeat_at = :now
-WHERE id = :id AND state <> 'stopping'`;
-
-/**
- * The owner's own finish: counted, and back to idle (unless stopping) if this was still its
- * current job (a busy worker has already started its next one when it writes the last outcome).
- */
-export const WORKER_FINISHED = `
-UPDATE workers SET
-  state = CASE WHEN state = 'stopping' OR current_job IS NOT :job_id THEN state ELSE 'idle' END,
-  current_job = CASE WHEN current_job IS :job_id THEN NULL ELSE current_job END,
-  heartbeat_at = :now, busy_ms = busy_ms + :busy_ms,
-  jobs_done = jobs_done + :done, jobs_failed = jobs_failed + :failed
+/** The worker's totals are its own count, stored as they are with each heartbeat. */
+export const WORKER_HEARTBEAT = `
+UPDATE workers SET heartbeat_at = :now, jobs_done = :jobs_done, jobs_failed = :jobs_failed,
+  busy_ms = :busy_ms
 WHERE id = :id`;
 
+/** v1's CHECK allows idle, busy and stopping; 'idle' stands for running. */
+export const WORKER_SET_STATE = `
+UPDATE workers SET state = CASE :state WHEN 'stopping' THEN 'stopping' ELSE 'idle' END,
+  heartbeat_at = :now WHERE id = :id`;
+
 export const WORKER_DELETE = `DELETE FROM workers WHERE id = :id`;
-export const WORKER_LIST = `SELECT * FROM workers ORDER BY started_at, id`;
+
+/** Every worker, with the jobs it holds (few: only processing jobs are looked at). */
+export const WORKER_LIST = `
+SELECT w.*, (SELECT group_concat(id) FROM (SELECT id FROM jobs
+    WHERE state = 'processing' AND worker_id = w.id ORDER BY updated_at, seq)) AS running
+FROM workers w ORDER BY started_at, id`;
+
+/** A write that changes nothing: fails when the database cannot be written. */
+export const WRITE_PROBE = `DELETE FROM workers WHERE id = ''`;
 
 export const CONFIG_ALL = `SELECT key, value FROM config`;
 export const CONFIG_GET = `SELECT value FROM config WHERE key = :key`;
@@ -238,6 +290,8 @@ export const CONFIG_SET = `
 INSERT INTO config (key, value) VALUES (:key, :value)
 ON CONFLICT (key) DO UPDATE SET value = excluded.value`;
 export const CONFIG_UNSET = `DELETE FROM config WHERE key = :key`;
+
+export const QUEUE_ID = `SELECT value FROM queuectl_meta WHERE key = 'queue_id'`;
 
 export const MIGRATION_RECORD = `
 INSERT INTO queuectl_migrations (version, name, applied_at) VALUES (:version, :name, :now)`;
