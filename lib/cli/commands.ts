@@ -11,6 +11,11 @@ import type { CommandRun } from "./context.ts";
 export interface CommandSpec {
   /** One word, or `group sub`. */
   name: string;
+  /**
+   * Other words users type for it (`add` for `enqueue`; for `worker list`, `ls` within its group),
+   * for "did you mean" only: they are not accepted as commands.
+   */
+  aliases?: readonly string[];
   summary: string;
   args: ArgSpec[];
   flags: FlagSpec[];
@@ -44,20 +49,37 @@ export const GROUPS: Record<string, string> = {
 };
 
 const SCHEDULE_FLAGS: FlagSpec[] = [
-  { name: "priority", value: "N", help: "1..10, higher runs first (default 5)" },
-  { name: "delay", value: "D", help: "run after a delay: 45, 30s, 5m, 2h, 1d, 1h30m" },
+  {
+    name: "priority",
+    value: "N",
+    help: "1..10, higher runs first (default 5)",
+    aliases: ["prio", "pri"],
+  },
+  {
+    name: "delay",
+    value: "D",
+    help: "run after a delay: 45, 30s, 5m, 2h, 1d, 1h30m",
+    aliases: ["in", "after", "countdown"],
+  },
   {
     name: "run-at",
     value: "T",
     help: '"YYYY-MM-DD HH:MM[:SS]" local time, or ISO 8601 with an offset',
+    aliases: ["at", "when", "schedule", "start-at", "eta"],
   },
-  { name: "max-retries", value: "N", help: "retries after the first attempt (default: config)" },
+  {
+    name: "max-retries",
+    value: "N",
+    help: "retries after the first attempt (default: config)",
+    aliases: ["retries", "retry", "max-attempts", "attempts", "tries"],
+  },
   { name: "timeout", value: "D", help: "time limit per attempt, 0 = none (default: config)" },
 ];
 
 export const COMMANDS: readonly CommandSpec[] = [
   {
     name: "enqueue",
+    aliases: ["add", "push", "submit", "put", "new", "queue", "create"],
     summary: "add jobs to the queue",
     args: [{
       name: "JSON",
@@ -65,8 +87,19 @@ export const COMMANDS: readonly CommandSpec[] = [
       help: 'a job object, e.g. \'{"command":"echo hi"}\', or - for JSON lines on stdin',
     }],
     flags: [
-      { name: "command", short: "c", value: "CMD", help: "the shell command (instead of JSON)" },
-      { name: "id", value: "ID", help: "the job id (default: the next number)" },
+      {
+        name: "command",
+        short: "c",
+        value: "CMD",
+        help: "the shell command (instead of JSON)",
+        aliases: ["cmd", "cmdline", "run", "exec", "script", "shell"],
+      },
+      {
+        name: "id",
+        value: "ID",
+        help: "the job id (default: the next number)",
+        aliases: ["name", "job-id"],
+      },
       ...SCHEDULE_FLAGS,
       { name: "if-not-exists", help: "an id that exists already is not an error: keep that job" },
       { name: "wait", help: "wait until the job is completed (exit 0) or dead (exit 1)" },
@@ -86,17 +119,24 @@ export const COMMANDS: readonly CommandSpec[] = [
   },
   {
     name: "list",
+    aliases: ["ls", "jobs", "ps"],
     readsOnly: true,
     summary: "list jobs in enqueue order",
     args: [],
     flags: [
-      { name: "state", value: "S", help: "pending, processing, completed, failed or dead" },
+      {
+        name: "state",
+        value: "S",
+        help: "pending, processing, completed, failed or dead",
+        aliases: ["status"],
+      },
       { name: "limit", value: "N", help: "show at most N jobs (default 100)" },
     ],
     load: () => load("list"),
   },
   {
     name: "status",
+    aliases: ["st", "summary", "overview", "counts"],
     readsOnly: true,
     summary: "job counts per state, and the workers",
     args: [],
@@ -105,6 +145,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   },
   {
     name: "show",
+    aliases: ["info", "inspect", "get", "describe", "view", "job"],
     readsOnly: true,
     summary: "every field of a job and its attempt history",
     args: [{ name: "ID", help: "the job id" }],
@@ -113,6 +154,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   },
   {
     name: "logs",
+    aliases: ["output", "out", "tail"],
     readsOnly: true,
     summary: "the output of a job's latest (or given) attempt",
     args: [{ name: "ID", help: "the job id" }],
@@ -135,6 +177,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   },
   {
     name: "wait",
+    aliases: ["await", "join"],
     readsOnly: true,
     summary: "wait until jobs are completed or dead",
     args: [{ name: "ID", variadic: true, help: "the jobs to wait for" }],
@@ -145,11 +188,21 @@ export const COMMANDS: readonly CommandSpec[] = [
   },
   {
     name: "worker start",
+    aliases: ["start", "up", "serve", "begin"],
     summary: "start worker processes (in the foreground, or --detach)",
     args: [],
     flags: [
-      { name: "count", value: "N", help: "how many workers (default 1)" },
-      { name: "detach", help: "run in the background; print the supervisor's pid" },
+      {
+        name: "count",
+        value: "N",
+        help: "how many workers (default 1)",
+        aliases: ["workers", "concurrency", "n", "j", "jobs"],
+      },
+      {
+        name: "detach",
+        help: "run in the background; print the supervisor's pid",
+        aliases: ["daemon", "daemonize", "background", "bg", "d"],
+      },
     ],
     details: "Runs until SIGINT/SIGTERM: workers finish their running job, then exit. A second\n" +
       "signal, or SIGQUIT, kills running jobs (they go back to pending without using an attempt).\n" +
@@ -159,6 +212,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   },
   {
     name: "worker stop",
+    aliases: ["stop", "kill", "down", "shutdown", "halt"],
     readsOnly: true,
     summary: "stop the workers of this database on this host",
     args: [],
@@ -170,6 +224,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   },
   {
     name: "worker list",
+    aliases: ["workers", "ls", "ps", "status"],
     readsOnly: true,
     summary: "the workers and what they are doing",
     args: [],
@@ -178,6 +233,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   },
   {
     name: "worker run",
+    aliases: ["work", "exec"],
     summary: "run one worker in this process (what worker start runs N times)",
     args: [],
     flags: [{ name: "once", help: "exit when no job is due instead of waiting" }],
@@ -185,6 +241,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   },
   {
     name: "dlq list",
+    aliases: ["dead", "deadletter", "dead-letter"],
     readsOnly: true,
     summary: "jobs that used up their retries",
     args: [],
@@ -193,6 +250,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   },
   {
     name: "dlq retry",
+    aliases: ["retry", "requeue", "redo", "resubmit"],
     readsOnly: true,
     summary: "put dead jobs back in the queue with a fresh retry budget",
     args: [{ name: "ID", optional: true, variadic: true, help: "jobs to retry" }],
@@ -202,6 +260,7 @@ export const COMMANDS: readonly CommandSpec[] = [
 
   {
     name: "metrics",
+    aliases: ["dashboard", "top", "perf"],
     readsOnly: true,
     summary: "the metrics dashboard: rates, run times, queue wait, failures",
     args: [],
@@ -214,6 +273,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   },
   {
     name: "prune",
+    aliases: ["clean", "cleanup", "purge", "gc", "delete", "rm", "remove", "clear"],
     readsOnly: true,
     summary: "delete finished jobs with their attempts and output",
     args: [],
@@ -230,6 +290,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   },
   {
     name: "config get",
+    aliases: ["settings", "conf", "cfg", "show"],
     readsOnly: true,
     summary: "show settings (all, or one value)",
     args: [{ name: "KEY", optional: true, help: "one setting; prints just its value" }],
@@ -238,6 +299,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   },
   {
     name: "config set",
+    aliases: ["set"],
     summary: "change a setting",
     args: [{ name: "KEY", help: "the setting" }, { name: "VALUE", help: "its new value" }],
     flags: [],
@@ -246,6 +308,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   },
   {
     name: "config unset",
+    aliases: ["unset", "reset", "rm", "delete"],
     summary: "return a setting to its default",
     args: [{ name: "KEY", help: "the setting" }],
     flags: [],

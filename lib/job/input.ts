@@ -6,6 +6,7 @@
  */
 
 import type { NewJob } from "./job.ts";
+import type { Typo } from "../errors.ts";
 import { resolvePath } from "../path.ts";
 import { idProblem } from "./id.ts";
 import {
@@ -28,6 +29,54 @@ export const JOB_FIELDS = [
   "env",
 ] as const;
 
+/**
+ * Other names users give job fields (from other queues' job formats and from habit), so that a
+ * "did you mean" goes by meaning: `cmd` is one edit from `cwd`, but it means `command`.
+ */
+export const FIELD_ALIASES: Readonly<Record<string, (typeof JOB_FIELDS)[number]>> = {
+  cmd: "command",
+  cmdline: "command",
+  commandline: "command",
+  run: "command",
+  exec: "command",
+  execute: "command",
+  script: "command",
+  shell: "command",
+  name: "id",
+  job_id: "id",
+  key: "id",
+  prio: "priority",
+  pri: "priority",
+  retries: "max_retries",
+  retry: "max_retries",
+  max_attempts: "max_retries",
+  attempts: "max_retries",
+  tries: "max_retries",
+  at: "run_at",
+  when: "run_at",
+  schedule: "run_at",
+  scheduled_at: "run_at",
+  start_at: "run_at",
+  eta: "run_at",
+  not_before: "run_at",
+  countdown: "delay",
+  after: "delay",
+  time_limit: "timeout",
+  max_runtime: "timeout",
+  dir: "cwd",
+  workdir: "cwd",
+  working_dir: "cwd",
+  working_directory: "cwd",
+  directory: "cwd",
+  chdir: "cwd",
+  cd: "cwd",
+  pwd: "cwd",
+  environment: "env",
+  environ: "env",
+  vars: "env",
+  variables: "env",
+};
+
 export const MIN_PRIORITY = 1;
 export const MAX_PRIORITY = 10;
 export const DEFAULT_PRIORITY = 5;
@@ -41,15 +90,19 @@ export class JobInputError extends Error {
     readonly field: string | null,
     readonly problem: string,
     /** A misspelt field name, for a "did you mean" when the error is printed. */
-    readonly typo?: { input: string; candidates: readonly string[] },
+    readonly typo?: Typo,
   ) {
     super(field === null ? problem : `field "${field}" ${problem}`);
     this.name = "JobInputError";
   }
 }
 
-/** Values given as command-line flags; each replaces the JSON field of the same meaning. */
+/**
+ * Values given as command-line flags, validated already; each replaces the JSON field of the same
+ * meaning.
+ */
 export interface JobOverrides {
+  id?: string;
   priority?: number;
   maxRetries?: number;
   timeoutMs?: number;
@@ -196,7 +249,11 @@ export function validateJob(
 ): NewJob {
   for (const key of Object.keys(input)) {
     if (!(JOB_FIELDS as readonly string[]).includes(key)) {
-      throw new JobInputError(key, "is not a job field", { input: key, candidates: JOB_FIELDS });
+      throw new JobInputError(key, "is not a job field", {
+        input: key,
+        candidates: JOB_FIELDS,
+        aliases: FIELD_ALIASES,
+      });
     }
   }
 
@@ -223,6 +280,7 @@ export function validateJob(
     if (problem) throw new JobInputError("id", problem);
     id = input.id;
   }
+  if (overrides.id !== undefined) id = overrides.id;
 
   // Every field is validated even when a flag overrides it: a wrong value is an error, not
   // something a flag quietly hides.

@@ -108,6 +108,37 @@ const ROWS: Row[] = [
     stderr: /field "comand" is not a job field: did you mean "command"\?/,
   },
   {
+    // One edit from "cwd", but it means "command".
+    name: "cmd for command",
+    job: '{"cmd":"echo hi"}',
+    code: 2,
+    stderr: /field "cmd" is not a job field: did you mean "command"\?/,
+  },
+  {
+    name: "retries for max_retries",
+    job: '{"command":"x","retries":2}',
+    code: 2,
+    stderr: /field "retries" is not a job field: did you mean "max_retries"\?/,
+  },
+  {
+    name: "when for run_at",
+    job: '{"command":"x","when":"10:00"}',
+    code: 2,
+    stderr: /field "when" is not a job field: did you mean "run_at"\?/,
+  },
+  {
+    name: "dir for cwd",
+    job: '{"command":"x","dir":"/tmp"}',
+    code: 2,
+    stderr: /field "dir" is not a job field: did you mean "cwd"\?/,
+  },
+  {
+    name: "environment for env",
+    job: '{"command":"x","environment":{}}',
+    code: 2,
+    stderr: /field "environment" is not a job field: did you mean "env"\?/,
+  },
+  {
     name: "a camelCase field",
     job: '{"command":"x","maxRetries":2}',
     code: 2,
@@ -425,10 +456,24 @@ const ROWS: Row[] = [
     stderr: /field "id" .*must start with a letter or digit/,
   },
   {
+    // The flag is at fault, not --command, and there is no JSON to show an example of.
     name: "--id with a space",
     args: ["enqueue", "-c", "x", "--id", "a b"],
     code: 2,
-    stderr: /--command: field "id" may hold only/,
+    stderr:
+      /^queuectl: Invalid value "a b" for --id: may hold only letters, digits and \. _ : - and must start with a letter or digit\n$/,
+  },
+  {
+    name: "--id with a space, overriding a JSON id",
+    args: ["enqueue", '{"command":"x","id":"fine"}', "--id", "a b"],
+    code: 2,
+    stderr: /^queuectl: Invalid value "a b" for --id: may hold only letters/,
+  },
+  {
+    name: "an empty -c",
+    args: ["enqueue", "-c", " "],
+    code: 2,
+    stderr: /^queuectl: Invalid value " " for --command: is empty\n$/,
   },
   {
     name: "show an option-like id",
@@ -696,6 +741,43 @@ const ROWS: Row[] = [
     args: ["sta\ntus"],
     code: 2,
     stderr: /Unknown command "sta\\ntus"/,
+  },
+  {
+    // Not "see `queuectl queuectl --help`".
+    name: "-v for --version",
+    args: ["-v"],
+    code: 2,
+    stderr: /^queuectl: Unknown flag "-v": did you mean "--version"\? \(see `queuectl --help`\)\n$/,
+  },
+  {
+    name: "version as a command",
+    args: ["version"],
+    code: 2,
+    stderr: /^queuectl: Unknown command "version": did you mean "--version"\?/,
+  },
+  {
+    name: "a command by another name",
+    args: ["add", "-c", "x"],
+    code: 2,
+    stderr: /^queuectl: Unknown command "add": did you mean "enqueue"\?/,
+  },
+  {
+    name: "a subcommand by another name",
+    args: ["worker", "ls"],
+    code: 2,
+    stderr: /^queuectl: Unknown command "worker ls": did you mean "list"\?/,
+  },
+  {
+    name: "a flag by another name",
+    args: ["enqueue", "--cmd", "x"],
+    code: 2,
+    stderr: /^queuectl: Unknown flag "--cmd" for enqueue: did you mean "--command"\?/,
+  },
+  {
+    name: "help of a command with an extra word",
+    args: ["help", "enqueue", "now"],
+    code: 2,
+    stderr: /^queuectl: Unexpected argument "now" for help \(see `queuectl --help`\)\n$/,
   },
   {
     name: "a misspelt flag",

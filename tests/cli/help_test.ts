@@ -172,3 +172,18 @@ Deno.test("a mistyped flag gets the nearest one suggested", async () => {
     assert.match(stderr, /\(see `queuectl [a-z ]+ --help`\)\n$/);
   }
 });
+
+Deno.test("help reads past global flags given before or after it", async () => {
+  const list = (await runCli(["list", "--help"])).stdout;
+  const overview = (await runCli(["--help"])).stdout;
+  const cases: [string[], string][] = [
+    [["help", "list", "--json"], list],
+    [["--db", "/tmp/x.db", "help", "list"], list],
+    [["help", "--debug", "list"], list],
+    [["help", "--json"], overview],
+    [["--db", "/tmp/x.db", "help"], overview],
+  ];
+  for (const [args, stdout] of cases) {
+    assert.deepEqual(await runCli(args), { code: 0, stdout, stderr: "" }, args.join(" "));
+  }
+});

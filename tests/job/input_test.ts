@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  FIELD_ALIASES,
   findDuplicateKey,
   JOB_FIELDS,
   JobInputError,
@@ -181,7 +182,11 @@ Deno.test("validateJob() refuses unknown fields, offering the known ones for a s
     refuses({ command: "x", [field]: 1 }, field, /^is not a job field$/);
     assert.throws(() => valid({ command: "x", [field]: 1 }), (error: unknown) => {
       assert.ok(error instanceof JobInputError);
-      assert.deepEqual(error.typo, { input: field, candidates: JOB_FIELDS });
+      assert.deepEqual(error.typo, {
+        input: field,
+        candidates: JOB_FIELDS,
+        aliases: FIELD_ALIASES,
+      });
       return true;
     });
   }

@@ -20,10 +20,22 @@ import {
   validateJob,
 } from "../../job/input.ts";
 import { flagDuration } from "../duration_flag.ts";
+import { idProblem } from "../../job/id.ts";
 
-/** Reads the flags that override job fields. */
+/** A value quoted for a message, shortened: a command may be 128 KiB long. */
+function quote(value: string): string {
+  return JSON.stringify(value.length > 40 ? value.slice(0, 39) + "…" : value);
+}
+
+/** Reads the flags that override job fields; a bad value is blamed on its flag. */
 export function overridesFrom(ctx: Context, defaults: JobDefaults): JobOverrides {
   const overrides: JobOverrides = {};
+  const id = flagString(ctx.args, "id");
+  if (id !== undefined) {
+    const problem = idProblem(id);
+    if (problem) throw new UsageError(`Invalid value ${quote(id)} for --id: ${problem}`);
+    overrides.id = id;
+  }
   const priority = flagInt(ctx.args, "priority", MIN_PRIORITY, MAX_PRIORITY);
   if (priority !== undefined) overrides.priority = priority;
   const maxRetries = flagInt(ctx.args, "max-retries", 0, MAX_RETRIES_LIMIT);
@@ -49,6 +61,7 @@ export function overridesFrom(ctx: Context, defaults: JobDefaults): JobOverrides
   return overrides;
 }
 
+/** A job given as JSON was refused: say where, and show what a job looks like. */
 function toUsage(error: unknown, where: string): unknown {
   if (!(error instanceof JobInputError)) return error;
   return new UsageError(`${where}: ${error.message}`, {
@@ -106,20 +119,28 @@ export async function run(ctx: Context): Promise<number> {
       seen.add(job.id);
     }
   } else {
-    try {
-      const input = command !== undefined ? { command } : parseJobJson(source!);
-      if (id !== undefined) input.id = id;
-      jobs.push(validateJob(input, overrides, defaults));
-    } catch (error) {
-      if (
-        error instanceof JobInputError && error.field === null && command === undefined &&
-        error.problem.startsWith("is not valid JSON") && !source!.trimStart().startsWith("{")
-      ) {
-        throw new UsageError(`The job is not JSON: ${JSON.stringify(source)}`, {
-          hint: `to run a shell command, use -c ${JSON.stringify(source)}`,
-        });
+    if (command !== undefined) {
+      // Every other field comes from a flag, checked already: only the command can be wrong.
+      try {
+        jobs.push(validateJob({ command }, overrides, defaults));
+      } catch (error) {
+        if (!(error instanceof JobInputError)) throw error;
+        throw new UsageError(`Invalid value ${quote(command)} for --command: ${error.problem}`);
       }
-      throw toUsage(error, command !== undefined ? "--command" : "job");
+    } else {
+      try {
+        jobs.push(validateJob(parseJobJson(source!), overrides, defaults));
+      } catch (error) {
+        if (
+          error instanceof JobInputError && error.field === null &&
+          error.problem.startsWith("is not valid JSON") && !source!.trimStart().startsWith("{")
+        ) {
+          throw new UsageError(`The job is not JSON: ${JSON.stringify(source)}`, {
+            hint: `to run a shell command, use -c ${JSON.stringify(source)}`,
+          });
+        }
+        throw toUsage(error, "job");
+      }
     }
   }
 
