@@ -64,7 +64,7 @@ const SCHEDULE_FLAGS: FlagSpec[] = [
   {
     name: "run-at",
     value: "T",
-    help: '"YYYY-MM-DD HH:MM[:SS]" local time, or ISO 8601 with an offset',
+    help: 'when: HH:MM, "tomorrow HH:MM", "YYYY-MM-DD [HH:MM]", ISO 8601 or now',
     aliases: ["at", "when", "schedule", "start-at", "eta"],
   },
   {
@@ -107,12 +107,16 @@ export const COMMANDS: readonly CommandSpec[] = [
     details:
       "Job fields: command (required), id, priority, max_retries, timeout, run_at, delay, cwd\n" +
       "(default: the current directory), env (object of strings). Flags override fields.\n" +
+      "run_at and --run-at: HH:MM[:SS] is the next such time (today or tomorrow); also\n" +
+      '"today HH:MM", "tomorrow HH:MM", YYYY-MM-DD (midnight), "YYYY-MM-DD HH:MM[:SS]", now,\n' +
+      "all local time, or ISO 8601 with an offset. A time in the past is due at once.\n" +
       "With -, every line of stdin is one job, stored in one transaction: all or none.\n" +
       "Prints each new job's id on its own line.",
     examples: [
       `queuectl enqueue '{"command":"echo hello"}'`,
       `queuectl enqueue -c 'make test' --priority 8 --timeout 10m`,
-      `queuectl enqueue '{"id":"nightly","command":"./backup.sh"}' --run-at "2026-12-01 02:00"`,
+      `queuectl enqueue '{"id":"nightly","command":"./backup.sh"}' --run-at 02:00`,
+      `queuectl enqueue -c 'make release' --run-at "2027-01-04 09:00"`,
       `printf '%s\\n' '{"command":"true"}' '{"command":"false"}' | queuectl enqueue -`,
     ],
     load: () => load("enqueue"),

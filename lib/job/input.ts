@@ -9,12 +9,8 @@ import type { NewJob } from "./job.ts";
 import type { Typo } from "../errors.ts";
 import { resolvePath } from "../path.ts";
 import { idProblem } from "./id.ts";
-import {
-  MAX_DURATION_MS,
-  parseDuration,
-  parseRunAt,
-  RUN_AT_PAST_TOLERANCE_MS,
-} from "../time_parse.ts";
+import { MAX_DURATION_MS, parseDuration, parseRunAt, RUN_AT_PAST_NOTE_MS } from "../time_parse.ts";
+import { formatDuration } from "../time.ts";
 
 /** Fields a job object may have. */
 export const JOB_FIELDS = [
@@ -116,6 +112,11 @@ export interface JobDefaults {
   now: number;
   /** For local `run_at` values; the system's zone when absent. */
   timeZone?: string;
+  /**
+   * Told about a value that is accepted but may not be what was meant (a run_at well in the
+   * past): the field and what to say about it.
+   */
+  note?: (field: string, note: string) => void;
 }
 
 /**
@@ -325,17 +326,27 @@ export function validateJob(
   return { id, command, priority, maxRetries, timeoutMs, cwd, env, runAt };
 }
 
-/** Parses a run-at time and refuses one well in the past (a likely mistake). */
+/**
+ * Parses a run-at time. One in the past is due at once (as in River, Oban and pg-boss: a script
+ * that computes a time must not fail because a second went by); more than a minute past, it is
+ * accepted with a note, since it may be a mistake. More than ten years ahead is refused.
+ */
 export function runAtValue(field: string, text: string, defaults: JobDefaults): number {
   let value: number;
   try {
-    value = parseRunAt(text, defaults.timeZone);
+    value = parseRunAt(text, {
+      now: defaults.now,
+      ...(defaults.timeZone !== undefined ? { timeZone: defaults.timeZone } : {}),
+    });
   } catch (error) {
     if (error instanceof RangeError) throw new JobInputError(field, `"${text}" ${error.message}`);
     throw error;
   }
-  if (value < defaults.now - RUN_AT_PAST_TOLERANCE_MS) {
-    throw new JobInputError(field, `"${text}" is in the past; leave it out to run the job now`);
+  if (value < defaults.now - RUN_AT_PAST_NOTE_MS) {
+    defaults.note?.(
+      field,
+      `"${text}" is ${formatDuration(defaults.now - value)} in the past; the job is due now`,
+    );
   }
   if (value > defaults.now + MAX_DURATION_MS) {
     throw new JobInputError(field, `"${text}" is more than 10 years ahead`);

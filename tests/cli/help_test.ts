@@ -75,7 +75,7 @@ Flags:
       --id ID          the job id (default: the next number)
       --priority N     1..10, higher runs first (default 5)
       --delay D        run after a delay: 45, 30s, 5m, 2h, 1d, 1h30m
-      --run-at T       "YYYY-MM-DD HH:MM[:SS]" local time, or ISO 8601 with an offset
+      --run-at T       when: HH:MM, "tomorrow HH:MM", "YYYY-MM-DD [HH:MM]", ISO 8601 or now
       --max-retries N  retries after the first attempt (default: config)
       --timeout D      time limit per attempt, 0 = none (default: config)
       --if-not-exists  an id that exists already is not an error: keep that job

@@ -61,6 +61,16 @@ export function overridesFrom(ctx: Context, defaults: JobDefaults): JobOverrides
   return overrides;
 }
 
+/** The most notes printed one by one; the rest are counted. */
+const MAX_NOTES = 3;
+
+function printNotes(ctx: Context, notes: readonly string[]): void {
+  for (const note of notes.slice(0, MAX_NOTES)) ctx.io.err(`queuectl: note: ${note}\n`);
+  if (notes.length > MAX_NOTES) {
+    ctx.io.err(`queuectl: note: … and ${notes.length - MAX_NOTES} more like these\n`);
+  }
+}
+
 /** A job given as JSON was refused: say where, and show what a job looks like. */
 function toUsage(error: unknown, where: string): unknown {
   if (!(error instanceof JobInputError)) return error;
@@ -90,7 +100,15 @@ export async function run(ctx: Context): Promise<number> {
     });
   }
 
-  const defaults: JobDefaults = { cwd: ctx.io.cwd, now: ctx.clock.now() };
+  // Notes about accepted values (a run_at in the past), printed once the jobs are stored.
+  const notes: string[] = [];
+  let where = "";
+  const defaults: JobDefaults = {
+    cwd: ctx.io.cwd,
+    now: ctx.clock.now(),
+    note: (field, note) =>
+      notes.push(`${where}${field === "run-at" ? "--run-at" : `field "${field}"`} ${note}`),
+  };
   const overrides = overridesFrom(ctx, defaults);
   const jobs: NewJob[] = [];
   const lineOf = new Map<string, number>();
@@ -99,6 +117,7 @@ export async function run(ctx: Context): Promise<number> {
     for (let i = 0; i < lines.length; i++) {
       const line = lines[i]!;
       if (line.trim() === "") continue;
+      where = `stdin line ${i + 1}: `;
       try {
         const job = validateJob(parseJobJson(line), overrides, defaults);
         if (job.id !== undefined) lineOf.set(job.id, i + 1);
@@ -160,6 +179,7 @@ export async function run(ctx: Context): Promise<number> {
     throw error;
   }
   ctx.fault?.("enqueue:after-commit-before-print");
+  printNotes(ctx, notes);
   if (flagBool(ctx.args, "wait")) {
     const ids = result.jobs.map((job) => job.id);
     if (!ctx.json) {
