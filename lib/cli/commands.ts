@@ -100,21 +100,37 @@ export const COMMANDS: readonly CommandSpec[] = [
         help: "the job id (default: the next number)",
         aliases: ["name", "job-id"],
       },
+      {
+        name: "env",
+        value: "K=V",
+        repeatable: true,
+        help: "set a variable in the job's environment (repeatable)",
+        aliases: ["environment", "var", "set-env", "e"],
+      },
+      {
+        name: "cwd",
+        value: "DIR",
+        help: "the job's directory (default: the current one)",
+        aliases: ["dir", "workdir", "chdir", "directory", "working-dir", "C"],
+      },
       ...SCHEDULE_FLAGS,
       { name: "if-not-exists", help: "an id that exists already is not an error: keep that job" },
       { name: "wait", help: "wait until the job is completed (exit 0) or dead (exit 1)" },
     ],
     details:
       "Job fields: command (required), id, priority, max_retries, timeout, run_at, delay, cwd\n" +
-      "(default: the current directory), env (object of strings). Flags override fields.\n" +
+      "(default: the current directory), env (object of strings). Flags override fields\n" +
+      "(--env variable by variable). A cwd that does not exist here is kept, with a warning.\n" +
       "run_at and --run-at: HH:MM[:SS] is the next such time (today or tomorrow); also\n" +
       '"today HH:MM", "tomorrow HH:MM", YYYY-MM-DD (midnight), "YYYY-MM-DD HH:MM[:SS]", now,\n' +
       "all local time, or ISO 8601 with an offset. A time in the past is due at once.\n" +
-      "With -, every line of stdin is one job, stored in one transaction: all or none.\n" +
+      "With -, every line of stdin is one job, stored in one transaction: all or none (no\n" +
+      "lines: nothing to do, exit 0).\n" +
       "Prints each new job's id on its own line.",
     examples: [
       `queuectl enqueue '{"command":"echo hello"}'`,
       `queuectl enqueue -c 'make test' --priority 8 --timeout 10m`,
+      `queuectl enqueue -c 'make deploy' --env STAGE=prod --env REGION=eu --cwd ~/site`,
       `queuectl enqueue '{"id":"nightly","command":"./backup.sh"}' --run-at 02:00`,
       `queuectl enqueue -c 'make release' --run-at "2027-01-04 09:00"`,
       `printf '%s\\n' '{"command":"true"}' '{"command":"false"}' | queuectl enqueue -`,

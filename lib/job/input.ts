@@ -104,6 +104,10 @@ export interface JobOverrides {
   timeoutMs?: number;
   runAt?: number;
   delayMs?: number;
+  /** Resolved already. */
+  cwd?: string;
+  /** Added to the field's variables, replacing those of the same name. */
+  env?: Record<string, string>;
 }
 
 /** What fills the fields a job leaves out. */
@@ -189,11 +193,29 @@ function typeName(value: unknown): string {
   return typeof value === "object" ? "an object" : `a ${typeof value}`;
 }
 
+/** What is wrong with text a job passes to the system (NUL, lone surrogates), if anything. */
+export function textProblem(value: string, what: string): string | undefined {
+  if (value.includes("\0")) return `contains a NUL character; ${what}`;
+  if (!value.isWellFormed()) return `contains an unpaired surrogate (invalid Unicode); ${what}`;
+  return undefined;
+}
+
 function checkText(field: string, value: string, what: string): void {
-  if (value.includes("\0")) throw new JobInputError(field, `contains a NUL character; ${what}`);
-  if (!value.isWellFormed()) {
-    throw new JobInputError(field, `contains an unpaired surrogate (invalid Unicode); ${what}`);
+  const problem = textProblem(value, what);
+  if (problem) throw new JobInputError(field, problem);
+}
+
+/** What is wrong with an environment variable's name, if anything. */
+export function envNameProblem(name: string): string | undefined {
+  if (name === "" || name.includes("=") || name.includes("\0") || !name.isWellFormed()) {
+    return `has an invalid variable name ${JSON.stringify(name)}`;
   }
+  return undefined;
+}
+
+/** What is wrong with a job's directory as given, if anything. */
+export function cwdProblem(cwd: string): string | undefined {
+  return cwd === "" ? "is empty" : textProblem(cwd, "a directory name cannot hold it");
 }
 
 function integerField(field: string, value: unknown, min: number, max: number): number {
@@ -227,9 +249,8 @@ function envField(value: unknown): Record<string, string> {
   }
   const env: Record<string, string> = {};
   for (const [key, item] of Object.entries(value)) {
-    if (key === "" || key.includes("=") || !/^[^\0]+$/.test(key) || !key.isWellFormed()) {
-      throw new JobInputError("env", `has an invalid variable name ${JSON.stringify(key)}`);
-    }
+    const problem = envNameProblem(key);
+    if (problem) throw new JobInputError("env", problem);
     if (typeof item !== "string") {
       throw new JobInputError("env", `value of ${key} must be a string, not ${typeName(item)}`);
     }
@@ -317,11 +338,13 @@ export function validateJob(
     if (typeof input.cwd !== "string") {
       throw new JobInputError("cwd", `must be a string, not ${typeName(input.cwd)}`);
     }
-    if (input.cwd === "") throw new JobInputError("cwd", "is empty");
-    checkText("cwd", input.cwd, "a directory name cannot hold it");
+    const problem = cwdProblem(input.cwd);
+    if (problem) throw new JobInputError("cwd", problem);
     cwd = resolvePath(defaults.cwd, input.cwd);
   }
-  const env = input.env === undefined ? {} : envField(input.env);
+  if (overrides.cwd !== undefined) cwd = overrides.cwd;
+  let env = input.env === undefined ? {} : envField(input.env);
+  if (overrides.env !== undefined) env = { ...env, ...overrides.env };
 
   return { id, command, priority, maxRetries, timeoutMs, cwd, env, runAt };
 }

@@ -366,6 +366,39 @@ const ROWS: Row[] = [
     stderr: /Invalid value for --run-at: "yesterday" is not a time/,
   },
   {
+    name: "--env without =",
+    args: ["enqueue", "-c", "x", "--env", "STAGE"],
+    code: 2,
+    stderr:
+      /^queuectl: Invalid value "STAGE" for --env: must be NAME=VALUE \(e\.g\. --env STAGE=prod\)\n$/,
+  },
+  {
+    name: "--env with an empty name",
+    args: ["enqueue", "-c", "x", "--env", "=prod"],
+    code: 2,
+    stderr: /^queuectl: Invalid value "=prod" for --env: must be NAME=VALUE/,
+  },
+  {
+    name: "--env with NUL in the value",
+    args: ["enqueue", "-c", "x", "--env", "A=a\0b"],
+    code: 2,
+    stderr: /^queuectl: Invalid value "A=a\\u0000b" for --env: the value contains a NUL character/,
+    only: { where: "in-process", why: "execve cannot pass NUL in an argument" },
+  },
+  {
+    name: "--env twice on stdin, one bad",
+    args: ["enqueue", "-", "--env", "A=1", "--env", "B"],
+    stdin: '{"command":"x"}\n',
+    code: 2,
+    stderr: /Invalid value "B" for --env/,
+  },
+  {
+    name: "--cwd empty",
+    args: ["enqueue", "-c", "x", "--cwd", ""],
+    code: 2,
+    stderr: /^queuectl: Invalid value "" for --cwd: is empty\n$/,
+  },
+  {
     name: "--run-at tomorrow without a time",
     args: ["enqueue", "-c", "x", "--run-at", "tomorrow"],
     code: 2,
@@ -573,13 +606,6 @@ const ROWS: Row[] = [
     stdin: '{"command":"a","id":"twin"}\n{"command":"b","id":"twin"}\n',
     code: 2,
     stderr: /Job id "twin" appears twice on standard input/,
-  },
-  {
-    name: "empty standard input",
-    args: ["enqueue", "-"],
-    stdin: "\n\n",
-    code: 2,
-    stderr: /No jobs on standard input/,
   },
   {
     name: "stdin with a bad third line",

@@ -313,3 +313,95 @@ Deno.test("enqueue --run-at and run_at take everyday forms", async () => {
     assert.equal(JSON.parse(stdout).run_at, iso, text);
   }
 });
+
+Deno.test("enqueue --env K=V (repeatable) and --cwd DIR set the job's environment and directory", async () => {
+  await using q = await cliFixture();
+  await Deno.mkdir(`${q.dir}/site`);
+  const { code, stdout, stderr } = await q.run([
+    "enqueue",
+    "-c",
+    "make deploy",
+    "--env",
+    "STAGE=prod",
+    "--env",
+    "URL=https://x.example/?a=b",
+    "--env",
+    "EMPTY=",
+    "--cwd",
+    "site",
+    "--json",
+  ]);
+  assert.equal(code, 0, stderr);
+  assert.equal(stderr, "");
+  const job = JSON.parse(stdout);
+  assert.deepEqual(job.env, { STAGE: "prod", URL: "https://x.example/?a=b", EMPTY: "" });
+  assert.equal(job.cwd, `${q.dir}/site`);
+  // With JSON, the flags override the fields: --env key by key, --cwd the whole field.
+  const merged = await q.run([
+    "enqueue",
+    '{"command":"x","env":{"A":"json","B":"json"},"cwd":"/nowhere"}',
+    "--env",
+    "A=flag",
+    "--cwd",
+    "/tmp",
+    "--json",
+  ]);
+  assert.equal(merged.code, 0, merged.stderr);
+  assert.equal(merged.stderr, "", "the overridden /nowhere is not warned about");
+  assert.deepEqual(JSON.parse(merged.stdout).env, { A: "flag", B: "json" });
+  assert.equal(JSON.parse(merged.stdout).cwd, "/tmp");
+  // On stdin they apply to every line.
+  const batch = await q.run(["enqueue", "-", "--env", "K=v", "--json"], {
+    stdin: '{"command":"a"}\n{"command":"b","env":{"J":"w"}}\n',
+  });
+  assert.deepEqual((JSON.parse(batch.stdout) as JobJson[]).map((j) => j.env), [
+    { K: "v" },
+    { J: "w", K: "v" },
+  ]);
+});
+
+Deno.test("enqueue accepts a cwd that does not exist here, with a one-line warning", async () => {
+  await using q = await cliFixture();
+  const missing = `${q.dir}/not-yet`;
+  assert.deepEqual(await q.run(["enqueue", "-c", "x", "--cwd", "not-yet"]), {
+    code: 0,
+    stdout: "1\n",
+    stderr: `queuectl: warning: cwd "${missing}" does not exist here; ` +
+      "the job fails to start unless it exists when it runs\n",
+  });
+  await Deno.writeTextFile(`${q.dir}/file`, "");
+  const file = await q.run(["enqueue", '{"command":"x","cwd":"file"}']);
+  assert.equal(file.code, 0);
+  assert.equal(
+    file.stderr,
+    `queuectl: warning: cwd "${q.dir}/file" is not a directory; ` +
+      "the job fails to start unless it is one when it runs\n",
+  );
+  // One warning per directory, however many jobs name it; nothing for one that exists.
+  const stdin = ['{"command":"a","cwd":"gone"}', '{"command":"b","cwd":"gone"}', '{"command":"c"}']
+    .join("\n");
+  const batch = await q.run(["enqueue", "-"], { stdin });
+  assert.equal(batch.stdout, "3\n4\n5\n");
+  assert.equal(batch.stderr.split("\n").length, 2, batch.stderr);
+  assert.match(batch.stderr, /^queuectl: warning: cwd ".*\/gone" does not exist here/);
+  assert.equal((await listJson(q)).length, 5);
+});
+
+Deno.test("enqueue - with no jobs on stdin succeeds and enqueues nothing", async () => {
+  await using q = await cliFixture();
+  for (const stdin of ["", "\n", "\n  \n\t\n"]) {
+    assert.deepEqual(await q.run(["enqueue", "-"], { stdin }), { code: 0, stdout: "", stderr: "" });
+    assert.deepEqual(await q.run(["enqueue", "-", "--json"], { stdin }), {
+      code: 0,
+      stdout: "[]\n",
+      stderr: "",
+    });
+    assert.deepEqual(await q.run(["enqueue", "-", "--wait", "--json"], { stdin }), {
+      code: 0,
+      stdout: "[]\n",
+      stderr: "",
+    });
+  }
+  // Nothing to store: the database is not even created.
+  await assert.rejects(() => Deno.stat(q.db), Deno.errors.NotFound);
+});

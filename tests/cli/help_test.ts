@@ -73,6 +73,8 @@ Arguments:
 Flags:
   -c, --command CMD    the shell command (instead of JSON)
       --id ID          the job id (default: the next number)
+      --env K=V        set a variable in the job's environment (repeatable)
+      --cwd DIR        the job's directory (default: the current one)
       --priority N     1..10, higher runs first (default 5)
       --delay D        run after a delay: 45, 30s, 5m, 2h, 1d, 1h30m
       --run-at T       when: HH:MM, "tomorrow HH:MM", "YYYY-MM-DD [HH:MM]", ISO 8601 or now

@@ -5,20 +5,24 @@
  */
 
 import type { Context } from "../context.ts";
-import { flagBool, flagInt, flagString } from "../args.ts";
+import { flagBool, flagInt, flagList, flagString } from "../args.ts";
 import { jobJson, json } from "../render.ts";
 import { ConflictError, EXIT, UsageError } from "../../errors.ts";
 import type { NewJob } from "../../job/job.ts";
 import type { JobDefaults, JobOverrides } from "../../job/input.ts";
 import {
+  cwdProblem,
+  envNameProblem,
   JobInputError,
   MAX_PRIORITY,
   MAX_RETRIES_LIMIT,
   MIN_PRIORITY,
   parseJobJson,
   runAtValue,
+  textProblem,
   validateJob,
 } from "../../job/input.ts";
+import { resolvePath } from "../../path.ts";
 import { flagDuration } from "../duration_flag.ts";
 import { idProblem } from "../../job/id.ts";
 
@@ -35,6 +39,30 @@ export function overridesFrom(ctx: Context, defaults: JobDefaults): JobOverrides
     const problem = idProblem(id);
     if (problem) throw new UsageError(`Invalid value ${quote(id)} for --id: ${problem}`);
     overrides.id = id;
+  }
+  const envPairs = flagList(ctx.args, "env");
+  if (envPairs.length > 0) {
+    overrides.env = {};
+    for (const pair of envPairs) {
+      const eq = pair.indexOf("=");
+      const problem = eq <= 0 ? "must be NAME=VALUE" : envNameProblem(pair.slice(0, eq)) ??
+        textProblem(pair.slice(eq + 1), "an environment variable cannot hold it");
+      if (problem) {
+        throw new UsageError(
+          `Invalid value ${quote(pair)} for --env: ${
+            problem.startsWith("contains") ? `the value ${problem}` : problem
+          }`,
+          eq <= 0 ? { hint: "e.g. --env STAGE=prod" } : {},
+        );
+      }
+      overrides.env[pair.slice(0, eq)] = pair.slice(eq + 1);
+    }
+  }
+  const cwd = flagString(ctx.args, "cwd");
+  if (cwd !== undefined) {
+    const problem = cwdProblem(cwd);
+    if (problem) throw new UsageError(`Invalid value ${quote(cwd)} for --cwd: ${problem}`);
+    overrides.cwd = resolvePath(defaults.cwd, cwd);
   }
   const priority = flagInt(ctx.args, "priority", MIN_PRIORITY, MAX_PRIORITY);
   if (priority !== undefined) overrides.priority = priority;
@@ -64,11 +92,40 @@ export function overridesFrom(ctx: Context, defaults: JobDefaults): JobOverrides
 /** The most notes printed one by one; the rest are counted. */
 const MAX_NOTES = 3;
 
+/** Notes (`note: …`, `warning: …`) on stderr: the first few, then how many more. */
 function printNotes(ctx: Context, notes: readonly string[]): void {
-  for (const note of notes.slice(0, MAX_NOTES)) ctx.io.err(`queuectl: note: ${note}\n`);
+  for (const note of notes.slice(0, MAX_NOTES)) ctx.io.err(`queuectl: ${note}\n`);
   if (notes.length > MAX_NOTES) {
     ctx.io.err(`queuectl: note: … and ${notes.length - MAX_NOTES} more like these\n`);
   }
+}
+
+/**
+ * Directories of new jobs that are not directories here. Not an error: a job may create it for
+ * the next one, or it may be mounted by the time the job runs.
+ */
+function cwdWarnings(jobs: readonly NewJob[]): string[] {
+  const warnings: string[] = [];
+  for (const cwd of new Set(jobs.map((job) => job.cwd))) {
+    let isDirectory: boolean;
+    try {
+      isDirectory = Deno.statSync(cwd).isDirectory;
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) continue; // not ours to judge
+      warnings.push(
+        `warning: cwd ${JSON.stringify(cwd)} does not exist here; ` +
+          "the job fails to start unless it exists when it runs",
+      );
+      continue;
+    }
+    if (!isDirectory) {
+      warnings.push(
+        `warning: cwd ${JSON.stringify(cwd)} is not a directory; ` +
+          "the job fails to start unless it is one when it runs",
+      );
+    }
+  }
+  return warnings;
 }
 
 /** A job given as JSON was refused: say where, and show what a job looks like. */
@@ -107,7 +164,7 @@ export async function run(ctx: Context): Promise<number> {
     cwd: ctx.io.cwd,
     now: ctx.clock.now(),
     note: (field, note) =>
-      notes.push(`${where}${field === "run-at" ? "--run-at" : `field "${field}"`} ${note}`),
+      notes.push(`note: ${where}${field === "run-at" ? "--run-at" : `field "${field}"`} ${note}`),
   };
   const overrides = overridesFrom(ctx, defaults);
   const jobs: NewJob[] = [];
@@ -126,8 +183,10 @@ export async function run(ctx: Context): Promise<number> {
         throw toUsage(error, `stdin line ${i + 1}`);
       }
     }
+    // A pipeline that produced no jobs is not an error: nothing to store, nothing to open.
     if (jobs.length === 0) {
-      throw new UsageError("No jobs on standard input", { hint: "give one JSON object per line" });
+      if (ctx.json) ctx.io.out(json([]));
+      return EXIT.ok;
     }
     const seen = new Set<string>();
     for (const job of jobs) {
@@ -179,6 +238,7 @@ export async function run(ctx: Context): Promise<number> {
     throw error;
   }
   ctx.fault?.("enqueue:after-commit-before-print");
+  notes.push(...cwdWarnings(result.inserted > 0 ? jobs : []));
   printNotes(ctx, notes);
   if (flagBool(ctx.args, "wait")) {
     const ids = result.jobs.map((job) => job.id);
