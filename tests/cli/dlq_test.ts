@@ -96,7 +96,8 @@ Deno.test("dlq retry --all retries every dead job; on an empty DLQ it says so", 
   assert.deepEqual(await q.run(["dlq", "retry", "--all"]), {
     code: 0,
     stdout: "",
-    stderr: "queuectl: the dead letter queue is empty; nothing to retry\n",
+    // Not an error: no "queuectl:" prefix.
+    stderr: "The dead letter queue is empty; nothing to retry.\n",
   });
 });
 

@@ -405,3 +405,38 @@ Deno.test("enqueue - with no jobs on stdin succeeds and enqueues nothing", async
   // Nothing to store: the database is not even created.
   await assert.rejects(() => Deno.stat(q.db), Deno.errors.NotFound);
 });
+
+Deno.test("enqueue --wait prints the ids, then what wait prints; --json the final job", async () => {
+  await using q = await cliFixture();
+  const store = await q.store();
+  await makeJob(store, q.clock, "dead", { id: "d1", command: "exit 1", maxRetries: 0 });
+  await makeJob(store, q.clock, "completed", { id: "c1", command: "true" });
+  // --if-not-exists on finished jobs: the wait ends at once, no worker needed.
+  const args = (id: string) => ["enqueue", "-c", "x", "--id", id, "--if-not-exists", "--wait"];
+  assert.deepEqual(await q.run(args("c1")), { code: 0, stdout: "c1\nc1 completed\n", stderr: "" });
+  assert.deepEqual(await q.run(args("d1")), {
+    code: 1,
+    stdout: "d1\nd1 dead (exited with code 1)\n",
+    stderr: "",
+  });
+  // --json: the job object the README promises, as it ended.
+  const one = await q.run([...args("c1"), "--json"]);
+  assert.equal(one.code, 0);
+  const job = JSON.parse(one.stdout);
+  assert.equal(job.id, "c1");
+  assert.equal(job.state, "completed");
+  assert.equal(Object.keys(job).length, 18);
+  // enqueue -: an array, in input order.
+  const many = await q.run(["enqueue", "-", "--if-not-exists", "--wait", "--json"], {
+    stdin: '{"id":"c1","command":"x"}\n{"id":"d1","command":"x"}\n',
+  });
+  assert.equal(many.code, 1);
+  assert.deepEqual((JSON.parse(many.stdout) as JobJson[]).map((j) => [j.id, j.state]), [
+    ["c1", "completed"],
+    ["d1", "dead"],
+  ]);
+  const text = await q.run(["enqueue", "-", "--if-not-exists", "--wait"], {
+    stdin: '{"id":"c1","command":"x"}\n{"id":"d1","command":"x"}\n',
+  });
+  assert.equal(text.stdout, "c1\nd1\nc1 completed\nd1 dead (exited with code 1)\n");
+});

@@ -54,6 +54,7 @@ async function retry(ctx: Context): Promise<number> {
   const jobs = await (await ctx.openQueue()).dlqRetry(all ? "all" : unique);
   if (ctx.json) ctx.io.out(json(jobs.map(jobJson)));
   else if (jobs.length) ctx.io.out(jobs.map((job) => job.id).join("\n") + "\n");
-  else if (all) ctx.io.err("queuectl: the dead letter queue is empty; nothing to retry\n");
+  // Not an error (exit 0, no "queuectl:" prefix); on stderr, since stdout carries ids.
+  else if (all) ctx.io.err("The dead letter queue is empty; nothing to retry.\n");
   return EXIT.ok;
 }

@@ -241,13 +241,22 @@ export async function run(ctx: Context): Promise<number> {
   notes.push(...cwdWarnings(result.inserted > 0 ? jobs : []));
   printNotes(ctx, notes);
   if (flagBool(ctx.args, "wait")) {
+    // The ids first (a script may want them at once), then what `wait` prints; with --json, the
+    // jobs as they ended, shaped as without --wait.
     const ids = result.jobs.map((job) => job.id);
     if (!ctx.json) {
       ctx.io.out(ids.join("\n") + "\n");
       ctx.io.flush();
     }
-    const { waitAndReport } = await import("./wait.ts");
-    return await waitAndReport(ctx, queue, ids, undefined, false);
+    const { stateLines, waitForJobs } = await import("./wait.ts");
+    const waited = await waitForJobs(ctx, queue, ids, undefined);
+    if (ctx.json) {
+      const objects = waited.jobs.map(jobJson);
+      ctx.io.out(json(source === "-" ? objects : objects[0]));
+    } else {
+      ctx.io.out(stateLines(waited.jobs));
+    }
+    return waited.code;
   }
   if (ctx.json) {
     const objects = result.jobs.map(jobJson);
