@@ -26,6 +26,11 @@ export interface CommandSpec {
   hidden?: boolean;
   /** Only reads the queue: a missing database is not created for it. */
   readsOnly?: boolean;
+  /**
+   * Where --json is refused (exit 2) instead of honoured with one JSON document on stdout: always
+   * (only `reason`), when one of the `with` flags is given, or unless the `unless` flag is.
+   */
+  noJson?: { reason: string; with?: readonly string[]; unless?: string };
   load(): Promise<{ run: CommandRun }>;
 }
 
@@ -176,6 +181,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     name: "logs",
     aliases: ["output", "out", "tail"],
     readsOnly: true,
+    noJson: { with: ["follow", "raw"], reason: "it writes output as it comes, not one document" },
     summary: "the output of a job's latest (or given) attempt",
     args: [{ name: "ID", help: "the job id" }],
     flags: [
@@ -209,6 +215,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   {
     name: "worker start",
     aliases: ["start", "up", "serve", "begin"],
+    noJson: { unless: "detach", reason: "in the foreground it only logs, on stderr" },
     summary: "start worker processes (in the foreground, or --detach)",
     args: [],
     flags: [
@@ -254,6 +261,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   {
     name: "worker run",
     aliases: ["work", "exec"],
+    noJson: { reason: "a worker only logs, on stderr" },
     summary: "run one worker in this process (what worker start runs N times)",
     args: [],
     flags: [{ name: "once", help: "exit when no job is due instead of waiting" }],

@@ -9,7 +9,7 @@
  */
 
 import { GLOBAL_FLAGS, parseArgs, seeHelp } from "./args.ts";
-import type { FlagSpec } from "./args.ts";
+import type { FlagSpec, ParsedArgs } from "./args.ts";
 import type { CommandSpec } from "./commands.ts";
 import { COMMANDS, GROUPS, VERSION } from "./commands.ts";
 import type { Context, SelfCommand } from "./context.ts";
@@ -188,6 +188,24 @@ export async function main(
   }
 }
 
+/** Throws when the command refuses --json with these flags (`noJson` in the table). */
+function refuseJson(spec: CommandSpec, args: ParsedArgs): void {
+  const rule = spec.noJson;
+  if (rule === undefined) return;
+  const hint = { hint: seeHelp(spec.name) };
+  const clash = rule.with?.find((flag) => args.flags.has(flag));
+  if (clash !== undefined) {
+    throw new UsageError(`--json cannot be combined with --${clash}: ${rule.reason}`, hint);
+  }
+  if (rule.unless !== undefined) {
+    if (args.flags.has(rule.unless)) return;
+    throw new UsageError(`${spec.name} --json needs --${rule.unless}: ${rule.reason}`, hint);
+  }
+  if (rule.with === undefined) {
+    throw new UsageError(`${spec.name} does not take --json: ${rule.reason}`, hint);
+  }
+}
+
 async function help(color: boolean, target: CommandSpec | string | undefined): Promise<string> {
   const { commandHelp, groupHelp, overviewHelp } = await import("./help.ts");
   const { palette } = await import("./render.ts");
@@ -245,6 +263,7 @@ async function dispatch(
 
   const flags: FlagSpec[] = [...spec.flags, ...GLOBAL_FLAGS];
   const args = parseArgs(rest, flags, spec.args, spec.name);
+  if (args.flags.get("json") === true) refuseJson(spec, args);
   const clock = options.clock ?? systemClock((name) => io.env(name));
   const fault = faultHook((name) => io.env(name));
   const dbFlag = args.flags.get("db");

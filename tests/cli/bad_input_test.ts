@@ -860,6 +860,24 @@ const ROWS: Row[] = [
     stderr: /Flag --command needs a value/,
   },
   {
+    name: "logs --follow --json",
+    args: ["logs", "c1", "--follow", "--json"],
+    code: 2,
+    stderr: /^queuectl: --json cannot be combined with --follow: /,
+  },
+  {
+    name: "worker run --json",
+    args: ["worker", "run", "--json"],
+    code: 2,
+    stderr: /^queuectl: worker run does not take --json: /,
+  },
+  {
+    name: "worker start --json in the foreground",
+    args: ["worker", "start", "--count", "2", "--json"],
+    code: 2,
+    stderr: /^queuectl: worker start --json needs --detach: /,
+  },
+  {
     name: "--db without a value",
     args: ["status", "--db"],
     db: "none",
