@@ -17,6 +17,7 @@ import { TERMINAL_STATES } from "./job/state.ts";
 import type {
   JobCounts,
   JobInsertResult,
+  JobListParams,
   JobListResult,
   OutputCapture,
   Store,
@@ -83,7 +84,8 @@ export class Queue {
     return job;
   }
 
-  list(options: { state?: JobState; limit: number }): Promise<JobListResult> {
+  /** The newest `limit` jobs (before `beforeSeq`, in `states`), oldest first; see `JobListParams`. */
+  list(options: JobListParams): Promise<JobListResult> {
     return this.store.jobList(options);
   }
 

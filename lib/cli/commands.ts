@@ -146,16 +146,36 @@ export const COMMANDS: readonly CommandSpec[] = [
     name: "list",
     aliases: ["ls", "jobs", "ps"],
     readsOnly: true,
-    summary: "list jobs in enqueue order",
+    summary: "list the newest jobs, in enqueue order",
     args: [],
     flags: [
       {
         name: "state",
         value: "S",
-        help: "pending, processing, completed, failed or dead",
+        help: "only jobs in these states: pending, processing, completed, failed, dead",
         aliases: ["status"],
       },
-      { name: "limit", value: "N", help: "show at most N jobs (default 100)" },
+      {
+        name: "limit",
+        value: "N",
+        help: "show the newest N jobs (default 100)",
+        aliases: ["n", "count", "max", "last", "tail"],
+      },
+      {
+        name: "before",
+        value: "ID",
+        help: "only jobs enqueued before job ID (the next page back)",
+        aliases: ["older-than", "after", "from", "until", "page"],
+      },
+    ],
+    details: "Jobs are listed oldest first within the page; the page holds the newest N jobs\n" +
+      "that match. When some are left out, the last line says how many, and the --before ID\n" +
+      "that shows the page before. --state takes several states separated by commas.\n" +
+      "On a terminal the command column is cut to fit its width; line breaks show as ⏎.",
+    examples: [
+      "queuectl list",
+      "queuectl list --state pending,failed --limit 20",
+      "queuectl list --limit 20 --before 981",
     ],
     load: () => load("list"),
   },

@@ -842,6 +842,31 @@ const ROWS: Row[] = [
     stderr: /Unknown state "dea": did you mean "dead"\?/,
   },
   {
+    name: "an unknown state among several",
+    args: ["list", "--state", "pending,faild"],
+    code: 2,
+    stderr: /^queuectl: Unknown state "faild": did you mean "failed"\?/,
+  },
+  {
+    name: "an empty state among several",
+    args: ["list", "--state", "pending,,dead"],
+    code: 2,
+    stderr:
+      /^queuectl: Invalid value "pending,,dead" for --state \(give states separated by commas/,
+  },
+  {
+    name: "list --before an unknown job",
+    args: ["list", "--before", "nope"],
+    code: 4,
+    stderr: /^queuectl: Job "nope" not found/,
+  },
+  {
+    name: "list --before an invalid id",
+    args: ["list", "--before", "../x"],
+    code: 2,
+    stderr: /^queuectl: Invalid job id "\.\.\/x"/,
+  },
+  {
     name: "--limit 0",
     args: ["list", "--limit", "0"],
     code: 2,

@@ -8,7 +8,7 @@ Usage: queuectl COMMAND [flags] [args]
 
 Commands:
   enqueue       add jobs to the queue
-  list          list jobs in enqueue order
+  list          list the newest jobs, in enqueue order
   status        job counts per state, and the workers
   show          every field of a job and its attempt history
   logs          the output of a job's latest (or given) attempt

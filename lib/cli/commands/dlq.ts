@@ -14,7 +14,7 @@ import { EXIT, UsageError } from "../../errors.ts";
 export async function run(ctx: Context): Promise<number> {
   if (ctx.command === "dlq retry") return await retry(ctx);
   const limit = flagInt(ctx.args, "limit", 1, 1_000_000) ?? DEFAULT_LIMIT;
-  const { jobs, total } = await (await ctx.openQueue()).list({ state: "dead", limit });
+  const { jobs, total } = await (await ctx.openQueue()).list({ states: ["dead"], limit });
   if (ctx.json) {
     ctx.io.out(json(jobs.map(jobJson)));
     return EXIT.ok;
@@ -37,7 +37,8 @@ export async function run(ctx: Context): Promise<number> {
   ));
   if (jobs.length < total) {
     ctx.io.out(
-      p.dim(`showing ${jobs.length} of ${total} dead jobs (use --limit N for more)`) + "\n",
+      p.dim(`showing the newest ${jobs.length} of ${total} dead jobs (use --limit N for more)`) +
+        "\n",
     );
   }
   return EXIT.ok;
