@@ -175,7 +175,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     examples: [
       "queuectl list",
       "queuectl list --state pending,failed --limit 20",
-      "queuectl list --limit 20 --before 981",
+      "queuectl list --limit 20 --before 42",
     ],
     load: () => load("list"),
   },
@@ -186,6 +186,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     summary: "job counts per state, and the workers",
     args: [],
     flags: [],
+    examples: [`queuectl status`, `queuectl status --json`],
     load: () => load("status"),
   },
   {
@@ -195,6 +196,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     summary: "every field of a job and its attempt history",
     args: [{ name: "ID", help: "the job id" }],
     flags: [],
+    examples: [`queuectl show 42`, `queuectl show 42 --json`],
     load: () => load("show"),
   },
   {
@@ -229,7 +231,10 @@ export const COMMANDS: readonly CommandSpec[] = [
     args: [{ name: "ID", variadic: true, help: "the jobs to wait for" }],
     flags: [{ name: "timeout", value: "D", help: "give up after D (exit 124)" }],
     details: "Exits 0 when every job completed, 1 when any is dead, 124 on timeout.",
-    examples: ["id=$(queuectl enqueue -c 'make build') && queuectl wait \"$id\" && echo built"],
+    examples: [
+      'id=$(queuectl enqueue -c \'sleep 1 && date\') && queuectl wait "$id" && queuectl logs "$id"',
+      "queuectl wait 42 43 --timeout 10m",
+    ],
     load: () => load("wait"),
   },
   {
@@ -267,6 +272,7 @@ export const COMMANDS: readonly CommandSpec[] = [
       { name: "force", help: "do not wait for running jobs: kill them, return them to pending" },
       { name: "timeout", value: "D", help: "after D, stop as with --force" },
     ],
+    examples: [`queuectl worker stop --timeout 30s`],
     load: () => load("worker"),
   },
   {
@@ -276,6 +282,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     summary: "the workers and what they are doing",
     args: [],
     flags: [],
+    examples: [`queuectl worker list`],
     load: () => load("worker"),
   },
   {
@@ -294,6 +301,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     summary: "jobs that used up their retries",
     args: [],
     flags: [{ name: "limit", value: "N", help: "show at most N jobs (default 100)" }],
+    examples: [`queuectl dlq list --limit 20`],
     load: () => load("dlq"),
   },
   {
@@ -303,6 +311,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     summary: "put dead jobs back in the queue with a fresh retry budget",
     args: [{ name: "ID", optional: true, variadic: true, help: "jobs to retry" }],
     flags: [{ name: "all", help: "retry every dead job" }],
+    examples: [`queuectl dlq retry --all`],
     load: () => load("dlq"),
   },
 
@@ -317,6 +326,7 @@ export const COMMANDS: readonly CommandSpec[] = [
       { name: "watch", help: "redraw every second until Ctrl-C" },
       { name: "since", value: "D", help: "window of the figures (default 24h)" },
     ],
+    examples: [`queuectl metrics --detailed --since 1h`],
     load: () => load("metrics"),
   },
   {
@@ -334,6 +344,7 @@ export const COMMANDS: readonly CommandSpec[] = [
       { name: "state", value: "S", help: "completed (default), dead or all-finished" },
       { name: "dry-run", help: "count, delete nothing" },
     ],
+    examples: [`queuectl prune --state all-finished --older-than 1d --dry-run`],
     load: () => load("prune"),
   },
   {
@@ -343,6 +354,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     summary: "show settings (all, or one value)",
     args: [{ name: "KEY", optional: true, help: "one setting; prints just its value" }],
     flags: [],
+    examples: [`queuectl config get`, `queuectl config get backoff-max`],
     load: () => load("config"),
   },
   {
