@@ -58,7 +58,7 @@ const SCHEDULE_FLAGS: FlagSpec[] = [
     name: "priority",
     value: "N",
     help: "1..10, higher runs first (default 5)",
-    aliases: ["prio", "pri"],
+    aliases: ["prio", "pri", "p"],
   },
   {
     name: "delay",
@@ -78,7 +78,12 @@ const SCHEDULE_FLAGS: FlagSpec[] = [
     help: "retries after the first attempt (default: config)",
     aliases: ["retries", "retry", "max-attempts", "attempts", "tries"],
   },
-  { name: "timeout", value: "D", help: "time limit per attempt, 0 = none (default: config)" },
+  {
+    name: "timeout",
+    value: "D",
+    help: "time limit per attempt, 0 = none (default: config)",
+    aliases: ["t", "time-limit", "max-runtime"],
+  },
 ];
 
 export const COMMANDS: readonly CommandSpec[] = [
@@ -153,7 +158,7 @@ export const COMMANDS: readonly CommandSpec[] = [
         name: "state",
         value: "S",
         help: "only jobs in these states: pending, processing, completed, failed, dead",
-        aliases: ["status"],
+        aliases: ["status", "s"],
       },
       {
         name: "limit",

@@ -248,7 +248,11 @@ export async function run(ctx: Context): Promise<number> {
       ctx.io.out(ids.join("\n") + "\n");
       ctx.io.flush();
     }
-    const { stateLines, waitForJobs } = await import("./wait.ts");
+    // Computed, so that plain enqueues do not load wait.ts (and what it loads) at start-up; see
+    // load() in lib/cli/commands.ts.
+    const { stateLines, waitForJobs }: typeof import("./wait.ts") = await import(
+      new URL("./wait.ts", import.meta.url).href
+    );
     const waited = await waitForJobs(ctx, queue, ids, undefined);
     if (ctx.json) {
       const objects = waited.jobs.map(jobJson);
