@@ -235,7 +235,8 @@ export const COMMANDS: readonly CommandSpec[] = [
     summary: "wait until jobs are completed or dead",
     args: [{ name: "ID", variadic: true, help: "the jobs to wait for" }],
     flags: [{ name: "timeout", value: "D", help: "give up after D (exit 124)" }],
-    details: "Exits 0 when every job completed, 1 when any is dead, 124 on timeout.",
+    details: "Exits 0 when every job completed, 1 when any is dead, 124 on timeout. On a\n" +
+      "terminal it says so after a few seconds when no worker is running for the queue.",
     examples: [
       'id=$(queuectl enqueue -c \'sleep 1 && date\') && queuectl wait "$id" && queuectl logs "$id"',
       "queuectl wait 42 43 --timeout 10m",
