@@ -157,7 +157,7 @@ export const COMMANDS: readonly CommandSpec[] = [
       {
         name: "state",
         value: "S",
-        help: "only jobs in these states: pending, processing, completed, failed, dead",
+        help: "states, comma-separated: pending, processing, completed, failed, dead",
         aliases: ["status", "s"],
       },
       {
