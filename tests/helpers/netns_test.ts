@@ -106,6 +106,31 @@ netnsTest("netns() host runs Deno under its own hostname, pids and /proc", async
   assert.equal(b.pids().includes(markerPid), false);
 });
 
+netnsTest("netns() host init reaps the orphans a command leaves, as PID 1 must", async () => {
+  await using net = await netns({ hosts: 1 });
+  const [a] = net.hosts as [Host];
+  // The sh exits at once; its sleep is reparented to the host's init and exits a moment later.
+  assert.equal((await a.run(["sh", "-c", "sleep 0.2 & exit 0"])).code, 0);
+  const processes = async () => {
+    const { stdout } = await a.run(["sh", "-c", "cat /proc/[0-9]*/stat"]);
+    return stdout.trim().split("\n").map((line) => {
+      const name = line.slice(line.indexOf("(") + 1, line.lastIndexOf(")"));
+      return `${name}:${line.slice(line.lastIndexOf(")") + 2).split(" ")[0]}`;
+    });
+  };
+  // Running, the orphan is a second sleep beside the init's own; unreaped, it would stay one as
+  // a zombie (state Z).
+  const sleeps = (seen: string[]) => seen.filter((p) => p.startsWith("sleep:"));
+  const deadline = performance.now() + 10_000;
+  let seen = await processes();
+  while (sleeps(seen).length > 1 && performance.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    seen = await processes();
+  }
+  assert.deepEqual(sleeps(seen), ["sleep:S"], seen.join(", "));
+  assert.deepEqual(seen.filter((p) => p.endsWith(":Z")), [], "no zombie in the host");
+});
+
 netnsTest(
   "netns() cutLink() makes a host's queries fail in bounded time, restoreLink() heals",
   async () => {
