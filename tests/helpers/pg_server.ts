@@ -75,7 +75,7 @@ export interface PgServer extends AsyncDisposable {
   start(): Promise<void>;
   /** `pg_ctl stop -m MODE` (default fast); does nothing when it is not running. */
   stop(options?: { mode?: ShutdownMode }): Promise<void>;
-  /** `pg_ctl restart -m MODE` (default fast): sessions are cut, clients must reconnect. */
+  /** Stops (`-m MODE`, default fast) and starts again on the same port: sessions are cut. */
   restart(options?: { mode?: ShutdownMode }): Promise<void>;
   /** The server log so far (for failure messages). */
   log(): Promise<string>;
