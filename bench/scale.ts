@@ -6,8 +6,9 @@
  *   opens it), in this process, on a database with 1,000 pending jobs and on one with 1,000,000
  *   (100,000 of them scheduled for later at priority 10, so they sit ahead of every due job in the
  *   ready index), each also holding as many finished jobs. Interleaved blocks; medians.
- * - CLI wall time of `status`, `list --limit 20`, `list --state pending --limit 20` and `metrics`
- *   on the big database, with the same commands on the small one as their floor.
+ * - CLI wall time of `status`, `list --limit 20` (also by several states, and a page back with
+ *   `--before`), `list --state pending --limit 20` and `metrics` on the big database, with the
+ *   same commands on the small one as their floor.
  *
  * The big database is built once and cached (see _bigdb.ts); the bench works on a copy.
  *
@@ -97,6 +98,16 @@ const CLI_COMMANDS: { name: string; args: string[]; target: boolean }[] = [
   {
     name: "list --state pending --limit 20",
     args: ["list", "--state", "pending", "--limit", "20"],
+    target: false,
+  },
+  {
+    name: "list --state pending,dead --limit 20",
+    args: ["list", "--state", "pending,dead", "--limit", "20"],
+    target: false,
+  },
+  {
+    name: "list --limit 20 --before 1500",
+    args: ["list", "--limit", "20", "--before", "1500"],
     target: false,
   },
   { name: "metrics", args: ["metrics"], target: true },

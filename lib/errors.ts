@@ -21,6 +21,14 @@ export const EXIT = {
   sigterm: 143,
 } as const;
 
+/** A mistyped name, what it could have been, and other words users type for those. */
+export interface Typo {
+  input: string;
+  candidates: readonly string[];
+  /** Alias → candidate, tried before spelling (see `closest()` in lib/suggest.ts). */
+  aliases?: Readonly<Record<string, string>>;
+}
+
 export interface QueuectlErrorOptions {
   /** What the user can do about it; printed after the message. */
   hint?: string;
@@ -29,7 +37,7 @@ export interface QueuectlErrorOptions {
    * A mistyped name and what it could have been: the CLI appends "did you mean" when it prints
    * the error (computed then, so the suggestion code loads only when someone mistypes).
    */
-  typo?: { input: string; candidates: readonly string[] };
+  typo?: Typo;
   /** The id or value the error is about, for callers that add where it came from. */
   subject?: string;
   /**

@@ -21,6 +21,7 @@ import type { DbLocation } from "./store/location.ts";
 import type {
   JobCounts,
   JobInsertResult,
+  JobListParams,
   JobListResult,
   OutputCapture,
   Store,
@@ -131,7 +132,8 @@ export class Queue {
     return job;
   }
 
-  list(options: { states?: readonly JobState[]; limit: number }): Promise<JobListResult> {
+  /** The newest `limit` jobs (before `beforeSeq`, in `states`), oldest first; see `JobListParams`. */
+  list(options: JobListParams): Promise<JobListResult> {
     return this.#store.jobList(options);
   }
 
@@ -182,6 +184,8 @@ export class Queue {
    * until the store reports a change (see `Store.waitForChange`), so waiting costs nothing.
    */
   async waitFor(ids: readonly string[], options: WaitOptions = {}): Promise<WaitResult> {
+    // Each mark is taken before the reads it covers: a commit after it wakes the next wait.
+    let mark = this.#store.changeMark();
     const jobs = new Map<string, Job>();
     for (const id of ids) jobs.set(id, await this.get(id));
     const deadline = options.timeoutMs === undefined
@@ -193,9 +197,13 @@ export class Queue {
       if (open.length === 0) return { jobs: [...jobs.values()], timedOut: false };
       const left = deadline - performance.now();
       if (left <= 0) return { jobs: [...jobs.values()], timedOut: true };
-      // The mark is taken before the reads below, so a commit between them wakes the next wait.
-      const mark = this.#store.changeMark();
-      await this.#store.waitForChange({ since: mark, timeoutMs: Math.min(left, 60_000) });
+      // Progress is reported every second; the jobs are read again only after a change.
+      const changed = await this.#store.waitForChange({
+        since: mark,
+        timeoutMs: Math.min(left, 1000),
+      });
+      if (!changed) continue;
+      mark = this.#store.changeMark();
       for (const job of open) {
         const fresh = await this.#store.jobGet({ id: job.id });
         if (fresh) jobs.set(job.id, fresh);

@@ -28,11 +28,29 @@ export function editDistance(a: string, b: string): number {
   return d[rows * cols - 1]!;
 }
 
+/** Other words for the same thing: what a user may type (`cmd`) → what we call it (`command`). */
+export type Aliases = Readonly<Record<string, string>>;
+
+/** Case, dashes and underscores do not matter when matching an alias: `Max-Attempts`, `max_attempts`. */
+function aliasKey(word: string): string {
+  return word.toLowerCase().replace(/[-_]/g, "");
+}
+
 /**
- * The candidate closest to `input`, if it is close enough to be a likely typo
- * (at most a third of the word's length, and at least one edit allowed), or a prefix of one.
+ * The candidate `input` most likely stands for: a known alias first (by meaning, so `cmd` gives
+ * `command` although `cwd` is one edit away), else the closest by edit distance if it is close
+ * enough to be a likely typo (at most a third of the word's length, and at least one edit
+ * allowed), else a candidate that `input` begins.
  */
-export function closest(input: string, candidates: Iterable<string>): string | undefined {
+export function closest(
+  input: string,
+  candidates: Iterable<string>,
+  aliases: Aliases = {},
+): string | undefined {
+  const key = aliasKey(input);
+  for (const [alias, meaning] of Object.entries(aliases)) {
+    if (aliasKey(alias) === key) return meaning;
+  }
   const lower = input.toLowerCase();
   let best: string | undefined;
   let bestDistance = Infinity;
@@ -53,7 +71,11 @@ export function closest(input: string, candidates: Iterable<string>): string | u
 }
 
 /** `; did you mean "x"?` or an empty string. */
-export function didYouMean(input: string, candidates: Iterable<string>): string {
-  const match = closest(input, candidates);
+export function didYouMean(
+  input: string,
+  candidates: Iterable<string>,
+  aliases: Aliases = {},
+): string {
+  const match = closest(input, candidates, aliases);
   return match === undefined ? "" : `did you mean "${match}"?`;
 }

@@ -32,3 +32,27 @@ Deno.test("closest() says nothing when nothing is close", () => {
   assert.equal(didYouMean("frobnicate", ["list"]), "");
   assert.equal(didYouMean("lsit", ["list"]), 'did you mean "list"?');
 });
+
+Deno.test("closest() ranks a known alias above a near spelling", () => {
+  const fields = ["command", "id", "priority", "max_retries", "timeout", "run_at", "cwd", "env"];
+  const aliases = {
+    cmd: "command",
+    exec: "command",
+    retries: "max_retries",
+    max_attempts: "max_retries",
+    when: "run_at",
+    dir: "cwd",
+    environment: "env",
+  };
+  // "cmd" is one edit from "cwd", but it means "command".
+  assert.equal(closest("cmd", fields), "cwd");
+  assert.equal(closest("cmd", fields, aliases), "command");
+  assert.equal(closest("CMD", fields, aliases), "command");
+  assert.equal(closest("max-attempts", fields, aliases), "max_retries");
+  assert.equal(closest("maxAttempts", fields, aliases), "max_retries");
+  assert.equal(closest("dir", fields, aliases), "cwd");
+  assert.equal(closest("environment", fields, aliases), "env");
+  // Without an alias, edit distance still decides.
+  assert.equal(closest("prority", fields, aliases), "priority");
+  assert.equal(didYouMean("exec", fields, aliases), 'did you mean "command"?');
+});

@@ -109,18 +109,24 @@ Deno.test("parseDuration() refuses more than ten years, however it overflows", (
 
 // Run-at times. Every local time gets an explicit zone, so the tests do not depend on the host's.
 
+/** "Now" of the run-at tests: 2026-11-27 09:15:30 UTC, a Friday. */
+const NOW = Date.UTC(2026, 10, 27, 9, 15, 30);
+function at(timeZone: string, now = NOW) {
+  return { now, timeZone };
+}
+
 Deno.test("parseRunAt() reads local YYYY-MM-DD HH:MM[:SS] in the given zone", () => {
-  assert.equal(parseRunAt("2026-11-27 10:00", "UTC"), Date.UTC(2026, 10, 27, 10));
-  assert.equal(parseRunAt("2026-11-27 10:00:30", "UTC"), Date.UTC(2026, 10, 27, 10, 0, 30));
-  assert.equal(parseRunAt("2026-11-27T10:00", "UTC"), Date.UTC(2026, 10, 27, 10));
+  assert.equal(parseRunAt("2026-11-27 10:00", at("UTC")), Date.UTC(2026, 10, 27, 10));
+  assert.equal(parseRunAt("2026-11-27 10:00:30", at("UTC")), Date.UTC(2026, 10, 27, 10, 0, 30));
+  assert.equal(parseRunAt("2026-11-27T10:00", at("UTC")), Date.UTC(2026, 10, 27, 10));
   // Berlin is UTC+1 in winter, UTC+2 in summer.
-  assert.equal(parseRunAt("2026-01-15 10:00", "Europe/Berlin"), Date.UTC(2026, 0, 15, 9));
-  assert.equal(parseRunAt("2026-07-15 10:00", "Europe/Berlin"), Date.UTC(2026, 6, 15, 8));
-  assert.equal(parseRunAt("2026-07-15 10:00", "America/New_York"), Date.UTC(2026, 6, 15, 14));
+  assert.equal(parseRunAt("2026-01-15 10:00", at("Europe/Berlin")), Date.UTC(2026, 0, 15, 9));
+  assert.equal(parseRunAt("2026-07-15 10:00", at("Europe/Berlin")), Date.UTC(2026, 6, 15, 8));
+  assert.equal(parseRunAt("2026-07-15 10:00", at("America/New_York")), Date.UTC(2026, 6, 15, 14));
 });
 
 Deno.test("parseRunAt() reads ISO 8601 with Z or an offset, whatever the zone", () => {
-  const at = Date.UTC(2026, 10, 27, 10);
+  const instant = Date.UTC(2026, 10, 27, 10);
   for (
     const text of [
       "2026-11-27T10:00:00Z",
@@ -131,9 +137,9 @@ Deno.test("parseRunAt() reads ISO 8601 with Z or an offset, whatever the zone", 
       "2026-11-27T10:00Z",
     ]
   ) {
-    assert.equal(parseRunAt(text, "Asia/Tokyo"), at, text);
+    assert.equal(parseRunAt(text, at("Asia/Tokyo")), instant, text);
   }
-  assert.equal(parseRunAt("2026-11-27T10:00:00.250Z", "UTC"), at + 250);
+  assert.equal(parseRunAt("2026-11-27T10:00:00.250Z", at("UTC")), instant + 250);
 });
 
 Deno.test("parseRunAt() refuses impossible dates and times", () => {
@@ -150,21 +156,26 @@ Deno.test("parseRunAt() refuses impossible dates and times", () => {
     "2026-11-27T25:00:00+01:00",
   ];
   for (const text of impossible) {
-    assert.throws(() => parseRunAt(text, "UTC"), {
+    assert.throws(() => parseRunAt(text, at("UTC")), {
       name: "RangeError",
       message: /not a valid date/,
     }, text);
   }
-  assert.equal(parseRunAt("2028-02-29 10:00", "UTC"), Date.UTC(2028, 1, 29, 10));
+  assert.equal(parseRunAt("2028-02-29 10:00", at("UTC")), Date.UTC(2028, 1, 29, 10));
 });
 
 Deno.test("parseRunAt() refuses text that is not a time", () => {
   const garbage = [
     "",
     "tomorrow",
-    "now",
-    "10:00",
-    "2026-11-27",
+    "yesterday 10:00",
+    "next tuesday",
+    "10",
+    "10:0",
+    "100:00",
+    "10:00:0",
+    "tomorrow10:00",
+    "2026-11",
     "27/11/2026 10:00",
     "2026-11-27 10",
     "2026-11-27 10:00 ",
@@ -175,7 +186,7 @@ Deno.test("parseRunAt() refuses text that is not a time", () => {
     "2026-11-27T10:00:00.5",
   ];
   for (const text of garbage) {
-    assert.throws(() => parseRunAt(text, "UTC"), {
+    assert.throws(() => parseRunAt(text, at("UTC")), {
       name: "RangeError",
       message: /not a (valid date|time)/,
     }, JSON.stringify(text));
@@ -184,26 +195,90 @@ Deno.test("parseRunAt() refuses text that is not a time", () => {
 
 Deno.test("parseRunAt() refuses a local time that a DST change skips (Europe/Berlin spring)", () => {
   // 2026-03-29: clocks go from 02:00 to 03:00 in Berlin; 02:30 never happens.
-  assert.throws(() => parseRunAt("2026-03-29 02:30", "Europe/Berlin"), {
+  assert.throws(() => parseRunAt("2026-03-29 02:30", at("Europe/Berlin")), {
     name: "RangeError",
     message: /ambiguous or does not exist in time zone Europe\/Berlin/,
   });
-  assert.equal(parseRunAt("2026-03-29 01:59", "Europe/Berlin"), Date.UTC(2026, 2, 29, 0, 59));
-  assert.equal(parseRunAt("2026-03-29 03:00", "Europe/Berlin"), Date.UTC(2026, 2, 29, 1));
+  assert.equal(parseRunAt("2026-03-29 01:59", at("Europe/Berlin")), Date.UTC(2026, 2, 29, 0, 59));
+  assert.equal(parseRunAt("2026-03-29 03:00", at("Europe/Berlin")), Date.UTC(2026, 2, 29, 1));
   // With an offset there is nothing to guess.
   assert.equal(
-    parseRunAt("2026-03-29T02:30:00+01:00", "Europe/Berlin"),
+    parseRunAt("2026-03-29T02:30:00+01:00", at("Europe/Berlin")),
     Date.UTC(2026, 2, 29, 1, 30),
   );
 });
 
 Deno.test("parseRunAt() refuses a local time that a DST change repeats (Europe/Berlin autumn)", () => {
   // 2026-10-25: clocks go from 03:00 back to 02:00; 02:30 happens twice.
-  assert.throws(() => parseRunAt("2026-10-25 02:30", "Europe/Berlin"), {
+  assert.throws(() => parseRunAt("2026-10-25 02:30", at("Europe/Berlin")), {
     name: "RangeError",
     message: /ambiguous/,
   });
-  assert.equal(parseRunAt("2026-10-25 03:30", "Europe/Berlin"), Date.UTC(2026, 9, 25, 2, 30));
+  assert.equal(parseRunAt("2026-10-25 03:30", at("Europe/Berlin")), Date.UTC(2026, 9, 25, 2, 30));
   // The same wall time is fine in a zone without DST.
-  assert.equal(parseRunAt("2026-10-25 02:30", "UTC"), Date.UTC(2026, 9, 25, 2, 30));
+  assert.equal(parseRunAt("2026-10-25 02:30", at("UTC")), Date.UTC(2026, 9, 25, 2, 30));
+});
+
+Deno.test("parseRunAt() reads HH:MM[:SS] as the next such local time, today or tomorrow", () => {
+  // Later today.
+  assert.equal(parseRunAt("10:00", at("UTC")), Date.UTC(2026, 10, 27, 10));
+  assert.equal(parseRunAt("9:16", at("UTC")), Date.UTC(2026, 10, 27, 9, 16));
+  assert.equal(parseRunAt("09:15:31", at("UTC")), Date.UTC(2026, 10, 27, 9, 15, 31));
+  // Passed already, or this very second: tomorrow.
+  assert.equal(parseRunAt("09:15:30", at("UTC")), Date.UTC(2026, 10, 28, 9, 15, 30));
+  assert.equal(parseRunAt("02:00", at("UTC")), Date.UTC(2026, 10, 28, 2));
+  assert.equal(parseRunAt("00:00", at("UTC")), Date.UTC(2026, 10, 28));
+  // In the zone's own day: 09:15 UTC is 18:15 in Tokyo, so 10:00 there is tomorrow (01:00 UTC).
+  assert.equal(parseRunAt("10:00", at("Asia/Tokyo")), Date.UTC(2026, 10, 28, 1));
+  assert.equal(parseRunAt("20:00", at("Asia/Tokyo")), Date.UTC(2026, 10, 27, 11));
+  // Across the end of a month and a year.
+  const newYearsEve = Date.UTC(2026, 11, 31, 23, 0);
+  assert.equal(parseRunAt("01:00", at("UTC", newYearsEve)), Date.UTC(2027, 0, 1, 1));
+});
+
+Deno.test("parseRunAt() reads today HH:MM, tomorrow HH:MM, a date alone, and now", () => {
+  assert.equal(parseRunAt("tomorrow 10:00", at("UTC")), Date.UTC(2026, 10, 28, 10));
+  assert.equal(parseRunAt("tomorrow 02:00:15", at("UTC")), Date.UTC(2026, 10, 28, 2, 0, 15));
+  assert.equal(parseRunAt("Tomorrow 7:05", at("UTC")), Date.UTC(2026, 10, 28, 7, 5));
+  assert.equal(parseRunAt("tomorrow 10:00", at("America/New_York")), Date.UTC(2026, 10, 28, 15));
+  // today may lie in the past (the caller says so); it never moves to tomorrow.
+  assert.equal(parseRunAt("today 08:00", at("UTC")), Date.UTC(2026, 10, 27, 8));
+  assert.equal(parseRunAt("today 23:59", at("UTC")), Date.UTC(2026, 10, 27, 23, 59));
+  // A date alone is its local midnight.
+  assert.equal(parseRunAt("2026-12-24", at("UTC")), Date.UTC(2026, 11, 24));
+  assert.equal(parseRunAt("2026-12-24", at("Europe/Berlin")), Date.UTC(2026, 11, 23, 23));
+  assert.equal(parseRunAt("now", at("UTC")), NOW);
+  assert.equal(parseRunAt("NOW", at("Asia/Tokyo")), NOW);
+});
+
+Deno.test("parseRunAt() refuses impossible times of day", () => {
+  for (const text of ["24:00", "10:60", "10:00:60", "tomorrow 25:00", "today 9:99"]) {
+    assert.throws(() => parseRunAt(text, at("UTC")), {
+      name: "RangeError",
+      message: /not a valid date/,
+    }, text);
+  }
+  assert.throws(() => parseRunAt("2026-02-30", at("UTC")), { message: /not a valid date/ });
+});
+
+Deno.test("parseRunAt() refuses the new forms where a DST change makes them ambiguous", () => {
+  // 2026-03-29 in Berlin: 02:30 does not happen. At 00:30 local (23:30 UTC the day before), the
+  // next 02:30 is that one.
+  const beforeGap = Date.UTC(2026, 2, 28, 23, 30);
+  assert.throws(() => parseRunAt("02:30", at("Europe/Berlin", beforeGap)), {
+    message: /ambiguous or does not exist in time zone Europe\/Berlin/,
+  });
+  assert.throws(() => parseRunAt("tomorrow 02:30", at("Europe/Berlin", beforeGap - 86_400_000)), {
+    message: /ambiguous/,
+  });
+  // Once it has passed, the next 02:30 is the following day's, which exists.
+  const afterGap = Date.UTC(2026, 2, 29, 8);
+  assert.equal(parseRunAt("02:30", at("Europe/Berlin", afterGap)), Date.UTC(2026, 2, 30, 0, 30));
+  // 2026-10-25 in Berlin: 02:30 happens twice.
+  assert.throws(() => parseRunAt("today 02:30", at("Europe/Berlin", Date.UTC(2026, 9, 25, 0))), {
+    message: /ambiguous/,
+  });
+  // Santiago moves its clocks at midnight: 2026-09-06 00:00 does not exist there.
+  assert.throws(() => parseRunAt("2026-09-06", at("America/Santiago")), { message: /ambiguous/ });
+  assert.equal(parseRunAt("2026-09-05", at("America/Santiago")), Date.UTC(2026, 8, 5, 4));
 });

@@ -1,6 +1,6 @@
 /**
- * A small, strict argument parser: unknown flags, missing values, repeated flags and extra
- * arguments are errors. The same specs generate `--help`.
+ * A small, strict argument parser: unknown flags, missing values, repeated flags (unless marked
+ * repeatable) and extra arguments are errors. The same specs generate `--help`.
  *
  * @module
  */
@@ -15,6 +15,10 @@ export interface FlagSpec {
   /** Placeholder of the value (`N`, `D`); absent for a boolean flag. */
   value?: string;
   help: string;
+  /** May be given more than once (`--env A=1 --env B=2`); read with `flagList`. */
+  repeatable?: boolean;
+  /** Other names users type for it (`cmd` for `command`), for "did you mean" only. */
+  aliases?: readonly string[];
 }
 
 export interface ArgSpec {
@@ -27,8 +31,8 @@ export interface ArgSpec {
 
 export interface ParsedArgs {
   positionals: string[];
-  /** Flag name → value (`true` for booleans). */
-  flags: Map<string, string | true>;
+  /** Flag name → value (`true` for booleans, every value in order for repeatable flags). */
+  flags: Map<string, string | true | string[]>;
 }
 
 /** Flags every command takes. */
@@ -39,6 +43,11 @@ export const GLOBAL_FLAGS: readonly FlagSpec[] = [
   { name: "help", short: "h", help: "show help" },
 ];
 
+/** The hint of a usage error: where the help of `commandName` is ("" for queuectl itself). */
+export function seeHelp(commandName: string): string {
+  return commandName === "" ? "see `queuectl --help`" : `see \`queuectl ${commandName} --help\``;
+}
+
 function findFlag(specs: readonly FlagSpec[], token: string): FlagSpec | undefined {
   if (token.startsWith("--")) return specs.find((s) => s.name === token.slice(2));
   return specs.find((s) => s.short !== undefined && s.short === token.slice(1));
@@ -47,6 +56,7 @@ function findFlag(specs: readonly FlagSpec[], token: string): FlagSpec | undefin
 /**
  * Parses `args` against `flags` and `positional` specs. `--name=value`, `--name value`, `-x value`
  * and `--` (everything after is positional) are understood; `-` alone is a positional.
+ * `commandName` names the command in messages; "" is queuectl itself (flags before a command).
  */
 export function parseArgs(
   args: readonly string[],
@@ -71,14 +81,19 @@ export function parseArgs(
     const name = eq === -1 ? token : token.slice(0, eq);
     const spec = findFlag(flags, name);
     if (!spec) {
-      throw new UsageError(`Unknown flag "${name}" for ${commandName}`, {
-        hint: `see \`queuectl ${commandName} --help\``,
-        ...(name.startsWith("--")
-          ? { typo: { input: name, candidates: flags.map((f) => `--${f.name}`) } }
-          : {}),
+      const aliases: Record<string, string> = {};
+      for (const f of flags) for (const a of f.aliases ?? []) aliases[`--${a}`] = `--${f.name}`;
+      throw new UsageError(`Unknown flag "${name}"${commandName ? ` for ${commandName}` : ""}`, {
+        hint: seeHelp(commandName),
+        // Spelling says nothing about a one-letter flag; what it stands for may.
+        typo: {
+          input: name,
+          candidates: name.startsWith("--") ? flags.map((f) => `--${f.name}`) : [],
+          aliases,
+        },
       });
     }
-    if (result.flags.has(spec.name)) {
+    if (result.flags.has(spec.name) && !spec.repeatable) {
       throw new UsageError(`Flag --${spec.name} is given twice`, { hint: "give it once" });
     }
     if (spec.value === undefined) {
@@ -94,7 +109,13 @@ export function parseArgs(
         hint: `e.g. --${spec.name} ${spec.value}`,
       });
     }
-    result.flags.set(spec.name, value);
+    if (spec.repeatable) {
+      const list = result.flags.get(spec.name);
+      if (Array.isArray(list)) list.push(value);
+      else result.flags.set(spec.name, [value]);
+    } else {
+      result.flags.set(spec.name, value);
+    }
   }
 
   const required = positional.filter((p) => !p.optional).length;
@@ -102,7 +123,7 @@ export function parseArgs(
   if (result.positionals.length < required) {
     const missing = positional[result.positionals.length]!;
     throw new UsageError(`Missing ${missing.name} for ${commandName}`, {
-      hint: `see \`queuectl ${commandName} --help\``,
+      hint: seeHelp(commandName),
     });
   }
   if (!variadic && result.positionals.length > positional.length) {
@@ -110,7 +131,7 @@ export function parseArgs(
     throw new UsageError(`Unexpected argument "${extra}" for ${commandName}`, {
       hint: extra.startsWith("{") || /\s/.test(extra)
         ? "quote the whole JSON or command as one argument"
-        : `see \`queuectl ${commandName} --help\``,
+        : seeHelp(commandName),
     });
   }
   return result;
@@ -120,6 +141,12 @@ export function parseArgs(
 export function flagString(parsed: ParsedArgs, name: string): string | undefined {
   const value = parsed.flags.get(name);
   return typeof value === "string" ? value : undefined;
+}
+
+/** Every value of a repeatable flag, in the order given (empty when absent). */
+export function flagList(parsed: ParsedArgs, name: string): string[] {
+  const value = parsed.flags.get(name);
+  return Array.isArray(value) ? value : typeof value === "string" ? [value] : [];
 }
 
 /** Whether a boolean flag is present. */

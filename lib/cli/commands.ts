@@ -11,6 +11,11 @@ import type { CommandRun } from "./context.ts";
 export interface CommandSpec {
   /** One word, or `group sub`. */
   name: string;
+  /**
+   * Other words users type for it (`add` for `enqueue`; for `worker list`, `ls` within its group),
+   * for "did you mean" only: they are not accepted as commands.
+   */
+  aliases?: readonly string[];
   summary: string;
   args: ArgSpec[];
   flags: FlagSpec[];
@@ -21,6 +26,11 @@ export interface CommandSpec {
   hidden?: boolean;
   /** Only reads the queue: a missing database is not created for it. */
   readsOnly?: boolean;
+  /**
+   * Where --json is refused (exit 2) instead of honoured with one JSON document on stdout: always
+   * (only `reason`), when one of the `with` flags is given, or unless the `unless` flag is.
+   */
+  noJson?: { reason: string; with?: readonly string[]; unless?: string };
   load(): Promise<{ run: CommandRun }>;
 }
 
@@ -44,20 +54,42 @@ export const GROUPS: Record<string, string> = {
 };
 
 const SCHEDULE_FLAGS: FlagSpec[] = [
-  { name: "priority", value: "N", help: "1..10, higher runs first (default 5)" },
-  { name: "delay", value: "D", help: "run after a delay: 45, 30s, 5m, 2h, 1d, 1h30m" },
+  {
+    name: "priority",
+    value: "N",
+    help: "1..10, higher runs first (default 5)",
+    aliases: ["prio", "pri", "p"],
+  },
+  {
+    name: "delay",
+    value: "D",
+    help: "run after a delay: 45, 30s, 5m, 2h, 1d, 1h30m",
+    aliases: ["in", "after", "countdown"],
+  },
   {
     name: "run-at",
     value: "T",
-    help: '"YYYY-MM-DD HH:MM[:SS]" local time, or ISO 8601 with an offset',
+    help: 'when: HH:MM, "tomorrow HH:MM", "YYYY-MM-DD [HH:MM]", ISO 8601 or now',
+    aliases: ["at", "when", "schedule", "start-at", "eta"],
   },
-  { name: "max-retries", value: "N", help: "retries after the first attempt (default: config)" },
-  { name: "timeout", value: "D", help: "time limit per attempt, 0 = none (default: config)" },
+  {
+    name: "max-retries",
+    value: "N",
+    help: "retries after the first attempt (default: config)",
+    aliases: ["retries", "retry", "max-attempts", "attempts", "tries"],
+  },
+  {
+    name: "timeout",
+    value: "D",
+    help: "time limit per attempt, 0 = none (default: config)",
+    aliases: ["t", "time-limit", "max-runtime"],
+  },
 ];
 
 export const COMMANDS: readonly CommandSpec[] = [
   {
     name: "enqueue",
+    aliases: ["add", "push", "submit", "put", "new", "queue", "create"],
     summary: "add jobs to the queue",
     args: [{
       name: "JSON",
@@ -65,55 +97,118 @@ export const COMMANDS: readonly CommandSpec[] = [
       help: 'a job object, e.g. \'{"command":"echo hi"}\', or - for JSON lines on stdin',
     }],
     flags: [
-      { name: "command", short: "c", value: "CMD", help: "the shell command (instead of JSON)" },
-      { name: "id", value: "ID", help: "the job id (default: the next number)" },
+      {
+        name: "command",
+        short: "c",
+        value: "CMD",
+        help: "the shell command (instead of JSON)",
+        aliases: ["cmd", "cmdline", "run", "exec", "script", "shell"],
+      },
+      {
+        name: "id",
+        value: "ID",
+        help: "the job id (default: the next number)",
+        aliases: ["name", "job-id"],
+      },
+      {
+        name: "env",
+        value: "K=V",
+        repeatable: true,
+        help: "set a variable in the job's environment (repeatable)",
+        aliases: ["environment", "var", "set-env", "e"],
+      },
+      {
+        name: "cwd",
+        value: "DIR",
+        help: "the job's directory (default: the current one)",
+        aliases: ["dir", "workdir", "chdir", "directory", "working-dir", "C"],
+      },
       ...SCHEDULE_FLAGS,
       { name: "if-not-exists", help: "an id that exists already is not an error: keep that job" },
       { name: "wait", help: "wait until the job is completed (exit 0) or dead (exit 1)" },
     ],
     details:
       "Job fields: command (required), id, priority, max_retries, timeout, run_at, delay, cwd\n" +
-      "(default: the current directory), env (object of strings). Flags override fields.\n" +
-      "With -, every line of stdin is one job, stored in one transaction: all or none.\n" +
+      "(default: the current directory), env (object of strings). Flags override fields\n" +
+      "(--env variable by variable). A cwd that does not exist here is kept, with a warning.\n" +
+      "run_at and --run-at: HH:MM[:SS] is the next such time (today or tomorrow); also\n" +
+      '"today HH:MM", "tomorrow HH:MM", YYYY-MM-DD (midnight), "YYYY-MM-DD HH:MM[:SS]", now,\n' +
+      "all local time, or ISO 8601 with an offset. A time in the past is due at once.\n" +
+      "With -, every line of stdin is one job, stored in one transaction: all or none (no\n" +
+      "lines: nothing to do, exit 0).\n" +
       "Prints each new job's id on its own line.",
     examples: [
       `queuectl enqueue '{"command":"echo hello"}'`,
       `queuectl enqueue -c 'make test' --priority 8 --timeout 10m`,
-      `queuectl enqueue '{"id":"nightly","command":"./backup.sh"}' --run-at "2026-12-01 02:00"`,
+      `queuectl enqueue -c 'make deploy' --env STAGE=prod --env REGION=eu --cwd ~/site`,
+      `queuectl enqueue '{"id":"nightly","command":"./backup.sh"}' --run-at 02:00`,
+      `queuectl enqueue -c 'make release' --run-at "2027-01-04 09:00"`,
       `printf '%s\\n' '{"command":"true"}' '{"command":"false"}' | queuectl enqueue -`,
     ],
     load: () => load("enqueue"),
   },
   {
     name: "list",
+    aliases: ["ls", "jobs", "ps"],
     readsOnly: true,
-    summary: "list jobs in enqueue order",
+    summary: "list the newest jobs, in enqueue order",
     args: [],
     flags: [
-      { name: "state", value: "S", help: "pending, processing, completed, failed or dead" },
-      { name: "limit", value: "N", help: "show at most N jobs (default 100)" },
+      {
+        name: "state",
+        value: "S",
+        help: "states, comma-separated: pending, processing, completed, failed, dead",
+        aliases: ["status", "s"],
+      },
+      {
+        name: "limit",
+        value: "N",
+        help: "show the newest N jobs (default 100)",
+        aliases: ["n", "count", "max", "last", "tail"],
+      },
+      {
+        name: "before",
+        value: "ID",
+        help: "only jobs enqueued before job ID (the next page back)",
+        aliases: ["older-than", "after", "from", "until", "page"],
+      },
+    ],
+    details: "Jobs are listed oldest first within the page; the page holds the newest N jobs\n" +
+      "that match. When some are left out, the last line says how many, and the --before ID\n" +
+      "that shows the page before. --state takes several states separated by commas.\n" +
+      "On a terminal the command column is cut to fit its width; line breaks show as ⏎.",
+    examples: [
+      "queuectl list",
+      "queuectl list --state pending,failed --limit 20",
+      "queuectl list --limit 20 --before 42",
     ],
     load: () => load("list"),
   },
   {
     name: "status",
+    aliases: ["st", "summary", "overview", "counts"],
     readsOnly: true,
     summary: "job counts per state, and the workers",
     args: [],
     flags: [],
+    examples: [`queuectl status`, `queuectl status --json`],
     load: () => load("status"),
   },
   {
     name: "show",
+    aliases: ["info", "inspect", "get", "describe", "view", "job"],
     readsOnly: true,
     summary: "every field of a job and its attempt history",
     args: [{ name: "ID", help: "the job id" }],
     flags: [],
+    examples: [`queuectl show 42`, `queuectl show 42 --json`],
     load: () => load("show"),
   },
   {
     name: "logs",
+    aliases: ["output", "out", "tail"],
     readsOnly: true,
+    noJson: { with: ["follow", "raw"], reason: "it writes output as it comes, not one document" },
     summary: "the output of a job's latest (or given) attempt",
     args: [{ name: "ID", help: "the job id" }],
     flags: [
@@ -135,21 +230,37 @@ export const COMMANDS: readonly CommandSpec[] = [
   },
   {
     name: "wait",
+    aliases: ["await", "join"],
     readsOnly: true,
     summary: "wait until jobs are completed or dead",
     args: [{ name: "ID", variadic: true, help: "the jobs to wait for" }],
     flags: [{ name: "timeout", value: "D", help: "give up after D (exit 124)" }],
-    details: "Exits 0 when every job completed, 1 when any is dead, 124 on timeout.",
-    examples: ["id=$(queuectl enqueue -c 'make build') && queuectl wait \"$id\" && echo built"],
+    details: "Exits 0 when every job completed, 1 when any is dead, 124 on timeout. On a\n" +
+      "terminal it says so after a few seconds when no worker is running for the queue.",
+    examples: [
+      'id=$(queuectl enqueue -c \'sleep 1 && date\') && queuectl wait "$id" && queuectl logs "$id"',
+      "queuectl wait 42 43 --timeout 10m",
+    ],
     load: () => load("wait"),
   },
   {
     name: "worker start",
+    aliases: ["start", "up", "serve", "begin"],
+    noJson: { unless: "detach", reason: "in the foreground it only logs, on stderr" },
     summary: "start worker processes (in the foreground, or --detach)",
     args: [],
     flags: [
-      { name: "count", value: "N", help: "how many workers (default 1)" },
-      { name: "detach", help: "run in the background; print the supervisor's pid" },
+      {
+        name: "count",
+        value: "N",
+        help: "how many workers (default 1)",
+        aliases: ["workers", "concurrency", "n", "j", "jobs"],
+      },
+      {
+        name: "detach",
+        help: "run in the background; print the supervisor's pid",
+        aliases: ["daemon", "daemonize", "background", "bg", "d"],
+      },
     ],
     details: "Runs until SIGINT/SIGTERM: workers finish their running job, then exit. A second\n" +
       "signal, or SIGQUIT, kills running jobs (they go back to pending without using an attempt).\n" +
@@ -159,6 +270,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   },
   {
     name: "worker stop",
+    aliases: ["stop", "kill", "down", "shutdown", "halt"],
     readsOnly: true,
     summary: "stop the workers of this database on this host",
     args: [],
@@ -166,18 +278,23 @@ export const COMMANDS: readonly CommandSpec[] = [
       { name: "force", help: "do not wait for running jobs: kill them, return them to pending" },
       { name: "timeout", value: "D", help: "after D, stop as with --force" },
     ],
+    examples: [`queuectl worker stop --timeout 30s`],
     load: () => load("worker"),
   },
   {
     name: "worker list",
+    aliases: ["workers", "ls", "ps", "status"],
     readsOnly: true,
     summary: "the workers and what they are doing",
     args: [],
     flags: [],
+    examples: [`queuectl worker list`],
     load: () => load("worker"),
   },
   {
     name: "worker run",
+    aliases: ["work", "exec"],
+    noJson: { reason: "a worker only logs, on stderr" },
     summary: "run one worker in this process (what worker start runs N times)",
     args: [],
     flags: [{ name: "once", help: "exit when no job is due instead of waiting" }],
@@ -185,23 +302,28 @@ export const COMMANDS: readonly CommandSpec[] = [
   },
   {
     name: "dlq list",
+    aliases: ["dead", "deadletter", "dead-letter"],
     readsOnly: true,
     summary: "jobs that used up their retries",
     args: [],
     flags: [{ name: "limit", value: "N", help: "show at most N jobs (default 100)" }],
+    examples: [`queuectl dlq list --limit 20`],
     load: () => load("dlq"),
   },
   {
     name: "dlq retry",
+    aliases: ["retry", "requeue", "redo", "resubmit"],
     readsOnly: true,
     summary: "put dead jobs back in the queue with a fresh retry budget",
     args: [{ name: "ID", optional: true, variadic: true, help: "jobs to retry" }],
     flags: [{ name: "all", help: "retry every dead job" }],
+    examples: [`queuectl dlq retry --all`],
     load: () => load("dlq"),
   },
 
   {
     name: "metrics",
+    aliases: ["dashboard", "top", "perf"],
     readsOnly: true,
     summary: "the metrics dashboard: rates, run times, queue wait, failures",
     args: [],
@@ -210,10 +332,12 @@ export const COMMANDS: readonly CommandSpec[] = [
       { name: "watch", help: "redraw every second until Ctrl-C" },
       { name: "since", value: "D", help: "window of the figures (default 24h)" },
     ],
+    examples: [`queuectl metrics --detailed --since 1h`],
     load: () => load("metrics"),
   },
   {
     name: "prune",
+    aliases: ["clean", "cleanup", "purge", "gc", "delete", "rm", "remove", "clear"],
     readsOnly: true,
     summary: "delete finished jobs with their attempts and output",
     args: [],
@@ -226,18 +350,22 @@ export const COMMANDS: readonly CommandSpec[] = [
       { name: "state", value: "S", help: "completed (default), dead or all-finished" },
       { name: "dry-run", help: "count, delete nothing" },
     ],
+    examples: [`queuectl prune --state all-finished --older-than 1d --dry-run`],
     load: () => load("prune"),
   },
   {
     name: "config get",
+    aliases: ["settings", "conf", "cfg", "show"],
     readsOnly: true,
     summary: "show settings (all, or one value)",
     args: [{ name: "KEY", optional: true, help: "one setting; prints just its value" }],
     flags: [],
+    examples: [`queuectl config get`, `queuectl config get backoff-max`],
     load: () => load("config"),
   },
   {
     name: "config set",
+    aliases: ["set"],
     summary: "change a setting",
     args: [{ name: "KEY", help: "the setting" }, { name: "VALUE", help: "its new value" }],
     flags: [],
@@ -246,6 +374,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   },
   {
     name: "config unset",
+    aliases: ["unset", "reset", "rm", "delete"],
     summary: "return a setting to its default",
     args: [{ name: "KEY", help: "the setting" }],
     flags: [],

@@ -18,6 +18,8 @@ export interface Io {
   readStdin(): Promise<string>;
   readonly stdoutIsTerminal: boolean;
   readonly stderrIsTerminal: boolean;
+  /** The width of the terminal on stdout, in columns; undefined when it is not a terminal. */
+  terminalColumns?(): number | undefined;
   env(name: string): string | undefined;
   readonly cwd: string;
 }
@@ -63,6 +65,14 @@ export function processIo(): Io {
     readStdin: () => new Response(Deno.stdin.readable).text(),
     stdoutIsTerminal: Deno.stdout.isTerminal(),
     stderrIsTerminal: Deno.stderr.isTerminal(),
+    terminalColumns() {
+      if (!Deno.stdout.isTerminal()) return undefined;
+      try {
+        return Deno.consoleSize().columns || undefined;
+      } catch {
+        return undefined;
+      }
+    },
     env: (name) => Deno.env.get(name),
     cwd: Deno.cwd(),
   };
@@ -72,16 +82,33 @@ export function processIo(): Io {
 export class MemoryIo implements Io {
   stdout = "";
   stderr = "";
-  readonly stdoutIsTerminal = false;
-  readonly stderrIsTerminal = false;
+  readonly stdoutIsTerminal: boolean;
+  readonly stderrIsTerminal: boolean;
   readonly cwd: string;
   readonly #stdin: string;
   readonly #env: Record<string, string>;
+  readonly #columns: number | undefined;
 
-  constructor(options: { stdin?: string; env?: Record<string, string>; cwd?: string } = {}) {
+  constructor(
+    options: {
+      stdin?: string;
+      env?: Record<string, string>;
+      cwd?: string;
+      /** Pretend stdout is a terminal this many columns wide. */
+      columns?: number;
+      /** Pretend stderr is a terminal. */
+      stderrIsTerminal?: boolean;
+    } = {},
+  ) {
     this.#stdin = options.stdin ?? "";
     this.#env = options.env ?? {};
     this.cwd = options.cwd ?? "/";
+    this.#columns = options.columns;
+    this.stdoutIsTerminal = options.columns !== undefined;
+    this.stderrIsTerminal = options.stderrIsTerminal ?? false;
+  }
+  terminalColumns(): number | undefined {
+    return this.#columns;
   }
   out(text: string): void {
     this.stdout += text;

@@ -8,8 +8,8 @@
  * @module
  */
 
-import { GLOBAL_FLAGS, parseArgs } from "./args.ts";
-import type { FlagSpec } from "./args.ts";
+import { GLOBAL_FLAGS, parseArgs, seeHelp } from "./args.ts";
+import type { FlagSpec, ParsedArgs } from "./args.ts";
 import type { CommandSpec } from "./commands.ts";
 import { COMMANDS, GROUPS, VERSION } from "./commands.ts";
 import type { Context, SelfCommand } from "./context.ts";
@@ -68,6 +68,20 @@ function lookup(words: readonly string[]): CommandSpec | "group" | undefined {
   return undefined;
 }
 
+/** Other words for commands (`add` → `enqueue`), from the table; within `group` when given. */
+function commandAliases(group?: string): Record<string, string> {
+  const aliases: Record<string, string> = group === undefined ? { version: "--version" } : {};
+  for (const c of COMMANDS) {
+    if (c.hidden) continue;
+    const [first, sub] = c.name.split(" ") as [string, string | undefined];
+    for (const alias of c.aliases ?? []) {
+      if (group === undefined) aliases[alias] ??= c.name;
+      else if (first === group && sub !== undefined) aliases[alias] ??= sub;
+    }
+  }
+  return aliases;
+}
+
 function unknownCommand(words: readonly string[]): UsageError {
   const group = GROUPS[words[0]!] !== undefined ? words[0]! : undefined;
   if (group !== undefined) {
@@ -76,14 +90,48 @@ function unknownCommand(words: readonly string[]): UsageError {
     );
     return new UsageError(`Unknown command "${words.join(" ")}"`, {
       hint: `${group} commands: ${subs.join(", ")}`,
-      typo: { input: words[1]!, candidates: subs },
+      typo: { input: words[1]!, candidates: subs, aliases: commandAliases(group) },
     });
   }
   const names = [...new Set(COMMANDS.filter((c) => !c.hidden).map((c) => c.name.split(" ")[0]!))];
   return new UsageError(`Unknown command "${words[0]}"`, {
     hint: "`queuectl --help` lists the commands",
-    typo: { input: words[0]!, candidates: names },
+    typo: { input: words[0]!, candidates: names, aliases: commandAliases() },
   });
+}
+
+/** Flags that may come before a command: the global ones, and --version. */
+const TOP_FLAGS: readonly FlagSpec[] = [
+  ...GLOBAL_FLAGS,
+  { name: "version", help: "print the version", aliases: ["v"] },
+];
+
+/**
+ * What `queuectl help …` is asked about: its words, without global flags (given before or after
+ * `help`) and their values. Throws for a word that is no command, or one too many.
+ */
+function helpTarget(tokens: readonly string[]): CommandSpec | string | undefined {
+  const words: string[] = [];
+  for (let i = 0; i < tokens.length; i++) {
+    const token = tokens[i]!;
+    if (token === "-" || !token.startsWith("-")) {
+      words.push(token);
+      continue;
+    }
+    const flag = TOP_FLAGS.find((f) => `--${f.name}` === token || `-${f.short}` === token);
+    if (flag?.value !== undefined) i++;
+  }
+  if (words.length === 0) return undefined;
+  const group = GROUPS[words[0]!] !== undefined ? words[0]! : undefined;
+  const used = group !== undefined && words.length > 1 ? 2 : 1;
+  const target = lookup(words.slice(0, used));
+  if (target === undefined) throw unknownCommand(words.slice(0, used));
+  if (words.length > used) {
+    throw new UsageError(`Unexpected argument "${words[used]}" for help`, {
+      hint: seeHelp(""),
+    });
+  }
+  return target === "group" ? group : target;
 }
 
 /**
@@ -127,7 +175,7 @@ export async function main(
     if (error instanceof Deno.errors.BrokenPipe) return 141;
     if (error instanceof QueuectlError && error.typo) {
       const { didYouMean } = await import("../suggest.ts");
-      const hint = didYouMean(error.typo.input, error.typo.candidates);
+      const hint = didYouMean(error.typo.input, error.typo.candidates, error.typo.aliases);
       if (hint) error.message += `: ${hint}`;
     }
     const { text, code } = describeError(error, debug);
@@ -138,6 +186,24 @@ export async function main(
       io.flush();
     } catch { /* stdout closed */ }
     await queue?.close();
+  }
+}
+
+/** Throws when the command refuses --json with these flags (`noJson` in the table). */
+function refuseJson(spec: CommandSpec, args: ParsedArgs): void {
+  const rule = spec.noJson;
+  if (rule === undefined) return;
+  const hint = { hint: seeHelp(spec.name) };
+  const clash = rule.with?.find((flag) => args.flags.has(flag));
+  if (clash !== undefined) {
+    throw new UsageError(`--json cannot be combined with --${clash}: ${rule.reason}`, hint);
+  }
+  if (rule.unless !== undefined) {
+    if (args.flags.has(rule.unless)) return;
+    throw new UsageError(`${spec.name} --json needs --${rule.unless}: ${rule.reason}`, hint);
+  }
+  if (rule.with === undefined) {
+    throw new UsageError(`${spec.name} does not take --json: ${rule.reason}`, hint);
   }
 }
 
@@ -164,20 +230,18 @@ async function dispatch(
   const { words, rest } = findCommand(argv);
   if (words.length === 0) {
     if (rest.includes("--version")) {
-      io.out(`queuectl ${VERSION}\n`);
+      io.out(rest.includes("--json") ? `{"version":"${VERSION}"}\n` : `queuectl ${VERSION}\n`);
       return EXIT.ok;
     }
     if (wantsHelp(rest)) {
       io.out(await help(color, undefined));
       return EXIT.ok;
     }
-    parseArgs(rest, GLOBAL_FLAGS, [], "queuectl");
+    parseArgs(rest, TOP_FLAGS, [], "");
     throw new UsageError("Missing command", { hint: "`queuectl --help` lists the commands" });
   }
   if (words[0] === "help") {
-    const target = lookup(rest.filter((t) => !t.startsWith("-")));
-    if (target === undefined && rest.length) throw unknownCommand(rest);
-    io.out(await help(color, target === "group" ? rest[0]! : target));
+    io.out(await help(color, helpTarget(rest)));
     return EXIT.ok;
   }
   const spec = lookup(words);
@@ -200,6 +264,7 @@ async function dispatch(
 
   const flags: FlagSpec[] = [...spec.flags, ...GLOBAL_FLAGS];
   const args = parseArgs(rest, flags, spec.args, spec.name);
+  if (args.flags.get("json") === true) refuseJson(spec, args);
   const hooks = testHooks((name) => io.env(name));
   const clock = options.clock ?? systemClock(hooks);
   const fault = faultHook(hooks);

@@ -53,29 +53,79 @@ export function stateColor(p: Palette, state: JobState): Paint {
 // deno-lint-ignore no-control-regex
 const ANSI = /\x1b\[[0-9;]*m/g;
 
-/** Visible width of text that may hold colour codes. */
-function width(text: string): number {
-  return text.replace(ANSI, "").length;
+/** Characters a terminal shows two columns wide (East Asian wide and fullwidth forms). */
+const WIDE =
+  /[\u1100-\u115f\u2e80-\u303e\u3041-\u33ff\u3400-\u4dbf\u4e00-\u9fff\ua000-\ua4cf\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe4f\uff00-\uff60\uffe0-\uffe6]/;
+/** Characters that take no column of their own (combining marks, zero-width, selectors). */
+const ZERO_WIDTH = /[\u0300-\u036f\u200b-\u200f\u20d0-\u20ff\ufe00-\ufe0f]/;
+
+function charWidth(c: string): number {
+  if (c.length > 1) return 2; // outside the BMP: emoji and CJK extensions, wide on terminals
+  return ZERO_WIDTH.test(c) ? 0 : WIDE.test(c) ? 2 : 1;
 }
+
+/** Columns that text takes on a terminal (colour codes take none). */
+export function displayWidth(text: string): number {
+  let width = 0;
+  for (const c of text.replace(ANSI, "")) width += charWidth(c);
+  return width;
+}
+
+export interface TableOptions {
+  /**
+   * Fit lines to this many columns (the terminal's) by clipping the last column, which keeps at
+   * least `MIN_LAST_COLUMN` columns (the line wraps on a terminal narrower than that).
+   */
+  width?: number;
+}
+
+/** The fewest columns a clipped last column keeps. */
+const MIN_LAST_COLUMN = 12;
 
 /**
  * Aligns rows into columns separated by two spaces. `header` is printed bold; the last column is
  * not padded.
  */
-export function table(p: Palette, header: readonly string[], rows: readonly string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => width(r[i] ?? ""))));
+export function table(
+  p: Palette,
+  header: readonly string[],
+  rows: readonly string[][],
+  options: TableOptions = {},
+): string {
+  const widths = header.map((h, i) =>
+    Math.max(displayWidth(h), ...rows.map((r) => displayWidth(r[i] ?? "")))
+  );
+  const last = header.length - 1;
+  const lastMax = options.width === undefined ? Infinity : Math.max(
+    MIN_LAST_COLUMN,
+    options.width - widths.slice(0, last).reduce((a, w) => a + w + 2, 0),
+  );
   const line = (cells: readonly string[]) =>
     cells.map((cell, i) =>
-      i === cells.length - 1 ? cell : cell + " ".repeat(widths[i]! - width(cell))
+      i === last
+        ? (displayWidth(cell) > lastMax ? clip(cell, lastMax) : cell)
+        : cell + " ".repeat(widths[i]! - displayWidth(cell))
     ).join("  ").trimEnd() + "\n";
   return p.bold(line(header).trimEnd()) + "\n" + rows.map(line).join("");
 }
 
-/** Shortens text to `max` characters on one line, marking the cut with an ellipsis. */
+/**
+ * Shortens text to `max` columns on one line, marking the cut with an ellipsis: line breaks
+ * become ⏎ (so a multi-line command shows as one), other control characters a space.
+ */
 export function clip(text: string, max: number): string {
-  // deno-lint-ignore no-control-regex
-  const oneLine = text.replace(/[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]+/g, " ");
-  return oneLine.length <= max ? oneLine : oneLine.slice(0, max - 1) + "…";
+  const oneLine = text.replace(/\r?\n/g, "⏎")
+    // deno-lint-ignore no-control-regex
+    .replace(/[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]+/g, " ");
+  if (displayWidth(oneLine) <= max) return oneLine;
+  let out = "";
+  let width = 0;
+  for (const c of oneLine) {
+    if (width + charWidth(c) > max - 1) break;
+    out += c;
+    width += charWidth(c);
+  }
+  return out + "…";
 }
 
 export function localTime(ms: number | null): string {

@@ -6,14 +6,11 @@
  */
 
 import type { NewJob } from "./job.ts";
+import type { Typo } from "../errors.ts";
 import { resolvePath } from "../path.ts";
 import { idProblem } from "./id.ts";
-import {
-  MAX_DURATION_MS,
-  parseDuration,
-  parseRunAt,
-  RUN_AT_PAST_TOLERANCE_MS,
-} from "../time_parse.ts";
+import { MAX_DURATION_MS, parseDuration, parseRunAt, RUN_AT_PAST_NOTE_MS } from "../time_parse.ts";
+import { formatDuration } from "../time.ts";
 
 /** Fields a job object may have. */
 export const JOB_FIELDS = [
@@ -28,6 +25,54 @@ export const JOB_FIELDS = [
   "env",
 ] as const;
 
+/**
+ * Other names users give job fields (from other queues' job formats and from habit), so that a
+ * "did you mean" goes by meaning: `cmd` is one edit from `cwd`, but it means `command`.
+ */
+export const FIELD_ALIASES: Readonly<Record<string, (typeof JOB_FIELDS)[number]>> = {
+  cmd: "command",
+  cmdline: "command",
+  commandline: "command",
+  run: "command",
+  exec: "command",
+  execute: "command",
+  script: "command",
+  shell: "command",
+  name: "id",
+  job_id: "id",
+  key: "id",
+  prio: "priority",
+  pri: "priority",
+  retries: "max_retries",
+  retry: "max_retries",
+  max_attempts: "max_retries",
+  attempts: "max_retries",
+  tries: "max_retries",
+  at: "run_at",
+  when: "run_at",
+  schedule: "run_at",
+  scheduled_at: "run_at",
+  start_at: "run_at",
+  eta: "run_at",
+  not_before: "run_at",
+  countdown: "delay",
+  after: "delay",
+  time_limit: "timeout",
+  max_runtime: "timeout",
+  dir: "cwd",
+  workdir: "cwd",
+  working_dir: "cwd",
+  working_directory: "cwd",
+  directory: "cwd",
+  chdir: "cwd",
+  cd: "cwd",
+  pwd: "cwd",
+  environment: "env",
+  environ: "env",
+  vars: "env",
+  variables: "env",
+};
+
 export const MIN_PRIORITY = 1;
 export const MAX_PRIORITY = 10;
 export const DEFAULT_PRIORITY = 5;
@@ -41,20 +86,28 @@ export class JobInputError extends Error {
     readonly field: string | null,
     readonly problem: string,
     /** A misspelt field name, for a "did you mean" when the error is printed. */
-    readonly typo?: { input: string; candidates: readonly string[] },
+    readonly typo?: Typo,
   ) {
     super(field === null ? problem : `field "${field}" ${problem}`);
     this.name = "JobInputError";
   }
 }
 
-/** Values given as command-line flags; each replaces the JSON field of the same meaning. */
+/**
+ * Values given as command-line flags, validated already; each replaces the JSON field of the same
+ * meaning.
+ */
 export interface JobOverrides {
+  id?: string;
   priority?: number;
   maxRetries?: number;
   timeoutMs?: number;
   runAt?: number;
   delayMs?: number;
+  /** Resolved already. */
+  cwd?: string;
+  /** Added to the field's variables, replacing those of the same name. */
+  env?: Record<string, string>;
 }
 
 /** What fills the fields a job leaves out. */
@@ -63,6 +116,11 @@ export interface JobDefaults {
   now: number;
   /** For local `run_at` values; the system's zone when absent. */
   timeZone?: string;
+  /**
+   * Told about a value that is accepted but may not be what was meant (a run_at well in the
+   * past): the field and what to say about it.
+   */
+  note?: (field: string, note: string) => void;
 }
 
 /**
@@ -135,11 +193,29 @@ function typeName(value: unknown): string {
   return typeof value === "object" ? "an object" : `a ${typeof value}`;
 }
 
+/** What is wrong with text a job passes to the system (NUL, lone surrogates), if anything. */
+export function textProblem(value: string, what: string): string | undefined {
+  if (value.includes("\0")) return `contains a NUL character; ${what}`;
+  if (!value.isWellFormed()) return `contains an unpaired surrogate (invalid Unicode); ${what}`;
+  return undefined;
+}
+
 function checkText(field: string, value: string, what: string): void {
-  if (value.includes("\0")) throw new JobInputError(field, `contains a NUL character; ${what}`);
-  if (!value.isWellFormed()) {
-    throw new JobInputError(field, `contains an unpaired surrogate (invalid Unicode); ${what}`);
+  const problem = textProblem(value, what);
+  if (problem) throw new JobInputError(field, problem);
+}
+
+/** What is wrong with an environment variable's name, if anything. */
+export function envNameProblem(name: string): string | undefined {
+  if (name === "" || name.includes("=") || name.includes("\0") || !name.isWellFormed()) {
+    return `has an invalid variable name ${JSON.stringify(name)}`;
   }
+  return undefined;
+}
+
+/** What is wrong with a job's directory as given, if anything. */
+export function cwdProblem(cwd: string): string | undefined {
+  return cwd === "" ? "is empty" : textProblem(cwd, "a directory name cannot hold it");
 }
 
 function integerField(field: string, value: unknown, min: number, max: number): number {
@@ -173,9 +249,8 @@ function envField(value: unknown): Record<string, string> {
   }
   const env: Record<string, string> = {};
   for (const [key, item] of Object.entries(value)) {
-    if (key === "" || key.includes("=") || !/^[^\0]+$/.test(key) || !key.isWellFormed()) {
-      throw new JobInputError("env", `has an invalid variable name ${JSON.stringify(key)}`);
-    }
+    const problem = envNameProblem(key);
+    if (problem) throw new JobInputError("env", problem);
     if (typeof item !== "string") {
       throw new JobInputError("env", `value of ${key} must be a string, not ${typeName(item)}`);
     }
@@ -196,7 +271,11 @@ export function validateJob(
 ): NewJob {
   for (const key of Object.keys(input)) {
     if (!(JOB_FIELDS as readonly string[]).includes(key)) {
-      throw new JobInputError(key, "is not a job field", { input: key, candidates: JOB_FIELDS });
+      throw new JobInputError(key, "is not a job field", {
+        input: key,
+        candidates: JOB_FIELDS,
+        aliases: FIELD_ALIASES,
+      });
     }
   }
 
@@ -223,6 +302,7 @@ export function validateJob(
     if (problem) throw new JobInputError("id", problem);
     id = input.id;
   }
+  if (overrides.id !== undefined) id = overrides.id;
 
   // Every field is validated even when a flag overrides it: a wrong value is an error, not
   // something a flag quietly hides.
@@ -265,26 +345,38 @@ export function validateJob(
     if (typeof input.cwd !== "string") {
       throw new JobInputError("cwd", `must be a string, not ${typeName(input.cwd)}`);
     }
-    if (input.cwd === "") throw new JobInputError("cwd", "is empty");
-    checkText("cwd", input.cwd, "a directory name cannot hold it");
+    const problem = cwdProblem(input.cwd);
+    if (problem) throw new JobInputError("cwd", problem);
     cwd = resolvePath(defaults.cwd, input.cwd);
   }
-  const env = input.env === undefined ? {} : envField(input.env);
+  if (overrides.cwd !== undefined) cwd = overrides.cwd;
+  let env = input.env === undefined ? {} : envField(input.env);
+  if (overrides.env !== undefined) env = { ...env, ...overrides.env };
 
   return { id, command, priority, maxRetries, timeoutMs, cwd, env, runAt, delayMs };
 }
 
-/** Parses a run-at time and refuses one well in the past (a likely mistake). */
+/**
+ * Parses a run-at time. One in the past is due at once (as in River, Oban and pg-boss: a script
+ * that computes a time must not fail because a second went by); more than a minute past, it is
+ * accepted with a note, since it may be a mistake. More than ten years ahead is refused.
+ */
 export function runAtValue(field: string, text: string, defaults: JobDefaults): number {
   let value: number;
   try {
-    value = parseRunAt(text, defaults.timeZone);
+    value = parseRunAt(text, {
+      now: defaults.now,
+      ...(defaults.timeZone !== undefined ? { timeZone: defaults.timeZone } : {}),
+    });
   } catch (error) {
     if (error instanceof RangeError) throw new JobInputError(field, `"${text}" ${error.message}`);
     throw error;
   }
-  if (value < defaults.now - RUN_AT_PAST_TOLERANCE_MS) {
-    throw new JobInputError(field, `"${text}" is in the past; leave it out to run the job now`);
+  if (value < defaults.now - RUN_AT_PAST_NOTE_MS) {
+    defaults.note?.(
+      field,
+      `"${text}" is ${formatDuration(defaults.now - value)} in the past; the job is due now`,
+    );
   }
   if (value > defaults.now + MAX_DURATION_MS) {
     throw new JobInputError(field, `"${text}" is more than 10 years ahead`);

@@ -75,17 +75,25 @@ export interface JobInsertResult {
   inserted: number;
 }
 
+/**
+ * A page of jobs, newest first by enqueue order: the `limit` newest that match, before `beforeSeq`
+ * when given (keyset paging on the sequence number, never an offset).
+ */
 export interface JobListParams {
-  /** Only jobs in these states (default: every state). */
+  /** Only jobs in these states; absent: every state. */
   states?: readonly JobState[];
   limit: number;
+  /** Only jobs enqueued before this sequence number (`Job.seq`). */
+  beforeSeq?: number;
 }
 
 export interface JobListResult {
-  /** In enqueue order. */
+  /** The page, oldest first. */
   jobs: Job[];
-  /** Jobs that matched before the limit (from the maintained counts). */
+  /** Jobs in the states asked for, on every page (the maintained counts). */
   total: number;
+  /** More matching jobs lie before this page. */
+  older: boolean;
 }
 
 export interface JobDlqRetryParams {

@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { flagBool, flagInt, flagString, GLOBAL_FLAGS, parseArgs } from "../../lib/cli/args.ts";
+import {
+  flagBool,
+  flagInt,
+  flagList,
+  flagString,
+  GLOBAL_FLAGS,
+  parseArgs,
+} from "../../lib/cli/args.ts";
 import type { ArgSpec, FlagSpec } from "../../lib/cli/args.ts";
 import { UsageError } from "../../lib/errors.ts";
 
@@ -113,4 +120,44 @@ Deno.test("flagInt() accepts whole numbers in range only", () => {
       message: `Invalid value "${bad}" for --priority: must be a whole number from 1 to 10`,
     }, JSON.stringify(bad));
   }
+});
+
+Deno.test("parseArgs() collects every value of a repeatable flag, in order", () => {
+  const flags: FlagSpec[] = [{ name: "env", value: "K=V", repeatable: true, help: "" }, ...FLAGS];
+  const parsed = parseArgs(
+    ["--env", "A=1", "--env=B=2", "-c", "x", "--env", "A=3"],
+    flags,
+    ONE,
+    "e",
+  );
+  assert.deepEqual(flagList(parsed, "env"), ["A=1", "B=2", "A=3"]);
+  assert.deepEqual(flagList(parsed, "command"), ["x"]);
+  assert.deepEqual(flagList(parsed, "priority"), []);
+  // Flags not marked repeatable stay single.
+  assert.throws(() => parseArgs(["-c", "a", "-c", "b"], flags, ONE, "e"), /given twice/);
+});
+
+Deno.test("parseArgs() suggests a flag by another name, and names queuectl's own help", () => {
+  const flags: FlagSpec[] = [{
+    name: "command",
+    short: "c",
+    value: "CMD",
+    help: "",
+    aliases: ["cmd"],
+  }];
+  assert.throws(() => parseArgs(["--cmd", "x"], flags, [], "enqueue"), (error: unknown) => {
+    assert.ok(error instanceof UsageError);
+    assert.deepEqual(error.typo, {
+      input: "--cmd",
+      candidates: ["--command"],
+      aliases: { "--cmd": "--command" },
+    });
+    return true;
+  });
+  assert.throws(() => parseArgs(["-x"], flags, [], ""), (error: unknown) => {
+    assert.ok(error instanceof UsageError);
+    assert.equal(error.message, 'Unknown flag "-x"');
+    assert.equal(error.hint, "see `queuectl --help`");
+    return true;
+  });
 });

@@ -43,7 +43,8 @@ Deno.test("dlq list shows dead jobs with their last error", async () => {
     ].join("\n"),
   );
   const cut = await q.run(["dlq", "list", "--limit", "1"]);
-  assert.match(cut.stdout, /showing 1 of 3 dead jobs \(use --limit N for more\)\n$/);
+  assert.match(cut.stdout, /^d1 /m, "the newest");
+  assert.match(cut.stdout, /showing the newest 1 of 3 dead jobs \(use --limit N for more\)\n$/);
   const json = JSON.parse((await q.run(["dlq", "list", "--json"])).stdout);
   assert.deepEqual(json.map((j: { id: string; state: string }) => [j.id, j.state]), [
     ["a", "dead"],
@@ -96,7 +97,8 @@ Deno.test("dlq retry --all retries every dead job; on an empty DLQ it says so", 
   assert.deepEqual(await q.run(["dlq", "retry", "--all"]), {
     code: 0,
     stdout: "",
-    stderr: "queuectl: the dead letter queue is empty; nothing to retry\n",
+    // Not an error: no "queuectl:" prefix.
+    stderr: "The dead letter queue is empty; nothing to retry.\n",
   });
 });
 

@@ -245,11 +245,199 @@ Deno.test("enqueue --if-not-exists keeps the existing job and prints its id", as
   assert.equal((await q.run(["enqueue", "-c", "x", "--id", "once"])).code, 3);
 });
 
-Deno.test("enqueue accepts a run_at up to 60 s in the past", async () => {
+Deno.test("enqueue accepts a run_at in the past: due at once, with a note past a minute", async () => {
   await using q = await cliFixture();
-  const ok = await q.run(["enqueue", "-c", "x", "--run-at", new Date(T0 - 60_000).toISOString()]);
-  assert.equal(ok.code, 0, ok.stderr);
-  const late = await q.run(["enqueue", "-c", "x", "--run-at", new Date(T0 - 61_000).toISOString()]);
-  assert.equal(late.code, 2);
-  assert.match(late.stderr, /is in the past/);
+  const minute = await q.run([
+    "enqueue",
+    "-c",
+    "x",
+    "--run-at",
+    new Date(T0 - 60_000).toISOString(),
+  ]);
+  assert.deepEqual(minute, { code: 0, stdout: "1\n", stderr: "" });
+  const late = new Date(T0 - 3 * 86_400_000 - 7_200_000).toISOString();
+  assert.deepEqual(await q.run(["enqueue", "-c", "x", "--run-at", late]), {
+    code: 0,
+    stdout: "2\n",
+    stderr: `queuectl: note: --run-at "${late}" is 3d2h in the past; the job is due now\n`,
+  });
+  // The JSON field, and on stdin with the line named; --json keeps the note on stderr.
+  const stdin = [
+    '{"command":"a"}',
+    '{"command":"b","run_at":"2025-12-31T23:00:00Z"}',
+    '{"command":"c","run_at":"2025-12-31T23:59:30Z"}',
+  ].join("\n");
+  const batch = await q.run(["enqueue", "-", "--json"], { stdin });
+  assert.equal(batch.code, 0);
+  assert.equal(
+    batch.stderr,
+    'queuectl: note: stdin line 2: field "run_at" "2025-12-31T23:00:00Z" is 1h in the past; ' +
+      "the job is due now\n",
+  );
+  assert.deepEqual(
+    (JSON.parse(batch.stdout) as JobJson[]).map((j) => j.run_at),
+    ["2026-01-01T00:00:00.000Z", "2025-12-31T23:00:00.000Z", "2025-12-31T23:59:30.000Z"],
+  );
+  // Many such lines: three notes, then a count.
+  const many = Array.from({ length: 5 }, () => '{"command":"d","run_at":"2025-06-01 00:00"}');
+  const noisy = await q.run(["enqueue", "-"], { stdin: many.join("\n"), env: { TZ: "UTC" } });
+  assert.equal(noisy.code, 0);
+  const lines = noisy.stderr.trimEnd().split("\n");
+  assert.equal(lines.length, 4);
+  assert.match(lines[0]!, /^queuectl: note: stdin line 1: field "run_at" "2025-06-01 00:00" is /);
+  assert.equal(lines[3], "queuectl: note: … and 2 more like these");
+  // A past job is due: it is the first a worker claims.
+  const store = await q.store();
+  q.clock.set(T0);
+  const next = await store.jobNextDue();
+  assert.equal(next.dueNow, true);
+});
+
+Deno.test("enqueue --run-at and run_at take everyday forms", async () => {
+  await using q = await cliFixture();
+  // T0 is 2026-01-01 00:00 UTC; TZ of the in-process run is the test process's, so use offsets of
+  // a real process for local forms.
+  const env = { TZ: "Asia/Tokyo" };
+  const cases: [string, string][] = [
+    ["10:00", "2026-01-01T01:00:00.000Z"],
+    ["tomorrow 08:30", "2026-01-01T23:30:00.000Z"],
+    ["2026-02-01", "2026-01-31T15:00:00.000Z"],
+  ];
+  for (const [text, iso] of cases) {
+    const { code, stdout, stderr } = await runProcess(
+      ["--db", q.db, "enqueue", "-c", "x", "--run-at", text, "--json"],
+      {
+        env: { ...env, QUEUECTL_TEST: "1", QUEUECTL_TEST_CLOCK_OFFSET_MS: String(T0 - Date.now()) },
+      },
+    );
+    assert.equal(code, 0, stderr);
+    assert.equal(JSON.parse(stdout).run_at, iso, text);
+  }
+});
+
+Deno.test("enqueue --env K=V (repeatable) and --cwd DIR set the job's environment and directory", async () => {
+  await using q = await cliFixture();
+  await Deno.mkdir(`${q.dir}/site`);
+  const { code, stdout, stderr } = await q.run([
+    "enqueue",
+    "-c",
+    "make deploy",
+    "--env",
+    "STAGE=prod",
+    "--env",
+    "URL=https://x.example/?a=b",
+    "--env",
+    "EMPTY=",
+    "--cwd",
+    "site",
+    "--json",
+  ]);
+  assert.equal(code, 0, stderr);
+  assert.equal(stderr, "");
+  const job = JSON.parse(stdout);
+  assert.deepEqual(job.env, { STAGE: "prod", URL: "https://x.example/?a=b", EMPTY: "" });
+  assert.equal(job.cwd, `${q.dir}/site`);
+  // With JSON, the flags override the fields: --env key by key, --cwd the whole field.
+  const merged = await q.run([
+    "enqueue",
+    '{"command":"x","env":{"A":"json","B":"json"},"cwd":"/nowhere"}',
+    "--env",
+    "A=flag",
+    "--cwd",
+    "/tmp",
+    "--json",
+  ]);
+  assert.equal(merged.code, 0, merged.stderr);
+  assert.equal(merged.stderr, "", "the overridden /nowhere is not warned about");
+  assert.deepEqual(JSON.parse(merged.stdout).env, { A: "flag", B: "json" });
+  assert.equal(JSON.parse(merged.stdout).cwd, "/tmp");
+  // On stdin they apply to every line.
+  const batch = await q.run(["enqueue", "-", "--env", "K=v", "--json"], {
+    stdin: '{"command":"a"}\n{"command":"b","env":{"J":"w"}}\n',
+  });
+  assert.deepEqual((JSON.parse(batch.stdout) as JobJson[]).map((j) => j.env), [
+    { K: "v" },
+    { J: "w", K: "v" },
+  ]);
+});
+
+Deno.test("enqueue accepts a cwd that does not exist here, with a one-line warning", async () => {
+  await using q = await cliFixture();
+  const missing = `${q.dir}/not-yet`;
+  assert.deepEqual(await q.run(["enqueue", "-c", "x", "--cwd", "not-yet"]), {
+    code: 0,
+    stdout: "1\n",
+    stderr: `queuectl: warning: cwd "${missing}" does not exist here; ` +
+      "the job fails to start unless it exists when it runs\n",
+  });
+  await Deno.writeTextFile(`${q.dir}/file`, "");
+  const file = await q.run(["enqueue", '{"command":"x","cwd":"file"}']);
+  assert.equal(file.code, 0);
+  assert.equal(
+    file.stderr,
+    `queuectl: warning: cwd "${q.dir}/file" is not a directory; ` +
+      "the job fails to start unless it is one when it runs\n",
+  );
+  // One warning per directory, however many jobs name it; nothing for one that exists.
+  const stdin = ['{"command":"a","cwd":"gone"}', '{"command":"b","cwd":"gone"}', '{"command":"c"}']
+    .join("\n");
+  const batch = await q.run(["enqueue", "-"], { stdin });
+  assert.equal(batch.stdout, "3\n4\n5\n");
+  assert.equal(batch.stderr.split("\n").length, 2, batch.stderr);
+  assert.match(batch.stderr, /^queuectl: warning: cwd ".*\/gone" does not exist here/);
+  assert.equal((await listJson(q)).length, 5);
+});
+
+Deno.test("enqueue - with no jobs on stdin succeeds and enqueues nothing", async () => {
+  await using q = await cliFixture();
+  for (const stdin of ["", "\n", "\n  \n\t\n"]) {
+    assert.deepEqual(await q.run(["enqueue", "-"], { stdin }), { code: 0, stdout: "", stderr: "" });
+    assert.deepEqual(await q.run(["enqueue", "-", "--json"], { stdin }), {
+      code: 0,
+      stdout: "[]\n",
+      stderr: "",
+    });
+    assert.deepEqual(await q.run(["enqueue", "-", "--wait", "--json"], { stdin }), {
+      code: 0,
+      stdout: "[]\n",
+      stderr: "",
+    });
+  }
+  // Nothing to store: the database is not even created.
+  await assert.rejects(() => Deno.stat(q.db), Deno.errors.NotFound);
+});
+
+Deno.test("enqueue --wait prints the ids, then what wait prints; --json the final job", async () => {
+  await using q = await cliFixture();
+  const store = await q.store();
+  await makeJob(store, q.clock, "dead", { id: "d1", command: "exit 1", maxRetries: 0 });
+  await makeJob(store, q.clock, "completed", { id: "c1", command: "true" });
+  // --if-not-exists on finished jobs: the wait ends at once, no worker needed.
+  const args = (id: string) => ["enqueue", "-c", "x", "--id", id, "--if-not-exists", "--wait"];
+  assert.deepEqual(await q.run(args("c1")), { code: 0, stdout: "c1\nc1 completed\n", stderr: "" });
+  assert.deepEqual(await q.run(args("d1")), {
+    code: 1,
+    stdout: "d1\nd1 dead (exited with code 1)\n",
+    stderr: "",
+  });
+  // --json: the job object the README promises, as it ended.
+  const one = await q.run([...args("c1"), "--json"]);
+  assert.equal(one.code, 0);
+  const job = JSON.parse(one.stdout);
+  assert.equal(job.id, "c1");
+  assert.equal(job.state, "completed");
+  assert.equal(Object.keys(job).length, 18);
+  // enqueue -: an array, in input order.
+  const many = await q.run(["enqueue", "-", "--if-not-exists", "--wait", "--json"], {
+    stdin: '{"id":"c1","command":"x"}\n{"id":"d1","command":"x"}\n',
+  });
+  assert.equal(many.code, 1);
+  assert.deepEqual((JSON.parse(many.stdout) as JobJson[]).map((j) => [j.id, j.state]), [
+    ["c1", "completed"],
+    ["d1", "dead"],
+  ]);
+  const text = await q.run(["enqueue", "-", "--if-not-exists", "--wait"], {
+    stdin: '{"id":"c1","command":"x"}\n{"id":"d1","command":"x"}\n',
+  });
+  assert.equal(text.stdout, "c1\nd1\nc1 completed\nd1 dead (exited with code 1)\n");
 });

@@ -8,7 +8,7 @@ Usage: queuectl COMMAND [flags] [args]
 
 Commands:
   enqueue       add jobs to the queue
-  list          list jobs in enqueue order
+  list          list the newest jobs, in enqueue order
   status        job counts per state, and the workers
   show          every field of a job and its attempt history
   logs          the output of a job's latest (or given) attempt
@@ -73,9 +73,11 @@ Arguments:
 Flags:
   -c, --command CMD    the shell command (instead of JSON)
       --id ID          the job id (default: the next number)
+      --env K=V        set a variable in the job's environment (repeatable)
+      --cwd DIR        the job's directory (default: the current one)
       --priority N     1..10, higher runs first (default 5)
       --delay D        run after a delay: 45, 30s, 5m, 2h, 1d, 1h30m
-      --run-at T       "YYYY-MM-DD HH:MM[:SS]" local time, or ISO 8601 with an offset
+      --run-at T       when: HH:MM, "tomorrow HH:MM", "YYYY-MM-DD [HH:MM]", ISO 8601 or now
       --max-retries N  retries after the first attempt (default: config)
       --timeout D      time limit per attempt, 0 = none (default: config)
       --if-not-exists  an id that exists already is not an error: keep that job
@@ -170,5 +172,20 @@ Deno.test("a mistyped flag gets the nearest one suggested", async () => {
     assert.equal(code, 2, args.join(" "));
     assert.match(stderr, message);
     assert.match(stderr, /\(see `queuectl [a-z ]+ --help`\)\n$/);
+  }
+});
+
+Deno.test("help reads past global flags given before or after it", async () => {
+  const list = (await runCli(["list", "--help"])).stdout;
+  const overview = (await runCli(["--help"])).stdout;
+  const cases: [string[], string][] = [
+    [["help", "list", "--json"], list],
+    [["--db", "/tmp/x.db", "help", "list"], list],
+    [["help", "--debug", "list"], list],
+    [["help", "--json"], overview],
+    [["--db", "/tmp/x.db", "help"], overview],
+  ];
+  for (const [args, stdout] of cases) {
+    assert.deepEqual(await runCli(args), { code: 0, stdout, stderr: "" }, args.join(" "));
   }
 });

@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { main } from "../../lib/cli/main.ts";
+import { MemoryIo } from "../../lib/cli/io.ts";
 import { cliFixture, localStamp } from "../helpers/cli_fixture.ts";
 import { insertJob, makeJob, makeOneOfEach } from "../helpers/factory.ts";
 import { T0 } from "../helpers/temp.ts";
@@ -63,20 +65,38 @@ Deno.test("list prints an aligned table in enqueue order with local times", asyn
   );
 });
 
-Deno.test("list --limit cuts the list and says how many there are", async () => {
+Deno.test("list --limit N shows the newest N, oldest first, and says how to see older ones", async () => {
   await using q = await cliFixture();
   const store = await q.store();
   for (const id of ["a", "b", "c", "d", "e"]) await insertJob(store, q.clock, { id });
-  const { stdout } = await q.run(["list", "--limit", "2"]);
-  const lines = stdout.split("\n");
-  assert.deepEqual(lines.slice(1, 3).map((l) => l.split(" ")[0]), ["a", "b"]);
-  assert.equal(lines[3], "showing 2 of 5 jobs (use --limit N for more)");
-  assert.equal(lines.length, 5);
-  const dead = await q.run(["list", "--limit", "5"]);
-  assert.doesNotMatch(dead.stdout, /showing/);
+  const ids = (stdout: string) => stdout.split("\n").slice(1, -2).map((l) => l.split(" ")[0]);
+  const note = (stdout: string) => stdout.trimEnd().split("\n").at(-1);
+  const newest = await q.run(["list", "--limit", "2"]);
+  assert.deepEqual(ids(newest.stdout), ["d", "e"]);
+  assert.equal(note(newest.stdout), "showing the newest 2 of 5 jobs (older: --before d)");
+  // Paging back: keyset on the enqueue order.
+  const back = await q.run(["list", "--limit", "2", "--before", "d"]);
+  assert.deepEqual(ids(back.stdout), ["b", "c"]);
+  assert.equal(note(back.stdout), "showing 2 of 5 jobs, before d (older: --before b)");
+  const oldest = await q.run(["list", "--limit", "2", "--before", "b"]);
+  assert.deepEqual(oldest.stdout.split("\n").slice(1, 2).map((l) => l.split(" ")[0]), ["a"]);
+  assert.equal(note(oldest.stdout), "showing 1 of 5 jobs, before b (none older)");
+  const none = await q.run(["list", "--before", "a"]);
+  assert.deepEqual(none, { code: 0, stdout: "No jobs before a.\n", stderr: "" });
+  // Everything fits: no note.
+  assert.doesNotMatch((await q.run(["list", "--limit", "5"])).stdout, /showing/);
+  // --json: the same page, oldest first.
+  const json = JSON.parse(
+    (await q.run(["list", "--limit", "2", "--before", "e", "--json"])).stdout,
+  );
+  assert.deepEqual(json.map((j: { id: string }) => j.id), ["c", "d"]);
+  // An id that is not there: exit 4, as for show.
+  const missing = await q.run(["list", "--before", "zz"]);
+  assert.equal(missing.code, 4);
+  assert.match(missing.stderr, /^queuectl: Job "zz" not found/);
 });
 
-Deno.test("list --state shows one state, and its total when cut", async () => {
+Deno.test("list --state takes one state or several, and totals what it matched", async () => {
   await using q = await cliFixture();
   const store = await q.store();
   await makeOneOfEach(store, q.clock);
@@ -89,22 +109,74 @@ Deno.test("list --state shows one state, and its total when cut", async () => {
     assert.match(rows[0]!, new RegExp(`^\\w+\\s+${state}\\s`));
   }
   const cut = await q.run(["list", "--state", "pending", "--limit", "1"]);
-  assert.match(cut.stdout, /^p1 /m);
-  assert.match(cut.stdout, /showing 1 of 2 pending jobs \(use --limit N for more\)\n$/);
+  assert.match(cut.stdout, /^p2 /m);
+  assert.match(cut.stdout, /showing the newest 1 of 2 pending jobs \(older: --before p2\)\n$/);
+  const several = await q.run(["list", "--state", "pending,dead", "--json"]);
+  assert.deepEqual(JSON.parse(several.stdout).map((j: { id: string }) => j.id), ["d1", "p1", "p2"]);
+  const spaced = await q.run(["list", "--state", "dead, failed", "--limit", "1"]);
+  assert.match(spaced.stdout, /^f1 /m);
+  assert.match(spaced.stdout, /showing the newest 1 of 2 failed or dead jobs/);
+  assert.deepEqual(await q.run(["list", "--state", "dead", "--before", "d1"]), {
+    code: 0,
+    stdout: "No dead jobs before d1.\n",
+    stderr: "",
+  });
+  await using empty = await cliFixture();
+  assert.deepEqual(await empty.run(["list", "--state", "failed,processing,dead"]), {
+    code: 0,
+    stdout: "No processing, failed or dead jobs.\n",
+    stderr: "",
+  });
 });
 
-Deno.test("list keeps each command on one line and clips it at 60 characters", async () => {
+Deno.test("list keeps each command on one line, marks newlines, and clips it at 60 characters", async () => {
   await using q = await cliFixture();
   const store = await q.store();
-  await insertJob(store, q.clock, { id: "multi", command: "echo one\necho two\x1b[2J" });
+  await insertJob(store, q.clock, { id: "multi", command: "echo one\necho two\r\n\x1b[2J" });
   await insertJob(store, q.clock, { id: "long", command: "x".repeat(100) });
   const { stdout } = await q.run(["list"]);
   const lines = stdout.trimEnd().split("\n");
   assert.equal(lines.length, 3);
-  assert.ok(lines[1]!.endsWith("echo one echo two [2J"), lines[1]);
+  assert.ok(lines[1]!.endsWith("echo one⏎echo two⏎ [2J"), lines[1]);
   assert.ok(lines[2]!.endsWith(`${"x".repeat(59)}…`), lines[2]);
   assert.ok(!stdout.includes("\x1b"), "an escape character reached the terminal");
 });
+
+Deno.test("list fits the terminal's width: the command column shrinks", async () => {
+  await using q = await cliFixture();
+  const store = await q.store();
+  await insertJob(store, q.clock, { id: "short", command: "true" });
+  await insertJob(store, q.clock, { id: "wide", command: `./deploy.sh ${"--flag ".repeat(30)}` });
+  await insertJob(store, q.clock, {
+    id: "cjk",
+    command: "echo 日本語のテキスト日本語のテキスト日本語",
+  });
+  const listAt = async (columns: number) => {
+    const io = new MemoryIo({ cwd: q.dir, columns, env: { NO_COLOR: "1" } });
+    assert.equal(await main(["--db", q.db, "list"], io, { clock: q.clock }), 0);
+    return io.stdout.trimEnd().split("\n");
+  };
+  for (const columns of [80, 70, 120]) {
+    const lines = await listAt(columns);
+    for (const line of lines) assert.ok(displayWidth(line) <= columns, `${columns}: ${line}`);
+    assert.ok(lines[2]!.endsWith("…"), lines[2]);
+    assert.ok(lines[1]!.endsWith("true"));
+  }
+  // Wider than 60: the terminal's width, not the pipe's 60 characters.
+  assert.ok(displayWidth((await listAt(200))[2]!) > 120);
+  // Too narrow for the other columns: the command keeps a few characters and the line wraps.
+  const narrow = await listAt(40);
+  assert.match(narrow[2]!, /\s\.\/deploy\.\S*…$/);
+});
+
+/** Columns a line takes on a terminal: East Asian wide characters take two. */
+function displayWidth(text: string): number {
+  let width = 0;
+  for (const c of text) {
+    width += /[\u1100-\u115f\u2e80-\ua4cf\uac00-\ud7a3\uf900-\ufaff\uff00-\uff60]/.test(c) ? 2 : 1;
+  }
+  return width;
+}
 
 Deno.test("list --json prints job objects with every documented field, times in UTC", async () => {
   await using q = await cliFixture();

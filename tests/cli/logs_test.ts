@@ -442,3 +442,80 @@ Deno.test("show --json has the latest attempt's output sizes and tails", async (
   assert.equal(fresh.output, null);
   assert.deepEqual(fresh.history, []);
 });
+
+Deno.test("logs --json prints the attempt's streams as text decoded from UTF-8", async () => {
+  await using q = await cliFixture();
+  await jobWithAttempts(q, "j", [
+    { stdout: "first\n", stderr: "e1\n" },
+    { stdout: Uint8Array.of(0x6f, 0x6b, 0xff, 0x0a), stderr: "" },
+  ]);
+  const { code, stdout, stderr } = await q.run(["logs", "j", "--json"]);
+  assert.equal(code, 0);
+  assert.equal(stderr, "");
+  assert.equal(stdout.split("\n").length, 2, "one JSON document on one line");
+  assert.deepEqual(JSON.parse(stdout), {
+    job: "j",
+    attempt: 2,
+    running: false,
+    stdout: { bytes: 4, cut_bytes: 0, text: "ok\ufffd\n" },
+    stderr: { bytes: 0, cut_bytes: 0, text: "" },
+  });
+  assert.deepEqual(JSON.parse((await q.run(["logs", "j", "--attempt", "1", "--json"])).stdout), {
+    job: "j",
+    attempt: 1,
+    running: false,
+    stdout: { bytes: 6, cut_bytes: 0, text: "first\n" },
+    stderr: { bytes: 3, cut_bytes: 0, text: "e1\n" },
+  });
+  // One stream: only its key.
+  assert.deepEqual(
+    Object.keys(JSON.parse((await q.run(["logs", "j", "--stderr", "--json"])).stdout)),
+    ["job", "attempt", "running", "stderr"],
+  );
+  // Control characters are JSON's to escape, not logs': the text is the output itself.
+  await jobWithAttempts(q, "ctl", [{ stdout: HOSTILE }]);
+  const hostile = JSON.parse((await q.run(["logs", "ctl", "--json"])).stdout);
+  assert.equal(hostile.stdout.text, new TextDecoder().decode(HOSTILE));
+});
+
+Deno.test("logs --json marks a cut stream, a running attempt, and a job that has not run", async () => {
+  await using q = await cliFixture();
+  const cut: OutputCapture = {
+    head: encoder.encode("first lines\n"),
+    tail: encoder.encode("last lines\n"),
+    total: 12 + 3 * 1024 + 11,
+  };
+  await jobWithAttempts(q, "big", [{ stdout: cut }]);
+  assert.deepEqual(JSON.parse((await q.run(["logs", "big", "--json", "--stdout"])).stdout).stdout, {
+    bytes: 12 + 3 * 1024 + 11,
+    cut_bytes: 3 * 1024,
+    text: "first lines\n\n[… 3.0 KiB of stdout not kept …]\nlast lines\n",
+  });
+  await runningJob(q, "busy", "so far\n");
+  const running = JSON.parse((await q.run(["logs", "busy", "--json"])).stdout);
+  assert.equal(running.running, true);
+  assert.equal(running.stdout.text, "so far\n");
+  await insertJob(await q.store(), q.clock, { id: "later" });
+  assert.deepEqual(await q.run(["logs", "later", "--json"]), {
+    code: 0,
+    stdout: JSON.stringify({
+      job: "later",
+      attempt: null,
+      running: false,
+      stdout: { bytes: 0, cut_bytes: 0, text: "" },
+      stderr: { bytes: 0, cut_bytes: 0, text: "" },
+    }) + "\n",
+    stderr: "",
+  });
+});
+
+Deno.test("logs --json refuses --follow and --raw, which print no one document", async () => {
+  await using q = await cliFixture();
+  await jobWithAttempts(q, "j", [{ stdout: "x\n" }]);
+  for (const flag of ["--follow", "--raw"]) {
+    const { code, stdout, stderr } = await q.run(["logs", "j", flag, "--json"]);
+    assert.equal(code, 2, flag);
+    assert.equal(stdout, "");
+    assert.match(stderr, new RegExp(`^queuectl: --json cannot be combined with ${flag}: .*\\n$`));
+  }
+});

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { cliFixture, localStamp } from "../helpers/cli_fixture.ts";
-import { insertJob, makeJob } from "../helpers/factory.ts";
+import { finishAttempt, insertJob, makeJob } from "../helpers/factory.ts";
 import { T0 } from "../helpers/temp.ts";
 
 Deno.test("show prints every field of a pending job", async () => {
@@ -58,7 +58,7 @@ Deno.test("show prints a dead job's attempt history", async () => {
       "command     exit 3",
       "state       dead",
       "priority    5",
-      "attempts    2 (0 left of 1 + 1 retries)",
+      "attempts    2 (1 + 1 retries, all failed)",
       "timeout     none",
       "cwd         /tmp",
       "env         -",
@@ -136,4 +136,26 @@ Deno.test("show exits 4 for an unknown job and 2 for an invalid id", async () =>
   const bad = await q.run(["show", "a b"]);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /^queuectl: Invalid job id "a b": may hold only/);
+});
+
+Deno.test("show states a finished job's attempts without what is left", async () => {
+  await using q = await cliFixture();
+  const store = await q.store();
+  // Completed on its second attempt, with two more allowed: nothing is "left" of a finished job.
+  let job = await insertJob(store, q.clock, { id: "second-time", maxRetries: 3 });
+  const claim = async () =>
+    (await store.jobClaim({ workerId: "w-test", host: "h", leaseMs: 30_000, limit: 1 }))[0];
+  job = (await claim())!;
+  job = await finishAttempt(store, q.clock, job, { kind: "exited", code: 1 });
+  q.clock.set(job.runAt);
+  job = (await claim())!;
+  await finishAttempt(store, q.clock, job, { kind: "exited", code: 0 });
+  const attemptsLine = async (id: string) =>
+    (await q.run(["show", id])).stdout.split("\n").find((l) => l.startsWith("attempts"));
+  assert.equal(await attemptsLine("second-time"), "attempts    2 (completed on attempt 2)");
+  // While a job can still run, what is left is worth knowing.
+  await makeJob(store, q.clock, "failed", { id: "again", maxRetries: 3 });
+  assert.equal(await attemptsLine("again"), "attempts    1 (3 left of 1 + 3 retries)");
+  await insertJob(store, q.clock, { id: "fresh", maxRetries: 0 });
+  assert.equal(await attemptsLine("fresh"), "attempts    0 (1 left of 1 + 0 retries)");
 });

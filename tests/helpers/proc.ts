@@ -39,3 +39,9 @@ export function allPids(): number[] {
   }
   return pids;
 }
+
+/** The process exists and has not exited (a zombie has, whoever is yet to reap it). */
+export function isRunning(pid: number): boolean {
+  const state = procStat(pid)?.state;
+  return state !== undefined && state !== "Z" && state !== "X";
+}

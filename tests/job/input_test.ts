@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  FIELD_ALIASES,
   findDuplicateKey,
   JOB_FIELDS,
   JobInputError,
@@ -183,7 +184,11 @@ Deno.test("validateJob() refuses unknown fields, offering the known ones for a s
     refuses({ command: "x", [field]: 1 }, field, /^is not a job field$/);
     assert.throws(() => valid({ command: "x", [field]: 1 }), (error: unknown) => {
       assert.ok(error instanceof JobInputError);
-      assert.deepEqual(error.typo, { input: field, candidates: JOB_FIELDS });
+      assert.deepEqual(error.typo, {
+        input: field,
+        candidates: JOB_FIELDS,
+        aliases: FIELD_ALIASES,
+      });
       return true;
     });
   }
@@ -290,12 +295,25 @@ Deno.test("findDuplicateKey() is not fooled by strings, arrays and sibling objec
   assert.equal(findDuplicateKey('{"a":[1,2],"a":3}'), "a");
 });
 
-Deno.test("runAtValue() refuses times more than 60 s in the past or 10 years ahead", () => {
-  assert.equal(runAtValue("run_at", "2026-01-01 11:59:00", DEFAULTS), NOW - 60_000);
-  assert.throws(() => runAtValue("run_at", "2026-01-01 11:58:59", DEFAULTS), {
-    message: /field "run_at" "2026-01-01 11:58:59" is in the past/,
-  });
-  assert.throws(() => runAtValue("run_at", "2020-01-01T00:00:00Z", DEFAULTS), /in the past/);
+Deno.test("runAtValue() accepts a time in the past, with a note past a minute", () => {
+  const notes: string[] = [];
+  const defaults = {
+    ...DEFAULTS,
+    note: (field: string, note: string) => notes.push(`${field}: ${note}`),
+  };
+  assert.equal(runAtValue("run_at", "2026-01-01 11:59:00", defaults), NOW - 60_000);
+  assert.deepEqual(notes, []);
+  assert.equal(runAtValue("run_at", "2026-01-01 11:58:59", defaults), NOW - 61_000);
+  assert.equal(runAtValue("run-at", "2025-12-29T12:00:00Z", defaults), NOW - 3 * 86_400_000);
+  assert.deepEqual(notes, [
+    'run_at: "2026-01-01 11:58:59" is 1m1s in the past; the job is due now',
+    'run-at: "2025-12-29T12:00:00Z" is 3d in the past; the job is due now',
+  ]);
+  // Without a listener the note goes nowhere; the value is the same.
+  assert.equal(runAtValue("run_at", "2020-01-01T00:00:00Z", DEFAULTS), Date.UTC(2020, 0, 1));
+});
+
+Deno.test("runAtValue() refuses times more than 10 years ahead, and what is not a time", () => {
   assert.equal(runAtValue("run_at", "2035-12-30 12:00", DEFAULTS), Date.UTC(2035, 11, 30, 12));
   assert.throws(
     () => runAtValue("run_at", "2036-01-01 12:00", DEFAULTS),
@@ -308,4 +326,20 @@ Deno.test("runAtValue() refuses times more than 60 s in the past or 10 years ahe
     () => runAtValue("run_at", "2026-03-29 02:30", { ...DEFAULTS, timeZone: "Europe/Berlin" }),
     /ambiguous or does not exist/,
   );
+});
+
+Deno.test("validateJob() takes the everyday run_at forms in the JSON field too", () => {
+  // NOW is 2026-01-01 12:00 UTC.
+  assert.equal(valid({ command: "x", run_at: "13:30" }).runAt, Date.UTC(2026, 0, 1, 13, 30));
+  assert.equal(valid({ command: "x", run_at: "11:00" }).runAt, Date.UTC(2026, 0, 2, 11));
+  assert.equal(valid({ command: "x", run_at: "tomorrow 08:00" }).runAt, Date.UTC(2026, 0, 2, 8));
+  assert.equal(valid({ command: "x", run_at: "2026-01-05" }).runAt, Date.UTC(2026, 0, 5));
+  assert.equal(valid({ command: "x", run_at: "now" }).runAt, NOW);
+  const notes: string[] = [];
+  const job = validateJob({ command: "x", run_at: "today 06:00" }, {}, {
+    ...DEFAULTS,
+    note: (field, note) => notes.push(`${field}: ${note}`),
+  });
+  assert.equal(job.runAt, Date.UTC(2026, 0, 1, 6));
+  assert.deepEqual(notes, ['run_at: "today 06:00" is 6h in the past; the job is due now']);
 });

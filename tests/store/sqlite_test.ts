@@ -275,15 +275,34 @@ Deno.test("JOB_CLAIM seeks the jobs_ready index instead of scanning jobs", async
   assertNoTableScan(plan(f.path, q.JOB_NEXT_DUE, {}), "jobs_ready");
 });
 
-Deno.test("JOB_LIST_BY_STATE (list --state, dlq list) uses the jobs_by_state index", async () => {
+Deno.test("JOB_LIST walks the primary key backwards, without sorting", async () => {
   await using f = await storeFixture();
-  const steps = plan(f.path, q.JOB_LIST_BY_STATE, { state: "dead", limit: 10 });
-  assertNoTableScan(steps, "jobs_by_state");
-  assert.doesNotMatch(
-    steps.join("\n"),
-    /TEMP B-TREE/,
-    "sorts instead of reading the index in order",
-  );
+  const steps = plan(f.path, q.JOB_LIST, { before: 100, limit: 10 }).join("\n");
+  assert.match(steps, /SEARCH jobs USING INTEGER PRIMARY KEY \(rowid<\?\)/, steps);
+  assert.doesNotMatch(steps, /TEMP B-TREE|\bSCAN jobs\b/, steps);
+});
+
+Deno.test("JOB_LIST_BY_STATES (list --state, dlq list) walks jobs_by_state once per state", async () => {
+  await using f = await storeFixture();
+  const one = plan(f.path, q.JOB_LIST_BY_STATES[0]!, { s0: "dead", before: 100, limit: 10 });
+  assertNoTableScan(one, "jobs_by_state");
+  assert.doesNotMatch(one.join("\n"), /TEMP B-TREE/, "sorts instead of reading the index in order");
+  for (let n = 2; n <= 5; n++) {
+    const params: Record<string, number | string> = { before: 100, limit: 10 };
+    for (let i = 0; i < n; i++) {
+      params[`s${i}`] = ["pending", "failed", "dead", "completed", "processing"][i]!;
+    }
+    const steps = plan(f.path, q.JOB_LIST_BY_STATES[n - 1]!, params);
+    assertNoTableScan(steps, "jobs_by_state");
+    // Each state is a range of the index in seq order, cut at the limit; only those few rows are
+    // merged (and sorted), never the matching rows of the whole table.
+    assert.equal(
+      steps.filter((s) => /SEARCH jobs USING INDEX jobs_by_state \(state=\? AND seq<\?\)/.test(s))
+        .length,
+      n,
+      steps.join("\n"),
+    );
+  }
 });
 
 Deno.test("JOB_COUNTS reads the trigger-kept counts, not the jobs table", async () => {

@@ -221,27 +221,75 @@ export function storeContract(
     await assertCounts(f, { completed: 1, pending: 1 });
   });
 
-  test("jobList() lists in enqueue order, cut at the limit, with the total", async ({ store, clock }) => {
-    for (const id of ["c", "a", "b", "d"]) await insertJob(store, clock, { id, priority: 1 });
+  test("jobList() gives the newest `limit` jobs, oldest first, with the total", async ({ store, clock }) => {
+    const made = [];
+    for (const id of ["c", "a", "b", "d"]) {
+      made.push(await insertJob(store, clock, { id, priority: 1 }));
+    }
     const all = await store.jobList({ limit: 100 });
     assert.deepEqual(all.jobs.map((j) => j.id), ["c", "a", "b", "d"]);
     assert.equal(all.total, 4);
+    assert.equal(all.older, false);
+    const exact = await store.jobList({ limit: 4 });
+    assert.deepEqual([exact.jobs.length, exact.older], [4, false]);
     const cut = await store.jobList({ limit: 2 });
-    assert.deepEqual(cut.jobs.map((j) => j.id), ["c", "a"]);
+    assert.deepEqual(cut.jobs.map((j) => j.id), ["b", "d"]);
     assert.equal(cut.total, 4);
+    assert.equal(cut.older, true);
   });
 
-  test("jobList() filters by state", async ({ store, clock }) => {
-    await makeOneOfEach(store, clock);
-    await makeJob(store, clock, "pending", { id: "p2" });
+  test("jobList() pages back by sequence number (beforeSeq)", async ({ store, clock }) => {
+    const seqs: Record<string, number> = {};
+    for (const id of ["c", "a", "b", "d", "e"]) {
+      seqs[id] = (await insertJob(store, clock, { id })).seq;
+    }
+    const page = await store.jobList({ limit: 2, beforeSeq: seqs.b! });
+    assert.deepEqual(page.jobs.map((j) => j.id), ["c", "a"]);
+    assert.equal(page.older, false);
+    assert.equal(page.total, 5, "the total counts every matching job");
+    const middle = await store.jobList({ limit: 2, beforeSeq: seqs.d! });
+    assert.deepEqual([middle.jobs.map((j) => j.id), middle.older], [["a", "b"], true]);
+    const none = await store.jobList({ limit: 2, beforeSeq: seqs.c! });
+    assert.deepEqual([none.jobs, none.older], [[], false]);
+    // A sequence number between jobs (a pruned one's) pages from there.
+    const after = await store.jobList({ limit: 10, beforeSeq: seqs.e! + 1000 });
+    assert.deepEqual(after.jobs.map((j) => j.id), ["c", "a", "b", "d", "e"]);
+  });
+
+  test("jobList() filters by one state or several, paging the same way", async ({ store, clock }) => {
+    await makeOneOfEach(store, clock); // d1, c1, f1, r1, p1 in that order
+    const p2 = await makeJob(store, clock, "pending", { id: "p2" });
     for (const state of JOB_STATES) {
       const { jobs, total } = await store.jobList({ states: [state], limit: 100 });
       assert.ok(jobs.every((j) => j.state === state), state);
       assert.equal(total, state === "pending" ? 2 : 1, state);
     }
     const pending = await store.jobList({ states: ["pending"], limit: 1 });
-    assert.deepEqual(pending.jobs.map((j) => j.id), ["p1"]);
-    assert.equal(pending.total, 2);
+    assert.deepEqual(pending.jobs.map((j) => j.id), ["p2"]);
+    assert.deepEqual([pending.total, pending.older], [2, true]);
+    const back = await store.jobList({ states: ["pending"], limit: 1, beforeSeq: p2.seq });
+    assert.deepEqual([back.jobs.map((j) => j.id), back.older], [["p1"], false]);
+
+    const two = await store.jobList({ states: ["pending", "dead"], limit: 100 });
+    assert.deepEqual(two.jobs.map((j) => j.id), ["d1", "p1", "p2"]);
+    assert.deepEqual([two.total, two.older], [3, false]);
+    const cut = await store.jobList({ states: ["dead", "pending"], limit: 2 });
+    assert.deepEqual([cut.jobs.map((j) => j.id), cut.older], [["p1", "p2"], true]);
+    const rest = await store.jobList({
+      states: ["dead", "pending"],
+      limit: 2,
+      beforeSeq: cut.jobs[0]!.seq,
+    });
+    assert.deepEqual([rest.jobs.map((j) => j.id), rest.older], [["d1"], false]);
+    const every = await store.jobList({ states: [...JOB_STATES], limit: 3 });
+    assert.deepEqual(every.jobs.map((j) => j.id), ["r1", "p1", "p2"]);
+    assert.equal(every.total, 6);
+    // An empty list of states matches nothing.
+    assert.deepEqual(await store.jobList({ states: [], limit: 5 }), {
+      jobs: [],
+      total: 0,
+      older: false,
+    });
   });
 
   test("jobCountByState() stays right across every transition", async (f) => {

@@ -105,12 +105,15 @@ Deno.test("enqueue --wait exits with the job's outcome", async () => {
   const worker = sb.spawn(["worker", "run"]);
   const good = await sb.run(["enqueue", "--wait", "-c", "true"]);
   assert.equal(good.code, 0, good.stderr);
-  const id = good.stdout.trim();
+  // The id, then what `wait` prints.
+  const id = good.stdout.split("\n")[0]!;
+  assert.equal(good.stdout, `${id}\n${id} completed\n`);
   assert.equal(sb.state(id), "completed");
 
   const bad = await sb.run(["enqueue", "--wait", "-c", "exit 7", "--max-retries", "1"]);
   assert.equal(bad.code, 1, bad.stderr);
-  const job = await sb.show(bad.stdout.trim());
+  const job = await sb.show(bad.stdout.split("\n")[0]!);
+  assert.match(bad.stdout, /^\w+\n\w+ dead \(exited with code 7\)\n$/);
   assert.equal(job.state, "dead");
   assert.equal(job.attempts, 2);
   assert.equal(job.last_exit_code, 7);

@@ -38,7 +38,8 @@ export async function run(ctx: Context): Promise<number> {
   ));
   if (jobs.length < total) {
     ctx.io.out(
-      p.dim(`showing ${jobs.length} of ${total} dead jobs (use --limit N for more)`) + "\n",
+      p.dim(`showing the newest ${jobs.length} of ${total} dead jobs (use --limit N for more)`) +
+        "\n",
     );
   }
   return EXIT.ok;
@@ -63,6 +64,7 @@ async function retry(ctx: Context): Promise<number> {
   }
   if (ctx.json) ctx.io.out(json(jobs.map(jobJson)));
   else if (jobs.length) ctx.io.out(jobs.map((job) => job.id).join("\n") + "\n");
-  else if (all) ctx.io.err("queuectl: the dead letter queue is empty; nothing to retry\n");
+  // Not an error (exit 0, no "queuectl:" prefix); on stderr, since stdout carries ids.
+  else if (all) ctx.io.err("The dead letter queue is empty; nothing to retry.\n");
   return EXIT.ok;
 }

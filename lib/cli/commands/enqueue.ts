@@ -5,26 +5,66 @@
  */
 
 import type { Context } from "../context.ts";
-import { flagBool, flagInt, flagString } from "../args.ts";
+import { flagBool, flagInt, flagList, flagString } from "../args.ts";
 import { json } from "../render.ts";
 import { jobJson } from "../../json.ts";
 import { ConflictError, EXIT, UsageError } from "../../errors.ts";
 import type { NewJob } from "../../job/job.ts";
 import type { JobDefaults, JobOverrides } from "../../job/input.ts";
 import {
+  cwdProblem,
+  envNameProblem,
   JobInputError,
   MAX_PRIORITY,
   MAX_RETRIES_LIMIT,
   MIN_PRIORITY,
   parseJobJson,
   runAtValue,
+  textProblem,
   validateJob,
 } from "../../job/input.ts";
+import { resolvePath } from "../../path.ts";
 import { flagDuration } from "../duration_flag.ts";
+import { idProblem } from "../../job/id.ts";
 
-/** Reads the flags that override job fields. */
+/** A value quoted for a message, shortened: a command may be 128 KiB long. */
+function quote(value: string): string {
+  return JSON.stringify(value.length > 40 ? value.slice(0, 39) + "…" : value);
+}
+
+/** Reads the flags that override job fields; a bad value is blamed on its flag. */
 export function overridesFrom(ctx: Context, defaults: JobDefaults): JobOverrides {
   const overrides: JobOverrides = {};
+  const id = flagString(ctx.args, "id");
+  if (id !== undefined) {
+    const problem = idProblem(id);
+    if (problem) throw new UsageError(`Invalid value ${quote(id)} for --id: ${problem}`);
+    overrides.id = id;
+  }
+  const envPairs = flagList(ctx.args, "env");
+  if (envPairs.length > 0) {
+    overrides.env = {};
+    for (const pair of envPairs) {
+      const eq = pair.indexOf("=");
+      const problem = eq <= 0 ? "must be NAME=VALUE" : envNameProblem(pair.slice(0, eq)) ??
+        textProblem(pair.slice(eq + 1), "an environment variable cannot hold it");
+      if (problem) {
+        throw new UsageError(
+          `Invalid value ${quote(pair)} for --env: ${
+            problem.startsWith("contains") ? `the value ${problem}` : problem
+          }`,
+          eq <= 0 ? { hint: "e.g. --env STAGE=prod" } : {},
+        );
+      }
+      overrides.env[pair.slice(0, eq)] = pair.slice(eq + 1);
+    }
+  }
+  const cwd = flagString(ctx.args, "cwd");
+  if (cwd !== undefined) {
+    const problem = cwdProblem(cwd);
+    if (problem) throw new UsageError(`Invalid value ${quote(cwd)} for --cwd: ${problem}`);
+    overrides.cwd = resolvePath(defaults.cwd, cwd);
+  }
   const priority = flagInt(ctx.args, "priority", MIN_PRIORITY, MAX_PRIORITY);
   if (priority !== undefined) overrides.priority = priority;
   const maxRetries = flagInt(ctx.args, "max-retries", 0, MAX_RETRIES_LIMIT);
@@ -50,6 +90,46 @@ export function overridesFrom(ctx: Context, defaults: JobDefaults): JobOverrides
   return overrides;
 }
 
+/** The most notes printed one by one; the rest are counted. */
+const MAX_NOTES = 3;
+
+/** Notes (`note: …`, `warning: …`) on stderr: the first few, then how many more. */
+function printNotes(ctx: Context, notes: readonly string[]): void {
+  for (const note of notes.slice(0, MAX_NOTES)) ctx.io.err(`queuectl: ${note}\n`);
+  if (notes.length > MAX_NOTES) {
+    ctx.io.err(`queuectl: note: … and ${notes.length - MAX_NOTES} more like these\n`);
+  }
+}
+
+/**
+ * Directories of new jobs that are not directories here. Not an error: a job may create it for
+ * the next one, or it may be mounted by the time the job runs.
+ */
+function cwdWarnings(jobs: readonly NewJob[]): string[] {
+  const warnings: string[] = [];
+  for (const cwd of new Set(jobs.map((job) => job.cwd))) {
+    let isDirectory: boolean;
+    try {
+      isDirectory = Deno.statSync(cwd).isDirectory;
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) continue; // not ours to judge
+      warnings.push(
+        `warning: cwd ${JSON.stringify(cwd)} does not exist here; ` +
+          "the job fails to start unless it exists when it runs",
+      );
+      continue;
+    }
+    if (!isDirectory) {
+      warnings.push(
+        `warning: cwd ${JSON.stringify(cwd)} is not a directory; ` +
+          "the job fails to start unless it is one when it runs",
+      );
+    }
+  }
+  return warnings;
+}
+
+/** A job given as JSON was refused: say where, and show what a job looks like. */
 function toUsage(error: unknown, where: string): unknown {
   if (!(error instanceof JobInputError)) return error;
   return new UsageError(`${where}: ${error.message}`, {
@@ -78,7 +158,15 @@ export async function run(ctx: Context): Promise<number> {
     });
   }
 
-  const defaults: JobDefaults = { cwd: ctx.io.cwd, now: ctx.clock.now() };
+  // Notes about accepted values (a run_at in the past), printed once the jobs are stored.
+  const notes: string[] = [];
+  let where = "";
+  const defaults: JobDefaults = {
+    cwd: ctx.io.cwd,
+    now: ctx.clock.now(),
+    note: (field, note) =>
+      notes.push(`note: ${where}${field === "run-at" ? "--run-at" : `field "${field}"`} ${note}`),
+  };
   const overrides = overridesFrom(ctx, defaults);
   const jobs: NewJob[] = [];
   const lineOf = new Map<string, number>();
@@ -87,6 +175,7 @@ export async function run(ctx: Context): Promise<number> {
     for (let i = 0; i < lines.length; i++) {
       const line = lines[i]!;
       if (line.trim() === "") continue;
+      where = `stdin line ${i + 1}: `;
       try {
         const job = validateJob(parseJobJson(line), overrides, defaults);
         if (job.id !== undefined) lineOf.set(job.id, i + 1);
@@ -95,8 +184,10 @@ export async function run(ctx: Context): Promise<number> {
         throw toUsage(error, `stdin line ${i + 1}`);
       }
     }
+    // A pipeline that produced no jobs is not an error: nothing to store, nothing to open.
     if (jobs.length === 0) {
-      throw new UsageError("No jobs on standard input", { hint: "give one JSON object per line" });
+      if (ctx.json) ctx.io.out(json([]));
+      return EXIT.ok;
     }
     const seen = new Set<string>();
     for (const job of jobs) {
@@ -107,20 +198,28 @@ export async function run(ctx: Context): Promise<number> {
       seen.add(job.id);
     }
   } else {
-    try {
-      const input = command !== undefined ? { command } : parseJobJson(source!);
-      if (id !== undefined) input.id = id;
-      jobs.push(validateJob(input, overrides, defaults));
-    } catch (error) {
-      if (
-        error instanceof JobInputError && error.field === null && command === undefined &&
-        error.problem.startsWith("is not valid JSON") && !source!.trimStart().startsWith("{")
-      ) {
-        throw new UsageError(`The job is not JSON: ${JSON.stringify(source)}`, {
-          hint: `to run a shell command, use -c ${JSON.stringify(source)}`,
-        });
+    if (command !== undefined) {
+      // Every other field comes from a flag, checked already: only the command can be wrong.
+      try {
+        jobs.push(validateJob({ command }, overrides, defaults));
+      } catch (error) {
+        if (!(error instanceof JobInputError)) throw error;
+        throw new UsageError(`Invalid value ${quote(command)} for --command: ${error.problem}`);
       }
-      throw toUsage(error, command !== undefined ? "--command" : "job");
+    } else {
+      try {
+        jobs.push(validateJob(parseJobJson(source!), overrides, defaults));
+      } catch (error) {
+        if (
+          error instanceof JobInputError && error.field === null &&
+          error.problem.startsWith("is not valid JSON") && !source!.trimStart().startsWith("{")
+        ) {
+          throw new UsageError(`The job is not JSON: ${JSON.stringify(source)}`, {
+            hint: `to run a shell command, use -c ${JSON.stringify(source)}`,
+          });
+        }
+        throw toUsage(error, "job");
+      }
     }
   }
 
@@ -139,14 +238,29 @@ export async function run(ctx: Context): Promise<number> {
     throw error;
   }
   ctx.fault?.("enqueue:after-commit-before-print");
+  notes.push(...cwdWarnings(result.inserted > 0 ? jobs : []));
+  printNotes(ctx, notes);
   if (flagBool(ctx.args, "wait")) {
+    // The ids first (a script may want them at once), then what `wait` prints; with --json, the
+    // jobs as they ended, shaped as without --wait.
     const ids = result.jobs.map((job) => job.id);
     if (!ctx.json) {
       ctx.io.out(ids.join("\n") + "\n");
       ctx.io.flush();
     }
-    const { waitAndReport } = await import("./wait.ts");
-    return await waitAndReport(ctx, queue, ids, undefined, false);
+    // Computed, so that plain enqueues do not load wait.ts (and what it loads) at start-up; see
+    // load() in lib/cli/commands.ts.
+    const { stateLines, waitForJobs }: typeof import("./wait.ts") = await import(
+      new URL("./wait.ts", import.meta.url).href
+    );
+    const waited = await waitForJobs(ctx, queue, ids, undefined);
+    if (ctx.json) {
+      const objects = waited.jobs.map(jobJson);
+      ctx.io.out(json(source === "-" ? objects : objects[0]));
+    } else {
+      ctx.io.out(stateLines(waited.jobs));
+    }
+    return waited.code;
   }
   if (ctx.json) {
     const objects = result.jobs.map(jobJson);

@@ -1,5 +1,5 @@
 /**
- * `queuectl list`: jobs in enqueue order, optionally of one state.
+ * `queuectl list`: the newest jobs (of some states), oldest first, a page at a time.
  *
  * @module
  */
@@ -8,32 +8,52 @@ import type { Context } from "../context.ts";
 import { flagInt, flagString } from "../args.ts";
 import { clip, json, localTime, palette, stateColor, table } from "../render.ts";
 import { jobJson } from "../../json.ts";
+import { jobIdArg } from "./show.ts";
 import { EXIT, UsageError } from "../../errors.ts";
 import type { Job } from "../../job/job.ts";
 import type { JobState } from "../../job/state.ts";
 import { isJobState, JOB_STATES } from "../../job/state.ts";
 
 export const DEFAULT_LIMIT = 100;
+/** The command column off a terminal, where no width is known. */
+const COMMAND_WIDTH = 60;
 
-export function stateFlag(ctx: Context): JobState | undefined {
-  const state = flagString(ctx.args, "state");
-  if (state === undefined) return undefined;
-  if (!isJobState(state)) {
-    throw new UsageError(`Unknown state "${state}"`, {
-      hint: `states: ${JOB_STATES.join(", ")}`,
-      typo: { input: state, candidates: JOB_STATES },
-    });
+/** `--state S[,S…]`: the states asked for, in table order; undefined when absent. */
+export function statesFlag(ctx: Context): JobState[] | undefined {
+  const text = flagString(ctx.args, "state");
+  if (text === undefined) return undefined;
+  const wanted = new Set<JobState>();
+  for (const part of text.split(",")) {
+    const state = part.trim();
+    if (state === "") {
+      throw new UsageError(`Invalid value ${JSON.stringify(text)} for --state`, {
+        hint: "give states separated by commas, e.g. --state pending,failed",
+      });
+    }
+    if (!isJobState(state)) {
+      throw new UsageError(`Unknown state "${state}"`, {
+        hint: `states: ${JOB_STATES.join(", ")}`,
+        typo: { input: state, candidates: JOB_STATES },
+      });
+    }
+    wanted.add(state);
   }
-  return state;
+  return JOB_STATES.filter((state) => wanted.has(state));
 }
 
-/** The human table of jobs, with a note when the list was cut. */
-export function renderJobs(ctx: Context, jobs: Job[], total: number, what: string): void {
-  if (jobs.length === 0) {
-    ctx.io.out(`No ${what}.\n`);
-    return;
-  }
+/** "jobs", "dead jobs", "pending or failed jobs". */
+function jobsOf(states: readonly JobState[] | undefined): string {
+  if (states === undefined || states.length === JOB_STATES.length) return "jobs";
+  const names = states.length === 1
+    ? states[0]!
+    : `${states.slice(0, -1).join(", ")} or ${states[states.length - 1]}`;
+  return `${names} jobs`;
+}
+
+/** The human table of jobs, fitted to the terminal's width when stdout is one. */
+export function renderJobs(ctx: Context, jobs: readonly Job[]): void {
   const p = palette(ctx.color);
+  const columns = ctx.io.stdoutIsTerminal ? ctx.io.terminalColumns?.() : undefined;
   ctx.io.out(table(
     p,
     ["ID", "STATE", "PRI", "ATTEMPTS", "RUN AT", "COMMAND"],
@@ -43,24 +63,42 @@ export function renderJobs(ctx: Context, jobs: Job[], total: number, what: strin
       String(job.priority),
       String(job.attempts),
       localTime(job.runAt),
-      clip(job.command, 60),
+      // On a terminal the table clips it to the width left; elsewhere to a fixed width.
+      clip(job.command, columns === undefined ? COMMAND_WIDTH : Infinity),
     ]),
+    columns === undefined ? {} : { width: columns },
   ));
-  if (jobs.length < total) {
-    ctx.io.out(p.dim(`showing ${jobs.length} of ${total} ${what} (use --limit N for more)`) + "\n");
-  }
 }
 
 export async function run(ctx: Context): Promise<number> {
-  const state = stateFlag(ctx);
+  const states = statesFlag(ctx);
   const limit = flagInt(ctx.args, "limit", 1, 1_000_000) ?? DEFAULT_LIMIT;
-  const { jobs, total } = await (await ctx.openQueue()).list(
-    state ? { states: [state], limit } : { limit },
-  );
+  const beforeText = flagString(ctx.args, "before");
+  const before = beforeText === undefined ? undefined : jobIdArg(beforeText);
+  const queue = await ctx.openQueue();
+  // Pages are keyed on the enqueue order (the sequence number), never an offset.
+  const beforeSeq = before === undefined ? undefined : (await queue.get(before)).seq;
+  const { jobs, total, older } = await queue.list({
+    limit,
+    ...(states === undefined ? {} : { states }),
+    ...(beforeSeq === undefined ? {} : { beforeSeq }),
+  });
   if (ctx.json) {
     ctx.io.out(json(jobs.map(jobJson)));
-  } else {
-    renderJobs(ctx, jobs, total, state ? `${state} jobs` : "jobs");
+    return EXIT.ok;
+  }
+  const what = jobsOf(states);
+  if (jobs.length === 0) {
+    ctx.io.out(`No ${what}${before === undefined ? "" : ` before ${before}`}.\n`);
+    return EXIT.ok;
+  }
+  renderJobs(ctx, jobs);
+  if (jobs.length < total) {
+    const which = before === undefined
+      ? `the newest ${jobs.length} of ${total} ${what}`
+      : `${jobs.length} of ${total} ${what}, before ${before}`;
+    const more = older ? `older: --before ${jobs[0]!.id}` : "none older";
+    ctx.io.out(palette(ctx.color).dim(`showing ${which} (${more})`) + "\n");
   }
   return EXIT.ok;
 }

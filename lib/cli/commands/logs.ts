@@ -6,7 +6,7 @@
 
 import type { Context } from "../context.ts";
 import { flagBool, flagInt } from "../args.ts";
-import { escapeControls, formatBytes } from "../render.ts";
+import { escapeControls, formatBytes, json } from "../render.ts";
 import { jobIdArg } from "./show.ts";
 import { EXIT, NotFoundError, UsageError } from "../../errors.ts";
 import type { Attempt } from "../../job/job.ts";
@@ -78,7 +78,7 @@ class StreamPrinter {
     if (this.#printed < tailStart) {
       // A character the cut split ends here (as U+FFFD), not glued to bytes after the cut.
       this.end();
-      note(`[… ${formatBytes(tailStart - this.#printed)} of ${this.stream} not kept …]`);
+      note(cutNote(this.stream, tailStart - this.#printed));
       this.#printed = tailStart;
     }
     if (this.#printed < capture.total) {
@@ -90,6 +90,33 @@ class StreamPrinter {
   end(): void {
     if (!this.raw) this.write(escapeControls(this.#decoder.decode()));
   }
+}
+
+/** The cut as `logs` marks it in text. */
+function cutNote(stream: Stream, bytes: number): string {
+  return `[… ${formatBytes(bytes)} of ${stream} not kept …]`;
+}
+
+/**
+ * One stream for `logs --json`: its size, how much of it was not kept, and the kept bytes as text
+ * (invalid UTF-8 as U+FFFD), with the cut marked on a line of its own as in the text form.
+ */
+function streamJson(stream: Stream, capture: OutputCapture | undefined): Record<string, unknown> {
+  if (capture === undefined) return { bytes: 0, cut_bytes: 0, text: "" };
+  const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+  const cut = capture.total - capture.head.length - capture.tail.length;
+  const text = cut > 0
+    ? `${decode(capture.head)}\n${cutNote(stream, cut)}\n${decode(capture.tail)}`
+    : decode(concatBytes(capture.head, capture.tail));
+  return { bytes: capture.total, cut_bytes: cut, text };
+}
+
+function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
+  if (b.length === 0) return a;
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
 }
 
 async function pickAttempt(
@@ -132,11 +159,23 @@ export async function run(ctx: Context): Promise<number> {
   const queue = await ctx.openQueue();
   await queue.get(id);
   const attempt = await pickAttempt(queue, id, wanted, follow);
+  const streams: Stream[] = onlyOut ? ["stdout"] : onlyErr ? ["stderr"] : ["stdout", "stderr"];
+  if (ctx.json) {
+    // --follow and --raw are refused with --json (lib/cli/commands.ts).
+    const output = attempt ? await queue.output(id, attempt.attempt) : undefined;
+    const document: Record<string, unknown> = {
+      job: id,
+      attempt: attempt?.attempt ?? null,
+      running: attempt !== undefined && attempt.outcome === null,
+    };
+    for (const stream of streams) document[stream] = streamJson(stream, output?.[stream]);
+    ctx.io.out(json(document));
+    return EXIT.ok;
+  }
   if (attempt === undefined) {
     ctx.io.err(`queuectl: job "${id}" has not run yet; no output\n`);
     return EXIT.ok;
   }
-  const streams: Stream[] = onlyOut ? ["stdout"] : onlyErr ? ["stderr"] : ["stdout", "stderr"];
   const note = (text: string) => raw ? ctx.io.err(text + "\n") : ctx.io.out(`\n${text}\n`);
 
   if (!follow) {

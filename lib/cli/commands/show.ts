@@ -9,6 +9,7 @@ import { escapeControls, json, localTime, palette, stateColor, table } from "../
 import { attemptJson, jobJson } from "../../json.ts";
 import type { OutputCapture } from "../../store/store.ts";
 import { EXIT, UsageError } from "../../errors.ts";
+import type { Job } from "../../job/job.ts";
 import { attemptsLeft } from "../../job/job.ts";
 import { idProblem } from "../../job/id.ts";
 import { formatDuration } from "../../time.ts";
@@ -57,7 +58,7 @@ export async function run(ctx: Context): Promise<number> {
     ["command", escapeControls(job.command)],
     ["state", stateColor(p, job.state)(job.state)],
     ["priority", String(job.priority)],
-    ["attempts", `${job.attempts} (${attemptsLeft(job)} left of 1 + ${job.maxRetries} retries)`],
+    ["attempts", attemptsText(job)],
     ["timeout", timeout],
     ["cwd", escapeControls(job.cwd)],
     ["env", Object.keys(job.env).length ? escapeControls(JSON.stringify(job.env)) : "-"],
@@ -94,6 +95,16 @@ export async function run(ctx: Context): Promise<number> {
   }
   ctx.io.out(out);
   return EXIT.ok;
+}
+
+/**
+ * The attempts line: what is left only while the job can still run. (A finished job's "3 left"
+ * read as if it could still run, or had failed.)
+ */
+export function attemptsText(job: Job): string {
+  if (job.state === "completed") return `${job.attempts} (completed on attempt ${job.attempts})`;
+  if (job.state === "dead") return `${job.attempts} (1 + ${job.maxRetries} retries, all failed)`;
+  return `${job.attempts} (${attemptsLeft(job)} left of 1 + ${job.maxRetries} retries)`;
 }
 
 const TAIL_LINES = 10;

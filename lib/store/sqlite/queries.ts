@@ -110,12 +110,22 @@ ON CONFLICT (id) DO NOTHING`;
 
 export const JOB_GET = `SELECT * FROM jobs WHERE id = :id`;
 
-export const JOB_LIST = `SELECT * FROM jobs ORDER BY seq LIMIT :limit`;
-export const JOB_LIST_BY_STATE =
-  `SELECT * FROM jobs WHERE state = :state ORDER BY seq LIMIT :limit`;
-/** :states is a JSON array of state names. */
-export const JOB_LIST_BY_STATES = `
-SELECT * FROM jobs WHERE state IN (SELECT value FROM json_each(:states)) ORDER BY seq LIMIT :limit`;
+/** The newest jobs before :before, backwards along the primary key. */
+export const JOB_LIST = `SELECT * FROM jobs WHERE seq < :before ORDER BY seq DESC LIMIT :limit`;
+
+/**
+ * The same in some states: `JOB_LIST_BY_STATES[n - 1]` takes n states, :s0 … :s(n-1). One
+ * backward walk of jobs_by_state (state, seq) per state, each cut at the limit, merged: a plain
+ * `state IN (…) ORDER BY seq` would sort every matching row, a million in a big queue, to return
+ * twenty.
+ */
+export const JOB_LIST_BY_STATES: readonly string[] = [1, 2, 3, 4, 5].map((n) =>
+  `SELECT * FROM (${
+    Array.from({ length: n }, (_, i) =>
+      `SELECT * FROM (SELECT * FROM jobs WHERE state = :s${i} AND seq < :before
+         ORDER BY seq DESC LIMIT :limit)`).join(" UNION ALL ")
+  }) ORDER BY seq DESC LIMIT :limit`
+);
 
 export const JOB_COUNTS = `SELECT state, n FROM job_counts`;
 

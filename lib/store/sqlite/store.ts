@@ -251,19 +251,28 @@ export class SqliteStore implements Store {
 
   jobList(params: JobListParams): Promise<JobListResult> {
     return this.#read(() => {
-      const states = params.states ?? [];
-      const rows = states.length === 1
-        ? this.#stmt(q.JOB_LIST_BY_STATE).all({ state: states[0]!, limit: params.limit })
-        : states.length === 0
-        ? this.#stmt(q.JOB_LIST).all({ limit: params.limit })
-        : this.#stmt(q.JOB_LIST_BY_STATES).all({
-          states: JSON.stringify(states),
-          limit: params.limit,
-        });
+      // One row more than the page says whether older ones exist.
+      const page = {
+        before: params.beforeSeq ?? Number.MAX_SAFE_INTEGER,
+        limit: params.limit + 1,
+      };
+      const states = params.states === undefined ? undefined : [...new Set(params.states)];
+      if (states?.length === 0) return { jobs: [], total: 0, older: false };
+      const rows = (states === undefined
+        ? this.#stmt(q.JOB_LIST).all(page)
+        : this.#stmt(q.JOB_LIST_BY_STATES[states.length - 1]!).all({
+          ...page,
+          ...Object.fromEntries(states.map((state, i) => [`s${i}`, state])),
+        })) as Row[];
       const counts = this.#counts();
+      const older = rows.length > params.limit;
       return {
-        jobs: (rows as Row[]).map(toJob),
-        total: states.length ? states.reduce((sum, s) => sum + counts[s], 0) : counts.total,
+        jobs: rows.slice(0, params.limit).reverse().map(toJob),
+        total: states === undefined
+          ? counts.total
+          : states.reduce((sum, state) =>
+            sum + counts[state], 0),
+        older,
       };
     });
   }
