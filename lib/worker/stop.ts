@@ -17,7 +17,7 @@
 import type { Queue } from "../queue.ts";
 import { formatDuration } from "../time.ts";
 import type { JudgedWorker } from "./liveness.ts";
-import { judgeWorker, problemLines, workerName } from "./liveness.ts";
+import { judgeWorker, problemLines, workerGone, workerName } from "./liveness.ts";
 import { parentOf, processStartTime, processStatus } from "./process.ts";
 import { rescue } from "./rescuer.ts";
 
@@ -87,8 +87,10 @@ export async function stopWorkers(queue: Queue, options: StopOptions): Promise<S
     targets.set(pid, target);
     targetOf.set(w, target);
   }
-  const status = (pid: number, start: number | null) => processStatus(pid, start);
-  const workerLeft = (w: JudgedWorker) => status(w.worker.pid, w.worker.pidStart) !== "gone";
+  const judge = await queue.livenessOptions();
+  const workerLeft = (w: JudgedWorker) => !workerGone(w.worker, judge.host);
+  const workerStopped = (w: JudgedWorker) =>
+    judgeWorker(w.worker, { ...judge, now: queue.clock.now() }).health === "stopped";
 
   const signalAll = (signal: Deno.Signal) => {
     for (const target of targets.values()) send(target.pid, signal);
@@ -97,7 +99,7 @@ export async function stopWorkers(queue: Queue, options: StopOptions): Promise<S
     // second graceful signal would be one too many, so only the forced one goes this way).
     for (const w of workers) {
       const target = targetOf.get(w)!;
-      if (target.supervisor && status(target.pid, target.start) === "stopped") {
+      if (target.supervisor && processStatus(target.pid, target.start) === "stopped") {
         send(w.worker.pid, signal);
       }
     }
@@ -112,7 +114,7 @@ export async function stopWorkers(queue: Queue, options: StopOptions): Promise<S
   for (;;) {
     const left = workers.filter(workerLeft);
     const targetsLeft = [...targets.values()].filter((t) =>
-      t.supervisor && status(t.pid, t.start) !== "gone"
+      t.supervisor && processStatus(t.pid, t.start) !== "gone"
     );
     if (left.length === 0 && targetsLeft.length === 0) break;
     const now = performance.now();
@@ -129,7 +131,7 @@ export async function stopWorkers(queue: Queue, options: StopOptions): Promise<S
       const late = now - forcedAt >= FORCE_GRACE_MS;
       for (const w of left) {
         if (killed.includes(w)) continue;
-        const stopped = status(w.worker.pid, w.worker.pidStart) === "stopped";
+        const stopped = workerStopped(w);
         if (!stopped && !late) continue;
         options.note(
           `${workerName(w.worker)} ${
@@ -145,7 +147,7 @@ export async function stopWorkers(queue: Queue, options: StopOptions): Promise<S
       for (const target of targetsLeft) {
         if (killedTargets.has(target)) continue;
         if (workers.some((w) => targetOf.get(w) === target && workerLeft(w))) continue;
-        const stopped = status(target.pid, target.start) === "stopped";
+        const stopped = processStatus(target.pid, target.start) === "stopped";
         if (!stopped && now - forcedAt < 2 * FORCE_GRACE_MS) continue;
         options.note(
           `supervisor ${target.pid} ${stopped ? "is stopped (SIGSTOP)" : "is not responding"}; ` +
@@ -162,9 +164,9 @@ export async function stopWorkers(queue: Queue, options: StopOptions): Promise<S
     await sleep(POLL_MS);
   }
   if (killed.length > 0) await recover(queue, killed, options);
-  const judge = await queue.livenessOptions();
-  const now = (w: JudgedWorker) => ({ worker: w.worker, liveness: judgeWorker(w.worker, judge) });
-  return { stopped: workers.map(now), forced: forcedAt !== null, killed: killed.map(now) };
+  const after = { ...judge, now: queue.clock.now() };
+  const asNow = (w: JudgedWorker) => ({ worker: w.worker, liveness: judgeWorker(w.worker, after) });
+  return { stopped: workers.map(asNow), forced: forcedAt !== null, killed: killed.map(asNow) };
 }
 
 /** Says what the stop still waits for, and why. */

@@ -77,6 +77,13 @@ Deno.test("worker run recovers the job of a SIGKILLed worker after killing its o
   // claim the job at once, so a kill that came after the requeue would show as an overlap.
   const others = [sb.spawn(["worker", "run"]), sb.spawn(["worker", "run"])];
   await assertRecoveredAfterKill(sb, id!, members, killedAt);
+  // On a loaded machine the idle one may still be starting: a SIGTERM before it has registered
+  // (and so before it listens for signals) would kill it outright.
+  await poll(
+    () => others.every((w) => sb.workerRows().some((row) => row.pid === w.pid)),
+    PROMPT_MS,
+    "both workers to register",
+  );
   for (const worker of others) {
     worker.kill("SIGTERM");
     assert.equal((await worker.finish(PROMPT_MS)).code, 0);
