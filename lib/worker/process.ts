@@ -55,20 +55,13 @@ export function parentOf(pid: number): number | null {
   return readStat(pid)?.ppid ?? null;
 }
 
-/**
- * Whether `pid` is alive and, when `startTime` is known, is the same process (not a reuse).
- * A zombie counts as dead. Without /proc, a pid is assumed alive: leases still apply.
- */
-export function processAlive(pid: number, startTime: number | null): boolean {
-  return processStatus(pid, startTime) !== "gone";
-}
-
 /** What this host says of a process: running (or sleeping), stopped (SIGSTOP, a tracer) or gone. */
 export type ProcessStatus = "running" | "stopped" | "gone";
 
 /**
  * The status of `pid`, which must be the process that started at `startTime` when that is known
- * (a reused pid is gone). A zombie is gone. Without /proc, a pid is assumed running.
+ * (a reused pid is gone). A zombie is gone. Without /proc, a pid is assumed running: leases
+ * still apply.
  */
 export function processStatus(pid: number, startTime: number | null): ProcessStatus {
   const stat = readStat(pid);
