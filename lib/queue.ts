@@ -20,12 +20,15 @@ import type {
   JobListParams,
   JobListResult,
   OutputCapture,
+  ScheduledCount,
   Store,
-  WorkerRecord,
 } from "./store/store.ts";
+import type { JudgedWorker, LivenessOptions } from "./worker/liveness.ts";
 
 export interface QueueOptions {
   clock: Clock;
+  /** This host's name, against which workers' liveness is judged; defaults to the real one. */
+  host?: string;
 }
 
 export interface WaitOptions {
@@ -43,16 +46,25 @@ export interface WaitResult {
 
 export interface QueueStatus {
   counts: JobCounts;
-  workers: WorkerRecord[];
+  /** Pending jobs not due yet (part of `counts.pending`). */
+  scheduled: ScheduledCount;
+  workers: JudgedWorker[];
 }
 
 export class Queue {
   readonly store: Store;
   readonly clock: Clock;
+  readonly #host: string | undefined;
 
   constructor(store: Store, options: QueueOptions) {
     this.store = store;
     this.clock = options.clock;
+    this.#host = options.host;
+  }
+
+  /** The host workers are judged from (their pids mean something only there). */
+  get host(): string {
+    return this.#host ?? Deno.hostname();
   }
 
   /**
@@ -90,16 +102,34 @@ export class Queue {
   }
 
   async status(): Promise<QueueStatus> {
-    const [counts, workers] = await Promise.all([
+    const [counts, scheduled, workers] = await Promise.all([
       this.store.jobCountByState(),
-      this.store.workerList(),
+      this.store.jobCountScheduled({ now: this.clock.now() }),
+      this.workers(),
     ]);
-    return { counts, workers };
+    return { counts, scheduled, workers };
   }
 
-  /** Registered workers (including ones that died without deregistering). */
-  workers(): Promise<WorkerRecord[]> {
-    return this.store.workerList();
+  /**
+   * Registered workers (including ones that died without deregistering), each judged alive,
+   * stale or gone (lib/worker/liveness.ts).
+   */
+  async workers(): Promise<JudgedWorker[]> {
+    const [workers, options, { judgeWorkers }] = await Promise.all([
+      this.store.workerList(),
+      this.livenessOptions(),
+      import("./worker/liveness.ts"),
+    ]);
+    return judgeWorkers(workers, options);
+  }
+
+  /** What judging a worker's liveness takes now: this host, the time, the lease setting. */
+  async livenessOptions(): Promise<LivenessOptions> {
+    const [settings, { leaseTimeoutMs }] = await Promise.all([
+      this.store.configGetAll(),
+      import("./worker/liveness.ts"),
+    ]);
+    return { host: this.host, now: this.clock.now(), leaseMs: leaseTimeoutMs(settings) };
   }
 
   /** Attempt history, oldest first; `NotFoundError` for an unknown job. */

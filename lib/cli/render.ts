@@ -7,8 +7,8 @@
 import type { Attempt, Job } from "../job/job.ts";
 import { attemptsLeft } from "../job/job.ts";
 import type { JobState } from "../job/state.ts";
-import type { WorkerRecord } from "../store/store.ts";
-import { formatLocal, iso } from "../time.ts";
+import type { JudgedWorker } from "../worker/liveness.ts";
+import { formatAgo, formatLocal, iso } from "../time.ts";
 
 export type Paint = (text: string) => string;
 
@@ -173,12 +173,24 @@ export function attemptJson(attempt: Attempt): Record<string, unknown> {
   };
 }
 
-export function workerJson(worker: WorkerRecord, alive: boolean | null): Record<string, unknown> {
+/** A heartbeat as people read it: `3s ago`. */
+export function heartbeatAgo(judged: JudgedWorker, now: number): string {
+  return formatAgo(judged.worker.heartbeatAt, now);
+}
+
+/** A worker's state for tables: `gone` and `stale` in red. */
+export function workerState(p: Palette, judged: JudgedWorker): string {
+  const state = judged.liveness.state;
+  return state === "gone" || state === "stale" ? p.red(state) : state;
+}
+
+/** The worker object of `status --json`, `worker list --json` and `worker stop --json`. */
+export function workerJson({ worker, liveness }: JudgedWorker): Record<string, unknown> {
   return {
     id: worker.id,
     pid: worker.pid,
     host: worker.host,
-    state: alive === false ? "gone" : worker.state,
+    state: liveness.state,
     current_job: worker.currentJob,
     started_at: iso(worker.startedAt),
     heartbeat_at: iso(worker.heartbeatAt),

@@ -18,6 +18,13 @@ import type { StatsSummary } from "../metrics.ts";
 /** Counts per state, plus their sum. */
 export type JobCounts = Record<JobState, number> & { total: number };
 
+/** Pending jobs scheduled for later (not due yet). */
+export interface ScheduledCount {
+  scheduled: number;
+  /** When the first of them is due; null when there are none. */
+  nextAt: number | null;
+}
+
 export interface JobInsertParams {
   /**
    * A job without `maxRetries` gets the `max-retries` setting, read in the same transaction
@@ -170,6 +177,11 @@ export interface Store {
   /** Maintained counts: constant time however many jobs there are. */
   jobCountByState(): Promise<JobCounts>;
   /**
+   * Pending jobs not due yet at `now`, and when the first of them is due. Read from the ready
+   * index, so it costs a few milliseconds even with a hundred thousand scheduled jobs.
+   */
+  jobCountScheduled(params: { now: number }): Promise<ScheduledCount>;
+  /**
    * Moves dead jobs back to `pending` with a fresh retry budget, atomically. Throws
    * `NotFoundError` or `ConflictError` (not dead) for the first id at fault, changing nothing.
    */
@@ -243,6 +255,13 @@ export interface Store {
    * milliseconds. Idle workers watch it instead of querying for jobs.
    */
   changeToken(): Promise<number>;
+
+  /**
+   * For a database whose file was deleted or replaced under this process: empties the write-ahead
+   * log (left at the path, it would be read as part of whatever file is there now) and closes,
+   * writing nothing else.
+   */
+  abandon(): void;
 
   close(): void;
 }

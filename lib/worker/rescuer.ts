@@ -15,7 +15,8 @@
 import type { BackoffOptions } from "../job/backoff.ts";
 import { decide } from "../job/outcome.ts";
 import type { ProcessingJob, Store } from "../store/store.ts";
-import { attemptMarker, killAttempt, processAlive } from "./process.ts";
+import { workerGone } from "./liveness.ts";
+import { attemptMarker, killAttempt } from "./process.ts";
 
 export interface RescueOptions {
   store: Store;
@@ -42,7 +43,7 @@ export interface RescueReport {
 /** Why a processing job may be recovered now, or null if it must be left alone. */
 export function rescueReason(p: ProcessingJob, host: string, now: number): string | null {
   const owner = p.owner;
-  if (owner && owner.host === host && !processAlive(owner.pid, owner.pidStart)) {
+  if (owner && workerGone(owner, host)) {
     return `worker lost (pid ${owner.pid} exited)`;
   }
   if (p.job.leaseExpiresAt !== null && p.job.leaseExpiresAt <= now) return "lease expired";

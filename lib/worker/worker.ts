@@ -14,10 +14,12 @@ import type { FaultHook } from "../fault.ts";
 import type { Job } from "../job/job.ts";
 import { decide, describeResult } from "../job/outcome.ts";
 import type { JobFinishParams, Store } from "../store/store.ts";
-import { formatDuration } from "../time.ts";
+import { formatDuration, formatLogTime } from "../time.ts";
+import { DatabaseFile } from "./db_file.ts";
 import type { Execution } from "./executor.ts";
 import { execute } from "./executor.ts";
-import { parentPid, processAlive, processStartTime } from "./process.ts";
+import { heartbeatIntervalMs, workerGone } from "./liveness.ts";
+import { parentPid, processStartTime } from "./process.ts";
 import { rescue } from "./rescuer.ts";
 import { savedName, TUNED, WORKER_ENV_NAMES } from "./supervisor.ts";
 import type { Spawner } from "./spawn.ts";
@@ -126,7 +128,12 @@ export class Worker {
   readonly #baseEnv: Record<string, string>;
   #config: Config = resolveConfig({});
   #stop: StopMode | null = null;
-  #stopReason = "";
+  /** Why the worker stops, in short, for its last line. */
+  #stopCause = "";
+  /** The database file as opened; set when `run` starts. */
+  #dbFile: DatabaseFile | null = null;
+  /** Set when the database file was deleted or replaced under this worker. */
+  #databaseLost = false;
   #current: Running | null = null;
   #wake: (() => void) | null = null;
   #heartbeatTimer: ReturnType<typeof setTimeout> | undefined;
@@ -152,16 +159,20 @@ export class Worker {
     }
   }
 
-  /** Asks the worker to stop: graceful lets the running job finish; force kills it. */
-  stop(mode: StopMode, reason: string): void {
+  /**
+   * Asks the worker to stop: graceful lets the running job finish; force kills it. `cause` is the
+   * reason in short, for the last line the worker logs.
+   */
+  stop(mode: StopMode, reason: string, cause = reason): void {
     if (this.#stop === "force") return;
     if (this.#stop === null || mode === "force") {
       this.#stop = mode;
-      this.#stopReason = reason;
+      this.#stopCause = cause;
       this.#log(`stopping (${mode}): ${reason}`);
     }
     if (mode === "force") this.#current?.abort.abort("interrupted by worker shutdown");
     this.#wake?.();
+    if (this.#databaseLost) return;
     this.#store.workerSetState({ id: this.id, now: this.#o.clock.now(), state: "stopping" })
       .catch(() => {});
   }
@@ -170,8 +181,14 @@ export class Worker {
     return this.#stop;
   }
 
+  /** Whether the worker stopped because its database file was deleted or replaced. */
+  get databaseLost(): boolean {
+    return this.#databaseLost;
+  }
+
   /** Runs until stopped (or, with `once`, until no job is due). */
   async run(): Promise<void> {
+    this.#dbFile = new DatabaseFile(this.#o.dbPath);
     const now = this.#o.clock.now();
     // An unusable database (read-only, corrupt, not ours) is refused at once, exit 6; only what
     // passes by itself (busy, full) is waited out.
@@ -195,7 +212,10 @@ export class Worker {
     await this.#refreshConfig();
     this.#log(`started (pid ${Deno.pid}, ${this.#o.spawner.method})`);
     this.#scheduleHeartbeat();
-    this.#scheduleSweep(0);
+    // Recovery first: jobs of workers that died are due again before this worker looks for work
+    // (which is what lets `--once`, run from cron, recover and run them).
+    await this.#sweep();
+    this.#scheduleSweep();
     // A finished job whose outcome is not written yet: a busy worker claims and starts its next
     // job first and writes this outcome while that job runs, so the write is off the path from
     // one job to the next.
@@ -231,13 +251,14 @@ export class Worker {
       this.#finished = true;
       clearTimeout(this.#heartbeatTimer);
       clearTimeout(this.#sweepTimer);
-      await this.#store.workerRemove({ id: this.id }).catch(() => {});
-      this.#log(`stopped${this.#stopReason ? ` (${this.#stopReason})` : ""}`);
+      if (this.#databaseLost) this.#store.abandon();
+      else await this.#store.workerRemove({ id: this.id }).catch(() => {});
+      this.#log(`stopped${this.#stopCause ? ` (${this.#stopCause})` : ""}`);
     }
   }
 
   #log(message: string): void {
-    this.#o.log(`${new Date(this.#o.clock.now()).toISOString()} ${this.id} ${message}`);
+    this.#o.log(`${formatLogTime(this.#o.clock.now())} ${this.id} ${message}`);
   }
 
   /** Logs a recurring problem at most once every 10 s. */
@@ -295,6 +316,7 @@ export class Worker {
 
   async #claim(): Promise<{ job?: Job; leaseMs: number; nextAt: number | null; failed?: true }> {
     const leaseMs = this.#config.leaseTimeoutMs;
+    if (this.#checkDatabaseFile()) return { leaseMs, nextAt: null };
     try {
       // A read first: an idle poll must not take the write lock.
       const due = await this.#store.jobNextDue({ now: this.#o.clock.now() });
@@ -321,6 +343,7 @@ export class Worker {
    * claim usually finds a job). Undefined when none is due or the claim failed.
    */
   async #claimNext(leaseMs: number): Promise<Job | undefined> {
+    if (this.#checkDatabaseFile()) return undefined;
     try {
       return await this.#store.jobClaim({
         workerId: this.id,
@@ -420,6 +443,7 @@ export class Worker {
         // Recorded only for jobs that run a while: a quick job finishes before this matters, and
         // until then recovery finds the job's processes by their environment marker.
         timers.pid = setTimeout(() => {
+          if (this.#databaseLost) return;
           this.#store.attemptSetProcess({
             jobId: job.id,
             attempt,
@@ -432,7 +456,7 @@ export class Worker {
     });
     running.execution = execution;
     timers.saver = setInterval(() => {
-      if (!execution.dirty || running.leaseLost) return;
+      if (!execution.dirty || running.leaseLost || this.#databaseLost) return;
       const output = execution.output();
       if (!output) return;
       this.#store.attemptSaveOutput({ jobId: job.id, attempt, workerId: this.id, ...output })
@@ -453,6 +477,12 @@ export class Worker {
     clearTimeout(started.timers.pid);
     const now = this.#o.clock.now();
     const backoff = { base: config.backoffBase, maxMs: config.backoffMaxMs };
+    if (this.#databaseLost) {
+      // Nothing is written to a file nobody reads any more (see #checkDatabaseFile).
+      this.#log(`job ${job.id} attempt ${attempt}: not recorded (the database file is gone)`);
+      if (this.#current === running) this.#current = null;
+      return null;
+    }
     if (running.leaseLost) {
       this.#log(`job ${job.id} attempt ${attempt}: lease lost (${running.leaseLost}); job killed`);
       // When renewals failed, nobody may have taken the job over, and this worker's sweep skips
@@ -492,6 +522,14 @@ export class Worker {
   /** Writes a finished attempt's outcome; never gives up on it, whatever the store says. */
   async #finish(finished: Finished): Promise<void> {
     const { params } = finished;
+    if (this.#databaseLost) {
+      if (this.#current === finished.running) this.#current = null;
+      this.#log(
+        `job ${params.jobId} attempt ${params.attempt}: ${finished.what}, not recorded ` +
+          `(the database file is gone)`,
+      );
+      return;
+    }
     const applied = await this.#retry("finish", () => true, () => this.#store.jobFinish(params));
     if (this.#current === finished.running) this.#current = null;
     const { jobId, attempt, decision, now } = params;
@@ -512,7 +550,7 @@ export class Worker {
 
   #scheduleHeartbeat(): void {
     if (this.#finished) return;
-    const every = Math.max(100, Math.floor(this.#config.leaseTimeoutMs / 6));
+    const every = heartbeatIntervalMs(this.#config.leaseTimeoutMs);
     this.#heartbeatTimer = setTimeout(async () => {
       await this.#heartbeat();
       this.#scheduleHeartbeat();
@@ -521,7 +559,7 @@ export class Worker {
 
   /** Renews the running job's lease (and the worker's liveness); fences itself if it cannot. */
   async #heartbeat(): Promise<void> {
-    if (this.#heartbeating) return;
+    if (this.#heartbeating || this.#databaseLost) return;
     this.#heartbeating = true;
     const running = this.#current;
     const now = this.#o.clock.now();
@@ -564,9 +602,10 @@ export class Worker {
   }
 
   async #sweep(): Promise<void> {
-    if (this.#sweeping) return;
+    if (this.#sweeping || this.#databaseLost) return;
     this.#sweeping = true;
     try {
+      if (this.#checkDatabaseFile()) return;
       await this.#refreshConfig();
       const rescued = await rescue({
         store: this.#store,
@@ -601,6 +640,29 @@ export class Worker {
   }
 
   /**
+   * Stops the worker if its database file was deleted or replaced (checked before each claim and
+   * on every sweep). Its connection would go on working, on a file nobody else sees any more, so
+   * it would never get another job; and whatever it writes goes to the `-wal` at the path, which
+   * SQLite would read as part of the file that is there now. So from then on it writes nothing:
+   * the running job is killed unrecorded (the queue now at the path decides what runs), and the
+   * write-ahead log is emptied before the connection closes (`Store.abandon`).
+   */
+  #checkDatabaseFile(): boolean {
+    if (this.#databaseLost) return true;
+    const change = this.#dbFile?.change() ?? null;
+    if (change === null) return false;
+    this.#databaseLost = true;
+    const job = this.#current ? `; its running job ${this.#current.job.id} is killed` : "";
+    this.stop(
+      "force",
+      `database ${this.#o.dbPath} was ${change}${job}; exiting (start workers again to use ` +
+        `the queue now at that path)`,
+      `database ${change}`,
+    );
+    return true;
+  }
+
+  /**
    * Deletes completed jobs past `retain-completed` in small batches (each a short transaction, so
    * claims interleave) and keeps the write-ahead log and the metric figures bounded.
    */
@@ -631,8 +693,8 @@ export class Worker {
     const processing = await this.#store.jobListProcessing();
     const owners = new Set(processing.map((p) => p.job.workerId));
     for (const worker of await this.#store.workerList()) {
-      if (worker.id === this.id || worker.host !== this.#o.host || owners.has(worker.id)) continue;
-      if (!processAlive(worker.pid, worker.pidStart)) {
+      if (worker.id === this.id || owners.has(worker.id)) continue;
+      if (workerGone(worker, this.#o.host)) {
         await this.#store.workerRemove({ id: worker.id });
       }
     }

@@ -143,17 +143,21 @@ export async function makeOneOfEach(
   return { pending, processing, completed, failed, dead };
 }
 
-/** Registers a worker; `alive` picks this very process (alive) or a pid that does not exist. */
+/**
+ * Registers a worker; `alive` picks this very process (alive) or a pid that does not exist, and
+ * `pid` another live process (a stopped one, say).
+ */
 export async function makeWorker(
   store: Store,
   clock: FakeClock,
-  options: { id: string; alive: boolean; currentJob?: string | null },
+  options: { id: string; alive: boolean; currentJob?: string | null; pid?: number },
 ): Promise<WorkerRecord> {
+  const pid = options.pid ?? (options.alive ? Deno.pid : 2 ** 22 + 17);
   const worker: WorkerRecord = {
     id: options.id,
-    pid: options.alive ? Deno.pid : 2 ** 22 + 17,
+    pid,
     host: Deno.hostname(),
-    pidStart: options.alive ? processStartTime(Deno.pid) : 12345,
+    pidStart: options.alive ? processStartTime(pid) : 12345,
     state: options.currentJob ? "busy" : "idle",
     currentJob: options.currentJob ?? null,
     startedAt: clock.now(),

@@ -7,16 +7,16 @@
 import type { Context } from "../context.ts";
 import { flagDuration } from "../duration_flag.ts";
 import { flagBool } from "../args.ts";
-import { clip, json, palette, stateColor, table } from "../render.ts";
+import { clip, json, palette, stateColor, table, workerState } from "../render.ts";
 import type { Palette } from "../render.ts";
 import { EXIT, UsageError } from "../../errors.ts";
 import { JOB_STATES } from "../../job/state.ts";
 import type { StatsSummary } from "../../metrics.ts";
 import { percentile, ratePerMinute } from "../../metrics.ts";
 import type { Queue } from "../../queue.ts";
-import type { JobCounts, WorkerRecord } from "../../store/store.ts";
+import type { JobCounts } from "../../store/store.ts";
 import { formatDuration, iso } from "../../time.ts";
-import { processAlive } from "../../worker/process.ts";
+import type { JudgedWorker } from "../../worker/liveness.ts";
 
 const DAY_MS = 86_400_000;
 const BARS = "▁▂▃▄▅▆▇█";
@@ -30,7 +30,7 @@ export interface Metrics {
   succeeded: number;
   finished: number;
   throughput: { m1: number; m15: number; m60: number };
-  workers: { worker: WorkerRecord; alive: boolean | null }[];
+  workers: JudgedWorker[];
 }
 
 async function gather(queue: Queue, sinceMs: number): Promise<Metrics> {
@@ -40,7 +40,6 @@ async function gather(queue: Queue, sinceMs: number): Promise<Metrics> {
   const o = stats.outcomes;
   const finished = o.completed + o.failed + o.timeout + o.spawn_failed + o.lost;
   const completedPerMinute = new Map([...stats.perMinute].map(([m, v]) => [m, v.completed]));
-  const host = Deno.hostname();
   return {
     generatedAt: now,
     since,
@@ -53,10 +52,7 @@ async function gather(queue: Queue, sinceMs: number): Promise<Metrics> {
       m15: ratePerMinute(completedPerMinute, now, 15),
       m60: ratePerMinute(completedPerMinute, now, 60),
     },
-    workers: workers.map((worker) => ({
-      worker,
-      alive: worker.host === host ? processAlive(worker.pid, worker.pidStart) : null,
-    })),
+    workers,
   };
 }
 
@@ -112,12 +108,12 @@ export function metricsJson(m: Metrics, detailed: boolean): Record<string, unkno
     })),
   };
   if (detailed) {
-    out.workers = m.workers.map(({ worker: w, alive }) => {
+    out.workers = m.workers.map(({ worker: w, liveness }) => {
       const uptime = Math.max(1, m.generatedAt - w.startedAt);
       return {
         id: w.id,
         pid: w.pid,
-        state: alive === false ? "gone" : w.state,
+        state: liveness.state,
         jobs_done: w.jobsDone,
         jobs_failed: w.jobsFailed,
         busy_share: round(Math.min(1, w.busyMs / uptime), 3),
@@ -218,12 +214,13 @@ export function renderDashboard(p: Palette, m: Metrics, detailed: boolean): stri
     out += m.workers.length === 0 ? "  none\n" : table(
       p,
       ["ID", "PID", "STATE", "DONE", "FAILED", "BUSY", "UPTIME"],
-      m.workers.map(({ worker: w, alive }) => {
+      m.workers.map((judged) => {
+        const w = judged.worker;
         const uptime = Math.max(1, m.generatedAt - w.startedAt);
         return [
           w.id,
           String(w.pid),
-          alive === false ? p.red("gone") : w.state,
+          workerState(p, judged),
           String(w.jobsDone),
           String(w.jobsFailed),
           `${Math.round(100 * Math.min(1, w.busyMs / uptime))}%`,

@@ -40,6 +40,7 @@ import type {
   MaintainParams,
   OutputCapture,
   ProcessingJob,
+  ScheduledCount,
   Store,
   WorkerRecord,
   WorkerState,
@@ -567,6 +568,20 @@ export class SqliteStore implements Store {
     return this.#run(() => this.#read(() => this.#counts()));
   }
 
+  jobCountScheduled(params: { now: number }): Promise<ScheduledCount> {
+    return this.#run(() =>
+      this.#read(() => {
+        const waiting = num(this.#stmt(q.JOB_COUNT_WAITING_LATER).get(params) as Row, "n");
+        if (waiting === 0) return { scheduled: 0, nextAt: null };
+        const failed = num(this.#stmt(q.JOB_COUNT_FAILED_LATER).get(params) as Row, "n");
+        const scheduled = waiting - failed;
+        if (scheduled === 0) return { scheduled: 0, nextAt: null };
+        const next = this.#stmt(q.JOB_NEXT_SCHEDULED).get(params) as Row;
+        return { scheduled, nextAt: numOrNull(next, "next_at") };
+      })
+    );
+  }
+
   jobDlqRetry(params: JobDlqRetryParams): Promise<Job[]> {
     return this.#run(() =>
       this.#write(() => {
@@ -1053,6 +1068,16 @@ export class SqliteStore implements Store {
     return this.#run(() =>
       this.#read(() => (this.#stmt("PRAGMA data_version").get() as Row).data_version as number)
     );
+  }
+
+  abandon(): void {
+    if (!this.#db.isOpen) return;
+    try {
+      // Through the connection's own file handles: the old -wal, wherever it is now.
+      this.#db.prepare("PRAGMA wal_checkpoint(TRUNCATE)").get();
+    } catch { /* best effort: the file may be gone with its directory */ }
+    this.#statements.clear();
+    this.#db.close();
   }
 
   close(): void {
