@@ -26,22 +26,9 @@ function exitCode(result: WaitResult): number {
 /** How long a wait runs before it looks whether any worker could finish the jobs. */
 const NO_WORKER_NOTICE_MS = 3000;
 
-/**
- * Whether any registered worker looks alive: a heartbeat within the lease timeout and, on this
- * host, its process still running (pid and start time, as `status` checks). One small function on
- * purpose, so that a shared liveness check can take its place.
- */
-export async function anyWorkerAlive(queue: Queue, now: number): Promise<boolean> {
-  const [workers, config, { processAlive }] = await Promise.all([
-    queue.workers(),
-    queue.config(),
-    import("../../worker/process.ts"),
-  ]);
-  const host = Deno.hostname();
-  return workers.some((w) =>
-    now - w.heartbeatAt <= config.leaseTimeoutMs &&
-    (w.host !== host || processAlive(w.pid, w.pidStart))
-  );
+/** Whether any registered worker is alive and answering (judged by lib/worker/liveness.ts). */
+export async function anyWorkerAlive(queue: Queue): Promise<boolean> {
+  return (await queue.workers()).some((w) => w.liveness.health === "ok");
 }
 
 /** `--db PATH` as the user gave it, quoted for a shell where needed; "" without the flag. */
@@ -72,7 +59,7 @@ export async function waitForJobs(
     onProgress: (jobs: Job[]) => {
       if (!looked && ctx.clock.now() - started >= NO_WORKER_NOTICE_MS) {
         looked = true;
-        anyWorkerAlive(queue, ctx.clock.now()).then((alive) => {
+        anyWorkerAlive(queue).then((alive) => {
           if (alive) return;
           ctx.io.err(
             `\r\x1b[2Kqueuectl: note: no worker is running for this queue; start one with ` +
