@@ -6,7 +6,7 @@
  */
 
 import { UsageError } from "./errors.ts";
-import { DEFAULT_MAX_RETRIES } from "./job/job.ts";
+import { DEFAULT_LEASE_TIMEOUT_MS, DEFAULT_MAX_RETRIES } from "./job/job.ts";
 import { formatDuration } from "./time.ts";
 import { parseDuration } from "./time_parse.ts";
 
@@ -81,7 +81,7 @@ export const CONFIG_KEYS: Readonly<Record<string, KeyDefinition>> = {
   "lease-timeout": {
     field: "leaseTimeoutMs",
     kind: "duration",
-    default: 30_000,
+    default: DEFAULT_LEASE_TIMEOUT_MS,
     min: 1000,
     max: 86_400_000,
     unit: "seconds",

@@ -10,7 +10,7 @@ import type { Attempt, Job } from "./job/job.ts";
 import { attemptsLeft } from "./job/job.ts";
 import type { Metrics } from "./metrics.ts";
 import { percentile } from "./metrics.ts";
-import type { WorkerView } from "./queue.ts";
+import type { JudgedWorker } from "./worker/liveness.ts";
 import { iso } from "./time.ts";
 
 /** The job object of `list --json`, `show --json` and `enqueue --json`. */
@@ -52,13 +52,12 @@ export function attemptJson(attempt: Attempt): Record<string, unknown> {
 }
 
 /** A worker as `status`, `worker list` and the dashboard show it, with its judged state. */
-export function workerJson(view: WorkerView): Record<string, unknown> {
-  const { worker } = view;
+export function workerJson({ worker, liveness }: JudgedWorker): Record<string, unknown> {
   return {
     id: worker.id,
     pid: worker.pid,
     host: worker.host,
-    state: view.state,
+    state: liveness.state,
     current_job: worker.runningJobs[worker.runningJobs.length - 1] ?? null,
     started_at: iso(worker.startedAt),
     heartbeat_at: iso(worker.heartbeatAt),

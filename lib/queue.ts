@@ -24,11 +24,11 @@ import type {
   JobListParams,
   JobListResult,
   OutputCapture,
+  ScheduledCount,
   Store,
   StoreCapabilities,
-  WorkerRecord,
 } from "./store/store.ts";
-import type { Judgement, WorkerDisplayState } from "./worker/liveness.ts";
+import type { JudgedWorker, LivenessOptions } from "./worker/liveness.ts";
 import type { Worker, WorkerOptions } from "./worker/worker.ts";
 
 export interface OpenQueueOptions {
@@ -68,16 +68,11 @@ export interface WaitResult {
   timedOut: boolean;
 }
 
-/** A registered worker with its judged liveness. */
-export interface WorkerView {
-  worker: WorkerRecord;
-  judgement: Judgement;
-  state: WorkerDisplayState;
-}
-
 export interface QueueStatus {
   counts: JobCounts;
-  workers: WorkerView[];
+  /** Pending jobs not due yet (part of `counts.pending`). */
+  scheduled: ScheduledCount;
+  workers: JudgedWorker[];
 }
 
 export class Queue {
@@ -139,31 +134,39 @@ export class Queue {
 
   /** Counts per state and the workers with their liveness. */
   async status(): Promise<QueueStatus> {
-    const [counts, workers] = await Promise.all([this.#store.jobCountByState(), this.workers()]);
-    return { counts, workers };
+    const [counts, scheduled, workers] = await Promise.all([
+      this.#store.jobCountByState(),
+      this.#store.jobCountScheduled(),
+      this.workers(),
+    ]);
+    return { counts, scheduled, workers };
   }
 
-  /** Registered workers, judged alive, stale or gone (lib/worker/liveness.ts). */
-  async workers(): Promise<WorkerView[]> {
-    const [records, stored] = await Promise.all([
+  /**
+   * Registered workers (including ones that died without deregistering), each judged alive,
+   * stale or gone (lib/worker/liveness.ts).
+   */
+  async workers(): Promise<JudgedWorker[]> {
+    const [workers, options, { judgeWorkers }] = await Promise.all([
       this.#store.workerList(),
-      this.#store.configGetAll(),
+      this.livenessOptions(),
+      import("./worker/liveness.ts"),
     ]);
-    if (records.length === 0) return [];
-    const [{ resolveConfig }, { judgeWorker, displayState }, { thisHost }] = await Promise.all([
-      import("./config.ts"),
+    return judgeWorkers(workers, options);
+  }
+
+  /** What judging a worker's liveness takes: this host's pid namespace, the lease setting. */
+  async livenessOptions(): Promise<LivenessOptions> {
+    const [settings, { leaseTimeoutMs }, { thisHost }] = await Promise.all([
+      this.#store.configGetAll(),
       import("./worker/liveness.ts"),
       import("./worker/host.ts"),
     ]);
-    const ctx = {
+    return {
       hostId: thisHost().id,
       pidRecovery: this.#store.capabilities.pidRecovery,
-      leaseMs: resolveConfig(stored).leaseTimeoutMs,
+      leaseMs: leaseTimeoutMs(settings),
     };
-    return records.map((worker) => {
-      const judgement = judgeWorker(worker, ctx);
-      return { worker, judgement, state: displayState(worker, judgement) };
-    });
   }
 
   /** Attempt history, oldest first; `NotFoundError` for an unknown job. */
@@ -235,11 +238,11 @@ export class Queue {
     return computeMetrics(
       counts,
       figures,
-      workers.map(({ worker: w, state }) => ({
+      workers.map(({ worker: w, liveness }) => ({
         id: w.id,
         pid: w.pid,
         host: w.host,
-        state,
+        state: liveness.state,
         jobsDone: w.jobsDone,
         jobsFailed: w.jobsFailed,
         busyMs: w.busyMs,
@@ -318,6 +321,30 @@ export class Queue {
     const { configKey } = await import("./config.ts");
     configKey(key);
     return await this.#store.configUnset({ key });
+  }
+
+  /**
+   * One recovery pass now, as a worker's sweep would run it (for `worker stop`, after it killed
+   * workers that did not answer), then forgets the workers in `forget`.
+   */
+  async recoverNow(
+    options: { workerId: string; forget: readonly string[]; log: (line: string) => void },
+  ): Promise<void> {
+    const [config, { rescue }, { thisHost }] = await Promise.all([
+      this.config(),
+      import("./worker/rescuer.ts"),
+      import("./worker/host.ts"),
+    ]);
+    await rescue({
+      store: this.#store,
+      workerId: options.workerId,
+      running: new Set(),
+      leaseMs: config.leaseTimeoutMs,
+      hostId: thisHost().id,
+      backoff: { base: config.backoffBase, maxMs: config.backoffMaxMs },
+      log: options.log,
+    });
+    if (options.forget.length) await this.#store.workerRemove({ ids: options.forget });
   }
 
   /** A worker that runs this queue's jobs in this process (lib/worker/worker.ts). */

@@ -38,3 +38,29 @@ export function formatLocal(ms: number): string {
 export function iso(ms: number | null): string | null {
   return ms === null ? null : new Date(ms).toISOString();
 }
+
+/**
+ * A log line's time: local time with milliseconds and the zone's UTC offset, as in
+ * `2026-12-01T21:05:03.123+01:00`. One format for every log line (workers, supervisors, `DB.log`),
+ * readable as local time and exact across time zones and daylight-saving changes.
+ */
+export function formatLogTime(ms: number): string {
+  const d = new Date(ms);
+  const offset = -d.getTimezoneOffset();
+  const sign = offset < 0 ? "-" : "+";
+  const abs = Math.abs(offset);
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T` +
+    `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.` +
+    `${pad(d.getMilliseconds(), 3)}${sign}${pad(Math.floor(abs / 60))}:${pad(abs % 60)}`;
+}
+
+/** How long ago `ms` was, for people: `0s ago`, `3s ago`, `2m ago`, `1h5m ago`. */
+export function formatAgo(ms: number, now: number): string {
+  return formatAge(now - ms);
+}
+
+/** An age for people: `0s ago`, `3s ago`, `2m ago`, `1h5m ago`. */
+export function formatAge(ageMs: number): string {
+  const seconds = Math.max(0, Math.floor(ageMs / 1000));
+  return `${seconds < 60 ? `${seconds}s` : formatDuration(seconds * 1000)} ago`;
+}

@@ -5,7 +5,8 @@
  */
 
 import type { JobState } from "../job/state.ts";
-import { formatLocal } from "../time.ts";
+import type { JudgedWorker } from "../worker/liveness.ts";
+import { formatAge, formatLocal } from "../time.ts";
 
 export type Paint = (text: string) => string;
 
@@ -130,6 +131,17 @@ export function clip(text: string, max: number): string {
 
 export function localTime(ms: number | null): string {
   return ms === null ? "-" : formatLocal(ms);
+}
+
+/** A heartbeat as people read it: `3s ago` (its age by the store's clock). */
+export function heartbeatAgo(judged: JudgedWorker): string {
+  return formatAge(judged.worker.heartbeatAgeMs);
+}
+
+/** A worker's state for a table: `stale` and `gone` in red. */
+export function workerState(p: Palette, judged: JudgedWorker): string {
+  const state = judged.liveness.state;
+  return state === "gone" || state === "stale" ? p.red(state) : state;
 }
 
 /**

@@ -92,3 +92,6 @@ export interface NewJob {
 
 /** Retries after the first attempt when neither the job nor the `max-retries` setting says. */
 export const DEFAULT_MAX_RETRIES = 3;
+
+/** How long a claimed job is held without a renewal, unless the `lease-timeout` setting says. */
+export const DEFAULT_LEASE_TIMEOUT_MS = 30_000;

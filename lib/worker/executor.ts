@@ -124,7 +124,13 @@ async function run(
   clearTimeout(drainTimer);
   child.closeOutput();
 
-  if (options.signal?.aborted) return interrupted(options.signal);
+  // An abort interrupts the attempt only if it is what ended the shell. A shell that exited by
+  // itself (a code, or a signal other than the abort's SIGKILL) had finished before the abort
+  // could act, for instance while its worker was stopped and the stop request waited with the
+  // exit status: that status is the outcome, and the job must not run again.
+  if (options.signal?.aborted && status.code === null && status.signal === "SIGKILL") {
+    return interrupted(options.signal);
+  }
   if (timedOut !== null) {
     const { signal } = timedOut as { signal: string };
     return { kind: "timeout", afterMs: options.timeoutMs, signal };

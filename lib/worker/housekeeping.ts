@@ -64,8 +64,8 @@ export async function forgetGoneWorkers(
     pidRecovery: options.store.capabilities.pidRecovery,
     leaseMs: config.leaseTimeoutMs,
   };
-  const gone = (await options.store.workerList()).filter((w) =>
-    w.id !== options.workerId && forgettable(w, judgeWorker(w, ctx))
+  const gone = (await options.store.workerList()).filter((worker) =>
+    worker.id !== options.workerId && forgettable({ worker, liveness: judgeWorker(worker, ctx) })
   );
   if (gone.length) await options.store.workerRemove({ ids: gone.map((w) => w.id) });
 }

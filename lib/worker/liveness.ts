@@ -1,88 +1,153 @@
 /**
- * Whether a registered worker is alive: judged here and nowhere else (status, worker list and
- * stop, metrics, recovery and the dashboard all ask this module).
+ * Whether a registered worker is alive, judged in one place for every reader (`status`, `worker
+ * list`, `worker stop`, `metrics`, the dashboard) and for recovery:
  *
- * - A worker in this host's pid namespace (where the store can tell: `pidRecovery`) is `gone` when
- *   its process exited (pid and process start time compared, so a reused pid does not count) and
- *   `stale` when it is stopped (SIGSTOP, a debugger).
- * - Any worker is `stale` when its heartbeat is overdue: it renews it every sixth of the lease,
- *   so two missed beats and a margin mean it is hung, stalled or cut off. Past an hour (or ten
- *   leases) without a heartbeat, a worker on another host counts as `gone`.
+ * - in this host's pid namespace (where the store records it: `pidRecovery`), its pid together
+ *   with the process start time: the worker is gone when its process exited (a pid reused by
+ *   another process does not count as the worker);
+ * - there too, the process state: a stopped process (SIGSTOP, Ctrl-Z, a debugger) cannot answer
+ *   a signal or renew a lease until it is resumed;
+ * - on any host, its heartbeat, measured by the store's clock: a worker beats every LEASE/6, so
+ *   one whose last beat is three beats old (and at least 5 s) is not responding, and one silent
+ *   for an hour (or ten leases) on another host is gone for good.
+ *
+ * Gone workers' jobs are recovered at once; stale workers keep their jobs until the lease expires
+ * (see rescuer.ts), because a stopped worker may be resumed.
  *
  * @module
  */
 
+import { DEFAULT_LEASE_TIMEOUT_MS } from "../job/job.ts";
 import type { WorkerRecord } from "../store/store.ts";
-import { processAlive, processState } from "./process.ts";
+import { formatAge } from "../time.ts";
+import { processStatus } from "./process.ts";
 
-export type Liveness = "alive" | "stale" | "gone";
+/** ok: answers; stopped: its process is stopped; silent: no heartbeat for too long; gone: exited. */
+export type Health = "ok" | "stopped" | "silent" | "gone";
 
-export interface LivenessContext {
+/** A worker's state as `status` and `worker list` show it. */
+export type ShownState = "idle" | "busy" | "stopping" | "stale" | "gone";
+
+export interface Liveness {
+  health: Health;
+  state: ShownState;
+  /** In this host's pid namespace: its process can be checked and signalled from here. */
+  local: boolean;
+  heartbeatAgeMs: number;
+  /** What is wrong with a stale worker, to follow "worker ID (pid N) ": "is stopped (SIGSTOP)". */
+  problem: string | null;
+}
+
+export interface JudgedWorker {
+  worker: WorkerRecord;
+  liveness: Liveness;
+}
+
+export interface LivenessOptions {
   /** This process's pid namespace (lib/worker/host.ts). */
   hostId: string;
   /** The store records host ids, so a worker in this namespace may be judged by its pid. */
   pidRecovery: boolean;
-  /** The `lease-timeout` setting. */
+  /** The `lease-timeout` setting, which sets how often workers beat. */
   leaseMs: number;
 }
 
-export interface Judgement {
-  liveness: Liveness;
-  /** Why, in a few words, when not alive: "pid 42 exited", "stopped (SIGSTOP)". */
-  why: string | null;
-}
-
-/** How often a worker renews its heartbeat (and its jobs' leases): a sixth of the lease. */
-export function heartbeatEveryMs(leaseMs: number): number {
+/** How often a worker renews its running jobs' leases and records its heartbeat. */
+export function heartbeatIntervalMs(leaseMs: number): number {
   return Math.max(100, Math.floor(leaseMs / 6));
 }
 
-/** A heartbeat older than this means the worker is not responding. */
+/**
+ * Heartbeat age past which a worker counts as not responding: three missed beats, and never less
+ * than 5 s, so that a beat delayed by a busy database or a loaded machine does not count.
+ */
 export function staleAfterMs(leaseMs: number): number {
-  return 2 * heartbeatEveryMs(leaseMs) + 2000;
+  return Math.max(5000, 3 * heartbeatIntervalMs(leaseMs));
 }
 
-/** A worker on another host, silent this long, is gone for good. */
+/** A worker on another host, silent this long, is gone for good (its row may be deleted). */
 export function goneAfterMs(leaseMs: number): number {
   return Math.max(3_600_000, 10 * leaseMs);
 }
 
-function ageText(ms: number): string {
-  return ms < 120_000 ? `${Math.round(ms / 1000)}s` : `${Math.round(ms / 60_000)}m`;
+/** The `lease-timeout` setting from the stored settings (base units, as text), or its default. */
+export function leaseTimeoutMs(settings: Readonly<Record<string, string>>): number {
+  const value = Number(settings["lease-timeout"]);
+  return Number.isFinite(value) && value > 0 ? value : DEFAULT_LEASE_TIMEOUT_MS;
 }
 
-/** Judges one worker. */
-export function judgeWorker(worker: WorkerRecord, ctx: LivenessContext): Judgement {
-  if (ctx.pidRecovery && worker.hostId === ctx.hostId) {
-    if (!processAlive(worker.pid, worker.pidStart)) {
-      return { liveness: "gone", why: `pid ${worker.pid} exited` };
-    }
-    const state = processState(worker.pid);
-    if (state === "T" || state === "t") {
-      return { liveness: "stale", why: `pid ${worker.pid} is stopped (SIGSTOP)` };
-    }
-  } else if (worker.heartbeatAgeMs > goneAfterMs(ctx.leaseMs)) {
-    return { liveness: "gone", why: `no heartbeat for ${ageText(worker.heartbeatAgeMs)}` };
-  }
-  if (worker.heartbeatAgeMs > staleAfterMs(ctx.leaseMs)) {
-    return {
-      liveness: "stale",
-      why: `not responding (no heartbeat for ${ageText(worker.heartbeatAgeMs)})`,
-    };
-  }
-  return { liveness: "alive", why: null };
+/** Whether `worker` runs in this pid namespace, where its pid means something. */
+export function isLocal(
+  worker: Pick<WorkerRecord, "hostId">,
+  options: Pick<LivenessOptions, "hostId" | "pidRecovery">,
+): boolean {
+  return options.pidRecovery && worker.hostId === options.hostId;
 }
 
-/** What people see as a worker's state. */
-export type WorkerDisplayState = "idle" | "busy" | "stopping" | "stale" | "gone";
+/** Whether the worker runs here and its process has exited (pid and start time checked). */
+export function workerGone(
+  worker: Pick<WorkerRecord, "hostId" | "pid" | "pidStart">,
+  options: Pick<LivenessOptions, "hostId" | "pidRecovery">,
+): boolean {
+  return isLocal(worker, options) && processStatus(worker.pid, worker.pidStart) === "gone";
+}
 
-export function displayState(worker: WorkerRecord, judgement: Judgement): WorkerDisplayState {
-  if (judgement.liveness !== "alive") return judgement.liveness;
-  if (worker.state === "stopping") return "stopping";
-  return worker.runningJobs.length > 0 ? "busy" : "idle";
+/** How a worker is named in messages: `worker w123-ab4c (pid 123)`. */
+export function workerName(worker: Pick<WorkerRecord, "id" | "pid">): string {
+  return `worker ${worker.id} (pid ${worker.pid})`;
+}
+
+export function judgeWorker(worker: WorkerRecord, options: LivenessOptions): Liveness {
+  const local = isLocal(worker, options);
+  const heartbeatAgeMs = worker.heartbeatAgeMs;
+  const process = local ? processStatus(worker.pid, worker.pidStart) : "running";
+  const judged = (health: Health, problem: string | null): Liveness => ({
+    health,
+    state: health === "gone"
+      ? "gone"
+      : health !== "ok"
+      ? "stale"
+      : worker.state === "stopping"
+      ? "stopping"
+      : worker.runningJobs.length > 0
+      ? "busy"
+      : "idle",
+    local,
+    heartbeatAgeMs,
+    problem,
+  });
+  if (process === "gone") return judged("gone", null);
+  if (process === "stopped") return judged("stopped", "is stopped (SIGSTOP)");
+  if (!local && heartbeatAgeMs > goneAfterMs(options.leaseMs)) return judged("gone", null);
+  if (heartbeatAgeMs > staleAfterMs(options.leaseMs)) {
+    return judged("silent", `is not responding (last heartbeat ${formatAge(heartbeatAgeMs)})`);
+  }
+  return judged("ok", null);
+}
+
+export function judgeWorkers(
+  workers: readonly WorkerRecord[],
+  options: LivenessOptions,
+): JudgedWorker[] {
+  return workers.map((worker) => ({ worker, liveness: judgeWorker(worker, options) }));
 }
 
 /** Whether a worker's row may be deleted: gone, and holding no job any more. */
-export function forgettable(worker: WorkerRecord, judgement: Judgement): boolean {
-  return judgement.liveness === "gone" && worker.runningJobs.length === 0;
+export function forgettable(judged: JudgedWorker): boolean {
+  return judged.liveness.health === "gone" && judged.worker.runningJobs.length === 0;
+}
+
+/**
+ * One line per stale worker saying what is wrong and what to do, for under a table of workers:
+ * `worker w1-ab (pid 12) is stopped (SIGSTOP): resume it with `kill -CONT 12`, or …`.
+ */
+export function problemLines(workers: readonly JudgedWorker[]): string[] {
+  return workers.filter((w) => w.liveness.problem !== null).map(({ worker, liveness }) => {
+    const what = `${workerName(worker)} ${liveness.problem}`;
+    if (!liveness.local) return what;
+    const stop = "stop the workers with `queuectl worker stop --force`";
+    return liveness.health === "stopped"
+      ? `${what}: resume it with \`kill -CONT ${worker.pid}\`, or ${stop}`
+      : `${what}: ${stop}`;
+  });
 }

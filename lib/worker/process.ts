@@ -30,14 +30,6 @@ function readStat(pid: number): ProcStat | null {
   };
 }
 
-/**
- * The state letter of `pid` in /proc (R, S, D, T for stopped, t for traced, Z for zombie), or
- * null when there is no such process (or no /proc).
- */
-export function processState(pid: number): string | null {
-  return readStat(pid)?.state ?? null;
-}
-
 /** Whether this host has /proc (Linux). */
 export function hasProc(): boolean {
   try {
@@ -58,15 +50,25 @@ export function parentPid(): number | null {
   return readStat(Deno.pid)?.ppid ?? null;
 }
 
+/** The parent of `pid`, from /proc; null when it is gone (or there is no /proc). */
+export function parentOf(pid: number): number | null {
+  return readStat(pid)?.ppid ?? null;
+}
+
+/** What this host says of a process: running (or sleeping), stopped (SIGSTOP, a tracer) or gone. */
+export type ProcessStatus = "running" | "stopped" | "gone";
+
 /**
- * Whether `pid` is alive and, when `startTime` is known, is the same process (not a reuse).
- * A zombie counts as dead. Without /proc, a pid is assumed alive: leases still apply.
+ * The status of `pid`, which must be the process that started at `startTime` when that is known
+ * (a reused pid is gone). A zombie is gone. Without /proc, a pid is assumed running: leases
+ * still apply.
  */
-export function processAlive(pid: number, startTime: number | null): boolean {
+export function processStatus(pid: number, startTime: number | null): ProcessStatus {
   const stat = readStat(pid);
-  if (stat === null) return !hasProc();
-  if (stat.state === "Z" || stat.state === "X") return false;
-  return startTime === null || stat.startTime === startTime;
+  if (stat === null) return hasProc() ? "gone" : "running";
+  if (stat.state === "Z" || stat.state === "X") return "gone";
+  if (startTime !== null && stat.startTime !== startTime) return "gone";
+  return stat.state === "T" || stat.state === "t" ? "stopped" : "running";
 }
 
 function listPids(): number[] {

@@ -16,7 +16,8 @@
 import type { BackoffOptions } from "../job/backoff.ts";
 import { decide } from "../job/outcome.ts";
 import type { ProcessingJob, Store } from "../store/store.ts";
-import { attemptMarker, killAttempt, processAlive } from "./process.ts";
+import { workerGone } from "./liveness.ts";
+import { attemptMarker, killAttempt } from "./process.ts";
 
 export interface RescueOptions {
   store: Store;
@@ -45,9 +46,7 @@ export function rescueReason(
   pidRecovery: boolean,
 ): string | null {
   const owner = p.owner;
-  if (
-    pidRecovery && owner && owner.hostId === hostId && !processAlive(owner.pid, owner.pidStart)
-  ) {
+  if (owner && workerGone(owner, { hostId, pidRecovery })) {
     return `worker lost (pid ${owner.pid} exited)`;
   }
   if (p.leaseExpired) return "lease expired";

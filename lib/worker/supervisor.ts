@@ -3,11 +3,16 @@
  * Signals reach the supervisor (workers lead their own process groups, so a terminal's Ctrl-C is
  * not delivered twice) and are forwarded: the first SIGINT/SIGTERM stops workers gracefully, a
  * second one, or SIGQUIT, makes them kill running jobs. A worker that dies unexpectedly is started
- * again after a delay that grows with each quick failure.
+ * again after a delay that grows with each quick failure, unless the database file it worked on
+ * was deleted or replaced: then the supervisor stops too.
  *
  * @module
  */
 
+import type { Clock } from "../clock.ts";
+import { EXIT } from "../errors.ts";
+import { formatLogTime } from "../time.ts";
+import { DatabaseFile } from "./db_file.ts";
 import { workerEnv } from "./tuning.ts";
 
 export interface SuperviseOptions {
@@ -15,6 +20,10 @@ export interface SuperviseOptions {
   /** The program and arguments that start one worker (`queuectl --db X worker run`). */
   exec: string;
   args: string[];
+  /** The database file the workers use (opened by the caller just before). */
+  dbPath: string;
+  clock: Clock;
+  /** Must not throw (the output may be gone). */
   log: (line: string) => void;
 }
 
@@ -32,16 +41,24 @@ interface Slot {
   restartTimer: ReturnType<typeof setTimeout> | undefined;
 }
 
-/** Runs the workers until all have exited after a stop signal. Returns the exit code. */
+/**
+ * Runs the workers until all have exited after a stop signal. Returns the exit code, as
+ * `worker run` would: 0 after a graceful stop, 130 when forced after SIGINT, 143 when forced
+ * after SIGTERM or SIGQUIT, 6 when the database file was deleted or replaced.
+ */
 export function supervise(options: SuperviseOptions): Promise<number> {
   let stopping: Forwarded | null = null;
   let signals = 0;
+  let lastSignal: Forwarded | null = null;
+  let forced = false;
+  let databaseLost = false;
+  const database = new DatabaseFile(options.dbPath);
   const slots: Slot[] = [];
   let finish: (code: number) => void;
   const finished = new Promise<number>((resolve) => finish = resolve);
 
   const log = (message: string) =>
-    options.log(`${new Date().toISOString()} supervisor ${Deno.pid} ${message}`);
+    options.log(`${formatLogTime(options.clock.now())} supervisor ${Deno.pid} ${message}`);
 
   function start(slot: Slot): void {
     slot.startedAt = performance.now();
@@ -63,8 +80,14 @@ export function supervise(options: SuperviseOptions): Promise<number> {
     const child = slot.child;
     child.status.then((status) => {
       slot.child = null;
-      if (stopping !== null || status.code === 0) {
-        if (stopping === null) log(`worker ${slot.index} (pid ${child.pid}) exited`);
+      if (stopping === null && !databaseLost) {
+        const change = database.change();
+        if (change !== null) loseDatabase(change);
+      }
+      if (stopping !== null || databaseLost || status.code === 0) {
+        if (stopping === null && !databaseLost) {
+          log(`worker ${slot.index} (pid ${child.pid}) exited`);
+        }
         checkDone();
         return;
       }
@@ -82,28 +105,57 @@ export function supervise(options: SuperviseOptions): Promise<number> {
     log(`restarting worker ${slot.index} in ${slot.delay} ms`);
     slot.restartTimer = setTimeout(() => {
       slot.restartTimer = undefined;
-      if (stopping === null) start(slot);
+      // A worker started on a deleted database would create a new, empty one.
+      const change = stopping === null && !databaseLost ? database.change() : null;
+      if (change !== null) loseDatabase(change);
+      if (stopping === null && !databaseLost) start(slot);
       else checkDone();
     }, slot.delay);
+  }
+
+  /** The workers notice it themselves and exit; none is started again. */
+  function loseDatabase(change: string): void {
+    databaseLost = true;
+    log(
+      `database ${options.dbPath} was ${change}; not restarting workers, exiting once they ` +
+        `have (start workers again to use the queue now at that path)`,
+    );
+    cancelRestarts();
+  }
+
+  function cancelRestarts(): void {
+    for (const slot of slots) {
+      if (slot.restartTimer !== undefined) {
+        clearTimeout(slot.restartTimer);
+        slot.restartTimer = undefined;
+      }
+    }
   }
 
   function checkDone(): void {
     if (slots.every((s) => s.child === null && s.restartTimer === undefined)) {
       for (const signal of FORWARDED) Deno.removeSignalListener(signal, handlers[signal]);
-      finish(0);
+      if (databaseLost) finish(EXIT.unusable);
+      else if (forced) finish(lastSignal === "SIGINT" ? EXIT.sigint : EXIT.sigterm);
+      else finish(EXIT.ok);
     }
   }
 
   const handlers = Object.fromEntries(FORWARDED.map((signal) => [signal, () => {
     signals++;
     stopping ??= signal;
+    lastSignal = signal;
     const forward: Deno.Signal = signal === "SIGQUIT" || signals > 1 ? "SIGQUIT" : signal;
-    log(`${signal}: ${forward === "SIGQUIT" ? "stopping workers now" : "stopping workers"}`);
+    if (forward === "SIGQUIT") forced = true;
+    const again = signal === "SIGINT" ? "Ctrl-C" : signal;
+    log(
+      forward === "SIGQUIT"
+        ? `${signal}: stopping workers now (killing running jobs)`
+        : `${signal}: stopping workers after their running jobs; ${again} again kills the ` +
+          `running jobs`,
+    );
+    cancelRestarts();
     for (const slot of slots) {
-      if (slot.restartTimer !== undefined) {
-        clearTimeout(slot.restartTimer);
-        slot.restartTimer = undefined;
-      }
       try {
         slot.child?.kill(forward);
       } catch { /* exited meanwhile */ }

@@ -25,14 +25,15 @@ import type { Job } from "../job/job.ts";
 import { decide, describeResult } from "../job/outcome.ts";
 import type { Decision, RunResult } from "../job/outcome.ts";
 import type { JobClaimParams, JobFinishParams, Store } from "../store/store.ts";
-import { formatDuration } from "../time.ts";
+import { formatDuration, formatLogTime } from "../time.ts";
 import { RunningAttempt } from "./attempt.ts";
+import { DatabaseFile } from "./db_file.ts";
 import { forgetGoneWorkers, housekeeping, HOUSEKEEPING_MS } from "./housekeeping.ts";
 import type { HousekeepingOptions } from "./housekeeping.ts";
 import { JobEnvironment } from "./job_env.ts";
 import { LeaseKeeper } from "./lease.ts";
 import type { WorkerTotals } from "./lease.ts";
-import { heartbeatEveryMs } from "./liveness.ts";
+import { heartbeatIntervalMs } from "./liveness.ts";
 import { parentPid, processStartTime } from "./process.ts";
 import { ProgressRecorder } from "./progress.ts";
 import { rescue } from "./rescuer.ts";
@@ -59,6 +60,11 @@ export interface WorkerOptions {
   sweepMs?: number;
   /** Tests only: housekeeping this often (and first after as long) instead of about once a minute. */
   housekeepingMs?: number;
+  /**
+   * The database file, when the store is one (SQLite): the worker checks before each claim and on
+   * every sweep that the path still leads to the file it opened (see `#checkDatabaseFile`).
+   */
+  databaseFile?: string;
 }
 
 export type StopMode = "graceful" | "force";
@@ -95,7 +101,12 @@ export class Worker {
   readonly #progress: ProgressRecorder;
   #config: Config = resolveConfig({});
   #stop: StopMode | null = null;
-  #stopReason = "";
+  /** Why the worker stops, in short, for its last line. */
+  #stopCause = "";
+  /** The database file as opened, when there is one. */
+  #dbFile: DatabaseFile | null = null;
+  /** Set when the database file was deleted or replaced under this worker. */
+  #databaseLost = false;
   /** Attempts that hold a slot: running, or ended with an outcome not written yet. */
   readonly #slots = new Map<string, RunningAttempt>();
   #totals: WorkerTotals = { jobsDone: 0, jobsFailed: 0, busyMs: 0 };
@@ -143,12 +154,15 @@ export class Worker {
     return Math.max(1, this.#o.concurrency ?? 1);
   }
 
-  /** Asks the worker to stop: graceful lets running jobs finish; force kills them. */
-  stop(mode: StopMode, reason: string): void {
+  /**
+   * Asks the worker to stop: graceful lets running jobs finish; force kills them. `cause` is the
+   * reason in short, for the last line the worker logs.
+   */
+  stop(mode: StopMode, reason: string, cause = reason): void {
     if (this.#stop === "force") return;
     if (this.#stop === null || mode === "force") {
       this.#stop = mode;
-      this.#stopReason = reason;
+      this.#stopCause = cause;
       this.#log(`stopping (${mode}): ${reason}`);
     }
     if (mode === "force") {
@@ -157,11 +171,17 @@ export class Worker {
       }
     }
     this.#wakeIdle?.();
+    if (this.#databaseLost) return;
     this.#store.workerSetState({ id: this.id, state: "stopping" }).catch(() => {});
   }
 
   get stopMode(): StopMode | null {
     return this.#stop;
+  }
+
+  /** Whether the worker stopped because its database file was deleted or replaced. */
+  get databaseLost(): boolean {
+    return this.#databaseLost;
   }
 
   /** Registers the worker in the store (what `run` does first). */
@@ -183,21 +203,24 @@ export class Worker {
 
   /** Runs until stopped (or, with `once`, until no job is due). */
   async run(): Promise<void> {
+    if (this.#o.databaseFile !== undefined) this.#dbFile = new DatabaseFile(this.#o.databaseFile);
     await this.register();
     try {
       await this.#refreshConfig();
       this.#log(`started (pid ${Deno.pid}, ${this.#o.spawner.method})`);
-      // Recovery first, so a cron-run `--once` also frees the jobs of dead workers.
-      if (this.#o.once) await this.sweep();
-      this.#every(() => heartbeatEveryMs(this.#config.leaseTimeoutMs), () => this.heartbeat());
-      this.#every(() => this.#o.sweepMs ?? 1000, () => this.sweep(), this.#o.once ? undefined : 0);
+      // Recovery first: jobs of workers that died are due again before this worker looks for
+      // work (which is what lets `--once`, run from cron, recover and run them).
+      await this.sweep();
+      this.#every(() => heartbeatIntervalMs(this.#config.leaseTimeoutMs), () => this.heartbeat());
+      this.#every(() => this.#o.sweepMs ?? 1000, () => this.sweep());
       await this.#loop();
     } finally {
       this.#finished = true;
       for (const timer of this.#timers) clearTimeout(timer);
       this.#timers.clear();
-      await this.#store.workerRemove({ ids: [this.id] }).catch(() => {});
-      this.#log(`stopped${this.#stopReason ? ` (${this.#stopReason})` : ""}`);
+      if (this.#databaseLost) await this.#store.abandon();
+      else await this.#store.workerRemove({ ids: [this.id] }).catch(() => {});
+      this.#log(`stopped${this.#stopCause ? ` (${this.#stopCause})` : ""}`);
     }
   }
 
@@ -215,8 +238,10 @@ export class Worker {
       // hand them back if the store still takes it.
       for (const attempt of this.#slots.values()) attempt.interrupt("interrupted: worker failed");
       await Promise.all([...this.#slots.values()].map((a) => a.done));
-      await this.#store.jobFinishAndClaim({ finish: this.#outcomes([...this.#slots.values()]) })
-        .catch(() => {});
+      if (!this.#databaseLost) {
+        await this.#store.jobFinishAndClaim({ finish: this.#outcomes([...this.#slots.values()]) })
+          .catch(() => {});
+      }
       throw error;
     }
   }
@@ -228,6 +253,17 @@ export class Worker {
    */
   async runOnce(): Promise<PassReport> {
     const ended = [...this.#slots.values()].filter((a) => a.result !== null);
+    if (this.#checkDatabaseFile()) {
+      // Nothing is written to a file nobody reads any more: the running jobs were killed.
+      for (const attempt of ended) {
+        this.#slots.delete(attempt.job.id);
+        this.#log(
+          `job ${attempt.job.id} attempt ${attempt.ref.attempt}: not recorded (the database ` +
+            `file is gone)`,
+        );
+      }
+      return { finished: ended.length, started: 0, nextDueInMs: null };
+    }
     this.#mark = this.#store.changeMark();
     this.#lookAgain = false;
     const claim = (): JobClaimParams | undefined => {
@@ -367,7 +403,7 @@ export class Worker {
     const tick = async () => {
       if (this.#finished || this.#slots.size === 0) return;
       this.fence();
-      await this.#progress.tick(this.#slots.values());
+      if (!this.#databaseLost) await this.#progress.tick(this.#slots.values());
       this.#after(PROGRESS_TICK_MS, tick);
     };
     this.#after(PROGRESS_TICK_MS, tick);
@@ -410,15 +446,17 @@ export class Worker {
 
   /** One heartbeat: renews the leases of running attempts and stores the totals. */
   async heartbeat(): Promise<void> {
+    if (this.#databaseLost) return;
     const ok = await this.#lease.beat([...this.#slots.values()], this.#totals);
     if (ok) this.#busySince.delete("heartbeat");
   }
 
   /** One recovery sweep, plus housekeeping when it is due and the supervisor check. */
   async sweep(): Promise<void> {
-    if (this.#sweeping) return;
+    if (this.#sweeping || this.#databaseLost) return;
     this.#sweeping = true;
     try {
+      if (this.#checkDatabaseFile()) return;
       await this.#refreshConfig();
       const rescued = await rescue({
         store: this.#store,
@@ -465,6 +503,32 @@ export class Worker {
     }
   }
 
+  /**
+   * Stops the worker if its database file was deleted or replaced (checked before each claim and
+   * on every sweep). Its connection would go on working, on a file nobody else sees any more, so
+   * it would never get another job; and whatever it writes goes to the `-wal` at the path, which
+   * SQLite would read as part of the file that is there now. So from then on it writes nothing:
+   * the running jobs are killed unrecorded (the queue now at the path decides what runs), and the
+   * write-ahead log is emptied before the connection closes (`Store.abandon`).
+   */
+  #checkDatabaseFile(): boolean {
+    if (this.#databaseLost) return true;
+    const change = this.#dbFile?.change() ?? null;
+    if (change === null) return false;
+    this.#databaseLost = true;
+    const running = [...this.#slots.keys()];
+    const jobs = running.length
+      ? `; its running job${running.length === 1 ? "" : "s"} ${running.join(", ")} killed`
+      : "";
+    this.stop(
+      "force",
+      `database ${this.#o.databaseFile} was ${change}${jobs}; exiting (start workers again to ` +
+        `use the queue now at that path)`,
+      `database ${change}`,
+    );
+    return true;
+  }
+
   async #refreshConfig(): Promise<void> {
     this.#config = resolveConfig(await this.#store.configGetAll());
   }
@@ -489,7 +553,7 @@ export class Worker {
   }
 
   #log(message: string): void {
-    this.#o.log(`${new Date(this.#clock.now()).toISOString()} ${this.id} ${message}`);
+    this.#o.log(`${formatLogTime(this.#clock.now())} ${this.id} ${message}`);
   }
 
   /** Logs a recurring problem at most once every 10 s. */

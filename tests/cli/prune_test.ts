@@ -67,6 +67,7 @@ Deno.test("prune deletes completed jobs older than retain-completed (7 days) by 
     failed: rows.failed ?? 0,
     dead: rows.dead ?? 0,
     total: ALL.length - 1,
+    scheduled: 1, // p, due in a day
   });
   assert.equal(status.counts.completed, 2);
 });

@@ -59,15 +59,14 @@ Deno.test("status lists workers and marks one whose process is gone", async () =
   await makeWorker(store, q.clock, { id: "w-gone", alive: false });
   const { code, stdout } = await q.run(["status"]);
   assert.equal(code, 0);
-  const at = localStamp(q.clock.now());
   const tail = stdout.slice(stdout.indexOf("\nWorkers:") + 1);
   assert.equal(
     tail,
     [
       "Workers: 1 active",
       "ID      PID      STATE  JOB  DONE  FAILED  HEARTBEAT",
-      `w-gone  ${String(2 ** 22 + 17).padEnd(7)}  gone   -    0     0       ${at}`,
-      `w-test  ${String(Deno.pid).padEnd(7)}  busy   r1   0     0       ${at}`,
+      `w-gone  ${String(2 ** 22 + 17).padEnd(7)}  gone   -    0     0       0s ago`,
+      `w-test  ${String(Deno.pid).padEnd(7)}  busy   r1   0     0       0s ago`,
       "",
     ].join("\n"),
   );
@@ -86,7 +85,7 @@ Deno.test("status --json prints the documented shape and nothing else", async ()
   assert.ok(stdout.endsWith("}\n") && stdout.indexOf("\n") === stdout.length - 1, "one line");
   const iso = new Date(q.clock.now()).toISOString();
   assert.deepEqual(JSON.parse(stdout), {
-    counts: { pending: 2, processing: 1, completed: 1, failed: 1, dead: 1, total: 6 },
+    counts: { pending: 2, processing: 1, completed: 1, failed: 1, dead: 1, total: 6, scheduled: 0 },
     workers: [
       {
         id: TEST_WORKER,
@@ -111,11 +110,13 @@ Deno.test("status --json prints the documented shape and nothing else", async ()
         jobs_failed: 0,
       },
     ],
+    next_scheduled_at: null,
   });
-  // Key order is part of the documented shape.
+  // Key order is part of the documented shape: new keys come after the old ones.
   assert.ok(
     stdout.startsWith(
-      '{"counts":{"pending":2,"processing":1,"completed":1,"failed":1,"dead":1,"total":6},"workers":[',
+      '{"counts":{"pending":2,"processing":1,"completed":1,"failed":1,"dead":1,"total":6,' +
+        '"scheduled":0},"workers":[',
     ),
   );
 });
@@ -126,10 +127,88 @@ Deno.test("status on a missing database shows an empty queue and creates nothing
   assert.equal(code, 0);
   assert.equal(
     stdout,
-    '{"counts":{"pending":0,"processing":0,"completed":0,"failed":0,"dead":0,"total":0},"workers":[]}\n',
+    '{"counts":{"pending":0,"processing":0,"completed":0,"failed":0,"dead":0,"total":0,' +
+      '"scheduled":0},"workers":[],"next_scheduled_at":null}\n',
   );
   await assert.rejects(Deno.stat(q.db), Deno.errors.NotFound);
   // The first command that writes creates it.
   assert.equal((await q.run(["enqueue", "-c", "true"])).code, 0);
   assert.ok((await Deno.stat(q.db)).isFile);
 });
+
+Deno.test("status tells scheduled pending jobs from due ones, in text and JSON", async () => {
+  await using q = await cliFixture();
+  const store = await q.store();
+  const now = q.clock.now();
+  // A failed job waits for its retry too, but it is counted as failed, not as scheduled.
+  await makeJob(store, q.clock, "failed", { id: "f1" });
+  await makeJob(store, q.clock, "pending");
+  await makeJob(store, q.clock, "pending", { id: "later", runAt: now + 7_200_000, priority: 9 });
+  await makeJob(store, q.clock, "pending", { id: "soon", runAt: now + 3_600_000 });
+  const { stdout } = await q.run(["status"]);
+  const next = localStamp(now + 3_600_000);
+  assert.match(
+    stdout,
+    new RegExp(`^Pending +3 jobs \\(1 due, 2 scheduled; next at ${next}\\)$`, "m"),
+  );
+  const json = JSON.parse((await q.run(["status", "--json"])).stdout);
+  assert.equal(json.counts.pending, 3);
+  assert.equal(json.counts.failed, 1);
+  assert.equal(json.counts.scheduled, 2);
+  assert.equal(json.next_scheduled_at, new Date(now + 3_600_000).toISOString());
+  // Once they are due, they are due.
+  q.clock.advance(7_200_000);
+  const later = await q.run(["status", "--json"]);
+  assert.equal(JSON.parse(later.stdout).counts.scheduled, 0);
+  assert.match((await q.run(["status"])).stdout, /^Pending +3 jobs$/m);
+});
+
+Deno.test("status shows heartbeats as an age and a silent or stopped worker as stale", async () => {
+  await using q = await cliFixture();
+  const store = await q.store();
+  await makeWorker(store, q.clock, { id: "w-old", alive: true });
+  q.clock.advance(3000);
+  // A live process that is stopped, registered as a worker: it cannot answer.
+  const sleeper = new Deno.Command("sleep", { args: ["30"] }).spawn();
+  try {
+    Deno.kill(sleeper.pid, "SIGSTOP");
+    await waitFor(() => procState(sleeper.pid) === "T");
+    await makeWorker(store, q.clock, { id: "w-stopped", alive: true, pid: sleeper.pid });
+    const { stdout } = await q.run(["status"]);
+    assert.match(stdout, /^Workers: 1 active, 1 stale$/m);
+    assert.match(stdout, /^w-old +\d+ +idle +- +0 +0 +3s ago$/m);
+    assert.match(stdout, /^w-stopped +\d+ +stale +- +0 +0 +0s ago$/m);
+    assert.match(
+      stdout,
+      new RegExp(
+        `^worker w-stopped \\(pid ${sleeper.pid}\\) is stopped \\(SIGSTOP\\): resume`,
+        "m",
+      ),
+    );
+    // Past three heartbeats (and 5 s), a worker that does not beat is stale wherever it runs.
+    q.clock.advance(20_000);
+    const json = JSON.parse((await q.run(["status", "--json"])).stdout);
+    assert.deepEqual(
+      json.workers.map((w: { id: string; state: string }) => [w.id, w.state]),
+      [["w-old", "stale"], ["w-stopped", "stale"]],
+    );
+    const text = (await q.run(["worker", "list"])).stdout;
+    assert.match(text, /^worker w-old \(pid \d+\) is not responding \(last heartbeat 23s ago\)/m);
+  } finally {
+    sleeper.kill("SIGKILL");
+    await sleeper.status;
+  }
+});
+
+function procState(pid: number): string | undefined {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[0];
+}
+
+async function waitFor(probe: () => boolean): Promise<void> {
+  const deadline = performance.now() + 5000;
+  while (!probe()) {
+    assert.ok(performance.now() < deadline, "timed out");
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}

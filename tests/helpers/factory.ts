@@ -168,20 +168,22 @@ export async function makeOneOfEach(
 }
 
 /**
- * Registers a worker; `alive` picks this very process (alive) or a pid that does not exist, in
- * this host's pid namespace (so liveness and recovery judge it by its pid).
+ * Registers a worker; `alive` picks this very process (alive) or a pid that does not exist, and
+ * `pid` another live process (a stopped one, say), in this host's pid namespace (so liveness and
+ * recovery judge it by its pid) unless `hostId` names another.
  */
 export async function makeWorker(
   store: Store,
   _clock: FakeClock,
-  options: { id: string; alive: boolean; hostId?: string },
+  options: { id: string; alive: boolean; pid?: number; hostId?: string },
 ): Promise<NewWorker> {
+  const pid = options.pid ?? (options.alive ? Deno.pid : 2 ** 22 + 17);
   const worker: NewWorker = {
     id: options.id,
-    pid: options.alive ? Deno.pid : 2 ** 22 + 17,
+    pid,
     host: Deno.hostname(),
     hostId: options.hostId ?? thisHost().id,
-    pidStart: options.alive ? processStartTime(Deno.pid) : 12345,
+    pidStart: options.alive ? processStartTime(pid) : 12345,
     supervisorPid: null,
   };
   await store.workerRegister({ worker });

@@ -679,14 +679,16 @@ export class Sandbox implements AsyncDisposable {
 
   async [Symbol.asyncDispose](): Promise<void> {
     for (const proc of this.#procs) proc.kill("SIGKILL");
-    await Promise.allSettled(this.#procs.map((p) => p.done));
-    // Job processes and detached supervisors are not our children: find them through /proc.
+    // Job processes, workers and detached supervisors are not our children: find them through
+    // /proc. Before waiting for our children's output to end, since a worker that outlives its
+    // supervisor (a stopped one, say) holds the supervisor's stderr open.
     for (let i = 0; i < 100; i++) {
       const left = this.leftovers();
       if (left.length === 0) break;
       for (const { pid } of left) killQuietly(pid, "SIGKILL");
       await sleep(20);
     }
+    await Promise.allSettled(this.#procs.map((p) => p.done));
     await Deno.remove(this.dir, { recursive: true }).catch(() => {});
   }
 }

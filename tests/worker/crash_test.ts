@@ -77,6 +77,13 @@ Deno.test("worker run recovers the job of a SIGKILLed worker after killing its o
   // claim the job at once, so a kill that came after the requeue would show as an overlap.
   const others = [sb.spawn(["worker", "run"]), sb.spawn(["worker", "run"])];
   await assertRecoveredAfterKill(sb, id!, members, killedAt);
+  // On a loaded machine the idle one may still be starting: a SIGTERM before it has registered
+  // (and so before it listens for signals) would kill it outright.
+  await poll(
+    () => others.every((w) => sb.workerRows().some((row) => row.pid === w.pid)),
+    PROMPT_MS,
+    "both workers to register",
+  );
   for (const worker of others) {
     worker.kill("SIGTERM");
     assert.equal((await worker.finish(PROMPT_MS)).code, 0);
@@ -273,5 +280,30 @@ Deno.test("worker run kills its job when its lease is taken over, and writes not
   assert.deepEqual({ ...attempt }, { outcome: null, finished_at: null }, "the worker wrote");
   worker.kill("SIGTERM");
   assert.equal((await worker.finish(PROMPT_MS)).code, 0);
+  await sb.assertNoLeftovers();
+});
+
+Deno.test("worker run --once recovers the job of a SIGKILLed worker before it decides nothing is due", async () => {
+  await using sb = await Sandbox.create();
+  await sb.fastConfig({ "lease-timeout": "60s", ...NO_BACKOFF });
+  const [id] = await sb.enqueue([{ command: sb.ledgerJob(SLEEP_ON_FIRST) }]);
+  const first = sb.spawn(["worker", "run"]);
+  const start1 = await sb.waitForLedger(id!, 1, "start");
+  const members = await runningGroup(start1);
+  first.kill("SIGKILL");
+  assert.equal((await first.finish(PROMPT_MS)).signal, "SIGKILL");
+  assert.ok(isAlive(start1.pid), "the job's shell should outlive its worker");
+
+  // As from cron: one pass. The lease (60 s) is far off; the dead owner is what counts.
+  const once = await sb.run(["worker", "run", "--once"], { timeoutMs: 30_000 });
+  assert.equal(once.code, 0, once.stderr);
+  assert.match(once.stderr, new RegExp(`job ${id} attempt 1: recovered \\(worker lost`));
+  for (const pid of members) assert.ok(!isAlive(pid), `orphaned job process ${pid} survived`);
+  // Recovered with no backoff, the job was due again, and the same pass ran it.
+  const job = await sb.show(id!);
+  assert.equal(job.state, "completed", once.stderr);
+  assert.deepEqual(job.history.map((a) => a.outcome), ["lost", "completed"]);
+  const report = checkLedger(sb.readLedger(), [id!], 2);
+  assert.deepEqual(report.overlap, [], "overlap");
   await sb.assertNoLeftovers();
 });

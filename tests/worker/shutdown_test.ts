@@ -117,7 +117,7 @@ Deno.test("worker stop --force kills the jobs of a supervised pool and returns t
   assert.match(out, /^Stopped 2 workers \(pid \d+, \d+\), killing running jobs$/m);
   for (const pid of workerPids) assert.ok(!isAlive(pid), `worker ${pid} still runs`);
   const exit = await pool.finish(PROMPT_MS, "the supervisor to exit");
-  assert.equal(exit.code, 0, exit.stderr);
+  assert.equal(exit.code, 143, exit.stderr);
   for (const [i, id] of ids.entries()) await assertInterrupted(sb, id, groups[i]!.members);
   await sb.assertNoLeftovers();
 });
@@ -169,25 +169,46 @@ Deno.test("worker run on SIGQUIT kills the job's group at once, without a gracef
   await sb.assertNoLeftovers();
 });
 
-Deno.test("worker start on a second SIGTERM makes its workers kill their jobs", async () => {
+for (
+  const [signal, code, again] of [["SIGTERM", 143, "SIGTERM"], ["SIGINT", 130, "Ctrl-C"]] as const
+) {
+  Deno.test(`worker start on a second ${signal} makes its workers kill their jobs, exits ${code}`, async () => {
+    await using sb = await Sandbox.create();
+    await sb.fastConfig();
+    const { ids, pool, groups, workerPids } = await busyPool(sb);
+
+    pool.kill(signal);
+    // The first signal says what a second one would do.
+    await pool.waitForStderr(
+      new RegExp(`${signal}: stopping workers .*${again} again kills the running jobs`),
+      PROMPT_MS,
+      "the graceful stop",
+    );
+    // Both workers heard it (they mark themselves stopping) and let their jobs run.
+    await poll(
+      () => sb.query("SELECT state FROM workers").every((w) => w.state === "stopping"),
+      PROMPT_MS,
+      "both workers to be stopping",
+    );
+    assert.ok(groups.every((g) => g.members.every(isAlive)), "a graceful stop killed a job");
+    pool.kill(signal);
+    const exit = await pool.finish(PROMPT_MS, "the supervisor to exit");
+    // As `worker run` after the same two signals (the README's exit codes).
+    assert.equal(exit.code, code, exit.stderr);
+    assert.match(exit.stderr, new RegExp(`${signal}: stopping workers now`));
+    for (const pid of workerPids) assert.ok(!isAlive(pid), `worker ${pid} still runs`);
+    for (const [i, id] of ids.entries()) await assertInterrupted(sb, id, groups[i]!.members);
+    await sb.assertNoLeftovers();
+  });
+}
+
+Deno.test("worker start on SIGQUIT kills the jobs at once and exits 143", async () => {
   await using sb = await Sandbox.create();
   await sb.fastConfig();
-  const { ids, pool, groups, workerPids } = await busyPool(sb);
-
-  pool.kill("SIGTERM");
-  await pool.waitForStderr(/SIGTERM: stopping workers/, PROMPT_MS, "the graceful stop");
-  // Both workers heard it (they mark themselves stopping) and let their jobs run.
-  await poll(
-    () => sb.query("SELECT state FROM workers").every((w) => w.state === "stopping"),
-    PROMPT_MS,
-    "both workers to be stopping",
-  );
-  assert.ok(groups.every((g) => g.members.every(isAlive)), "a graceful stop killed a job");
-  pool.kill("SIGTERM");
+  const { ids, pool, groups } = await busyPool(sb);
+  pool.kill("SIGQUIT");
   const exit = await pool.finish(PROMPT_MS, "the supervisor to exit");
-  assert.equal(exit.code, 0, exit.stderr);
-  assert.match(exit.stderr, /SIGTERM: stopping workers now/);
-  for (const pid of workerPids) assert.ok(!isAlive(pid), `worker ${pid} still runs`);
+  assert.equal(exit.code, 143, exit.stderr);
   for (const [i, id] of ids.entries()) await assertInterrupted(sb, id, groups[i]!.members);
   await sb.assertNoLeftovers();
 });

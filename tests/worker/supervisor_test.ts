@@ -60,8 +60,13 @@ Deno.test("worker start restarts a killed worker and stops all workers on SIGTER
 Deno.test("worker start --detach returns a pid; worker list shows its workers; worker stop stops them", async () => {
   await using sb = await Sandbox.create();
   await sb.fastConfig();
+  // A zone with a half-hour offset, so that a UTC time cannot pass for a local one.
+  const env = { TZ: "Asia/Kolkata" };
   const started = performance.now();
-  const out = await sb.ok(["worker", "start", "--count", "2", "--detach"], { timeoutMs: 30_000 });
+  const out = await sb.ok(["worker", "start", "--count", "2", "--detach"], {
+    timeoutMs: 30_000,
+    env,
+  });
   assert.ok(performance.now() - started < 15_000);
   assert.match(out, /^\d+\n$/);
   const supervisor = Number(out);
@@ -79,14 +84,37 @@ Deno.test("worker start --detach returns a pid; worker list shows its workers; w
   const [id] = await sb.enqueue([{ command: "echo detached" }]);
   await sb.waitForState(id!, "completed");
 
+  // A second start says what already runs before it starts more.
+  const second = await sb.run(["worker", "start", "--detach"], { timeoutMs: 30_000, env });
+  assert.equal(second.code, 0, second.stderr);
+  const pids = workers.map((w) => w.pid);
+  assert.match(
+    second.stderr,
+    new RegExp(
+      `^queuectl: 2 workers already run on this database on this host ` +
+        `\\(pid (${pids.join(", ")}|${pids.toReversed().join(", ")})\\); starting 1 more`,
+      "m",
+    ),
+  );
+  const all = await sb.json<WorkerJson[]>(["worker", "list"]);
+  assert.equal(all.length, 3);
+
   const stopped = await sb.ok(["worker", "stop"], { timeoutMs: 30_000 });
-  assert.match(stopped, /^Stopped 2 workers \(pid \d+, \d+\)\n$/);
-  for (const w of workers) assert.ok(stopped.includes(String(w.pid)));
-  for (const w of workers) assert.ok(!isAlive(w.pid), `worker ${w.pid} still runs`);
+  assert.match(stopped, /^Stopped 3 workers \(pid \d+, \d+, \d+\)\n$/);
+  for (const w of all) assert.ok(stopped.includes(String(w.pid)));
+  for (const w of all) assert.ok(!isAlive(w.pid), `worker ${w.pid} still runs`);
   await poll(() => !isAlive(supervisor), PROMPT_MS, "the supervisor to exit");
   const log = await Deno.readTextFile(`${sb.db}.log`);
   assert.match(log, /started 2 workers/);
+  // Supervisor and worker lines alike: local time with its offset, never UTC's "Z".
+  const lines = log.trim().split("\n").filter((line) => /^\d{4}-/.test(line));
+  assert.ok(lines.some((line) => / supervisor \d+ /.test(line)), log);
+  assert.ok(lines.some((line) => / w\d+-\w+ started /.test(line)), log);
+  for (const line of lines) {
+    assert.match(line, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+05:30 /, line);
+  }
   assert.equal((await sb.ok(["worker", "stop"])).trim(), "No workers are running.");
+  assert.deepEqual(await sb.json(["worker", "stop"]), { stopped: [], forced: false, killed: [] });
   await sb.assertNoLeftovers();
 });
 

@@ -5,42 +5,70 @@
  */
 
 import type { Context } from "../context.ts";
-import { json, localTime, palette, stateColor, table } from "../render.ts";
+import {
+  heartbeatAgo,
+  json,
+  localTime,
+  palette,
+  stateColor,
+  table,
+  workerState,
+} from "../render.ts";
 import { workerJson } from "../../json.ts";
 import { EXIT } from "../../errors.ts";
 import { JOB_STATES } from "../../job/state.ts";
+import { iso } from "../../time.ts";
+import { problemLines } from "../../worker/liveness.ts";
 
 export async function run(ctx: Context): Promise<number> {
-  const { counts, workers } = await (await ctx.openQueue()).status();
+  const queue = await ctx.openQueue();
+  const { counts, scheduled, workers } = await queue.status();
   if (ctx.json) {
-    ctx.io.out(json({ counts, workers: workers.map(workerJson) }));
+    ctx.io.out(json({
+      counts: { ...counts, scheduled: scheduled.scheduled },
+      workers: workers.map(workerJson),
+      next_scheduled_at: iso(scheduled.nextAt),
+    }));
     return EXIT.ok;
   }
   const p = palette(ctx.color);
   const digits = String(Math.max(counts.total, 0)).length;
-  const line = (label: string, n: number, paint = (t: string) => t) =>
-    `${paint(label.padEnd(15))}${String(n).padStart(digits)} job${n === 1 ? "" : "s"}\n`;
+  const line = (label: string, n: number, paint = (t: string) => t, note = "") =>
+    `${paint(label.padEnd(15))}${String(n).padStart(digits)} job${n === 1 ? "" : "s"}${note}\n`;
   let out = `${p.bold("Job Queue Status")}\n================\n`;
   for (const state of JOB_STATES) {
-    out += line(state[0]!.toUpperCase() + state.slice(1), counts[state], stateColor(p, state));
+    // Scheduled jobs are pending too, but no worker may take them yet: an idle worker next to
+    // them is not stuck.
+    const note = state === "pending" && scheduled.scheduled > 0
+      ? ` (${counts.pending - scheduled.scheduled} due, ${scheduled.scheduled} scheduled; ` +
+        `next at ${localTime(scheduled.nextAt)})`
+      : "";
+    out += line(
+      state[0]!.toUpperCase() + state.slice(1),
+      counts[state],
+      stateColor(p, state),
+      note,
+    );
   }
   out += line("Total", counts.total, p.bold);
-  const live = workers.filter((v) => v.judgement.liveness === "alive");
-  out += `\nWorkers: ${live.length} active\n`;
+  const active = workers.filter((w) => w.liveness.health === "ok").length;
+  const stale = workers.filter((w) => w.liveness.state === "stale").length;
+  out += `\nWorkers: ${active} active${stale > 0 ? `, ${stale} stale` : ""}\n`;
   if (workers.length) {
     out += table(
       p,
       ["ID", "PID", "STATE", "JOB", "DONE", "FAILED", "HEARTBEAT"],
-      workers.map(({ worker: w, state }) => [
-        w.id,
-        String(w.pid),
-        state === "gone" || state === "stale" ? p.red(state) : state,
-        w.runningJobs.join(",") || "-",
-        String(w.jobsDone),
-        String(w.jobsFailed),
-        localTime(w.heartbeatAt),
+      workers.map((w) => [
+        w.worker.id,
+        String(w.worker.pid),
+        workerState(p, w),
+        w.worker.runningJobs.join(",") || "-",
+        String(w.worker.jobsDone),
+        String(w.worker.jobsFailed),
+        heartbeatAgo(w),
       ]),
     );
+    for (const problem of problemLines(workers)) out += `${problem}\n`;
   }
   ctx.io.out(out);
   return EXIT.ok;

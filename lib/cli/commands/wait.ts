@@ -27,9 +27,9 @@ function exitCode(result: WaitResult): number {
 /** How long a wait runs before it looks whether any worker could finish the jobs. */
 const NO_WORKER_NOTICE_MS = 3000;
 
-/** Whether any registered worker is alive (judged by lib/worker/liveness.ts). */
+/** Whether any registered worker is alive and answering (judged by lib/worker/liveness.ts). */
 export async function anyWorkerAlive(queue: Queue): Promise<boolean> {
-  return (await queue.workers()).some((v) => v.judgement.liveness === "alive");
+  return (await queue.workers()).some((w) => w.liveness.health === "ok");
 }
 
 /** `--db PATH` as the user gave it, quoted for a shell where needed; "" without the flag. */

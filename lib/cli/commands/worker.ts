@@ -7,11 +7,12 @@
 import type { Context } from "../context.ts";
 import { flagDuration } from "../duration_flag.ts";
 import { flagBool, flagInt } from "../args.ts";
-import { json, localTime, palette, table } from "../render.ts";
-import { workerJson } from "../../json.ts";
+import { heartbeatAgo, json, localTime, palette, table, workerState } from "../render.ts";
 import { EXIT, QueuectlError } from "../../errors.ts";
-import type { WorkerView } from "../../queue.ts";
-import { processAlive } from "../../worker/process.ts";
+import { workerJson } from "../../json.ts";
+import type { Queue } from "../../queue.ts";
+import type { JudgedWorker } from "../../worker/liveness.ts";
+import { problemLines } from "../../worker/liveness.ts";
 import { TUNED, tunedEnv } from "../../worker/tuning.ts";
 
 export function run(ctx: Context): Promise<number> {
@@ -27,17 +28,31 @@ export function run(ctx: Context): Promise<number> {
   }
 }
 
+/**
+ * Log lines on stderr, for workers and supervisors: never throws. One whose stderr was closed
+ * (`| head`, a log collector that died) keeps working without its output instead of dying with
+ * jobs running; any other failed write loses that line only.
+ */
 function log(ctx: Context): (line: string) => void {
-  return (line) => ctx.io.err(line + "\n");
+  let closed = false;
+  return (line) => {
+    if (closed) return;
+    try {
+      ctx.io.err(line + "\n");
+    } catch (error) {
+      if (error instanceof Deno.errors.BrokenPipe) closed = true;
+    }
+  };
 }
 
 async function runWorker(ctx: Context): Promise<number> {
   const once = flagBool(ctx.args, "once");
+  const say = log(ctx);
   // Started on its own rather than by `worker start`: start again tuned (lib/worker/exec.ts).
   // `--once` leaves soon, and its memory does not matter.
   if (!once && ctx.reexec !== undefined && ctx.io.env(TUNED) === undefined) {
     const error = await ctx.reexec(tunedEnv((name) => ctx.io.env(name)));
-    ctx.io.err(`worker: running without memory tuning: ${error.message}\n`);
+    say(`worker: running without memory tuning: ${error.message}`);
   }
   const queue = await ctx.openQueue("worker");
   const [{ createSpawner }, { thisHost }] = await Promise.all([
@@ -48,11 +63,12 @@ async function runWorker(ctx: Context): Promise<number> {
   const housekeepingMs = ctx.hooks.housekeepingMs;
   const worker = await queue.createWorker({
     spawner: createSpawner(),
-    log: log(ctx),
+    log: say,
     host: thisHost(),
     once,
     supervisorPid: Number.isInteger(supervisor) && supervisor > 0 ? supervisor : null,
     fault: ctx.fault,
+    databaseFile: ctx.location().path,
     ...(housekeepingMs !== undefined ? { housekeepingMs } : {}),
   });
   let last: Deno.Signal | null = null;
@@ -76,6 +92,8 @@ async function runWorker(ctx: Context): Promise<number> {
       Deno.removeSignalListener(signal as Deno.Signal, handler);
     }
   }
+  // The database file was deleted or replaced: restarting this worker would not help.
+  if (worker.databaseLost) return EXIT.unusable;
   if (worker.stopMode !== "force") return EXIT.ok;
   return last === "SIGINT" ? EXIT.sigint : EXIT.sigterm;
 }
@@ -91,6 +109,7 @@ async function start(ctx: Context): Promise<number> {
   // changes nothing (removing no worker) refuses that too, with exit 6.
   const queue = await ctx.openQueue();
   await queue.checkWritable();
+  await noteRunning(ctx, queue, count);
   if (!flagBool(ctx.args, "detach")) {
     await queue.close();
     const { supervise } = await import("../../worker/supervisor.ts");
@@ -98,6 +117,8 @@ async function start(ctx: Context): Promise<number> {
       count,
       exec: ctx.self.exec,
       args: workerArgs(ctx, ["worker", "run"]),
+      dbPath: ctx.location().path,
+      clock: ctx.clock,
       log: log(ctx),
     });
   }
@@ -139,92 +160,82 @@ async function start(ctx: Context): Promise<number> {
   return EXIT.ok;
 }
 
-/** Workers of this queue whose process runs in this host's pid namespace. */
-async function liveHere(views: WorkerView[]): Promise<WorkerView[]> {
-  const { thisHost } = await import("../../worker/host.ts");
-  const here = thisHost().id;
-  return views.filter((v) => v.worker.hostId === here && v.judgement.liveness !== "gone");
-}
-
-function send(pid: number, signal: Deno.Signal): void {
-  try {
-    Deno.kill(pid, signal);
-  } catch { /* exited meanwhile */ }
+/** Says on stderr when workers of this database already run here: more are started anyway. */
+async function noteRunning(ctx: Context, queue: Queue, count: number): Promise<void> {
+  const running = (await queue.workers()).filter((w) =>
+    w.liveness.local && w.liveness.health !== "gone"
+  );
+  if (running.length === 0) return;
+  const n = running.length;
+  ctx.io.err(
+    `queuectl: ${n} worker${n === 1 ? " already runs" : "s already run"} on this database on ` +
+      `this host (pid ${running.map((w) => w.worker.pid).join(", ")}); starting ${count} more ` +
+      `(\`queuectl worker list\` shows them)\n`,
+  );
 }
 
 async function stop(ctx: Context): Promise<number> {
   const force = flagBool(ctx.args, "force");
   const timeoutMs = flagDuration(ctx.args, "timeout");
   const queue = await ctx.openQueue();
-  const workers = (await liveHere(await queue.workers())).map((v) => v.worker);
-  if (workers.length === 0) {
-    if (ctx.json) ctx.io.out(json({ stopped: [] }));
-    else ctx.io.out("No workers are running.\n");
-    return EXIT.ok;
-  }
-  // Supervisors forward the signal (and stop restarting); lone workers get it directly.
-  const targets = new Set<number>();
-  for (const w of workers) {
-    const supervisor = w.supervisorPid;
-    targets.add(supervisor !== null && processAlive(supervisor, null) ? supervisor : w.pid);
-  }
-  const signalAll = (signal: Deno.Signal) => targets.forEach((pid) => send(pid, signal));
-  signalAll(force ? "SIGQUIT" : "SIGTERM");
-  const started = performance.now();
-  let escalated = force;
-  while (workers.some((w) => processAlive(w.pid, w.pidStart))) {
-    if (!escalated && timeoutMs !== undefined && performance.now() - started >= timeoutMs) {
-      escalated = true;
-      signalAll("SIGQUIT");
-    }
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  while ([...targets].some((pid) => processAlive(pid, null))) {
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
+  const { stopWorkers } = await import("../../worker/stop.ts");
+  // Progress and warnings; a closed stderr must not end the stop half way.
+  const say = log(ctx);
+  const report = await stopWorkers(queue, {
+    force,
+    timeoutMs,
+    note: (line) => say(`queuectl: ${line}`),
+  });
+  const { stopped, killed } = report;
   if (ctx.json) {
     ctx.io.out(json({
-      stopped: workers.map((worker) =>
-        workerJson({ worker, judgement: { liveness: "gone", why: null }, state: "gone" })
-      ),
-      forced: escalated,
+      stopped: stopped.map(workerJson),
+      forced: report.forced,
+      killed: killed.map((w) => w.worker.id),
     }));
+  } else if (stopped.length === 0) {
+    ctx.io.out("No workers are running.\n");
   } else {
-    ctx.io.out(
-      `Stopped ${workers.length} worker${workers.length === 1 ? "" : "s"} ` +
-        `(pid ${workers.map((w) => w.pid).join(", ")})${
-          escalated ? ", killing running jobs" : ""
-        }\n`,
-    );
+    const pids = (workers: readonly JudgedWorker[]) => workers.map((w) => w.worker.pid).join(", ");
+    let line = `Stopped ${stopped.length} worker${stopped.length === 1 ? "" : "s"} ` +
+      `(pid ${pids(stopped)})`;
+    if (report.forced) line += ", killing running jobs";
+    if (killed.length > 0) {
+      line += `; killed ${killed.length} that did not respond (pid ${pids(killed)})`;
+    }
+    ctx.io.out(`${line}\n`);
   }
   return EXIT.ok;
 }
 
 async function list(ctx: Context): Promise<number> {
-  const views = await (await ctx.openQueue()).workers();
+  const queue = await ctx.openQueue();
+  const workers = await queue.workers();
   if (ctx.json) {
-    ctx.io.out(json(views.map(workerJson)));
+    ctx.io.out(json(workers.map(workerJson)));
     return EXIT.ok;
   }
-  if (views.length === 0) {
+  if (workers.length === 0) {
     ctx.io.out("No workers are running.\n");
     return EXIT.ok;
   }
   const p = palette(ctx.color);
-  ctx.io.out(table(
-    p,
-    ["ID", "PID", "HOST", "STATE", "JOB", "STARTED", "HEARTBEAT", "DONE", "FAILED"],
-    views.map(({ worker: w, state }) => [
-      w.id,
-      String(w.pid),
-      w.host,
-      state === "gone" || state === "stale" ? p.red(state) : state,
-      w.runningJobs.join(",") || "-",
-      localTime(w.startedAt),
-      localTime(w.heartbeatAt),
-      String(w.jobsDone),
-      String(w.jobsFailed),
-    ]),
-  ));
+  ctx.io.out(
+    table(
+      p,
+      ["ID", "PID", "HOST", "STATE", "JOB", "STARTED", "HEARTBEAT", "DONE", "FAILED"],
+      workers.map((w) => [
+        w.worker.id,
+        String(w.worker.pid),
+        w.worker.host,
+        workerState(p, w),
+        w.worker.runningJobs.join(",") || "-",
+        localTime(w.worker.startedAt),
+        heartbeatAgo(w),
+        String(w.worker.jobsDone),
+        String(w.worker.jobsFailed),
+      ]),
+    ) + problemLines(workers).map((line) => `${line}\n`).join(""),
+  );
   return EXIT.ok;
 }

@@ -99,6 +99,31 @@ export const JOB_OLDEST_DUE = `SELECT id, run_at FROM (${
   ).join(" UNION ALL ")
 }) ORDER BY run_at LIMIT 1`;
 
+/**
+ * Waiting jobs (pending or failed) not due yet, counted in the ready index alone: one range per
+ * priority, without reading a row.
+ */
+export const JOB_COUNT_WAITING_LATER = `SELECT ${
+  PRIORITIES.map((p) =>
+    `(SELECT count(*) FROM jobs WHERE ${READY} AND priority = ${p} AND run_at > :now)`
+  ).join(" + ")
+} AS n`;
+
+/**
+ * Failed jobs whose retry is not due yet, to tell them from the scheduled pending ones above
+ * (through jobs_by_state: as many rows as there are failed jobs, usually few).
+ */
+export const JOB_COUNT_FAILED_LATER =
+  `SELECT count(*) AS n FROM jobs WHERE state = 'failed' AND run_at > :now`;
+
+/** When the next scheduled pending job is due: the first one after :now of each priority. */
+export const JOB_NEXT_SCHEDULED = `SELECT min(run_at) AS next_at FROM (${
+  PRIORITIES.map((p) =>
+    `SELECT * FROM (SELECT run_at FROM jobs WHERE ${READY} AND priority = ${p}
+       AND run_at > :now AND state = 'pending' ORDER BY run_at LIMIT 1)`
+  ).join(" UNION ALL ")
+})`;
+
 export const JOB_SEQ_NEXT = `SELECT seq FROM sqlite_sequence WHERE name = 'jobs'`;
 
 export const JOB_INSERT = `

@@ -43,6 +43,7 @@ import type {
   NewWorker,
   OutputCapture,
   ProcessingJob,
+  ScheduledCount,
   StatsCompactParams,
   StatsParams,
   Store,
@@ -291,6 +292,19 @@ export class SqliteStore implements Store {
 
   jobCountByState(): Promise<JobCounts> {
     return this.#read(() => this.#counts());
+  }
+
+  jobCountScheduled(): Promise<ScheduledCount> {
+    return this.#read(() => {
+      const at = { now: this.#clock.now() };
+      const waiting = num(this.#stmt(q.JOB_COUNT_WAITING_LATER).get(at) as Row, "n");
+      if (waiting === 0) return { scheduled: 0, nextAt: null };
+      const failed = num(this.#stmt(q.JOB_COUNT_FAILED_LATER).get(at) as Row, "n");
+      const scheduled = waiting - failed;
+      if (scheduled === 0) return { scheduled: 0, nextAt: null };
+      const next = this.#stmt(q.JOB_NEXT_SCHEDULED).get(at) as Row;
+      return { scheduled, nextAt: numOrNull(next, "next_at") };
+    });
   }
 
   jobDlqRetry(params: JobDlqRetryParams): Promise<Job[]> {
@@ -752,6 +766,18 @@ export class SqliteStore implements Store {
       });
     }
     return this.#watcher.wait(params.since, params.timeoutMs, params.signal);
+  }
+
+  abandon(): Promise<void> {
+    this.#watcher?.close();
+    if (!this.#db.isOpen) return Promise.resolve();
+    try {
+      // Through the connection's own file handles: the old -wal, wherever it is now.
+      this.#stmt(q.WAL_TRUNCATE).get();
+    } catch { /* best effort: the file may be gone with its directory */ }
+    this.#statements.clear();
+    this.#db.close();
+    return Promise.resolve();
   }
 
   close(): Promise<void> {
