@@ -280,11 +280,17 @@ export class Background {
  * (a supervisor that runs N `worker run` processes). Its log, with the workers', goes to `dir`.
  * Stopping it (SIGTERM) stops the workers gracefully.
  */
-export function startWorkers(db: string, count: number, dir: string): Background {
+export function startWorkers(
+  db: string,
+  count: number,
+  dir: string,
+  concurrency?: number,
+): Background {
+  const slots = concurrency === undefined ? [] : ["--concurrency", String(concurrency)];
   return new Background(
     DENO,
-    ["run", "-A", "main.ts", "--db", db, "worker", "start", "--count", String(count)],
-    `${dir}/workers-${count}-${Date.now()}.log`,
+    ["run", "-A", "main.ts", "--db", db, "worker", "start", "--count", String(count), ...slots],
+    `${dir}/workers-${count}-${concurrency ?? "d"}-${Date.now()}.log`,
   );
 }
 

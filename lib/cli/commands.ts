@@ -86,6 +86,15 @@ const SCHEDULE_FLAGS: FlagSpec[] = [
   },
 ];
 
+/** How many jobs one worker process runs at once. */
+const CONCURRENCY_FLAG: FlagSpec = {
+  name: "concurrency",
+  short: "j",
+  value: "N",
+  help: "jobs one worker runs at once (default: the number of CPU cores)",
+  aliases: ["parallel", "slots", "jobs"],
+};
+
 export const COMMANDS: readonly CommandSpec[] = [
   {
     name: "enqueue",
@@ -253,19 +262,25 @@ export const COMMANDS: readonly CommandSpec[] = [
       {
         name: "count",
         value: "N",
-        help: "how many workers (default 1)",
-        aliases: ["workers", "concurrency", "n", "j", "jobs"],
+        help: "how many worker processes (default 1)",
+        aliases: ["workers", "processes", "n"],
       },
+      CONCURRENCY_FLAG,
       {
         name: "detach",
         help: "run in the background; print the supervisor's pid",
         aliases: ["daemon", "daemonize", "background", "bg", "d"],
       },
     ],
-    details: "Runs until SIGINT/SIGTERM: workers finish their running job, then exit. A second\n" +
-      "signal, or SIGQUIT, kills running jobs (they go back to pending without using an attempt).\n" +
-      "With --detach, output goes to a log file beside the database (DB.log).",
-    examples: ["queuectl worker start --count 4", "queuectl worker start --count 2 --detach"],
+    details: "Each worker runs up to --concurrency jobs at once; --count starts several worker\n" +
+      "processes (for isolation). Runs until SIGINT/SIGTERM: workers finish their running jobs,\n" +
+      "then exit. A second signal, or SIGQUIT, kills running jobs (they go back to pending\n" +
+      "without using an attempt). With --detach, output goes to a log file beside the database\n" +
+      "(DB.log).",
+    examples: [
+      "queuectl worker start --concurrency 4",
+      "queuectl worker start --count 2 --detach",
+    ],
     load: () => load("worker"),
   },
   {
@@ -297,7 +312,10 @@ export const COMMANDS: readonly CommandSpec[] = [
     noJson: { reason: "a worker only logs, on stderr" },
     summary: "run one worker in this process (what worker start runs N times)",
     args: [],
-    flags: [{ name: "once", help: "exit when no job is due instead of waiting" }],
+    flags: [
+      { name: "once", help: "exit when no job is due instead of waiting" },
+      CONCURRENCY_FLAG,
+    ],
     load: () => load("worker"),
   },
   {

@@ -371,8 +371,12 @@ export interface Store {
    * attempt. Throughput looks at the last hour whatever the window.
    */
   statsFigures(params: StatsParams): Promise<StatsFigures>;
-  /** Deletes up to `limit` finished jobs (with attempts and output) in one transaction; their ids. */
-  jobPrune(params: JobPruneParams & { limit: number }): Promise<string[]>;
+  /**
+   * Deletes up to `limit` finished jobs (with attempts and output) in one transaction; their ids.
+   * With `scanLimit`, looks only at that many of the oldest jobs of each state (by enqueue order),
+   * for housekeeping that must stay cheap when nothing is old enough; without, at all of them.
+   */
+  jobPrune(params: JobPruneParams & { limit: number; scanLimit?: number }): Promise<string[]>;
   /** How many jobs `jobPrune` would delete. */
   jobPruneCount(params: JobPruneParams): Promise<number>;
   /** Compacts old per-minute figures into hours and drops the oldest; every store needs it. */

@@ -10,8 +10,15 @@ export interface SpawnOptions {
   /** Run as `sh -c command`. */
   command: string;
   cwd: string;
-  /** The complete environment of the child (caller already merged it). */
+  /**
+   * The environment of the child: `envBase` (when given) with `env` on top; otherwise `env` alone.
+   */
   env: Record<string, string>;
+  /**
+   * A base environment shared by many spawns, never changed once passed (the worker's, as its
+   * jobs inherit it): a spawner may encode it once and reuse that for every job.
+   */
+  envBase?: Readonly<Record<string, string>>;
   /** Called for each chunk read; the chunk's memory may be reused after the call returns (caller copies what it keeps). */
   onStdout: (chunk: Uint8Array) => void;
   onStderr: (chunk: Uint8Array) => void;
@@ -77,12 +84,17 @@ export class SpawnError extends Error {
 export function checkSpawnOptions(options: SpawnOptions): void {
   if (options.command.includes("\0")) throw invalid("command contains a NUL byte");
   if (options.cwd.includes("\0")) throw invalid(`cwd "${options.cwd}" contains a NUL byte`);
-  for (const [name, value] of Object.entries(options.env)) {
+  for (const [name, value] of Object.entries(mergedEnv(options))) {
     if (name === "" || name.includes("=") || name.includes("\0")) {
       throw invalid(`environment name "${name}" is empty or contains "=" or NUL`);
     }
     if (value.includes("\0")) throw invalid(`environment variable "${name}" contains a NUL byte`);
   }
+}
+
+/** The child's whole environment: the base with `env` on top. */
+export function mergedEnv(options: SpawnOptions): Record<string, string> {
+  return options.envBase === undefined ? options.env : { ...options.envBase, ...options.env };
 }
 
 function invalid(detail: string): SpawnError {

@@ -15,6 +15,7 @@ import {
   cwdError,
   type ExitStatus,
   type JobProcess,
+  mergedEnv,
   type Spawner,
   SpawnError,
   type SpawnOptions,
@@ -33,7 +34,7 @@ export class DenoSpawner implements Spawner {
       child = new Deno.Command("/bin/sh", {
         args: ["-c", options.command],
         cwd: options.cwd,
-        env: options.env,
+        env: mergedEnv(options),
         clearEnv: true,
         stdin: "null",
         stdout: "piped",

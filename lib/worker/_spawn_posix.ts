@@ -20,6 +20,7 @@ import {
   cwdError,
   type ExitStatus,
   type JobProcess,
+  mergedEnv,
   type Spawner,
   SpawnError,
   type SpawnOptions,
@@ -108,17 +109,101 @@ function cStringArray(joined: string, count: number): BigUint64Array | null {
   return found === count ? new BigUint64Array(buffer, 0, count + 1) : null;
 }
 
+/** A base environment encoded once: its "NAME=value\0" bytes and where each string starts. */
+interface EncodedEnv {
+  bytes: Uint8Array;
+  offsets: number[];
+  names: ReadonlySet<string>;
+}
+
+/** Encodes `env`, or null when a name or value cannot be passed (NUL, "=" in a name). */
+function encodeEnv(env: Readonly<Record<string, string>>): EncodedEnv | null {
+  let joined = "";
+  for (const name in env) {
+    if (name === "" || name.includes("=")) return null;
+    joined += `${name}=${env[name]}\0`;
+  }
+  const buffer = new Uint8Array(new ArrayBuffer(joined.length * 3));
+  const { written } = encoder.encodeInto(joined, buffer);
+  const bytes = buffer.subarray(0, written);
+  const offsets: number[] = [];
+  let start = 0;
+  for (let i = 0; i < written; i++) {
+    if (bytes[i] !== 0) continue;
+    offsets.push(start);
+    start = i + 1;
+  }
+  if (offsets.length !== Object.keys(env).length) return null; // a value held a NUL
+  return { bytes: bytes.slice(), offsets, names: new Set(Object.keys(env)) };
+}
+
+/** Bases seen so far, by identity (callers pass one object for all their spawns). */
+const encodedBases = new WeakMap<object, EncodedEnv | null>();
+
+/**
+ * envp of a base encoded once plus `extra`: the base's bytes are copied, its pointers computed
+ * from the stored offsets, and only `extra` is encoded and scanned. Null when `extra` holds a
+ * NUL or a bad name.
+ */
+function envWithBase(base: EncodedEnv, extra: Record<string, string>): BigUint64Array | null {
+  let joined = "";
+  let extraCount = 0;
+  for (const name in extra) {
+    if (name === "" || name.includes("=")) return null;
+    joined += `${name}=${extra[name]}\0`;
+    extraCount++;
+  }
+  const count = base.offsets.length + extraCount;
+  const pointerBytes = (count + 1) * 8;
+  const buffer = new ArrayBuffer(pointerBytes + base.bytes.length + joined.length * 3);
+  const bytes = new Uint8Array(buffer, pointerBytes);
+  bytes.set(base.bytes);
+  const { written } = encoder.encodeInto(joined, bytes.subarray(base.bytes.length));
+  const halves = new Uint32Array(buffer, 0, count * 2);
+  const address = Number(Deno.UnsafePointer.value(Deno.UnsafePointer.of(bytes)));
+  let n = 0;
+  const point = (offset: number) => {
+    const at = address + offset;
+    halves[n * 2] = at % 0x1_0000_0000;
+    halves[n * 2 + 1] = Math.floor(at / 0x1_0000_0000);
+    n++;
+  };
+  for (const offset of base.offsets) point(offset);
+  let start = base.bytes.length;
+  const end = base.bytes.length + written;
+  for (let i = start; i < end; i++) {
+    if (bytes[i] !== 0) continue;
+    if (n === count) return null;
+    point(start);
+    start = i + 1;
+  }
+  return n === count ? new BigUint64Array(buffer, 0, count + 1) : null;
+}
+
 /** argv and envp for `sh -c command`, or null if a string contains NUL. */
 function execStrings(options: SpawnOptions): [BigUint64Array, BigUint64Array] | null {
   const argv = cStringArray(`sh\0-c\0${options.command}\0`, 3);
-  let joined = "";
-  let count = 0;
-  for (const name in options.env) {
-    if (name === "" || name.includes("=")) return null;
-    joined += `${name}=${options.env[name]}\0`;
-    count++;
+  let envp: BigUint64Array | null;
+  const base = options.envBase;
+  let encoded: EncodedEnv | null | undefined;
+  if (base !== undefined) {
+    encoded = encodedBases.get(base);
+    if (encoded === undefined) encodedBases.set(base, encoded = encodeEnv(base));
   }
-  const envp = cStringArray(joined, count);
+  if (encoded && !Object.keys(options.env).some((name) => encoded.names.has(name))) {
+    envp = envWithBase(encoded, options.env);
+  } else {
+    // No base, or a job's own variable replaces one of the base's: encode the merged whole.
+    const env = mergedEnv(options);
+    let joined = "";
+    let count = 0;
+    for (const name in env) {
+      if (name === "" || name.includes("=")) return null;
+      joined += `${name}=${env[name]}\0`;
+      count++;
+    }
+    envp = cStringArray(joined, count);
+  }
   return argv === null || envp === null ? null : [argv, envp];
 }
 

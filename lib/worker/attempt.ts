@@ -20,7 +20,8 @@ export interface AttemptStart {
   workerId: string;
   leaseMs: number;
   config: Config;
-  env: Record<string, string>;
+  /** The job's environment: the worker's shared base and what the job adds on top. */
+  env: { base: Readonly<Record<string, string>>; env: Record<string, string> };
   spawner: Spawner;
   clock: Clock;
   fault?: FaultHook | undefined;
@@ -65,7 +66,8 @@ export class RunningAttempt {
     this.#execution = execute({
       command: start.job.command,
       cwd: start.job.cwd,
-      env: start.env,
+      env: start.env.env,
+      envBase: start.env.base,
       timeoutMs: start.job.timeoutMs ?? start.config.jobTimeoutMs,
       outputLimit: start.config.outputLimitBytes,
       spawner: start.spawner,

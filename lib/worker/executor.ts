@@ -22,6 +22,8 @@ export interface ExecuteOptions {
   command: string;
   cwd: string;
   env: Record<string, string>;
+  /** A base environment shared by every attempt of the worker (see `SpawnOptions.envBase`). */
+  envBase?: Readonly<Record<string, string>>;
   /** 0 = no limit. */
   timeoutMs: number;
   outputLimit: number;
@@ -80,6 +82,7 @@ async function run(
       command: options.command,
       cwd: options.cwd,
       env: options.env,
+      ...(options.envBase === undefined ? {} : { envBase: options.envBase }),
       onStdout: (chunk) => stdout.write(chunk),
       onStderr: (chunk) => stderr.write(chunk),
     });

@@ -16,6 +16,8 @@ export const HOUSEKEEPING_MS = 60_000;
 /** Jobs deleted per transaction by retention, and transactions per round. */
 const PRUNE_BATCH = 500;
 const PRUNE_BATCHES = 20;
+/** Retention looks at this many of the oldest completed jobs per batch (see `jobPrune`). */
+const PRUNE_SCAN = 5000;
 /** Per-minute metric figures are kept this long. */
 export const STATS_RETENTION_MS = 30 * 86_400_000;
 /** Per-minute metric figures older than this are kept per hour (the chart shows the last hour). */
@@ -41,6 +43,7 @@ export async function housekeeping(options: HousekeepingOptions, config: Config)
         states: ["completed"],
         olderThanMs: retain,
         limit: PRUNE_BATCH,
+        scanLimit: PRUNE_SCAN,
       });
       deleted += ids.length;
       if (ids.length < PRUNE_BATCH) break;

@@ -25,10 +25,19 @@ export class JobEnvironment {
     this.#queueId = queue.queueId;
   }
 
-  /** The environment of `attempt` of `job`. */
-  forAttempt(job: Job, attempt: number): Record<string, string> {
+  /**
+   * The environment of `attempt` of `job`: the shared base (one object, so a spawner can encode
+   * it once) and what the job adds on top.
+   */
+  forAttempt(
+    job: Job,
+    attempt: number,
+  ): { base: Readonly<Record<string, string>>; env: Record<string, string> } {
+    return { base: this.#base, env: this.#own(job, attempt) };
+  }
+
+  #own(job: Job, attempt: number): Record<string, string> {
     return {
-      ...this.#base,
       ...job.env,
       QUEUECTL_DB: this.#location,
       QUEUECTL_QUEUE_ID: this.#queueId,

@@ -10,11 +10,12 @@
  * - `--max-semi-space-size=1`: a worker allocates many short-lived objects per job, and V8
  *   answers by growing the young generation up to 16 MiB semi-spaces, about 30 MB more after a
  *   few thousand jobs, for no speed we could measure.
- * - `--lite-mode`: no optimising compiler. A worker's JavaScript is a thin loop around a spawn
- *   and a SQLite transaction; optimised code and its metadata cost about 15 MB and bought no
- *   throughput we could measure (10,000 `true` jobs in one process: 77 → 57 MB).
+ * - `--max-opt=2`: V8's baseline compilers only (Sparkplug and Maglev, not Turbofan). Chosen by
+ *   measurement (bench/RESULTS.md, issue 10): against `--lite-mode` (no optimising compiler at
+ *   all), a worker draining `true` jobs in-process went from about 700 to 800 jobs a second for a
+ *   few megabytes more; full optimisation was no faster than this and grew the heap further.
  */
-export const WORKER_V8_FLAGS = "--max-semi-space-size=1,--lite-mode";
+export const WORKER_V8_FLAGS = "--max-semi-space-size=1,--max-opt=2";
 
 /**
  * Variables set for workers, each from the user's value (undefined when unset). glibc's malloc

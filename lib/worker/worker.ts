@@ -86,6 +86,14 @@ export interface PassReport {
 const BUSY_QUIET_MS = 3000;
 /** Ticks of the progress recorder (and lease fencing) while attempts run. */
 const PROGRESS_TICK_MS = 100;
+/**
+ * A worker reserves its next job(s) while the attempts it runs are this short: the job then
+ * starts the moment a slot frees, its claim already written (the claim of the one after is
+ * written while it runs). A reservation waits at most RESERVE_HOLD_MS; then it is handed back,
+ * so a worker busy with a long job keeps nothing from others.
+ */
+const PREFETCH_BELOW_MS = 100;
+const RESERVE_HOLD_MS = 250;
 /** How often a worker looks for rows of workers that are gone for good. */
 const FORGET_EVERY_MS = 10_000;
 /** An idle worker looks for due jobs at least this often (clock steps, missed changes). */
@@ -124,6 +132,12 @@ export class Worker {
   #housekeepingAt: number;
   #sweeping = false;
   #forgetAt = 0;
+  /** The progress tick runs (while attempts hold slots). */
+  #progressing = false;
+  /** Jobs claimed ahead (reserved, not armed), started the moment a slot frees. */
+  #reserved: { job: Job; at: number }[] = [];
+  /** Whether to reserve ahead: the attempts that ended last were short. */
+  #prefetch = false;
 
   constructor(options: WorkerOptions) {
     this.#o = options;
@@ -152,6 +166,11 @@ export class Worker {
 
   get #concurrency(): number {
     return Math.max(1, this.#o.concurrency ?? 1);
+  }
+
+  /** Jobs reserved ahead while draining short jobs: half the slots, at least one. */
+  get #reserve(): number {
+    return Math.ceil(this.#concurrency / 2);
   }
 
   /**
@@ -227,15 +246,22 @@ export class Worker {
   async #loop(): Promise<void> {
     try {
       for (;;) {
-        if (this.#stop !== null && this.#slots.size === 0) return;
+        if (this.#stop !== null && this.#slots.size === 0) {
+          await this.#release(true);
+          return;
+        }
         const pass = await this.runOnce();
         if (pass.finished > 0 || pass.started > 0) continue;
-        if (this.#o.once && this.#slots.size === 0 && !this.#lookAgain) return;
+        if (this.#o.once && this.#slots.size === 0 && !this.#lookAgain) {
+          await this.#release(true);
+          return;
+        }
         await this.#idle(pass.nextDueInMs);
       }
     } catch (error) {
       // The store refused for good (read-only, damaged): stop the jobs still running here, and
       // hand them back if the store still takes it.
+      await this.#release(true).catch(() => {});
       for (const attempt of this.#slots.values()) attempt.interrupt("interrupted: worker failed");
       await Promise.all([...this.#slots.values()].map((a) => a.done));
       if (!this.#databaseLost) {
@@ -247,9 +273,11 @@ export class Worker {
   }
 
   /**
-   * One pass: writes the outcomes of attempts that ended and claims jobs for the free slots, in
-   * one transaction, then starts what it claimed. With nothing to write, it first reads whether
-   * anything is due, so an idle pass never takes the write lock.
+   * One pass. Attempts that ended free their slots, and jobs reserved ahead go into them at once
+   * (armed and spawned before anything else is written); then one transaction writes the outcomes
+   * and claims jobs for the slots still free, plus a reservation while the worker drains short
+   * jobs; what it claimed for free slots starts, the rest is held. With nothing to write, it first
+   * reads whether anything is due, so an idle pass never takes the write lock.
    */
   async runOnce(): Promise<PassReport> {
     const ended = [...this.#slots.values()].filter((a) => a.result !== null);
@@ -262,19 +290,34 @@ export class Worker {
             `file is gone)`,
         );
       }
+      this.#reserved.length = 0;
       return { finished: ended.length, started: 0, nextDueInMs: null };
     }
     this.#mark = this.#store.changeMark();
     this.#lookAgain = false;
+    if (ended.length > 0) {
+      // Reserve ahead only while jobs are short: a reservation waits for a slot to free.
+      this.#prefetch = ended.every((a) => (a.result?.durationMs ?? Infinity) < PREFETCH_BELOW_MS);
+    }
+    // Slots the ended attempts leave, and the ones that were free already.
+    const free = () =>
+      this.#stop === null ? this.#concurrency - (this.#slots.size - ended.length) : 0;
+    let started = 0;
+    if (free() > 0 && this.#reserved.length > 0) {
+      const take = this.#reserved.splice(0, free()).map((r) => r.job);
+      for (const job of await this.#arm(take)) {
+        this.#start(job);
+        started++;
+      }
+    }
+    const want = () =>
+      this.#stop === null
+        ? Math.max(0, free() + (this.#prefetch ? this.#reserve : 0) - this.#reserved.length)
+        : 0;
     const claim = (): JobClaimParams | undefined => {
-      const free = this.#stop === null ? this.#concurrency - (this.#slots.size - ended.length) : 0;
-      return free > 0
-        ? {
-          workerId: this.id,
-          host: this.#o.host.id,
-          leaseMs: this.#config.leaseTimeoutMs,
-          limit: free,
-        }
+      const limit = want();
+      return limit > 0
+        ? { workerId: this.id, host: this.#o.host.id, leaseMs: this.#config.leaseTimeoutMs, limit }
         : undefined;
     };
     let claimed: Job[] = [];
@@ -294,13 +337,15 @@ export class Worker {
       }
       ended.forEach((attempt, i) => this.#record(attempt, finish[i]!, result.applied[i]!));
       claimed = result.claimed;
-      if (this.#slots.size === 0) void this.heartbeat();
     } else {
       const c = claim();
-      if (c === undefined) return { finished: 0, started: 0, nextDueInMs: null };
+      if (c === undefined || (free() === 0 && !this.#prefetch)) {
+        await this.#releaseIfStopping();
+        return { finished: 0, started, nextDueInMs: null };
+      }
       try {
         const due = await this.#store.jobNextDue();
-        if (!due.dueNow) return { finished: 0, started: 0, nextDueInMs: due.nextDueInMs };
+        if (!due.dueNow) return { finished: 0, started, nextDueInMs: due.nextDueInMs };
         claimed = await this.#store.jobClaim(c);
         this.#busySince.delete("claim");
       } catch (error) {
@@ -308,12 +353,37 @@ export class Worker {
         if (!(error instanceof QueuectlError) || !isTransient(error)) throw error;
         this.#trouble("claim", error, `claim: ${error.message}; backing off`);
         await this.#sleep(200 + Math.random() * 300);
-        return { finished: 0, started: 0, nextDueInMs: 0 };
+        return { finished: 0, started, nextDueInMs: 0 };
       }
     }
-    const started = await this.#arm(claimed);
-    for (const job of started) this.#start(job);
-    return { finished: ended.length, started: started.length, nextDueInMs: null };
+    // The best of what was claimed fills the free slots; the rest waits as reservations.
+    const slotsFree = this.#stop === null ? this.#concurrency - this.#slots.size : 0;
+    const now = this.#clock.monotonic();
+    for (const job of claimed.slice(slotsFree)) this.#reserved.push({ job, at: now });
+    for (const job of await this.#arm(claimed.slice(0, slotsFree))) {
+      this.#start(job);
+      started++;
+    }
+    // Going idle: the totals are stored now, not at the next beat (status shows them).
+    if (ended.length > 0 && this.#slots.size === 0) void this.heartbeat();
+    await this.#releaseIfStopping();
+    return { finished: ended.length, started, nextDueInMs: null };
+  }
+
+  /** Hands back (undoes the claims of) reservations that waited too long, or all of them. */
+  async #release(all: boolean): Promise<void> {
+    const now = this.#clock.monotonic();
+    const gone = this.#reserved.filter((r) => all || now - r.at >= RESERVE_HOLD_MS);
+    if (gone.length === 0) return;
+    this.#reserved = this.#reserved.filter((r) => !gone.includes(r));
+    for (const { job } of gone) {
+      await this.#store.jobUnclaim({ jobId: job.id, attempt: job.attempts, workerId: this.id })
+        .catch(() => {/* recovery undoes it when this worker is gone */});
+    }
+  }
+
+  async #releaseIfStopping(): Promise<void> {
+    if (this.#stop !== null && this.#reserved.length > 0) await this.#release(true);
   }
 
   /**
@@ -395,15 +465,22 @@ export class Worker {
     this.#slots.set(job.id, attempt);
     if (this.#stop === "force") attempt.interrupt("interrupted by worker shutdown");
     attempt.done.then(() => this.#wakeIdle?.());
-    if (this.#slots.size === 1) this.#progressLoop();
+    if (!this.#progressing) this.#progressLoop();
   }
 
   /** Records progress and fences leases while attempts run. */
   #progressLoop(): void {
+    this.#progressing = true;
     const tick = async () => {
-      if (this.#finished || this.#slots.size === 0) return;
+      if (this.#finished || this.#slots.size === 0) {
+        this.#progressing = false;
+        return;
+      }
       this.fence();
-      if (!this.#databaseLost) await this.#progress.tick(this.#slots.values());
+      if (!this.#databaseLost) {
+        await this.#release(false);
+        await this.#progress.tick(this.#slots.values());
+      }
       this.#after(PROGRESS_TICK_MS, tick);
     };
     this.#after(PROGRESS_TICK_MS, tick);
@@ -461,7 +538,7 @@ export class Worker {
       const rescued = await rescue({
         store: this.#store,
         workerId: this.id,
-        running: new Set(this.#slots.keys()),
+        running: new Set([...this.#slots.keys(), ...this.#reserved.map((r) => r.job.id)]),
         leaseMs: this.#config.leaseTimeoutMs,
         hostId: this.#o.host.id,
         backoff: { base: this.#config.backoffBase, maxMs: this.#config.backoffMaxMs },

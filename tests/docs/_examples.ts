@@ -139,8 +139,15 @@ export async function shell(box: Sandbox, command: string, previous: number): Pr
     stdin: "null",
     stdout: "piped",
     stderr: "inherit",
+    // Its own process group: a timeout kills what the example started too (a worker left in
+    // the foreground would otherwise hold the pipe open for ever).
+    detached: true,
   }).spawn();
-  const timer = setTimeout(() => child.kill("SIGKILL"), COMMAND_TIMEOUT_MS);
+  const timer = setTimeout(() => {
+    try {
+      Deno.kill(-child.pid, "SIGKILL");
+    } catch { /* gone */ }
+  }, COMMAND_TIMEOUT_MS);
   try {
     const { code, stdout } = await child.output();
     return { code, output: new TextDecoder().decode(stdout) };
@@ -188,6 +195,7 @@ export async function runSteps(box: Sandbox, steps: readonly Step[]): Promise<st
 export const FOREGROUND: Record<string, number> = {
   // The number of workers it starts.
   "queuectl worker start --count 4": 4,
+  "queuectl worker start --concurrency 4": 1,
 };
 
 /** Live workers of the sandbox's queue, from `worker list --json`. */

@@ -253,10 +253,15 @@ Deno.test("openStore() refuses a default location it cannot create, naming the d
 });
 
 /** EXPLAIN QUERY PLAN of `sql`, one line per step. */
-function plan(path: string, sql: string, params: Record<string, number | string>): string[] {
+function plan(
+  path: string,
+  sql: string,
+  params: Record<string, number | string> | (number | string)[],
+): string[] {
   return withRawDb(path, (db) => {
     const statement = db.prepare(`EXPLAIN QUERY PLAN ${sql}`);
-    return statement.all(params).map((row) => String(row.detail));
+    const rows = Array.isArray(params) ? statement.all(...params) : statement.all(params);
+    return rows.map((row) => String(row.detail));
   });
 }
 
@@ -269,7 +274,7 @@ function assertNoTableScan(steps: string[], index: string): void {
 Deno.test("JOB_CLAIM seeks the jobs_ready index instead of scanning jobs", async () => {
   await using f = await storeFixture();
   assertNoTableScan(
-    plan(f.path, q.JOB_CLAIM, { worker_id: "w", lease_expires_at: 1, now: 1, limit: 1 }),
+    plan(f.path, q.JOB_CLAIM, ["w", 1, 1, 1]),
     "jobs_ready",
   );
   assertNoTableScan(plan(f.path, q.JOB_NEXT_DUE, {}), "jobs_ready");

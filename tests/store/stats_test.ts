@@ -590,12 +590,12 @@ Deno.test("jobPrune() deletes finished jobs with their attempts and output and k
   const cNew = (await store.jobGet({ id: "c-new" }))!;
   assert.equal(await count(["completed"], cNew.finishedAt!), 2);
 
-  // A batch of one takes the oldest.
+  // A batch of one takes the one enqueued first (finish order does not matter among the old).
   assert.deepEqual(
     await store.jobPrune({ states: ["completed"], olderThanMs: clock.now() - cutoff, limit: 1 }),
-    ["c-old-1"],
+    ["c-old-2"],
   );
-  assert.equal(await store.jobGet({ id: "c-old-1" }), undefined);
+  assert.equal(await store.jobGet({ id: "c-old-2" }), undefined);
   assert.deepEqual(tableCounts(f.path), { attempts: 7, outputs: 4, orphans: 0 });
   // A batch across states stops at its limit.
   const pruned = await store.jobPrune({
@@ -603,7 +603,7 @@ Deno.test("jobPrune() deletes finished jobs with their attempts and output and k
     olderThanMs: clock.now() - cutoff,
     limit: 10,
   });
-  assert.deepEqual(pruned, ["c-old-2", "d-old"]);
+  assert.deepEqual(pruned, ["c-old-1", "d-old"]);
   assert.deepEqual(tableCounts(f.path), { attempts: 4, outputs: 2, orphans: 0 });
   assert.equal(await count(["completed", "dead"]), 0);
   assert.deepEqual(
@@ -656,4 +656,20 @@ Deno.test("jobPrune() deletes finished jobs with their attempts and output and k
     total: 3,
   });
   assert.deepEqual(tableCounts(f.path), { attempts: 2, outputs: 0, orphans: 0 });
+});
+
+Deno.test("jobPrune() with scanLimit looks only at the oldest enqueued jobs of a state", async () => {
+  await using f = await storeFixture();
+  const { store, clock } = f;
+  // Enqueued first, finished last (an hour later): it keeps the old one behind it for a bounded
+  // scan of one, not for a scan of two or an unbounded one.
+  const slow = await makeJob(store, clock, "processing", { id: "slow" });
+  await completeWithOutput(store, clock, "quick");
+  clock.advance(HOUR);
+  await completeWithOutput(store, clock, "slow", slow);
+  const older = { states: ["completed"] as const, olderThanMs: HOUR / 2, limit: 10 };
+  assert.deepEqual(await store.jobPrune({ ...older, scanLimit: 1 }), []);
+  assert.deepEqual(await store.jobPrune({ ...older, scanLimit: 2 }), ["quick"]);
+  assert.deepEqual(await store.jobPrune(older), []);
+  assert.equal((await store.jobGet({ id: "slow" }))?.state, "completed");
 });

@@ -75,7 +75,8 @@ Deno.test("worker run --once takes jobs by priority (highest first), then enqueu
   const ids = await sb.enqueue(
     priorities.map((priority) => ({ command: sb.ledgerJob("true"), priority })),
   );
-  const worker = await sb.run(["worker", "run", "--once"]);
+  // One slot: the order of starts is the order of claims.
+  const worker = await sb.run(["worker", "run", "--once", "--concurrency", "1"]);
   assert.equal(worker.code, 0, worker.stderr);
 
   const order = sb.readLedger().filter((e) => e.event === "start").map((e) => e.id);
@@ -116,7 +117,7 @@ Deno.test("worker run --once takes jobs of equal priority by run time before enq
   ]);
   const due = ms((await sb.show(urgent!)).run_at);
   await poll(() => Date.now() > due, PROMPT_MS, "every job to be due");
-  const worker = await sb.run(["worker", "run", "--once"]);
+  const worker = await sb.run(["worker", "run", "--once", "--concurrency", "1"]);
   assert.equal(worker.code, 0, worker.stderr);
   const order = sb.readLedger().filter((e) => e.event === "start").map((e) => e.id);
   assert.deepEqual(order, [urgent, now, later]);

@@ -245,6 +245,36 @@ for (const spawner of SPAWNERS) {
     }
   });
 
+  test("spawn() puts env on top of a shared envBase, each variable once", async () => {
+    const base = { SHARED: "from base", REPLACED: "base", UNI: "ä\u00e9 ☃" };
+    const env = (extra: Record<string, string>) =>
+      run(spawner, "env", { cwd: "/", envBase: base, env: extra }).then((r) =>
+        r.stdout.trimEnd().split("\n").filter((l) => !l.startsWith("PWD=")).sort()
+      );
+    // The same base, spawn after spawn (a spawner may keep its encoding).
+    for (const id of ["1", "2"]) {
+      assertEquals(await env({ QUEUECTL_JOB_ID: id }), [
+        `QUEUECTL_JOB_ID=${id}`,
+        "REPLACED=base",
+        "SHARED=from base",
+        "UNI=ä\u00e9 ☃",
+      ]);
+    }
+    // A job's own variable replaces the base's, and appears once.
+    assertEquals(await env({ REPLACED: "job" }), [
+      "REPLACED=job",
+      "SHARED=from base",
+      "UNI=ä\u00e9 ☃",
+    ]);
+    // What no exec can carry is refused, in the base as in the job's own variables.
+    for (const bad of [{ envBase: { A: "x\0y" }, env: {} }, { envBase: base, env: { B: "\0" } }]) {
+      assertThrows(
+        () => spawner.spawn({ ...bad, command: "true", cwd: "/", onStdout() {}, onStderr() {} }),
+        SpawnError,
+      );
+    }
+  });
+
   test("spawn() makes the job lead its own session and process group", async () => {
     const { stdout } = await run(spawner, "cat /proc/$$/stat");
     const stat = parseStat(stdout);

@@ -116,7 +116,8 @@ Deno.test("worker stop --force kills a SIGSTOPped worker of a pool at once; the 
     { command: sb.ledgerJob("sleep 30") },
     { command: sb.ledgerJob("sleep 30") },
   ]);
-  const pool = sb.spawn(["worker", "start", "--count", "2"]);
+  // One job per worker, so that each worker holds one of the two.
+  const pool = sb.spawn(["worker", "start", "--count", "2", "--concurrency", "1"]);
   const groups = await Promise.all(ids.map((id) => running(sb, id)));
   const rows = sb.workerRows();
   assert.equal(rows.length, 2);

@@ -45,8 +45,15 @@ function log(ctx: Context): (line: string) => void {
   };
 }
 
+/** Jobs one worker runs at once: --concurrency, else the number of CPU cores. */
+function concurrency(ctx: Context): number {
+  return flagInt(ctx.args, "concurrency", 1, 1024) ??
+    Math.max(1, navigator.hardwareConcurrency || 1);
+}
+
 async function runWorker(ctx: Context): Promise<number> {
   const once = flagBool(ctx.args, "once");
+  const slots = concurrency(ctx);
   const say = log(ctx);
   // Started on its own rather than by `worker start`: start again tuned (lib/worker/exec.ts).
   // `--once` leaves soon, and its memory does not matter.
@@ -65,6 +72,7 @@ async function runWorker(ctx: Context): Promise<number> {
     spawner: createSpawner(),
     log: say,
     host: thisHost(),
+    concurrency: slots,
     once,
     supervisorPid: Number.isInteger(supervisor) && supervisor > 0 ? supervisor : null,
     fault: ctx.fault,
@@ -116,7 +124,7 @@ async function start(ctx: Context): Promise<number> {
     return await supervise({
       count,
       exec: ctx.self.exec,
-      args: workerArgs(ctx, ["worker", "run"]),
+      args: workerArgs(ctx, ["worker", "run", "--concurrency", String(concurrency(ctx))]),
       dbPath: ctx.location().path,
       clock: ctx.clock,
       log: log(ctx),
@@ -132,7 +140,14 @@ async function start(ctx: Context): Promise<number> {
       "sh",
       logPath,
       ctx.self.exec,
-      ...workerArgs(ctx, ["worker", "start", "--count", String(count)]),
+      ...workerArgs(ctx, [
+        "worker",
+        "start",
+        "--count",
+        String(count),
+        "--concurrency",
+        String(concurrency(ctx)),
+      ]),
     ],
     stdin: "null",
     stdout: "null",

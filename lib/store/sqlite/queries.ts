@@ -39,29 +39,43 @@ const PRIORITIES = [10, 9, 8, 7, 6, 5, 4, 3, 2, 1];
 const NEXT_DUE_SEQS = `SELECT seq FROM (${
   PRIORITIES.map((p) =>
     `SELECT * FROM (SELECT seq, priority, run_at FROM jobs WHERE ${READY} AND priority = ${p}
-       AND run_at <= :now ORDER BY run_at, seq LIMIT :limit)`
+       AND run_at <= ?3 ORDER BY run_at, seq LIMIT ?4)`
   ).join(" UNION ALL ")
-}) ORDER BY priority DESC, run_at, seq LIMIT :limit`;
+}) ORDER BY priority DESC, run_at, seq LIMIT ?4`;
+
+// The statements of the worker's hot path (claim, arm, finish) take numbered parameters
+// (?1 …), bound by position: a named parameter costs about a microsecond each to look up, and a
+// job goes through some fifty of them. Their order is in each statement's comment.
 
 /**
- * Claims up to :limit due jobs. SQLite holds the write lock from BEGIN IMMEDIATE, so the
- * selection and the update see one state and no other writer slips in between.
+ * Claims up to ?4 due jobs for worker ?1, lease until ?2, now ?3. SQLite holds the write lock
+ * from BEGIN IMMEDIATE, so the selection and the update see one state and no other writer slips
+ * in between.
  */
 export const JOB_CLAIM = `
 UPDATE jobs SET state = 'processing', attempts = attempts + 1, budget_used = budget_used + 1,
-  worker_id = :worker_id, lease_expires_at = :lease_expires_at, updated_at = :now
+  worker_id = ?1, lease_expires_at = ?2, updated_at = ?3
 WHERE seq IN (${NEXT_DUE_SEQS}) AND ${READY}
 RETURNING *`;
 
-/** A claim reserves the attempt; `ATTEMPT_ARM` marks it started. */
+/**
+ * A claim reserves the attempt (job_seq ?1, attempt ?2, worker ?3, started ?4, host ?5, due ?6);
+ * `ATTEMPT_ARM` marks it started.
+ */
 export const ATTEMPT_INSERT = `
 INSERT INTO attempts (job_seq, attempt, worker_id, started_at, host, due_at, armed)
-VALUES (:job_seq, :attempt, :worker_id, :started_at, :host, :due_at, 0)`;
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0)`;
 
-/** The worker is about to spawn the attempt (fenced by JOB_OWNED_SEQ first). */
+/** Fencing, positionally: job id ?1, worker ?2, attempt ?3. */
+const OWNS_AT = "id = ?1 AND state = 'processing' AND worker_id = ?2 AND attempts = ?3";
+
+/**
+ * The worker is about to spawn attempt ?3 of job ?1, owned by worker ?2; now ?4. Fenced by
+ * owner and attempt, and only once (armed = 0).
+ */
 export const ATTEMPT_ARM = `
-UPDATE attempts SET armed = 1, started_at = :now
-WHERE job_seq = :job_seq AND attempt = :attempt AND armed = 0`;
+UPDATE attempts SET armed = 1, started_at = ?4
+WHERE job_seq = (SELECT seq FROM jobs WHERE ${OWNS_AT}) AND attempt = ?3 AND armed = 0`;
 
 /**
  * Undoes a reserved attempt that never started: the job is as it was before the claim (failed
@@ -176,18 +190,25 @@ export const JOB_TAKE_OVER = `
 UPDATE jobs SET worker_id = :new_worker_id, lease_expires_at = :lease_expires_at, updated_at = :now
 WHERE ${OWNS} AND (:require_expired = 0 OR lease_expires_at <= :now)`;
 
+/**
+ * The outcome of attempt ?3 of job ?1 owned by worker ?2 (fenced), now ?4: state ?5, refund ?6,
+ * due again ?7 ms after now (null: unchanged), terminal ?8, error ?9, exit code ?10; only after
+ * the lease ran out when ?11 is 1.
+ */
 export const JOB_FINISH = `
-UPDATE jobs SET state = :state, budget_used = budget_used - :refund,
-  run_at = CASE WHEN :run_in_ms IS NULL THEN run_at ELSE :now + :run_in_ms END,
-  finished_at = CASE WHEN :terminal THEN :now END, worker_id = NULL,
-  lease_expires_at = NULL, last_error = :error, last_exit_code = :exit_code, updated_at = :now
-WHERE ${OWNS} AND (:require_expired = 0 OR lease_expires_at <= :now)
+UPDATE jobs SET state = ?5, budget_used = budget_used - ?6,
+  run_at = CASE WHEN ?7 IS NULL THEN run_at ELSE ?4 + ?7 END,
+  finished_at = CASE WHEN ?8 THEN ?4 END, worker_id = NULL,
+  lease_expires_at = NULL, last_error = ?9, last_exit_code = ?10, updated_at = ?4
+WHERE ${OWNS_AT} AND (?11 = 0 OR lease_expires_at <= ?4)
 RETURNING seq`;
 
+/**
+ * Attempt ?2 of job_seq ?1 ends now (?3): outcome ?4, exit code ?5, signal ?6, error ?7.
+ */
 export const ATTEMPT_FINISH = `
-UPDATE attempts SET finished_at = :now, outcome = :outcome, exit_code = :exit_code,
-  signal = :signal, error = :error
-WHERE job_seq = :job_seq AND attempt = :attempt AND finished_at IS NULL
+UPDATE attempts SET finished_at = ?3, outcome = ?4, exit_code = ?5, signal = ?6, error = ?7
+WHERE job_seq = ?1 AND attempt = ?2 AND finished_at IS NULL
 RETURNING started_at, due_at`;
 
 /**
@@ -198,15 +219,17 @@ export const ATTEMPT_IS_RETRY = `
 SELECT count(*) AS earlier FROM attempts WHERE job_seq = :job_seq AND attempt < :attempt
   AND outcome IS NOT NULL AND outcome <> 'interrupted'`;
 
-/** Adds to a per-minute counter. */
-export const STATS_ADD = `
-INSERT INTO stats_minute (minute, metric, bucket, n) VALUES (:minute, :metric, :bucket, :n)
-ON CONFLICT (minute, metric, bucket) DO UPDATE SET n = n + excluded.n`;
-
-/** Raises a per-minute maximum. */
-export const STATS_MAX = `
-INSERT INTO stats_minute (minute, metric, bucket, n) VALUES (:minute, :metric, :bucket, :n)
-ON CONFLICT (minute, metric, bucket) DO UPDATE SET n = max(n, excluded.n)`;
+/**
+ * Adds to per-minute figures: `STATS_ADD[k - 1]` takes k rows of (minute, metric, bucket, n)
+ * positionally; metric 3 (the longest run) keeps its maximum, the others add up. One statement
+ * for all that an outcome (or a batch of them) adds.
+ */
+export const STATS_ADD: readonly string[] = Array.from({ length: 16 }, (_, i) => `
+INSERT INTO stats_minute (minute, metric, bucket, n) VALUES ${
+  Array.from({ length: i + 1 }, () => "(?, ?, ?, ?)").join(", ")
+}
+ON CONFLICT (minute, metric, bucket) DO UPDATE SET
+  n = CASE WHEN metric = 3 THEN max(n, excluded.n) ELSE n + excluded.n END`);
 
 /** :from is a minute; figures compacted into hours are counted when their hour starts at or after it. */
 export const STATS_WINDOW = `
@@ -251,9 +274,19 @@ SELECT j.command AS command, count(*) AS failures, max(r.finished_at) AS last_at
 FROM recent r JOIN jobs j ON j.seq = r.job_seq
 GROUP BY j.command ORDER BY failures DESC, last_at DESC LIMIT :limit`;
 
+/**
+ * Finished jobs in :state that finished before :before, oldest first by enqueue order, walking
+ * jobs_by_state. With :window > 0 only the :window oldest jobs in the state are looked at, so
+ * that the housekeeping of a queue with nothing old enough costs a bounded scan, not one of
+ * every finished job; jobs enqueue order and finish order mostly agree, and what is left behind
+ * comes up on a later round. `prune` passes 0: every job is looked at.
+ */
 export const JOB_PRUNE_SELECT = `
-SELECT seq, id FROM jobs WHERE state = :state AND finished_at < :before
-ORDER BY finished_at LIMIT :limit`;
+SELECT seq, id FROM jobs WHERE seq IN (
+  SELECT seq FROM jobs WHERE state = :state
+  ORDER BY seq LIMIT CASE WHEN :window > 0 THEN :window ELSE -1 END
+) AND finished_at < :before
+ORDER BY seq LIMIT :limit`;
 export const JOB_PRUNE_COUNT = `
 SELECT count(*) AS n FROM jobs WHERE state = :state AND finished_at < :before`;
 export const OUTPUT_DELETE = `DELETE FROM outputs WHERE job_seq = :seq`;

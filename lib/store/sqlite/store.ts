@@ -22,7 +22,7 @@ import type { Committed, FaultHook } from "../../fault.ts";
 import type { Attempt, Job } from "../../job/job.ts";
 import { generatedId } from "../../job/id.ts";
 import { JOB_STATES } from "../../job/state.ts";
-import type { FinishedAttemptFacts, StatsFigures } from "../../metrics.ts";
+import type { StatIncrement, StatsFigures } from "../../metrics.ts";
 import { statIncrements } from "../../metrics.ts";
 import type {
   AttemptOutputParams,
@@ -69,6 +69,29 @@ export interface SqliteStoreOptions {
   /** The connection is an in-memory stand-in for a missing file (nothing waits on it). */
   memory: boolean;
   ignoreNotifications?: boolean;
+}
+
+/** The per-minute increments of one transaction, merged per figure (maxima kept as maxima). */
+class StatsBatch {
+  readonly minute: number;
+  readonly #figures = new Map<number, StatIncrement>();
+
+  constructor(minute: number) {
+    this.minute = minute;
+  }
+
+  add(increments: readonly StatIncrement[]): void {
+    for (const inc of increments) {
+      const key = inc.metric * 1_000_000 + inc.bucket;
+      const had = this.#figures.get(key);
+      if (had === undefined) this.#figures.set(key, { ...inc });
+      else had.n = inc.max ? Math.max(had.n, inc.n) : had.n + inc.n;
+    }
+  }
+
+  rows(): StatIncrement[] {
+    return [...this.#figures.values()];
+  }
 }
 
 /** How many of the window's most recent failures `metrics` groups into top failing commands. */
@@ -363,41 +386,28 @@ export class SqliteStore implements Store {
 
   #claim(params: JobClaimParams, now: number): Job[] {
     if (params.limit <= 0) return [];
-    const rows = this.#stmt(q.JOB_CLAIM).all({
-      worker_id: params.workerId,
-      lease_expires_at: now + params.leaseMs,
+    const rows = this.#stmt(q.JOB_CLAIM).all(
+      params.workerId,
+      now + params.leaseMs,
       now,
-      limit: params.limit,
-    }) as Row[];
+      params.limit,
+    ) as Row[];
     // RETURNING gives no order: start the best job first.
     const jobs = rows.map(toJob).sort((a, b) =>
       b.priority - a.priority || a.runAt - b.runAt || a.seq - b.seq
     );
     const insert = this.#stmt(q.ATTEMPT_INSERT);
     for (const job of jobs) {
-      insert.run({
-        job_seq: job.seq,
-        attempt: job.attempts,
-        worker_id: params.workerId,
-        started_at: now,
-        host: params.host,
-        due_at: job.runAt,
-      });
+      insert.run(job.seq, job.attempts, params.workerId, now, params.host, job.runAt);
     }
     return jobs;
   }
 
   attemptArm(params: readonly AttemptRef[]): Promise<boolean[]> {
-    return this.#write((now) =>
-      params.map((ref) => {
-        const row = this.#stmt(q.JOB_OWNED_SEQ).get(this.#owned(ref)) as Row | undefined;
-        if (!row) return false;
-        return this.#stmt(q.ATTEMPT_ARM).run({
-          job_seq: num(row, "seq"),
-          attempt: ref.attempt,
-          now,
-        }).changes === 1;
-      }), "arm");
+    return this.#write((now) => {
+      const arm = this.#stmt(q.ATTEMPT_ARM);
+      return params.map((ref) => arm.run(ref.jobId, ref.workerId, ref.attempt, now).changes === 1);
+    }, "arm");
   }
 
   jobUnclaim(params: AttemptRef): Promise<boolean> {
@@ -478,7 +488,12 @@ export class SqliteStore implements Store {
   }
 
   jobFinish(params: JobFinishParams): Promise<boolean> {
-    return this.#write((now) => this.#finish(params, now), params.decision.transition);
+    return this.#write((now) => {
+      const stats = new StatsBatch(Math.floor(now / 60_000));
+      const applied = this.#finish(params, now, stats);
+      this.#addStats(stats);
+      return applied;
+    }, params.decision.transition);
   }
 
   jobFinishAndClaim(params: JobFinishAndClaimParams): Promise<JobFinishAndClaimResult> {
@@ -486,36 +501,40 @@ export class SqliteStore implements Store {
     const prefix: Committed | undefined = params.finish[0]?.decision.transition ??
       (params.claim ? "claim" : undefined);
     return this.#write((now) => {
-      const applied = params.finish.map((f) => this.#finish(f, now));
+      const stats = new StatsBatch(Math.floor(now / 60_000));
+      const applied = params.finish.map((f) => this.#finish(f, now, stats));
+      this.#addStats(stats);
       const claimed = params.claim ? this.#claim(params.claim, now) : [];
       return { applied, claimed };
     }, prefix);
   }
 
-  #finish(params: JobFinishParams, now: number): boolean {
+  #finish(params: JobFinishParams, now: number, stats: StatsBatch): boolean {
     const d = params.decision;
-    const row = this.#stmt(q.JOB_FINISH).get({
-      ...this.#owned(params),
-      state: d.state,
-      refund: d.refund ? 1 : 0,
-      run_in_ms: d.runInMs,
-      terminal: d.terminal ? 1 : 0,
-      error: d.error,
-      exit_code: d.exitCode,
+    const row = this.#stmt(q.JOB_FINISH).get(
+      params.jobId,
+      params.workerId,
+      params.attempt,
       now,
-      require_expired: params.requireLeaseExpired ? 1 : 0,
-    }) as Row | undefined;
+      d.state,
+      d.refund ? 1 : 0,
+      d.runInMs,
+      d.terminal ? 1 : 0,
+      d.error,
+      d.exitCode,
+      params.requireLeaseExpired ? 1 : 0,
+    ) as Row | undefined;
     if (!row) return false;
     const jobSeq = num(row, "seq");
-    const attemptRow = this.#stmt(q.ATTEMPT_FINISH).get({
-      job_seq: jobSeq,
-      attempt: params.attempt,
+    const attemptRow = this.#stmt(q.ATTEMPT_FINISH).get(
+      jobSeq,
+      params.attempt,
       now,
-      outcome: d.outcome,
-      exit_code: d.exitCode,
-      signal: d.signal,
-      error: d.error,
-    }) as Row | undefined;
+      d.outcome,
+      d.exitCode,
+      d.signal,
+      d.error,
+    ) as Row | undefined;
     if (attemptRow) {
       const startedAt = num(attemptRow, "started_at");
       const dueAt = numOrNull(attemptRow, "due_at");
@@ -527,12 +546,12 @@ export class SqliteStore implements Store {
           "earlier",
         )
         : 0;
-      this.#recordStats(now, {
+      stats.add(statIncrements({
         outcome: d.outcome,
         earlierCharged,
         runMs: Math.max(0, now - startedAt),
         waitMs: dueAt === null ? null : startedAt - dueAt,
-      });
+      }));
     }
     if (params.output) {
       // A stream that stayed empty gets no row (readers treat a missing row as empty): two
@@ -548,16 +567,14 @@ export class SqliteStore implements Store {
     return true;
   }
 
-  /** Folds one finished attempt into the per-minute figures (same transaction as the finish). */
-  #recordStats(now: number, facts: FinishedAttemptFacts): void {
-    const minute = Math.floor(now / 60_000);
-    for (const inc of statIncrements(facts)) {
-      this.#stmt(inc.max ? q.STATS_MAX : q.STATS_ADD).run({
-        minute,
-        metric: inc.metric,
-        bucket: inc.bucket,
-        n: inc.n,
-      });
+  /** Folds finished attempts into the per-minute figures (the transaction that finishes them). */
+  #addStats(stats: StatsBatch): void {
+    const rows = stats.rows();
+    for (let i = 0; i < rows.length; i += q.STATS_ADD.length) {
+      const chunk = rows.slice(i, i + q.STATS_ADD.length);
+      this.#stmt(q.STATS_ADD[chunk.length - 1]!).run(
+        ...chunk.flatMap((r) => [stats.minute, r.metric, r.bucket, r.n]),
+      );
     }
   }
 
@@ -600,7 +617,7 @@ export class SqliteStore implements Store {
     });
   }
 
-  jobPrune(params: JobPruneParams & { limit: number }): Promise<string[]> {
+  jobPrune(params: JobPruneParams & { limit: number; scanLimit?: number }): Promise<string[]> {
     return this.#write((now) => {
       const ids: string[] = [];
       for (const state of params.states) {
@@ -608,6 +625,7 @@ export class SqliteStore implements Store {
           state,
           before: now - params.olderThanMs,
           limit: params.limit - ids.length,
+          window: params.scanLimit ?? 0,
         }) as Row[];
         for (const row of rows) {
           const seq = num(row, "seq");
