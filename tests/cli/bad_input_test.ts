@@ -601,6 +601,17 @@ const ROWS: Row[] = [
     stderr: /Job "d1" already exists.*--if-not-exists/,
   },
   {
+    // Past the first multi-row insert of a bulk enqueue: the line is still named.
+    name: "stdin of 120 jobs whose 75th takes the id of a dead job",
+    args: ["enqueue", "-"],
+    stdin: Array.from(
+      { length: 120 },
+      (_, i) => JSON.stringify(i === 74 ? { command: "x", id: "d1" } : { command: `echo ${i}` }),
+    ).join("\n"),
+    code: 3,
+    stderr: /stdin line 75: Job "d1" already exists/,
+  },
+  {
     name: "one id twice on stdin",
     args: ["enqueue", "-"],
     stdin: '{"command":"a","id":"twin"}\n{"command":"b","id":"twin"}\n',

@@ -11,6 +11,7 @@ import { runDeno, runProcess } from "../helpers/cli.ts";
 import { treeDigest } from "../helpers/digest.ts";
 import {
   countRowsByState,
+  insertJob,
   makeForeignDb,
   makeOneOfEach,
   setSchemaVersion,
@@ -66,6 +67,56 @@ Deno.test("openSqliteStore() reopens an existing database without migrating it a
     (db) => db.prepare("SELECT count(*) AS n FROM queuectl_migrations").get(),
   );
   assert.equal(applied?.n, MIGRATIONS.length);
+});
+
+Deno.test("openSqliteStore() upgrades a v4 database, whose counts a per-row trigger kept", async () => {
+  await using dir = await tempDir();
+  // A database as queuectl with schema v4 left it, with jobs it counted row by row.
+  withRawDb(dir.db, (db) => {
+    db.exec(`PRAGMA journal_mode = WAL; PRAGMA application_id = ${APPLICATION_ID}`);
+    for (const migration of MIGRATIONS.filter((m) => m.version <= 4)) {
+      db.exec(migration.sql);
+      db.exec(`PRAGMA user_version = ${migration.version}`);
+    }
+    for (const id of ["old-1", "old-2", "old-3"]) {
+      db.prepare(
+        "INSERT INTO jobs (seq, id, command, state, priority, max_retries, cwd, run_at, " +
+          "created_at, updated_at) VALUES (NULL, ?, 'true', 'pending', 5, 3, '/', 0, 0, 0)",
+      ).run(id);
+    }
+  });
+  const clock = new FakeClock(T0);
+  const store = await openTestStore(dir.db, clock);
+  try {
+    assert.equal((await store.jobCountByState()).pending, 3);
+    await insertJob(store, clock);
+    await store.jobInsertMany({
+      jobs: Array.from({ length: 120 }, (_, i) => ({
+        id: undefined,
+        command: `echo ${i}`,
+        priority: 5,
+        maxRetries: null,
+        timeoutMs: null,
+        cwd: "/",
+        env: {},
+        runAt: null,
+        delayMs: 0,
+      })),
+      defaultMaxRetries: 3,
+    });
+    assert.equal((await store.jobCountByState()).pending, 124);
+  } finally {
+    store.close();
+  }
+  assert.deepEqual(countRowsByState(dir.db), { pending: 124 });
+  withRawDb(dir.db, (db) => {
+    assert.equal(Object.values(db.prepare("PRAGMA user_version").get()!)[0], SCHEMA_VERSION);
+    const triggers = db.prepare("SELECT name FROM sqlite_master WHERE type = 'trigger'").all();
+    assert.deepEqual(triggers.map((t) => t.name).sort(), [
+      "jobs_count_delete",
+      "jobs_count_update",
+    ]);
+  });
 });
 
 Deno.test("openSqliteStore() creates the database 0600", async () => {

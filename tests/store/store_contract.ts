@@ -221,6 +221,88 @@ export function storeContract(
     await assertCounts(f, { completed: 1, pending: 1 });
   });
 
+  // Bulk enqueues: more jobs than one multi-row statement holds (a backend may insert in chunks),
+  // and a batch size that is no multiple of a chunk.
+  const BULK = 237;
+
+  test("jobInsertMany() of a bulk batch stores every job in order, numbered and counted", async (f) => {
+    const { store } = f;
+    await insertJob(store, f.clock, { id: "before" });
+    const batch = Array.from({ length: BULK }, (_, i) =>
+      newJob({
+        command: `echo ${i}`,
+        ...(i % 40 === 7 ? { id: `user-${i}` } : {}),
+        ...(i === 99 ? { env: { I: "99" }, timeoutMs: 5000, priority: 2, maxRetries: null } : {}),
+        ...(i === 150 ? { runAt: null, delayMs: 1500 } : {}),
+      }));
+    const { jobs, inserted } = await store.jobInsertMany({ jobs: batch, defaultMaxRetries: 4 });
+    assert.equal(inserted, BULK);
+    assert.deepEqual(jobs.map((j) => j.command), batch.map((j) => j.command));
+    const seqs = jobs.map((j) => j.seq);
+    assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b), "not in enqueue order");
+    assert.equal(new Set(jobs.map((j) => j.id)).size, BULK, "an id given twice");
+    assert.equal(jobs[7]!.id, "user-7");
+    for (const job of [jobs[0]!, jobs[99]!, jobs[150]!, jobs[BULK - 1]!]) {
+      assert.deepEqual(await store.jobGet({ id: job.id }), job, `job ${job.command}`);
+    }
+    assert.deepEqual(
+      [jobs[99]!.env, jobs[99]!.timeoutMs, jobs[99]!.priority, jobs[99]!.maxRetries],
+      [{ I: "99" }, 5000, 2, 4],
+    );
+    assert.equal(jobs[150]!.runAt, T0 + 1500);
+    await assertCounts(f, { pending: BULK + 1 });
+  });
+
+  test("jobInsertMany() of a bulk batch with one id taken deep inside stores none", async (f) => {
+    const { store, clock } = f;
+    await insertJob(store, clock, { id: "taken" });
+    const batch = Array.from({ length: BULK }, (_, i) => newJob(i === 130 ? { id: "taken" } : {}));
+    await assert.rejects(
+      store.jobInsertMany({ jobs: batch, defaultMaxRetries: 3 }),
+      (error: unknown) => {
+        assert.ok(error instanceof ConflictError);
+        assert.equal(error.subject, "taken");
+        return true;
+      },
+    );
+    await assertCounts(f, { pending: 1 });
+  });
+
+  test("jobInsertMany() of a bulk batch skips numbers users took as ids", async (f) => {
+    const { store, clock } = f;
+    const first = await insertJob(store, clock);
+    // Numbers the batch's generated ids would take: inside the first chunk and further on.
+    const taken = [first.seq + 3, first.seq + 70, first.seq + 200].map(String);
+    for (const id of taken) await insertJob(store, clock, { id });
+    const { jobs } = await store.jobInsertMany({
+      jobs: Array.from({ length: BULK }, () => newJob()),
+      defaultMaxRetries: 3,
+    });
+    const ids = new Set(jobs.map((j) => j.id));
+    assert.equal(ids.size, BULK);
+    for (const id of [...taken, first.id]) assert.ok(!ids.has(id), `generated a taken id ${id}`);
+    await assertCounts(f, { pending: BULK + 4 });
+  });
+
+  test("jobInsertMany() of a bulk batch with ifExists keep returns existing jobs in place", async (f) => {
+    const { store, clock } = f;
+    const old = await makeJob(store, clock, "completed", { id: "k", command: "old" });
+    const batch = Array.from(
+      { length: BULK },
+      (_, i) => newJob(i === 80 ? { id: "k", command: "new" } : { command: `echo ${i}` }),
+    );
+    const result = await store.jobInsertMany({
+      jobs: batch,
+      defaultMaxRetries: 3,
+      ifExists: "keep",
+    });
+    assert.equal(result.inserted, BULK - 1);
+    assert.equal(result.jobs.length, BULK);
+    assert.deepEqual(result.jobs[80], old);
+    assert.equal(result.jobs[81]!.command, "echo 81");
+    await assertCounts(f, { completed: 1, pending: BULK - 1 });
+  });
+
   test("jobList() gives the newest `limit` jobs, oldest first, with the total", async ({ store, clock }) => {
     const made = [];
     for (const id of ["c", "a", "b", "d"]) {

@@ -140,12 +140,43 @@ export const JOB_NEXT_SCHEDULED = `SELECT min(run_at) AS next_at FROM (${
 
 export const JOB_SEQ_NEXT = `SELECT seq FROM sqlite_sequence WHERE name = 'jobs'`;
 
+/**
+ * One new pending job, positionally: ?1 now, then seq, id, command, priority, max_retries,
+ * timeout_ms, cwd, env, run_at. An id already taken inserts nothing (the caller looks at changes).
+ */
 export const JOB_INSERT = `
 INSERT INTO jobs (seq, id, command, state, priority, max_retries, timeout_ms, cwd, env, run_at,
   created_at, updated_at)
-VALUES (:seq, :id, :command, 'pending', :priority, :max_retries, :timeout_ms, :cwd, :env,
-  coalesce(:run_at, :now + :delay_ms), :now, :now)
+VALUES (?2, ?3, ?4, 'pending', ?5, ?6, ?7, ?8, ?9, ?10, ?1, ?1)
 ON CONFLICT (id) DO NOTHING`;
+
+/** Rows per multi-row INSERT in a bulk enqueue (9 parameters each). */
+export const JOB_INSERT_ROWS_MAX = 50;
+
+/**
+ * `JOB_INSERT_ROWS_MAX` new pending jobs in one statement, laid out as JOB_INSERT's parameters
+ * row after row (after ?1, now). No ON CONFLICT: an id already taken aborts this statement, and
+ * only it, so that the caller can insert these rows one by one and name the one at fault.
+ */
+export const JOB_INSERT_ROWS = `
+INSERT INTO jobs (seq, id, command, state, priority, max_retries, timeout_ms, cwd, env, run_at,
+  created_at, updated_at)
+VALUES ${
+  Array.from({ length: JOB_INSERT_ROWS_MAX }, (_, r) => {
+    const p = (k: number) => `?${2 + r * 9 + k}`;
+    return `(${p(0)}, ${p(1)}, ${p(2)}, 'pending', ${p(3)}, ${p(4)}, ${p(5)}, ${p(6)}, ${p(7)}, ` +
+      `${p(8)}, ?1, ?1)`;
+  }).join(",\n  ")
+}`;
+
+/** Counts jobs just inserted (there is no insert trigger: one update per enqueue, not per row). */
+export const JOB_COUNT_ADD = `UPDATE job_counts SET n = n + ?1 WHERE state = 'pending'`;
+
+/** The page cache of a connection: pages, or KiB when negative (`PRAGMA cache_size`). */
+export const CACHE_SIZE_GET = `PRAGMA cache_size`;
+export function setCacheSize(value: number): string {
+  return `PRAGMA cache_size = ${Math.trunc(value)}`;
+}
 
 export const JOB_GET = `SELECT * FROM jobs WHERE id = :id`;
 

@@ -15,11 +15,11 @@
  * @module
  */
 
-import type { DatabaseSync, StatementSync } from "node:sqlite";
+import type { DatabaseSync, SQLInputValue, StatementSync } from "node:sqlite";
 import type { Clock } from "../../clock.ts";
 import { ConflictError, NotFoundError } from "../../errors.ts";
 import type { Committed, FaultHook } from "../../fault.ts";
-import type { Attempt, Job } from "../../job/job.ts";
+import type { Attempt, Job, NewJob } from "../../job/job.ts";
 import { generatedId } from "../../job/id.ts";
 import { JOB_STATES } from "../../job/state.ts";
 import type { StatIncrement, StatsFigures } from "../../metrics.ts";
@@ -102,6 +102,112 @@ const CAPABILITIES: StoreCapabilities = {
   multiHost: false,
   pidRecovery: true,
 };
+
+/** Enqueues at least this many jobs with a bigger page cache (`BULK_CACHE_SIZE`). */
+const BULK_ROWS = 1000;
+/** 64 MiB, as `PRAGMA cache_size` takes it. */
+const BULK_CACHE_SIZE = -65536;
+
+/** SQLite's extended result codes for a UNIQUE or PRIMARY KEY constraint that failed. */
+const UNIQUE_VIOLATION = new Set([1555, 2067]);
+
+/** Inserts one enqueue's jobs, numbering them and keeping what `jobInsertMany` returns. */
+class JobInserter {
+  readonly jobs: Job[] = [];
+  inserted = 0;
+  readonly #now: number;
+  readonly #params: JobInsertParams;
+  #seq: number;
+
+  constructor(now: number, seq: number, params: JobInsertParams) {
+    this.#now = now;
+    this.#seq = seq;
+    this.#params = params;
+  }
+
+  /** The parameters of JOB_INSERT after ?1, for `input` numbered `seq`. */
+  #values(out: SQLInputValue[], input: NewJob, seq: number): void {
+    out.push(
+      seq,
+      input.id ?? generatedId(seq),
+      input.command,
+      input.priority,
+      input.maxRetries ?? this.#params.defaultMaxRetries,
+      input.timeoutMs,
+      input.cwd,
+      Object.keys(input.env).length ? JSON.stringify(input.env) : null,
+      input.runAt ?? this.#now + input.delayMs,
+    );
+  }
+
+  #stored(input: NewJob, seq: number): void {
+    const now = this.#now;
+    this.jobs.push({
+      id: input.id ?? generatedId(seq),
+      seq,
+      command: input.command,
+      state: "pending",
+      priority: input.priority,
+      attempts: 0,
+      budgetUsed: 0,
+      maxRetries: input.maxRetries ?? this.#params.defaultMaxRetries,
+      timeoutMs: input.timeoutMs,
+      cwd: input.cwd,
+      env: input.env,
+      runAt: input.runAt ?? now + input.delayMs,
+      createdAt: now,
+      updatedAt: now,
+      finishedAt: null,
+      workerId: null,
+      leaseExpiresAt: null,
+      lastError: null,
+      lastExitCode: null,
+    });
+    this.inserted++;
+  }
+
+  /** Inserts `chunk` in one statement; false (and nothing inserted) when an id is taken. */
+  tryRows(statement: StatementSync, chunk: readonly NewJob[]): boolean {
+    const values: SQLInputValue[] = [this.#now];
+    for (let j = 0; j < chunk.length; j++) this.#values(values, chunk[j]!, this.#seq + j);
+    try {
+      statement.run(...values);
+    } catch (error) {
+      const code = (error as { errcode?: unknown }).errcode;
+      if (typeof code === "number" && UNIQUE_VIOLATION.has(code)) return false;
+      throw error;
+    }
+    for (let j = 0; j < chunk.length; j++) this.#stored(chunk[j]!, this.#seq + j);
+    this.#seq += chunk.length;
+    return true;
+  }
+
+  /** Inserts one job, skipping numbers users took as ids; an id taken is kept or refused. */
+  row(statement: StatementSync, input: NewJob, get: (id: string) => Job): void {
+    for (;;) {
+      const values: SQLInputValue[] = [this.#now];
+      this.#values(values, input, this.#seq);
+      if (statement.run(...values).changes === 1) {
+        this.#stored(input, this.#seq);
+        this.#seq++;
+        return;
+      }
+      if (input.id === undefined) {
+        // A user chose this number as an id; generated ids skip it (sequence gaps are fine).
+        this.#seq++;
+        continue;
+      }
+      if (this.#params.ifExists === "keep") {
+        this.jobs.push(get(input.id));
+        return;
+      }
+      throw new ConflictError(`Job "${input.id}" already exists`, {
+        subject: input.id,
+        reason: "id_exists",
+      });
+    }
+  }
+}
 
 export class SqliteStore implements Store {
   readonly location: string;
@@ -199,72 +305,33 @@ export class SqliteStore implements Store {
     return this.#write((now) => {
       // Inside the write lock: no other inserter can take these numbers meanwhile.
       const seqRow = this.#stmt(q.JOB_SEQ_NEXT).get() as Row | undefined;
-      let seq = (seqRow ? num(seqRow, "seq") : 0) + 1;
-      const insert = this.#stmt(q.JOB_INSERT);
-      const jobs: Job[] = [];
-      let inserted = 0;
-      for (const input of params.jobs) {
-        const env = Object.keys(input.env).length ? JSON.stringify(input.env) : null;
-        const maxRetries = input.maxRetries ?? params.defaultMaxRetries;
-        for (;;) {
-          const id = input.id ?? generatedId(seq);
-          const result = insert.run({
-            seq,
-            id,
-            command: input.command,
-            priority: input.priority,
-            max_retries: maxRetries,
-            timeout_ms: input.timeoutMs,
-            cwd: input.cwd,
-            env,
-            run_at: input.runAt,
-            delay_ms: input.delayMs,
-            now,
-          });
-          if (result.changes === 1) {
-            jobs.push({
-              id,
-              seq,
-              command: input.command,
-              state: "pending",
-              priority: input.priority,
-              attempts: 0,
-              budgetUsed: 0,
-              maxRetries,
-              timeoutMs: input.timeoutMs,
-              cwd: input.cwd,
-              env: input.env,
-              runAt: input.runAt ?? now + input.delayMs,
-              createdAt: now,
-              updatedAt: now,
-              finishedAt: null,
-              workerId: null,
-              leaseExpiresAt: null,
-              lastError: null,
-              lastExitCode: null,
-            });
-            inserted++;
-            seq++;
-            break;
+      const inserter = new JobInserter(now, (seqRow ? num(seqRow, "seq") : 0) + 1, params);
+      const all = params.jobs;
+      // A bulk enqueue touches more index pages than the default cache holds.
+      const bulk = all.length >= BULK_ROWS;
+      const cacheSize = bulk ? num(this.#stmt(q.CACHE_SIZE_GET).get() as Row, "cache_size") : 0;
+      if (bulk) this.#db.exec(q.setCacheSize(BULK_CACHE_SIZE));
+      try {
+        let i = 0;
+        // Whole chunks in one statement each; one whose id is taken, and the rest, row by row.
+        for (; i + q.JOB_INSERT_ROWS_MAX <= all.length; i += q.JOB_INSERT_ROWS_MAX) {
+          const chunk = all.slice(i, i + q.JOB_INSERT_ROWS_MAX);
+          if (!inserter.tryRows(this.#stmt(q.JOB_INSERT_ROWS), chunk)) {
+            for (const input of chunk) inserter.row(this.#stmt(q.JOB_INSERT), input, this.#getJob);
           }
-          if (input.id === undefined) {
-            // A user chose this number as an id; generated ids skip it (sequence gaps are fine).
-            seq++;
-            continue;
-          }
-          if (params.ifExists === "keep") {
-            jobs.push(toJob(this.#stmt(q.JOB_GET).get({ id }) as Row));
-            break;
-          }
-          throw new ConflictError(`Job "${id}" already exists`, {
-            subject: id,
-            reason: "id_exists",
-          });
         }
+        for (; i < all.length; i++) {
+          inserter.row(this.#stmt(q.JOB_INSERT), all[i]!, this.#getJob);
+        }
+      } finally {
+        if (bulk) this.#db.exec(q.setCacheSize(cacheSize));
       }
-      return { jobs, inserted };
+      if (inserter.inserted > 0) this.#stmt(q.JOB_COUNT_ADD).run(inserter.inserted);
+      return { jobs: inserter.jobs, inserted: inserter.inserted };
     }, "enqueue");
   }
+
+  readonly #getJob = (id: string): Job => toJob(this.#stmt(q.JOB_GET).get({ id }) as Row);
 
   jobGet(params: { id: string }): Promise<Job | undefined> {
     return this.#read(() => {
