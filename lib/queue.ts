@@ -30,6 +30,7 @@ import type {
 } from "./store/store.ts";
 import type { JudgedWorker, LivenessOptions } from "./worker/liveness.ts";
 import type { Worker, WorkerOptions } from "./worker/worker.ts";
+import { lazy } from "./lazy.ts";
 
 export interface OpenQueueOptions {
   /** `cli` acknowledges work to users (durable commits, waits 5 s for locks); `worker` runs jobs. */
@@ -42,7 +43,10 @@ export interface OpenQueueOptions {
 
 /** Opens the queue at `location`, creating its database on first use unless told not to. */
 export async function openQueue(location: DbLocation, options: OpenQueueOptions): Promise<Queue> {
-  const { openStore } = await import("./store/open.ts");
+  const { openStore } = await lazy<typeof import("./store/open.ts")>(
+    import.meta.url,
+    "./store/open.ts",
+  );
   const store = await openStore(location, {
     role: options.role,
     clock: options.clock,
@@ -150,7 +154,7 @@ export class Queue {
     const [workers, options, { judgeWorkers }] = await Promise.all([
       this.#store.workerList(),
       this.livenessOptions(),
-      import("./worker/liveness.ts"),
+      lazy<typeof import("./worker/liveness.ts")>(import.meta.url, "./worker/liveness.ts"),
     ]);
     return judgeWorkers(workers, options);
   }
@@ -159,8 +163,8 @@ export class Queue {
   async livenessOptions(): Promise<LivenessOptions> {
     const [settings, { leaseTimeoutMs }, { thisHost }] = await Promise.all([
       this.#store.configGetAll(),
-      import("./worker/liveness.ts"),
-      import("./worker/host.ts"),
+      lazy<typeof import("./worker/liveness.ts")>(import.meta.url, "./worker/liveness.ts"),
+      lazy<typeof import("./worker/host.ts")>(import.meta.url, "./worker/host.ts"),
     ]);
     return {
       hostId: thisHost().id,
@@ -231,7 +235,7 @@ export class Queue {
   /** The figures of the metrics dashboard over the window that ends now. */
   async metrics(windowMs: number): Promise<Metrics> {
     const [{ computeMetrics }, { counts, workers }, figures] = await Promise.all([
-      import("./metrics.ts"),
+      lazy<typeof import("./metrics.ts")>(import.meta.url, "./metrics.ts"),
       this.status(),
       this.#store.statsFigures({ windowMs, topFailing: 5 }),
     ]);
@@ -292,14 +296,20 @@ export class Queue {
 
   /** The effective settings. */
   async config(): Promise<Config> {
-    const { resolveConfig } = await import("./config.ts");
+    const { resolveConfig } = await lazy<typeof import("./config.ts")>(
+      import.meta.url,
+      "./config.ts",
+    );
     return resolveConfig(await this.#store.configGetAll());
   }
 
   /** Stored overrides only (key → base-unit value). */
   async configOverrides(): Promise<Record<string, number>> {
     const stored = await this.#store.configGetAll();
-    const { CONFIG_KEYS, resolveConfig } = await import("./config.ts");
+    const { CONFIG_KEYS, resolveConfig } = await lazy<typeof import("./config.ts")>(
+      import.meta.url,
+      "./config.ts",
+    );
     const config = resolveConfig(stored);
     const out: Record<string, number> = {};
     for (const key of Object.keys(stored)) {
@@ -310,7 +320,10 @@ export class Queue {
 
   /** Validates and stores a setting; returns the value in base units. */
   async configSet(key: string, text: string): Promise<number> {
-    const { parseConfigValue } = await import("./config.ts");
+    const { parseConfigValue } = await lazy<typeof import("./config.ts")>(
+      import.meta.url,
+      "./config.ts",
+    );
     const value = parseConfigValue(key, text);
     await this.#store.configSet({ key, value: String(value) });
     return value;
@@ -318,7 +331,7 @@ export class Queue {
 
   /** Returns to the default; false when it was not set. */
   async configUnset(key: string): Promise<boolean> {
-    const { configKey } = await import("./config.ts");
+    const { configKey } = await lazy<typeof import("./config.ts")>(import.meta.url, "./config.ts");
     configKey(key);
     return await this.#store.configUnset({ key });
   }
@@ -332,8 +345,8 @@ export class Queue {
   ): Promise<void> {
     const [config, { rescue }, { thisHost }] = await Promise.all([
       this.config(),
-      import("./worker/rescuer.ts"),
-      import("./worker/host.ts"),
+      lazy<typeof import("./worker/rescuer.ts")>(import.meta.url, "./worker/rescuer.ts"),
+      lazy<typeof import("./worker/host.ts")>(import.meta.url, "./worker/host.ts"),
     ]);
     await rescue({
       store: this.#store,
@@ -349,7 +362,10 @@ export class Queue {
 
   /** A worker that runs this queue's jobs in this process (lib/worker/worker.ts). */
   async createWorker(options: Omit<WorkerOptions, "store" | "clock">): Promise<Worker> {
-    const { Worker } = await import("./worker/worker.ts");
+    const { Worker } = await lazy<typeof import("./worker/worker.ts")>(
+      import.meta.url,
+      "./worker/worker.ts",
+    );
     return new Worker({ ...options, store: this.#store, clock: this.clock });
   }
 

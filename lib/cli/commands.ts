@@ -7,6 +7,7 @@
 
 import type { ArgSpec, FlagSpec } from "./args.ts";
 import type { CommandRun } from "./context.ts";
+import { lazy } from "../lazy.ts";
 
 export interface CommandSpec {
   /** One word, or `group sub`. */
@@ -36,14 +37,9 @@ export interface CommandSpec {
 
 export const VERSION = "0.1.0";
 
-/**
- * Imports a command module. The specifier is computed on purpose, and not as a template literal:
- * Deno loads every import it can resolve statically when it starts (dynamic ones and template
- * literals included), so a literal here would make every command pay for loading all the others.
- * `deno compile` gets these files through `--include lib/cli/commands/`.
- */
+/** Imports a command module when its command runs (lib/lazy.ts says why not before). */
 function load(name: string): Promise<{ run: CommandRun }> {
-  return import(new URL(`./commands/${name}.ts`, import.meta.url).href);
+  return lazy(import.meta.url, `./commands/${name}.ts`);
 }
 
 /** Command groups and what they are about. */

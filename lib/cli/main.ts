@@ -23,6 +23,7 @@ import type { Queue } from "../queue.ts";
 import { testHooks } from "../test_hooks.ts";
 import type { DbLocation } from "../store/location.ts";
 import { resolveDbLocation } from "../store/location.ts";
+import { lazy } from "../lazy.ts";
 
 export interface MainOptions {
   clock?: Clock;
@@ -174,7 +175,10 @@ export async function main(
   } catch (error) {
     if (error instanceof Deno.errors.BrokenPipe) return 141;
     if (error instanceof QueuectlError && error.typo) {
-      const { didYouMean } = await import("../suggest.ts");
+      const { didYouMean } = await lazy<typeof import("../suggest.ts")>(
+        import.meta.url,
+        "../suggest.ts",
+      );
       const hint = didYouMean(error.typo.input, error.typo.candidates, error.typo.aliases);
       if (hint) error.message += `: ${hint}`;
     }
@@ -208,8 +212,11 @@ function refuseJson(spec: CommandSpec, args: ParsedArgs): void {
 }
 
 async function help(color: boolean, target: CommandSpec | string | undefined): Promise<string> {
-  const { commandHelp, groupHelp, overviewHelp } = await import("./help.ts");
-  const { palette } = await import("./render.ts");
+  const { commandHelp, groupHelp, overviewHelp } = await lazy<typeof import("./help.ts")>(
+    import.meta.url,
+    "./help.ts",
+  );
+  const { palette } = await lazy<typeof import("./render.ts")>(import.meta.url, "./render.ts");
   const p = palette(color);
   return target === undefined
     ? overviewHelp(p)
@@ -290,7 +297,10 @@ async function dispatch(
     },
     async openQueue(role = "cli") {
       if (queue === undefined) {
-        const { openQueue } = await import("../queue.ts");
+        const { openQueue } = await lazy<typeof import("../queue.ts")>(
+          import.meta.url,
+          "../queue.ts",
+        );
         queue = await openQueue(ctx.location(), {
           role,
           clock,
@@ -307,7 +317,10 @@ async function dispatch(
     ...(options.entry === true
       ? {
         async reexec(env: Readonly<Record<string, string>>) {
-          const { execve } = await import("../worker/exec.ts");
+          const { execve } = await lazy<typeof import("../worker/exec.ts")>(
+            import.meta.url,
+            "../worker/exec.ts",
+          );
           const self = ctx.self;
           return execve(self.exec, [self.exec, ...self.args, ...argv], {
             ...Deno.env.toObject(),

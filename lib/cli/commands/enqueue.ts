@@ -26,6 +26,7 @@ import {
 import { resolvePath } from "../../path.ts";
 import { flagDuration } from "../duration_flag.ts";
 import { idProblem } from "../../job/id.ts";
+import { lazy } from "../../lazy.ts";
 
 /** A value quoted for a message, shortened: a command may be 128 KiB long. */
 function quote(value: string): string {
@@ -248,10 +249,9 @@ export async function run(ctx: Context): Promise<number> {
       ctx.io.out(ids.join("\n") + "\n");
       ctx.io.flush();
     }
-    // Computed, so that plain enqueues do not load wait.ts (and what it loads) at start-up; see
-    // load() in lib/cli/commands.ts.
-    const { stateLines, waitForJobs }: typeof import("./wait.ts") = await import(
-      new URL("./wait.ts", import.meta.url).href
+    const { stateLines, waitForJobs } = await lazy<typeof import("./wait.ts")>(
+      import.meta.url,
+      "./wait.ts",
     );
     const waited = await waitForJobs(ctx, queue, ids, undefined);
     if (ctx.json) {

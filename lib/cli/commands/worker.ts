@@ -14,6 +14,7 @@ import type { Queue } from "../../queue.ts";
 import type { JudgedWorker } from "../../worker/liveness.ts";
 import { problemLines } from "../../worker/liveness.ts";
 import { TUNED, tunedEnv } from "../../worker/tuning.ts";
+import { lazy } from "../../lazy.ts";
 
 export function run(ctx: Context): Promise<number> {
   switch (ctx.command) {
@@ -63,8 +64,8 @@ async function runWorker(ctx: Context): Promise<number> {
   }
   const queue = await ctx.openQueue("worker");
   const [{ createSpawner }, { thisHost }] = await Promise.all([
-    import("../../worker/spawn.ts"),
-    import("../../worker/host.ts"),
+    lazy<typeof import("../../worker/spawn.ts")>(import.meta.url, "../../worker/spawn.ts"),
+    lazy<typeof import("../../worker/host.ts")>(import.meta.url, "../../worker/host.ts"),
   ]);
   const supervisor = Number(ctx.io.env("QUEUECTL_SUPERVISOR"));
   const housekeepingMs = ctx.hooks.housekeepingMs;
@@ -120,7 +121,10 @@ async function start(ctx: Context): Promise<number> {
   await noteRunning(ctx, queue, count);
   if (!flagBool(ctx.args, "detach")) {
     await queue.close();
-    const { supervise } = await import("../../worker/supervisor.ts");
+    const { supervise } = await lazy<typeof import("../../worker/supervisor.ts")>(
+      import.meta.url,
+      "../../worker/supervisor.ts",
+    );
     return await supervise({
       count,
       exec: ctx.self.exec,
@@ -193,7 +197,10 @@ async function stop(ctx: Context): Promise<number> {
   const force = flagBool(ctx.args, "force");
   const timeoutMs = flagDuration(ctx.args, "timeout");
   const queue = await ctx.openQueue();
-  const { stopWorkers } = await import("../../worker/stop.ts");
+  const { stopWorkers } = await lazy<typeof import("../../worker/stop.ts")>(
+    import.meta.url,
+    "../../worker/stop.ts",
+  );
   // Progress and warnings; a closed stderr must not end the stop half way.
   const say = log(ctx);
   const report = await stopWorkers(queue, {

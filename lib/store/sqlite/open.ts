@@ -11,12 +11,13 @@ import type { Clock } from "../../clock.ts";
 import { StoreUnusableError } from "../../errors.ts";
 import type { FaultHook } from "../../fault.ts";
 import { dirname } from "../../path.ts";
-import { isDamage, mapSqliteError, readOnly } from "./errors.ts";
+import { mapSqliteError, readOnly } from "./errors.ts";
 import { DB_HEADER } from "./queries.ts";
 import type { Row } from "./rows.ts";
 import { closeWithoutCheckpoint, fileUri, mayWrite, statIfExists } from "./file.ts";
 import { SqliteStore } from "./store.ts";
 import { APPLICATION_ID, SCHEMA_VERSION } from "./version.ts";
+import { lazy } from "../../lazy.ts";
 
 export interface SqliteOpenOptions {
   /** FULL for connections that acknowledge work to users, NORMAL for workers. */
@@ -38,16 +39,14 @@ export interface SqliteOpenOptions {
   ignoreNotifications?: boolean;
 }
 
-/** Checks that `db` is a queuectl database this build can use; returns its schema version. */
-function identify(db: DatabaseSync, path: string): number {
-  const header = db.prepare(DB_HEADER).get() as Row;
-  if (header.application_id !== APPLICATION_ID) {
+/** Refuses a database of another program or of a newer queuectl; returns its schema version. */
+function checkIdentity(applicationId: number, version: number, path: string): number {
+  if (applicationId !== APPLICATION_ID) {
     throw new StoreUnusableError(`Not a queuectl database: ${path}`, {
       hint: "it is a SQLite file of another program",
       reason: "bad_path",
     });
   }
-  const version = header.user_version as number;
   if (version > SCHEMA_VERSION) {
     throw new StoreUnusableError(
       `Database schema v${version} is newer than this queuectl (supports up to v${SCHEMA_VERSION}): ${path}`,
@@ -57,27 +56,42 @@ function identify(db: DatabaseSync, path: string): number {
   return version;
 }
 
+/** Checks that `db` is a queuectl database this build can use; returns its schema version. */
+function identify(db: DatabaseSync, path: string): number {
+  const header = db.prepare(DB_HEADER).get() as Row;
+  return checkIdentity(header.application_id as number, header.user_version as number, path);
+}
+
+/** The first bytes of every SQLite database file. */
+const SQLITE_MAGIC = "SQLite format 3\0";
+
 /**
  * Identifies an existing file before opening it for writing: closing a read-write connection
  * checkpoints a hot WAL into the database file, which must never happen to a file that is not
- * ours (another program's, or a newer queuectl's). `immutable=1` reads the main file alone,
- * through SQLite's own file handling, with no locks and no -wal or -shm. (A newer schema committed
- * only to a hot WAL is still caught after the real open.)
+ * ours (another program's, or a newer queuectl's). The two numbers are read from the file's
+ * 100-byte header (user_version at offset 60, application_id at 68, big-endian), where SQLite
+ * keeps them; a second SQLite connection would parse the whole schema to read them. Anything
+ * that is not a readable SQLite header is left to the real open, which decides under SQLite's
+ * locks (and closes without a checkpoint). A newer schema committed only to a hot WAL is caught
+ * after the real open, by `identify`.
  */
 function probe(path: string): void {
+  const header = new Uint8Array(100);
+  let read = 0;
   try {
-    const db = new DatabaseSync(`${fileUri(path)}?immutable=1`, { readOnly: true });
-    try {
-      identify(db, path);
-    } finally {
-      db.close();
+    using file = Deno.openSync(path, { read: true });
+    while (read < header.length) {
+      const n = file.readSync(header.subarray(read));
+      if (n === null) break;
+      read += n;
     }
-  } catch (error) {
-    // Without locks, the probe can read the schema while a checkpoint rewrites it, so a healthy
-    // file under load may read as damaged. Only the real open, under SQLite's locks, decides
-    // that (and then closes without a checkpoint).
-    if (!isDamage(error)) throw mapSqliteError(error, path);
+  } catch {
+    return;
   }
+  if (read < header.length) return;
+  if (String.fromCharCode(...header.subarray(0, 16)) !== SQLITE_MAGIC) return;
+  const view = new DataView(header.buffer);
+  checkIdentity(view.getInt32(68), view.getInt32(60), path);
 }
 
 /**
@@ -101,7 +115,10 @@ export async function openSqliteStore(
     if (options.create === false && (options.missingDirIsEmpty || dirExists)) {
       // An empty queue in memory, with the real schema, stands in for the missing file (a
       // missing directory is still an error below: more likely a mistyped path).
-      const { migrate } = await import("./migrations.ts");
+      const { migrate } = await lazy<typeof import("./migrations.ts")>(
+        import.meta.url,
+        "./migrations.ts",
+      );
       const memory = new DatabaseSync(":memory:");
       migrate(memory, options.clock.now());
       return new SqliteStore(path, memory, { ...options, memory: true });
@@ -113,7 +130,10 @@ export async function openSqliteStore(
       });
     }
     try {
-      const { createDatabase } = await import("./migrations.ts");
+      const { createDatabase } = await lazy<typeof import("./migrations.ts")>(
+        import.meta.url,
+        "./migrations.ts",
+      );
       createDatabase(path, options.clock.now());
     } catch (error) {
       if (error instanceof Deno.errors.PermissionDenied) {
@@ -147,7 +167,10 @@ export async function openSqliteStore(
     // process's, which won the race to link it into place.
     const version = identify(db, path);
     if (version < SCHEMA_VERSION) {
-      (await import("./migrations.ts")).migrate(db, options.clock.now());
+      (await lazy<typeof import("./migrations.ts")>(import.meta.url, "./migrations.ts")).migrate(
+        db,
+        options.clock.now(),
+      );
     }
   } catch (error) {
     closeWithoutCheckpoint(db, path);

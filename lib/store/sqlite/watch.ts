@@ -173,11 +173,15 @@ export class ChangeWatcher {
     }, delay);
   }
 
-  /** Nobody waits: no timers may keep the process alive. */
+  /**
+   * Nobody waits: no timers may keep the process alive. (Only timers that exist are cleared: the
+   * first timer call of a process loads Deno's timer code, some 5 ms that a command which never
+   * waited must not pay when it closes the store.)
+   */
   #idle(): void {
-    clearTimeout(this.#pollTimer);
+    if (this.#pollTimer !== undefined) clearTimeout(this.#pollTimer);
     this.#pollTimer = undefined;
-    clearTimeout(this.#recheckTimer);
+    if (this.#recheckTimer !== undefined) clearTimeout(this.#recheckTimer);
     this.#recheckTimer = undefined;
   }
 }
