@@ -22,6 +22,7 @@ import { DENO, formatFloor, formatRatio, formatResult, formatValue, REPO } from 
 import { startup } from "./startup.ts";
 import { enqueueBulk } from "./enqueue_bulk.ts";
 import { drain } from "./drain.ts";
+import { peer } from "./peer.ts";
 import { pickup } from "./pickup.ts";
 import { scale } from "./scale.ts";
 import { resources } from "./resources.ts";
@@ -31,6 +32,7 @@ const MODULES: Record<string, BenchModule> = {
   startup,
   enqueue_bulk: enqueueBulk,
   drain,
+  peer,
   pickup,
   scale,
   resources,

@@ -22,7 +22,9 @@ import {
   tempDir,
 } from "./_common.ts";
 
-const TARGET = 1.15;
+/** Issue 10: `status` ≤ 1.15×, `enqueue -c` ≤ 1.25× an empty `deno run`. */
+const STATUS_TARGET = 1.15;
+const ENQUEUE_TARGET = 1.25;
 
 function rounds(options: BenchOptions): number {
   return options.quick ? 30 : 60;
@@ -41,6 +43,10 @@ export const startup: BenchModule = {
     try {
       const db = `${dir.path}/q.db`;
       await createQueueDb(db);
+      // Job 1, for `show 1`.
+      await runProcess(DENO, ["run", "-A", "main.ts", "--db", db, "enqueue", "-c", "true"], {
+        stdout: "null",
+      });
       const commands: { key: string; program: string; args: string[] }[] = [
         { key: "empty", program: DENO, args: ["run", "-A", "bench/empty.ts"] },
         { key: "status", program: DENO, args: ["run", "-A", "main.ts", "--db", db, "status"] },
@@ -49,6 +55,7 @@ export const startup: BenchModule = {
           program: DENO,
           args: ["run", "-A", "main.ts", "--db", db, "enqueue", "-c", "true"],
         },
+        { key: "show", program: DENO, args: ["run", "-A", "main.ts", "--db", db, "show", "1"] },
         { key: "true", program: "/bin/true", args: [] },
         { key: "version", program: DENO, args: ["run", "-A", "main.ts", "--version"] },
         { key: "sqlite", program: DENO, args: ["run", "-A", "bench/_sqlite_open.ts", db] },
@@ -68,7 +75,7 @@ export const startup: BenchModule = {
       const m = (key: string) => median(times.get(key)!);
       const empty = m("empty");
       const figures: Figure[] = [];
-      const add = (name: string, key: string, target: boolean) => {
+      const add = (name: string, key: string, target: number | null) => {
         const value = m(key);
         const ratio = value / empty;
         const figure: Figure = {
@@ -79,17 +86,18 @@ export const startup: BenchModule = {
           floor: empty,
           floorName: "deno run empty.ts",
           ratio,
-          target: target ? `≤ ${TARGET}×` : "",
-          pass: target ? ratio <= TARGET : null,
+          target: target !== null ? `≤ ${target}×` : "",
+          pass: target !== null ? ratio <= target : null,
         };
         figures.push(figure);
         printFigure(figure);
       };
-      add("queuectl status", "status", true);
-      add("queuectl enqueue -c true", "enqueue", true);
-      add("context: queuectl --version (no database)", "version", false);
-      add("context: node:sqlite open + read counts", "sqlite", false);
-      add("context: spawn of /bin/true (bench overhead)", "true", false);
+      add("queuectl status", "status", STATUS_TARGET);
+      add("queuectl enqueue -c true", "enqueue", ENQUEUE_TARGET);
+      add("context: queuectl show 1", "show", null);
+      add("context: queuectl --version (no database)", "version", null);
+      add("context: node:sqlite open + read counts", "sqlite", null);
+      add("context: spawn of /bin/true (bench overhead)", "true", null);
       return figures;
     } finally {
       dir.dispose();
