@@ -9,7 +9,7 @@
 import type { Attempt, Job } from "./job/job.ts";
 import { attemptsLeft } from "./job/job.ts";
 import type { Metrics } from "./metrics.ts";
-import { percentile } from "./metrics.ts";
+import { percentile } from "./stats.ts";
 import type { JudgedWorker } from "./worker/liveness.ts";
 import { iso } from "./time.ts";
 

@@ -12,32 +12,16 @@ import { GLOBAL_FLAGS, parseArgs, seeHelp } from "./args.ts";
 import type { FlagSpec, ParsedArgs } from "./args.ts";
 import type { CommandSpec } from "./commands.ts";
 import { COMMANDS, GROUPS, VERSION } from "./commands.ts";
-import type { Context, SelfCommand } from "./context.ts";
+import type { MainOptions } from "./run.ts";
+import { runCommand } from "./run.ts";
 import type { Io } from "./io.ts";
-import type { Clock } from "../clock.ts";
-import { systemClock } from "../clock.ts";
 import { EXIT, QueuectlError, UsageError } from "../errors.ts";
 import { cliHint } from "./hints.ts";
-import { faultHook } from "../fault.ts";
 import type { Queue } from "../queue.ts";
-import { testHooks } from "../test_hooks.ts";
-import type { DbLocation } from "../store/location.ts";
-import { resolveDbLocation } from "../store/location.ts";
 import { lazy } from "../lazy.ts";
 
-export interface MainOptions {
-  clock?: Clock;
-  /** How to run this program again; defaults to this process's own command line. */
-  self?: SelfCommand;
-  /** This call is the process's entry (main.ts): argv is the process's own, and may be re-run. */
-  entry?: boolean;
-}
-
-/** The command line that starts this program: the compiled binary, or deno running main.ts. */
-export function selfCommand(): SelfCommand {
-  if (Deno.build.standalone) return { exec: Deno.execPath(), args: [] };
-  return { exec: Deno.execPath(), args: ["run", "-A", "--quiet", Deno.mainModule] };
-}
+export type { MainOptions } from "./run.ts";
+export { selfCommand } from "./run.ts";
 
 /** Splits off the command words: global flags may come first; anything else starts the command. */
 function findCommand(args: readonly string[]): { words: string[]; rest: string[] } {
@@ -168,29 +152,37 @@ export async function main(
   io: Io,
   options: MainOptions = {},
 ): Promise<number> {
-  const debug = argv.includes("--debug");
   let queue: Queue | undefined;
   try {
     return await dispatch(argv, io, options, (q) => queue = q);
   } catch (error) {
-    if (error instanceof Deno.errors.BrokenPipe) return 141;
-    if (error instanceof QueuectlError && error.typo) {
-      const { didYouMean } = await lazy<typeof import("../suggest.ts")>(
-        import.meta.url,
-        "../suggest.ts",
-      );
-      const hint = didYouMean(error.typo.input, error.typo.candidates, error.typo.aliases);
-      if (hint) error.message += `: ${hint}`;
-    }
-    const { text, code } = describeError(error, debug);
-    io.err(text);
-    return code;
+    return await reportError(error, argv, io);
   } finally {
     try {
       io.flush();
     } catch { /* stdout closed */ }
     await queue?.close();
   }
+}
+
+/** Prints the one line an error gets (a stack with --debug) and returns its exit code. */
+export async function reportError(
+  error: unknown,
+  argv: readonly string[],
+  io: Io,
+): Promise<number> {
+  if (error instanceof Deno.errors.BrokenPipe) return 141;
+  if (error instanceof QueuectlError && error.typo) {
+    const { didYouMean } = await lazy<typeof import("../suggest.ts")>(
+      import.meta.url,
+      "../suggest.ts",
+    );
+    const hint = didYouMean(error.typo.input, error.typo.candidates, error.typo.aliases);
+    if (hint) error.message += `: ${hint}`;
+  }
+  const { text, code } = describeError(error, argv.includes("--debug"));
+  io.err(text);
+  return code;
 }
 
 /** Throws when the command refuses --json with these flags (`noJson` in the table). */
@@ -272,64 +264,5 @@ async function dispatch(
   const flags: FlagSpec[] = [...spec.flags, ...GLOBAL_FLAGS];
   const args = parseArgs(rest, flags, spec.args, spec.name);
   if (args.flags.get("json") === true) refuseJson(spec, args);
-  const hooks = testHooks((name) => io.env(name));
-  const clock = options.clock ?? systemClock(hooks);
-  const fault = faultHook(hooks);
-  const dbFlag = args.flags.get("db");
-  let location: DbLocation | undefined;
-  let queue: Queue | undefined;
-  const ctx: Context = {
-    command: spec.name,
-    io,
-    args,
-    json: args.flags.get("json") === true,
-    color,
-    clock,
-    fault,
-    hooks,
-    location() {
-      location ??= resolveDbLocation(
-        typeof dbFlag === "string" ? dbFlag : undefined,
-        (name) => io.env(name),
-        io.cwd,
-      );
-      return location;
-    },
-    async openQueue(role = "cli") {
-      if (queue === undefined) {
-        const { openQueue } = await lazy<typeof import("../queue.ts")>(
-          import.meta.url,
-          "../queue.ts",
-        );
-        queue = await openQueue(ctx.location(), {
-          role,
-          clock,
-          fault,
-          create: spec.readsOnly !== true,
-        });
-        opened(queue);
-      }
-      return queue;
-    },
-    get self() {
-      return options.self ?? selfCommand();
-    },
-    ...(options.entry === true
-      ? {
-        async reexec(env: Readonly<Record<string, string>>) {
-          const { execve } = await lazy<typeof import("../worker/exec.ts")>(
-            import.meta.url,
-            "../worker/exec.ts",
-          );
-          const self = ctx.self;
-          return execve(self.exec, [self.exec, ...self.args, ...argv], {
-            ...Deno.env.toObject(),
-            ...env,
-          });
-        },
-      }
-      : {}),
-  };
-  const module = await spec.load();
-  return await module.run(ctx);
+  return await runCommand(spec, args, argv, io, options, opened);
 }

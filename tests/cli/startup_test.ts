@@ -46,12 +46,14 @@ const NEVER_AT_START = [
   /^lib\/store\/sqlite\/migrations\.ts$/,
   /^lib\/(config|suggest|time_parse)\.ts$/,
   /^lib\/cli\/(help|render)\.ts$/,
+  // The full CLI: status, show and enqueue start without it (lib/cli/lean.ts).
+  /^lib\/cli\/(main|commands|hints)\.ts$/,
   /^lib\/cli\/commands\//,
   /^lib\/web\//,
   /^npm:/,
 ];
 
-Deno.test("main.ts starts without the worker, migrations, help, any command or npm package", async () => {
+Deno.test("main.ts starts without the full CLI, the worker, migrations, help, commands or npm packages", async () => {
   const graph = await startupGraph("main.ts");
   const loaded = graph.filter((m) => NEVER_AT_START.some((re) => re.test(m)));
   assert.deepEqual(loaded, [], `in main.ts's start-up graph: ${loaded.join(", ")}`);

@@ -22,8 +22,9 @@ import type { Committed, FaultHook } from "../../fault.ts";
 import type { Attempt, Job, NewJob } from "../../job/job.ts";
 import { generatedId } from "../../job/id.ts";
 import { JOB_STATES } from "../../job/state.ts";
-import type { StatIncrement, StatsFigures } from "../../metrics.ts";
-import { statIncrements } from "../../metrics.ts";
+import type { StatsFigures } from "../../metrics.ts";
+import type { StatIncrement } from "../../stats.ts";
+import { statIncrements } from "../../stats.ts";
 import type {
   AttemptOutputParams,
   AttemptProcessParams,
@@ -212,7 +213,7 @@ class JobInserter {
 export class SqliteStore implements Store {
   readonly location: string;
   readonly capabilities: StoreCapabilities = CAPABILITIES;
-  readonly queueId: string;
+  #queueId: string | undefined;
   readonly #db: DatabaseSync;
   readonly #clock: Clock;
   readonly #statements = new Map<string, StatementSync>();
@@ -230,12 +231,17 @@ export class SqliteStore implements Store {
     this.#clock = options.clock;
     this.#fault = options.fault ?? (() => {});
     this.#synchronous = options.synchronous;
-    this.queueId = str(this.#stmt(q.QUEUE_ID).get() as Row, "value");
     this.#watcher = options.memory ? null : new ChangeWatcher({
       files: [`${path}-wal`],
       readVersion: () => this.#version(),
       ...(options.ignoreNotifications ? { ignoreNotifications: true } : {}),
     });
+  }
+
+  /** Read on first use: only workers need it, and every command pays for what it reads. */
+  get queueId(): string {
+    this.#queueId ??= str(this.#stmt(q.QUEUE_ID).get() as Row, "value");
+    return this.#queueId;
   }
 
   #stmt(sql: string): StatementSync {
