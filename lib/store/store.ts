@@ -15,8 +15,9 @@
  * ## Time
  * A store owns the clock that leases, due times and every stored timestamp are compared and
  * stamped with, so that one clock decides a lease however many hosts share the queue: the SQLite
- * store uses the `Clock` it was opened with (one host, one clock; tests inject a FakeClock); a
- * networked store uses the database's clock (tests may still inject one). Methods therefore take
+ * store uses the `Clock` it was opened with (one host, one clock; tests inject a FakeClock); the
+ * PostgreSQL store uses the database's `now()` (tests may still inject one, which the statements
+ * then use instead: `coalesce($now, now())`). Methods therefore take
  * durations (`leaseMs`, `delayMs`, `olderThanMs`, `windowMs`), never a `now`; results give times
  * in the store's clock (epoch ms) and ages (`heartbeatAgeMs`, `nextDueInMs`) measured by it.
  * What stays with the caller: absolute times a user typed (`run_at`), durations a process measures
@@ -264,6 +265,14 @@ export interface WaitForChangeParams {
   timeoutMs: number;
   /** Resolve false at once when aborted. */
   signal?: AbortSignal;
+  /**
+   * `"work"`: the caller only cares about changes that may make a job due (jobs enqueued, retried
+   * from the DLQ, given back by recovery or a shutdown, failed with a retry scheduled), as an idle
+   * worker does. A store that can tell changes apart may sleep through others; one that cannot
+   * (SQLite's `data_version` changes with any commit) wakes for any change, which the hint allows.
+   * Absent: any change.
+   */
+  interest?: "work";
 }
 
 export interface Store {

@@ -31,7 +31,7 @@ export interface ContractFixture extends AsyncDisposable {
   store: Store;
   clock: FakeClock;
   /** Counts per state taken from the rows themselves, bypassing any maintained counters. */
-  rowCounts?: () => Record<string, number>;
+  rowCounts?: () => Record<string, number> | Promise<Record<string, number>>;
 }
 
 function newJob(overrides: Partial<NewJob> = {}): NewJob {
@@ -99,7 +99,7 @@ export function storeContract(
     for (const job of jobs) tally[job.state]++;
     assert.deepEqual(tally, want, "counts differ from the rows listed");
     if (f.rowCounts) {
-      const rows = f.rowCounts();
+      const rows = await f.rowCounts();
       for (const state of JOB_STATES) assert.equal(rows[state] ?? 0, want[state], `rows ${state}`);
     }
   }
