@@ -12,6 +12,7 @@ import type { Store } from "../../lib/store/store.ts";
 import { pgDatabase, psql } from "./pg.ts";
 import type { PgDatabase } from "./pg.ts";
 import { T0 } from "./temp.ts";
+import type { RawReads } from "../store/store_contract.ts";
 
 export interface PgStoreFixture extends AsyncDisposable {
   readonly db: PgDatabase;
@@ -64,16 +65,33 @@ export async function pgStoreFixture(
   };
 }
 
-/** RAW SQL: counts rows per state by scanning `jobs`, to check the folded counts against. */
-export async function pgRowCounts(
-  url: string,
-  schema = "queuectl",
-): Promise<Record<string, number>> {
-  const rows = await psql(url, `SELECT state, count(*) FROM "${schema}".jobs GROUP BY state`);
-  const out: Record<string, number> = {};
-  for (const line of rows.split("\n").filter(Boolean)) {
-    const [state, n] = line.split("|");
-    out[state!] = Number(n);
-  }
-  return out;
+/** The store contract's raw reads (store_contract.ts) of the queue at `url`, through psql. */
+export function pgRawReads(url: string, schema = "queuectl"): RawReads {
+  const s = `"${schema}"`;
+  const rows = async (sql: string) => (await psql(url, sql)).split("\n").filter(Boolean);
+  return {
+    async rowCounts() {
+      const out: Record<string, number> = {};
+      for (const line of await rows(`SELECT state, count(*) FROM ${s}.jobs GROUP BY state`)) {
+        const [state, n] = line.split("|");
+        out[state!] = Number(n);
+      }
+      return out;
+    },
+    async tableCounts() {
+      const [line] = await rows(
+        `SELECT (SELECT count(*) FROM ${s}.attempts), (SELECT count(*) FROM ${s}.outputs),
+           (SELECT count(*) FROM ${s}.attempts WHERE job_seq NOT IN (SELECT seq FROM ${s}.jobs))
+           + (SELECT count(*) FROM ${s}.outputs WHERE job_seq NOT IN (SELECT seq FROM ${s}.jobs))`,
+      );
+      const [attempts, outputs, orphans] = line!.split("|").map(Number);
+      return { attempts: attempts!, outputs: outputs!, orphans: orphans! };
+    },
+    async statsRowKeys() {
+      return (await rows(`SELECT minute, metric, bucket FROM ${s}.stats_minute`)).map((line) => {
+        const [minute, metric, bucket] = line.split("|").map(Number);
+        return [minute!, metric!, bucket!] as const;
+      });
+    },
+  };
 }

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { pgRowCounts, pgStoreFixture } from "../helpers/pg_store.ts";
+import { pgRawReads, pgStoreFixture } from "../helpers/pg_store.ts";
 import { storeContract } from "./store_contract.ts";
 
 storeContract("postgres", async () => {
@@ -14,7 +14,13 @@ storeContract("postgres", async () => {
   return {
     store: f.store,
     clock: f.clock,
-    rowCounts: () => pgRowCounts(f.url),
+    raw: pgRawReads(f.url),
+    openAnother: (options = {}) =>
+      f.open(
+        options.lossy
+          ? { ignoreNotifications: true, safetyPollMs: { listening: 300, polling: 300 } }
+          : {},
+      ),
     [Symbol.asyncDispose]: () => f[Symbol.asyncDispose](),
   };
-});
+}, { capabilities: { changeNotification: true, multiHost: true, pidRecovery: true } });
