@@ -161,6 +161,21 @@ export function describeError(error: unknown, debug: boolean): { text: string; c
   return { text, code: EXIT.internal };
 }
 
+/** `argv` without `--name VALUE` and `--name=VALUE` (before any `--`). */
+function withoutFlag(argv: readonly string[], name: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const token = argv[i]!;
+    if (token === "--") {
+      out.push(...argv.slice(i));
+      break;
+    }
+    if (token === `--${name}`) i++;
+    else if (!token.startsWith(`--${name}=`)) out.push(token);
+  }
+  return out;
+}
+
 /** Runs one command line and returns its exit code. */
 export async function main(
   argv: readonly string[],
@@ -306,10 +321,11 @@ async function dispatch(
     },
     ...(options.entry === true
       ? {
-        async reexec(env: Readonly<Record<string, string>>) {
+        async reexec(env: Readonly<Record<string, string>>, reexecOptions = {}) {
           const { execve } = await import("../worker/exec.ts");
           const self = ctx.self;
-          return execve(self.exec, [self.exec, ...self.args, ...argv], {
+          const args = reexecOptions.withoutDb ? withoutFlag(argv, "db") : argv;
+          return execve(self.exec, [self.exec, ...self.args, ...args], {
             ...Deno.env.toObject(),
             ...env,
           });
