@@ -370,3 +370,50 @@ Deno.test("deno task demo --db postgres://… runs unchanged and leaves no schem
     "0",
   );
 });
+
+Deno.test("a worker rides out a server restart and pg_terminate_backend: its job finishes, the next runs", async () => {
+  await using server = await pgServer();
+  await psql(server.url(), "CREATE DATABASE q");
+  const url = server.url({ database: "q" });
+  await ok(url, ["config", "set", "lease-timeout", "30s"]);
+  const first = (await ok(url, ["enqueue", "-c", "sleep 3; echo survived"])).trim();
+  const worker = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", MAIN, "worker", "run"],
+    env: { QUEUECTL_DB: url, NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  let log = "";
+  try {
+    await waitForAsync(
+      async () =>
+        (await psql(url, `SELECT state FROM queuectl.jobs WHERE id = '${first}'`)) === "processing",
+      20_000,
+      "the job to start",
+    );
+    await server.restart();
+    await psql(
+      url,
+      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'q' AND application_name LIKE 'queuectl%'",
+    );
+    const wait = await q(url, ["wait", first, "--timeout", "30s"]);
+    assert.equal(wait.code, 0, wait.stderr);
+    assert.equal(await ok(url, ["logs", first, "--stdout"]), "survived\n");
+    const attempts = await psql(
+      url,
+      `SELECT count(*) FROM queuectl.attempts a JOIN queuectl.jobs j ON j.seq = a.job_seq WHERE j.id = '${first}'`,
+    );
+    assert.equal(attempts, "1", "the job ran again");
+    const second = (await ok(url, ["enqueue", "-c", "echo next"])).trim();
+    const next = await q(url, ["wait", second, "--timeout", "30s"]);
+    assert.equal(next.code, 0, next.stderr);
+  } finally {
+    worker.kill("SIGTERM");
+    const { code, stderr } = await worker.output();
+    log = new TextDecoder().decode(stderr);
+    assert.equal(code, 0, log);
+  }
+  assert.match(log, /job \S+ attempt 1: completed \(exit 0\)/);
+  assert.doesNotMatch(log, /lease lost/);
+});
