@@ -632,3 +632,93 @@ Deno.test("mapPgError() turns driver and server errors into the documented exit 
   const other = new Error("something else");
   assert.equal(mapPgError(other, "L"), other, "an unknown error passes through");
 });
+
+Deno.test("maintain() folds the count deltas: counts stay right, the deltas table empties", async () => {
+  await using f = await pgStoreFixture();
+  await f.store.jobInsertMany({
+    jobs: Array.from({ length: 20 }, () => newJob()),
+    defaultMaxRetries: 3,
+  });
+  await f.store.jobClaim({ host: TEST_HOST_ID, workerId: "w", leaseMs: 60_000, limit: 5 });
+  assert.notDeepEqual(await rows(f.url, "SELECT count(*) FROM queuectl.job_count_deltas"), ["0"]);
+  await f.store.maintain();
+  assert.deepEqual(await rows(f.url, "SELECT count(*) FROM queuectl.job_count_deltas"), ["0"]);
+  assert.deepEqual(
+    await rows(f.url, "SELECT state || '=' || n FROM queuectl.job_counts WHERE n <> 0 ORDER BY 1"),
+    ["pending=15", "processing=5"],
+  );
+  const counts = await f.store.jobCountByState();
+  assert.deepEqual([counts.pending, counts.processing, counts.total], [15, 5, 20]);
+});
+
+Deno.test({
+  name: "a LISTEN session that stops answering is replaced by the health check",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withPrivateDb(async (_server, url) => {
+      const clock = new FakeClock(T0);
+      const store = await openPostgresStore(url, {
+        role: "worker",
+        testClock: clock,
+        healthCheckMs: 300,
+        limits: { deadlineMs: 1000 },
+        // Only notifications can wake it quickly.
+        safetyPollMs: { listening: 60_000, polling: 60_000 },
+      });
+      const writer = await openPostgresStore(url, { role: "cli", testClock: clock });
+      let stopped: number[] = [];
+      try {
+        const quiet = () =>
+          waitForAsync(
+            async () => !await store.waitForChange({ since: store.changeMark(), timeoutMs: 150 }),
+            10_000,
+            "quiet",
+          );
+        await quiet();
+        stopped = await backends(url, "queuectl listen");
+        assert.equal(stopped.length, 1);
+        for (const pid of stopped) Deno.kill(pid, "SIGSTOP");
+        // Waiting, the ping fails, a new session listens (and counts as a change).
+        await waitForAsync(
+          async () => {
+            await store.waitForChange({ since: store.changeMark(), timeoutMs: 200 });
+            const now = await backends(url, "queuectl listen");
+            return now.some((pid) => !stopped.includes(pid));
+          },
+          15_000,
+          "a new LISTEN session",
+        );
+        await quiet();
+        const since = store.changeMark();
+        const started = performance.now();
+        const woken = store.waitForChange({ since, timeoutMs: 10_000, interest: "work" });
+        await insertJob(writer, clock, { id: "heard" });
+        assert.equal(await woken, true);
+        assert.ok(performance.now() - started < 1500, "not woken by a notification");
+      } finally {
+        for (const pid of stopped) Deno.kill(pid, "SIGCONT");
+        await Promise.all([store.close(), writer.close()]);
+      }
+    });
+  },
+});
+
+Deno.test("the safety poll runs on its own schedule: waits of a second at a time (as `wait` does) still reach it", async () => {
+  await using f = await pgStoreFixture();
+  // Hears nothing, and polls every 2 s: only the poll can see the change.
+  const lossy = await f.open({ ignoreNotifications: true });
+  await waitForAsync(
+    async () => !await lossy.waitForChange({ since: lossy.changeMark(), timeoutMs: 200 }),
+    10_000,
+    "quiet",
+  );
+  const since = lossy.changeMark();
+  await insertJob(f.store, f.clock, { id: "unheard" });
+  const started = performance.now();
+  let seen = false;
+  while (!seen && performance.now() - started < 8000) {
+    seen = await lossy.waitForChange({ since, timeoutMs: 900 });
+  }
+  assert.ok(seen, "waits that end before the poll interval never saw the change");
+});

@@ -349,6 +349,9 @@ export function storeContract(
     after = await finishAttempt(store, clock, held, { kind: "exited", code: 1 });
     assert.equal(after.state, "dead");
     await assertCounts(f, { pending: 1, dead: 1 });
+    // The store's own upkeep (whatever it does to the counts) changes none of them.
+    await store.maintain();
+    await assertCounts(f, { pending: 1, dead: 1 });
     await store.jobDlqRetry({ ids: ["j"] });
     await assertCounts(f, { pending: 2 });
     held = (await claimOne(store, clock, "w", { leaseMs: 1000 }))!;

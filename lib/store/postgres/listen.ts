@@ -154,6 +154,9 @@ export class ChangeWatcher {
   #healthTimer: ReturnType<typeof setTimeout> | undefined;
   #restartTimer: ReturnType<typeof setTimeout> | undefined;
   #polling = false;
+  /** When the last safety poll and the last ping started (monotonic ms). */
+  #lastPoll = -Infinity;
+  #lastPing = -Infinity;
   #closed = false;
 
   constructor(options: ChangeWatcherOptions) {
@@ -274,6 +277,7 @@ export class ChangeWatcher {
     if (this.#listener !== pool || this.#closed) return;
     this.#listening = true;
     this.#retryMs = 500;
+    this.#lastPing = performance.now();
     // A baseline for the safety poll, taken now that notifications are heard.
     await this.#poll(false);
     this.changed("unknown");
@@ -307,22 +311,28 @@ export class ChangeWatcher {
     }, delay);
   }
 
+  /**
+   * The next safety poll, one interval after the last one (not after this wait began: callers
+   * that wait a second at a time, as `wait` does, would otherwise never reach a 2 s poll).
+   */
   #schedulePoll(): void {
     if (this.#pollTimer !== undefined || this.#closed || this.#waiters.size === 0) return;
     const every = this.#listening
       ? this.#o.safetyPollMs?.listening ?? 2000
       : this.#o.safetyPollMs?.polling ?? 1000;
+    const delay = Math.max(0, this.#lastPoll + every - performance.now());
     this.#pollTimer = setTimeout(async () => {
       this.#pollTimer = undefined;
       await this.#poll();
       this.#schedulePoll();
-    }, every);
+    }, delay);
   }
 
   /** Reads the snapshot; a difference from the last one (or none to compare) is a change. */
   async #poll(countMissing = true): Promise<void> {
     if (this.#polling) return;
     this.#polling = true;
+    this.#lastPoll = performance.now();
     try {
       const snapshot = await this.#o.snapshot();
       const before = this.#snapshot;
@@ -336,13 +346,22 @@ export class ChangeWatcher {
     }
   }
 
-  /** While listening, the connection must answer now and then, or it is replaced. */
+  /**
+   * While listening, the connection must answer now and then, or it is replaced: one ping an
+   * interval after the last (while anyone waits, as for the safety poll).
+   */
   #scheduleHealthCheck(): void {
     if (this.#healthTimer !== undefined || this.#closed || !this.#o.listen) return;
+    if (this.#waiters.size === 0) return;
+    const delay = Math.max(
+      0,
+      this.#lastPing + (this.#o.healthCheckMs ?? 30_000) - performance.now(),
+    );
     this.#healthTimer = setTimeout(async () => {
       this.#healthTimer = undefined;
       const pool = this.#listener;
-      if (pool !== null && this.#listening && this.#waiters.size > 0) {
+      if (pool !== null && this.#listening) {
+        this.#lastPing = performance.now();
         try {
           await withDeadline(
             pool.unsafe(PING),
@@ -356,8 +375,8 @@ export class ChangeWatcher {
           }
         }
       }
-      if (this.#waiters.size > 0) this.#scheduleHealthCheck();
-    }, this.#o.healthCheckMs ?? 30_000);
+      this.#scheduleHealthCheck();
+    }, delay);
   }
 
   /** Nobody waits: no timer may keep the process alive (the LISTEN connection stays). */
