@@ -16,10 +16,10 @@
  * A store owns the clock that leases, due times and every stored timestamp are compared and
  * stamped with, so that one clock decides a lease however many hosts share the queue: the SQLite
  * store uses the `Clock` it was opened with (one host, one clock; tests inject a FakeClock); the
- * PostgreSQL store uses the database's `now()` (tests may still inject one, which the statements
- * then use instead: `coalesce($now, now())`). Methods therefore take
- * durations (`leaseMs`, `delayMs`, `olderThanMs`, `windowMs`), never a `now`; results give times
- * in the store's clock (epoch ms) and ages (`heartbeatAgeMs`, `nextDueInMs`) measured by it.
+ * PostgreSQL store uses the database's `now()` (tests may still inject one, which its statements
+ * then use instead: `coalesce($now, now())`). Methods therefore take durations (`leaseMs`,
+ * `delayMs`, `olderThanMs`, `windowMs`), never a `now`; results give times in the store's clock
+ * (epoch ms) and ages (`heartbeatAgeMs`, `nextDueInMs`) measured by it.
  * What stays with the caller: absolute times a user typed (`run_at`), durations a process measures
  * on its own monotonic clock, and the arithmetic of retry delays (lib/job/backoff.ts).
  *
@@ -28,7 +28,9 @@
  * take a mark, read, and if there is nothing to do, wait for a change since the mark. A wake-up is
  * a hint, never the truth: it may come without a change (and may come for this store's own
  * writes), so callers look again with a query; a change is never missed for longer than the safety
- * poll of the implementation (about a second).
+ * poll of the implementation (a second for SQLite; two for PostgreSQL while it listens, one
+ * without). A caller may say it cares only for work (`interest`), which a store may use to sleep
+ * through other changes.
  *
  * Method names are noun-first (`jobInsertMany`, `jobClaim`, …) so related operations sort
  * together; each takes one params object.

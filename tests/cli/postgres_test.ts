@@ -417,3 +417,41 @@ Deno.test("a worker rides out a server restart and pg_terminate_backend: its job
   assert.match(log, /job \S+ attempt 1: completed \(exit 0\)/);
   assert.doesNotMatch(log, /lease lost/);
 });
+
+Deno.test("deno run of main.ts served over HTTP reaches a PostgreSQL queue (the driver's specifier is versioned)", async () => {
+  await using db = await pgDatabase();
+  await using dir = await tempDir();
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
+    const path = decodeURIComponent(new URL(request.url).pathname);
+    if (path.split("/").includes("..")) return new Response("no", { status: 403 });
+    try {
+      return new Response(await Deno.readFile(`${REPO_DIR}${path.slice(1)}`), {
+        headers: { "content-type": "application/typescript; charset=utf-8" },
+      });
+    } catch {
+      return new Response("not found", { status: 404 });
+    }
+  });
+  try {
+    const url = `http://127.0.0.1:${server.addr.port}/main.ts`;
+    // A fresh DENO_DIR and no deno.json: the modules come over HTTP, the driver from npm.
+    // What reaching the registry takes here (a proxy, a custom CA) passes through.
+    const network = Object.fromEntries(
+      Object.entries(Deno.env.toObject()).filter(([name]) =>
+        /^(https?_proxy|no_proxy|all_proxy|deno_cert|deno_tls_ca_store|node_extra_ca_certs|npm_config_registry)$/i
+          .test(name)
+      ),
+    );
+    const options = {
+      cwd: dir.path,
+      env: { ...network, DENO_DIR: `${dir.path}/deno-dir`, QUEUECTL_DB: db.url },
+    };
+    const enqueue = await runDeno(["run", "-A", "--quiet", url, "enqueue", "-c", "true"], options);
+    assert.deepEqual([enqueue.code, enqueue.stdout, enqueue.stderr], [0, "1\n", ""]);
+    const status = await runDeno(["run", "-A", "--quiet", url, "status", "--json"], options);
+    assert.equal(status.code, 0, status.stderr);
+    assert.equal(JSON.parse(status.stdout).counts.pending, 1);
+  } finally {
+    await server.shutdown();
+  }
+});
