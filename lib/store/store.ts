@@ -388,7 +388,10 @@ export interface Store {
   jobPruneCount(params: JobPruneParams): Promise<number>;
   /** Compacts old per-minute figures into hours and drops the oldest; every store needs it. */
   statsCompact(params: StatsCompactParams): Promise<void>;
-  /** Upkeep that one database needs on top (SQLite: truncating the write-ahead log). */
+  /**
+   * Upkeep that one database needs on top (SQLite: truncating the write-ahead log; PostgreSQL:
+   * folding the count deltas). Changes no figure a method returns.
+   */
   maintain(): Promise<void>;
 
   /** Stored config overrides: key → value in base units, as text. */
