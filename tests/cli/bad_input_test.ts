@@ -908,7 +908,7 @@ const ROWS: Row[] = [
     args: ["status", "--db"],
     db: "none",
     code: 2,
-    stderr: /Flag --db needs a value \(PATH\)/,
+    stderr: /Flag --db needs a value \(PATH\|URL\)/,
   },
   {
     name: "a flag given twice",
