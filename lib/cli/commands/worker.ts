@@ -149,7 +149,15 @@ async function start(ctx: Context): Promise<number> {
   const logPath = detachLogPath(ctx.location(), (name) => ctx.io.env(name), ctx.io.cwd);
   if (ctx.location().kind === "url") {
     // Beside the default database: a directory of the user's own.
-    Deno.mkdirSync(logPath.slice(0, logPath.lastIndexOf("/")), { recursive: true, mode: 0o700 });
+    const dir = logPath.slice(0, logPath.lastIndexOf("/"));
+    try {
+      Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    } catch (error) {
+      throw new QueuectlError(`Cannot create the log directory: ${dir}`, EXIT.unusable, {
+        hint: "set XDG_DATA_HOME to a directory you can write to",
+        cause: error,
+      });
+    }
   }
   Deno.writeFileSync(logPath, new Uint8Array(), { append: true, mode: 0o600 });
   // sh only redirects the output; `exec` makes the supervisor's pid the one printed.

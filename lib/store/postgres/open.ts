@@ -120,6 +120,13 @@ export async function openPostgresStore(url: string, options: PostgresOpenOption
   let found: Found;
   try {
     found = await deadline(readVersion(pool, target));
+    // Known once connected (the server reports it at connection start), before any write.
+    const server = Number.parseInt(pool.parameters.server_version ?? "", 10);
+    if (Number.isFinite(server) && server < 13) {
+      throw new StoreUnusableError(`PostgreSQL ${server} is too old: ${location}`, {
+        hint: "queuectl needs PostgreSQL 13 or newer",
+      });
+    }
     if (found !== null && found.version > PG_SCHEMA_VERSION) {
       throw newerSchema(found.version, location);
     }
@@ -153,14 +160,6 @@ export async function openPostgresStore(url: string, options: PostgresOpenOption
   }
   if (found === null || found.queueId === null) {
     return await fail(new StoreUnusableError(`Database schema is incomplete: ${location}`));
-  }
-  const server = Number.parseInt(pool.parameters.server_version ?? "", 10);
-  if (Number.isFinite(server) && server < 13) {
-    return await fail(
-      new StoreUnusableError(`PostgreSQL ${server} is too old: ${location}`, {
-        hint: "queuectl needs PostgreSQL 13 or newer",
-      }),
-    );
   }
   return new PostgresStore({
     target,
