@@ -106,12 +106,21 @@ export class Notifier {
     sending.finally(() => this.#inFlight.delete(sending));
   }
 
-  /** Sends what is pending now and waits for what is in flight (before closing the pool). */
+  /**
+   * Sends what is pending now and waits for what is in flight (before closing the pool), a
+   * second at most: a server that does not answer must not hold up a process that is leaving.
+   */
   async flush(): Promise<void> {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#send();
-    await Promise.all([...this.#inFlight]);
+    if (this.#inFlight.size === 0) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.all([...this.#inFlight]),
+      new Promise((resolve) => timer = setTimeout(resolve, 1000)),
+    ]);
+    clearTimeout(timer);
   }
 }
 
