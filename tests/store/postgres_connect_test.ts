@@ -134,7 +134,7 @@ Deno.test("Notifier sends the first change at once, folds a burst into one more,
       sent.push(kind);
       return Promise.resolve();
     },
-    windowMs: 50,
+    windowMs: 400,
   });
   notifier.changed("change");
   assert.deepEqual(sent, ["change"], "the first is sent at once");
