@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { FakeClock } from "../../lib/clock.ts";
 import { isTransient, StoreBusyError, StoreUnusableError } from "../../lib/errors.ts";
+import { createPool, LIMITS, parseTarget } from "../../lib/store/postgres/connect.ts";
 import { mapPgError } from "../../lib/store/postgres/errors.ts";
 import type { NewJob } from "../../lib/job/job.ts";
 import { MIGRATIONS } from "../../lib/store/postgres/migrations.ts";
@@ -721,4 +722,80 @@ Deno.test("the safety poll runs on its own schedule: waits of a second at a time
     seen = await lossy.waitForChange({ since, timeoutMs: 900 });
   }
   assert.ok(seen, "waits that end before the poll interval never saw the change");
+});
+
+Deno.test("every session starts with the role's lock, statement and idle-in-transaction timeouts", async () => {
+  await using db = await pgDatabase();
+  for (const role of ["cli", "worker"] as const) {
+    const pool = createPool(parseTarget(db.url, (name) => Deno.env.get(name)), {
+      limits: LIMITS[role],
+      name: `queuectl ${role}`,
+    });
+    try {
+      const [row] = await pool.unsafe(
+        `SELECT current_setting('lock_timeout') AS lock, current_setting('statement_timeout') AS statement,
+           current_setting('idle_in_transaction_session_timeout') AS idle,
+           current_setting('application_name') AS app`,
+      );
+      const ms = (text: unknown) => {
+        const m = /^(\d+)(ms|s|min)$/.exec(String(text))!;
+        return Number(m[1]) * ({ ms: 1, s: 1000, min: 60_000 } as Record<string, number>)[m[2]!]!;
+      };
+      assert.deepEqual(
+        [ms(row!.lock), ms(row!.statement), ms(row!.idle), row!.app],
+        [
+          LIMITS[role].lockTimeoutMs,
+          LIMITS[role].statementTimeoutMs,
+          LIMITS[role].idleInTransactionMs,
+          `queuectl ${role}`,
+        ],
+      );
+      assert.ok(
+        LIMITS[role].deadlineMs > LIMITS[role].statementTimeoutMs,
+        "the deadline comes last",
+      );
+    } finally {
+      await pool.end();
+    }
+  }
+});
+
+Deno.test("a statement past statement_timeout fails busy (exit 5)", async () => {
+  await using f = await pgStoreFixture({
+    limits: { lockTimeoutMs: 10_000, statementTimeoutMs: 300 },
+  });
+  const holder = new Deno.Command(pgProgram("psql")!, {
+    args: [
+      "-X",
+      "-q",
+      "-d",
+      f.url,
+      "-c",
+      "BEGIN; LOCK TABLE queuectl.config IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(10); COMMIT;",
+    ],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  try {
+    await waitForAsync(
+      async () =>
+        (await rows(
+          f.url,
+          "SELECT count(*) FROM pg_locks WHERE mode = 'AccessExclusiveLock' AND relation = 'queuectl.config'::regclass",
+        ))[0] === "1",
+      5000,
+      "the lock",
+    );
+    await assert.rejects(f.store.configGetAll(), (error: unknown) => {
+      assert.ok(error instanceof StoreBusyError, String(error));
+      assert.match(error.message, /statement_timeout/);
+      return true;
+    });
+  } finally {
+    await psql(
+      f.url,
+      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'psql' AND datname = current_database() AND pid <> pg_backend_pid()",
+    );
+    await holder.status;
+  }
 });
