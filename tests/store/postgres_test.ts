@@ -335,6 +335,8 @@ Deno.test({
         assert.ok(ms >= 1400 && ms < 5000, `failed after ${Math.round(ms)} ms`);
         // The pool was replaced: the next call gets a new session and an answer.
         assert.deepEqual(await store.configGetAll(), { "max-retries": "4" });
+        const now = await backends(url, "queuectl worker");
+        assert.ok(now.some((pid) => !stopped.includes(pid)), "the new session is the store's");
       } finally {
         for (const pid of stopped) Deno.kill(pid, "SIGCONT");
         await store.close();

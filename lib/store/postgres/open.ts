@@ -110,7 +110,8 @@ export async function openPostgresStore(url: string, options: PostgresOpenOption
   const target = parseTarget(url, env);
   const location = target.display;
   const limits: SessionLimits = { ...LIMITS[options.role], ...options.limits };
-  const pool = createPool(target, { limits, name: `queuectl ${options.role}` });
+  const name = `queuectl ${options.role}`;
+  const pool = createPool(target, { limits, name });
   const fail = async (error: unknown): Promise<never> => {
     await pool.end({ timeout: 0 }).catch(() => {});
     throw mapPgError(error, location);
@@ -165,6 +166,7 @@ export async function openPostgresStore(url: string, options: PostgresOpenOption
     target,
     limits,
     pool,
+    name,
     queueId: found.queueId,
     testClock: options.testClock,
     fault: options.fault,

@@ -81,6 +81,8 @@ export interface PostgresStoreOptions {
   target: PgTarget;
   limits: SessionLimits;
   pool: PgPool;
+  /** application_name of the store's sessions (for pg_stat_activity), also of a new pool. */
+  name: string;
   queueId: string;
   /** Tests only: stamp and compare times with this clock instead of the database's. */
   testClock?: Clock | undefined;
@@ -175,10 +177,7 @@ export class PostgresStore implements Store {
     if (this.#closed) {
       throw unreachable(this.location, "the store is closed");
     }
-    this.#pool ??= createPool(this.#o.target, {
-      limits: this.#o.limits,
-      name: "queuectl",
-    });
+    this.#pool ??= createPool(this.#o.target, { limits: this.#o.limits, name: this.#o.name });
     return this.#pool;
   }
 
@@ -188,13 +187,16 @@ export class PostgresStore implements Store {
    */
   #call<T>(fn: (pool: PgPool) => Promise<T>): Promise<T> {
     let pool: PgPool;
+    let call: Promise<T>;
     try {
       pool = this.#currentPool();
+      call = fn(pool);
     } catch (error) {
-      return Promise.reject(error);
+      // Never a synchronous throw: callers use .catch() (see the contract).
+      return Promise.reject(mapPgError(error, this.location));
     }
     const ms = this.#o.limits.deadlineMs;
-    return withDeadline(fn(pool), ms, () => {
+    return withDeadline(call, ms, () => {
       this.#replacePool(pool);
       return unreachable(this.location, `no answer within ${ms / 1000} s`);
     }).catch((error: unknown) => {
