@@ -48,11 +48,12 @@ storeContract("postgres", async () => {
     clock: f.clock,
     raw: pgRawReads(f.url),
     openAnother: (options = {}) =>
-      f.open(
-        options.lossy
+      f.open({
+        ...(options.lossy
           ? { ignoreNotifications: true, safetyPollMs: { listening: 300, polling: 300 } }
-          : {},
-      ),
+          : {}),
+        ...(options.slowPoll ? { safetyPollMs: { listening: 60_000, polling: 60_000 } } : {}),
+      }),
     [Symbol.asyncDispose]: () => f[Symbol.asyncDispose](),
   };
 }, { capabilities: { changeNotification: true, multiHost: true, pidRecovery: true } });
