@@ -1,24 +1,73 @@
 // deno-lint-ignore-file no-console
 /**
- * `deno task demo`: a short, real run of queuectl against a fresh database in a temporary
- * directory: jobs (one failing into the dead letter queue, one scheduled), two workers, status,
- * logs and metrics, then a clean stop. Every step is an ordinary CLI call, printed before it runs.
+ * `deno task demo`: a short, real run of queuectl against a fresh queue: jobs (one failing into
+ * the dead letter queue, one scheduled), two workers, status, logs and metrics, then a clean stop.
+ * Every step is an ordinary CLI call, printed before it runs.
+ *
+ * `deno task demo` uses a new SQLite file in a temporary directory. `deno task demo --db
+ * postgres://USER@HOST/DATABASE` runs the same steps on PostgreSQL, in a schema of its own
+ * (`queuectl_demo_<pid>`, unless the URL names one with `?schema=`) that is dropped at the end.
  *
  * @module
  */
 
 const main = new URL("../main.ts", import.meta.url).href;
 const dir = await Deno.makeTempDir({ prefix: "queuectl-demo-" });
-const db = `${dir}/queue.db`;
+
+function argValue(name: string): string | undefined {
+  const i = Deno.args.indexOf(`--${name}`);
+  if (i >= 0) return Deno.args[i + 1];
+  return Deno.args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+}
+
+const given = argValue("db");
+let db = `${dir}/queue.db`;
+let dropSchema: (() => Promise<void>) | null = null;
+if (given !== undefined && /^postgres(ql)?:\/\//.test(given)) {
+  const url = new URL(given);
+  const schema = url.searchParams.get("schema") ?? `queuectl_demo_${Deno.pid}`;
+  const chosen = url.searchParams.has("schema");
+  url.searchParams.set("schema", schema);
+  db = url.href;
+  if (!chosen) {
+    dropSchema = async () => {
+      // deno-lint-ignore no-import-prefix
+      const { default: postgres } = await import("npm:postgres@3.4.9");
+      const clean = new URL(db);
+      clean.searchParams.delete("schema");
+      const sql = postgres(clean.href, { onnotice: () => {}, max: 1 });
+      try {
+        await sql.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      } finally {
+        await sql.end();
+      }
+    };
+  }
+} else if (given !== undefined) {
+  db = given;
+}
+
+/** The URL without its password, for what the demo prints. */
+function shown(location: string): string {
+  if (!/^postgres(ql)?:\/\//.test(location)) return location;
+  const url = new URL(location);
+  url.password = "";
+  return url.href;
+}
 
 function show(args: string[]): string {
   return args.map((a) => /[\s"'{}$;&|<>]/.test(a) ? `'${a}'` : a).join(" ");
 }
 
+// The queue's location travels in the environment, as QUEUECTL_DB; logs of detached workers of a
+// PostgreSQL queue go to the data directory, here the demo's temporary one.
+const env = { QUEUECTL_DB: db, XDG_DATA_HOME: dir };
+
 async function q(...args: string[]): Promise<number> {
   console.log(`\n$ queuectl ${show(args)}`);
   const { code } = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", main, "--db", db, ...args],
+    args: ["run", "-A", "--quiet", main, ...args],
+    env,
     stdout: "inherit",
     stderr: "inherit",
   }).output();
@@ -26,7 +75,7 @@ async function q(...args: string[]): Promise<number> {
   return code;
 }
 
-console.log(`queuectl demo: a fresh queue in ${db}`);
+console.log(`queuectl demo: a fresh queue in ${shown(db)}`);
 try {
   await q("config", "set", "backoff-base", "1");
   await q("enqueue", '{"id":"hello","command":"echo hello from queuectl"}');
@@ -45,9 +94,11 @@ try {
   await q("worker", "stop");
 } finally {
   await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", main, "--db", db, "worker", "stop", "--force"],
+    args: ["run", "-A", "--quiet", main, "worker", "stop", "--force"],
+    env,
     stdout: "null",
     stderr: "null",
   }).output();
+  await dropSchema?.();
   await Deno.remove(dir, { recursive: true });
 }

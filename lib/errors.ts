@@ -56,7 +56,9 @@ export type ErrorReason =
   | "busy"
   | "full"
   | "read_only"
-  | "damaged";
+  | "damaged"
+  /** The database server could not be reached or stopped answering (it may come back). */
+  | "unreachable";
 
 /** Base of every error a user is meant to read. */
 export class QueuectlError extends Error {
@@ -120,7 +122,11 @@ export class StorageFullError extends QueuectlError {
   }
 }
 
-/** True for store errors that may go away by themselves (busy), so a worker may retry. */
+/**
+ * True for store errors that may go away by themselves (busy, full, a database server that is
+ * restarting or out of reach), so a worker may retry. A command still exits with the error's code.
+ */
 export function isTransient(error: unknown): boolean {
-  return error instanceof StoreBusyError || error instanceof StorageFullError;
+  return error instanceof StoreBusyError || error instanceof StorageFullError ||
+    (error instanceof StoreUnusableError && error.reason === "unreachable");
 }

@@ -37,7 +37,11 @@ export interface ParsedArgs {
 
 /** Flags every command takes. */
 export const GLOBAL_FLAGS: readonly FlagSpec[] = [
-  { name: "db", value: "PATH", help: "database file (default: $QUEUECTL_DB, else XDG data dir)" },
+  {
+    name: "db",
+    value: "PATH|URL",
+    help: "database file or postgres:// URL (default: $QUEUECTL_DB, else XDG data dir)",
+  },
   { name: "json", help: "print JSON on stdout" },
   { name: "debug", help: "show stack traces of errors" },
   { name: "help", short: "h", help: "show help" },

@@ -33,10 +33,14 @@ export interface Context {
   readonly self: SelfCommand;
   /**
    * Replaces this process (same pid) with the same command line and `env` added to its
-   * environment; returns only on failure, with the reason. Absent unless this call is the
-   * process's own entry (main.ts), so that tests running commands in process are never replaced.
+   * environment; returns only on failure, with the reason. `withoutDb` leaves `--db` out of the
+   * new command line (the caller moves it to `env`). Absent unless this call is the process's own
+   * entry (main.ts), so that tests running commands in process are never replaced.
    */
-  readonly reexec?: (env: Readonly<Record<string, string>>) => Promise<Error>;
+  readonly reexec?: (
+    env: Readonly<Record<string, string>>,
+    options?: { withoutDb?: boolean },
+  ) => Promise<Error>;
 }
 
 /** The command line that runs this very program: the binary, or `deno run -A <main module>`. */

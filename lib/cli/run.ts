@@ -33,6 +33,21 @@ export function selfCommand(): SelfCommand {
   return { exec: Deno.execPath(), args: ["run", "-A", "--quiet", Deno.mainModule] };
 }
 
+/** `argv` without `--name VALUE` and `--name=VALUE` (before any `--`). */
+function withoutFlag(argv: readonly string[], name: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const token = argv[i]!;
+    if (token === "--") {
+      out.push(...argv.slice(i));
+      break;
+    }
+    if (token === `--${name}`) i++;
+    else if (!token.startsWith(`--${name}=`)) out.push(token);
+  }
+  return out;
+}
+
 /** Runs `spec` with parsed `args`; `opened` is told of the queue once it is open, to close it. */
 export async function runCommand(
   spec: CommandSpec,
@@ -87,13 +102,14 @@ export async function runCommand(
     },
     ...(options.entry === true
       ? {
-        async reexec(env: Readonly<Record<string, string>>) {
+        async reexec(env: Readonly<Record<string, string>>, reexecOptions = {}) {
           const { execve } = await lazy<typeof import("../worker/exec.ts")>(
             import.meta.url,
             "../worker/exec.ts",
           );
           const self = ctx.self;
-          return execve(self.exec, [self.exec, ...self.args, ...argv], {
+          const args = reexecOptions.withoutDb ? withoutFlag(argv, "db") : argv;
+          return execve(self.exec, [self.exec, ...self.args, ...args], {
             ...Deno.env.toObject(),
             ...env,
           });

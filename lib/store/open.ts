@@ -1,5 +1,5 @@
 /**
- * Opening the queue's store.
+ * Opening the queue's store: SQLite for a file, PostgreSQL for a `postgres://` URL.
  *
  * @module
  */
@@ -11,11 +11,15 @@ import { StoreUnusableError } from "../errors.ts";
 import { dirname } from "../path.ts";
 import type { DbLocation } from "./location.ts";
 import type { FaultHook } from "../fault.ts";
+import type { openPostgresStore } from "./postgres/open.ts";
 
 export interface OpenStoreOptions {
   /** `cli`: acknowledges work to users (synchronous=FULL, waits 5 s for locks). `worker`: NORMAL. */
   role: "cli" | "worker";
-  /** The clock the store stamps and compares times with (see lib/store/store.ts, "Time"). */
+  /**
+   * The clock a SQLite store stamps and compares times with (see lib/store/store.ts, "Time"). A
+   * PostgreSQL store uses the database's clock whatever this says.
+   */
   clock: Clock;
   fault?: FaultHook | undefined;
   busyTimeoutMs?: number;
@@ -31,10 +35,45 @@ export const CLI_BUSY_TIMEOUT_MS = 5000;
  */
 export const WORKER_BUSY_TIMEOUT_MS = 100;
 
+/**
+ * The PostgreSQL store's opener, imported by a computed specifier on purpose: Deno loads every
+ * import it can resolve statically at start-up (dynamic ones included), so a literal here would
+ * make every SQLite command load the PostgreSQL store and its driver. `deno compile` gets these
+ * files through `--include lib/store/postgres/`.
+ */
+async function postgresOpener(): Promise<typeof openPostgresStore> {
+  const url = new URL(["postgres", "open.ts"].join("/"), import.meta.url).href;
+  const module: { openPostgresStore: typeof openPostgresStore } = await import(url);
+  return module.openPostgresStore;
+}
+
+/** An empty queue in memory with the real schema, standing in for one that does not exist. */
+async function emptyQueue(location: string, clock: Clock): Promise<Store> {
+  const [{ DatabaseSync }, { migrate }, { SqliteStore }] = await Promise.all([
+    import("node:sqlite"),
+    import("./sqlite/migrations.ts"),
+    import("./sqlite/store.ts"),
+  ]);
+  const memory = new DatabaseSync(":memory:");
+  migrate(memory, clock.now());
+  return new SqliteStore(location, memory, { synchronous: "FULL", clock, memory: true });
+}
+
 export async function openStore(
   location: DbLocation,
   options: OpenStoreOptions,
 ): Promise<Store> {
+  if (location.kind === "url") {
+    const open = await postgresOpener();
+    return await open(location.url, {
+      role: options.role,
+      create: options.create !== false,
+      fault: options.fault,
+      // A read-only command on a database without the queue's schema creates nothing: it sees
+      // an empty queue, as for a missing SQLite file.
+      emptyStandIn: (display) => emptyQueue(display, options.clock),
+    });
+  }
   if (location.isDefault && options.create !== false) {
     const dir = dirname(location.path);
     try {

@@ -15,10 +15,11 @@
  * ## Time
  * A store owns the clock that leases, due times and every stored timestamp are compared and
  * stamped with, so that one clock decides a lease however many hosts share the queue: the SQLite
- * store uses the `Clock` it was opened with (one host, one clock; tests inject a FakeClock); a
- * networked store uses the database's clock (tests may still inject one). Methods therefore take
- * durations (`leaseMs`, `delayMs`, `olderThanMs`, `windowMs`), never a `now`; results give times
- * in the store's clock (epoch ms) and ages (`heartbeatAgeMs`, `nextDueInMs`) measured by it.
+ * store uses the `Clock` it was opened with (one host, one clock; tests inject a FakeClock); the
+ * PostgreSQL store uses the database's `now()` (tests may still inject one, which its statements
+ * then use instead: `coalesce($now, now())`). Methods therefore take durations (`leaseMs`,
+ * `delayMs`, `olderThanMs`, `windowMs`), never a `now`; results give times in the store's clock
+ * (epoch ms) and ages (`heartbeatAgeMs`, `nextDueInMs`) measured by it.
  * What stays with the caller: absolute times a user typed (`run_at`), durations a process measures
  * on its own monotonic clock, and the arithmetic of retry delays (lib/job/backoff.ts).
  *
@@ -27,7 +28,9 @@
  * take a mark, read, and if there is nothing to do, wait for a change since the mark. A wake-up is
  * a hint, never the truth: it may come without a change (and may come for this store's own
  * writes), so callers look again with a query; a change is never missed for longer than the safety
- * poll of the implementation (about a second).
+ * poll of the implementation (a second for SQLite; two for PostgreSQL while it listens, one
+ * without). A caller may say it cares only for work (`interest`), which a store may use to sleep
+ * through other changes.
  *
  * Method names are noun-first (`jobInsertMany`, `jobClaim`, …) so related operations sort
  * together; each takes one params object.
@@ -264,6 +267,14 @@ export interface WaitForChangeParams {
   timeoutMs: number;
   /** Resolve false at once when aborted. */
   signal?: AbortSignal;
+  /**
+   * `"work"`: the caller only cares about changes that may make a job due (jobs enqueued, retried
+   * from the DLQ, given back by recovery or a shutdown, failed with a retry scheduled), as an idle
+   * worker does. A store that can tell changes apart may sleep through others; one that cannot
+   * (SQLite's `data_version` changes with any commit) wakes for any change, which the hint allows.
+   * Absent: any change.
+   */
+  interest?: "work";
 }
 
 export interface Store {
@@ -381,7 +392,10 @@ export interface Store {
   jobPruneCount(params: JobPruneParams): Promise<number>;
   /** Compacts old per-minute figures into hours and drops the oldest; every store needs it. */
   statsCompact(params: StatsCompactParams): Promise<void>;
-  /** Upkeep that one database needs on top (SQLite: truncating the write-ahead log). */
+  /**
+   * Upkeep that one database needs on top (SQLite: truncating the write-ahead log; PostgreSQL:
+   * folding the count deltas). Changes no figure a method returns.
+   */
   maintain(): Promise<void>;
 
   /** Stored config overrides: key → value in base units, as text. */

@@ -20,8 +20,10 @@ export interface SuperviseOptions {
   /** The program and arguments that start one worker (`queuectl --db X worker run`). */
   exec: string;
   args: string[];
-  /** The database file the workers use (opened by the caller just before). */
-  dbPath: string;
+  /** Set in the workers' environment (where the queue is, when that is a URL). */
+  env?: Record<string, string>;
+  /** The database file the workers use (opened by the caller just before); null for a URL. */
+  dbPath: string | null;
   clock: Clock;
   /** Must not throw (the output may be gone). */
   log: (line: string) => void;
@@ -52,7 +54,7 @@ export function supervise(options: SuperviseOptions): Promise<number> {
   let lastSignal: Forwarded | null = null;
   let forced = false;
   let databaseLost = false;
-  const database = new DatabaseFile(options.dbPath);
+  const database = options.dbPath === null ? null : new DatabaseFile(options.dbPath);
   const slots: Slot[] = [];
   let finish: (code: number) => void;
   const finished = new Promise<number>((resolve) => finish = resolve);
@@ -65,7 +67,7 @@ export function supervise(options: SuperviseOptions): Promise<number> {
     try {
       slot.child = new Deno.Command(options.exec, {
         args: options.args,
-        env: workerEnv((name) => Deno.env.get(name)),
+        env: { ...options.env, ...workerEnv((name) => Deno.env.get(name)) },
         stdin: "null",
         stdout: "inherit",
         stderr: "inherit",
@@ -81,7 +83,7 @@ export function supervise(options: SuperviseOptions): Promise<number> {
     child.status.then((status) => {
       slot.child = null;
       if (stopping === null && !databaseLost) {
-        const change = database.change();
+        const change = database?.change() ?? null;
         if (change !== null) loseDatabase(change);
       }
       if (stopping !== null || databaseLost || status.code === 0) {
@@ -106,7 +108,7 @@ export function supervise(options: SuperviseOptions): Promise<number> {
     slot.restartTimer = setTimeout(() => {
       slot.restartTimer = undefined;
       // A worker started on a deleted database would create a new, empty one.
-      const change = stopping === null && !databaseLost ? database.change() : null;
+      const change = stopping === null && !databaseLost ? database?.change() ?? null : null;
       if (change !== null) loseDatabase(change);
       if (stopping === null && !databaseLost) start(slot);
       else checkDone();

@@ -496,10 +496,12 @@ export class Worker {
       if ([...this.#slots.values()].some((a) => a.result !== null)) return;
       const wait = Math.min(nextDueInMs ?? Infinity, IDLE_WAKE_MS);
       if (this.#stop === null && this.#slots.size < this.#concurrency) {
+        // Only a change that may make a job due matters here (not others' outcomes or output).
         await this.#store.waitForChange({
           since: this.#mark,
           timeoutMs: wait,
           signal: controller.signal,
+          interest: "work",
         });
       } else {
         // No slot is free: other processes' commits do not matter until an attempt ends.

@@ -17,7 +17,8 @@ import { MAX_COMMAND_BYTES } from "../../lib/job/input.ts";
 import { runCli, runProcess } from "../helpers/cli.ts";
 import type { CliResult } from "../helpers/cli.ts";
 import { dbDigest, treeDigest } from "../helpers/digest.ts";
-import { makeForeignDb, makeOneOfEach, setSchemaVersion } from "../helpers/factory.ts";
+import { makeOneOfEach } from "../helpers/factory.ts";
+import { makeForeignDb, setSchemaVersion } from "../helpers/sqlite_raw.ts";
 import { moduleTempDir, openTestStore, T0, tempDir } from "../helpers/temp.ts";
 
 /** What `--db` points at. */
@@ -918,7 +919,7 @@ const ROWS: Row[] = [
     args: ["status", "--db"],
     db: "none",
     code: 2,
-    stderr: /Flag --db needs a value \(PATH\)/,
+    stderr: /Flag --db needs a value \(PATH\|URL\)/,
   },
   {
     name: "a flag given twice",
@@ -1101,11 +1102,25 @@ const ROWS: Row[] = [
     stderr: /Database path is empty/,
   },
   {
-    name: "--db a URL",
-    args: ["status", "--db", "postgres://localhost/q"],
+    name: "--db a URL of another database",
+    args: ["status", "--db", "mysql://root:hunter2@localhost/q"],
     db: "none",
     code: 2,
-    stderr: /Unsupported database URL: postgres:\/\/localhost\/q/,
+    stderr: /^queuectl: Unsupported database URL: mysql:\/\/root@localhost\/q \(/,
+  },
+  {
+    name: "--db a PostgreSQL URL that does not parse",
+    args: ["status", "--db", "postgres://u:hunter2@[oops/q"],
+    db: "none",
+    code: 2,
+    stderr: /^queuectl: Database URL is not a valid URL \(give postgres:\/\/USER@HOST/,
+  },
+  {
+    name: "--db a PostgreSQL URL with a bad schema name",
+    args: ["status", "--db", "postgres://u:hunter2@localhost/q?schema=my-queue"],
+    db: "none",
+    code: 2,
+    stderr: /^queuectl: Invalid schema name in the database URL: "my-queue"/,
   },
 ];
 

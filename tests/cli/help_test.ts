@@ -26,10 +26,10 @@ Commands:
   config unset  return a setting to its default
 
 Global flags:
-      --db PATH  database file (default: $QUEUECTL_DB, else XDG data dir)
-      --json     print JSON on stdout
-      --debug    show stack traces of errors
-  -h, --help     show help
+      --db PATH|URL  database file or postgres:// URL (default: $QUEUECTL_DB, else XDG data dir)
+      --json         print JSON on stdout
+      --debug        show stack traces of errors
+  -h, --help         show help
 
 Run \`queuectl COMMAND --help\` for a command's flags and examples.
 Exit codes: 0 ok, 1 internal error, 2 usage or invalid input, 3 conflict, 4 not found,
@@ -97,7 +97,7 @@ for (const spec of COMMANDS) {
     assert.match(stdout, new RegExp(`\nUsage: queuectl ${spec.name} \\[flags\\]`));
     for (const flag of spec.flags) assert.ok(stdout.includes(`--${flag.name}`), `--${flag.name}`);
     for (const arg of spec.args) assert.ok(stdout.includes(arg.name), arg.name);
-    for (const global of ["--db PATH", "--json", "--debug", "-h, --help"]) {
+    for (const global of ["--db PATH|URL", "--json", "--debug", "-h, --help"]) {
       assert.ok(stdout.includes(global), global);
     }
     // The same text three ways.

@@ -9,7 +9,8 @@ import assert from "node:assert/strict";
 import { treeDigest } from "../helpers/digest.ts";
 import { cliFixture, localStamp } from "../helpers/cli_fixture.ts";
 import type { CliFixture } from "../helpers/cli_fixture.ts";
-import { countRowsByState, insertJob, makeJob } from "../helpers/factory.ts";
+import { insertJob, makeJob } from "../helpers/factory.ts";
+import { countRowsByState } from "../helpers/sqlite_raw.ts";
 import { T0 } from "../helpers/temp.ts";
 
 const HOUR = 3_600_000;

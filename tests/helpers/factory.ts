@@ -1,13 +1,13 @@
 /**
- * Puts jobs in any state, for store and CLI tests. Everything goes through the store's own
- * methods (insert, claim, finish) on a fake clock, so the rows are exactly what real workers would
- * leave. Only what no store method can produce (a foreign database, a newer schema, plain table
- * counts to check the triggers against) uses raw SQL, in the section marked RAW SQL below.
+ * Puts jobs in any state, for store and CLI tests, on any store. Everything goes through the
+ * store's own methods (insert, claim, finish) on a fake clock, so the rows are exactly what real
+ * workers would leave. What no store method can produce or show (a foreign database, a newer
+ * schema, plain table counts) is raw SQL, per database: tests/helpers/sqlite_raw.ts and the
+ * PostgreSQL helpers in tests/helpers/pg_store.ts.
  *
  * @module
  */
 
-import { DatabaseSync } from "node:sqlite";
 import type { FakeClock } from "../../lib/clock.ts";
 import { DEFAULT_CONFIG } from "../../lib/config.ts";
 import type { Job } from "../../lib/job/job.ts";
@@ -188,44 +188,4 @@ export async function makeWorker(
   };
   await store.workerRegister({ worker });
   return worker;
-}
-
-// ---------------------------------------------------------------------------------------------
-// RAW SQL: bypasses the store. Only for what no store method can or should do.
-// ---------------------------------------------------------------------------------------------
-
-/** RAW SQL: runs `fn` on a plain node:sqlite connection to `path`, then closes it. */
-export function withRawDb<T>(path: string, fn: (db: DatabaseSync) => T): T {
-  const db = new DatabaseSync(path);
-  try {
-    return fn(db);
-  } finally {
-    db.close();
-  }
-}
-
-/** RAW SQL: marks a queuectl database as written by a newer queuectl (`PRAGMA user_version`). */
-export function setSchemaVersion(path: string, version: number): void {
-  withRawDb(path, (db) => db.exec(`PRAGMA user_version = ${version}`));
-}
-
-/** RAW SQL: creates a SQLite database of some other program (no queuectl application_id). */
-export function makeForeignDb(path: string, options: { wal?: boolean } = {}): void {
-  withRawDb(path, (db) => {
-    if (options.wal) db.exec("PRAGMA journal_mode = WAL");
-    db.exec(
-      "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT); INSERT INTO notes (body) VALUES ('x')",
-    );
-  });
-}
-
-/** RAW SQL: counts rows per state by scanning `jobs`, to check the trigger-kept `job_counts`. */
-export function countRowsByState(path: string): Record<string, number> {
-  return withRawDb(path, (db) => {
-    const out: Record<string, number> = {};
-    for (const row of db.prepare("SELECT state, count(*) AS n FROM jobs GROUP BY state").all()) {
-      out[row.state as string] = row.n as number;
-    }
-    return out;
-  });
 }

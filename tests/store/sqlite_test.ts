@@ -9,26 +9,38 @@ import { APPLICATION_ID, SCHEMA_VERSION } from "../../lib/store/sqlite/version.t
 import { openStore } from "../../lib/store/open.ts";
 import { runDeno, runProcess } from "../helpers/cli.ts";
 import { treeDigest } from "../helpers/digest.ts";
+import { insertJob, makeOneOfEach } from "../helpers/factory.ts";
 import {
   countRowsByState,
-  insertJob,
   makeForeignDb,
-  makeOneOfEach,
   setSchemaVersion,
+  sqliteRawReads,
   withRawDb,
-} from "../helpers/factory.ts";
+} from "../helpers/sqlite_raw.ts";
 import { openTestStore, storeFixture, T0, tempDir } from "../helpers/temp.ts";
 import { storeContract } from "./store_contract.ts";
+import type { Store } from "../../lib/store/store.ts";
 
 storeContract("sqlite", async () => {
   const f = await storeFixture();
+  const others: Store[] = [];
   return {
     store: f.store,
     clock: f.clock,
-    rowCounts: () => countRowsByState(f.path),
-    [Symbol.asyncDispose]: () => f[Symbol.asyncDispose](),
+    raw: sqliteRawReads(f.path),
+    async openAnother(options = {}) {
+      const store = await openTestStore(f.path, f.clock, {
+        ...(options.lossy ? { ignoreNotifications: true } : {}),
+      });
+      others.push(store);
+      return store;
+    },
+    async [Symbol.asyncDispose]() {
+      await Promise.all(others.map((s) => s.close()));
+      await f[Symbol.asyncDispose]();
+    },
   };
-});
+}, { capabilities: { changeNotification: true, multiHost: false, pidRecovery: true } });
 
 Deno.test("openSqliteStore() creates a WAL database marked as queuectl's, at the current schema", async () => {
   await using f = await storeFixture();

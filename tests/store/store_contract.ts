@@ -1,7 +1,10 @@
 /**
  * What every `Store` must do, whatever the database: one suite that each backend's test file runs
- * (`sqlite_test.ts` now; a Postgres file later). Tests use only the `Store` interface and the
- * factory, so a backend passes by behaving, not by its SQL.
+ * (`sqlite_test.ts`, `postgres_test.ts`). Tests use only the `Store` interface, the factory and
+ * the few raw reads each backend provides (`ContractFixture.raw`), so a backend passes by
+ * behaving, not by its SQL. Cases a store cannot support are skipped by its declared
+ * capabilities, visibly (the reason is in the test's name), never by the backend's name.
+ * The figures and retention cases are in store_contract_stats.ts.
  *
  * @module
  */
@@ -13,7 +16,7 @@ import type { Job, NewJob } from "../../lib/job/job.ts";
 import { decide } from "../../lib/job/outcome.ts";
 import { JOB_STATES } from "../../lib/job/state.ts";
 import type { JobState } from "../../lib/job/state.ts";
-import type { AttemptRef, JobCounts, Store } from "../../lib/store/store.ts";
+import type { AttemptRef, JobCounts, Store, StoreCapabilities } from "../../lib/store/store.ts";
 import {
   BACKOFF,
   finishAttempt,
@@ -25,13 +28,46 @@ import {
   TEST_LEASE_MS,
   TEST_WORKER,
 } from "../helpers/factory.ts";
+import { within } from "../helpers/assert.ts";
 import { T0 } from "../helpers/temp.ts";
+import { statsContract } from "./store_contract_stats.ts";
+
+/** Reads that bypass the store, for what no store method shows (RAW SQL in each backend). */
+export interface RawReads {
+  /** Counts per state taken from the rows themselves, bypassing any maintained counters. */
+  rowCounts(): Promise<Record<string, number>>;
+  /** Rows of attempts and outputs, and how many of them belong to no job. */
+  tableCounts(): Promise<{ attempts: number; outputs: number; orphans: number }>;
+  /** (minute, metric, bucket) of every per-minute figure row stored. */
+  statsRowKeys(): Promise<(readonly [number, number, number])[]>;
+}
 
 export interface ContractFixture extends AsyncDisposable {
   store: Store;
   clock: FakeClock;
-  /** Counts per state taken from the rows themselves, bypassing any maintained counters. */
-  rowCounts?: () => Record<string, number>;
+  raw: RawReads;
+  /**
+   * Another store on the same database and clock, closed with the fixture. `lossy`: it hears no
+   * change notifications, as if each one were lost, so its waits rely on its safety poll
+   * (which it may run faster than usual, to keep the test short). `slowPoll`: its safety poll
+   * runs rarely (a store whose poll may see other databases' activity, as PostgreSQL's does,
+   * would otherwise wake its waits spuriously, which the contract allows but a test of a
+   * timeout cannot tell from a change).
+   */
+  openAnother(options?: { lossy?: boolean; slowPoll?: boolean }): Promise<Store>;
+}
+
+/** Registers one case of the contract for one backend. */
+export type ContractTest = (
+  name: string,
+  fn: (f: ContractFixture) => Promise<void>,
+  options?: { needs?: keyof StoreCapabilities },
+) => void;
+
+export interface ContractOptions {
+  /** What the backend's stores declare (checked against `store.capabilities`). */
+  capabilities: StoreCapabilities;
+  ignore?: boolean;
 }
 
 function newJob(overrides: Partial<NewJob> = {}): NewJob {
@@ -76,17 +112,21 @@ const totals = { jobsDone: 0, jobsFailed: 0, busyMs: 0 };
 export function storeContract(
   backend: string,
   open: () => Promise<ContractFixture>,
-  options: { ignore?: boolean } = {},
+  options: ContractOptions,
 ): void {
-  const test = (name: string, fn: (f: ContractFixture) => Promise<void>) =>
+  const test: ContractTest = (name, fn, testOptions = {}) => {
+    const missing = testOptions.needs !== undefined && !options.capabilities[testOptions.needs];
     Deno.test({
-      name: `${name} [${backend}]`,
-      ignore: options.ignore ?? false,
+      name: `${name} [${backend}]${
+        missing ? ` (skipped: the store has no ${testOptions.needs} capability)` : ""
+      }`,
+      ignore: (options.ignore ?? false) || missing,
       async fn() {
         await using f = await open();
         await fn(f);
       },
     });
+  };
 
   /** The maintained counts must equal a tally of the rows after every change. */
   async function assertCounts(f: ContractFixture, expected: Partial<Record<JobState, number>>) {
@@ -98,10 +138,8 @@ export function storeContract(
     const tally = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<JobState, number>;
     for (const job of jobs) tally[job.state]++;
     assert.deepEqual(tally, want, "counts differ from the rows listed");
-    if (f.rowCounts) {
-      const rows = f.rowCounts();
-      for (const state of JOB_STATES) assert.equal(rows[state] ?? 0, want[state], `rows ${state}`);
-    }
+    const rows = await f.raw.rowCounts();
+    for (const state of JOB_STATES) assert.equal(rows[state] ?? 0, want[state], `rows ${state}`);
   }
 
   test("jobInsertMany() stores every field and jobGet() returns it", async ({ store }) => {
@@ -395,6 +433,9 @@ export function storeContract(
     await assertCounts(f, { pending: 1, processing: 1 });
     after = await finishAttempt(store, clock, held, { kind: "exited", code: 1 });
     assert.equal(after.state, "dead");
+    await assertCounts(f, { pending: 1, dead: 1 });
+    // The store's own upkeep (whatever it does to the counts) changes none of them.
+    await store.maintain();
     await assertCounts(f, { pending: 1, dead: 1 });
     await store.jobDlqRetry({ ids: ["j"] });
     await assertCounts(f, { pending: 2 });
@@ -830,4 +871,226 @@ export function storeContract(
     assert.equal(withPid?.pid, 4242);
     assert.equal(withPid?.pidStart, 99);
   });
+
+  test("capabilities are what the backend declares", ({ store }) => {
+    assert.deepEqual({ ...store.capabilities }, options.capabilities);
+    return Promise.resolve();
+  });
+
+  test("jobTakeOver() hands an attempt to another worker, fencing the old owner out", async (f) => {
+    const { store, clock } = f;
+    const job = await makeJob(store, clock, "processing", { id: "t" });
+    clock.advance(1000);
+    const take = (r: AttemptRef, requireLeaseExpired = false) =>
+      store.jobTakeOver({ ...r, newWorkerId: "rescuer", leaseMs: 7000, requireLeaseExpired });
+    // Only the attempt's owner can be taken from.
+    assert.equal(await take(ref(job, { workerId: "intruder" })), false);
+    assert.equal(await take(ref(job, { attempt: job.attempts + 1 })), false);
+    assert.equal(await take(ref(job, { jobId: "ghost" })), false);
+    assert.equal((await store.jobGet({ id: "t" }))?.workerId, job.workerId);
+    assert.equal(await take(ref(job)), true);
+    const taken = (await store.jobGet({ id: "t" }))!;
+    assert.deepEqual(
+      [taken.state, taken.workerId, taken.leaseExpiresAt, taken.attempts],
+      ["processing", "rescuer", clock.now() + 7000, job.attempts],
+    );
+    // The old owner's writes now match nothing; the new owner's do.
+    const decision = decide(job, { kind: "exited", code: 0 }, BACKOFF);
+    assert.equal(await store.jobFinish({ ...ref(job), decision }), false);
+    assert.deepEqual(
+      await store.workerHeartbeat({
+        id: job.workerId!,
+        leases: [{ ...ref(job), leaseMs: 1000 }],
+        totals,
+      }),
+      { lost: [ref(job)] },
+    );
+    assert.equal(await take(ref(job)), false, "taken once");
+    const lost = decide(job, { kind: "lost", error: "worker lost" }, BACKOFF);
+    assert.equal(
+      await store.jobFinish({ ...ref(job, { workerId: "rescuer" }), decision: lost }),
+      true,
+    );
+    assert.equal((await store.jobGet({ id: "t" }))?.state, "failed");
+    await assertCounts(f, { failed: 1 });
+  });
+
+  test("jobTakeOver() with requireLeaseExpired waits for the lease to run out", async ({ store, clock }) => {
+    const job = await makeJob(store, clock, "processing", { id: "e" });
+    const take = () =>
+      store.jobTakeOver({
+        ...ref(job),
+        newWorkerId: "rescuer",
+        leaseMs: 5000,
+        requireLeaseExpired: true,
+      });
+    clock.set(job.leaseExpiresAt! - 1);
+    assert.equal(await take(), false);
+    // A renewal moves the expiry: the attempt stays its owner's past the old one.
+    await store.workerHeartbeat({
+      id: job.workerId!,
+      leases: [{ ...ref(job), leaseMs: 10_000 }],
+      totals,
+    });
+    clock.set(job.leaseExpiresAt!);
+    assert.equal(await take(), false);
+    assert.equal((await store.jobListProcessing())[0]?.leaseExpired, false);
+    clock.set(job.leaseExpiresAt! - 1 + 10_000);
+    assert.equal((await store.jobListProcessing())[0]?.leaseExpired, true);
+    assert.equal(await take(), true);
+    assert.equal((await store.jobGet({ id: "e" }))?.workerId, "rescuer");
+  });
+
+  /** Waits until a wait on `store` sees nothing (its start-up and earlier changes are past). */
+  async function quiet(store: Store): Promise<void> {
+    for (let i = 0; i < 50; i++) {
+      if (!await store.waitForChange({ since: store.changeMark(), timeoutMs: 100 })) return;
+    }
+    assert.fail("the store never stopped reporting changes");
+  }
+
+  test("waitForChange() is woken by another store's commit within moments", async (f) => {
+    const waiter = await f.openAnother({ slowPoll: true });
+    const writer = f.store;
+    await quiet(waiter);
+    const since = waiter.changeMark();
+    const started = performance.now();
+    const woken = waiter.waitForChange({ since, timeoutMs: 10_000 });
+    await insertJob(writer, f.clock, { id: "new" });
+    assert.equal(await woken, true);
+    const ms = performance.now() - started;
+    // Well under any safety poll (SQLite's 1 s, PostgreSQL's 2 s): the notification woke it.
+    assert.ok(ms < 900, `woken after ${Math.round(ms)} ms`);
+    // A mark taken after the change is not woken by it for ever: it times out once quiet.
+    await quiet(waiter);
+  }, { needs: "changeNotification" });
+
+  test("waitForChange() resolves false after its timeout when nothing changes", async (f) => {
+    const store = await f.openAnother({ slowPoll: true });
+    await quiet(store);
+    const started = performance.now();
+    assert.equal(
+      await store.waitForChange({ since: store.changeMark(), timeoutMs: 250 }),
+      false,
+    );
+    assert.ok(performance.now() - started >= 240, "returned before its timeout");
+    // And at once when aborted.
+    const abort = new AbortController();
+    const aborted = store.waitForChange({
+      since: store.changeMark(),
+      timeoutMs: 10_000,
+      signal: abort.signal,
+    });
+    abort.abort();
+    assert.equal(await within(aborted, 1000, "the aborted wait"), false);
+  });
+
+  test("waitForChange() catches a change whose notification was lost, by its safety poll", async (f) => {
+    const waiter = await f.openAnother({ lossy: true });
+    await quiet(waiter);
+    const since = waiter.changeMark();
+    const woken = waiter.waitForChange({ since, timeoutMs: 5000 });
+    await insertJob(f.store, f.clock, { id: "unheard" });
+    assert.equal(await within(woken, 6000, "the lossy wait"), true, "the change was missed");
+    // Its own interest in work does not make it miss one either.
+    await quiet(waiter);
+    const work = waiter.waitForChange({
+      since: waiter.changeMark(),
+      timeoutMs: 5000,
+      interest: "work",
+    });
+    await insertJob(f.store, f.clock, { id: "unheard-2" });
+    assert.equal(await within(work, 6000, "the lossy wait for work"), true);
+  });
+
+  test("two stores claiming at once never take the same job", async (f) => {
+    const other = await f.openAnother();
+    const n = 60;
+    await f.store.jobInsertMany({
+      jobs: Array.from({ length: n }, (_, i) => newJob({ id: `r${i}` })),
+      defaultMaxRetries: 3,
+    });
+    const claimed: string[] = [];
+    const claimer = async (store: Store, workerId: string) => {
+      for (;;) {
+        const jobs = await store.jobClaim({
+          host: TEST_HOST_ID,
+          workerId,
+          leaseMs: 60_000,
+          limit: 3,
+        });
+        if (jobs.length === 0) return;
+        assert.ok(jobs.length <= 3, `claimed ${jobs.length} with a limit of 3`);
+        for (const job of jobs) {
+          assert.equal(job.workerId, workerId);
+          claimed.push(job.id);
+        }
+      }
+    };
+    await Promise.all([
+      claimer(f.store, "a1"),
+      claimer(other, "b1"),
+      claimer(f.store, "a2"),
+      claimer(other, "b2"),
+    ]);
+    assert.equal(claimed.length, n, "every job claimed exactly once");
+    assert.equal(new Set(claimed).size, n, "a job claimed twice");
+    const processing = await f.store.jobListProcessing();
+    assert.equal(processing.length, n);
+    assert.ok(processing.every((p) => p.job.attempts === 1));
+    await assertCounts(f, { processing: n });
+  });
+
+  test("jobInsertMany() from two stores at once never hands out one id twice", async (f) => {
+    const other = await f.openAnother();
+    const batch = (store: Store, tag: string) =>
+      store.jobInsertMany({
+        jobs: Array.from({ length: 15 }, (_, i) => newJob({ command: `echo ${tag}${i}` })),
+        defaultMaxRetries: 3,
+      });
+    const batches: Promise<{ jobs: Job[] }>[] = [];
+    for (let i = 0; i < 8; i++) batches.push(batch(f.store, `a${i}.`), batch(other, `b${i}.`));
+    // The same chosen id from both at once: exactly one gets it.
+    const contested = [f.store, other].map((store) =>
+      store.jobInsertMany({ jobs: [newJob({ id: "contested" })], defaultMaxRetries: 3 })
+    );
+    const results = await Promise.all(batches);
+    const ids = results.flatMap((r) => r.jobs.map((j) => j.id));
+    assert.equal(ids.length, 8 * 2 * 15);
+    assert.equal(new Set(ids).size, ids.length, "an id handed out twice");
+    const seqs = results.flatMap((r) => r.jobs.map((j) => j.seq));
+    assert.equal(new Set(seqs).size, seqs.length, "a sequence number handed out twice");
+    const settled = await Promise.allSettled(contested);
+    assert.deepEqual(settled.map((s) => s.status).sort(), ["fulfilled", "rejected"]);
+    const refused = settled.find((s) => s.status === "rejected") as PromiseRejectedResult;
+    assert.ok(refused.reason instanceof ConflictError, String(refused.reason));
+    await assertCounts(f, { pending: ids.length + 1 });
+  });
+
+  test("jobDlqRetry() and jobTakeOver() racing from two stores apply once", async (f) => {
+    const other = await f.openAnother();
+    await makeJob(f.store, f.clock, "dead", { id: "d", maxRetries: 0 });
+    const retries = await Promise.allSettled([
+      f.store.jobDlqRetry({ ids: ["d"] }),
+      other.jobDlqRetry({ ids: ["d"] }),
+    ]);
+    assert.deepEqual(retries.map((r) => r.status).sort(), ["fulfilled", "rejected"]);
+    const job = (await claimOne(f.store, f.clock, "owner"))!;
+    await f.store.attemptArm([ref(job)]);
+    const takeovers = await Promise.all(
+      [f.store, other, f.store, other].map((store, i) =>
+        store.jobTakeOver({
+          ...ref(job),
+          newWorkerId: `rescuer${i}`,
+          leaseMs: 5000,
+          requireLeaseExpired: false,
+        })
+      ),
+    );
+    assert.equal(takeovers.filter(Boolean).length, 1, `takeovers: ${takeovers}`);
+    const winner = `rescuer${takeovers.indexOf(true)}`;
+    assert.equal((await f.store.jobGet({ id: "d" }))?.workerId, winner);
+  });
+
+  statsContract(test);
 }

@@ -15,6 +15,7 @@ import type { JudgedWorker } from "../../worker/liveness.ts";
 import { problemLines } from "../../worker/liveness.ts";
 import { TUNED, tunedEnv } from "../../worker/tuning.ts";
 import { lazy } from "../../lazy.ts";
+import { detachLogPath } from "../../store/location.ts";
 
 export function run(ctx: Context): Promise<number> {
   switch (ctx.command) {
@@ -58,8 +59,15 @@ async function runWorker(ctx: Context): Promise<number> {
   const say = log(ctx);
   // Started on its own rather than by `worker start`: start again tuned (lib/worker/exec.ts).
   // `--once` leaves soon, and its memory does not matter.
+  const location = ctx.location();
   if (!once && ctx.reexec !== undefined && ctx.io.env(TUNED) === undefined) {
-    const error = await ctx.reexec(tunedEnv((name) => ctx.io.env(name)));
+    // A URL given with --db moves to the environment: it may hold a password, and the command
+    // line of a long-running worker is anyone's to read (`ps`).
+    const url = location.kind === "url" && typeof ctx.args.flags.get("db") === "string";
+    const error = await ctx.reexec(
+      { ...tunedEnv((name) => ctx.io.env(name)), ...(url ? { QUEUECTL_DB: location.url } : {}) },
+      { withoutDb: url },
+    );
     say(`worker: running without memory tuning: ${error.message}`);
   }
   const queue = await ctx.openQueue("worker");
@@ -77,7 +85,7 @@ async function runWorker(ctx: Context): Promise<number> {
     once,
     supervisorPid: Number.isInteger(supervisor) && supervisor > 0 ? supervisor : null,
     fault: ctx.fault,
-    databaseFile: ctx.location().path,
+    ...(location.kind === "url" ? {} : { databaseFile: location.path }),
     ...(housekeepingMs !== undefined ? { housekeepingMs } : {}),
   });
   let last: Deno.Signal | null = null;
@@ -107,8 +115,22 @@ async function runWorker(ctx: Context): Promise<number> {
   return last === "SIGINT" ? EXIT.sigint : EXIT.sigterm;
 }
 
+/**
+ * The command line of the workers and the detached supervisor. A database file is named with
+ * `--db`; a URL travels in their environment instead (`workerDbEnv`), since it may hold a
+ * password and a command line is anyone's to read (`ps`).
+ */
 function workerArgs(ctx: Context, command: string[]): string[] {
-  return [...ctx.self.args, "--db", ctx.location().path, ...command];
+  const location = ctx.location();
+  return location.kind === "url"
+    ? [...ctx.self.args, ...command]
+    : [...ctx.self.args, "--db", location.path, ...command];
+}
+
+/** What the workers' environment must say where the queue is (a URL only; see workerArgs). */
+function workerDbEnv(ctx: Context): Record<string, string> {
+  const location = ctx.location();
+  return location.kind === "url" ? { QUEUECTL_DB: location.url } : {};
 }
 
 async function start(ctx: Context): Promise<number> {
@@ -125,16 +147,30 @@ async function start(ctx: Context): Promise<number> {
       import.meta.url,
       "../../worker/supervisor.ts",
     );
+    const location = ctx.location();
     return await supervise({
       count,
       exec: ctx.self.exec,
       args: workerArgs(ctx, ["worker", "run", "--concurrency", String(concurrency(ctx))]),
-      dbPath: ctx.location().path,
+      env: workerDbEnv(ctx),
+      dbPath: location.kind === "url" ? null : location.path,
       clock: ctx.clock,
       log: log(ctx),
     });
   }
-  const logPath = `${ctx.location().path}.log`;
+  const logPath = detachLogPath(ctx.location(), (name) => ctx.io.env(name), ctx.io.cwd);
+  if (ctx.location().kind === "url") {
+    // Beside the default database: a directory of the user's own.
+    const dir = logPath.slice(0, logPath.lastIndexOf("/"));
+    try {
+      Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    } catch (error) {
+      throw new QueuectlError(`Cannot create the log directory: ${dir}`, EXIT.unusable, {
+        hint: "set XDG_DATA_HOME to a directory you can write to",
+        cause: error,
+      });
+    }
+  }
   Deno.writeFileSync(logPath, new Uint8Array(), { append: true, mode: 0o600 });
   // sh only redirects the output; `exec` makes the supervisor's pid the one printed.
   const child = new Deno.Command("/bin/sh", {
@@ -153,6 +189,7 @@ async function start(ctx: Context): Promise<number> {
         String(concurrency(ctx)),
       ]),
     ],
+    env: workerDbEnv(ctx),
     stdin: "null",
     stdout: "null",
     stderr: "null",

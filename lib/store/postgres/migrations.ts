@@ -1,0 +1,190 @@
+/**
+ * The PostgreSQL store's schema: forward-only migrations, numbered as SQLite's are, applied by
+ * `migrate()` in one transaction under an advisory lock (open.ts decides when).
+ *
+ * The store begins at the schema SQLite reached in three steps (v1 tables, v2 metrics, v3 queue
+ * id, host ids and reserved attempts), so its first migration is number 3 and does all of that
+ * at once: a schema version means the same in both stores, and the next change to both will be 4.
+ *
+ * Choices that differ from SQLite, and why:
+ * - Times are `bigint` epoch milliseconds, as in SQLite and in the Store contract, rather than
+ *   `timestamptz`: the contract speaks milliseconds, and a timestamptz holds microseconds, so a
+ *   time read back into JavaScript (a Date, milliseconds) would no longer equal what the
+ *   database compares (a job "due in 0.4 ms" that a claim does not take). Arithmetic (now +
+ *   lease) stays the same in both dialects. In psql, `to_timestamp(run_at / 1000.0)` shows one.
+ * - Job ids come from a sequence, which concurrent inserters cannot hand out twice; SQLite reads
+ *   its sequence under the write lock.
+ * - The job's row says whether its current attempt was armed (`jobs.armed`): arming and undoing a
+ *   claim then contend for the same row lock (queries.ts, ATTEMPT_ARM).
+ * - Counts per state are folded deltas (statement triggers append a row per statement; nothing
+ *   waits for a shared row), and per-minute figures are written in shards: see queries.ts.
+ * - Attempts and outputs reference their job (ON DELETE CASCADE): pruning deletes jobs only.
+ * - Two partial indexes over the waiting jobs: `jobs_ready` in claim order (priority, due time,
+ *   enqueue order), sought once per priority; `jobs_waiting` in due order per state, for the next
+ *   due time, the scheduled count and the longest-waiting job.
+ * - `jobs` leaves 10% of each page free (fillfactor 90), so lease renewals, which change no
+ *   indexed column, can be HOT updates that touch no index.
+ *
+ * @module
+ */
+
+export interface Migration {
+  version: number;
+  name: string;
+  /** Statements, with `{S}` for the schema (queries.ts `compile`); run as one script. */
+  sql: string;
+}
+
+const STATES = "'pending', 'processing', 'completed', 'failed', 'dead'";
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 3,
+    name: "jobs, attempts, outputs, workers, config, metrics, queue id (SQLite v1-v3)",
+    sql: `
+CREATE TABLE {S}.meta (
+  key   text PRIMARY KEY,
+  value text NOT NULL
+);
+-- Marks the processes of the queue's jobs (recovery finds them by it), instead of its location.
+INSERT INTO {S}.meta (key, value) VALUES ('queue_id', replace(gen_random_uuid()::text, '-', ''));
+
+CREATE SEQUENCE {S}.job_seq AS bigint;
+
+CREATE TABLE {S}.jobs (
+  seq              bigint   PRIMARY KEY,
+  id               text     NOT NULL UNIQUE,
+  command          text     NOT NULL CHECK (length(command) > 0),
+  state            text     NOT NULL CHECK (state IN (${STATES})),
+  priority         smallint NOT NULL CHECK (priority BETWEEN 1 AND 10),
+  max_retries      integer  NOT NULL CHECK (max_retries >= 0),
+  timeout_ms       bigint   CHECK (timeout_ms >= 0),
+  cwd              text     NOT NULL,
+  env              jsonb    NOT NULL DEFAULT '{}',
+  run_at           bigint   NOT NULL,
+  created_at       bigint   NOT NULL,
+  updated_at       bigint   NOT NULL,
+  attempts         integer  NOT NULL DEFAULT 0,
+  budget_used      integer  NOT NULL DEFAULT 0,
+  worker_id        text,
+  lease_expires_at bigint,
+  armed            boolean  NOT NULL DEFAULT false,
+  finished_at      bigint,
+  last_error       text,
+  last_exit_code   integer,
+  CHECK ((state = 'processing') = (worker_id IS NOT NULL)),
+  CHECK ((state = 'processing') = (lease_expires_at IS NOT NULL)),
+  CHECK ((state IN ('completed', 'dead')) = (finished_at IS NOT NULL)),
+  CHECK (budget_used >= 0 AND budget_used <= attempts)
+) WITH (fillfactor = 90);
+
+CREATE INDEX jobs_ready ON {S}.jobs (priority, run_at, seq) WHERE state IN ('pending', 'failed');
+CREATE INDEX jobs_waiting ON {S}.jobs (state, run_at) WHERE state IN ('pending', 'failed');
+CREATE INDEX jobs_by_state ON {S}.jobs (state, seq);
+CREATE INDEX jobs_processing ON {S}.jobs (worker_id) WHERE state = 'processing';
+CREATE INDEX jobs_finished ON {S}.jobs (state, finished_at) WHERE finished_at IS NOT NULL;
+
+CREATE TABLE {S}.job_counts (
+  state text   PRIMARY KEY CHECK (state IN (${STATES})),
+  n     bigint NOT NULL
+);
+INSERT INTO {S}.job_counts (state, n) VALUES
+  ('pending', 0), ('processing', 0), ('completed', 0), ('failed', 0), ('dead', 0);
+-- Appended by the statement triggers below, folded into job_counts by maintain().
+CREATE TABLE {S}.job_count_deltas (
+  state text   NOT NULL,
+  n     bigint NOT NULL
+);
+
+CREATE FUNCTION {S}.jobs_count_changes() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    INSERT INTO {S}.job_count_deltas (state, n)
+    SELECT state, count(*) FROM new_rows GROUP BY state;
+  ELSIF TG_OP = 'DELETE' THEN
+    INSERT INTO {S}.job_count_deltas (state, n)
+    SELECT state, -count(*) FROM old_rows GROUP BY state;
+  ELSE
+    INSERT INTO {S}.job_count_deltas (state, n)
+    SELECT state, sum(d) FROM (
+      SELECT state, -1 AS d FROM old_rows UNION ALL SELECT state, 1 FROM new_rows
+    ) x GROUP BY state HAVING sum(d) <> 0;
+  END IF;
+  RETURN NULL;
+END
+$$;
+CREATE TRIGGER jobs_count_insert AFTER INSERT ON {S}.jobs
+  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION {S}.jobs_count_changes();
+CREATE TRIGGER jobs_count_delete AFTER DELETE ON {S}.jobs
+  REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION {S}.jobs_count_changes();
+CREATE TRIGGER jobs_count_update AFTER UPDATE ON {S}.jobs
+  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION {S}.jobs_count_changes();
+
+CREATE TABLE {S}.attempts (
+  job_seq     bigint  NOT NULL REFERENCES {S}.jobs (seq) ON DELETE CASCADE,
+  attempt     integer NOT NULL,
+  worker_id   text    NOT NULL,
+  started_at  bigint  NOT NULL,
+  finished_at bigint,
+  outcome     text CHECK (outcome IN
+                ('completed', 'failed', 'timeout', 'spawn_failed', 'lost', 'interrupted')),
+  exit_code   integer,
+  signal      text,
+  error       text,
+  pid         integer,
+  pid_start   bigint,
+  host        text,
+  -- When the job became due: queue wait = started_at - due_at.
+  due_at      bigint,
+  PRIMARY KEY (job_seq, attempt),
+  CHECK ((outcome IS NULL) = (finished_at IS NULL))
+);
+-- Failed attempts by finish time, for the top failing commands.
+CREATE INDEX attempts_failures ON {S}.attempts (finished_at) WHERE outcome <> 'completed';
+
+-- Captured output per attempt and stream (1 stdout, 2 stderr): head, and the tail after a cut.
+CREATE TABLE {S}.outputs (
+  job_seq bigint   NOT NULL REFERENCES {S}.jobs (seq) ON DELETE CASCADE,
+  attempt integer  NOT NULL,
+  stream  smallint NOT NULL CHECK (stream IN (1, 2)),
+  head    bytea    NOT NULL,
+  tail    bytea    NOT NULL,
+  total   bigint   NOT NULL,
+  PRIMARY KEY (job_seq, attempt, stream)
+);
+
+CREATE TABLE {S}.workers (
+  id             text    PRIMARY KEY,
+  pid            integer NOT NULL,
+  -- The host's name, for people, and the pid namespace it runs in (lib/worker/host.ts).
+  host           text    NOT NULL,
+  host_id        text    NOT NULL,
+  pid_start      bigint,
+  state          text    NOT NULL CHECK (state IN ('running', 'stopping')),
+  started_at     bigint  NOT NULL,
+  heartbeat_at   bigint  NOT NULL,
+  jobs_done      bigint  NOT NULL DEFAULT 0,
+  jobs_failed    bigint  NOT NULL DEFAULT 0,
+  busy_ms        bigint  NOT NULL DEFAULT 0,
+  supervisor_pid integer
+);
+
+CREATE TABLE {S}.config (
+  key   text PRIMARY KEY,
+  value text NOT NULL
+);
+
+-- Finished attempts folded into per-minute figures as they finish (lib/metrics.ts says what
+-- metric and bucket mean), in shards: see queries.ts, STATS_ADD.
+CREATE TABLE {S}.stats_minute (
+  minute bigint   NOT NULL,
+  metric smallint NOT NULL,
+  bucket integer  NOT NULL,
+  shard  smallint NOT NULL,
+  n      bigint   NOT NULL,
+  PRIMARY KEY (minute, metric, bucket, shard)
+);
+`,
+  },
+];

@@ -1,0 +1,594 @@
+/**
+ * Every SQL statement of the PostgreSQL store, one named constant per store method (or step of
+ * one), named as in lib/store/sqlite/queries.ts where the two do the same thing. A comment says
+ * where and why a statement must differ from SQLite's.
+ *
+ * Conventions:
+ * - `{S}` is the queue's schema (quoted), filled in by `compile()`; tables are always qualified,
+ *   so nothing depends on a connection's search_path (which a pooler may not keep).
+ * - `:name` is a parameter, numbered by `compile()` (`$1`, `$2`, …; the same name the same
+ *   number). Parameters whose type PostgreSQL cannot infer are cast.
+ * - `{NOW}` is the store's clock in epoch ms: the database's `now()`, unless a test clock passed
+ *   `:now` (River's `coalesce(@now, now())`). `now()` is the transaction's start, so every
+ *   statement of one transaction stamps the same time, as SQLite's store does with one reading.
+ * - Lists travel as one `jsonb` parameter (`jsonb_to_recordset`), not as arrays or many
+ *   parameters: one prepared statement per method whatever the list's length.
+ *
+ * Why the claim and every fenced write are shaped as they are (unlike SQLite, which has one
+ * writer at a time, PostgreSQL runs transactions side by side under READ COMMITTED):
+ * - A claim locks the rows it takes with `FOR UPDATE SKIP LOCKED` inside a MATERIALIZED CTE that
+ *   holds every eligibility condition, then updates what that CTE returned. Never
+ *   `UPDATE … WHERE id IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)`: the planner may run such a
+ *   sub-select more than once and update more than n rows (oban-bg/oban#4); and a condition left
+ *   outside the locked CTE lets rows that fail it eat the limit (oban-bg/oban#1498).
+ * - A write about a running attempt first locks the job's row with the ownership check in the
+ *   same statement (an UPDATE of it, or `FOR UPDATE`/`FOR SHARE` in a CTE, in job id order), so
+ *   a takeover, a finish or an unclaim by another worker cannot slip in between the check and the
+ *   write: the row lock serialises them, and PostgreSQL re-checks the condition on the row as the
+ *   other transaction left it.
+ *
+ * @module
+ */
+
+/** A statement ready for postgres.js: `$n` placeholders and the parameter names in order. */
+export interface Statement {
+  text: string;
+  names: readonly string[];
+}
+
+/** Double-quotes an identifier. */
+export function quoteIdent(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+/** The store's clock, epoch ms (see the module doc). */
+const NOW = "coalesce(:now::bigint, floor(extract(epoch FROM now()) * 1000)::bigint)";
+
+/** Fills in the schema and the clock, and numbers the named parameters. */
+export function compile(template: string, schema: string): Statement {
+  const names: string[] = [];
+  const text = template
+    .replaceAll("{NOW}", NOW)
+    .replaceAll("{S}", quoteIdent(schema))
+    .replace(/(?<![:\w]):([a-z_][a-z0-9_]*)/g, (_, name: string) => {
+      let index = names.indexOf(name);
+      if (index < 0) index = names.push(name) - 1;
+      return `$${index + 1}`;
+    });
+  return { text, names };
+}
+
+/** A migration script: the schema filled in, nothing else (it has no parameters). */
+export function compileScript(template: string, schema: string): string {
+  return template.replaceAll("{S}", quoteIdent(schema));
+}
+
+const READY = "state IN ('pending', 'failed')";
+const PRIORITIES = [10, 9, 8, 7, 6, 5, 4, 3, 2, 1];
+
+/** Fencing: only the worker that holds this very attempt may write about it. */
+const OWNS = "j.state = 'processing' AND j.worker_id = :worker_id AND j.attempts = :attempt";
+/** The same, for a list of refs in `r` (job_id, attempt, worker_id). */
+const OWNS_REF = "j.id = r.job_id AND j.state = 'processing' AND j.worker_id = r.worker_id " +
+  "AND j.attempts = r.attempt";
+const REFS = "jsonb_to_recordset(:refs::jsonb) AS r(job_id text, attempt integer, worker_id text)";
+
+// ---------------------------------------------------------------------------------------------
+// Opening
+// ---------------------------------------------------------------------------------------------
+
+/** The schema version and the queue's id; fails with 42P01 where the schema is not set up. */
+export const STORE_VERSION = `
+SELECT (SELECT max(version) FROM {S}.queuectl_migrations) AS version,
+  (SELECT value FROM {S}.meta WHERE key = 'queue_id') AS queue_id`;
+
+/**
+ * One migrator at a time per schema, for the rest of the transaction. The key is derived from
+ * the schema's name, so queues in other schemas of the database do not wait for each other.
+ */
+export const MIGRATION_LOCK = `
+SELECT pg_advisory_xact_lock(hashtextextended('queuectl migrate ' || :schema::text, 0))`;
+
+/** Migrators wait this long for each other before giving up busy (exit 5). */
+export const MIGRATION_TIMEOUTS =
+  "SET LOCAL lock_timeout = '60s'; SET LOCAL statement_timeout = '120s'";
+
+/** Whether the schema and the migration table exist (looked up, so no CREATE is attempted). */
+export const MIGRATION_STATE = `
+SELECT to_regnamespace(:schema_ident::text) IS NOT NULL AS has_schema,
+  to_regclass(:table_ident::text) IS NOT NULL AS has_table`;
+
+export const MIGRATION_CREATE_SCHEMA = `CREATE SCHEMA {S}`;
+
+export const MIGRATION_CREATE_TABLE = `
+CREATE TABLE {S}.queuectl_migrations (
+  version    integer PRIMARY KEY,
+  name       text    NOT NULL,
+  applied_at bigint  NOT NULL
+)`;
+
+export const MIGRATION_CURRENT =
+  `SELECT coalesce(max(version), 0) AS version FROM {S}.queuectl_migrations`;
+
+/**
+ * Recorded before the migration's own statements: a second migrator that does not take the
+ * advisory lock (another build) then fails on the primary key instead of applying it twice.
+ */
+export const MIGRATION_RECORD = `
+INSERT INTO {S}.queuectl_migrations (version, name, applied_at) VALUES (:version, :name, {NOW})`;
+
+// ---------------------------------------------------------------------------------------------
+// Jobs
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Inserts a batch from one jsonb array, in its order. Each row takes the next number of the
+ * sequence, in input order (the sorted sub-select is a fence: `nextval` runs as its rows come
+ * out); a job without an id gets that number as its id. A row whose id exists (or repeats one
+ * earlier in the batch) is not inserted (`DO NOTHING`, which waits for a concurrent inserter of
+ * the same id to finish first); the result says which, by `ord`. SQLite takes the sequence
+ * under its write lock; here the sequence is what keeps concurrent inserters apart.
+ */
+export const JOB_INSERT = `
+WITH input AS MATERIALIZED (
+  SELECT nextval('{S}.job_seq') AS seq, r.*
+  FROM (SELECT * FROM jsonb_to_recordset(:jobs::jsonb) AS x(ord integer, id text, command text,
+      priority smallint, max_retries integer, timeout_ms bigint, cwd text, env jsonb,
+      run_at bigint, delay_ms bigint)
+    ORDER BY ord OFFSET 0) r
+),
+inserted AS (
+  INSERT INTO {S}.jobs (seq, id, command, state, priority, max_retries, timeout_ms, cwd, env,
+    run_at, created_at, updated_at)
+  SELECT seq, coalesce(id, seq::text), command, 'pending', priority,
+    coalesce(max_retries, :default_max_retries::integer), timeout_ms, cwd, coalesce(env, '{}'),
+    coalesce(run_at, {NOW} + delay_ms), {NOW}, {NOW}
+  FROM input ORDER BY ord
+  ON CONFLICT (id) DO NOTHING
+  RETURNING *
+)
+SELECT input.ord AS input_ord, input.id AS input_id, inserted.*
+FROM input LEFT JOIN inserted ON inserted.seq = input.seq
+ORDER BY input.ord`;
+
+export const JOB_GET = `SELECT * FROM {S}.jobs WHERE id = :id`;
+
+/** The newest jobs before :before, backwards along the primary key. */
+export const JOB_LIST =
+  `SELECT * FROM {S}.jobs WHERE seq < :before::bigint ORDER BY seq DESC LIMIT :limit::integer`;
+
+/**
+ * The same in some states: `JOB_LIST_BY_STATES[n - 1]` takes n states, :s0 … :s(n-1), one
+ * backward walk of jobs_by_state per state, merged (as SQLite's, for the same reason).
+ */
+export const JOB_LIST_BY_STATES: readonly string[] = [1, 2, 3, 4, 5].map((n) =>
+  `SELECT * FROM (${
+    Array.from({ length: n }, (_, i) =>
+      `(SELECT * FROM {S}.jobs WHERE state = :s${i}::text AND seq < :before::bigint
+         ORDER BY seq DESC LIMIT :limit::integer)`).join(" UNION ALL ")
+  }) x ORDER BY seq DESC LIMIT :limit::integer`
+);
+
+/**
+ * Counts per state: the folded counts plus the deltas not folded yet. SQLite keeps one row per
+ * state updated by row triggers; here every transaction that moved a job would then wait for the
+ * same five rows, so statement triggers append deltas instead (migrations.ts) and `maintain()`
+ * folds them in.
+ */
+export const JOB_COUNTS = `
+SELECT state, sum(n)::bigint AS n, sum(delta)::bigint AS deltas FROM (
+  SELECT state, n, 0 AS delta FROM {S}.job_counts
+  UNION ALL SELECT state, n, 1 FROM {S}.job_count_deltas
+) x GROUP BY state`;
+
+/** Lets one session fold at a time; the others skip (the next fold takes their rows). */
+export const JOB_COUNTS_FOLD_LOCK = `
+SELECT pg_try_advisory_xact_lock(hashtextextended('queuectl fold ' || :schema::text, 0))
+  AS locked`;
+
+/** Moves the deltas into the counts: a delta deleted here is added here, exactly once. */
+export const JOB_COUNTS_FOLD = `
+WITH moved AS (DELETE FROM {S}.job_count_deltas RETURNING state, n),
+summed AS (SELECT state, sum(n) AS n FROM moved GROUP BY state)
+UPDATE {S}.job_counts c SET n = c.n + s.n FROM summed s WHERE c.state = s.state`;
+
+/**
+ * Claims up to :limit due jobs. The candidates are the first :limit due jobs of each priority
+ * (one range of jobs_ready per priority, as in SQLite, so that jobs scheduled for later never
+ * have to be stepped over); the locked CTE then takes the best of them that no other claim holds,
+ * re-checking every condition on the row it locks. The update reserves an attempt (armed =
+ * false) and records it.
+ */
+export const JOB_CLAIM = `
+WITH candidates AS MATERIALIZED (
+  ${
+  PRIORITIES.map((p) =>
+    `(SELECT seq FROM {S}.jobs WHERE ${READY} AND priority = ${p} AND run_at <= {NOW}
+     ORDER BY run_at, seq LIMIT :limit::integer)`
+  ).join("\n  UNION ALL ")
+}
+),
+locked AS MATERIALIZED (
+  SELECT j.seq FROM {S}.jobs j
+  WHERE j.seq IN (SELECT seq FROM candidates) AND j.${READY} AND j.run_at <= {NOW}
+  ORDER BY j.priority DESC, j.run_at, j.seq
+  LIMIT :limit::integer
+  FOR UPDATE SKIP LOCKED
+),
+claimed AS (
+  UPDATE {S}.jobs j SET state = 'processing', attempts = j.attempts + 1,
+    budget_used = j.budget_used + 1, worker_id = :worker_id, lease_expires_at = {NOW} + :lease_ms,
+    armed = false, updated_at = {NOW}
+  FROM locked WHERE j.seq = locked.seq
+  RETURNING j.*
+),
+reserved AS (
+  INSERT INTO {S}.attempts (job_seq, attempt, worker_id, started_at, host, due_at)
+  SELECT seq, attempts, :worker_id, {NOW}, :host, run_at FROM claimed
+)
+SELECT * FROM claimed ORDER BY priority DESC, run_at, seq`;
+
+/**
+ * Arms reserved attempts just before their spawn. SQLite marks the attempt row; here the mark is
+ * on the job's row (`jobs.armed`), so that arming and `JOB_UNCLAIM` contend for the same row lock
+ * and exactly one of them wins. The attempt's start time moves to now (queue wait counts to here).
+ */
+export const ATTEMPT_ARM = `
+WITH r AS (SELECT * FROM ${REFS}),
+owned AS MATERIALIZED (
+  SELECT j.seq, j.id, j.attempts FROM {S}.jobs j JOIN r ON ${OWNS_REF}
+  WHERE NOT j.armed ORDER BY j.id FOR UPDATE OF j
+),
+armed AS (
+  UPDATE {S}.jobs j SET armed = true FROM owned WHERE j.seq = owned.seq
+  RETURNING j.seq, j.id, j.attempts
+),
+started AS (
+  UPDATE {S}.attempts a SET started_at = {NOW} FROM armed
+  WHERE a.job_seq = armed.seq AND a.attempt = armed.attempts
+)
+SELECT id AS job_id, attempts AS attempt FROM armed`;
+
+/**
+ * Undoes a reserved attempt that never started: the job is as it was before the claim (failed
+ * again if its previous attempt was charged as a failure, else pending), the attempt row gone.
+ * Guarded by owner, attempt and `NOT armed` on the job's row (see ATTEMPT_ARM).
+ */
+export const JOB_UNCLAIM = `
+WITH undone AS (
+  UPDATE {S}.jobs j SET
+    state = CASE WHEN EXISTS (SELECT 1 FROM {S}.attempts p WHERE p.job_seq = j.seq
+        AND p.attempt = j.attempts - 1
+        AND p.outcome IN ('failed', 'timeout', 'spawn_failed', 'lost'))
+      THEN 'failed' ELSE 'pending' END,
+    attempts = j.attempts - 1, budget_used = j.budget_used - 1, worker_id = NULL,
+    lease_expires_at = NULL, updated_at = {NOW}
+  WHERE j.id = :id AND ${OWNS} AND NOT j.armed
+  RETURNING j.seq
+),
+deleted AS (
+  DELETE FROM {S}.attempts a USING undone WHERE a.job_seq = undone.seq AND a.attempt = :attempt
+)
+SELECT seq FROM undone`;
+
+/**
+ * When the next waiting job is due, and the store's now: the first entry of jobs_waiting for
+ * each of the two waiting states. Read-only, no lock.
+ */
+export const JOB_NEXT_DUE = `
+SELECT least(
+    (SELECT min(run_at) FROM {S}.jobs WHERE state = 'pending'),
+    (SELECT min(run_at) FROM {S}.jobs WHERE state = 'failed')) AS next_at,
+  {NOW} AS now`;
+
+/**
+ * Pending jobs not due yet, and when the first is due: one range of jobs_waiting (state, run_at).
+ * SQLite needs a count of the failed ones to subtract; this index has the state first.
+ */
+export const JOB_COUNT_SCHEDULED = `
+SELECT count(*) AS scheduled, min(run_at) AS next_at
+FROM {S}.jobs WHERE state = 'pending' AND run_at > {NOW}`;
+
+/** The due job that has waited longest: the first due entry of each waiting state. */
+export const JOB_OLDEST_DUE = `
+SELECT id, run_at FROM (
+  (SELECT id, run_at FROM {S}.jobs WHERE state = 'pending' AND run_at <= {NOW}
+   ORDER BY run_at LIMIT 1)
+  UNION ALL
+  (SELECT id, run_at FROM {S}.jobs WHERE state = 'failed' AND run_at <= {NOW}
+   ORDER BY run_at LIMIT 1)
+) x ORDER BY run_at LIMIT 1`;
+
+/** Guarded by state: of two concurrent retries of one job, the second finds it pending. */
+export const JOB_DLQ_RETRY = `
+UPDATE {S}.jobs SET state = 'pending', budget_used = 0, run_at = {NOW}, finished_at = NULL,
+  updated_at = {NOW}
+WHERE id = :id AND state = 'dead'
+RETURNING *`;
+
+export const JOB_DLQ_RETRY_ALL = `
+UPDATE {S}.jobs SET state = 'pending', budget_used = 0, run_at = {NOW}, finished_at = NULL,
+  updated_at = {NOW}
+WHERE state = 'dead'
+RETURNING *`;
+
+/** Recovery takes an attempt from its owner (fencing it out) before killing its processes. */
+export const JOB_TAKE_OVER = `
+UPDATE {S}.jobs j SET worker_id = :new_worker_id, lease_expires_at = {NOW} + :lease_ms,
+  updated_at = {NOW}
+WHERE j.id = :id AND ${OWNS} AND (NOT :require_expired::boolean OR j.lease_expires_at <= {NOW})
+RETURNING j.seq`;
+
+/**
+ * Applies an outcome (fenced, and only after the lease ran out when required) and closes the
+ * attempt, in one statement; returns what the figures need: the attempt's start and due time,
+ * and how many earlier attempts were charged (for a later attempt that counts).
+ */
+export const JOB_FINISH = `
+WITH finished AS (
+  UPDATE {S}.jobs j SET state = :state, budget_used = j.budget_used - :refund::integer,
+    run_at = CASE WHEN :run_in_ms::bigint IS NULL THEN j.run_at ELSE {NOW} + :run_in_ms END,
+    finished_at = CASE WHEN :terminal::boolean THEN {NOW} END, worker_id = NULL,
+    lease_expires_at = NULL, last_error = :error, last_exit_code = :exit_code::integer,
+    updated_at = {NOW}
+  WHERE j.id = :id AND ${OWNS}
+    AND (NOT :require_expired::boolean OR j.lease_expires_at <= {NOW})
+  RETURNING j.seq
+),
+closed AS (
+  UPDATE {S}.attempts a SET finished_at = {NOW}, outcome = :outcome, exit_code = :exit_code,
+    signal = :signal, error = :error
+  FROM finished WHERE a.job_seq = finished.seq AND a.attempt = :attempt AND a.finished_at IS NULL
+  RETURNING a.started_at, a.due_at
+)
+SELECT finished.seq, closed.started_at, closed.due_at, {NOW} AS now,
+  CASE WHEN :attempt > 1 AND :outcome <> 'interrupted' THEN (
+    SELECT count(*) FROM {S}.attempts p WHERE p.job_seq = finished.seq
+      AND p.attempt < :attempt AND p.outcome IS NOT NULL AND p.outcome <> 'interrupted')
+  ELSE 0 END AS earlier_charged
+FROM finished LEFT JOIN closed ON true`;
+
+/**
+ * Adds to the per-minute figures (increments summed per metric and bucket by the caller, in
+ * that order, so concurrent writers lock rows in the same order). SQLite has one writer; here
+ * every finish of every worker would wait for the same few rows of the current minute, so each
+ * session writes its own shard of them (the backend pid mod 8) and readers add the shards up.
+ * Metric 3 (the longest run time) keeps the maximum.
+ */
+export const STATS_ADD = `
+INSERT INTO {S}.stats_minute (minute, metric, bucket, shard, n)
+SELECT {NOW} / 60000, r.metric, r.bucket, pg_backend_pid() % 8, r.n
+FROM jsonb_to_recordset(:increments::jsonb) AS r(metric smallint, bucket integer, n bigint)
+ORDER BY r.metric, r.bucket
+ON CONFLICT (minute, metric, bucket, shard) DO UPDATE SET
+  n = CASE WHEN excluded.metric = 3 THEN greatest({S}.stats_minute.n, excluded.n)
+      ELSE {S}.stats_minute.n + excluded.n END`;
+
+/**
+ * Saves the output of attempts, one jsonb entry per attempt with both streams (bytes as base64).
+ * A running attempt's save (`fenced`) checks its ownership in the statement, holding the job's
+ * row FOR SHARE until commit; an outcome's output (`fenced` false) is saved by the transaction
+ * that just applied the fenced outcome, and skips a stream that stayed empty (readers treat a
+ * missing row as empty, as in SQLite).
+ */
+export const OUTPUT_SAVE = `
+WITH r AS (SELECT * FROM jsonb_to_recordset(:outputs::jsonb) AS r(job_id text, attempt integer,
+    worker_id text, fenced boolean, out_head text, out_tail text, out_total bigint,
+    err_head text, err_tail text, err_total bigint)),
+owned AS MATERIALIZED (
+  SELECT j.seq, r.* FROM {S}.jobs j JOIN r ON j.id = r.job_id
+  WHERE NOT r.fenced OR (${OWNS_REF})
+  ORDER BY j.id FOR SHARE OF j
+),
+saved AS (
+  INSERT INTO {S}.outputs (job_seq, attempt, stream, head, tail, total)
+  SELECT owned.seq, owned.attempt, s.stream, decode(s.head, 'base64'), decode(s.tail, 'base64'),
+    s.total
+  FROM owned CROSS JOIN LATERAL (VALUES
+    (1, owned.out_head, owned.out_tail, owned.out_total),
+    (2, owned.err_head, owned.err_tail, owned.err_total)) AS s(stream, head, tail, total)
+  WHERE owned.fenced OR s.total > 0
+  ORDER BY owned.seq, owned.attempt, s.stream
+  ON CONFLICT (job_seq, attempt, stream) DO UPDATE SET
+    head = excluded.head, tail = excluded.tail, total = excluded.total
+)
+SELECT job_id, attempt, worker_id FROM owned`;
+
+/** Records the job's process of attempts whose ownership the statement checked (FOR SHARE). */
+export const ATTEMPT_SET_PROCESS = `
+WITH r AS (SELECT * FROM jsonb_to_recordset(:refs::jsonb) AS r(job_id text, attempt integer,
+    worker_id text, pid integer, pid_start bigint)),
+owned AS MATERIALIZED (
+  SELECT j.seq, j.id, r.attempt, r.worker_id, r.pid, r.pid_start FROM {S}.jobs j
+  JOIN r ON ${OWNS_REF}
+  ORDER BY j.id FOR SHARE OF j
+),
+recorded AS (
+  UPDATE {S}.attempts a SET pid = owned.pid, pid_start = owned.pid_start FROM owned
+  WHERE a.job_seq = owned.seq AND a.attempt = owned.attempt
+)
+SELECT id AS job_id, attempt, worker_id FROM owned`;
+
+export const ATTEMPT_LIST = `
+SELECT a.*, j.id AS job_id FROM {S}.attempts a JOIN {S}.jobs j ON j.seq = a.job_seq
+WHERE j.id = :id ORDER BY a.attempt`;
+
+export const OUTPUT_GET = `
+SELECT o.stream, o.head, o.tail, o.total FROM {S}.outputs o JOIN {S}.jobs j ON j.seq = o.job_seq
+WHERE j.id = :id AND o.attempt = :attempt::integer`;
+
+export const JOB_LIST_PROCESSING = `
+SELECT j.*,
+  w.id AS w_id, w.pid AS w_pid, w.host AS w_host, w.host_id AS w_host_id,
+  w.pid_start AS w_pid_start, w.state AS w_state, w.started_at AS w_started_at,
+  w.heartbeat_at AS w_heartbeat_at, w.jobs_done AS w_jobs_done, w.jobs_failed AS w_jobs_failed,
+  w.supervisor_pid AS w_supervisor_pid, w.busy_ms AS w_busy_ms,
+  (SELECT string_agg(o.id, ',' ORDER BY o.updated_at, o.seq) FROM {S}.jobs o
+    WHERE o.state = 'processing' AND o.worker_id = w.id) AS w_running,
+  a.pid AS a_pid, a.pid_start AS a_pid_start, a.host AS a_host, j.armed AS a_armed,
+  (j.lease_expires_at <= {NOW}) AS lease_expired, {NOW} AS now
+FROM {S}.jobs j
+LEFT JOIN {S}.workers w ON w.id = j.worker_id
+LEFT JOIN {S}.attempts a ON a.job_seq = j.seq AND a.attempt = j.attempts
+WHERE j.state = 'processing'
+ORDER BY j.seq`;
+
+/**
+ * Retention: deletes up to :limit finished jobs of one state (attempts and output go with them:
+ * foreign keys, ON DELETE CASCADE). Rows another transaction holds (a DLQ retry) are skipped.
+ */
+/**
+ * Deletes up to :limit jobs of :state finished before the cutoff, the first enqueued first; with
+ * :scan > 0 only among the :scan oldest jobs of the state (housekeeping's bounded batches, as in
+ * the SQLite store).
+ */
+export const JOB_PRUNE = `
+WITH victims AS MATERIALIZED (
+  SELECT seq FROM {S}.jobs WHERE seq IN (
+    SELECT seq FROM {S}.jobs WHERE state = :state ORDER BY seq
+    LIMIT CASE WHEN :scan::integer > 0 THEN :scan::integer END
+  ) AND finished_at < {NOW} - :older_than_ms
+  ORDER BY seq LIMIT :limit::integer
+  FOR UPDATE SKIP LOCKED
+)
+DELETE FROM {S}.jobs j USING victims v WHERE j.seq = v.seq
+RETURNING j.id, j.seq`;
+
+export const JOB_PRUNE_COUNT = `
+SELECT count(*) AS n FROM {S}.jobs WHERE state = :state AND finished_at < {NOW} - :older_than_ms`;
+
+// ---------------------------------------------------------------------------------------------
+// Figures
+// ---------------------------------------------------------------------------------------------
+
+/** :from is a minute; shards add up (metric 3 keeps its maximum). */
+export const STATS_WINDOW = `
+SELECT metric, bucket, (CASE WHEN metric = 3 THEN max(n) ELSE sum(n) END)::bigint AS n
+FROM {S}.stats_minute WHERE minute >= :from::bigint GROUP BY metric, bucket`;
+
+export const STATS_PER_MINUTE = `
+SELECT minute, bucket, sum(n)::bigint AS n FROM {S}.stats_minute
+WHERE minute >= :from::bigint AND metric = 0 GROUP BY minute, bucket`;
+
+export const STATS_PRUNE = `DELETE FROM {S}.stats_minute WHERE minute < :before::bigint`;
+
+/**
+ * Folds the figures of whole hours before :before (a minute number), every shard, into the
+ * hour's first minute in shard 0, in one statement: a row deleted here is added here, once, even
+ * with two workers compacting at the same time.
+ */
+export const STATS_COMPACT = `
+WITH moved AS (
+  DELETE FROM {S}.stats_minute
+  WHERE minute < :before::bigint AND (minute % 60 <> 0 OR shard <> 0)
+  RETURNING minute, metric, bucket, n
+),
+folded AS (
+  SELECT (minute / 60) * 60 AS hour, metric, bucket,
+    CASE WHEN metric = 3 THEN max(n) ELSE sum(n) END AS n
+  FROM moved GROUP BY 1, 2, 3
+)
+INSERT INTO {S}.stats_minute (minute, metric, bucket, shard, n)
+SELECT hour, metric, bucket, 0, n FROM folded
+ORDER BY hour, metric, bucket
+ON CONFLICT (minute, metric, bucket, shard) DO UPDATE SET
+  n = CASE WHEN excluded.metric = 3 THEN greatest({S}.stats_minute.n, excluded.n)
+      ELSE {S}.stats_minute.n + excluded.n END`;
+
+/**
+ * Commands that failed most in the window, among its most recent failures (bounded, as in
+ * SQLite). SQLite takes the latest error from the bare columns next to max(); PostgreSQL has no
+ * such rule, so a lateral join picks the latest failure of each command.
+ */
+export const TOP_FAILING = `
+WITH recent AS MATERIALIZED (
+  SELECT r.finished_at, r.error, r.exit_code, j.command FROM (
+    SELECT job_seq, attempt, finished_at, error, exit_code FROM {S}.attempts
+    WHERE outcome <> 'completed' AND outcome <> 'interrupted' AND finished_at >= :since::bigint
+    ORDER BY finished_at DESC LIMIT :scan::integer
+  ) r JOIN {S}.jobs j ON j.seq = r.job_seq
+),
+grouped AS (
+  SELECT command, count(*) AS failures, max(finished_at) AS last_at FROM recent GROUP BY command
+)
+SELECT g.command, g.failures, l.error AS last_error, l.exit_code AS last_exit_code
+FROM grouped g
+CROSS JOIN LATERAL (SELECT error, exit_code FROM recent WHERE recent.command = g.command
+  ORDER BY finished_at DESC LIMIT 1) l
+ORDER BY g.failures DESC, g.last_at DESC LIMIT :limit::integer`;
+
+// ---------------------------------------------------------------------------------------------
+// Workers
+// ---------------------------------------------------------------------------------------------
+
+export const WORKER_INSERT = `
+INSERT INTO {S}.workers (id, pid, host, host_id, pid_start, state, started_at, heartbeat_at,
+  jobs_done, jobs_failed, busy_ms, supervisor_pid)
+VALUES (:id, :pid, :host, :host_id, :pid_start, 'running', {NOW}, {NOW}, 0, 0, 0, :supervisor_pid)
+ON CONFLICT (id) DO UPDATE SET pid = excluded.pid, host = excluded.host,
+  host_id = excluded.host_id, pid_start = excluded.pid_start, state = 'running',
+  started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, jobs_done = 0,
+  jobs_failed = 0, busy_ms = 0, supervisor_pid = excluded.supervisor_pid`;
+
+/**
+ * The worker's heartbeat and lease renewals in one statement: its own row, then the leases it
+ * still holds (locked in job id order); the ones not returned are lost.
+ */
+export const WORKER_HEARTBEAT = `
+WITH beat AS (
+  UPDATE {S}.workers SET heartbeat_at = {NOW}, jobs_done = :jobs_done, jobs_failed = :jobs_failed,
+    busy_ms = :busy_ms
+  WHERE id = :id
+),
+r AS (SELECT * FROM jsonb_to_recordset(:leases::jsonb) AS r(job_id text, attempt integer,
+    worker_id text, lease_ms bigint)),
+owned AS MATERIALIZED (
+  SELECT j.seq, r.lease_ms FROM {S}.jobs j JOIN r ON ${OWNS_REF}
+  ORDER BY j.id FOR UPDATE OF j
+),
+renewed AS (
+  UPDATE {S}.jobs j SET lease_expires_at = {NOW} + owned.lease_ms FROM owned
+  WHERE j.seq = owned.seq
+  RETURNING j.id, j.attempts, j.worker_id
+)
+SELECT id AS job_id, attempts AS attempt, worker_id FROM renewed`;
+
+export const WORKER_SET_STATE = `
+UPDATE {S}.workers SET state = :state, heartbeat_at = {NOW} WHERE id = :id`;
+
+export const WORKER_DELETE = `
+DELETE FROM {S}.workers WHERE id IN (SELECT jsonb_array_elements_text(:ids::jsonb))`;
+
+/** Every worker, with the jobs it holds (through jobs_processing). */
+export const WORKER_LIST = `
+SELECT w.*, (SELECT string_agg(j.id, ',' ORDER BY j.updated_at, j.seq) FROM {S}.jobs j
+    WHERE j.state = 'processing' AND j.worker_id = w.id) AS running,
+  {NOW} AS now
+FROM {S}.workers w ORDER BY started_at, id`;
+
+/** A write that changes nothing: fails when the session may not write (read-only, privileges). */
+export const WRITE_PROBE = `DELETE FROM {S}.workers WHERE id = ''`;
+
+// ---------------------------------------------------------------------------------------------
+// Settings, clock, notifications
+// ---------------------------------------------------------------------------------------------
+
+export const CONFIG_ALL = `SELECT key, value FROM {S}.config`;
+export const CONFIG_SET = `
+INSERT INTO {S}.config (key, value) VALUES (:key, :value)
+ON CONFLICT (key) DO UPDATE SET value = excluded.value`;
+export const CONFIG_UNSET = `DELETE FROM {S}.config WHERE key = :key RETURNING key`;
+
+export const STORE_NOW = `SELECT {NOW} AS now`;
+
+/** Tells listeners of the queue's channel that something changed ('work' or 'change'). */
+export const NOTIFY = `SELECT pg_notify(:channel, :payload)`;
+
+/**
+ * Changes whenever any transaction of the server ends (xmax moves, or an xid leaves the
+ * in-progress list): the safety poll compares it with its last reading, so a change that sent
+ * no notification (or whose notification was lost) still wakes waiters. Cheap, no table read.
+ */
+export const SNAPSHOT = `SELECT pg_current_snapshot()::text AS snapshot`;
+
+export const PING = `SELECT 1 AS ok`;

@@ -1,0 +1,889 @@
+/**
+ * The networked store: one PostgreSQL schema through postgres.js, opened by `openPostgresStore`
+ * (open.ts), for workers on one host or many.
+ *
+ * Every write is one short transaction (READ COMMITTED); where it reads and then writes, the
+ * statement itself locks what it depends on (queries.ts says how, per statement), so concurrent
+ * writers on any number of hosts cannot slip in between. No transaction stays open after a
+ * method returns, so none is open while a job runs.
+ *
+ * Time is the database's (`now()`), so that hosts with skewed clocks agree on every lease and due
+ * time; a store opened with a test clock stamps that instead (queries.ts, `{NOW}`).
+ *
+ * Every call has a client-side deadline on top of the server's `statement_timeout`: a half-open
+ * TCP connection (a cable pulled, a stalled proxy) can leave a query pending for ever
+ * (porsager/postgres#1089). When a deadline passes, the call fails as unreachable and the pool
+ * is replaced, so that no later call queues behind the stuck one.
+ *
+ * @module
+ */
+
+import type { Clock } from "../../clock.ts";
+import { ConflictError, NotFoundError } from "../../errors.ts";
+import type { Committed, FaultHook } from "../../fault.ts";
+import type { Attempt, Job } from "../../job/job.ts";
+import { JOB_STATES } from "../../job/state.ts";
+import type { FinishedAttemptFacts, StatIncrement, StatsFigures } from "../../metrics.ts";
+import { statIncrements } from "../../metrics.ts";
+import type {
+  AttemptOutputParams,
+  AttemptProcessParams,
+  AttemptRef,
+  JobClaimParams,
+  JobCounts,
+  JobDlqRetryParams,
+  JobFinishAndClaimParams,
+  JobFinishAndClaimResult,
+  JobFinishParams,
+  JobInsertParams,
+  JobInsertResult,
+  JobListParams,
+  JobListResult,
+  JobPruneParams,
+  JobTakeOverParams,
+  NewWorker,
+  OutputCapture,
+  ProcessingJob,
+  ScheduledCount,
+  StatsCompactParams,
+  StatsParams,
+  Store,
+  StoreCapabilities,
+  WaitForChangeParams,
+  WorkerHeartbeatParams,
+  WorkerHeartbeatResult,
+  WorkerRecord,
+  WorkerState,
+} from "../store.ts";
+import type { PgPool, PgQueryRunner, PgTarget, SessionLimits } from "./connect.ts";
+import { createPool } from "./connect.ts";
+import { mapPgError, unreachable } from "./errors.ts";
+import type { ChangeKind } from "./listen.ts";
+import { ChangeWatcher, channelName, Notifier, withDeadline } from "./listen.ts";
+import * as q from "./queries.ts";
+import type { Statement } from "./queries.ts";
+import type { Row } from "./rows.ts";
+import {
+  bool,
+  captureJson,
+  num,
+  numOrNull,
+  str,
+  strOrNull,
+  toAttempt,
+  toCapture,
+  toJob,
+  toWorker,
+} from "./rows.ts";
+
+/** How the opener hands over a ready pool. */
+export interface PostgresStoreOptions {
+  target: PgTarget;
+  limits: SessionLimits;
+  pool: PgPool;
+  /** application_name of the store's sessions (for pg_stat_activity), also of a new pool. */
+  name: string;
+  queueId: string;
+  /** Tests only: stamp and compare times with this clock instead of the database's. */
+  testClock?: Clock | undefined;
+  fault?: FaultHook | undefined;
+  /** Tests only: safety poll intervals and the listener's health check. */
+  safetyPollMs?: { listening: number; polling: number };
+  healthCheckMs?: number;
+  /** Tests only: notifications are heard but ignored (as if every one were lost). */
+  ignoreNotifications?: boolean;
+}
+
+/** How many of the window's most recent failures `metrics` groups into top failing commands. */
+const TOP_FAILING_SCAN = 1000;
+/** Delta rows past which a read of the counts folds them (as `maintain()` does). */
+const FOLD_AFTER_DELTAS = 1000;
+
+type Values = Record<string, unknown>;
+type Query = (template: string, values?: Values) => Promise<Row[]>;
+
+export class PostgresStore implements Store {
+  readonly location: string;
+  readonly capabilities: StoreCapabilities;
+  readonly queueId: string;
+  readonly #o: PostgresStoreOptions;
+  readonly #channel: string;
+  readonly #statements = new Map<string, Statement>();
+  readonly #fault: FaultHook;
+  readonly #watcher: ChangeWatcher;
+  readonly #notifier: Notifier;
+  #pool: PgPool | null;
+  /** Pools replaced after a deadline passed, still closing. */
+  #closing = new Set<Promise<void>>();
+  #closed = false;
+
+  /** Use `openPostgresStore` (open.ts), which connects, checks and migrates first. */
+  constructor(options: PostgresStoreOptions) {
+    this.#o = options;
+    this.location = options.target.display;
+    this.queueId = options.queueId;
+    this.#pool = options.pool;
+    this.#fault = options.fault ?? (() => {});
+    this.#channel = channelName(options.target.schema);
+    this.capabilities = {
+      changeNotification: options.target.listen,
+      multiHost: true,
+      pidRecovery: true,
+    };
+    this.#watcher = new ChangeWatcher({
+      target: options.target,
+      limits: options.limits,
+      channel: this.#channel,
+      listen: options.target.listen,
+      snapshot: async () => str((await this.#read((run) => run(q.SNAPSHOT)))[0]!, "snapshot"),
+      ...(options.safetyPollMs ? { safetyPollMs: options.safetyPollMs } : {}),
+      ...(options.healthCheckMs ? { healthCheckMs: options.healthCheckMs } : {}),
+      ...(options.ignoreNotifications ? { ignoreNotifications: true } : {}),
+    });
+    this.#notifier = new Notifier({
+      send: (kind) =>
+        this.#read((run) => run(q.NOTIFY, { channel: this.#channel, payload: kind }))
+          .then(() => {}),
+    });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Calls, transactions, deadlines
+  // -------------------------------------------------------------------------------------------
+
+  #compiled(template: string): Statement {
+    let statement = this.#statements.get(template);
+    if (statement === undefined) {
+      statement = q.compile(template, this.#o.target.schema);
+      this.#statements.set(template, statement);
+    }
+    return statement;
+  }
+
+  #runner(runner: PgQueryRunner, now: number | null): Query {
+    return (template, values = {}) => {
+      const statement = this.#compiled(template);
+      const params = statement.names.map((name) => {
+        if (name === "now") return now;
+        if (!(name in values)) throw new TypeError(`query parameter :${name} is missing`);
+        const value = values[name];
+        return value === undefined ? null : value;
+      });
+      return runner.unsafe(statement.text, params, { prepare: true });
+    };
+  }
+
+  #currentPool(): PgPool {
+    if (this.#closed) {
+      throw unreachable(this.location, "the store is closed");
+    }
+    this.#pool ??= createPool(this.#o.target, { limits: this.#o.limits, name: this.#o.name });
+    return this.#pool;
+  }
+
+  /**
+   * Runs `fn` against the pool under the client-side deadline, mapping errors. A call that
+   * passes its deadline replaces the pool: its connections may be half-open.
+   */
+  #call<T>(fn: (pool: PgPool) => Promise<T>): Promise<T> {
+    let pool: PgPool;
+    let call: Promise<T>;
+    try {
+      pool = this.#currentPool();
+      call = fn(pool);
+    } catch (error) {
+      // Never a synchronous throw: callers use .catch() (see the contract).
+      return Promise.reject(mapPgError(error, this.location));
+    }
+    const ms = this.#o.limits.deadlineMs;
+    return withDeadline(call, ms, () => {
+      this.#replacePool(pool);
+      return unreachable(this.location, `no answer within ${ms / 1000} s`);
+    }).catch((error: unknown) => {
+      throw mapPgError(error, this.location);
+    });
+  }
+
+  #replacePool(pool: PgPool): void {
+    if (this.#pool !== pool) return;
+    this.#pool = null;
+    const closing = pool.end({ timeout: 0 }).catch(() => {});
+    this.#closing.add(closing);
+    closing.finally(() => this.#closing.delete(closing));
+  }
+
+  #now(): number | null {
+    return this.#o.testClock ? this.#o.testClock.now() : null;
+  }
+
+  /** A read: statements in autocommit, on the pool. */
+  #read<T>(fn: (run: Query) => Promise<T>): Promise<T> {
+    const now = this.#now();
+    return this.#call((pool) => fn(this.#runner(pool, now)));
+  }
+
+  /** A write: `fn` in one transaction; the fault points of `faultPrefix` around its commit. */
+  async #write<T>(fn: (run: Query) => Promise<T>, faultPrefix?: Committed): Promise<T> {
+    // One reading of a test clock per transaction, as the database's now() is one per transaction.
+    const now = this.#now();
+    const result = await this.#call((pool) =>
+      pool.begin(async (tx) => {
+        const value = await fn(this.#runner(tx, now));
+        if (faultPrefix) this.#fault(`${faultPrefix}:before-commit`);
+        return value;
+      })
+    );
+    if (faultPrefix) this.#fault(`${faultPrefix}:after-commit`);
+    return result;
+  }
+
+  /**
+   * A write that is one statement: in autocommit (two round trips fewer than BEGIN … COMMIT),
+   * unless a fault hook wants its points around the commit.
+   */
+  #writeOne<T>(fn: (run: Query) => Promise<T>, faultPrefix?: Committed): Promise<T> {
+    if (this.#o.fault === undefined) return this.#read(fn);
+    return this.#write(fn, faultPrefix);
+  }
+
+  #notifyInTransaction(run: Query): Promise<Row[]> {
+    this.#notifier.sentInTransaction();
+    return run(q.NOTIFY, { channel: this.#channel, payload: "work" });
+  }
+
+  #announce(kind: ChangeKind): void {
+    if (!this.#closed) this.#notifier.changed(kind);
+  }
+
+  now(): Promise<number> {
+    return this.#read(async (run) => num((await run(q.STORE_NOW))[0]!, "now"));
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Jobs
+  // -------------------------------------------------------------------------------------------
+
+  jobInsertMany(params: JobInsertParams): Promise<JobInsertResult> {
+    if (params.jobs.length === 0) return Promise.resolve({ jobs: [], inserted: 0 });
+    return this.#write(async (run) => {
+      const input = params.jobs.map((job, ord) => ({
+        ord,
+        id: job.id ?? null,
+        command: job.command,
+        priority: job.priority,
+        max_retries: job.maxRetries,
+        timeout_ms: job.timeoutMs,
+        cwd: job.cwd,
+        env: job.env,
+        run_at: job.runAt,
+        delay_ms: job.delayMs,
+      }));
+      const insert = (rows: typeof input) =>
+        run(q.JOB_INSERT, { jobs: rows, default_max_retries: params.defaultMaxRetries });
+      const jobs: Job[] = new Array(params.jobs.length);
+      let inserted = 0;
+      for (const row of await insert(input)) {
+        const ord = num(row, "input_ord");
+        if (row.seq !== null && row.seq !== undefined) {
+          jobs[ord] = toJob(row);
+          inserted++;
+          continue;
+        }
+        const id = strOrNull(row, "input_id");
+        if (id === null) {
+          // A user chose this number as an id: a generated id skips it (with a new number).
+          for (;;) {
+            const [again] = await insert([input[ord]!]);
+            if (again!.seq !== null && again!.seq !== undefined) {
+              jobs[ord] = toJob(again!);
+              inserted++;
+              break;
+            }
+          }
+          continue;
+        }
+        if (params.ifExists === "keep") {
+          const [existing] = await run(q.JOB_GET, { id });
+          if (existing) {
+            jobs[ord] = toJob(existing);
+            continue;
+          }
+        }
+        throw new ConflictError(`Job "${id}" already exists`, { subject: id, reason: "id_exists" });
+      }
+      if (inserted > 0) await this.#notifyInTransaction(run);
+      return { jobs, inserted };
+    }, "enqueue");
+  }
+
+  jobGet(params: { id: string }): Promise<Job | undefined> {
+    return this.#read(async (run) => {
+      const [row] = await run(q.JOB_GET, { id: params.id });
+      return row ? toJob(row) : undefined;
+    });
+  }
+
+  jobList(params: JobListParams): Promise<JobListResult> {
+    const states = params.states === undefined ? undefined : [...new Set(params.states)];
+    if (states?.length === 0) return Promise.resolve({ jobs: [], total: 0, older: false });
+    return this.#read(async (run) => {
+      // One row more than the page says whether older ones exist.
+      const page = { before: params.beforeSeq ?? Number.MAX_SAFE_INTEGER, limit: params.limit + 1 };
+      const [rows, counts] = await Promise.all([
+        states === undefined
+          ? run(q.JOB_LIST, page)
+          : run(q.JOB_LIST_BY_STATES[states.length - 1]!, {
+            ...page,
+            ...Object.fromEntries(states.map((state, i) => [`s${i}`, state])),
+          }),
+        this.#counts(run),
+      ]);
+      return {
+        jobs: rows.slice(0, params.limit).reverse().map(toJob),
+        total: states === undefined
+          ? counts.total
+          : states.reduce((sum, state) => sum + counts[state], 0),
+        older: rows.length > params.limit,
+      };
+    });
+  }
+
+  async #counts(run: Query): Promise<JobCounts> {
+    const byState = new Map<string, number>();
+    let deltas = 0;
+    for (const row of await run(q.JOB_COUNTS)) {
+      byState.set(str(row, "state"), num(row, "n"));
+      deltas += num(row, "deltas");
+    }
+    // Many deltas (no worker has folded them lately): fold now, in the background, best effort.
+    if (deltas > FOLD_AFTER_DELTAS) void this.#foldCounts().catch(() => {});
+    const counts = {} as JobCounts;
+    let total = 0;
+    for (const state of JOB_STATES) total += counts[state] = byState.get(state) ?? 0;
+    counts.total = total;
+    return counts;
+  }
+
+  #foldCounts(): Promise<void> {
+    return this.#write(async (run) => {
+      const [lock] = await run(q.JOB_COUNTS_FOLD_LOCK, { schema: this.#o.target.schema });
+      if (bool(lock!, "locked")) await run(q.JOB_COUNTS_FOLD);
+    });
+  }
+
+  jobCountByState(): Promise<JobCounts> {
+    return this.#read((run) => this.#counts(run));
+  }
+
+  jobCountScheduled(): Promise<ScheduledCount> {
+    return this.#read(async (run) => {
+      const [row] = await run(q.JOB_COUNT_SCHEDULED);
+      const scheduled = num(row!, "scheduled");
+      return { scheduled, nextAt: scheduled === 0 ? null : numOrNull(row!, "next_at") };
+    });
+  }
+
+  jobDlqRetry(params: JobDlqRetryParams): Promise<Job[]> {
+    return this.#write(async (run) => {
+      let jobs: Job[];
+      if (params.ids === "all") {
+        jobs = (await run(q.JOB_DLQ_RETRY_ALL)).map(toJob);
+      } else {
+        jobs = [];
+        for (const id of params.ids) {
+          const [row] = await run(q.JOB_DLQ_RETRY, { id });
+          if (row) {
+            jobs.push(toJob(row));
+            continue;
+          }
+          const [current] = await run(q.JOB_GET, { id });
+          if (!current) {
+            throw new NotFoundError(`Job "${id}" not found`, {
+              subject: id,
+              reason: "job_not_found",
+            });
+          }
+          throw new ConflictError(
+            `Job "${id}" is not in the dead letter queue: it is ${str(current, "state")}`,
+            { subject: id, reason: "not_dead" },
+          );
+        }
+      }
+      if (jobs.length > 0) await this.#notifyInTransaction(run);
+      return jobs;
+    }, "dlq-retry");
+  }
+
+  attemptList(params: { jobId: string }): Promise<Attempt[]> {
+    return this.#read(async (run) =>
+      (await run(q.ATTEMPT_LIST, { id: params.jobId })).map(toAttempt)
+    );
+  }
+
+  attemptOutput(
+    params: { jobId: string; attempt: number },
+  ): Promise<{ stdout: OutputCapture; stderr: OutputCapture } | undefined> {
+    return this.#read(async (run) => {
+      const rows = await run(q.OUTPUT_GET, { id: params.jobId, attempt: params.attempt });
+      if (rows.length === 0) return undefined;
+      return {
+        stdout: toCapture(rows.find((r) => num(r, "stream") === 1)),
+        stderr: toCapture(rows.find((r) => num(r, "stream") === 2)),
+      };
+    });
+  }
+
+  jobClaim(params: JobClaimParams): Promise<Job[]> {
+    if (params.limit <= 0) return Promise.resolve([]);
+    return this.#writeOne((run) => this.#claim(run, params), "claim");
+  }
+
+  async #claim(run: Query, params: JobClaimParams): Promise<Job[]> {
+    if (params.limit <= 0) return [];
+    const rows = await run(q.JOB_CLAIM, {
+      worker_id: params.workerId,
+      host: params.host,
+      lease_ms: params.leaseMs,
+      limit: params.limit,
+    });
+    return rows.map(toJob);
+  }
+
+  attemptArm(params: readonly AttemptRef[]): Promise<boolean[]> {
+    if (params.length === 0) return Promise.resolve([]);
+    return this.#writeOne(async (run) => {
+      const rows = await run(q.ATTEMPT_ARM, { refs: refsJson(params) });
+      const armed = new Set(rows.map((row) => `${str(row, "job_id")}\0${num(row, "attempt")}`));
+      return params.map((ref) => armed.has(`${ref.jobId}\0${ref.attempt}`));
+    }, "arm");
+  }
+
+  async jobUnclaim(params: AttemptRef): Promise<boolean> {
+    const undone = await this.#writeOne(async (run) =>
+      (await run(q.JOB_UNCLAIM, {
+        id: params.jobId,
+        worker_id: params.workerId,
+        attempt: params.attempt,
+      })).length === 1
+    );
+    if (undone) this.#announce("work");
+    return undone;
+  }
+
+  jobNextDue(): Promise<{ dueNow: boolean; nextDueInMs: number | null }> {
+    return this.#read(async (run) => {
+      const [row] = await run(q.JOB_NEXT_DUE);
+      const nextAt = numOrNull(row!, "next_at");
+      const now = num(row!, "now");
+      return {
+        dueNow: nextAt !== null && nextAt <= now,
+        nextDueInMs: nextAt === null ? null : Math.max(0, nextAt - now),
+      };
+    });
+  }
+
+  attemptSetProcess(params: readonly AttemptProcessParams[]): Promise<boolean[]> {
+    if (params.length === 0) return Promise.resolve([]);
+    return this.#writeOne(async (run) => {
+      const rows = await run(q.ATTEMPT_SET_PROCESS, {
+        refs: params.map((p) => ({
+          job_id: p.jobId,
+          attempt: p.attempt,
+          worker_id: p.workerId,
+          pid: p.pid,
+          pid_start: p.pidStart,
+        })),
+      });
+      return matchRefs(params, rows);
+    });
+  }
+
+  jobTakeOver(params: JobTakeOverParams): Promise<boolean> {
+    return this.#writeOne(async (run) =>
+      (await run(q.JOB_TAKE_OVER, {
+        id: params.jobId,
+        worker_id: params.workerId,
+        attempt: params.attempt,
+        new_worker_id: params.newWorkerId,
+        lease_ms: params.leaseMs,
+        require_expired: params.requireLeaseExpired,
+      })).length === 1
+    );
+  }
+
+  async attemptSaveOutput(params: readonly AttemptOutputParams[]): Promise<boolean[]> {
+    if (params.length === 0) return [];
+    const applied = await this.#writeOne(async (run) => {
+      const rows = await run(q.OUTPUT_SAVE, {
+        outputs: params.map((p) => outputJson(p, p.stdout, p.stderr, true)),
+      });
+      return matchRefs(params, rows);
+    });
+    if (applied.some(Boolean)) this.#announce("change");
+    return applied;
+  }
+
+  async jobFinish(params: JobFinishParams): Promise<boolean> {
+    const [applied] = (await this.#finishAll([params], undefined, params.decision.transition))
+      .applied;
+    return applied!;
+  }
+
+  jobFinishAndClaim(params: JobFinishAndClaimParams): Promise<JobFinishAndClaimResult> {
+    // One fault prefix per transaction: the first outcome's (the suite kills at these points).
+    const prefix: Committed | undefined = params.finish[0]?.decision.transition ??
+      (params.claim ? "claim" : undefined);
+    return this.#finishAll(params.finish, params.claim, prefix);
+  }
+
+  /**
+   * Outcomes (each fenced; applied in job id order, so two transactions that finish the same
+   * jobs lock them in the same order), their figures and output, then the claim, in one
+   * transaction. Waiters hear of it after the commit.
+   */
+  async #finishAll(
+    finish: readonly JobFinishParams[],
+    claim: JobClaimParams | undefined,
+    prefix: Committed | undefined,
+  ): Promise<JobFinishAndClaimResult> {
+    const order = finish.map((_, i) => i).sort((a, b) =>
+      finish[a]!.jobId < finish[b]!.jobId ? -1 : finish[a]!.jobId > finish[b]!.jobId ? 1 : 0
+    );
+    const result = await this.#write(async (run) => {
+      const applied: boolean[] = new Array(finish.length).fill(false);
+      const facts: FinishedAttemptFacts[] = [];
+      const outputs: unknown[] = [];
+      for (const i of order) {
+        const f = finish[i]!;
+        const d = f.decision;
+        const [row] = await run(q.JOB_FINISH, {
+          id: f.jobId,
+          worker_id: f.workerId,
+          attempt: f.attempt,
+          state: d.state,
+          refund: d.refund ? 1 : 0,
+          run_in_ms: d.runInMs,
+          terminal: d.terminal,
+          error: d.error,
+          exit_code: d.exitCode,
+          outcome: d.outcome,
+          signal: d.signal,
+          require_expired: f.requireLeaseExpired === true,
+        });
+        if (!row) continue;
+        applied[i] = true;
+        const startedAt = numOrNull(row, "started_at");
+        if (startedAt !== null) {
+          const now = num(row, "now");
+          const dueAt = numOrNull(row, "due_at");
+          facts.push({
+            outcome: d.outcome,
+            earlierCharged: num(row, "earlier_charged"),
+            runMs: Math.max(0, now - startedAt),
+            waitMs: dueAt === null ? null : startedAt - dueAt,
+          });
+        }
+        if (f.output) outputs.push(outputJson(f, f.output.stdout, f.output.stderr, false));
+      }
+      const increments = sumIncrements(facts.flatMap(statIncrements));
+      if (increments.length > 0) await run(q.STATS_ADD, { increments });
+      if (outputs.length > 0) await run(q.OUTPUT_SAVE, { outputs });
+      const claimed = claim ? await this.#claim(run, claim) : [];
+      return { applied, claimed };
+    }, prefix);
+    const changed = finish.filter((_, i) => result.applied[i]);
+    if (changed.length > 0) {
+      // A job back in the queue (pending, or failed with its retry scheduled) is work for others.
+      const work = changed.some((f) =>
+        f.decision.state === "pending" || f.decision.state === "failed"
+      );
+      this.#announce(work ? "work" : "change");
+    }
+    return result;
+  }
+
+  jobListProcessing(): Promise<ProcessingJob[]> {
+    return this.#read(async (run) => {
+      const rows = await run(q.JOB_LIST_PROCESSING);
+      return rows.map((row) => {
+        const now = num(row, "now");
+        const job = toJob(row);
+        return {
+          job,
+          owner: row.w_id === null ? null : toWorker(row, now, "w_"),
+          leaseExpired: bool(row, "lease_expired"),
+          armed: bool(row, "a_armed"),
+          pid: numOrNull(row, "a_pid"),
+          pidStart: numOrNull(row, "a_pid_start"),
+          host: strOrNull(row, "a_host"),
+        };
+      });
+    });
+  }
+
+  async #nowIn(run: Query): Promise<number> {
+    return num((await run(q.STORE_NOW))[0]!, "now");
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Figures and retention
+  // -------------------------------------------------------------------------------------------
+
+  statsFigures(params: StatsParams): Promise<StatsFigures> {
+    return this.#read(async (run) => {
+      const now = await this.#nowIn(run);
+      const since = now - params.windowMs;
+      const [window, lastHour, topFailing, oldest] = await Promise.all([
+        run(q.STATS_WINDOW, { from: Math.floor(since / 60_000) }),
+        run(q.STATS_PER_MINUTE, { from: Math.floor(now / 60_000) - 60 }),
+        run(q.TOP_FAILING, { since, scan: TOP_FAILING_SCAN, limit: params.topFailing }),
+        run(q.JOB_OLDEST_DUE),
+      ]);
+      return {
+        now,
+        since,
+        window: window.map((row) => ({
+          metric: num(row, "metric"),
+          bucket: num(row, "bucket"),
+          n: num(row, "n"),
+        })),
+        lastHour: lastHour.map((row) => ({
+          minute: num(row, "minute"),
+          bucket: num(row, "bucket"),
+          n: num(row, "n"),
+        })),
+        topFailing: topFailing.map((row) => ({
+          command: str(row, "command"),
+          failures: num(row, "failures"),
+          lastError: strOrNull(row, "last_error"),
+          lastExitCode: numOrNull(row, "last_exit_code"),
+        })),
+        oldestDue: oldest[0]
+          ? { job: str(oldest[0], "id"), dueAt: num(oldest[0], "run_at") }
+          : null,
+      };
+    });
+  }
+
+  jobPrune(params: JobPruneParams & { limit: number; scanLimit?: number }): Promise<string[]> {
+    return this.#write(async (run) => {
+      const ids: string[] = [];
+      for (const state of params.states) {
+        if (ids.length >= params.limit) break;
+        const rows = await run(q.JOB_PRUNE, {
+          state,
+          older_than_ms: params.olderThanMs,
+          limit: params.limit - ids.length,
+          scan: params.scanLimit ?? 0,
+        });
+        // RETURNING has no order: the first enqueued first, as they were chosen.
+        rows.sort((a, b) => num(a, "seq") - num(b, "seq"));
+        for (const row of rows) ids.push(str(row, "id"));
+      }
+      return ids;
+    });
+  }
+
+  jobPruneCount(params: JobPruneParams): Promise<number> {
+    return this.#read(async (run) => {
+      let sum = 0;
+      for (const state of params.states) {
+        sum += num(
+          (await run(q.JOB_PRUNE_COUNT, { state, older_than_ms: params.olderThanMs }))[0]!,
+          "n",
+        );
+      }
+      return sum;
+    });
+  }
+
+  statsCompact(params: StatsCompactParams): Promise<void> {
+    return this.#write(async (run) => {
+      const now = await this.#nowIn(run);
+      await run(q.STATS_PRUNE, { before: Math.floor((now - params.retainMs) / 60_000) });
+      // Whole hours only: the first minute of each hour holds the hour's figures.
+      await run(q.STATS_COMPACT, {
+        before: Math.floor((now - params.minutesKeptMs) / 3_600_000) * 60,
+      });
+    });
+  }
+
+  /** Folds the count deltas into the counts (VACUUM is autovacuum's: see docs/design.md). */
+  maintain(): Promise<void> {
+    return this.#foldCounts();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Workers
+  // -------------------------------------------------------------------------------------------
+
+  workerRegister(params: { worker: NewWorker }): Promise<void> {
+    const w = params.worker;
+    return this.#writeOne(async (run) => {
+      await run(q.WORKER_INSERT, {
+        id: w.id,
+        pid: w.pid,
+        host: w.host,
+        host_id: w.hostId,
+        pid_start: w.pidStart,
+        supervisor_pid: w.supervisorPid,
+      });
+    });
+  }
+
+  workerHeartbeat(params: WorkerHeartbeatParams): Promise<WorkerHeartbeatResult> {
+    return this.#writeOne(async (run) => {
+      const rows = await run(q.WORKER_HEARTBEAT, {
+        id: params.id,
+        jobs_done: params.totals.jobsDone,
+        jobs_failed: params.totals.jobsFailed,
+        busy_ms: params.totals.busyMs,
+        leases: params.leases.map((l) => ({
+          job_id: l.jobId,
+          attempt: l.attempt,
+          worker_id: l.workerId,
+          lease_ms: l.leaseMs,
+        })),
+      });
+      const renewed = matchRefs(params.leases, rows);
+      const lost: AttemptRef[] = [];
+      params.leases.forEach((lease, i) => {
+        if (!renewed[i]) {
+          lost.push({ jobId: lease.jobId, attempt: lease.attempt, workerId: params.id });
+        }
+      });
+      return { lost };
+    });
+  }
+
+  workerSetState(params: { id: string; state: WorkerState }): Promise<void> {
+    return this.#writeOne(async (run) => {
+      await run(q.WORKER_SET_STATE, { id: params.id, state: params.state });
+    });
+  }
+
+  workerRemove(params: { ids: readonly string[] }): Promise<void> {
+    if (params.ids.length === 0) return Promise.resolve();
+    return this.#writeOne(async (run) => {
+      await run(q.WORKER_DELETE, { ids: [...params.ids] });
+    });
+  }
+
+  workerList(): Promise<WorkerRecord[]> {
+    return this.#read(async (run) => {
+      const rows = await run(q.WORKER_LIST);
+      if (rows.length === 0) return [];
+      const now = num(rows[0]!, "now");
+      return rows.map((row) => toWorker(row, now));
+    });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Settings, writability, waiting, closing
+  // -------------------------------------------------------------------------------------------
+
+  configGetAll(): Promise<Record<string, string>> {
+    return this.#read(async (run) => {
+      const out: Record<string, string> = {};
+      for (const row of await run(q.CONFIG_ALL)) out[str(row, "key")] = str(row, "value");
+      return out;
+    });
+  }
+
+  configSet(params: { key: string; value: string }): Promise<void> {
+    return this.#writeOne(async (run) => {
+      await run(q.CONFIG_SET, { key: params.key, value: params.value });
+    });
+  }
+
+  configUnset(params: { key: string }): Promise<boolean> {
+    return this.#writeOne(async (run) =>
+      (await run(q.CONFIG_UNSET, { key: params.key })).length === 1
+    );
+  }
+
+  checkWritable(): Promise<void> {
+    return this.#writeOne(async (run) => {
+      await run(q.WRITE_PROBE);
+    });
+  }
+
+  changeMark(): number {
+    return this.#watcher.mark();
+  }
+
+  waitForChange(params: WaitForChangeParams): Promise<boolean> {
+    return this.#watcher.wait(params.since, params.timeoutMs, {
+      signal: params.signal,
+      interest: params.interest,
+    });
+  }
+
+  /** There is no file to lose: abandoning is closing. */
+  abandon(): Promise<void> {
+    return this.close();
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    await this.#notifier.flush();
+    this.#closed = true;
+    await this.#watcher.close();
+    const pool = this.#pool;
+    this.#pool = null;
+    // Up to a few seconds for queries in flight to finish, then the sockets are cut.
+    await Promise.all([pool?.end({ timeout: 5 }).catch(() => {}), ...this.#closing]);
+  }
+}
+
+/** Refs as one jsonb parameter. */
+function refsJson(refs: readonly AttemptRef[]): unknown[] {
+  return refs.map((r) => ({ job_id: r.jobId, attempt: r.attempt, worker_id: r.workerId }));
+}
+
+/** Per ref, whether a row (job_id, attempt, worker_id) came back for it. */
+function matchRefs(refs: readonly AttemptRef[], rows: readonly Row[]): boolean[] {
+  const key = (jobId: string, attempt: number, workerId: string) =>
+    `${jobId}\0${attempt}\0${workerId}`;
+  const got = new Set(
+    rows.map((row) => key(str(row, "job_id"), num(row, "attempt"), str(row, "worker_id"))),
+  );
+  return refs.map((r) => got.has(key(r.jobId, r.attempt, r.workerId)));
+}
+
+function outputJson(
+  ref: AttemptRef,
+  stdout: OutputCapture,
+  stderr: OutputCapture,
+  fenced: boolean,
+): unknown {
+  const out = captureJson(stdout);
+  const err = captureJson(stderr);
+  return {
+    job_id: ref.jobId,
+    attempt: ref.attempt,
+    worker_id: ref.workerId,
+    fenced,
+    out_head: out.head,
+    out_tail: out.tail,
+    out_total: out.total,
+    err_head: err.head,
+    err_tail: err.tail,
+    err_total: err.total,
+  };
+}
+
+/**
+ * Increments summed per (metric, bucket), in that order: one upsert may change a row only once,
+ * and concurrent upserts then lock their rows in the same order. A maximum keeps the largest.
+ */
+function sumIncrements(increments: readonly StatIncrement[]): StatIncrement[] {
+  const byKey = new Map<string, StatIncrement>();
+  for (const inc of increments) {
+    const key = `${inc.metric}/${inc.bucket}`;
+    const seen = byKey.get(key);
+    if (seen === undefined) byKey.set(key, { ...inc });
+    else seen.n = inc.max ? Math.max(seen.n, inc.n) : seen.n + inc.n;
+  }
+  return [...byKey.values()].sort((a, b) => a.metric - b.metric || a.bucket - b.bucket);
+}
