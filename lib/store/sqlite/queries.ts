@@ -195,7 +195,9 @@ export const JOB_GET_BY_SEQ = `SELECT * FROM jobs WHERE seq = :seq`;
 export const JOB_FIRST_FROM_SEQ =
   `SELECT seq, created_at FROM jobs WHERE seq >= :seq ORDER BY seq LIMIT 1`;
 
-export const JOB_SEQ_RANGE = `SELECT min(seq) AS lo, max(seq) AS hi FROM jobs`;
+/** Two statements: SQLite answers a lone min() or max() from the end of the index, not both at once. */
+export const JOB_SEQ_MIN = `SELECT min(seq) AS seq FROM jobs`;
+export const JOB_SEQ_MAX = `SELECT max(seq) AS seq FROM jobs`;
 
 export const JOB_COUNTS = `SELECT state, n FROM job_counts`;
 

@@ -300,11 +300,10 @@ export class SqliteStore implements Store {
    * created_at grows with seq; callers read `SEARCH_CLOCK_SLACK_MS` beyond it for jobs that do not.
    */
   #seqCreatedFrom(at: number): number {
-    const range = this.#stmt(q.JOB_SEQ_RANGE).get() as Row;
-    const first = numOrNull(range, "lo");
+    const first = numOrNull(this.#stmt(q.JOB_SEQ_MIN).get() as Row, "seq");
     if (first === null) return 1;
     let lo = first;
-    let hi = num(range, "hi") + 1;
+    let hi = num(this.#stmt(q.JOB_SEQ_MAX).get() as Row, "seq") + 1;
     while (lo < hi) {
       const mid = Math.floor((lo + hi) / 2);
       const row = this.#stmt(q.JOB_FIRST_FROM_SEQ).get({ seq: mid }) as Row | undefined;
