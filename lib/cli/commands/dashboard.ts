@@ -116,19 +116,18 @@ export async function run(ctx: Context): Promise<number> {
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
   try {
-    let dashboard: Dashboard | undefined;
     const ready = Promise.withResolvers<Dashboard>();
     const server = listen(
       hostname,
       explicitPort !== undefined
         ? [explicitPort]
         : Array.from({ length: PORT_TRIES }, (_, i) => DEFAULT_PORT + i),
-      async (request, info) => (dashboard ?? await ready.promise)(request, info),
+      async (request, info) => (await ready.promise)(request, info),
       stop.signal,
     );
     const port = server.addr.port;
     const auth = new Auth(token, { clock: queue.clock, cookieName: `queuectl_${port}` });
-    dashboard = createHandler(queue, {
+    const dashboard = createHandler(queue, {
       auth,
       readOnly,
       hostNames: allowedHostNames(hostname),
