@@ -318,7 +318,7 @@ function overviewPage() {
         ),
         card("processing", "processing", c.processing),
         card("completed", "completed", c.completed),
-        card("failed", "failed (retry due)", c.failed),
+        card("failed", "failed, will retry", c.failed),
         card("dead", "dead", c.dead),
         card("total", "total", c.total),
       );
@@ -456,6 +456,15 @@ function table(headings, rows, { rowClass } = {}) {
   );
 }
 
+/** A list page's URL: its search and where the page starts, as the address bar shows them. */
+function listUrl(base, q, before = null) {
+  const params = new URLSearchParams();
+  if (q) params.set("q", q);
+  if (before !== null) params.set("before", String(before));
+  const search = params.toString();
+  return search ? `${base}?${search}` : base;
+}
+
 /** The state qualifier of a search replaced by `state` (or removed for "all"). */
 function withState(q, state) {
   const rest = q.split(/\s+/).filter((t) => t !== "" && !/^state:/i.test(t));
@@ -507,8 +516,7 @@ function listPage({ dead }) {
       on: {
         submit(event) {
           event.preventDefault();
-          const text = input.value.trim();
-          navigate(text === "" ? base : `${base}?q=${encodeURIComponent(text)}`);
+          navigate(listUrl(base, input.value.trim()));
         },
       },
     },
@@ -548,6 +556,8 @@ function listPage({ dead }) {
   );
 
   let current = null;
+  // The outcome of the last action, kept here: a live refresh redraws the action bar.
+  let message = { text: "", cls: "" };
   const updateActions = () => {
     if (!dead) return;
     if (app.session.read_only) {
@@ -572,15 +582,12 @@ function listPage({ dead }) {
         disabled: current === null || current.jobs.length === 0,
         on: { click: () => retryAll() },
       }, "Retry all matching…"),
-      h("span", { class: "result", id: "action-result" }),
+      h("span", { class: `result ${message.cls}`, id: "action-result" }, message.text),
     );
   };
   const result = (text, cls = "") => {
-    const el = document.getElementById("action-result");
-    if (el) {
-      el.className = `result ${cls}`;
-      el.textContent = text;
-    }
+    message = { text, cls };
+    updateActions();
   };
 
   async function retrySelected() {
@@ -704,11 +711,10 @@ function listPage({ dead }) {
       fill(error);
       const active = stateOf(q);
       const tab = (state, label, n) => {
-        const target = withState(q, state);
         return h(
           "a",
           {
-            href: target === "" ? base : `${base}?q=${encodeURIComponent(target)}`,
+            href: listUrl(base, withState(q, state)),
             "aria-current": (state === null ? active === null : active === state) ? "page" : null,
           },
           label,
@@ -743,13 +749,8 @@ function listPage({ dead }) {
           )
           : table(headings, data.jobs.map(row)),
       );
-      const link = (label, next, id) => {
-        const params = new URLSearchParams();
-        if (q) params.set("q", q);
-        if (next !== null) params.set("before", String(next));
-        const search = params.toString();
-        return h("a", { href: `${base}${search ? `?${search}` : ""}`, class: "button", id }, label);
-      };
+      const link = (label, next, id) =>
+        h("a", { href: listUrl(base, q, next), class: "button", id }, label);
       fill(
         pager,
         before ? link("⇤ Newest", null, "newest") : null,
