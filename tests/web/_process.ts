@@ -39,10 +39,28 @@ export function childEnv(extra: Record<string, string> = {}): Record<string, str
 export async function startDashboard(
   db: string,
   args: readonly string[] = [],
-  options: { tokenFile?: string; env?: Record<string, string> } = {},
+  options: {
+    tokenFile?: string;
+    env?: Record<string, string>;
+    /** The program to run instead of the checkout's main.ts (a URL, say). */
+    main?: string;
+    /** Leave --port out (the default port and its fallbacks). */
+    defaultPort?: boolean;
+  } = {},
 ): Promise<DashboardProcess> {
+  const portArgs = options.defaultPort ? [] : ["--port", "0"];
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", MAIN, "--db", db, "dashboard", "--port", "0", ...args],
+    args: [
+      "run",
+      "-A",
+      "--quiet",
+      options.main ?? MAIN,
+      "--db",
+      db,
+      "dashboard",
+      ...portArgs,
+      ...args,
+    ],
     env: childEnv(options.env),
     clearEnv: true,
     stdin: "null",
