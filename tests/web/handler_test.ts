@@ -503,6 +503,27 @@ Deno.test("the job page's API: every field, attempts, output as text, raw logs a
   }
 });
 
+Deno.test("the page's module builds the page from text only: no HTML parsing, no eval", () => {
+  for (const [name, asset] of Object.entries(ASSETS)) {
+    if (!name.endsWith(".js")) continue;
+    for (
+      const banned of [
+        /\.innerHTML\b/,
+        /\.outerHTML\b/,
+        /insertAdjacentHTML/,
+        /document\.write/,
+        /\beval\(/,
+        /new Function\b/,
+        /DOMParser/,
+        /createContextualFragment/,
+        /setAttribute\(\s*["'](on|style|href|src)/,
+      ]
+    ) {
+      assert.doesNotMatch(asset.body, banned, `${name} uses ${banned}`);
+    }
+  }
+});
+
 Deno.test("the assets are the client's files, embedded; the favicon is answered", async () => {
   await using f = await webFixture();
   const dir = new URL("../../lib/web/client/", import.meta.url);

@@ -1,6 +1,7 @@
-// Building the page: elements from data, always as text. Nothing here (or anywhere in the
-// client) parses HTML: no innerHTML, no insertAdjacentHTML, no document.write; job fields and
-// output reach the page only as text nodes, so `<script>` in a job's output is just text.
+// Building the page: elements from data, always as text. Nothing in the client turns a string
+// into markup (no HTML-string API of the DOM is used anywhere; tests/web/handler_test.ts checks),
+// so job fields and output reach the page only as text nodes: `<script>` in a job's output is
+// just text.
 
 /**
  * An element: `h("a", { href, class, title, on: { click } }, ...children)`. Strings and numbers
