@@ -14,8 +14,8 @@ import { ConflictError, NotFoundError } from "./errors.ts";
 import type { FaultHook } from "./fault.ts";
 import type { Attempt, Job, NewJob } from "./job/job.ts";
 import { DEFAULT_MAX_RETRIES } from "./job/job.ts";
+// filter.ts is imported where used: only the dashboard searches.
 import type { JobFilter } from "./job/filter.ts";
-import { filtersBeyondState, jobMatches } from "./job/filter.ts";
 import type { JobState } from "./job/state.ts";
 import { TERMINAL_STATES } from "./job/state.ts";
 import type { Metrics } from "./metrics.ts";
@@ -164,6 +164,7 @@ export class Queue {
    */
   async search(filter: JobFilter, page: SearchPageOptions): Promise<JobSearchResult> {
     if (filter.id !== undefined) {
+      const { jobMatches } = await import("./job/filter.ts");
       const job = await this.#store.jobGet({ id: filter.id });
       const hit = job !== undefined && jobMatches(job, filter) &&
         (page.beforeSeq === undefined || job.seq < page.beforeSeq);
@@ -186,6 +187,7 @@ export class Queue {
     filter: JobFilter,
     scanLimit = COUNT_SCAN_LIMIT,
   ): Promise<JobSearchCountResult> {
+    const { filtersBeyondState, jobMatches } = await import("./job/filter.ts");
     if (filter.id !== undefined) {
       const job = await this.#store.jobGet({ id: filter.id });
       return { count: job !== undefined && jobMatches(job, filter) ? 1 : 0, complete: true };
