@@ -14,6 +14,8 @@ export const SHELL_HTML = `<!doctype html>
 <title>queuectl</title>
 <link rel="icon" href="/assets/icon.svg" type="image/svg+xml">
 <link rel="stylesheet" href="/assets/app.css">
+<link rel="modulepreload" href="/assets/dom.js">
+<link rel="modulepreload" href="/assets/chart.js">
 <script type="module" src="/assets/app.js"></script>
 </head>
 <body>

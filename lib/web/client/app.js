@@ -23,6 +23,15 @@ class ApiError extends Error {
 /** A signed-out request ends in the login page; nothing else on the page goes on. */
 class SignedOut extends Error {}
 
+/**
+ * A page's data: fetched while the session is (start() asks for both at once), returned once
+ * both are there, since rendering needs the session (read-only, caps).
+ */
+async function load(path) {
+  const [data] = await Promise.all([api(path), app.sessionReady]);
+  return data;
+}
+
 async function api(path, { method = "GET", body } = {}) {
   const response = await fetch(path, {
     method,
@@ -52,6 +61,8 @@ async function api(path, { method = "GET", body } = {}) {
 
 const app = {
   session: null,
+  /** Resolves when `session` is set. */
+  sessionReady: null,
   view: null,
   source: null,
   asOf: null,
@@ -288,7 +299,7 @@ function overviewPage() {
   );
   return {
     async refresh() {
-      const data = await api("/api/overview");
+      const data = await load("/api/overview");
       setAsOf(data.as_of);
       fill(error);
       const c = data.counts;
@@ -531,9 +542,8 @@ function listPage({ dead }) {
     h(
       "p",
       {},
-      "Qualifiers combine (all must hold). Searches look at up to ",
-      count(app.session.scan_limit),
-      " jobs per page; when that finds too few, the page says so and offers to search further.",
+      "Qualifiers combine (all must hold). A page looks at a bounded number of jobs; when ",
+      "that finds too few, the page says so and offers to search further back.",
     ),
   );
   const tabs = h("nav", { class: "tabs", "aria-label": "states" });
@@ -705,7 +715,7 @@ function listPage({ dead }) {
     async refresh() {
       const params = new URLSearchParams({ q: query, tz: TIME_ZONE });
       if (before) params.set("before", before);
-      const data = await api(`/api/jobs?${params}`);
+      const data = await load(`/api/jobs?${params}`);
       current = data;
       setAsOf(data.as_of);
       fill(error);
@@ -968,7 +978,7 @@ function jobPage(id) {
 
   return {
     async refresh() {
-      const data = await api(`/api/jobs/${encodeURIComponent(id)}`);
+      const data = await load(`/api/jobs/${encodeURIComponent(id)}`);
       setAsOf(data.as_of);
       fill(error);
       const job = data.job;
@@ -1094,7 +1104,7 @@ function workersPage() {
   fill(main, h("h1", {}, "Workers"), error, body);
   return {
     async refresh() {
-      const data = await api("/api/workers");
+      const data = await load("/api/workers");
       setAsOf(data.as_of);
       fill(error);
       fill(body, workerSummary(data.workers, data.problems, data.as_of));
@@ -1121,7 +1131,7 @@ function settingsPage() {
   );
   return {
     async refresh() {
-      const data = await api("/api/settings");
+      const data = await load("/api/settings");
       setAsOf(data.as_of);
       fill(error);
       fill(
@@ -1240,15 +1250,16 @@ async function start() {
   }
   fill(root, header(), main);
   setLive("connecting");
-  try {
-    app.session = await api("/api/session");
-  } catch (e) {
+  // The session and the page's data are asked for at once; pages wait for both.
+  app.sessionReady = api("/api/session").then((session) => {
+    app.session = session;
+    readOnlyEl.hidden = !session.read_only;
+    setAsOf(session.as_of);
+    connect();
+  });
+  app.sessionReady.catch((e) => {
     if (!(e instanceof SignedOut)) fill(main, errorBox(e));
-    return;
-  }
-  readOnlyEl.hidden = !app.session.read_only;
-  setAsOf(app.session.as_of);
-  connect();
+  });
   await route();
 }
 
