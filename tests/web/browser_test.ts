@@ -228,6 +228,41 @@ test("a failing job's hostile output and command show literally; no dialog, no m
   assertCleanPage(s.watch);
 });
 
+test("a running job's output follows live on its page, and stops following when it ends", async () => {
+  await using s = await setup();
+  await s.cli([
+    "enqueue",
+    "-c",
+    "for i in 1 2 3 4 5 6 7 8; do echo line $i; sleep 0.4; done",
+    "--id",
+    "tail",
+  ]);
+  await open(s, "/jobs/tail");
+  await s.page.waitForSelector("text=It has not run yet.");
+  await s.cli(["worker", "start", "--detach"]);
+  try {
+    await s.page.waitForSelector(".tail-note", { timeout: 10_000 });
+    await until(s.page, `/line 2/.test(document.querySelector("#out-stdout")?.textContent ?? "")`);
+    const early = await s.page.textContent("#out-stdout");
+    assert.ok(!early!.includes("line 8"), `still running: ${early}`);
+    assert.equal(await s.page.textContent("main .badge"), "processing");
+    await until(
+      s.page,
+      `document.querySelector("#out-stdout")?.textContent.includes("line 8") &&
+        !document.querySelector(".tail-note")`,
+      15_000,
+    );
+    assert.equal(
+      await s.page.textContent("#out-stdout"),
+      Array.from({ length: 8 }, (_, i) => `line ${i + 1}\n`).join(""),
+    );
+    await until(s.page, `document.querySelector("main .badge")?.textContent === "completed"`);
+  } finally {
+    await s.cli(["worker", "stop", "--force"]);
+  }
+  assertCleanPage(s.watch);
+});
+
 test("retry from the dead letter queue by click: one selected, then all matching after a confirmation", async () => {
   await using s = await setup();
   for (const id of ["d1", "d2", "d3", "d4"]) {

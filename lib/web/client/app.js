@@ -1066,7 +1066,7 @@ function jobPage(id) {
         shown,
         latest?.attempt,
         latest?.outcome,
-        latest?.outcome === null ? data.as_of : null,
+        latest?.outcome === "running" ? data.as_of : null,
       ]);
       if (key !== last) {
         last = key;
