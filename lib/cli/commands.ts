@@ -373,7 +373,7 @@ export const COMMANDS: readonly CommandSpec[] = [
       "warning: plain HTTP). Exit 3 when --port is in use.",
     examples: [
       "queuectl dashboard",
-      "queuectl dashboard --port 9000 --read-only",
+      "queuectl dashboard --read-only --token-file ~/dashboard.token",
     ],
     load: () => load("dashboard"),
   },

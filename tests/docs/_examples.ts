@@ -191,7 +191,9 @@ export async function runSteps(box: Sandbox, steps: readonly Step[]): Promise<st
 export const FOREGROUND: Record<string, { workers: number } | { prints: string }> = {
   "queuectl worker start --count 4": { workers: 4 },
   "queuectl dashboard": { prints: "Ctrl-C to stop" },
-  "queuectl dashboard --port 9000 --read-only": { prints: "Ctrl-C to stop" },
+  "queuectl dashboard --read-only --token-file ~/dashboard.token": {
+    prints: "Ctrl-C to stop",
+  },
 };
 
 /** Live workers of the sandbox's queue, from `worker list --json`. */
@@ -251,7 +253,9 @@ export async function runForeground(
       );
     }
   } finally {
-    child.kill("SIGINT");
+    try {
+      child.kill("SIGINT");
+    } catch { /* it exited by itself: its status says how */ }
   }
   return (await child.status).code;
 }
