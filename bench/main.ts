@@ -27,6 +27,7 @@ import { pickup } from "./pickup.ts";
 import { scale } from "./scale.ts";
 import { resources } from "./resources.ts";
 import { idle } from "./idle.ts";
+import { dashboard } from "./dashboard.ts";
 
 const MODULES: Record<string, BenchModule> = {
   startup,
@@ -37,6 +38,7 @@ const MODULES: Record<string, BenchModule> = {
   scale,
   resources,
   idle,
+  dashboard,
 };
 
 const NOTES_MARKER = "<!-- notes: everything below is hand-written and kept by bench/main.ts -->";

@@ -215,3 +215,18 @@ export function resolveConfig(stored: Readonly<Record<string, string>>): Config 
   }
   return config;
 }
+
+/** One setting as `config get --json` prints it (and the dashboard's settings page reads it). */
+export function configEntryJson(
+  key: string,
+  value: number,
+  isSet: boolean,
+): Record<string, unknown> {
+  const definition = configKey(key);
+  return {
+    value: jsonConfigValue(key, value),
+    unit: definition.unit,
+    default: jsonConfigValue(key, definition.default),
+    set: isSet,
+  };
+}

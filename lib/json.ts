@@ -37,6 +37,15 @@ export function jobJson(job: Job): Record<string, unknown> {
   };
 }
 
+/**
+ * A job as lists show it: every field but `env`, which may hold secrets and is shown only where
+ * one job is looked at (`show`, the dashboard's job page).
+ */
+export function jobSummaryJson(job: Job): Record<string, unknown> {
+  const { env: _env, ...rest } = jobJson(job);
+  return rest;
+}
+
 export function attemptJson(attempt: Attempt): Record<string, unknown> {
   return {
     attempt: attempt.attempt,

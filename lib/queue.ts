@@ -10,10 +10,12 @@ import type { Clock } from "./clock.ts";
 // config.ts (and the parsers it needs) is imported where used: most commands never touch it, and
 // every command pays for what start-up loads.
 import type { Config } from "./config.ts";
-import { NotFoundError } from "./errors.ts";
+import { ConflictError, NotFoundError } from "./errors.ts";
 import type { FaultHook } from "./fault.ts";
 import type { Attempt, Job, NewJob } from "./job/job.ts";
 import { DEFAULT_MAX_RETRIES } from "./job/job.ts";
+// filter.ts is imported where used: only the dashboard searches.
+import type { JobFilter } from "./job/filter.ts";
 import type { JobState } from "./job/state.ts";
 import { TERMINAL_STATES } from "./job/state.ts";
 import type { Metrics } from "./metrics.ts";
@@ -23,6 +25,8 @@ import type {
   JobInsertResult,
   JobListParams,
   JobListResult,
+  JobSearchCountResult,
+  JobSearchResult,
   OutputCapture,
   ScheduledCount,
   Store,
@@ -70,6 +74,22 @@ export interface WaitOptions {
 export interface WaitResult {
   jobs: Job[];
   timedOut: boolean;
+}
+
+/**
+ * Jobs a search looks at per page at most: what bounds its cost (about 25 ms on SQLite for jobs
+ * spread through a million). A search that finds too few says where it stopped, to go on from.
+ */
+export const SEARCH_SCAN_LIMIT = 20_000;
+/** Jobs a count of matches looks at at most (beyond it, the count is a lower bound). */
+export const COUNT_SCAN_LIMIT = 200_000;
+
+export interface SearchPageOptions {
+  /** Only jobs enqueued before this sequence number (a `nextBeforeSeq`). */
+  beforeSeq?: number;
+  limit: number;
+  /** Default `SEARCH_SCAN_LIMIT`. */
+  scanLimit?: number;
 }
 
 export interface QueueStatus {
@@ -134,6 +154,86 @@ export class Queue {
   /** The newest `limit` jobs (before `beforeSeq`, in `states`), oldest first; see `JobListParams`. */
   list(options: JobListParams): Promise<JobListResult> {
     return this.#store.jobList(options);
+  }
+
+  /**
+   * The jobs that meet `filter`, newest first, a page at a time, bounded in cost: see
+   * `Store.jobSearch`. An `id` condition is one lookup.
+   *
+   * @example
+   * ```ts ignore
+   * const page = await queue.search({ states: ["dead"], commandContains: "backup" }, { limit: 50 });
+   * if (page.nextBeforeSeq !== null) await queue.search(filter, { beforeSeq: page.nextBeforeSeq, limit: 50 });
+   * ```
+   */
+  async search(filter: JobFilter, page: SearchPageOptions): Promise<JobSearchResult> {
+    if (filter.id !== undefined) {
+      const { jobMatches } = await import("./job/filter.ts");
+      const job = await this.#store.jobGet({ id: filter.id });
+      const hit = job !== undefined && jobMatches(job, filter) &&
+        (page.beforeSeq === undefined || job.seq < page.beforeSeq);
+      return { jobs: hit ? [job] : [], nextBeforeSeq: null, truncated: false };
+    }
+    const { id: _id, ...conditions } = filter;
+    return await this.#store.jobSearch({
+      ...conditions,
+      ...(page.beforeSeq === undefined ? {} : { beforeSeq: page.beforeSeq }),
+      limit: page.limit,
+      scanLimit: page.scanLimit ?? SEARCH_SCAN_LIMIT,
+    });
+  }
+
+  /**
+   * How many jobs meet `filter`: from the maintained counts when it asks only for states (exact,
+   * constant time), else by a count that looks at no more than `scanLimit` jobs.
+   */
+  async countMatching(
+    filter: JobFilter,
+    scanLimit = COUNT_SCAN_LIMIT,
+  ): Promise<JobSearchCountResult> {
+    const { filtersBeyondState, jobMatches } = await import("./job/filter.ts");
+    if (filter.id !== undefined) {
+      const job = await this.#store.jobGet({ id: filter.id });
+      return { count: job !== undefined && jobMatches(job, filter) ? 1 : 0, complete: true };
+    }
+    if (!filtersBeyondState(filter)) {
+      const counts = await this.#store.jobCountByState();
+      const states = filter.states === undefined ? undefined : [...new Set(filter.states)];
+      const count = states === undefined
+        ? counts.total
+        : states.reduce((sum, state) => sum + counts[state], 0);
+      return { count, complete: true };
+    }
+    const { id: _id, ...conditions } = filter;
+    return await this.#store.jobSearchCount({ ...conditions, scanLimit });
+  }
+
+  /**
+   * Retries up to `limit` dead jobs that meet `filter`, newest first, from `beforeSeq` back: one
+   * step of "retry all matching", which a caller repeats from `nextBeforeSeq` until it is null.
+   * Each step retries all of the jobs it found or none; a job retried by someone else meanwhile
+   * is searched for again (a few times) instead of failing the step.
+   */
+  async dlqRetryMatching(
+    filter: JobFilter,
+    page: SearchPageOptions,
+  ): Promise<{ jobs: Job[]; nextBeforeSeq: number | null }> {
+    if (filter.states !== undefined && !filter.states.includes("dead")) {
+      return { jobs: [], nextBeforeSeq: null };
+    }
+    const dead: JobFilter = { ...filter, states: ["dead"] };
+    for (let attempt = 1;; attempt++) {
+      const found = await this.search(dead, page);
+      if (found.jobs.length === 0) return { jobs: [], nextBeforeSeq: found.nextBeforeSeq };
+      try {
+        const jobs = await this.dlqRetry(found.jobs.map((job) => job.id));
+        return { jobs, nextBeforeSeq: found.nextBeforeSeq };
+      } catch (error) {
+        const raced = (error instanceof ConflictError && error.reason === "not_dead") ||
+          error instanceof NotFoundError;
+        if (!raced || attempt >= 3) throw error;
+      }
+    }
   }
 
   /** Counts per state and the workers with their liveness. */

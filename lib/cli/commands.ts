@@ -222,7 +222,7 @@ export const COMMANDS: readonly CommandSpec[] = [
 
   {
     name: "metrics",
-    aliases: ["dashboard", "top", "perf"],
+    aliases: ["top", "perf"],
     readsOnly: true,
     summary: "the metrics dashboard: rates, run times, queue wait, failures",
     args: [],
@@ -233,6 +233,48 @@ export const COMMANDS: readonly CommandSpec[] = [
     ],
     examples: [`queuectl metrics --detailed --since 1h`],
     load: () => load("metrics"),
+  },
+  {
+    name: "dashboard",
+    aliases: ["web", "ui", "serve-web", "gui", "browser"],
+    noJson: { reason: "it serves web pages until Ctrl-C" },
+    summary: "the web dashboard: live jobs, search, output, retries",
+    args: [],
+    flags: [
+      {
+        name: "port",
+        value: "N",
+        help: "port (default 8642, or the next free one; 0 = any free port)",
+        aliases: ["p", "listen"],
+      },
+      {
+        name: "host",
+        value: "ADDR",
+        help: "address to listen on (default 127.0.0.1; others are reachable from outside)",
+        aliases: ["bind", "address", "addr", "hostname", "interface"],
+      },
+      {
+        name: "read-only",
+        help: "refuse every action (retry) on the server",
+        aliases: ["readonly", "ro", "view-only"],
+      },
+      { name: "open", help: "open it in the desktop's browser", aliases: ["browse", "launch"] },
+      {
+        name: "token-file",
+        value: "F",
+        help: "where the sign-in token is kept (default: DB.dashboard-token, made 0600)",
+        aliases: ["token", "auth-file"],
+      },
+    ],
+    details: "Serves the dashboard until Ctrl-C (or SIGTERM), then exits 0. It prints the link\n" +
+      "that signs you in: on a terminal with the token in its #fragment, otherwise with the\n" +
+      "name of the token file. Only 127.0.0.1 listens unless --host says otherwise (with a\n" +
+      "warning: plain HTTP). Exit 3 when --port is in use.",
+    examples: [
+      "queuectl dashboard",
+      "queuectl dashboard --read-only --token-file ~/dashboard.token",
+    ],
+    load: () => load("dashboard"),
   },
   {
     name: "prune",

@@ -85,16 +85,17 @@ export function dataDir(env: (name: string) => string | undefined, cwd: string):
 }
 
 /**
- * Where `worker start --detach` writes its log: `DB.log` beside a database file; for a URL, a
- * file in the default data directory named after the server, database and schema (never the user
- * or password), so that each queue has its own.
+ * A file that belongs with the queue, named by `suffix` (".log", ".dashboard-token"): beside the
+ * database file, or for a PostgreSQL queue in the data directory, named after its server,
+ * database and schema (the URL's password never is part of it).
  */
-export function detachLogPath(
+export function besideQueue(
   location: DbLocation,
+  suffix: string,
   env: (name: string) => string | undefined,
   cwd: string,
 ): string {
-  if (location.kind !== "url") return `${location.path}.log`;
+  if (location.kind !== "url") return `${location.path}${suffix}`;
   const url = new URL(location.display);
   const safe = (text: string) => decodeURIComponent(text).replace(/[^A-Za-z0-9._-]+/g, "_");
   const parts = [
@@ -104,5 +105,14 @@ export function detachLogPath(
     safe(url.pathname.slice(1)) || "default",
     safe(url.searchParams.get("schema") ?? "queuectl"),
   ];
-  return `${dataDir(env, cwd)}/${parts.join("-")}.log`;
+  return `${dataDir(env, cwd)}/${parts.join("-")}${suffix}`;
+}
+
+/** Where `worker start --detach` writes its log (see `besideQueue`). */
+export function detachLogPath(
+  location: DbLocation,
+  env: (name: string) => string | undefined,
+  cwd: string,
+): string {
+  return besideQueue(location, ".log", env, cwd);
 }

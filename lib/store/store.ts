@@ -39,6 +39,7 @@
  */
 
 import type { Attempt, Job, NewJob } from "../job/job.ts";
+import type { JobFilter } from "../job/filter.ts";
 import type { JobState } from "../job/state.ts";
 import type { Decision } from "../job/outcome.ts";
 import type { StatsFigures } from "../metrics.ts";
@@ -104,6 +105,48 @@ export interface JobListResult {
   total: number;
   /** More matching jobs lie before this page. */
   older: boolean;
+}
+
+/**
+ * How far a job's `created_at` may lie out of enqueue order (a clock stepped back, a long
+ * transaction) and still be found by a search's time bounds: a store may locate a time bound by
+ * enqueue order, reading this much beyond it.
+ */
+export const SEARCH_CLOCK_SLACK_MS = 10_000;
+
+/**
+ * A search whose cost is bounded however many jobs there are: the store walks back from
+ * `beforeSeq` in enqueue order (per state through its state index, when states are given), looks at
+ * no more than `scanLimit` jobs, and keeps those that meet every other condition. Time bounds may
+ * narrow the walk first (see `SEARCH_CLOCK_SLACK_MS`); the conditions themselves are exact.
+ */
+export interface JobSearchParams extends Omit<JobFilter, "id"> {
+  /** Only jobs enqueued before this sequence number. */
+  beforeSeq?: number;
+  /** Matches to return at most. */
+  limit: number;
+  /** Jobs to look at at most (the walk's budget). */
+  scanLimit: number;
+}
+
+export interface JobSearchResult {
+  /** The matches, newest first by enqueue order. */
+  jobs: Job[];
+  /**
+   * Where the next page starts (pass it as `beforeSeq`): after the last match when more matches
+   * exist, or where the walk stopped when its budget ran out first; null when no older job
+   * can match.
+   */
+  nextBeforeSeq: number | null;
+  /** The budget ran out before the page filled: older jobs were not looked at. */
+  truncated: boolean;
+}
+
+export interface JobSearchCountResult {
+  /** Matches among the jobs looked at. */
+  count: number;
+  /** Every job the search could match was looked at (false: the budget ran out first). */
+  complete: boolean;
 }
 
 export interface JobDlqRetryParams {
@@ -299,6 +342,13 @@ export interface Store {
   jobInsertMany(params: JobInsertParams): Promise<JobInsertResult>;
   jobGet(params: { id: string }): Promise<Job | undefined>;
   jobList(params: JobListParams): Promise<JobListResult>;
+  /**
+   * A page of the jobs that meet a filter, bounded in cost by `scanLimit` (see `JobSearchParams`).
+   * Read-only; reads one consistent snapshot.
+   */
+  jobSearch(params: JobSearchParams): Promise<JobSearchResult>;
+  /** How many jobs meet a filter, looking at no more than `scanLimit` jobs. Read-only. */
+  jobSearchCount(params: Omit<JobSearchParams, "limit">): Promise<JobSearchCountResult>;
   /** Maintained counts: constant time however many jobs there are. */
   jobCountByState(): Promise<JobCounts>;
   /**

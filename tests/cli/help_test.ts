@@ -20,6 +20,7 @@ Commands:
   dlq list      jobs that used up their retries
   dlq retry     put dead jobs back in the queue with a fresh retry budget
   metrics       the metrics dashboard: rates, run times, queue wait, failures
+  dashboard     the web dashboard: live jobs, search, output, retries
   prune         delete finished jobs with their attempts and output
   config get    show settings (all, or one value)
   config set    change a setting

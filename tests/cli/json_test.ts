@@ -62,6 +62,7 @@ const RUNS: Record<string, Run[]> = {
   "dlq list": [{ args: ["dlq", "list"] }],
   "dlq retry": [{ args: ["dlq", "retry", "d1"] }, { args: ["dlq", "retry", "--all"] }],
   "metrics": [{ args: ["metrics"] }, { args: ["metrics", "--detailed", "--since", "1h"] }],
+  "dashboard": [{ args: ["dashboard", "--port", "0"], process: true }],
   "prune": [{ args: ["prune", "--dry-run"] }, { args: ["prune", "--state", "dead"] }],
   "config get": [{ args: ["config", "get"] }, { args: ["config", "get", "max-retries"] }],
   "config set": [{ args: ["config", "set", "max-retries", "4"] }],

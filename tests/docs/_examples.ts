@@ -12,8 +12,8 @@
  *   shows them) must have the shown shape: the same lines with the same words, where numbers,
  *   times, durations, worker ids and absolute paths may differ (see `shape`).
  * - The command table's examples run in table order on one queue where a worker runs and jobs 42
- *   and 43 have run; each must exit 0. A foreground example (`worker start` without `--detach`)
- *   runs until its workers are up, then gets SIGINT, as from Ctrl-C, and must exit 0.
+ *   and 43 have run; each must exit 0. A foreground example (`worker start` without `--detach`,
+ *   `dashboard`) runs until it is up, then gets SIGINT, as from Ctrl-C, and must exit 0.
  *
  * @module
  */
@@ -191,11 +191,17 @@ export async function runSteps(box: Sandbox, steps: readonly Step[]): Promise<st
   return failures;
 }
 
-/** Examples that run in the foreground until interrupted, and how to tell they are up. */
-export const FOREGROUND: Record<string, number> = {
-  // The number of workers it starts.
-  "queuectl worker start --count 4": 4,
-  "queuectl worker start --concurrency 4": 1,
+/**
+ * Examples that run in the foreground until interrupted, and how to tell they are up: the number
+ * of workers they start, or a line they print on stdout.
+ */
+export const FOREGROUND: Record<string, { workers: number } | { prints: string }> = {
+  "queuectl worker start --count 4": { workers: 4 },
+  "queuectl worker start --concurrency 4": { workers: 1 },
+  "queuectl dashboard": { prints: "Ctrl-C to stop" },
+  "queuectl dashboard --read-only --token-file ~/dashboard.token": {
+    prints: "Ctrl-C to stop",
+  },
 };
 
 /** Live workers of the sandbox's queue, from `worker list --json`. */
@@ -208,11 +214,26 @@ async function liveWorkers(box: Sandbox): Promise<number> {
   }
 }
 
-/** Runs a foreground example until it has started `workers` more workers, then sends SIGINT. */
+/** Reads `stream` until it has printed `line` (or ends); then drains the rest in the background. */
+async function untilPrinted(stream: ReadableStream<Uint8Array>, line: string): Promise<void> {
+  const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) throw new Error(`it ended without printing "${line}": ${text}`);
+    text += value;
+    if (text.split("\n").includes(line)) break;
+  }
+  (async () => {
+    while (!(await reader.read()).done) { /* drain */ }
+  })();
+}
+
+/** Runs a foreground example until it is up (see FOREGROUND), then sends SIGINT. */
 export async function runForeground(
   box: Sandbox,
   command: string,
-  workers: number,
+  ready: { workers: number } | { prints: string },
 ): Promise<number> {
   const before = await liveWorkers(box);
   const child = new Deno.Command("sh", {
@@ -221,13 +242,28 @@ export async function runForeground(
     env: box.env,
     clearEnv: true,
     stdin: "null",
-    stdout: "null",
+    stdout: "prints" in ready ? "piped" : "null",
     stderr: "null",
   }).spawn();
   try {
-    await poll(async () => (await liveWorkers(box)) >= before + workers, 30_000, `${command} up`);
+    if ("prints" in ready) {
+      const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+      try {
+        await untilPrinted(child.stdout, ready.prints);
+      } finally {
+        clearTimeout(timer);
+      }
+    } else {
+      await poll(
+        async () => (await liveWorkers(box)) >= before + ready.workers,
+        30_000,
+        `${command} up`,
+      );
+    }
   } finally {
-    child.kill("SIGINT");
+    try {
+      child.kill("SIGINT");
+    } catch { /* it exited by itself: its status says how */ }
   }
   return (await child.status).code;
 }

@@ -16,7 +16,15 @@ import type { Job, NewJob } from "../../lib/job/job.ts";
 import { decide } from "../../lib/job/outcome.ts";
 import { JOB_STATES } from "../../lib/job/state.ts";
 import type { JobState } from "../../lib/job/state.ts";
-import type { AttemptRef, JobCounts, Store, StoreCapabilities } from "../../lib/store/store.ts";
+import type {
+  AttemptRef,
+  JobCounts,
+  JobSearchParams,
+  Store,
+  StoreCapabilities,
+} from "../../lib/store/store.ts";
+import type { JobFilter } from "../../lib/job/filter.ts";
+import { jobMatches } from "../../lib/job/filter.ts";
 import {
   BACKOFF,
   finishAttempt,
@@ -1093,4 +1101,175 @@ export function storeContract(
   });
 
   statsContract(test);
+  /**
+   * A queue to search: jobs in every state, priorities 1..10, commands with shared parts, one
+   * second apart; returns every job, newest first.
+   */
+  async function searchable(store: Store, clock: FakeClock): Promise<Job[]> {
+    await makeJob(store, clock, "dead", {
+      id: "d-backup",
+      command: "./backup.sh --full",
+      maxRetries: 0,
+    });
+    clock.advance(1000);
+    await makeJob(store, clock, "completed", { id: "c-backup", command: "./backup.sh" });
+    clock.advance(1000);
+    await makeJob(store, clock, "failed", { id: "f-report", command: "make report" });
+    clock.advance(1000);
+    await makeJob(store, clock, "processing", { id: "r-sleep", command: "sleep 60" });
+    for (let i = 0; i < 40; i++) {
+      clock.advance(1000);
+      await insertJob(store, clock, {
+        command: i % 3 === 0 ? `./backup.sh --part ${i}` : `echo job ${i} <>"'`,
+        priority: 1 + (i % 10),
+        runAt: clock.now() + 3_600_000,
+      });
+    }
+    const { jobs } = await store.jobList({ limit: 1000 });
+    return jobs.reverse();
+  }
+
+  /** Every match of a search, page by page; also how many calls it took. */
+  async function searchAll(
+    store: Store,
+    params: Omit<JobSearchParams, "limit" | "scanLimit">,
+    limit: number,
+    scanLimit: number,
+  ): Promise<{ jobs: Job[]; calls: number; truncations: number }> {
+    const jobs: Job[] = [];
+    let beforeSeq: number | undefined;
+    let calls = 0;
+    let truncations = 0;
+    for (;;) {
+      calls++;
+      const page = await store.jobSearch({
+        ...params,
+        ...(beforeSeq === undefined ? {} : { beforeSeq }),
+        limit,
+        scanLimit,
+      });
+      assert.ok(page.jobs.length <= limit);
+      jobs.push(...page.jobs);
+      if (page.truncated) truncations++;
+      if (page.nextBeforeSeq === null) return { jobs, calls, truncations };
+      assert.ok(beforeSeq === undefined || page.nextBeforeSeq < beforeSeq, "the walk moves back");
+      beforeSeq = page.nextBeforeSeq;
+      if (calls > 1000) throw new Error("the search does not end");
+    }
+  }
+
+  test("jobSearch() keeps exactly what jobMatches() keeps, newest first, page by page", async ({ store, clock }) => {
+    const all = await searchable(store, clock);
+    const t = (i: number) => all[all.length - 1 - i]!.createdAt;
+    const filters: JobFilter[] = [
+      {},
+      { states: ["pending"] },
+      { states: ["dead", "completed"] },
+      { states: [...JOB_STATES] },
+      { commandContains: "backup" },
+      { commandContains: `<>"'` },
+      { commandContains: "BACKUP" },
+      { commandContains: "backup", states: ["pending", "dead"] },
+      { priorities: [10] },
+      { priorities: [1, 2, 3], commandContains: "echo" },
+      { createdFrom: t(10) },
+      { createdTo: t(10) },
+      { createdFrom: t(5), createdTo: t(20), states: ["pending"] },
+      { createdFrom: t(5) + 1, createdTo: t(5) + 2 },
+    ];
+    for (const filter of filters) {
+      const want = all.filter((job) => jobMatches(job, filter)).map((j) => j.id);
+      for (const [limit, scanLimit] of [[100, 1000], [3, 1000], [1, 7], [4, 1]]) {
+        const { jobs } = await searchAll(store, filter, limit!, scanLimit!);
+        assert.deepEqual(
+          jobs.map((j) => j.id),
+          want,
+          `${JSON.stringify(filter)} limit ${limit} scanLimit ${scanLimit}`,
+        );
+      }
+    }
+    const [first] = (await store.jobSearch({ limit: 1, scanLimit: 10 })).jobs;
+    assert.deepEqual(first, all[0], "every field, as jobGet() gives it");
+    // Nothing can match an empty list of states or priorities.
+    for (const none of [{ states: [] }, { priorities: [] }]) {
+      assert.deepEqual(await store.jobSearch({ ...none, limit: 5, scanLimit: 100 }), {
+        jobs: [],
+        nextBeforeSeq: null,
+        truncated: false,
+      });
+    }
+  });
+
+  test("jobSearch() looks at no more than scanLimit jobs and says where it stopped", async ({ store, clock }) => {
+    const all = await searchable(store, clock);
+    // Only the two oldest jobs' commands hold "backup.sh --full" or are "./backup.sh".
+    const filter = { commandContains: "backup.sh", states: ["dead", "completed"] as JobState[] };
+    const near = await store.jobSearch({ commandContains: "job 38", limit: 10, scanLimit: 5 });
+    assert.deepEqual(near.jobs.map((j) => j.command), [`echo job 38 <>"'`]);
+    const page = await store.jobSearch({ commandContains: "--full", limit: 10, scanLimit: 10 });
+    assert.deepEqual(page.jobs, []);
+    assert.equal(page.truncated, true);
+    assert.equal(page.nextBeforeSeq, all[9]!.seq, "it stopped at the tenth newest job");
+    const further = await store.jobSearch({
+      commandContains: "--full",
+      limit: 10,
+      scanLimit: 1000,
+      beforeSeq: page.nextBeforeSeq!,
+    });
+    assert.deepEqual([further.jobs.map((j) => j.id), further.truncated], [["d-backup"], false]);
+    assert.equal(further.nextBeforeSeq, null);
+    // A budget that ends exactly with the jobs there are is no truncation.
+    const exact = await store.jobSearch({ ...filter, limit: 10, scanLimit: 2 });
+    assert.deepEqual([exact.jobs.length, exact.truncated, exact.nextBeforeSeq], [2, false, null]);
+    // A full page says where the next one starts: after its last job, when more match.
+    const full = await store.jobSearch({ states: ["pending"], limit: 3, scanLimit: 3 });
+    assert.equal(full.nextBeforeSeq, full.jobs[2]!.seq);
+    const { truncations } = await searchAll(store, { commandContains: "--full" }, 10, 10);
+    assert.equal(truncations, 4, "44 jobs, 10 at a time");
+  });
+
+  test("jobSearch() time bounds find jobs whose clock stepped back a little", async ({ store, clock }) => {
+    await insertJob(store, clock, { id: "a" });
+    clock.advance(60_000);
+    await insertJob(store, clock, { id: "b" });
+    const at = clock.now();
+    clock.advance(5000);
+    await insertJob(store, clock, { id: "c" });
+    clock.set(at - 3000); // NTP steps the clock back 8 s: d is enqueued after c but dated earlier
+    await insertJob(store, clock, { id: "d" });
+    clock.advance(120_000);
+    await insertJob(store, clock, { id: "e" });
+    const ids = async (filter: JobFilter) =>
+      (await store.jobSearch({ ...filter, limit: 10, scanLimit: 100 })).jobs.map((j) => j.id);
+    assert.deepEqual(await ids({ createdTo: at }), ["d", "a"]);
+    assert.deepEqual(await ids({ createdFrom: at }), ["e", "c", "b"]);
+    assert.deepEqual(await ids({ createdFrom: at - 3000, createdTo: at }), ["d"]);
+  });
+
+  test("jobSearchCount() counts the matches, within its budget", async ({ store, clock }) => {
+    const all = await searchable(store, clock);
+    for (
+      const filter of [
+        {},
+        { commandContains: "backup" },
+        { states: ["pending"], priorities: [2, 4] },
+        { states: ["dead"] },
+      ] as JobFilter[]
+    ) {
+      const want = all.filter((job) => jobMatches(job, filter)).length;
+      assert.deepEqual(
+        await store.jobSearchCount({ ...filter, scanLimit: 1000 }),
+        { count: want, complete: true },
+        JSON.stringify(filter),
+      );
+    }
+    assert.deepEqual(await store.jobSearchCount({ commandContains: "backup", scanLimit: 10 }), {
+      count: all.slice(0, 10).filter((j) => j.command.includes("backup")).length,
+      complete: false,
+    });
+    assert.deepEqual(await store.jobSearchCount({ scanLimit: all.length }), {
+      count: all.length,
+      complete: true,
+    });
+  });
 }

@@ -9,22 +9,12 @@ import { json, palette, table } from "../render.ts";
 import { EXIT } from "../../errors.ts";
 import {
   CONFIG_KEYS,
+  configEntryJson,
   configKey,
   DEFAULT_CONFIG,
   formatConfigValue,
-  jsonConfigValue,
   parseConfigValue,
 } from "../../config.ts";
-
-function entryJson(key: string, value: number, isSet: boolean): Record<string, unknown> {
-  const definition = configKey(key);
-  return {
-    value: jsonConfigValue(key, value),
-    unit: definition.unit,
-    default: jsonConfigValue(key, definition.default),
-    set: isSet,
-  };
-}
 
 export async function run(ctx: Context): Promise<number> {
   const [first, second] = ctx.args.positionals;
@@ -38,7 +28,7 @@ export async function run(ctx: Context): Promise<number> {
     const value = await queue.configSet(first!, second!);
     ctx.io.out(
       ctx.json
-        ? json({ key: first, ...entryJson(first!, value, true) })
+        ? json({ key: first, ...configEntryJson(first!, value, true) })
         : `${first} = ${formatConfigValue(first!, value)}\n`,
     );
     return EXIT.ok;
@@ -48,7 +38,7 @@ export async function run(ctx: Context): Promise<number> {
     const definition = configKey(first!);
     if (ctx.json) {
       ctx.io.out(
-        json({ key: first, ...entryJson(first!, definition.default, false), was_set: was }),
+        json({ key: first, ...configEntryJson(first!, definition.default, false), was_set: was }),
       );
     } else {
       ctx.io.out(
@@ -65,7 +55,7 @@ export async function run(ctx: Context): Promise<number> {
     const value = overrides[first] ?? definition.default;
     ctx.io.out(
       ctx.json
-        ? json({ key: first, ...entryJson(first, value, first in overrides) })
+        ? json({ key: first, ...configEntryJson(first, value, first in overrides) })
         : `${formatConfigValue(first, value)}\n`,
     );
     return EXIT.ok;
@@ -74,7 +64,7 @@ export async function run(ctx: Context): Promise<number> {
   if (ctx.json) {
     ctx.io.out(json(Object.fromEntries(keys.map((key) => {
       const value = overrides[key] ?? DEFAULT_CONFIG[CONFIG_KEYS[key]!.field];
-      return [key, entryJson(key, value, key in overrides)];
+      return [key, configEntryJson(key, value, key in overrides)];
     }))));
     return EXIT.ok;
   }

@@ -170,6 +170,41 @@ export const JOB_LIST_BY_STATES: readonly string[] = [1, 2, 3, 4, 5].map((n) =>
 );
 
 /**
+ * The search walk's candidates: `SEARCH_WALK[n]` walks n states (0: every job, by the primary
+ * key), newest first, before :before, at most :scan of them; each state is one backward walk of
+ * jobs_by_state, merged, as in `JOB_LIST_BY_STATES`. Time bounds do not narrow the walk here (the
+ * contract allows either): they are conditions like the others.
+ */
+const SEARCH_WALK: readonly string[] = [0, 1, 2, 3, 4, 5].map((n) =>
+  n === 0
+    ? `SELECT seq FROM {S}.jobs WHERE seq < :before::bigint ORDER BY seq DESC LIMIT :scan::integer`
+    : `SELECT seq FROM (${
+      Array.from({ length: n }, (_, i) =>
+        `(SELECT seq FROM {S}.jobs WHERE state = :s${i}::text AND seq < :before::bigint
+           ORDER BY seq DESC LIMIT :scan::integer)`).join(" UNION ALL ")
+    }) x ORDER BY seq DESC LIMIT :scan::integer`
+);
+
+/** The conditions beyond the state, each off when its parameter is NULL (as SQLite's). */
+const SEARCH_MATCH = `(:priority_mask::integer IS NULL
+    OR ((:priority_mask::integer >> j.priority) & 1) = 1)
+  AND (:command::text IS NULL OR strpos(j.command, :command::text) > 0)
+  AND (:created_from::bigint IS NULL OR j.created_at >= :created_from::bigint)
+  AND (:created_to::bigint IS NULL OR j.created_at < :created_to::bigint)`;
+
+/** The first :want matches among the walk's candidates, newest first. */
+export const JOB_SEARCH: readonly string[] = SEARCH_WALK.map((walk) => `
+WITH walk AS MATERIALIZED (${walk})
+SELECT j.* FROM walk w JOIN {S}.jobs j ON j.seq = w.seq WHERE ${SEARCH_MATCH}
+ORDER BY j.seq DESC LIMIT :want::integer`);
+
+/** The walk counted: how many candidates, the oldest of them, how many match. */
+export const JOB_SEARCH_SCAN: readonly string[] = SEARCH_WALK.map((walk) => `
+WITH walk AS MATERIALIZED (${walk})
+SELECT count(*) AS scanned, min(w.seq) AS low, count(*) FILTER (WHERE ${SEARCH_MATCH}) AS hits
+FROM walk w JOIN {S}.jobs j ON j.seq = w.seq`);
+
+/**
  * Counts per state: the folded counts plus the deltas not folded yet. SQLite keeps one row per
  * state updated by row triggers; here every transaction that moved a job would then wait for the
  * same five rows, so statement triggers append deltas instead (migrations.ts) and `maintain()`

@@ -40,6 +40,9 @@ import type {
   JobListParams,
   JobListResult,
   JobPruneParams,
+  JobSearchCountResult,
+  JobSearchParams,
+  JobSearchResult,
   JobTakeOverParams,
   NewWorker,
   OutputCapture,
@@ -345,6 +348,75 @@ export class PostgresStore implements Store {
           : states.reduce((sum, state) => sum + counts[state], 0),
         older: rows.length > params.limit,
       };
+    });
+  }
+
+  /** The parameters of a search's walk, or null when nothing can match. */
+  #searchParams(params: Omit<JobSearchParams, "limit">): { n: number; params: Values } | null {
+    const states = params.states === undefined ? [] : [...new Set(params.states)];
+    if (params.states !== undefined && states.length === 0) return null;
+    let mask: number | null = null;
+    if (params.priorities !== undefined) {
+      mask = 0;
+      for (const p of params.priorities) {
+        if (Number.isInteger(p) && p >= 1 && p <= 10) mask |= 1 << p;
+      }
+      if (mask === 0) return null;
+    }
+    return {
+      n: states.length,
+      params: {
+        ...Object.fromEntries(states.map((state, i) => [`s${i}`, state])),
+        before: params.beforeSeq ?? Number.MAX_SAFE_INTEGER,
+        scan: params.scanLimit,
+        priority_mask: mask,
+        command: params.commandContains ?? null,
+        created_from: params.createdFrom ?? null,
+        created_to: params.createdTo ?? null,
+      },
+    };
+  }
+
+  jobSearch(params: JobSearchParams): Promise<JobSearchResult> {
+    const walk = this.#searchParams(params);
+    if (walk === null) return Promise.resolve({ jobs: [], nextBeforeSeq: null, truncated: false });
+    return this.#read(async (run) => {
+      // One match more than the page says whether older matches exist.
+      const want = params.limit + 1;
+      const rows = params.scanLimit > 0
+        ? await run(q.JOB_SEARCH[walk.n]!, { ...walk.params, want })
+        : [];
+      const jobs = rows.slice(0, params.limit).map(toJob);
+      if (rows.length === want) return { jobs, nextBeforeSeq: jobs.at(-1)!.seq, truncated: false };
+      // Fewer: the walk ended, or its budget did. Truncated only if older jobs are left.
+      const scan = params.scanLimit > 0
+        ? (await run(q.JOB_SEARCH_SCAN[walk.n]!, walk.params))[0]!
+        : undefined;
+      const scanned = scan === undefined ? 0 : num(scan, "scanned");
+      if (scanned < params.scanLimit) return { jobs, nextBeforeSeq: null, truncated: false };
+      const stop = scan === undefined ? walk.params.before as number : num(scan, "low");
+      const older =
+        (await run(q.JOB_SEARCH_SCAN[walk.n]!, { ...walk.params, before: stop, scan: 1 }))[0]!;
+      return num(older, "scanned") > 0
+        ? { jobs, nextBeforeSeq: stop, truncated: true }
+        : { jobs, nextBeforeSeq: null, truncated: false };
+    });
+  }
+
+  jobSearchCount(params: Omit<JobSearchParams, "limit">): Promise<JobSearchCountResult> {
+    const walk = this.#searchParams(params);
+    if (walk === null) return Promise.resolve({ count: 0, complete: true });
+    return this.#read(async (run) => {
+      const scan = params.scanLimit > 0
+        ? (await run(q.JOB_SEARCH_SCAN[walk.n]!, walk.params))[0]!
+        : undefined;
+      const scanned = scan === undefined ? 0 : num(scan, "scanned");
+      const count = scan === undefined ? 0 : num(scan, "hits");
+      if (scanned < params.scanLimit) return { count, complete: true };
+      const stop = scan === undefined ? walk.params.before as number : num(scan, "low");
+      const older =
+        (await run(q.JOB_SEARCH_SCAN[walk.n]!, { ...walk.params, before: stop, scan: 1 }))[0]!;
+      return { count, complete: num(older, "scanned") === 0 };
     });
   }
 

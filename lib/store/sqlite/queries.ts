@@ -197,6 +197,53 @@ export const JOB_LIST_BY_STATES: readonly string[] = [1, 2, 3, 4, 5].map((n) =>
   }) ORDER BY seq DESC LIMIT :limit`
 );
 
+/** A read snapshot: the statements of one search see one state of the database. */
+export const TX_BEGIN_READ = "BEGIN DEFERRED";
+
+/**
+ * The search walk's candidates: `JOB_SEARCH_WALK[n]` walks n states (0: every job, by the primary
+ * key), newest first, between :from_seq (inclusive) and :before, at most :chunk of them. Each state
+ * is one backward walk of jobs_by_state (state, seq), merged, as in `JOB_LIST_BY_STATES`; the walk
+ * reads only the index.
+ */
+const JOB_SEARCH_WALK: readonly string[] = [0, 1, 2, 3, 4, 5].map((n) =>
+  n === 0
+    ? `SELECT seq FROM jobs WHERE seq < :before AND seq >= :from_seq ORDER BY seq DESC LIMIT :chunk`
+    : `SELECT seq FROM (${
+      Array.from({ length: n }, (_, i) =>
+        `SELECT * FROM (SELECT seq FROM jobs WHERE state = :s${i} AND seq < :before
+           AND seq >= :from_seq ORDER BY seq DESC LIMIT :chunk)`).join(" UNION ALL ")
+    }) ORDER BY seq DESC LIMIT :chunk`
+);
+
+/**
+ * The conditions beyond the state, each off when its parameter is NULL. :priority_mask has bit p
+ * set for each priority p kept; the command test is a case-sensitive substring.
+ */
+const JOB_SEARCH_MATCH = `(:priority_mask IS NULL OR (:priority_mask >> j.priority) & 1 = 1)
+  AND (:command IS NULL OR instr(j.command, :command) > 0)
+  AND (:created_from IS NULL OR j.created_at >= :created_from)
+  AND (:created_to IS NULL OR j.created_at < :created_to)`;
+
+/** One chunk of the walk, each candidate with whether it matches (reads the rows, returns two numbers each). */
+export const JOB_SEARCH_CHUNK: readonly string[] = JOB_SEARCH_WALK.map((walk) => `
+SELECT w.seq AS seq, (${JOB_SEARCH_MATCH}) AS hit FROM (${walk}) w JOIN jobs j ON j.seq = w.seq`);
+
+/** One chunk of the walk, counted: how many candidates, the oldest, how many match. */
+export const JOB_SEARCH_COUNT_CHUNK: readonly string[] = JOB_SEARCH_WALK.map((walk) => `
+SELECT count(*) AS scanned, min(w.seq) AS low, coalesce(sum(${JOB_SEARCH_MATCH}), 0) AS hits
+FROM (${walk}) w JOIN jobs j ON j.seq = w.seq`);
+
+export const JOB_GET_BY_SEQ = `SELECT * FROM jobs WHERE seq = :seq`;
+
+/** The first job at or after a sequence number: a probe of the search's time-bound lookup. */
+export const JOB_FIRST_FROM_SEQ =
+  `SELECT seq, created_at FROM jobs WHERE seq >= :seq ORDER BY seq LIMIT 1`;
+
+/** Two statements: SQLite answers a lone min() or max() from the end of the index, not both at once. */
+export const JOB_SEQ_MIN = `SELECT min(seq) AS seq FROM jobs`;
+export const JOB_SEQ_MAX = `SELECT max(seq) AS seq FROM jobs`;
+
 export const JOB_COUNTS = `SELECT state, n FROM job_counts`;
 
 export const JOB_DLQ_RETRY = `

@@ -40,6 +40,9 @@ import type {
   JobListParams,
   JobListResult,
   JobPruneParams,
+  JobSearchCountResult,
+  JobSearchParams,
+  JobSearchResult,
   JobTakeOverParams,
   NewWorker,
   OutputCapture,
@@ -55,6 +58,7 @@ import type {
   WorkerRecord,
   WorkerState,
 } from "../store.ts";
+import { SEARCH_CLOCK_SLACK_MS } from "../store.ts";
 import { isDamage, mapSqliteError } from "./errors.ts";
 import { closeWithoutCheckpoint } from "./file.ts";
 import * as q from "./queries.ts";
@@ -371,6 +375,141 @@ export class SqliteStore implements Store {
             sum + counts[state], 0),
         older,
       };
+    });
+  }
+
+  /** Runs reads in one read transaction, so that they see one snapshot. */
+  #snapshot<T>(fn: () => T): Promise<T> {
+    return this.#read(() => {
+      this.#stmt(q.TX_BEGIN_READ).run();
+      try {
+        return fn();
+      } finally {
+        if (this.#db.isTransaction) this.#stmt(q.TX_COMMIT).run();
+      }
+    });
+  }
+
+  /**
+   * The smallest position whose first job (at or after it) was enqueued at or after `at`, by a
+   * binary search over enqueue order (about 20 primary-key probes for a million jobs). Exact when
+   * created_at grows with seq; callers read `SEARCH_CLOCK_SLACK_MS` beyond it for jobs that do not.
+   */
+  #seqCreatedFrom(at: number): number {
+    const first = numOrNull(this.#stmt(q.JOB_SEQ_MIN).get() as Row, "seq");
+    if (first === null) return 1;
+    let lo = first;
+    let hi = num(this.#stmt(q.JOB_SEQ_MAX).get() as Row, "seq") + 1;
+    while (lo < hi) {
+      const mid = Math.floor((lo + hi) / 2);
+      const row = this.#stmt(q.JOB_FIRST_FROM_SEQ).get({ seq: mid }) as Row | undefined;
+      if (row === undefined || num(row, "created_at") >= at) hi = mid;
+      else lo = num(row, "seq") + 1;
+    }
+    return lo;
+  }
+
+  /** The walk a search takes: statement, parameters and start, or null when nothing can match. */
+  #searchWalk(params: Omit<JobSearchParams, "limit">): {
+    chunk: number;
+    params: Params;
+    before: number;
+  } | null {
+    const states = params.states === undefined ? [] : [...new Set(params.states)];
+    if (params.states !== undefined && states.length === 0) return null;
+    let mask: number | null = null;
+    if (params.priorities !== undefined) {
+      mask = 0;
+      for (const p of params.priorities) {
+        if (Number.isInteger(p) && p >= 1 && p <= 10) mask |= 1 << p;
+      }
+      if (mask === 0) return null;
+    }
+    const fromSeq = params.createdFrom === undefined
+      ? 0
+      : this.#seqCreatedFrom(params.createdFrom - SEARCH_CLOCK_SLACK_MS);
+    let before = params.beforeSeq ?? Number.MAX_SAFE_INTEGER;
+    if (params.createdTo !== undefined) {
+      before = Math.min(before, this.#seqCreatedFrom(params.createdTo + SEARCH_CLOCK_SLACK_MS));
+    }
+    if (fromSeq >= before) return null;
+    return {
+      chunk: states.length,
+      before,
+      params: {
+        ...Object.fromEntries(states.map((state, i) => [`s${i}`, state])),
+        from_seq: fromSeq,
+        priority_mask: mask,
+        command: params.commandContains ?? null,
+        created_from: params.createdFrom ?? null,
+        created_to: params.createdTo ?? null,
+      },
+    };
+  }
+
+  jobSearch(params: JobSearchParams): Promise<JobSearchResult> {
+    return this.#snapshot(() => {
+      const walk = this.#searchWalk(params);
+      if (walk === null) return { jobs: [], nextBeforeSeq: null, truncated: false };
+      const statement = this.#stmt(q.JOB_SEARCH_CHUNK[walk.chunk]!);
+      // One match more than the page says whether older matches exist.
+      const want = params.limit + 1;
+      const hits: number[] = [];
+      let budget = params.scanLimit;
+      // Chunks grow from the page's size, so a page that fills at once reads little more.
+      let size = want;
+      let before = walk.before;
+      let next: number | null = null;
+      let truncated = false;
+      for (;;) {
+        if (budget <= 0) {
+          // The budget ran out exactly: only truncated if anything older is left to look at.
+          const probe = statement.all({ ...walk.params, before, chunk: 1 }) as Row[];
+          if (probe.length > 0) {
+            next = before;
+            truncated = true;
+          }
+          break;
+        }
+        const chunk = Math.min(size, budget);
+        const rows = (statement.all({ ...walk.params, before, chunk }) as Row[])
+          .map((row) => ({ seq: num(row, "seq"), hit: num(row, "hit") === 1 }))
+          .sort((a, b) => b.seq - a.seq);
+        for (const row of rows) if (row.hit && hits.length < want) hits.push(row.seq);
+        if (hits.length === want) {
+          next = hits[params.limit - 1] ?? null;
+          break;
+        }
+        if (rows.length < chunk) break;
+        budget -= rows.length;
+        before = rows[rows.length - 1]!.seq;
+        size = Math.min(size * 4, 4096);
+      }
+      const jobs = hits.slice(0, params.limit).map((seq) =>
+        toJob(this.#stmt(q.JOB_GET_BY_SEQ).get({ seq }) as Row)
+      );
+      return { jobs, nextBeforeSeq: next, truncated };
+    });
+  }
+
+  jobSearchCount(params: Omit<JobSearchParams, "limit">): Promise<JobSearchCountResult> {
+    return this.#snapshot(() => {
+      const walk = this.#searchWalk(params);
+      if (walk === null) return { count: 0, complete: true };
+      const statement = this.#stmt(q.JOB_SEARCH_COUNT_CHUNK[walk.chunk]!);
+      let count = 0;
+      let budget = params.scanLimit;
+      let before = walk.before;
+      for (;;) {
+        const chunk = Math.max(1, Math.min(4096, budget));
+        const row = statement.get({ ...walk.params, before, chunk }) as Row;
+        const scanned = num(row, "scanned");
+        if (budget <= 0) return { count, complete: scanned === 0 };
+        count += num(row, "hits");
+        if (scanned < chunk) return { count, complete: true };
+        budget -= scanned;
+        before = num(row, "low");
+      }
     });
   }
 

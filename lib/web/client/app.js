@@ -1,0 +1,1266 @@
+// The queuectl dashboard in the browser: a router over a few pages, each rendered from the JSON of
+// /api/… (the shapes of `queuectl … --json`), and live updates from /api/events. Served from
+// lib/web/assets.ts, which `deno task web` builds from this directory.
+
+import { ago, appendOutput, bytes, count, duration, fill, h, svg, timeEl } from "./dom.js";
+import { perMinuteChart } from "./chart.js";
+
+const STATES = ["pending", "processing", "completed", "failed", "dead"];
+const TIME_ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone;
+
+// ---------------------------------------------------------------------------------------------
+// Talking to the server
+// ---------------------------------------------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(message, status, hint) {
+    super(message);
+    this.status = status;
+    this.hint = hint;
+  }
+}
+
+/** A signed-out request ends in the login page; nothing else on the page goes on. */
+class SignedOut extends Error {}
+
+/**
+ * A page's data: fetched while the session is (start() asks for both at once), returned once
+ * both are there, since rendering needs the session (read-only, caps).
+ */
+async function load(path) {
+  const [data] = await Promise.all([api(path), app.sessionReady]);
+  return data;
+}
+
+async function api(path, { method = "GET", body } = {}) {
+  const response = await fetch(path, {
+    method,
+    credentials: "same-origin",
+    headers: body === undefined ? {} : { "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (response.status === 401 && location.pathname !== "/login") {
+    location.assign(`/login?next=${encodeURIComponent(location.pathname + location.search)}`);
+    throw new SignedOut();
+  }
+  const type = response.headers.get("content-type") ?? "";
+  const data = response.status === 204
+    ? {}
+    : type.includes("json")
+    ? await response.json()
+    : { error: (await response.text()).trim() };
+  if (!response.ok) {
+    throw new ApiError(data.error ?? response.statusText, response.status, data.hint);
+  }
+  return data;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The frame: header, navigation, "as of", theme
+// ---------------------------------------------------------------------------------------------
+
+const app = {
+  session: null,
+  /** Resolves when `session` is set. */
+  sessionReady: null,
+  view: null,
+  source: null,
+  asOf: null,
+  live: "connecting",
+};
+
+const asOfEl = h("span", { class: "asof", id: "asof" });
+const liveEl = h("span", { class: "live", id: "live" });
+const main = h("main", { id: "main" });
+const readOnlyEl = h("span", { class: "badge ro", hidden: true }, "read-only");
+
+function setAsOf(iso) {
+  if (!iso) return;
+  app.asOf = iso;
+  fill(asOfEl, "as of ", timeEl(iso));
+}
+
+function setLive(state) {
+  app.live = state;
+  liveEl.dataset.state = state;
+  liveEl.title = {
+    live: "changes appear as they happen",
+    paused: "paused while the tab is hidden",
+    connecting: "connecting…",
+    offline: "no connection to the dashboard; retrying",
+  }[state];
+  fill(liveEl, state);
+}
+
+const THEMES = ["auto", "dark", "light"];
+
+function applyTheme(theme) {
+  if (theme === "auto") delete document.documentElement.dataset.theme;
+  else document.documentElement.dataset.theme = theme;
+  themeButton.textContent = `theme: ${theme}`;
+}
+
+const themeButton = h("button", {
+  type: "button",
+  class: "theme",
+  id: "theme",
+  title: "light, dark, or as the system says",
+  on: {
+    click() {
+      const now = localStorage.getItem("queuectl-theme") ?? "auto";
+      const next = THEMES[(THEMES.indexOf(now) + 1) % THEMES.length];
+      if (next === "auto") localStorage.removeItem("queuectl-theme");
+      else localStorage.setItem("queuectl-theme", next);
+      applyTheme(next);
+    },
+  },
+});
+
+const NAV = [
+  ["/", "Overview"],
+  ["/jobs", "Jobs"],
+  ["/dlq", "Dead letters"],
+  // TODO(#11): ["/queues", "Queues"], ["/schedules", "Recurring"].
+  ["/workers", "Workers"],
+  ["/settings", "Settings"],
+];
+
+function header() {
+  const links = NAV.map(([path, label]) => h("a", { href: path, "data-nav": path }, label));
+  const signOut = h("button", {
+    type: "button",
+    class: "link",
+    on: {
+      async click() {
+        await api("/api/logout", { method: "POST", body: {} }).catch(() => {});
+        location.assign("/login");
+      },
+    },
+  }, "sign out");
+  return h(
+    "header",
+    { class: "top" },
+    h(
+      "a",
+      { href: "/", class: "brand" },
+      h("img", { src: "/assets/icon.svg", alt: "" }),
+      "queuectl",
+    ),
+    h("nav", {}, links),
+    h("div", { class: "status" }, readOnlyEl, asOfEl, liveEl, themeButton, signOut),
+  );
+}
+
+function markNav() {
+  for (const a of document.querySelectorAll("nav a")) {
+    const path = a.dataset.nav;
+    const here = location.pathname;
+    const on = path === "/" ? here === "/" : here === path || here.startsWith(`${path}/`);
+    if (on) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+}
+
+function badge(state) {
+  return h("span", { class: `badge state-${state}` }, state);
+}
+
+function errorBox(error) {
+  return h(
+    "div",
+    { class: "error", role: "alert" },
+    error.message,
+    error.hint ? h("div", { class: "hint" }, error.hint) : null,
+  );
+}
+
+function note(...text) {
+  return h("p", { class: "note" }, ...text);
+}
+
+function jobLink(id) {
+  return h("a", { href: `/jobs/${encodeURIComponent(id)}`, class: "id" }, id);
+}
+
+function section(title, ...children) {
+  return h("section", {}, h("h2", {}, title), ...children);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Navigation without reloads: links and forms push URLs; back and forward re-render them.
+// ---------------------------------------------------------------------------------------------
+
+function navigate(url, { replace = false } = {}) {
+  if (replace) history.replaceState(null, "", url);
+  else history.pushState(null, "", url);
+  route();
+}
+
+document.addEventListener("click", (event) => {
+  const a = event.target.closest?.("a");
+  if (!a || a.hasAttribute("download") || a.target || event.defaultPrevented) return;
+  if (event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) {
+    return;
+  }
+  const url = new URL(a.href, location.href);
+  if (url.origin !== location.origin || url.pathname.startsWith("/api/")) return;
+  event.preventDefault();
+  if (url.href !== location.href) navigate(url.pathname + url.search);
+});
+
+addEventListener("popstate", () => route());
+
+// ---------------------------------------------------------------------------------------------
+// Live updates: one EventSource while the tab is visible; none while it is hidden.
+// ---------------------------------------------------------------------------------------------
+
+let refreshing = false;
+let again = false;
+
+async function refresh() {
+  if (!app.view?.refresh) return;
+  if (refreshing) {
+    again = true;
+    return;
+  }
+  refreshing = true;
+  try {
+    do {
+      again = false;
+      const view = app.view;
+      try {
+        await view.refresh();
+      } catch (error) {
+        if (error instanceof SignedOut) return;
+        if (view === app.view) view.failed?.(error);
+      }
+    } while (again);
+  } finally {
+    refreshing = false;
+  }
+}
+
+function connect() {
+  if (app.source || document.hidden || !app.session) return;
+  setLive("connecting");
+  const source = new EventSource("/api/events");
+  source.addEventListener("hello", () => setLive("live"));
+  source.addEventListener("change", () => refresh());
+  source.addEventListener("open", () => setLive("live"));
+  source.addEventListener("error", () => {
+    setLive("offline");
+    // A closed source (the session ended, the server is gone) is not retried by the browser.
+    if (source.readyState === EventSource.CLOSED) {
+      app.source = null;
+      setTimeout(() => {
+        connect();
+        refresh();
+      }, 3000);
+    }
+  });
+  app.source = source;
+}
+
+function disconnect() {
+  app.source?.close();
+  app.source = null;
+  setLive("paused");
+}
+
+document.addEventListener("visibilitychange", () => {
+  if (document.hidden) disconnect();
+  else {
+    connect();
+    refresh();
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// Pages
+// ---------------------------------------------------------------------------------------------
+
+function overviewPage() {
+  const cards = h("div", { class: "cards" });
+  const chart = h("div", { class: "chart-box" });
+  const figures = h("dl", { class: "figures" });
+  const workers = h("div");
+  const failing = h("div");
+  const error = h("div");
+  // TODO(#11): a "Queues" section: each queue's counts, pause state and concurrency limit.
+  fill(
+    main,
+    h("h1", {}, "Overview"),
+    error,
+    cards,
+    section("Attempts per minute", chart),
+    section("Figures (last 24 h)", figures),
+    section("Workers", workers),
+    section("Top failing commands", failing),
+  );
+  return {
+    async refresh() {
+      const data = await load("/api/overview");
+      setAsOf(data.as_of);
+      fill(error);
+      const c = data.counts;
+      const card = (state, label, n, extra) =>
+        h(
+          "a",
+          {
+            class: `card state-${state}`,
+            href: state === "total" ? "/jobs" : `/jobs?q=state:${state}`,
+          },
+          h("span", { class: "n" }, count(n)),
+          h("span", { class: "label" }, label),
+          extra ? h("span", { class: "extra" }, extra) : null,
+        );
+      fill(
+        cards,
+        card(
+          "pending",
+          "pending",
+          c.pending,
+          c.scheduled > 0
+            ? [
+              `${count(c.pending - c.scheduled)} due, ${count(c.scheduled)} scheduled; next `,
+              timeEl(data.next_scheduled_at),
+            ]
+            : null,
+        ),
+        card("processing", "processing", c.processing),
+        card("completed", "completed", c.completed),
+        card("failed", "failed, will retry", c.failed),
+        card("dead", "dead", c.dead),
+        card("total", "total", c.total),
+      );
+      const m = data.metrics;
+      fill(chart, perMinuteChart(m.per_minute));
+      const rate = (v) => v === null ? "-" : `${v < 10 ? v.toFixed(1) : Math.round(v)}/min`;
+      const row = (label, ...value) => [h("dt", {}, label), h("dd", {}, ...value)];
+      const s = m.success_rate;
+      fill(
+        figures,
+        row(
+          "Success",
+          s.ratio === null
+            ? "- (no attempts finished)"
+            : `${(100 * s.ratio).toFixed(1)}% (${count(s.succeeded_attempts)} of ${
+              count(s.finished_attempts)
+            } attempts)`,
+        ),
+        row(
+          "Throughput",
+          `${rate(m.throughput.last_1m)} (1 min) · ${rate(m.throughput.last_15m)} (15 min) · ${
+            rate(m.throughput.last_60m)
+          } (1 h)`,
+        ),
+        row(
+          "Run time",
+          `p50 ${duration(m.run_time.p50)} · p95 ${duration(m.run_time.p95)} · max ${
+            duration(m.run_time.max)
+          }`,
+        ),
+        row("Queue wait", `p50 ${duration(m.queue_wait.p50)} · p95 ${duration(m.queue_wait.p95)}`),
+        row(
+          "Oldest waiting",
+          m.oldest_due === null ? "nothing is waiting" : [
+            "job ",
+            jobLink(m.oldest_due.job),
+            `, waiting ${duration(m.oldest_due.waiting_seconds * 1000)}`,
+          ],
+        ),
+        row(
+          "Retries",
+          `${count(m.retries.jobs_retried)} jobs retried, ${
+            count(m.retries.retry_attempts)
+          } retry attempts`,
+        ),
+      );
+      fill(workers, workerSummary(data.workers, data.problems, data.as_of));
+      fill(
+        failing,
+        m.top_failing.length === 0 ? note("No failures in the last 24 hours.") : table(
+          ["Failures", "Exit", "Last error", "Command"],
+          m.top_failing.map((f) => [
+            count(f.failures),
+            f.last_exit_code ?? "-",
+            f.last_error ?? "-",
+            h("code", { class: "cmd" }, f.command),
+          ]),
+        ),
+      );
+    },
+    failed(e) {
+      fill(error, errorBox(e));
+    },
+  };
+}
+
+function workerSummary(list, problems, asOf) {
+  if (list.length === 0) {
+    return note(
+      "No worker is registered. Start some with ",
+      h("code", {}, "queuectl worker start --detach"),
+      ".",
+    );
+  }
+  const hosts = new Map();
+  for (const w of list) hosts.set(w.host, [...(hosts.get(w.host) ?? []), w]);
+  return [
+    ...[...hosts].map(([host, ws]) => {
+      const by = (state) => ws.filter((w) => w.state === state).length;
+      return h(
+        "div",
+        { class: "host" },
+        h(
+          "h3",
+          {},
+          host,
+          " ",
+          h(
+            "span",
+            { class: "muted" },
+            `${by("busy")} busy, ${by("idle")} idle${by("stale") ? `, ${by("stale")} stale` : ""}${
+              by("gone") ? `, ${by("gone")} gone` : ""
+            }`,
+          ),
+        ),
+        table(
+          ["Worker", "Pid", "State", "Job", "Done", "Failed", "Started", "Heartbeat"],
+          ws.map((w) => [
+            w.id,
+            w.pid,
+            badge(w.state),
+            w.current_job === null ? "-" : jobLink(w.current_job),
+            count(w.jobs_done),
+            count(w.jobs_failed),
+            timeEl(w.started_at),
+            ago(w.heartbeat_at, asOf),
+          ]),
+        ),
+      );
+    }),
+    problems.map((p) => h("p", { class: "warn" }, p)),
+  ];
+}
+
+function table(headings, rows, { rowClass } = {}) {
+  return h(
+    "div",
+    { class: "table-wrap" },
+    h(
+      "table",
+      {},
+      h("thead", {}, h("tr", {}, headings.map((t) => h("th", {}, t)))),
+      h(
+        "tbody",
+        {},
+        rows.map((cells, i) =>
+          h(
+            "tr",
+            { class: rowClass?.(i) },
+            cells.map((c, j) => h("td", { "data-label": headings[j] }, c)),
+          )
+        ),
+      ),
+    ),
+  );
+}
+
+/** A list page's URL: its search and where the page starts, as the address bar shows them. */
+function listUrl(base, q, before = null) {
+  const params = new URLSearchParams();
+  if (q) params.set("q", q);
+  if (before !== null) params.set("before", String(before));
+  const search = params.toString();
+  return search ? `${base}?${search}` : base;
+}
+
+/** The state qualifier of a search replaced by `state` (or removed for "all"). */
+function withState(q, state) {
+  const rest = q.split(/\s+/).filter((t) => t !== "" && !/^state:/i.test(t));
+  return (state === null ? rest : [`state:${state}`, ...rest]).join(" ");
+}
+
+/** The single state a search is about, if it names exactly one. */
+function stateOf(q) {
+  const tokens = q.split(/\s+/).filter((t) => /^state:/i.test(t));
+  if (tokens.length !== 1) return null;
+  const states = tokens[0].slice(6).toLowerCase().split(",");
+  return states.length === 1 ? states[0] : "";
+}
+
+const HELP = [
+  ["state:dead,failed", "jobs in these states"],
+  ["priority:8 · priority:>=8 · priority:7..10", "by priority"],
+  ['cmd:backup · cmd:"make test" · bare words', "the command contains this text (case matters)"],
+  ["id:nightly", "one job"],
+  [
+    "created:>2h · created:<7d · created:2026-11-01 · created:2026-11-01..2026-11-03",
+    "enqueued then (dates in your time zone)",
+  ],
+];
+
+/** Jobs (`dead` false) and the dead letter queue (true): one list, searchable, in pages. */
+function listPage({ dead }) {
+  const url = new URL(location.href);
+  const q = url.searchParams.get("q") ?? "";
+  const before = url.searchParams.get("before");
+  const base = dead ? "/dlq" : "/jobs";
+  const selected = new Set();
+  const input = h("input", {
+    type: "search",
+    name: "q",
+    value: q,
+    placeholder: dead
+      ? "search dead jobs: cmd:backup created:>1d"
+      : "state:dead cmd:backup priority:>=8 created:>1h",
+    "aria-label": "search",
+    autocomplete: "off",
+    spellcheck: "false",
+  });
+  const form = h(
+    "form",
+    {
+      class: "search",
+      role: "search",
+      on: {
+        submit(event) {
+          event.preventDefault();
+          navigate(listUrl(base, input.value.trim()));
+        },
+      },
+    },
+    input,
+    h("button", { type: "submit" }, "Search"),
+  );
+  const help = h(
+    "details",
+    { class: "help" },
+    h("summary", {}, "search help"),
+    h("dl", {}, HELP.map(([k, v]) => [h("dt", {}, h("code", {}, k)), h("dd", {}, v)])),
+    h(
+      "p",
+      {},
+      "Qualifiers combine (all must hold). A page looks at a bounded number of jobs; when ",
+      "that finds too few, the page says so and offers to search further back.",
+    ),
+  );
+  const tabs = h("nav", { class: "tabs", "aria-label": "states" });
+  const error = h("div");
+  const actions = h("div", { class: "actions" });
+  const list = h("div");
+  const pager = h("div", { class: "pager" });
+  const query = dead ? `state:dead ${q}`.trim() : q;
+  fill(
+    main,
+    h("h1", {}, dead ? "Dead letter queue" : "Jobs"),
+    dead ? note("Jobs that used up their retries. A retry gives them a fresh budget.") : null,
+    form,
+    help,
+    dead ? null : tabs,
+    error,
+    actions,
+    list,
+    pager,
+  );
+
+  let current = null;
+  // The outcome of the last action, kept here: a live refresh redraws the action bar.
+  let message = { text: "", cls: "" };
+  const updateActions = () => {
+    if (!dead) return;
+    if (app.session.read_only) {
+      fill(
+        actions,
+        note("Read-only: retrying is switched off (", h("code", {}, "--read-only"), ")."),
+      );
+      return;
+    }
+    const some = selected.size > 0;
+    fill(
+      actions,
+      h("button", {
+        type: "button",
+        id: "retry-selected",
+        disabled: !some,
+        on: { click: () => retrySelected() },
+      }, some ? `Retry ${selected.size} selected` : "Retry selected"),
+      h("button", {
+        type: "button",
+        id: "retry-all",
+        disabled: current === null || current.jobs.length === 0,
+        on: { click: () => retryAll() },
+      }, "Retry all matching…"),
+      h("span", { class: `result ${message.cls}`, id: "action-result" }, message.text),
+    );
+  };
+  const result = (text, cls = "") => {
+    message = { text, cls };
+    updateActions();
+  };
+
+  async function retrySelected() {
+    const ids = [...selected];
+    try {
+      const out = await api("/api/dlq/retry", { method: "POST", body: { ids } });
+      selected.clear();
+      await refresh();
+      result(`Retried ${out.retried.length} job${out.retried.length === 1 ? "" : "s"}.`, "ok");
+    } catch (e) {
+      if (!(e instanceof SignedOut)) result(e.message, "bad");
+    }
+  }
+
+  async function retryAll() {
+    let total;
+    try {
+      total = await api(
+        `/api/count?q=${encodeURIComponent(query)}&tz=${encodeURIComponent(TIME_ZONE)}`,
+      );
+    } catch (e) {
+      if (!(e instanceof SignedOut)) result(e.message, "bad");
+      return;
+    }
+    if (!total.complete) {
+      result(
+        `More than ${
+          count(total.scan_limit)
+        } jobs would have to be looked at to count them: narrow the search.`,
+        "bad",
+      );
+      return;
+    }
+    if (total.count === 0) {
+      result("No dead job matches.", "bad");
+      return;
+    }
+    const n = total.count;
+    const go = await confirmDialog(
+      `Retry ${count(n)} dead job${n === 1 ? "" : "s"}?`,
+      q === "" ? "Every job in the dead letter queue" : `Every dead job that matches “${q}”`,
+      `${count(n)} jobs go back to pending with a fresh retry budget, ${
+        count(app.session.bulk_cap)
+      } per request.`,
+      `Retry ${count(n)}`,
+    );
+    if (!go) return;
+    let done = 0;
+    let from = null;
+    // Each request retries at most bulk_cap jobs, walking back from where the last one stopped;
+    // never more than the count confirmed, however many died since.
+    for (let round = 0; done < n && round < 10_000; round++) {
+      result(`Retrying… ${count(done)} of ${count(n)}`);
+      try {
+        const out = await api("/api/dlq/retry", {
+          method: "POST",
+          body: {
+            query: q,
+            tz: TIME_ZONE,
+            before: from,
+            limit: Math.min(app.session.bulk_cap, n - done),
+          },
+        });
+        done += out.retried.length;
+        from = out.next_before;
+        if (from === null) break;
+      } catch (e) {
+        if (!(e instanceof SignedOut)) result(`Stopped after ${count(done)}: ${e.message}`, "bad");
+        await refresh();
+        return;
+      }
+    }
+    selected.clear();
+    await refresh();
+    result(
+      `Retried ${count(done)} job${done === 1 ? "" : "s"}${
+        done < n ? ` (${count(n - done)} were no longer dead)` : ""
+      }.`,
+      "ok",
+    );
+  }
+
+  const row = (job) => {
+    const cells = [];
+    if (dead && !app.session.read_only) {
+      cells.push(h("input", {
+        type: "checkbox",
+        "aria-label": `select job ${job.id}`,
+        checked: selected.has(job.id),
+        on: {
+          change(event) {
+            if (event.target.checked) selected.add(job.id);
+            else selected.delete(job.id);
+            updateActions();
+          },
+        },
+      }));
+    }
+    cells.push(
+      jobLink(job.id),
+      badge(job.state),
+      job.priority,
+      job.attempts,
+      timeEl(job.created_at),
+      dead || job.finished_at ? timeEl(job.finished_at) : timeEl(job.run_at),
+      h("code", { class: "cmd", title: job.command }, job.command),
+      job.last_error === null
+        ? h("span", { class: "muted" }, "-")
+        : h("span", { class: "err" }, job.last_error),
+    );
+    return cells;
+  };
+
+  return {
+    async refresh() {
+      const params = new URLSearchParams({ q: query, tz: TIME_ZONE });
+      if (before) params.set("before", before);
+      const data = await load(`/api/jobs?${params}`);
+      current = data;
+      setAsOf(data.as_of);
+      fill(error);
+      const active = stateOf(q);
+      const tab = (state, label, n) => {
+        return h(
+          "a",
+          {
+            href: listUrl(base, withState(q, state)),
+            "aria-current": (state === null ? active === null : active === state) ? "page" : null,
+          },
+          label,
+          " ",
+          h("span", { class: "n" }, count(n)),
+        );
+      };
+      fill(tabs, tab(null, "All", data.counts.total), STATES.map((s) => tab(s, s, data.counts[s])));
+      // Jobs retried elsewhere leave the selection.
+      for (const id of [...selected]) if (!data.jobs.some((j) => j.id === id)) selected.delete(id);
+      const headings = [
+        "Id",
+        "State",
+        "Pri",
+        "Tries",
+        "Created",
+        dead ? "Died" : "Due / finished",
+        "Command",
+        "Last error",
+      ];
+      if (dead && !app.session.read_only) headings.unshift("");
+      fill(
+        list,
+        data.jobs.length === 0
+          ? note(
+            data.truncated
+              ? "No match among the jobs looked at so far."
+              : q === "" && !before
+              ? (dead ? "The dead letter queue is empty." : "No jobs yet. Enqueue one: ")
+              : "No job matches.",
+            !dead && q === "" && !before ? h("code", {}, "queuectl enqueue -c 'echo hello'") : null,
+          )
+          : table(headings, data.jobs.map(row)),
+      );
+      const link = (label, next, id) =>
+        h("a", { href: listUrl(base, q, next), class: "button", id }, label);
+      fill(
+        pager,
+        before ? link("⇤ Newest", null, "newest") : null,
+        data.truncated
+          ? h(
+            "span",
+            { class: "note" },
+            `Looked at ${count(data.scan_limit)} jobs without filling the page. `,
+            link("Search further back →", data.next_before, "further"),
+          )
+          : data.next_before !== null
+          ? link("Older →", data.next_before, "older")
+          : null,
+      );
+      updateActions();
+    },
+    failed(e) {
+      fill(error, errorBox(e));
+      fill(list);
+      fill(pager);
+    },
+  };
+}
+
+/** A modal question in the page (no window.confirm: it blocks the page and tests). */
+function confirmDialog(title, subject, detail, yes) {
+  return new Promise((resolve) => {
+    const dialog = h(
+      "dialog",
+      { class: "confirm", id: "confirm" },
+      h("h2", {}, title),
+      h("p", {}, subject),
+      h("p", { class: "muted" }, detail),
+      h(
+        "form",
+        { method: "dialog" },
+        h("button", { value: "yes", id: "confirm-yes", class: "primary" }, yes),
+        h("button", { value: "no", id: "confirm-no" }, "Cancel"),
+      ),
+    );
+    dialog.addEventListener("close", () => {
+      resolve(dialog.returnValue === "yes");
+      dialog.remove();
+    });
+    document.body.append(dialog);
+    dialog.showModal();
+  });
+}
+
+function attemptsText(job) {
+  if (job.state === "completed") return `${job.attempts} (completed on attempt ${job.attempts})`;
+  if (job.state === "dead") return `${job.attempts} (1 + ${job.max_retries} retries, all failed)`;
+  return `${job.attempts} (${job.attempts_left} left of 1 + ${job.max_retries} retries)`;
+}
+
+function timeline(attempts) {
+  const starts = attempts.map((a) => Date.parse(a.started_at));
+  const ends = attempts.map((a) =>
+    a.finished_at ? Date.parse(a.finished_at) : Date.parse(app.asOf)
+  );
+  const t0 = Math.min(...starts);
+  const t1 = Math.max(...ends, t0 + 1);
+  const width = 600;
+  const x = (t) => ((t - t0) / (t1 - t0)) * width;
+  return h(
+    "figure",
+    { class: "timeline" },
+    svgStrip(attempts, starts, ends, x, width),
+    h(
+      "figcaption",
+      {},
+      h("span", {}, timeEl(attempts[0].started_at)),
+      h("span", {}, duration(t1 - t0)),
+      h("span", {}, attempts.at(-1).finished_at ? timeEl(attempts.at(-1).finished_at) : "running"),
+    ),
+  );
+}
+
+function svgStrip(attempts, starts, ends, x, width) {
+  // One bar per attempt on a shared time axis; the gaps are the retry delays.
+  return svg(
+    "svg",
+    {
+      viewBox: `0 0 ${width} 16`,
+      preserveAspectRatio: "none",
+      role: "img",
+      "aria-label": "attempts over time",
+    },
+    attempts.map((a, i) =>
+      svg(
+        "rect",
+        {
+          x: x(starts[i]),
+          width: Math.max(3, x(ends[i]) - x(starts[i])),
+          y: 2,
+          height: 12,
+          class: `outcome-${a.outcome}`,
+        },
+        svg(
+          "title",
+          {},
+          `attempt ${a.attempt}: ${a.outcome}${
+            a.duration_ms === null ? "" : `, ${duration(a.duration_ms)}`
+          }`,
+        ),
+      )
+    ),
+  );
+}
+
+function jobPage(id) {
+  const head = h("div", { class: "job-head" });
+  const error = h("div");
+  const fields = h("dl", { class: "fields" });
+  const history = h("div");
+  const output = h("div", { class: "output" });
+  const copy = h("div", { class: "copy" });
+  fill(
+    main,
+    head,
+    error,
+    fields,
+    section("Attempts", history),
+    section("Output", output),
+    section("Enqueue it again", copy),
+  );
+  let shown = null; // the attempt whose output is shown; null: the latest
+  let last = null;
+  const outputs = { stdout: null, stderr: null };
+
+  async function loadOutput(job, attempts) {
+    if (attempts.length === 0) {
+      fill(output, note("It has not run yet."));
+      return;
+    }
+    const n = shown ?? attempts.at(-1).attempt;
+    const data = await api(`/api/jobs/${encodeURIComponent(id)}/attempts/${n}/output`);
+    const picker = attempts.length > 1
+      ? h(
+        "div",
+        { class: "attempt-picker" },
+        "Attempt ",
+        attempts.map((a) =>
+          h("button", {
+            type: "button",
+            class: a.attempt === n ? "on" : "",
+            "aria-pressed": a.attempt === n ? "true" : "false",
+            on: {
+              click() {
+                shown = a.attempt === attempts.at(-1).attempt ? null : a.attempt;
+                loadOutput(job, attempts).catch(() => {});
+              },
+            },
+          }, String(a.attempt))
+        ),
+      )
+      : null;
+    const panes = ["stdout", "stderr"].map((stream) => {
+      const s = data[stream];
+      const old = outputs[stream];
+      // Follow the end while the reader is at it (a live tail), else keep their place.
+      const atEnd = old === null || old.scrollTop + old.clientHeight >= old.scrollHeight - 4;
+      const pre = h("pre", { class: "out", id: `out-${stream}`, tabindex: "0" });
+      appendOutput(pre, s.head);
+      const gone = s.cut_bytes + s.hidden_bytes;
+      if (gone > 0) {
+        pre.append(
+          h(
+            "span",
+            { class: "cut" },
+            `\n[… ${bytes(gone)} ${
+              s.cut_bytes > 0 && s.hidden_bytes === 0
+                ? "not kept"
+                : s.hidden_bytes > 0 && s.cut_bytes === 0
+                ? "more in the download"
+                : `not shown (${bytes(s.hidden_bytes)} of it in the download)`
+            } …]\n`,
+          ),
+        );
+      }
+      appendOutput(pre, s.tail);
+      const keep = old?.scrollTop ?? 0;
+      outputs[stream] = pre;
+      queueMicrotask(() => {
+        pre.scrollTop = atEnd ? pre.scrollHeight : keep;
+      });
+      return h(
+        "div",
+        { class: "pane" },
+        h(
+          "div",
+          { class: "pane-head" },
+          h("strong", {}, stream),
+          ` ${bytes(s.bytes)}${data.running ? ", running" : ""}`,
+          s.bytes > 0
+            ? h("a", {
+              href: `/api/jobs/${encodeURIComponent(id)}/attempts/${n}/raw/${stream}`,
+              download: "",
+              class: "download",
+            }, "download")
+            : null,
+        ),
+        s.bytes === 0 ? note(data.running ? "nothing yet" : "no output") : pre,
+      );
+    });
+    fill(
+      output,
+      picker,
+      data.running
+        ? h("p", { class: "tail-note" }, "● live: the output follows as the job writes it")
+        : null,
+      panes,
+    );
+  }
+
+  return {
+    async refresh() {
+      const data = await load(`/api/jobs/${encodeURIComponent(id)}`);
+      setAsOf(data.as_of);
+      fill(error);
+      const job = data.job;
+      const retry = job.state === "dead" && !app.session.read_only
+        ? h("button", {
+          type: "button",
+          id: "retry",
+          class: "primary",
+          on: {
+            async click(event) {
+              event.target.disabled = true;
+              try {
+                await api("/api/dlq/retry", { method: "POST", body: { ids: [job.id] } });
+                await refresh();
+              } catch (e) {
+                if (!(e instanceof SignedOut)) fill(error, errorBox(e));
+              }
+            },
+          },
+        }, "Retry")
+        : null;
+      // TODO(#11): Cancel (pending, failed, processing) and Delete (finished) buttons.
+      fill(head, h("h1", {}, "Job ", h("span", { class: "id" }, job.id)), badge(job.state), retry);
+      const row = (label, ...value) => [h("dt", {}, label), h("dd", {}, ...value)];
+      const env = Object.entries(job.env ?? {});
+      fill(
+        fields,
+        row("command", h("pre", { class: "cmd-full" }, job.command)),
+        row("state", badge(job.state)),
+        row("priority", String(job.priority)),
+        row("attempts", attemptsText(job)),
+        row(
+          "timeout",
+          job.timeout === null
+            ? "default (job-timeout)"
+            : job.timeout === 0
+            ? "none"
+            : duration(job.timeout * 1000),
+        ),
+        row("cwd", h("code", {}, job.cwd)),
+        row(
+          "env",
+          env.length === 0 ? "-" : h(
+            "table",
+            { class: "env" },
+            h(
+              "tbody",
+              {},
+              env.map(([k, v]) => h("tr", {}, h("th", {}, k), h("td", {}, h("code", {}, v)))),
+            ),
+          ),
+        ),
+        row("run at", timeEl(job.run_at)),
+        row("created", timeEl(job.created_at)),
+        row("updated", timeEl(job.updated_at)),
+        row("finished", timeEl(job.finished_at)),
+        job.worker_id ? row("worker", job.worker_id) : null,
+        job.lease_expires_at ? row("lease until", timeEl(job.lease_expires_at)) : null,
+        job.last_error ? row("last error", h("span", { class: "err" }, job.last_error)) : null,
+        job.last_exit_code !== null ? row("last exit code", String(job.last_exit_code)) : null,
+        // TODO(#11): "waits for" and "waited on by" rows with links to those jobs.
+      );
+      const attempts = data.attempts;
+      fill(
+        history,
+        attempts.length === 0 ? note("No attempt yet.") : [
+          timeline(attempts),
+          table(
+            ["#", "Started", "Duration", "Outcome", "Exit", "Worker", "Error"],
+            attempts.map((a) => [
+              String(a.attempt),
+              timeEl(a.started_at),
+              a.duration_ms === null ? "running" : duration(a.duration_ms),
+              h("span", { class: `badge outcome-${a.outcome}` }, a.outcome),
+              a.exit_code !== null ? String(a.exit_code) : a.signal ?? "-",
+              a.worker_id,
+              a.error ?? "",
+            ]),
+          ),
+        ],
+      );
+      // Output is read again only when the attempt it shows may have changed.
+      const latest = attempts.at(-1);
+      const key = JSON.stringify([
+        shown,
+        latest?.attempt,
+        latest?.outcome,
+        latest?.outcome === "running" ? data.as_of : null,
+      ]);
+      if (key !== last) {
+        last = key;
+        await loadOutput(job, attempts);
+      }
+      const copyButton = h("button", {
+        type: "button",
+        id: "copy",
+        on: {
+          async click() {
+            try {
+              await navigator.clipboard.writeText(data.enqueue_command);
+              copyButton.textContent = "copied";
+            } catch {
+              copyButton.textContent = "select the text and copy it";
+            }
+          },
+        },
+      }, "Copy");
+      fill(
+        copy,
+        h("pre", { class: "cmd-full", id: "enqueue-command" }, data.enqueue_command),
+        copyButton,
+      );
+    },
+    failed(e) {
+      fill(error, errorBox(e));
+    },
+  };
+}
+
+function workersPage() {
+  const body = h("div");
+  const error = h("div");
+  fill(main, h("h1", {}, "Workers"), error, body);
+  return {
+    async refresh() {
+      const data = await load("/api/workers");
+      setAsOf(data.as_of);
+      fill(error);
+      fill(body, workerSummary(data.workers, data.problems, data.as_of));
+    },
+    failed(e) {
+      fill(error, errorBox(e));
+    },
+  };
+}
+
+function settingsPage() {
+  const body = h("div");
+  const error = h("div");
+  fill(
+    main,
+    h("h1", {}, "Settings"),
+    note(
+      "Shown here, changed with ",
+      h("code", {}, "queuectl config set KEY VALUE"),
+      " (workers pick changes up as they go).",
+    ),
+    error,
+    body,
+  );
+  return {
+    async refresh() {
+      const data = await load("/api/settings");
+      setAsOf(data.as_of);
+      fill(error);
+      fill(
+        body,
+        h("p", {}, "Queue: ", h("code", {}, data.location)),
+        table(
+          ["Key", "Value", "Default", "Meaning"],
+          data.settings.map((s) => [
+            h("code", {}, s.key),
+            s.set ? h("strong", {}, s.text) : s.text,
+            s.default_text,
+            s.help,
+          ]),
+        ),
+      );
+    },
+    failed(e) {
+      fill(error, errorBox(e));
+    },
+  };
+}
+
+/** Signs in with the token or one-time code from the URL fragment, or one pasted into the form. */
+function loginPage() {
+  const next = new URL(location.href).searchParams.get("next");
+  const target = next !== null && next.startsWith("/") && !next.startsWith("//") ? next : "/";
+  const message = h("div");
+  const input = h("input", {
+    type: "password",
+    name: "token",
+    autocomplete: "off",
+    "aria-label": "token",
+    placeholder: "token",
+  });
+  const signIn = async (body) => {
+    try {
+      await api("/api/login", { method: "POST", body });
+      location.replace(target);
+    } catch (e) {
+      fill(message, errorBox(e));
+    }
+  };
+  fill(
+    main,
+    h("h1", {}, "Sign in"),
+    note(
+      "Open the link ",
+      h("code", {}, "queuectl dashboard"),
+      " printed, or paste the token from the file it named.",
+    ),
+    message,
+    h(
+      "form",
+      {
+        class: "login",
+        on: {
+          submit(event) {
+            event.preventDefault();
+            signIn({ token: input.value.trim() });
+          },
+        },
+      },
+      input,
+      h("button", { type: "submit", class: "primary" }, "Sign in"),
+    ),
+  );
+  const fragment = new URLSearchParams(location.hash.slice(1));
+  // The secret leaves the address bar (and history) before anything else happens.
+  if (location.hash) history.replaceState(null, "", location.pathname + location.search);
+  if (fragment.has("token")) signIn({ token: fragment.get("token") });
+  else if (fragment.has("code")) signIn({ code: fragment.get("code") });
+  return null;
+}
+
+const PAGES = [
+  [/^\/$/, () => overviewPage()],
+  [/^\/jobs$/, () => listPage({ dead: false })],
+  [/^\/jobs\/([^/]+)$/, (m) => jobPage(decodeURIComponent(m[1]))],
+  [/^\/dlq$/, () => listPage({ dead: true })],
+  [/^\/workers$/, () => workersPage()],
+  [/^\/settings$/, () => settingsPage()],
+];
+
+async function route() {
+  markNav();
+  for (const [pattern, make] of PAGES) {
+    const m = pattern.exec(location.pathname);
+    if (m) {
+      app.view = make(m);
+      document.title = `${main.querySelector("h1")?.textContent ?? "queuectl"} · queuectl`;
+      await refresh();
+      document.title = `${main.querySelector("h1")?.textContent ?? "queuectl"} · queuectl`;
+      return;
+    }
+  }
+  app.view = null;
+  fill(main, h("h1", {}, "Not found"), note(h("a", { href: "/" }, "Back to the overview")));
+}
+
+async function start() {
+  applyTheme(localStorage.getItem("queuectl-theme") ?? "auto");
+  const root = document.getElementById("app");
+  if (location.pathname === "/login") {
+    fill(
+      root,
+      h(
+        "header",
+        { class: "top" },
+        h("span", { class: "brand" }, h("img", { src: "/assets/icon.svg", alt: "" }), "queuectl"),
+        h("div", { class: "status" }, themeButton),
+      ),
+      main,
+    );
+    loginPage();
+    return;
+  }
+  fill(root, header(), main);
+  setLive("connecting");
+  // The session and the page's data are asked for at once; pages wait for both.
+  app.sessionReady = api("/api/session").then((session) => {
+    app.session = session;
+    readOnlyEl.hidden = !session.read_only;
+    setAsOf(session.as_of);
+    connect();
+  });
+  app.sessionReady.catch((e) => {
+    if (!(e instanceof SignedOut)) fill(main, errorBox(e));
+  });
+  await route();
+}
+
+start();

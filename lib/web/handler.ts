@@ -1,0 +1,667 @@
+/**
+ * The dashboard: a `(Request) => Response` handler over the core API (`Queue`), mounted by
+ * `queuectl dashboard` (lib/cli/commands/dashboard.ts). It never touches the store; what it prints
+ * are the JSON shapes of lib/json.ts. Pages are one static shell and a small ES module
+ * (lib/web/client/, embedded in lib/web/assets.ts) that reads `/api/…` and renders with
+ * `textContent` only.
+ *
+ * Every request passes, in order: the Host check (DNS rebinding), the route table (unknown: 404,
+ * wrong method: 405), authentication (the session cookie or `Authorization: Bearer`; pages
+ * redirect to /login, the API answers 401), and for every route that changes something the origin
+ * check (CSRF: 403), the read-only check (405) and a JSON body. GET never changes anything.
+ *
+ * @module
+ */
+
+import { EXIT, QueuectlError } from "../errors.ts";
+import { idProblem } from "../job/id.ts";
+import type { JobFilter } from "../job/filter.ts";
+import { attemptJson, jobJson, jobSummaryJson, metricsJson, workerJson } from "../json.ts";
+import type { Queue } from "../queue.ts";
+import { COUNT_SCAN_LIMIT, SEARCH_SCAN_LIMIT } from "../queue.ts";
+import { formatLogTime, iso } from "../time.ts";
+import { problemLines } from "../worker/liveness.ts";
+import { ASSETS } from "./assets.ts";
+import type { Auth } from "./auth.ts";
+import { eventStream, Kick } from "./events.ts";
+import { parseQuery, QueryError } from "./query.ts";
+import { hostAllowed, sameOrigin, secure } from "./security.ts";
+import { SHELL_HTML } from "./shell.ts";
+import { enqueueCommandLine, rawLog, streamView } from "./views.ts";
+
+/** Jobs one request may act on at most ("selected" and each step of "all matching"). */
+export const BULK_CAP = 1000;
+/** Jobs per page: default and most. */
+export const PAGE_DEFAULT = 50;
+export const PAGE_MAX = 200;
+/** The largest request body read. */
+const MAX_BODY_BYTES = 256 * 1024;
+const DAY_MS = 86_400_000;
+
+export interface DashboardOptions {
+  auth: Auth;
+  /** Refuse every route that changes the queue (405), whatever the page shows. */
+  readOnly: boolean;
+  /** Names a Host header may carry (lib/web/security.ts `allowedHostNames`) … */
+  hostNames: ReadonlySet<string>;
+  /** … with this port. */
+  port: number;
+  version: string;
+  /** One line per action, login and failure (never a token, a cookie or a job's output). */
+  log?: (line: string) => void;
+}
+
+/** The handler, and `close()` to end its live streams (before the server shuts down). */
+export interface Dashboard {
+  (request: Request, info?: Deno.ServeHandlerInfo): Promise<Response>;
+  close(): void;
+}
+
+interface RouteContext {
+  request: Request;
+  url: URL;
+  params: Record<string, string>;
+  queue: Queue;
+  options: DashboardOptions;
+  via: "bearer" | "cookie" | null;
+  kick: Kick;
+  shutdown: AbortSignal;
+  remote: string;
+}
+
+/** Who may call a route, and what it changes. */
+export interface Route {
+  method: "GET" | "POST";
+  /** Segments; `:name` takes one segment as a parameter. */
+  path: string;
+  /** `public`: the login page and static assets, which hold no data. */
+  access: "public" | "session";
+  /** `queue`: refused with --read-only. `session`: signs in or out. */
+  changes: "queue" | "session" | "nothing";
+  /** A path that matches, for tests and docs. */
+  example: string;
+  handle(ctx: RouteContext): Promise<Response> | Response;
+}
+
+class HttpError extends Error {
+  constructor(readonly status: number, message: string, readonly hint?: string) {
+    super(message);
+  }
+}
+
+function json(body: unknown, status = 200, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { "content-type": "application/json; charset=utf-8", ...headers },
+  });
+}
+
+function problem(status: number, message: string, hint?: string): Response {
+  return json(hint === undefined ? { error: message } : { error: message, hint }, status);
+}
+
+function page(): Response {
+  return new Response(SHELL_HTML, { headers: { "content-type": "text/html; charset=utf-8" } });
+}
+
+/** A job id from the path, checked as enqueue checks ids. */
+function jobId(ctx: RouteContext): string {
+  const id = ctx.params.id!;
+  const bad = idProblem(id);
+  if (bad) throw new HttpError(400, `Invalid job id ${JSON.stringify(id)}: ${bad}`);
+  return id;
+}
+
+function intParam(url: URL, name: string, min: number, max: number): number | undefined {
+  const text = url.searchParams.get(name);
+  if (text === null || text === "") return undefined;
+  if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max) {
+    throw new HttpError(
+      400,
+      `Invalid ${name} ${JSON.stringify(text)}: give a number from ${min} to ${max}`,
+    );
+  }
+  return Number(text);
+}
+
+/** The browser's time zone for local dates in a search, when it is one Intl knows. */
+function timeZone(text: unknown): string | undefined {
+  if (typeof text !== "string" || text === "" || text.length > 64) return undefined;
+  try {
+    new Intl.DateTimeFormat("en-US", { timeZone: text });
+    return text;
+  } catch {
+    return undefined;
+  }
+}
+
+async function filterOf(queue: Queue, q: unknown, tz: unknown): Promise<JobFilter> {
+  if (q !== undefined && q !== null && typeof q !== "string") {
+    throw new HttpError(400, "query must be text");
+  }
+  if (typeof q === "string" && q.length > 1000) throw new HttpError(400, "The search is too long");
+  const zone = timeZone(tz);
+  try {
+    return parseQuery(q ?? "", { now: await queue.now(), ...(zone ? { timeZone: zone } : {}) });
+  } catch (error) {
+    if (error instanceof QueryError) throw new HttpError(400, error.message);
+    throw error;
+  }
+}
+
+/** The request's JSON object body: `application/json`, at most MAX_BODY_BYTES. */
+async function body(request: Request): Promise<Record<string, unknown>> {
+  const type = request.headers.get("content-type") ?? "";
+  if (!/^application\/json\s*(;|$)/i.test(type)) {
+    throw new HttpError(415, "Send the request as application/json");
+  }
+  const reader = request.body?.getReader();
+  const chunks: Uint8Array<ArrayBuffer>[] = [];
+  let size = 0;
+  while (reader) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.length;
+    if (size > MAX_BODY_BYTES) {
+      await reader.cancel();
+      throw new HttpError(413, "The request is too large");
+    }
+    chunks.push(new Uint8Array(value));
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(new TextDecoder().decode(await new Blob(chunks).arrayBuffer()));
+  } catch {
+    throw new HttpError(400, "The request is not valid JSON");
+  }
+  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
+    throw new HttpError(400, "The request must be a JSON object");
+  }
+  return parsed as Record<string, unknown>;
+}
+
+async function asOf(queue: Queue): Promise<string | null> {
+  return iso(await queue.now());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The routes. Pages are the shell; everything with data is under /api/.
+// ---------------------------------------------------------------------------------------------
+
+const PAGES = ["/", "/jobs", "/jobs/:id", "/dlq", "/workers", "/settings"];
+
+export const ROUTES: readonly Route[] = [
+  ...PAGES.map((path): Route => ({
+    method: "GET",
+    path,
+    access: "session",
+    changes: "nothing",
+    example: path.replace(":id", "42"),
+    handle: page,
+  })),
+  // TODO(#11): pages for queues (pause state, limits) and recurring schedules.
+  {
+    method: "GET",
+    path: "/login",
+    access: "public",
+    changes: "nothing",
+    example: "/login",
+    handle: page,
+  },
+  {
+    method: "GET",
+    path: "/assets/:name",
+    access: "public",
+    changes: "nothing",
+    example: "/assets/app.js",
+    handle(ctx) {
+      const asset = ASSETS[ctx.params.name!];
+      if (asset === undefined) return new Response("not found\n", { status: 404 });
+      return new Response(asset.body, { headers: { "content-type": asset.type } });
+    },
+  },
+  {
+    // Browsers ask for it unprompted; the pages name /assets/icon.svg instead.
+    method: "GET",
+    path: "/favicon.ico",
+    access: "public",
+    changes: "nothing",
+    example: "/favicon.ico",
+    handle: () => new Response(null, { status: 204 }),
+  },
+  {
+    method: "POST",
+    path: "/api/login",
+    access: "public",
+    changes: "session",
+    example: "/api/login",
+    async handle(ctx) {
+      const { token, code } = await body(ctx.request);
+      const auth = ctx.options.auth;
+      const ok = (typeof token === "string" && auth.isToken(token)) ||
+        (typeof code === "string" && auth.useLoginCode(code));
+      if (!ok) {
+        ctx.options.log?.(`refused a sign-in from ${ctx.remote}`);
+        return problem(401, "That is not this dashboard's token (or the link was used already)");
+      }
+      ctx.options.log?.(`signed in a browser from ${ctx.remote}`);
+      return new Response(null, {
+        status: 204,
+        headers: { "set-cookie": await auth.sessionCookie() },
+      });
+    },
+  },
+  {
+    method: "POST",
+    path: "/api/logout",
+    access: "session",
+    changes: "session",
+    example: "/api/logout",
+    handle: (ctx) =>
+      new Response(null, {
+        status: 204,
+        headers: { "set-cookie": ctx.options.auth.clearCookie() },
+      }),
+  },
+  {
+    method: "GET",
+    path: "/api/session",
+    access: "session",
+    changes: "nothing",
+    example: "/api/session",
+    async handle(ctx) {
+      return json({
+        as_of: await asOf(ctx.queue),
+        version: ctx.options.version,
+        location: ctx.queue.location,
+        read_only: ctx.options.readOnly,
+        bulk_cap: BULK_CAP,
+        scan_limit: SEARCH_SCAN_LIMIT,
+        count_scan_limit: COUNT_SCAN_LIMIT,
+      });
+    },
+  },
+  {
+    method: "GET",
+    path: "/api/overview",
+    access: "session",
+    changes: "nothing",
+    example: "/api/overview",
+    async handle(ctx) {
+      const at = await asOf(ctx.queue);
+      const [metrics, status] = await Promise.all([ctx.queue.metrics(DAY_MS), ctx.queue.status()]);
+      return json({
+        as_of: at,
+        counts: { ...status.counts, scheduled: status.scheduled.scheduled },
+        next_scheduled_at: iso(status.scheduled.nextAt),
+        workers: status.workers.map(workerJson),
+        problems: problemLines(status.workers),
+        metrics: metricsJson(metrics, true),
+        // TODO(#11): queues with their pause state and concurrency limits.
+      });
+    },
+  },
+  {
+    method: "GET",
+    path: "/api/jobs",
+    access: "session",
+    changes: "nothing",
+    example: "/api/jobs?q=state:dead",
+    async handle(ctx) {
+      const { url, queue } = ctx;
+      const at = await asOf(queue);
+      const filter = await filterOf(queue, url.searchParams.get("q"), url.searchParams.get("tz"));
+      const before = intParam(url, "before", 1, Number.MAX_SAFE_INTEGER);
+      const limit = intParam(url, "limit", 1, PAGE_MAX) ?? PAGE_DEFAULT;
+      const [found, counts] = await Promise.all([
+        queue.search(filter, { limit, ...(before === undefined ? {} : { beforeSeq: before }) }),
+        queue.status().then((s) => s.counts),
+      ]);
+      return json({
+        as_of: at,
+        counts,
+        jobs: found.jobs.map(jobSummaryJson),
+        next_before: found.nextBeforeSeq,
+        truncated: found.truncated,
+        scan_limit: SEARCH_SCAN_LIMIT,
+      });
+    },
+  },
+  {
+    method: "GET",
+    path: "/api/count",
+    access: "session",
+    changes: "nothing",
+    example: "/api/count?q=state:dead",
+    async handle(ctx) {
+      const { url, queue } = ctx;
+      const at = await asOf(queue);
+      const filter = await filterOf(queue, url.searchParams.get("q"), url.searchParams.get("tz"));
+      const { count, complete } = await queue.countMatching(filter);
+      return json({ as_of: at, count, complete, scan_limit: COUNT_SCAN_LIMIT });
+    },
+  },
+  {
+    method: "GET",
+    path: "/api/jobs/:id",
+    access: "session",
+    changes: "nothing",
+    example: "/api/jobs/42",
+    async handle(ctx) {
+      const id = jobId(ctx);
+      const at = await asOf(ctx.queue);
+      const job = await ctx.queue.get(id);
+      const attempts = await ctx.queue.attempts(id);
+      return json({
+        as_of: at,
+        job: jobJson(job),
+        attempts: attempts.map(attemptJson),
+        enqueue_command: enqueueCommandLine(job),
+        // TODO(#11): the jobs it waits for and the jobs that wait for it.
+      });
+    },
+  },
+  {
+    method: "GET",
+    path: "/api/jobs/:id/attempts/:n/output",
+    access: "session",
+    changes: "nothing",
+    example: "/api/jobs/42/attempts/1/output",
+    async handle(ctx) {
+      const { id, attempt } = await attemptOf(ctx);
+      const output = await ctx.queue.output(id, attempt.attempt);
+      return json({
+        as_of: await asOf(ctx.queue),
+        job: id,
+        attempt: attempt.attempt,
+        running: attempt.outcome === null,
+        stdout: streamView(output?.stdout),
+        stderr: streamView(output?.stderr),
+      });
+    },
+  },
+  {
+    method: "GET",
+    path: "/api/jobs/:id/attempts/:n/raw/:stream",
+    access: "session",
+    changes: "nothing",
+    example: "/api/jobs/42/attempts/1/raw/stdout",
+    async handle(ctx) {
+      const stream = ctx.params.stream;
+      if (stream !== "stdout" && stream !== "stderr") {
+        throw new HttpError(404, `No stream "${stream}": stdout or stderr`);
+      }
+      const { id, attempt } = await attemptOf(ctx);
+      const output = await ctx.queue.output(id, attempt.attempt);
+      const name = `job-${id.replaceAll(":", "_")}-attempt-${attempt.attempt}.${stream}.log`;
+      return new Response(rawLog(output?.[stream], stream), {
+        headers: {
+          "content-type": "text/plain; charset=utf-8",
+          "content-disposition": `attachment; filename="${name}"`,
+        },
+      });
+    },
+  },
+  {
+    method: "POST",
+    path: "/api/dlq/retry",
+    access: "session",
+    changes: "queue",
+    example: "/api/dlq/retry",
+    async handle(ctx) {
+      const input = await body(ctx.request);
+      if (input.ids !== undefined) {
+        const ids = input.ids;
+        if (!Array.isArray(ids) || ids.length === 0 || !ids.every((i) => typeof i === "string")) {
+          throw new HttpError(400, "ids must be a list of job ids");
+        }
+        const unique = [...new Set(ids as string[])];
+        if (unique.length > BULK_CAP) {
+          throw new HttpError(413, `At most ${BULK_CAP} jobs per request`, "retry them in parts");
+        }
+        for (const id of unique) {
+          const bad = idProblem(id);
+          if (bad) throw new HttpError(400, `Invalid job id ${JSON.stringify(id)}: ${bad}`);
+        }
+        const jobs = await ctx.queue.dlqRetry(unique);
+        ctx.kick.wake();
+        ctx.options.log?.(`retried ${jobs.length} dead job${jobs.length === 1 ? "" : "s"} (by id)`);
+        return json({ retried: jobs.map((j) => j.id), next_before: null });
+      }
+      if (input.query !== undefined) {
+        const filter = await filterOf(ctx.queue, input.query, input.tz);
+        const limit = input.limit;
+        if (
+          typeof limit !== "number" || !Number.isInteger(limit) || limit < 1 || limit > BULK_CAP
+        ) {
+          throw new HttpError(
+            limit === undefined || typeof limit !== "number" || limit <= BULK_CAP ? 400 : 413,
+            `limit must be a number from 1 to ${BULK_CAP} (jobs per request)`,
+          );
+        }
+        const before = input.before;
+        if (
+          before !== undefined && before !== null &&
+          (typeof before !== "number" || !Number.isSafeInteger(before) || before < 1)
+        ) {
+          throw new HttpError(400, "before must be a position from next_before");
+        }
+        const { jobs, nextBeforeSeq } = await ctx.queue.dlqRetryMatching(filter, {
+          limit,
+          ...(typeof before === "number" ? { beforeSeq: before } : {}),
+        });
+        if (jobs.length > 0) ctx.kick.wake();
+        ctx.options.log?.(
+          `retried ${jobs.length} dead job${jobs.length === 1 ? "" : "s"} (all matching a search)`,
+        );
+        return json({ retried: jobs.map((j) => j.id), next_before: nextBeforeSeq });
+      }
+      throw new HttpError(400, "Give ids, or a query with a limit");
+    },
+  },
+  // TODO(#11): POST /api/jobs/cancel, /api/jobs/delete and /api/jobs/retry (cancelled jobs), on
+  // ids or on a query like /api/dlq/retry; POST /api/queues/:name/pause and /resume;
+  // GET /api/queues; GET /api/schedules and POST /api/schedules/:name/run. Each with
+  // `changes: "queue"`, so --read-only, CSRF and the caps apply to it as to retry.
+  {
+    method: "GET",
+    path: "/api/workers",
+    access: "session",
+    changes: "nothing",
+    example: "/api/workers",
+    async handle(ctx) {
+      const at = await asOf(ctx.queue);
+      const workers = await ctx.queue.workers();
+      return json({ as_of: at, workers: workers.map(workerJson), problems: problemLines(workers) });
+    },
+  },
+  {
+    method: "GET",
+    path: "/api/settings",
+    access: "session",
+    changes: "nothing",
+    example: "/api/settings",
+    async handle(ctx) {
+      const at = await asOf(ctx.queue);
+      const [overrides, config] = await Promise.all([
+        ctx.queue.configOverrides(),
+        import("../config.ts"),
+      ]);
+      const settings = Object.entries(config.CONFIG_KEYS).map(([key, definition]) => {
+        const value = overrides[key] ?? definition.default;
+        return {
+          key,
+          ...config.configEntryJson(key, value, key in overrides),
+          text: config.formatConfigValue(key, value),
+          default_text: config.formatConfigValue(key, definition.default),
+          help: definition.help,
+        };
+      });
+      // Settings are shown, not changed here: `queuectl config set` changes them.
+      return json({ as_of: at, location: ctx.queue.location, settings });
+    },
+  },
+  {
+    method: "GET",
+    path: "/api/events",
+    access: "session",
+    changes: "nothing",
+    example: "/api/events",
+    handle(ctx) {
+      const signal = AbortSignal.any([ctx.request.signal, ctx.shutdown]);
+      return new Response(eventStream(ctx.queue, { signal, kick: ctx.kick }), {
+        headers: { "content-type": "text/event-stream; charset=utf-8" },
+      });
+    },
+  },
+];
+
+async function attemptOf(ctx: RouteContext) {
+  const id = jobId(ctx);
+  const n = ctx.params.n!;
+  if (!/^\d{1,9}$/.test(n)) throw new HttpError(400, `Invalid attempt ${JSON.stringify(n)}`);
+  const attempts = await ctx.queue.attempts(id);
+  const attempt = attempts.find((a) => a.attempt === Number(n));
+  if (attempt === undefined) {
+    throw new HttpError(
+      404,
+      `Job "${id}" has no attempt ${n}` +
+        (attempts.length ? ` (it has 1 to ${attempts.length})` : " (it has not run yet)"),
+    );
+  }
+  return { id, attempt };
+}
+
+/** The route for a path, with its parameters; `methods` lists what other methods would match. */
+function match(path: string): { routes: { route: Route; params: Record<string, string> }[] } {
+  const segments = path.split("/").slice(1);
+  const routes: { route: Route; params: Record<string, string> }[] = [];
+  for (const route of ROUTES) {
+    const pattern = route.path.split("/").slice(1);
+    if (pattern.length !== segments.length) continue;
+    const params: Record<string, string> = {};
+    let ok = true;
+    for (let i = 0; i < pattern.length && ok; i++) {
+      const want = pattern[i]!;
+      const have = segments[i]!;
+      if (want.startsWith(":")) {
+        try {
+          params[want.slice(1)] = decodeURIComponent(have);
+        } catch {
+          ok = false;
+        }
+        ok &&= have !== "";
+      } else ok = want === have;
+    }
+    if (ok) routes.push({ route, params });
+  }
+  // A literal segment wins over a parameter: /jobs/... pages never shadow /assets/....
+  return { routes };
+}
+
+/** HTTP status and message for an error from the core. */
+function errorResponse(error: unknown, log: ((line: string) => void) | undefined): Response {
+  if (error instanceof HttpError) return problem(error.status, error.message, error.hint);
+  if (error instanceof QueuectlError) {
+    const status = error.exitCode === EXIT.notFound
+      ? 404
+      : error.exitCode === EXIT.conflict
+      ? 409
+      : error.exitCode === EXIT.usage
+      ? 400
+      : error.exitCode === EXIT.busy
+      ? 503
+      : 500;
+    if (status >= 500) log?.(`error: ${error.message}`);
+    return problem(status, error.message, error.hint);
+  }
+  log?.(`internal error: ${error instanceof Error ? error.message.split("\n")[0] : String(error)}`);
+  return problem(500, "Internal error (the dashboard's log says more)");
+}
+
+/** Builds the handler. */
+export function createHandler(queue: Queue, options: DashboardOptions): Dashboard {
+  const kick = new Kick();
+  const shutdown = new AbortController();
+  const log = options.log === undefined
+    ? undefined
+    : (line: string) => options.log!(`${formatLogTime(queue.clock.now())} dashboard ${line}`);
+  const withLog = { ...options, ...(log === undefined ? {} : { log }) };
+
+  async function respond(request: Request, info?: Deno.ServeHandlerInfo): Promise<Response> {
+    const host = request.headers.get("host");
+    if (!hostAllowed(host, options.hostNames, options.port)) {
+      log?.(`refused a request for host ${JSON.stringify((host ?? "").slice(0, 100))}`);
+      return new Response("This server does not answer for that host name.\n", {
+        status: 403,
+        headers: { "content-type": "text/plain; charset=utf-8" },
+      });
+    }
+    const url = new URL(request.url);
+    const method = request.method === "HEAD" ? "GET" : request.method;
+    const { routes } = match(url.pathname);
+    if (routes.length === 0) return new Response("not found\n", { status: 404 });
+    // Literal segments win (e.g. /api/count is not /api/jobs/:id).
+    const found = routes.find((r) => r.route.method === method);
+    if (found === undefined) {
+      const allow: string[] = [...new Set(routes.map((r) => r.route.method))];
+      if (allow.includes("GET")) allow.push("HEAD");
+      return new Response(`${request.method} is not allowed here\n`, {
+        status: 405,
+        headers: { allow: allow.join(", ") },
+      });
+    }
+    const { route, params } = found;
+    const via = await options.auth.check(request);
+    if (route.access === "session" && via === null) {
+      if (route.path.startsWith("/api/")) {
+        return problem(401, "Sign in first: open the link `queuectl dashboard` printed");
+      }
+      const next = url.pathname + url.search;
+      return new Response(null, {
+        status: 303,
+        headers: { location: `/login?next=${encodeURIComponent(next)}` },
+      });
+    }
+    if (route.changes !== "nothing") {
+      if (!sameOrigin(request, host!, via)) {
+        log?.(`refused a cross-site ${request.method} ${url.pathname}`);
+        return problem(403, "Refused: the request does not come from the dashboard's own pages");
+      }
+      if (route.changes === "queue" && options.readOnly) {
+        return new Response("The dashboard runs with --read-only: nothing can be changed.\n", {
+          status: 405,
+          headers: { allow: "", "content-type": "text/plain; charset=utf-8" },
+        });
+      }
+    }
+    const remote = info?.remoteAddr.transport === "tcp"
+      ? `${info.remoteAddr.hostname}`
+      : "a client";
+    try {
+      return await route.handle({
+        request,
+        url,
+        params,
+        queue,
+        options: withLog,
+        via,
+        kick,
+        shutdown: shutdown.signal,
+        remote,
+      });
+    } catch (error) {
+      return errorResponse(error, log);
+    }
+  }
+
+  const handler = async (request: Request, info?: Deno.ServeHandlerInfo) => {
+    const response = secure(await respond(request, info));
+    if (request.method === "HEAD" && response.body !== null) {
+      await response.body.cancel();
+      return new Response(null, { status: response.status, headers: response.headers });
+    }
+    return response;
+  };
+  return Object.assign(handler, { close: () => shutdown.abort() });
+}
