@@ -168,7 +168,10 @@ export class Queue {
    */
   async search(filter: JobFilter, page: SearchPageOptions): Promise<JobSearchResult> {
     if (filter.id !== undefined) {
-      const { jobMatches } = await import("./job/filter.ts");
+      const { jobMatches } = await lazy<typeof import("./job/filter.ts")>(
+        import.meta.url,
+        "./job/filter.ts",
+      );
       const job = await this.#store.jobGet({ id: filter.id });
       const hit = job !== undefined && jobMatches(job, filter) &&
         (page.beforeSeq === undefined || job.seq < page.beforeSeq);
@@ -191,7 +194,10 @@ export class Queue {
     filter: JobFilter,
     scanLimit = COUNT_SCAN_LIMIT,
   ): Promise<JobSearchCountResult> {
-    const { filtersBeyondState, jobMatches } = await import("./job/filter.ts");
+    const { filtersBeyondState, jobMatches } = await lazy<typeof import("./job/filter.ts")>(
+      import.meta.url,
+      "./job/filter.ts",
+    );
     if (filter.id !== undefined) {
       const job = await this.#store.jobGet({ id: filter.id });
       return { count: job !== undefined && jobMatches(job, filter) ? 1 : 0, complete: true };

@@ -6,12 +6,15 @@
 
 import type { Clock } from "../clock.ts";
 import type { Store } from "./store.ts";
+import { DatabaseSync } from "node:sqlite";
 import { openSqliteStore } from "./sqlite/open.ts";
+import { SqliteStore } from "./sqlite/store.ts";
 import { StoreUnusableError } from "../errors.ts";
 import { dirname } from "../path.ts";
 import type { DbLocation } from "./location.ts";
 import type { FaultHook } from "../fault.ts";
 import type { openPostgresStore } from "./postgres/open.ts";
+import { lazy } from "../lazy.ts";
 
 export interface OpenStoreOptions {
   /** `cli`: acknowledges work to users (synchronous=FULL, waits 5 s for locks). `worker`: NORMAL. */
@@ -35,25 +38,21 @@ export const CLI_BUSY_TIMEOUT_MS = 5000;
  */
 export const WORKER_BUSY_TIMEOUT_MS = 100;
 
-/**
- * The PostgreSQL store's opener, imported by a computed specifier on purpose: Deno loads every
- * import it can resolve statically at start-up (dynamic ones included), so a literal here would
- * make every SQLite command load the PostgreSQL store and its driver. `deno compile` gets these
- * files through `--include lib/store/postgres/`.
- */
+/** The PostgreSQL store's opener, loaded only for a URL (lib/lazy.ts says why). */
 async function postgresOpener(): Promise<typeof openPostgresStore> {
-  const url = new URL(["postgres", "open.ts"].join("/"), import.meta.url).href;
-  const module: { openPostgresStore: typeof openPostgresStore } = await import(url);
+  const module = await lazy<typeof import("./postgres/open.ts")>(
+    import.meta.url,
+    "./postgres/open.ts",
+  );
   return module.openPostgresStore;
 }
 
 /** An empty queue in memory with the real schema, standing in for one that does not exist. */
 async function emptyQueue(location: string, clock: Clock): Promise<Store> {
-  const [{ DatabaseSync }, { migrate }, { SqliteStore }] = await Promise.all([
-    import("node:sqlite"),
-    import("./sqlite/migrations.ts"),
-    import("./sqlite/store.ts"),
-  ]);
+  const { migrate } = await lazy<typeof import("./sqlite/migrations.ts")>(
+    import.meta.url,
+    "./sqlite/migrations.ts",
+  );
   const memory = new DatabaseSync(":memory:");
   migrate(memory, clock.now());
   return new SqliteStore(location, memory, { synchronous: "FULL", clock, memory: true });

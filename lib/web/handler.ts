@@ -28,6 +28,7 @@ import { parseQuery, QueryError } from "./query.ts";
 import { hostAllowed, sameOrigin, secure } from "./security.ts";
 import { SHELL_HTML } from "./shell.ts";
 import { enqueueCommandLine, rawLog, streamView } from "./views.ts";
+import { lazy } from "../lazy.ts";
 
 /** Jobs one request may act on at most ("selected" and each step of "all matching"). */
 export const BULK_CAP = 1000;
@@ -485,7 +486,7 @@ export const ROUTES: readonly Route[] = [
       const at = await asOf(ctx.queue);
       const [overrides, config] = await Promise.all([
         ctx.queue.configOverrides(),
-        import("../config.ts"),
+        lazy<typeof import("../config.ts")>(import.meta.url, "../config.ts"),
       ]);
       const settings = Object.entries(config.CONFIG_KEYS).map(([key, definition]) => {
         const value = overrides[key] ?? definition.default;

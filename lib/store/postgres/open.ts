@@ -24,6 +24,7 @@ import { errorCode, mapPgError, unreachable } from "./errors.ts";
 import { withDeadline } from "./listen.ts";
 import * as q from "./queries.ts";
 import { num, str } from "./rows.ts";
+import { lazy } from "../../lazy.ts";
 import { PostgresStore } from "./store.ts";
 import { PG_SCHEMA_VERSION } from "./version.ts";
 
@@ -77,7 +78,10 @@ function newerSchema(version: number, location: string): StoreUnusableError {
  * missing migration is recorded first, then run.
  */
 export async function migrate(pool: PgPool, target: PgTarget, location: string): Promise<void> {
-  const { MIGRATIONS } = await import("./migrations.ts");
+  const { MIGRATIONS } = await lazy<typeof import("./migrations.ts")>(
+    import.meta.url,
+    "./migrations.ts",
+  );
   const run = (runner: PgQueryRunner, template: string, values: Record<string, unknown> = {}) => {
     const statement = q.compile(template, target.schema);
     // :now stays null: migrations are stamped with the database's clock.
