@@ -3,11 +3,12 @@
  * processes racing for one id or one DLQ retry, and idle workers that leave the write lock alone.
  */
 
-import { assertFigures, check, reportFigures } from "./_checker.ts";
-import type { JobSpec, Proc } from "./_harness.ts";
-import { report, Sandbox, waitUntil } from "./_harness.ts";
-import { AttemptSampler } from "./_proc.ts";
-import { assert, assertEquals } from "../helpers/assert.ts";
+import assert from "node:assert/strict";
+import { assertFigures, check, report, reportFigures } from "./_checker.ts";
+import { poll } from "../helpers/poll.ts";
+import { AttemptSampler } from "../helpers/proc.ts";
+import type { Proc } from "../helpers/process.ts";
+import { type JobSpec, Sandbox } from "../helpers/sandbox.ts";
 
 /** Scale knob for local iteration only; CI runs the documented sizes. */
 const SCALE = Number(Deno.env.get("QUEUECTL_REL_SCALE") ?? 1);
@@ -27,8 +28,8 @@ Deno.test("A1: 8 workers run 20,000 jobs, each exactly once", async () => {
   const total = Math.round(20_000 * SCALE);
   const specs: JobSpec[] = [];
   for (let i = 1; i <= total; i++) specs.push({ id: `a1-${i}`, command: sb.job() });
-  const ids = await sb.enqueue(specs, 5000);
-  assertEquals(ids.length, total);
+  const ids = await sb.enqueue(specs, { batch: 5000 });
+  assert.equal(ids.length, total);
 
   const sampler = new AttemptSampler(sb.db, 250).start();
   const started = performance.now();
@@ -40,7 +41,7 @@ Deno.test("A1: 8 workers run 20,000 jobs, each exactly once", async () => {
   }
   const seconds = (performance.now() - started) / 1000;
   await stopAll(workers);
-  for (const w of workers) assertEquals(w.result?.code, 0, `worker exit: ${w.stderr.slice(-500)}`);
+  for (const w of workers) assert.equal(w.result?.code, 0, `worker exit: ${w.stderr.slice(-500)}`);
 
   const f = check(sb, { acked: ids, crashes: false, sampler });
   const perAttempt = sb.query<{ n: number }>(
@@ -53,8 +54,8 @@ Deno.test("A1: 8 workers run 20,000 jobs, each exactly once", async () => {
     busy_log_lines: busyLines(workers).length,
   });
   assertFigures("A1", f);
-  assertEquals(perAttempt, total, "every job completed with attempts = 1");
-  assertEquals(busyLines(workers), [], "no busy error surfaced");
+  assert.equal(perAttempt, total, "every job completed with attempts = 1");
+  assert.deepEqual(busyLines(workers), [], "no busy error surfaced");
 });
 
 Deno.test("A2: 4 enqueuers x 5,000 jobs race 8 workers; every acknowledged job runs once", async () => {
@@ -75,7 +76,7 @@ Deno.test("A2: 4 enqueuers x 5,000 jobs race 8 workers; every acknowledged job r
       for (let j = i; j < Math.min(perEnqueuer, i + batch); j++) {
         lines.push(JSON.stringify({ id: `a2-${e}-${j}`, command: sb.job() }));
       }
-      const result = await sb.cli(["enqueue", "-"], { stdin: lines.join("\n") + "\n" });
+      const result = await sb.run(["enqueue", "-"], { stdin: lines.join("\n") + "\n" });
       latencies.push(result.ms);
       if (result.code === 0) acked.push(...result.stdout.trim().split("\n"));
       else failures.push(`exit ${result.code}: ${result.stderr.trim()}`);
@@ -102,12 +103,12 @@ Deno.test("A2: 4 enqueuers x 5,000 jobs race 8 workers; every acknowledged job r
     throughput_per_s: (acked.length / seconds).toFixed(0),
     busy_log_lines: busyLines(workers).length,
   });
-  assertEquals(failures, [], "every enqueue exits 0");
-  assertEquals(busyLines(workers), [], "no busy error surfaced");
-  assertEquals(acked.length, 4 * perEnqueuer);
+  assert.deepEqual(failures, [], "every enqueue exits 0");
+  assert.deepEqual(busyLines(workers), [], "no busy error surfaced");
+  assert.equal(acked.length, 4 * perEnqueuer);
   assertFigures("A2", f);
-  assert(p99 < 5000, `enqueue p99 ${p99.toFixed(0)} ms must stay below the busy timeout`);
-  for (const w of workers) assertEquals(w.result?.code, 0, `worker exit: ${w.stderr.slice(-500)}`);
+  assert.ok(p99 < 5000, `enqueue p99 ${p99.toFixed(0)} ms must stay below the busy timeout`);
+  for (const w of workers) assert.equal(w.result?.code, 0, `worker exit: ${w.stderr.slice(-500)}`);
 });
 
 /**
@@ -117,7 +118,7 @@ Deno.test("A2: 4 enqueuers x 5,000 jobs race 8 workers; every acknowledged job r
 async function holdWriteLock(sb: Sandbox): Promise<{ release(): Promise<void>; proc: Proc }> {
   const proc = sb.spawnRaw("sqlite3", [sb.db], { stdin: "pipe" });
   await proc.write("BEGIN EXCLUSIVE;\nSELECT 'locked';\n");
-  await waitUntil(() => proc.stdout.includes("locked"), 10_000, "sqlite3 to take the lock");
+  await poll(() => proc.stdout.includes("locked"), 10_000, "sqlite3 to take the lock");
   return {
     proc,
     async release() {
@@ -130,7 +131,7 @@ async function holdWriteLock(sb: Sandbox): Promise<{ release(): Promise<void>; p
 
 /** Whether the process sleeps in a syscall (SQLite's busy wait), or has exited. */
 function waitingOrGone(proc: Proc): boolean {
-  if (!proc.running) return true;
+  if (proc.exited) return true;
   try {
     const nr = Number(Deno.readTextFileSync(`/proc/${proc.pid}/syscall`).split(" ")[0]);
     // x86_64: nanosleep 35, clock_nanosleep 230 (usleep), futex 202 would be a lock wait.
@@ -150,7 +151,7 @@ async function race(
   const procs = Array.from({ length: n }, (_, i) => sb.spawn(args(i)));
   // All of them should be waiting for the lock before it is released; otherwise the "race" is
   // just a queue. (If /proc/PID/syscall cannot tell, the lock is released after 4 s.)
-  const barrier = await waitUntil(() => procs.every(waitingOrGone), 4000, "racers")
+  const barrier = await poll(() => procs.every(waitingOrGone), 4000, "racers")
     .then(() => "all-waiting", () => "timeout");
   await lock.release();
   await Promise.all(procs.map((p) => p.wait(30_000)));
@@ -174,17 +175,17 @@ Deno.test("A4: 16 processes enqueue the same id at once: one wins, 15 get exit 3
     } ` +
       `rows=${rows.length} barrier=${barrier}`,
   );
-  assertEquals(winners.length, 1, `exit codes ${codes}`);
-  assertEquals(codes.filter((c) => c === 3).length, 15, `exit codes ${codes}`);
-  assertEquals(rows.length, 1);
+  assert.equal(winners.length, 1, `exit codes ${codes}`);
+  assert.equal(codes.filter((c) => c === 3).length, 15, `exit codes ${codes}`);
+  assert.equal(rows.length, 1);
   const winner = procs.indexOf(winners[0]!);
-  assertEquals(rows[0]!.command, `echo racer-${winner}`, "the winner's command is stored");
+  assert.equal(rows[0]!.command, `echo racer-${winner}`, "the winner's command is stored");
   for (const p of procs.filter((p) => p.result!.code === 3)) {
     const lines = p.result!.stderr.trim().split("\n");
-    assertEquals(lines.length, 1, `one line: ${p.result!.stderr}`);
-    assert(/already exists/.test(lines[0]!), lines[0]);
+    assert.equal(lines.length, 1, `one line: ${p.result!.stderr}`);
+    assert.ok(/already exists/.test(lines[0]!), lines[0]);
   }
-  assertEquals(sb.integrity(), "ok");
+  assert.equal(sb.integrity(), "ok");
 });
 
 Deno.test("D34: 16 concurrent `dlq retry` of one dead job re-run it exactly once", async () => {
@@ -196,7 +197,7 @@ Deno.test("D34: 16 concurrent `dlq retry` of one dead job re-run it exactly once
     max_retries: 0,
   }]);
   await sb.ok(["worker", "run", "--once"]);
-  assertEquals(sb.job1(id!)?.state, "dead");
+  assert.equal(sb.job1(id!)?.state, "dead");
   const { procs, barrier } = await race(sb, 16, () => ["dlq", "retry", id!]);
   const codes = procs.map((p) => p.result!.code);
   await sb.ok(["worker", "run", "--once"]);
@@ -208,10 +209,10 @@ Deno.test("D34: 16 concurrent `dlq retry` of one dead job re-run it exactly once
     runs: starts,
     barrier,
   });
-  assertEquals(codes.filter((c) => c === 0).length, 1, `exit codes ${codes}`);
-  assertEquals(codes.filter((c) => c === 3).length, 15, `exit codes ${codes}`);
-  assertEquals(starts, 2, "one run before the retry, exactly one after");
-  assertEquals(sb.job1(id!)?.state, "completed");
+  assert.equal(codes.filter((c) => c === 0).length, 1, `exit codes ${codes}`);
+  assert.equal(codes.filter((c) => c === 3).length, 15, `exit codes ${codes}`);
+  assert.equal(starts, 2, "one run before the retry, exactly one after");
+  assert.equal(sb.job1(id!)?.state, "completed");
   assertFigures("D34", f);
 });
 
@@ -219,7 +220,7 @@ Deno.test("A5: idle workers do not take the write lock", async () => {
   await using sb = await Sandbox.create("a5");
   await sb.init();
   const workers = Array.from({ length: 8 }, () => sb.worker());
-  await waitUntil(() => sb.query("SELECT id FROM workers").length === 8, 30_000, "8 workers");
+  await poll(() => sb.query("SELECT id FROM workers").length === 8, 30_000, "8 workers");
   const walBefore = walSize(sb.db);
   const cpuBefore = workers.map((w) => cpuTicks(w.pid));
   const seconds = 10;
@@ -231,7 +232,7 @@ Deno.test("A5: idle workers do not take the write lock", async () => {
     String(seconds),
   ]);
   const result = await probe.wait(seconds * 1000 + 30_000, "lock probe");
-  assertEquals(result.code, 0, result.stderr);
+  assert.equal(result.code, 0, result.stderr);
   const figures = JSON.parse(result.stdout) as {
     probes: number;
     maxMs: number;
@@ -255,16 +256,16 @@ Deno.test("A5: idle workers do not take the write lock", async () => {
       } wal_bytes=${walBefore}->${walAfter} ` +
       `worker_cpu_s=${cpuSeconds.toFixed(2)}`,
   );
-  assert(figures.probes > 100, "the probe ran");
+  assert.ok(figures.probes > 100, "the probe ran");
   // Polling never takes the lock; what does is a heartbeat (well under a millisecond, every
   // lease/6) and housekeeping, once a minute per worker, whose TRUNCATE checkpoint holds writers
   // out for an fsync. So: almost every wait is instant, a few (at most one per worker in the
   // window) last a checkpoint, none is long.
-  assert(figures.p99Ms < 2, `p99 wait ${figures.p99Ms.toFixed(2)} ms`);
-  assert(figures.slow <= 8, `${figures.slow} waits over 5 ms`);
-  assert(figures.maxMs < 100, `the write lock was held ${figures.maxMs.toFixed(1)} ms`);
-  assert(writesPerWorkerPerSecond < 1, "idle workers write less than once a second each");
-  assert(walAfter < 1024 * 1024, "the -wal stays below 1 MB");
+  assert.ok(figures.p99Ms < 2, `p99 wait ${figures.p99Ms.toFixed(2)} ms`);
+  assert.ok(figures.slow <= 8, `${figures.slow} waits over 5 ms`);
+  assert.ok(figures.maxMs < 100, `the write lock was held ${figures.maxMs.toFixed(1)} ms`);
+  assert.ok(writesPerWorkerPerSecond < 1, "idle workers write less than once a second each");
+  assert.ok(walAfter < 1024 * 1024, "the -wal stays below 1 MB");
 });
 
 function walSize(db: string): number {

@@ -4,10 +4,11 @@
  * their jobs back without charging the attempt. Also through `worker start` and `worker stop`.
  */
 
-import { verify } from "./_checker.ts";
-import { report, Sandbox, waitUntil } from "./_harness.ts";
-import { AttemptSampler, jobProcesses } from "./_proc.ts";
-import { assert, assertEquals } from "../helpers/assert.ts";
+import assert from "node:assert/strict";
+import { report, verify } from "./_checker.ts";
+import { poll } from "../helpers/poll.ts";
+import { AttemptSampler, jobProcesses } from "../helpers/proc.ts";
+import { Sandbox } from "../helpers/sandbox.ts";
 
 const LONG_FIRST = 'if [ "$QUEUECTL_ATTEMPT" = 1 ]; then sleep 60; fi';
 
@@ -32,11 +33,11 @@ Deno.test("B6: SIGTERM lets the running job finish, claims nothing new, exits 0"
     exit_after_s: (exitMs / 1000).toFixed(2),
     pending_after: rows.filter((r) => r.state === "pending").length,
   });
-  assertEquals(result.code, 0, result.stderr);
-  assert(exitMs < 3000 + 2000, `exited ${exitMs.toFixed(0)} ms after SIGTERM`);
-  assertEquals(rows.find((r) => r.id === "running")?.state, "completed");
+  assert.equal(result.code, 0, result.stderr);
+  assert.ok(exitMs < 3000 + 2000, `exited ${exitMs.toFixed(0)} ms after SIGTERM`);
+  assert.equal(rows.find((r) => r.id === "running")?.state, "completed");
   for (const row of laterRows) {
-    assertEquals([row.state, row.attempts], ["pending", 0], `${row.id} was not claimed`);
+    assert.deepEqual([row.state, row.attempts], ["pending", 0], `${row.id} was not claimed`);
   }
 });
 
@@ -57,11 +58,11 @@ for (
       worker.kill(signal);
       // The escalation must not depend on when the second signal comes.
       if (signals.length > 1) {
-        await waitUntil(() => worker.lines.some((l) => /stopping/.test(l.text)), 5000, "stop");
+        await poll(() => worker.lines.some((l) => /stopping/.test(l.text)), 5000, "stop");
       }
     }
     const forcedAt = performance.now();
-    await waitUntil(
+    await poll(
       () => jobProcesses(sb.db, "j").length === 0,
       5000,
       "the job's processes to die",
@@ -77,10 +78,10 @@ for (
       group_dead_after_ms: killMs.toFixed(0),
       state_after: `${row.state}/budget_used=${row.budget_used}`,
     }, { maxDuplicated: 1 });
-    assert(killMs < 1000, `job group killed ${killMs.toFixed(0)} ms after the forcing signal`);
-    assertEquals(result.code, code);
-    assertEquals([row.state, row.budget_used], ["pending", 0]);
-    assertEquals(sb.attempts("j").map((a) => a.outcome), ["interrupted", "completed"]);
+    assert.ok(killMs < 1000, `job group killed ${killMs.toFixed(0)} ms after the forcing signal`);
+    assert.equal(result.code, code);
+    assert.deepEqual([row.state, row.budget_used], ["pending", 0]);
+    assert.deepEqual(sb.attempts("j").map((a) => a.outcome), ["interrupted", "completed"]);
   });
 }
 
@@ -93,11 +94,11 @@ Deno.test("B8: `worker stop` waits for jobs; `worker stop --force` kills and ret
   const sampler = new AttemptSampler(sb.db, 50).start();
   const supervisor = Number((await sb.ok(["worker", "start", "--count", "2", "--detach"])).trim());
   await Promise.all([sb.waitRun("short-1", 1, 30_000), sb.waitRun("short-2", 1, 30_000)]);
-  const graceful = await sb.cli(["worker", "stop"]);
+  const graceful = await sb.run(["worker", "stop"]);
   const afterGraceful = sb.jobs().map((j) => j.state);
-  assertEquals(graceful.code, 0, graceful.stderr);
-  assertEquals(afterGraceful, ["completed", "completed"], "graceful stop let both jobs finish");
-  assertEquals(sb.leftovers(), [], "no supervisor, worker or job is left");
+  assert.equal(graceful.code, 0, graceful.stderr);
+  assert.deepEqual(afterGraceful, ["completed", "completed"], "graceful stop let both jobs finish");
+  assert.deepEqual(sb.leftovers(), [], "no supervisor, worker or job is left");
 
   ids.push(
     ...await sb.enqueue([
@@ -108,7 +109,7 @@ Deno.test("B8: `worker stop` waits for jobs; `worker stop --force` kills and ret
   await sb.ok(["worker", "start", "--count", "2", "--detach"]);
   await Promise.all([sb.waitRun("long-1", 1, 30_000), sb.waitRun("long-2", 1, 30_000)]);
   const started = performance.now();
-  const forced = await sb.cli(["worker", "stop", "--force"]);
+  const forced = await sb.run(["worker", "stop", "--force"]);
   const stopMs = performance.now() - started;
   const longRows = ["long-1", "long-2"].map((id) => sb.job1(id)!);
   const left = sb.leftovers();
@@ -119,8 +120,8 @@ Deno.test("B8: `worker stop` waits for jobs; `worker stop --force` kills and ret
     force_stop_s: (stopMs / 1000).toFixed(2),
     after_force: longRows.map((r) => `${r.state}/${r.budget_used}`).join(","),
   }, { maxDuplicated: 2 });
-  assertEquals(forced.code, 0, forced.stderr);
-  assertEquals(left, [], "no supervisor, worker or job is left");
-  for (const row of longRows) assertEquals([row.state, row.budget_used], ["pending", 0]);
+  assert.equal(forced.code, 0, forced.stderr);
+  assert.deepEqual(left, [], "no supervisor, worker or job is left");
+  for (const row of longRows) assert.deepEqual([row.state, row.budget_used], ["pending", 0]);
   report(`B8 stop: graceful exit=${graceful.code} forced exit=${forced.code}`);
 });
