@@ -131,8 +131,10 @@ export interface WorkerOptions {
 
 export interface SandboxOptions {
   /**
-   * Arguments every `worker()` of the sandbox gets after `worker run`: the shape of its workers
-   * (for example a number of slots), so that one scenario runs with several shapes.
+   * Arguments every `worker()` and `workerOnce()` of the sandbox gets after `worker run`: the
+   * shape of its workers (for example a number of slots), so that one scenario runs with
+   * several shapes: `Sandbox.create("b1", { workerArgs: [...] })`. Commands a scenario spells
+   * out itself (`worker start`, the CLI checks of resource_test) do not get them.
    */
   workerArgs?: readonly string[];
 }
@@ -223,6 +225,14 @@ export class Sandbox implements AsyncDisposable {
       ...(options.hooks ? { hooks: options.hooks } : {}),
       ...(options.stdin ? { stdin: options.stdin } : {}),
     });
+  }
+
+  /**
+   * Runs `worker run --once` with the sandbox's worker arguments to its end (drains what is due
+   * and exits); it must exit 0. Returns its stdout.
+   */
+  workerOnce(options: RunOptions = {}): Promise<string> {
+    return this.ok(["worker", "run", ...this.workerArgs, "--once"], options);
   }
 
   /** Runs `queuectl --db DB args…` to its end (killed if it outlives `timeoutMs`). */

@@ -196,11 +196,11 @@ Deno.test("D34: 16 concurrent `dlq retry` of one dead job re-run it exactly once
     command: sb.job('test "$QUEUECTL_ATTEMPT" -gt 1'),
     max_retries: 0,
   }]);
-  await sb.ok(["worker", "run", "--once"]);
+  await sb.workerOnce();
   assert.equal(sb.job1(id!)?.state, "dead");
   const { procs, barrier } = await race(sb, 16, () => ["dlq", "retry", id!]);
   const codes = procs.map((p) => p.result!.code);
-  await sb.ok(["worker", "run", "--once"]);
+  await sb.workerOnce();
   const f = check(sb, { acked: [id!], crashes: false });
   const starts = sb.ledger().starts(id!);
   reportFigures("D34 16 concurrent dlq retry", f, {

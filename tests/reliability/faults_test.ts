@@ -343,12 +343,12 @@ for (
       command: sb.job('test "$QUEUECTL_ATTEMPT" -gt 1'),
       max_retries: 0,
     }]);
-    await sb.ok(["worker", "run", "--once"]);
+    await sb.workerOnce();
     assert.equal(sb.job1("d")?.state, "dead");
     const died = await sb.run(["dlq", "retry", "d"], { hooks: { fault: point } });
     const afterCrash = sb.job1("d")!.state;
     const second = await sb.run(["dlq", "retry", "d"]);
-    await sb.ok(["worker", "run", "--once"]);
+    await sb.workerOnce();
     const runs = sb.ledger().starts("d");
     verify(sb, `B4 ${point}`, { acked: ids, crashes: false }, {
       dlq_retry: died.signal ?? String(died.code),

@@ -117,7 +117,7 @@ Deno.test("E1: a gigabyte of stdout: flat worker memory, capped output, others k
 Deno.test("E2: a stderr-only flood is drained at once", async () => {
   await using sb = await Sandbox.create("e2");
   await sb.enqueue([{ id: "err", command: "head -c 1M /dev/zero | tr '\\0' e >&2" }]);
-  await sb.ok(["worker", "run", "--once"]);
+  await sb.workerOnce();
   const ms = duration(sb, "err");
   const [stdout, stderr] = outputs(sb, "err");
   report(
@@ -134,7 +134,7 @@ Deno.test("E3: a job that leaves a daemon behind completes at once; the daemon i
     { id: "daemon", command: "sleep 300 & echo started" },
     { id: "escaped", command: "setsid sleep 300 & echo started" },
   ]);
-  await sb.ok(["worker", "run", "--once"]);
+  await sb.workerOnce();
   const ms = duration(sb, "daemon");
   const left = await poll(
     () => jobProcesses(sb.db, "daemon").length === 0 ? "none" : null,

@@ -48,7 +48,7 @@ function oneLine(result: Finished): string {
 async function populated(sb: Sandbox): Promise<void> {
   await sb.enqueue(Array.from({ length: 300 }, (_, i) => ({ id: `p-${i}`, command: "true" })));
   await sb.config({ "max-retries": "1" });
-  await sb.ok(["worker", "run", "--once"]);
+  await sb.workerOnce();
 }
 
 /**

@@ -27,7 +27,7 @@ Deno.test("B6: SIGTERM lets the running job finish, claims nothing new, exits 0"
   const rows = sb.jobs();
   const laterRows = later.map((id) => sb.job1(id)!);
   // The ten are run by the next worker, so the checker sees every job through.
-  await sb.ok(["worker", "run", "--once"]);
+  await sb.workerOnce();
   verify(sb, "B6 graceful SIGTERM", { acked: [...ids, ...later], crashes: false }, {
     exit: result.code,
     exit_after_s: (exitMs / 1000).toFixed(2),
@@ -71,7 +71,7 @@ for (
     const result = await worker.wait(10_000, "the worker to exit");
     const row = sb.job1("j")!;
     // Max retries 0: had the interrupted attempt been charged, the next failure would bury it.
-    await sb.ok(["worker", "run", "--once"]);
+    await sb.workerOnce();
     sampler.stop();
     verify(sb, `B8 ${name}`, { acked: ids, crashes: true, sampler }, {
       exit: result.code,
@@ -113,7 +113,7 @@ Deno.test("B8: `worker stop` waits for jobs; `worker stop --force` kills and ret
   const stopMs = performance.now() - started;
   const longRows = ["long-1", "long-2"].map((id) => sb.job1(id)!);
   const left = sb.leftovers();
-  await sb.ok(["worker", "run", "--once"]);
+  await sb.workerOnce();
   sampler.stop();
   verify(sb, "B8 worker stop / stop --force", { acked: ids, crashes: true, sampler }, {
     supervisor,
