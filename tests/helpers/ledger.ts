@@ -126,7 +126,7 @@ printf '%s %s start %s%s000 %s %s\\n' "$QUEUECTL_JOB_ID" "$QUEUECTL_ATTEMPT" "\$
 if [ "$QUEUECTL_ATTEMPT" -gt 1 ]; then
   others=
   for f in $(grep -lzxF "QUEUECTL_JOB_ID=$QUEUECTL_JOB_ID" /proc/[0-9]*/environ 2>/dev/null); do
-    mapfile -d '' -t vars < "$f" 2>/dev/null || continue
+    { mapfile -d '' -t vars < "$f"; } 2>/dev/null || continue
     db= attempt=
     for v in "\${vars[@]}"; do
       case $v in QUEUECTL_DB=*) db=\${v#*=} ;; QUEUECTL_ATTEMPT=*) attempt=\${v#*=} ;; esac

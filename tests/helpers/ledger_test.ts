@@ -85,6 +85,8 @@ Deno.test("the ledger job records its run, and its scan finds a live process of 
     env: { ...marker, QUEUECTL_ATTEMPT: "2" },
   });
   assert.equal((await second.wait(PROMPT_MS)).code, 3, "the job exits with the work's status");
+  // The scan reads environments of processes that may exit meanwhile: not the job's business.
+  assert.equal(second.stderr, "", "the ledger job adds nothing to the job's stderr");
   const run = sb.ledger().run("j", 2)!;
   assert.equal(run.pid, second.pid, "the job's shell is the one queuectl started");
   assert.equal(run.status, 3);
