@@ -72,7 +72,10 @@ async function tspOnce(tsp: string, dir: string, round: number): Promise<number>
   try {
     await run(tsp, ["-S", "2"], env);
     await run(tsp, ["-N", "2", "sh", "-c", `read x < ${fifo}`], env);
-    for (let i = 0; i < JOBS; i++) await run(tsp, ["true"], env);
+    for (let i = 0; i < JOBS - 1; i++) await run(tsp, ["true"], env);
+    // The last job takes both slots, so it starts only once every other job has finished, and
+    // `tsp -w` (which waits for the last job queued) returns when all are done.
+    await run(tsp, ["-N", "2", "true"], env);
     const queued = (await run(tsp, ["-l"], env)).split("\n").filter((l) => / queued /.test(l));
     if (queued.length !== JOBS) throw new Error(`tsp: ${queued.length} of ${JOBS} jobs queued`);
     const t0 = performance.now();
@@ -82,7 +85,9 @@ async function tspOnce(tsp: string, dir: string, round: number): Promise<number>
     await run(tsp, ["-w"], env);
     const ms = performance.now() - t0;
     const finished = (await run(tsp, ["-l"], env)).split("\n").filter((l) => / finished /.test(l));
-    if (finished.length !== JOBS + 1) throw new Error(`tsp: ${finished.length} jobs finished`);
+    if (finished.length !== JOBS + 1) {
+      throw new Error(`tsp: ${finished.length} of ${JOBS + 1} jobs finished`);
+    }
     return ms;
   } finally {
     await run(tsp, ["-K"], env).catch(() => {});
@@ -121,7 +126,8 @@ export const peer: BenchModule = {
   method: (options) =>
     `${JOBS} queued \`true\` jobs, held, then released; time from the release to the last ` +
     `finish. task-spooler (Debian's \`tsp\`, ${"`tsp -S 2`"}): held behind a job that takes ` +
-    `both slots and waits on a FIFO, released by writing to it, ended when \`tsp -w\` returns. ` +
+    `both slots and waits on a FIFO, released by writing to it, ended when \`tsp -w\` returns ` +
+    `for the last job (which takes both slots too, so it runs after all the others). ` +
     `queuectl with default workers (\`worker start\`: one process, a slot per core), idle ` +
     `before the jobs arrive: held by a due time ${HOLD_MS} ms after their insert, timed from ` +
     `the jobs' run_at to the last finished_at in the database. Both keep every job's output. ` +

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { runProcess } from "../helpers/cli.ts";
 import { cliFixture } from "../helpers/cli_fixture.ts";
 import { insertJob, makeJob } from "../helpers/factory.ts";
+import { hookEnv } from "../helpers/hooks.ts";
 import { T0 } from "../helpers/temp.ts";
 
 type JobJson = Record<string, unknown>;
@@ -307,7 +308,7 @@ Deno.test("enqueue --run-at and run_at take everyday forms", async () => {
     const { code, stdout, stderr } = await runProcess(
       ["--db", q.db, "enqueue", "-c", "x", "--run-at", text, "--json"],
       {
-        env: { ...env, QUEUECTL_TEST: "1", QUEUECTL_TEST_CLOCK_OFFSET_MS: String(T0 - Date.now()) },
+        env: { ...env, ...hookEnv({ clockOffsetMs: T0 - Date.now() }) },
       },
     );
     assert.equal(code, 0, stderr);

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { cliFixture, localStamp } from "../helpers/cli_fixture.ts";
 import { makeJob, makeOneOfEach, makeWorker, TEST_WORKER } from "../helpers/factory.ts";
+import { poll } from "../helpers/poll.ts";
+import { procStat } from "../helpers/proc.ts";
 
 Deno.test("status prints the seed's layout for an empty queue", async () => {
   await using q = await cliFixture();
@@ -172,7 +174,7 @@ Deno.test("status shows heartbeats as an age and a silent or stopped worker as s
   const sleeper = new Deno.Command("sleep", { args: ["30"] }).spawn();
   try {
     Deno.kill(sleeper.pid, "SIGSTOP");
-    await waitFor(() => procState(sleeper.pid) === "T");
+    await poll(() => procStat(sleeper.pid)?.state === "T", 5000, "the sleep to stop");
     await makeWorker(store, q.clock, { id: "w-stopped", alive: true, pid: sleeper.pid });
     const { stdout } = await q.run(["status"]);
     assert.match(stdout, /^Workers: 1 active, 1 stale$/m);
@@ -199,16 +201,3 @@ Deno.test("status shows heartbeats as an age and a silent or stopped worker as s
     await sleeper.status;
   }
 });
-
-function procState(pid: number): string | undefined {
-  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[0];
-}
-
-async function waitFor(probe: () => boolean): Promise<void> {
-  const deadline = performance.now() + 5000;
-  while (!probe()) {
-    assert.ok(performance.now() < deadline, "timed out");
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}

@@ -13,7 +13,7 @@ import { Queue } from "../../lib/queue.ts";
 import { cliFixture } from "../helpers/cli_fixture.ts";
 import type { CliFixture } from "../helpers/cli_fixture.ts";
 import { finishAttempt, makeJob, makeWorker } from "../helpers/factory.ts";
-import { poll } from "../worker/_helpers.ts";
+import { poll } from "../helpers/poll.ts";
 
 const NOTICE = "queuectl: note: no worker is running for this queue; start one with " +
   "`queuectl worker start --db ";
@@ -36,7 +36,7 @@ Deno.test("wait says so on a terminal when no worker runs for the queue", async 
   await poll(() => io.stderr.includes("waiting:"), 5000, "the progress line");
   assert.ok(!io.stderr.includes("no worker"), "not before a few seconds have passed");
   q.clock.advance(4000);
-  await poll(() => io.stderr.includes(NOTICE), 5000, "the notice", () => io.stderr);
+  await poll(() => io.stderr.includes(NOTICE), 5000, "the notice", { describe: () => io.stderr });
   await finishAttempt(store, q.clock, job, { kind: "exited", code: 0 });
   assert.equal(await done, 0);
   assert.equal(io.stdout, "j1 completed\n");

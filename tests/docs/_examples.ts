@@ -21,7 +21,7 @@
 import { MAIN } from "../helpers/cli.ts";
 import { tempDir } from "../helpers/temp.ts";
 import type { TempDir } from "../helpers/temp.ts";
-import { poll } from "../worker/_helpers.ts";
+import { poll } from "../helpers/poll.ts";
 
 /** One command line of an example, with what it is shown to print (session blocks only). */
 export interface Step {

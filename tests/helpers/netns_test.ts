@@ -8,7 +8,7 @@ import { type Host, netns, netnsUnavailable, removeLeftoverNetworks } from "./ne
 import { pgServer } from "./pg_server.ts";
 import { pgProgram, psql } from "./pg.ts";
 import { isRunning } from "./proc.ts";
-import { waitFor, within } from "./assert.ts";
+import { poll, within } from "./poll.ts";
 
 const UNAVAILABLE = Deno.env.get("QUEUECTL_CI") === "1" ? null : netnsUnavailable();
 
@@ -178,10 +178,18 @@ netnsTest(
       "-c",
       "select pg_sleep(1), 'answered'",
     ]);
-    await pollUntil(async () => await activity("active") === "1", "the session's query to start");
+    await poll(
+      async () => await activity("active") === "1",
+      15_000,
+      "the session's query to start",
+    );
     await net.cutLink(a);
     // The server finishes the query and sends the answer into the cut link...
-    await pollUntil(async () => await activity("idle") === "1", "the server to finish the query");
+    await poll(
+      async () => await activity("idle") === "1",
+      15_000,
+      "the server to finish the query",
+    );
     let ended = false;
     void session.status.then(() => ended = true);
     await new Promise((resolve) => setTimeout(resolve, 0));
@@ -194,14 +202,6 @@ netnsTest(
   },
 );
 
-async function pollUntil(condition: () => Promise<boolean>, what: string): Promise<void> {
-  const deadline = performance.now() + 15_000;
-  while (!await condition()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
 netnsTest(
   "netns() killAll() kills every process of one host and leaves the others running",
   async () => {
@@ -210,7 +210,7 @@ netnsTest(
     await using victim = a.spawn(["sh", "-c", "sleep 86402 & sleep 86403 & wait"]);
     await using survivor = b.spawn(["sleep", "86404"]);
     const survivorPid = await survivor.pid();
-    await waitFor(() => a.pids().length >= 5, 10_000, "host1's sh and two sleeps");
+    await poll(() => a.pids().length >= 5, 10_000, "host1's sh and two sleeps");
     const victims = a.pids();
     await a.killAll();
     assert.deepEqual(victims.filter(isRunning), [], "every process of host1 is gone");
@@ -239,7 +239,7 @@ netnsTest(
       links = net.hosts.map((h) => h.link);
       bridge = net.bridge;
       net.hosts[0]!.spawn(["sleep", "86405"], { stdout: "null", stderr: "null" });
-      await waitFor(() => net.hosts[0]!.pids().length >= 3, 10_000, "the sleep");
+      await poll(() => net.hosts[0]!.pids().length >= 3, 10_000, "the sleep");
       pids = net.hosts.flatMap((h) => h.pids());
       throw new Error("the test failed");
     }, /the test failed/);

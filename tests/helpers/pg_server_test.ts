@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { FAST_TEST_SETTINGS, pgServer, removeLeftoverServers } from "./pg_server.ts";
 import { PgUnavailableError, psql } from "./pg.ts";
 import { isRunning } from "./proc.ts";
-import { waitFor, within } from "./assert.ts";
+import { poll, within } from "./poll.ts";
 
 function uidOf(pid: number): number {
   const line = Deno.readTextFileSync(`/proc/${pid}/status`).split("\n").find((l) =>
@@ -138,7 +138,7 @@ Deno.test("removeLeftoverServers() stops and removes the server of a test proces
   const removed = await removeLeftoverServers();
   assert.ok(removed.includes(dir), `removed: ${removed.join(", ")}`);
   assert.equal(exists(dir), false);
-  await waitFor(() => !isRunning(pid), 10_000, "the leftover postmaster to go");
+  await poll(() => !isRunning(pid), 10_000, "the leftover postmaster to go");
 });
 
 Deno.test("pgBinDir() finds Debian's /usr/lib/postgresql/N/bin when PATH has no initdb", async () => {

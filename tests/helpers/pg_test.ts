@@ -16,7 +16,7 @@ import {
   withDatabase,
 } from "./pg.ts";
 import { procStat } from "./proc.ts";
-import { waitFor, within } from "./assert.ts";
+import { poll, within } from "./poll.ts";
 
 async function databaseExists(name: string): Promise<boolean> {
   return await psql(pgUrl(), `select count(*) from pg_database where datname = '${name}'`) === "1";
@@ -74,7 +74,7 @@ Deno.test("dropLeftoverDatabases() drops what a dead process on this machine lef
   // A real process that has exited: its pid and start time name nobody alive any more.
   const child = new Deno.Command("sleep", { args: ["30"] }).spawn();
   let startTime = 0;
-  await waitFor(() => (startTime = procStat(child.pid)?.startTime ?? 0) > 0, 5_000, "sleep");
+  await poll(() => (startTime = procStat(child.pid)?.startTime ?? 0) > 0, 5_000, "sleep");
   child.kill("SIGKILL");
   await child.status;
   const dead = `queuectl_test_leftover_${Deno.pid}`;

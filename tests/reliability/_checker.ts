@@ -7,10 +7,16 @@
  * @module
  */
 
-import type { Sandbox } from "./_harness.ts";
-import { report } from "./_harness.ts";
-import type { Run } from "./_ledger.ts";
-import type { AttemptSampler } from "./_proc.ts";
+import type { Run } from "../helpers/ledger.ts";
+import type { AttemptSampler } from "../helpers/proc.ts";
+import type { Sandbox } from "../helpers/sandbox.ts";
+
+const encoder = new TextEncoder();
+
+/** Prints one line of figures, outside the test runner's own output. */
+export function report(line: string): void {
+  Deno.stdout.writeSync(encoder.encode(`[reliability] ${line}\n`));
+}
 
 export interface CheckOptions {
   /** Ids whose enqueue exited 0. */

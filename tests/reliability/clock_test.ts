@@ -7,11 +7,12 @@
  * duplicates and to scheduled jobs is measured and printed (the README's Guarantees section describes it).
  */
 
+import assert from "node:assert/strict";
 import { verify } from "./_checker.ts";
-import type { JobSpec, Proc } from "./_harness.ts";
-import { Sandbox, SWEEP_MS } from "./_harness.ts";
-import { AttemptSampler } from "./_proc.ts";
-import { assert, assertEquals } from "../helpers/assert.ts";
+import { AttemptSampler } from "../helpers/proc.ts";
+import type { Proc } from "../helpers/process.ts";
+import { type JobSpec, Sandbox, SWEEP_MS } from "../helpers/sandbox.ts";
+import { SINGLE } from "./_shapes.ts";
 
 const HOUR = 3_600_000;
 const R_FAST_MS = SWEEP_MS + 2000;
@@ -25,7 +26,7 @@ async function stop(workers: Proc[]): Promise<void> {
 for (const offset of [HOUR, -HOUR]) {
   const label = offset > 0 ? "+1h" : "-1h";
   Deno.test(`B10: a worker at ${label} loses nothing and never overlaps`, async () => {
-    await using sb = await Sandbox.create(`b10${label}`);
+    await using sb = await Sandbox.create(`b10${label}`, SINGLE.options);
     await sb.config({
       "lease-timeout": "6s",
       "backoff-base": "1",
@@ -44,7 +45,7 @@ for (const offset of [HOUR, -HOUR]) {
     const dueAt = sb.job1("scheduled")!.run_at;
     const normal = sb.worker();
     await sb.waitRun("b10-0", 1, 30_000);
-    const skewed = sb.worker({ env: { QUEUECTL_TEST_CLOCK_OFFSET_MS: String(offset) } });
+    const skewed = sb.worker({ hooks: { clockOffsetMs: offset } });
     await sb.settle(90_000);
     const scheduledStart = sb.ledger().runs.get("scheduled")![0]!.startUs / 1000;
 
@@ -56,7 +57,7 @@ for (const offset of [HOUR, -HOUR]) {
     const killedAt = Date.now();
     normal.kill("SIGKILL");
     await normal.wait(10_000);
-    const rescuer = sb.worker({ env: { QUEUECTL_TEST_CLOCK_OFFSET_MS: String(offset) } });
+    const rescuer = sb.worker({ hooks: { clockOffsetMs: offset } });
     const rerun = await sb.waitRun("orphaned", 2, R_FAST_MS + 10_000);
     const recoveryMs = rerun.startUs / 1000 - killedAt;
     await sb.settle(30_000);
@@ -78,7 +79,7 @@ for (const offset of [HOUR, -HOUR]) {
       dead_worker_recovery_s: (recoveryMs / 1000).toFixed(2),
       misrecorded: misrecorded.length,
     }, { maxDuplicated: 100 });
-    assertEquals(misrecorded, [], "attempts taken from a live worker are recorded as lost");
-    assert(recoveryMs <= R_FAST_MS, `dead worker's job recovered after ${recoveryMs} ms`);
+    assert.deepEqual(misrecorded, [], "attempts taken from a live worker are recorded as lost");
+    assert.ok(recoveryMs <= R_FAST_MS, `dead worker's job recovered after ${recoveryMs} ms`);
   });
 }

@@ -3,14 +3,22 @@
  * processes racing for one id or one DLQ retry, and idle workers that leave the write lock alone.
  */
 
-import { assertFigures, check, reportFigures } from "./_checker.ts";
-import type { JobSpec, Proc } from "./_harness.ts";
-import { report, Sandbox, waitUntil } from "./_harness.ts";
-import { AttemptSampler } from "./_proc.ts";
-import { assert, assertEquals } from "../helpers/assert.ts";
+import assert from "node:assert/strict";
+import { assertFigures, check, report, reportFigures } from "./_checker.ts";
+import { poll } from "../helpers/poll.ts";
+import { AttemptSampler } from "../helpers/proc.ts";
+import type { Proc } from "../helpers/process.ts";
+import { type JobSpec, Sandbox } from "../helpers/sandbox.ts";
+import { SHAPES, SINGLE } from "./_shapes.ts";
+import type { Shape } from "./_shapes.ts";
 
 /** Scale knob for local iteration only; CI runs the documented sizes. */
 const SCALE = Number(Deno.env.get("QUEUECTL_REL_SCALE") ?? 1);
+
+/** Eight slots in all: eight single-slot workers, or two of four slots. */
+function workersFor(shape: Shape): number {
+  return 8 / shape.slots;
+}
 
 function stopAll(workers: Proc[]): Promise<unknown> {
   for (const w of workers) w.kill("SIGTERM");
@@ -22,93 +30,103 @@ function busyLines(workers: Proc[]): string[] {
     .filter((t) => /database is locked|busy/i.test(t));
 }
 
-Deno.test("A1: 8 workers run 20,000 jobs, each exactly once", async () => {
-  await using sb = await Sandbox.create("a1");
-  const total = Math.round(20_000 * SCALE);
-  const specs: JobSpec[] = [];
-  for (let i = 1; i <= total; i++) specs.push({ id: `a1-${i}`, command: sb.job() });
-  const ids = await sb.enqueue(specs, 5000);
-  assertEquals(ids.length, total);
+for (const shape of SHAPES) {
+  const n = workersFor(shape);
+  Deno.test(`A1: ${n} workers run 20,000 jobs, each exactly once${shape.label}`, async () => {
+    await using sb = await Sandbox.create(`a1${shape.slots}`, shape.options);
+    const total = Math.round(20_000 * SCALE);
+    const specs: JobSpec[] = [];
+    for (let i = 1; i <= total; i++) specs.push({ id: `a1-${i}`, command: sb.job() });
+    const ids = await sb.enqueue(specs, { batch: 5000 });
+    assert.equal(ids.length, total);
 
-  const sampler = new AttemptSampler(sb.db, 250).start();
-  const started = performance.now();
-  const workers = Array.from({ length: 8 }, () => sb.worker());
-  try {
-    await sb.settle(600_000, `${total} jobs to finish`);
-  } finally {
-    sampler.stop();
-  }
-  const seconds = (performance.now() - started) / 1000;
-  await stopAll(workers);
-  for (const w of workers) assertEquals(w.result?.code, 0, `worker exit: ${w.stderr.slice(-500)}`);
+    const sampler = new AttemptSampler(sb.db, 250).start();
+    const started = performance.now();
+    const workers = Array.from({ length: n }, () => sb.worker());
+    try {
+      await sb.settle(600_000, `${total} jobs to finish`);
+    } finally {
+      sampler.stop();
+    }
+    const seconds = (performance.now() - started) / 1000;
+    await stopAll(workers);
+    for (const w of workers) {
+      assert.equal(w.result?.code, 0, `worker exit: ${w.stderr.slice(-500)}`);
+    }
 
-  const f = check(sb, { acked: ids, crashes: false, sampler });
-  const perAttempt = sb.query<{ n: number }>(
-    "SELECT count(*) AS n FROM jobs WHERE state = 'completed' AND attempts = 1",
-  )[0]!.n;
-  reportFigures("A1 8 workers x jobs", f, {
-    completed_once: perAttempt,
-    seconds: seconds.toFixed(1),
-    throughput_per_s: (total / seconds).toFixed(0),
-    busy_log_lines: busyLines(workers).length,
+    const f = check(sb, { acked: ids, crashes: false, sampler });
+    const perAttempt = sb.query<{ n: number }>(
+      "SELECT count(*) AS n FROM jobs WHERE state = 'completed' AND attempts = 1",
+    )[0]!.n;
+    reportFigures(`A1 ${n} workers x ${shape.slots} slots x jobs`, f, {
+      completed_once: perAttempt,
+      seconds: seconds.toFixed(1),
+      throughput_per_s: (total / seconds).toFixed(0),
+      busy_log_lines: busyLines(workers).length,
+    });
+    assertFigures("A1", f);
+    assert.equal(perAttempt, total, "every job completed with attempts = 1");
+    assert.deepEqual(busyLines(workers), [], "no busy error surfaced");
   });
-  assertFigures("A1", f);
-  assertEquals(perAttempt, total, "every job completed with attempts = 1");
-  assertEquals(busyLines(workers), [], "no busy error surfaced");
-});
+}
 
-Deno.test("A2: 4 enqueuers x 5,000 jobs race 8 workers; every acknowledged job runs once", async () => {
-  await using sb = await Sandbox.create("a2");
-  const perEnqueuer = Math.round(5000 * SCALE);
-  const batch = 100;
-  // Bring the database up before the race, so the enqueuers do not race to create it.
-  await sb.init();
-  const sampler = new AttemptSampler(sb.db, 250).start();
-  const started = performance.now();
-  const workers = Array.from({ length: 8 }, () => sb.worker());
-  const latencies: number[] = [];
-  const acked: string[] = [];
-  const failures: string[] = [];
-  const enqueuers = Array.from({ length: 4 }, async (_, e) => {
-    for (let i = 0; i < perEnqueuer; i += batch) {
-      const lines: string[] = [];
-      for (let j = i; j < Math.min(perEnqueuer, i + batch); j++) {
-        lines.push(JSON.stringify({ id: `a2-${e}-${j}`, command: sb.job() }));
+for (const shape of SHAPES) {
+  const n = workersFor(shape);
+  Deno.test(`A2: 4 enqueuers x 5,000 jobs race ${n} workers; every acknowledged job runs once${shape.label}`, async () => {
+    await using sb = await Sandbox.create(`a2${shape.slots}`, shape.options);
+    const perEnqueuer = Math.round(5000 * SCALE);
+    const batch = 100;
+    // Bring the database up before the race, so the enqueuers do not race to create it.
+    await sb.init();
+    const sampler = new AttemptSampler(sb.db, 250).start();
+    const started = performance.now();
+    const workers = Array.from({ length: n }, () => sb.worker());
+    const latencies: number[] = [];
+    const acked: string[] = [];
+    const failures: string[] = [];
+    const enqueuers = Array.from({ length: 4 }, async (_, e) => {
+      for (let i = 0; i < perEnqueuer; i += batch) {
+        const lines: string[] = [];
+        for (let j = i; j < Math.min(perEnqueuer, i + batch); j++) {
+          lines.push(JSON.stringify({ id: `a2-${e}-${j}`, command: sb.job() }));
+        }
+        const result = await sb.run(["enqueue", "-"], { stdin: lines.join("\n") + "\n" });
+        latencies.push(result.ms);
+        if (result.code === 0) acked.push(...result.stdout.trim().split("\n"));
+        else failures.push(`exit ${result.code}: ${result.stderr.trim()}`);
       }
-      const result = await sb.cli(["enqueue", "-"], { stdin: lines.join("\n") + "\n" });
-      latencies.push(result.ms);
-      if (result.code === 0) acked.push(...result.stdout.trim().split("\n"));
-      else failures.push(`exit ${result.code}: ${result.stderr.trim()}`);
+    });
+    try {
+      await Promise.all(enqueuers);
+      await sb.settle(600_000, "every job to finish");
+    } finally {
+      sampler.stop();
+    }
+    const seconds = (performance.now() - started) / 1000;
+    await stopAll(workers);
+    latencies.sort((a, b) => a - b);
+    const p99 = latencies[Math.floor(latencies.length * 0.99)] ?? 0;
+    const f = check(sb, { acked, crashes: false, sampler });
+    reportFigures(`A2 4 enqueuers racing ${n} workers x ${shape.slots} slots`, f, {
+      enqueue_calls: latencies.length,
+      enqueue_failures: failures.length,
+      enqueue_p50_ms: (latencies[Math.floor(latencies.length / 2)] ?? 0).toFixed(0),
+      enqueue_p99_ms: p99.toFixed(0),
+      enqueue_max_ms: (latencies.at(-1) ?? 0).toFixed(0),
+      seconds: seconds.toFixed(1),
+      throughput_per_s: (acked.length / seconds).toFixed(0),
+      busy_log_lines: busyLines(workers).length,
+    });
+    assert.deepEqual(failures, [], "every enqueue exits 0");
+    assert.deepEqual(busyLines(workers), [], "no busy error surfaced");
+    assert.equal(acked.length, 4 * perEnqueuer);
+    assertFigures("A2", f);
+    assert.ok(p99 < 5000, `enqueue p99 ${p99.toFixed(0)} ms must stay below the busy timeout`);
+    for (const w of workers) {
+      assert.equal(w.result?.code, 0, `worker exit: ${w.stderr.slice(-500)}`);
     }
   });
-  try {
-    await Promise.all(enqueuers);
-    await sb.settle(600_000, "every job to finish");
-  } finally {
-    sampler.stop();
-  }
-  const seconds = (performance.now() - started) / 1000;
-  await stopAll(workers);
-  latencies.sort((a, b) => a - b);
-  const p99 = latencies[Math.floor(latencies.length * 0.99)] ?? 0;
-  const f = check(sb, { acked, crashes: false, sampler });
-  reportFigures("A2 4 enqueuers racing 8 workers", f, {
-    enqueue_calls: latencies.length,
-    enqueue_failures: failures.length,
-    enqueue_p50_ms: (latencies[Math.floor(latencies.length / 2)] ?? 0).toFixed(0),
-    enqueue_p99_ms: p99.toFixed(0),
-    enqueue_max_ms: (latencies.at(-1) ?? 0).toFixed(0),
-    seconds: seconds.toFixed(1),
-    throughput_per_s: (acked.length / seconds).toFixed(0),
-    busy_log_lines: busyLines(workers).length,
-  });
-  assertEquals(failures, [], "every enqueue exits 0");
-  assertEquals(busyLines(workers), [], "no busy error surfaced");
-  assertEquals(acked.length, 4 * perEnqueuer);
-  assertFigures("A2", f);
-  assert(p99 < 5000, `enqueue p99 ${p99.toFixed(0)} ms must stay below the busy timeout`);
-  for (const w of workers) assertEquals(w.result?.code, 0, `worker exit: ${w.stderr.slice(-500)}`);
-});
+}
 
 /**
  * Holds the write lock from another process (the sqlite3 CLI) until `release()`: processes that
@@ -117,7 +135,7 @@ Deno.test("A2: 4 enqueuers x 5,000 jobs race 8 workers; every acknowledged job r
 async function holdWriteLock(sb: Sandbox): Promise<{ release(): Promise<void>; proc: Proc }> {
   const proc = sb.spawnRaw("sqlite3", [sb.db], { stdin: "pipe" });
   await proc.write("BEGIN EXCLUSIVE;\nSELECT 'locked';\n");
-  await waitUntil(() => proc.stdout.includes("locked"), 10_000, "sqlite3 to take the lock");
+  await poll(() => proc.stdout.includes("locked"), 10_000, "sqlite3 to take the lock");
   return {
     proc,
     async release() {
@@ -130,7 +148,7 @@ async function holdWriteLock(sb: Sandbox): Promise<{ release(): Promise<void>; p
 
 /** Whether the process sleeps in a syscall (SQLite's busy wait), or has exited. */
 function waitingOrGone(proc: Proc): boolean {
-  if (!proc.running) return true;
+  if (proc.exited) return true;
   try {
     const nr = Number(Deno.readTextFileSync(`/proc/${proc.pid}/syscall`).split(" ")[0]);
     // x86_64: nanosleep 35, clock_nanosleep 230 (usleep), futex 202 would be a lock wait.
@@ -150,7 +168,7 @@ async function race(
   const procs = Array.from({ length: n }, (_, i) => sb.spawn(args(i)));
   // All of them should be waiting for the lock before it is released; otherwise the "race" is
   // just a queue. (If /proc/PID/syscall cannot tell, the lock is released after 4 s.)
-  const barrier = await waitUntil(() => procs.every(waitingOrGone), 4000, "racers")
+  const barrier = await poll(() => procs.every(waitingOrGone), 4000, "racers")
     .then(() => "all-waiting", () => "timeout");
   await lock.release();
   await Promise.all(procs.map((p) => p.wait(30_000)));
@@ -158,7 +176,7 @@ async function race(
 }
 
 Deno.test("A4: 16 processes enqueue the same id at once: one wins, 15 get exit 3", async () => {
-  await using sb = await Sandbox.create("a4");
+  await using sb = await Sandbox.create("a4", SINGLE.options);
   await sb.init();
   const { procs, barrier } = await race(
     sb,
@@ -174,32 +192,32 @@ Deno.test("A4: 16 processes enqueue the same id at once: one wins, 15 get exit 3
     } ` +
       `rows=${rows.length} barrier=${barrier}`,
   );
-  assertEquals(winners.length, 1, `exit codes ${codes}`);
-  assertEquals(codes.filter((c) => c === 3).length, 15, `exit codes ${codes}`);
-  assertEquals(rows.length, 1);
+  assert.equal(winners.length, 1, `exit codes ${codes}`);
+  assert.equal(codes.filter((c) => c === 3).length, 15, `exit codes ${codes}`);
+  assert.equal(rows.length, 1);
   const winner = procs.indexOf(winners[0]!);
-  assertEquals(rows[0]!.command, `echo racer-${winner}`, "the winner's command is stored");
+  assert.equal(rows[0]!.command, `echo racer-${winner}`, "the winner's command is stored");
   for (const p of procs.filter((p) => p.result!.code === 3)) {
     const lines = p.result!.stderr.trim().split("\n");
-    assertEquals(lines.length, 1, `one line: ${p.result!.stderr}`);
-    assert(/already exists/.test(lines[0]!), lines[0]);
+    assert.equal(lines.length, 1, `one line: ${p.result!.stderr}`);
+    assert.ok(/already exists/.test(lines[0]!), lines[0]);
   }
-  assertEquals(sb.integrity(), "ok");
+  assert.equal(sb.integrity(), "ok");
 });
 
 Deno.test("D34: 16 concurrent `dlq retry` of one dead job re-run it exactly once", async () => {
-  await using sb = await Sandbox.create("dlq16");
+  await using sb = await Sandbox.create("dlq16", SINGLE.options);
   // Fails on attempt 1, succeeds after: the re-run's outcome proves which attempt ran.
   const [id] = await sb.enqueue([{
     id: "dead-1",
     command: sb.job('test "$QUEUECTL_ATTEMPT" -gt 1'),
     max_retries: 0,
   }]);
-  await sb.ok(["worker", "run", "--once"]);
-  assertEquals(sb.job1(id!)?.state, "dead");
+  await sb.workerOnce();
+  assert.equal(sb.job1(id!)?.state, "dead");
   const { procs, barrier } = await race(sb, 16, () => ["dlq", "retry", id!]);
   const codes = procs.map((p) => p.result!.code);
-  await sb.ok(["worker", "run", "--once"]);
+  await sb.workerOnce();
   const f = check(sb, { acked: [id!], crashes: false });
   const starts = sb.ledger().starts(id!);
   reportFigures("D34 16 concurrent dlq retry", f, {
@@ -208,18 +226,18 @@ Deno.test("D34: 16 concurrent `dlq retry` of one dead job re-run it exactly once
     runs: starts,
     barrier,
   });
-  assertEquals(codes.filter((c) => c === 0).length, 1, `exit codes ${codes}`);
-  assertEquals(codes.filter((c) => c === 3).length, 15, `exit codes ${codes}`);
-  assertEquals(starts, 2, "one run before the retry, exactly one after");
-  assertEquals(sb.job1(id!)?.state, "completed");
+  assert.equal(codes.filter((c) => c === 0).length, 1, `exit codes ${codes}`);
+  assert.equal(codes.filter((c) => c === 3).length, 15, `exit codes ${codes}`);
+  assert.equal(starts, 2, "one run before the retry, exactly one after");
+  assert.equal(sb.job1(id!)?.state, "completed");
   assertFigures("D34", f);
 });
 
 Deno.test("A5: idle workers do not take the write lock", async () => {
-  await using sb = await Sandbox.create("a5");
+  await using sb = await Sandbox.create("a5", SINGLE.options);
   await sb.init();
   const workers = Array.from({ length: 8 }, () => sb.worker());
-  await waitUntil(() => sb.query("SELECT id FROM workers").length === 8, 30_000, "8 workers");
+  await poll(() => sb.query("SELECT id FROM workers").length === 8, 30_000, "8 workers");
   const walBefore = walSize(sb.db);
   const cpuBefore = workers.map((w) => cpuTicks(w.pid));
   const seconds = 10;
@@ -231,7 +249,7 @@ Deno.test("A5: idle workers do not take the write lock", async () => {
     String(seconds),
   ]);
   const result = await probe.wait(seconds * 1000 + 30_000, "lock probe");
-  assertEquals(result.code, 0, result.stderr);
+  assert.equal(result.code, 0, result.stderr);
   const figures = JSON.parse(result.stdout) as {
     probes: number;
     maxMs: number;
@@ -255,16 +273,16 @@ Deno.test("A5: idle workers do not take the write lock", async () => {
       } wal_bytes=${walBefore}->${walAfter} ` +
       `worker_cpu_s=${cpuSeconds.toFixed(2)}`,
   );
-  assert(figures.probes > 100, "the probe ran");
+  assert.ok(figures.probes > 100, "the probe ran");
   // Polling never takes the lock; what does is a heartbeat (well under a millisecond, every
   // lease/6) and housekeeping, once a minute per worker, whose TRUNCATE checkpoint holds writers
   // out for an fsync. So: almost every wait is instant, a few (at most one per worker in the
   // window) last a checkpoint, none is long.
-  assert(figures.p99Ms < 2, `p99 wait ${figures.p99Ms.toFixed(2)} ms`);
-  assert(figures.slow <= 8, `${figures.slow} waits over 5 ms`);
-  assert(figures.maxMs < 100, `the write lock was held ${figures.maxMs.toFixed(1)} ms`);
-  assert(writesPerWorkerPerSecond < 1, "idle workers write less than once a second each");
-  assert(walAfter < 1024 * 1024, "the -wal stays below 1 MB");
+  assert.ok(figures.p99Ms < 2, `p99 wait ${figures.p99Ms.toFixed(2)} ms`);
+  assert.ok(figures.slow <= 8, `${figures.slow} waits over 5 ms`);
+  assert.ok(figures.maxMs < 100, `the write lock was held ${figures.maxMs.toFixed(1)} ms`);
+  assert.ok(writesPerWorkerPerSecond < 1, "idle workers write less than once a second each");
+  assert.ok(walAfter < 1024 * 1024, "the -wal stays below 1 MB");
 });
 
 function walSize(db: string): number {

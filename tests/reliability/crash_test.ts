@@ -4,11 +4,13 @@
  * of whose pids now belongs to an unrelated process.
  */
 
-import { verify } from "./_checker.ts";
-import type { Proc } from "./_harness.ts";
-import { report, Sandbox, sleep, SWEEP_MS, waitUntil } from "./_harness.ts";
-import { AttemptSampler, jobProcesses, readStat } from "./_proc.ts";
-import { assert, assertEquals } from "../helpers/assert.ts";
+import assert from "node:assert/strict";
+import { report, verify } from "./_checker.ts";
+import { poll, sleep } from "../helpers/poll.ts";
+import { AttemptSampler, jobProcesses, procStat } from "../helpers/proc.ts";
+import type { Proc } from "../helpers/process.ts";
+import { Sandbox, SWEEP_MS } from "../helpers/sandbox.ts";
+import { SHAPES, SINGLE } from "./_shapes.ts";
 
 const LEASE_MS = 6000;
 /** Recovery bound (§2.0): R = LEASE + SWEEP + 2 s, and R_fast = SWEEP + 2 s for a dead owner. */
@@ -27,78 +29,82 @@ async function stop(workers: Proc[]): Promise<void> {
   await Promise.all(workers.map((w) => w.wait(30_000, "worker to stop")));
 }
 
-Deno.test("B1: SIGKILL of a worker mid-job: re-run within R_fast, its orphan dead first", async () => {
-  await using sb = await Sandbox.create("b1");
-  await sb.config({ "lease-timeout": "6s", "backoff-base": "1", "backoff-max": "0" });
-  const sampler = new AttemptSampler(sb.db, 50).start();
-  const ids = await sb.enqueue([{ id: "b1", command: sb.job(LONG_FIRST) }]);
-  const w1 = sb.worker();
-  await sb.waitRun("b1", 1, 30_000);
-  const w2 = sb.worker();
-  await sb.workerId(w2);
-  const killedAt = Date.now();
-  w1.kill("SIGKILL");
-  await w1.wait(10_000);
-  // The point of the scenario: the job's shell outlives its worker.
-  const orphans = jobProcesses(sb.db, "b1").length;
-  const second = await sb.waitRun("b1", 2, R_MS + 5000);
-  const recoveryMs = second.startUs / 1000 - killedAt;
-  await sb.settle(30_000);
-  sampler.stop();
-  await stop([w2]);
-  const first = sb.attempts("b1")[0]!;
-  verify(sb, "B1 SIGKILL worker mid-job", { acked: ids, crashes: true, sampler }, {
-    orphans_after_kill: orphans,
-    recovery_s: seconds(recoveryMs),
-    bound_s: seconds(R_FAST_MS),
-    attempt1: `${first.outcome}(${first.error})`,
-  }, { maxDuplicated: 1 });
-  assert(orphans > 0, "the job's processes outlived the killed worker");
-  assert(recoveryMs <= R_FAST_MS, `recovered in ${recoveryMs} ms, bound ${R_FAST_MS} ms`);
-  // Tighter than R_fast: the next sweep (within SWEEP) finds the dead owner, and the job is
-  // claimed again at once (no backoff here), not at the rescuer's next idle wake-up.
-  assert(recoveryMs <= SWEEP_MS + 1000, `recovered in ${recoveryMs} ms`);
-  assertEquals(first.outcome, "lost");
-  assert(/worker lost/.test(first.error ?? ""), `attempt 1 error: ${first.error}`);
-  assertEquals(sb.job1("b1")?.attempts, 2);
-});
+for (const shape of SHAPES) {
+  Deno.test(`B1: SIGKILL of a worker mid-job: re-run within R_fast, its orphan dead first${shape.label}`, async () => {
+    await using sb = await Sandbox.create(`b1-${shape.slots}`, shape.options);
+    await sb.config({ "lease-timeout": "6s", "backoff-base": "1", "backoff-max": "0" });
+    const sampler = new AttemptSampler(sb.db, 50).start();
+    const ids = await sb.enqueue([{ id: "b1", command: sb.job(LONG_FIRST) }]);
+    const w1 = sb.worker();
+    await sb.waitRun("b1", 1, 30_000);
+    const w2 = sb.worker();
+    await sb.workerId(w2);
+    const killedAt = Date.now();
+    w1.kill("SIGKILL");
+    await w1.wait(10_000);
+    // The point of the scenario: the job's shell outlives its worker.
+    const orphans = jobProcesses(sb.db, "b1").length;
+    const second = await sb.waitRun("b1", 2, R_MS + 5000);
+    const recoveryMs = second.startUs / 1000 - killedAt;
+    await sb.settle(30_000);
+    sampler.stop();
+    await stop([w2]);
+    const first = sb.attempts("b1")[0]!;
+    verify(sb, "B1 SIGKILL worker mid-job", { acked: ids, crashes: true, sampler }, {
+      orphans_after_kill: orphans,
+      recovery_s: seconds(recoveryMs),
+      bound_s: seconds(R_FAST_MS),
+      attempt1: `${first.outcome}(${first.error})`,
+    }, { maxDuplicated: 1 });
+    assert.ok(orphans > 0, "the job's processes outlived the killed worker");
+    assert.ok(recoveryMs <= R_FAST_MS, `recovered in ${recoveryMs} ms, bound ${R_FAST_MS} ms`);
+    // Tighter than R_fast: the next sweep (within SWEEP) finds the dead owner, and the job is
+    // claimed again at once (no backoff here), not at the rescuer's next idle wake-up.
+    assert.ok(recoveryMs <= SWEEP_MS + 1000, `recovered in ${recoveryMs} ms`);
+    assert.equal(first.outcome, "lost");
+    assert.ok(/worker lost/.test(first.error ?? ""), `attempt 1 error: ${first.error}`);
+    assert.equal(sb.job1("b1")?.attempts, 2);
+  });
+}
 
-Deno.test("B2: SIGKILL of all 4 workers with 400 jobs queued or running, then restart", async () => {
-  await using sb = await Sandbox.create("b2");
-  await sb.config({ "lease-timeout": "6s", "backoff-base": "1", "backoff-max": "0" });
-  const ids = await sb.enqueue(
-    Array.from({ length: 400 }, (_, i) => ({ id: `b2-${i}`, command: sb.job("sleep 0.05") })),
-  );
-  const sampler = new AttemptSampler(sb.db, 50).start();
-  const first = Array.from({ length: 4 }, () => sb.worker());
-  await waitUntil(() => (sb.counts().completed ?? 0) >= 100, 60_000, "100 jobs done");
-  const running = sb.counts().processing ?? 0;
-  const killedAt = Date.now();
-  for (const w of first) w.kill("SIGKILL");
-  await Promise.all(first.map((w) => w.wait(10_000)));
-  const orphans = jobProcesses(sb.db).length;
-  const second = Array.from({ length: 4 }, () => sb.worker());
-  // Every job that was processing at the kill runs again; time the last of them.
-  const stale = sb.jobs().filter((j) => j.state === "processing").map((j) => j.id);
-  await waitUntil(
-    () => stale.every((id) => sb.job1(id)?.state !== "processing"),
-    R_MS + 10_000,
-    "the killed workers' jobs to be recovered",
-  );
-  const recoveryMs = Date.now() - killedAt;
-  await sb.settle(120_000);
-  sampler.stop();
-  await stop(second);
-  const f = verify(sb, "B2 SIGKILL all workers", { acked: ids, crashes: true, sampler }, {
-    processing_at_kill: running,
-    orphans_after_kill: orphans,
-    recovery_s: seconds(recoveryMs),
-  }, { maxDuplicated: 4 });
-  assert(f.duplicated <= running, "only jobs running at the kill ran twice");
-});
+for (const shape of SHAPES) {
+  Deno.test(`B2: SIGKILL of all 4 workers with 400 jobs queued or running, then restart${shape.label}`, async () => {
+    await using sb = await Sandbox.create(`b2-${shape.slots}`, shape.options);
+    await sb.config({ "lease-timeout": "6s", "backoff-base": "1", "backoff-max": "0" });
+    const ids = await sb.enqueue(
+      Array.from({ length: 400 }, (_, i) => ({ id: `b2-${i}`, command: sb.job("sleep 0.05") })),
+    );
+    const sampler = new AttemptSampler(sb.db, 50).start();
+    const first = Array.from({ length: 4 }, () => sb.worker());
+    await poll(() => (sb.counts().completed ?? 0) >= 100, 60_000, "100 jobs done");
+    const running = sb.counts().processing ?? 0;
+    const killedAt = Date.now();
+    for (const w of first) w.kill("SIGKILL");
+    await Promise.all(first.map((w) => w.wait(10_000)));
+    const orphans = jobProcesses(sb.db).length;
+    const second = Array.from({ length: 4 }, () => sb.worker());
+    // Every job that was processing at the kill runs again; time the last of them.
+    const stale = sb.jobs().filter((j) => j.state === "processing").map((j) => j.id);
+    await poll(
+      () => stale.every((id) => sb.job1(id)?.state !== "processing"),
+      R_MS + 10_000,
+      "the killed workers' jobs to be recovered",
+    );
+    const recoveryMs = Date.now() - killedAt;
+    await sb.settle(120_000);
+    sampler.stop();
+    await stop(second);
+    const f = verify(sb, "B2 SIGKILL all workers", { acked: ids, crashes: true, sampler }, {
+      processing_at_kill: running,
+      orphans_after_kill: orphans,
+      recovery_s: seconds(recoveryMs),
+    }, { maxDuplicated: 4 * shape.slots });
+    assert.ok(f.duplicated <= running, "only jobs running at the kill ran twice");
+  });
+}
 
 Deno.test("A10: a worker stopped (SIGSTOP) past its lease is fenced: no overlap, no stale write", async () => {
-  await using sb = await Sandbox.create("a10");
+  await using sb = await Sandbox.create("a10", SINGLE.options);
   const lease = 3000;
   await sb.config({ "lease-timeout": "3s", "backoff-base": "1", "backoff-max": "0" });
   const sampler = new AttemptSampler(sb.db, 50).start();
@@ -117,7 +123,7 @@ Deno.test("A10: a worker stopped (SIGSTOP) past its lease is fenced: no overlap,
   // The stop lasts 2 x LEASE whatever happens meanwhile: that is the scenario.
   await sleep(Math.max(0, stoppedAt + 2 * lease - Date.now()));
   w1.kill("SIGCONT");
-  await waitUntil(
+  await poll(
     () => w1.lines.find((l) => /lease lost/.test(l.text)),
     10_000,
     "the stalled worker to notice it lost the lease",
@@ -134,18 +140,18 @@ Deno.test("A10: a worker stopped (SIGSTOP) past its lease is fenced: no overlap,
       w1.lines.find((l) => /lease lost/.test(l.text))?.text.slice(25),
     ),
   }, { maxDuplicated: 1 });
-  assertEquals(attempts.map((a) => a.outcome), ["lost", "completed"]);
-  assert(attempts[1]!.worker_id !== w1Id, "the final state comes from the other worker");
+  assert.deepEqual(attempts.map((a) => a.outcome), ["lost", "completed"]);
+  assert.ok(attempts[1]!.worker_id !== w1Id, "the final state comes from the other worker");
   // R = LEASE + SWEEP + 2 s, measured from the stop (the lease was renewed just before it).
-  assert(recoveryMs <= lease + SWEEP_MS + 2000, `recovered after ${recoveryMs} ms`);
+  assert.ok(recoveryMs <= lease + SWEEP_MS + 2000, `recovered after ${recoveryMs} ms`);
   const done = sb.query<{ jobs_done: number }>("SELECT jobs_done FROM workers WHERE pid = :pid", {
     pid: w1.pid,
   });
-  assert(done.every((d) => d.jobs_done === 0), "the stalled worker recorded no completion");
+  assert.ok(done.every((d) => d.jobs_done === 0), "the stalled worker recorded no completion");
 });
 
 Deno.test("B9: restart over stale processing rows of dead pids, one pid reused by another process", async () => {
-  await using sb = await Sandbox.create("b9");
+  await using sb = await Sandbox.create("b9", SINGLE.options);
   // A lease of an hour: only the dead-owner fast path can recover within the bound.
   await sb.config({ "lease-timeout": "1h", "backoff-base": "1", "backoff-max": "0" });
   const ids = await sb.enqueue([
@@ -156,7 +162,7 @@ Deno.test("B9: restart over stale processing rows of dead pids, one pid reused b
   await sb.waitRun("b9-a", 1, 30_000);
   const w2 = sb.worker();
   await sb.waitRun("b9-b", 1, 30_000);
-  await waitUntil(
+  await poll(
     () => sb.query<{ pid: number | null }>("SELECT pid FROM attempts").every((a) => a.pid !== null),
     10_000,
     "both attempts to record their process",
@@ -165,7 +171,7 @@ Deno.test("B9: restart over stale processing rows of dead pids, one pid reused b
   for (const w of [w1, w2]) w.kill("SIGKILL");
   await Promise.all([w1.wait(10_000), w2.wait(10_000)]);
   for (const p of jobProcesses(sb.db)) Deno.kill(p.pid, "SIGKILL");
-  await waitUntil(() => jobProcesses(sb.db).length === 0, 10_000, "the jobs to die");
+  await poll(() => jobProcesses(sb.db).length === 0, 10_000, "the jobs to die");
 
   // Pids get reused. b9-a's worker pid now belongs to an unrelated process, and so does its
   // job's process group id (a session leader started later, like any job would be). Neither may
@@ -173,10 +179,10 @@ Deno.test("B9: restart over stale processing rows of dead pids, one pid reused b
   const strangerA = sb.spawnRaw("sleep", ["600"]);
   const strangerGroup = sb.spawnRaw("setsid", ["-w", "sleep", "600"]);
   // setsid forks only when it already leads a group: the leader is it or its child.
-  const groupLeader = await waitUntil(
+  const groupLeader = await poll(
     () => {
       const candidates = [strangerGroup.pid, ...readChildren(strangerGroup.pid)];
-      return candidates.find((pid) => readStat(pid)?.pgrp === pid);
+      return candidates.find((pid) => procStat(pid)?.pgrp === pid);
     },
     5000,
     "the stranger's session",
@@ -188,7 +194,7 @@ Deno.test("B9: restart over stale processing rows of dead pids, one pid reused b
   // b9-b's owner is alive: its row names a live process with its true start time. A live
   // owner's job waits for its lease, however stale the row looks.
   const liveOwner = sb.spawnRaw("sleep", ["600"]);
-  const liveStart = readStat(liveOwner.pid)!.startTime;
+  const liveStart = procStat(liveOwner.pid)!.startTime;
   const [rowB] = sb.query<{ worker_id: string }>("SELECT worker_id FROM jobs WHERE id = 'b9-b'");
   sb.exec(`UPDATE workers SET pid = ${liveOwner.pid}, pid_start = ${liveStart}
     WHERE id = '${rowB!.worker_id}'`);
@@ -208,7 +214,7 @@ Deno.test("B9: restart over stale processing rows of dead pids, one pid reused b
   await sb.settle(30_000);
   sampler.stop();
   const alive = (pid: number) => {
-    const stat = readStat(pid);
+    const stat = procStat(pid);
     return stat !== null && stat.state !== "Z";
   };
   const strangersAlive = [strangerA.pid, groupLeader].filter(alive).length;
@@ -224,11 +230,11 @@ Deno.test("B9: restart over stale processing rows of dead pids, one pid reused b
     bound_s: seconds(R_FAST_MS),
     strangers_alive: `${strangersAlive}/2`,
   }, { maxDuplicated: 2 });
-  assert(recoveryMs <= R_FAST_MS, `stale row recovered after ${recoveryMs} ms`);
-  assertEquals(bWhileOwnerLives.state, "processing", "a live owner's job is not taken");
-  assertEquals(bWhileOwnerLives.attempts, 1);
-  assert(recoveryBMs <= R_FAST_MS, `recovered ${recoveryBMs} ms after its owner died`);
-  assertEquals(killedStrangers, [], "processes that reused recorded pids were not killed");
+  assert.ok(recoveryMs <= R_FAST_MS, `stale row recovered after ${recoveryMs} ms`);
+  assert.equal(bWhileOwnerLives.state, "processing", "a live owner's job is not taken");
+  assert.equal(bWhileOwnerLives.attempts, 1);
+  assert.ok(recoveryBMs <= R_FAST_MS, `recovered ${recoveryBMs} ms after its owner died`);
+  assert.deepEqual(killedStrangers, [], "processes that reused recorded pids were not killed");
 });
 
 function readChildren(pid: number): number[] {

@@ -4,11 +4,14 @@
  * transitions and dlq retry.
  */
 
-import { verify } from "./_checker.ts";
-import type { Proc } from "./_harness.ts";
-import { report, Sandbox, sleep, SWEEP_MS, waitUntil } from "./_harness.ts";
-import { AttemptSampler } from "./_proc.ts";
-import { assert, assertEquals } from "../helpers/assert.ts";
+import assert from "node:assert/strict";
+import { report, verify } from "./_checker.ts";
+import type { FaultPoint } from "../helpers/hooks.ts";
+import { poll, sleep } from "../helpers/poll.ts";
+import { AttemptSampler } from "../helpers/proc.ts";
+import type { Proc } from "../helpers/process.ts";
+import { Sandbox, SWEEP_MS } from "../helpers/sandbox.ts";
+import { SHAPES, SINGLE } from "./_shapes.ts";
 
 const R_FAST_MS = SWEEP_MS + 2000;
 
@@ -18,7 +21,7 @@ async function stop(workers: Proc[]): Promise<void> {
 }
 
 Deno.test("B3: SIGKILL of enqueue at random moments: exit 0 means stored, always intact", async () => {
-  await using sb = await Sandbox.create("b3");
+  await using sb = await Sandbox.create("b3", SINGLE.options);
   await sb.init();
   const iterations = 250;
   const acked: string[] = [];
@@ -35,7 +38,7 @@ Deno.test("B3: SIGKILL of enqueue at random moments: exit 0 means stored, always
     // the process opened the database, when it reads, writes, commits and prints.
     const killer = i % 2 === 0
       ? sleep(Math.random() * 50)
-      : waitUntil(() => !proc.running || opened(proc.pid, sb.db), 30_000, "the open", 1)
+      : poll(() => proc.exited || opened(proc.pid, sb.db), 30_000, "the open", { intervalMs: 1 })
         .then(() => sleep(Math.random() * 15));
     await killer;
     proc.kill("SIGKILL");
@@ -64,13 +67,13 @@ Deno.test("B3: SIGKILL of enqueue at random moments: exit 0 means stored, always
   // Re-running an enqueue with the same id is idempotent: exit 3, or exit 0 with
   // --if-not-exists, which also stores the ones whose first try was killed before the commit.
   const conflicts = await Promise.all(
-    present.slice(0, 8).map((id) => sb.cli(["enqueue", "--id", id, "-c", "echo again"])),
+    present.slice(0, 8).map((id) => sb.run(["enqueue", "--id", id, "-c", "echo again"])),
   );
   const lines = Array.from(
     { length: iterations },
     (_, i) => JSON.stringify({ id: `b3-${i}`, command: `echo ${i}` }),
   ).join("\n");
-  const again = await sb.cli(["enqueue", "-", "--if-not-exists"], { stdin: lines + "\n" });
+  const again = await sb.run(["enqueue", "-", "--if-not-exists"], { stdin: lines + "\n" });
   const stored = sb.query<{ n: number }>("SELECT count(*) AS n FROM jobs WHERE id LIKE 'b3-%'")[0]!;
   const unchanged = sb.query<{ n: number }>(
     "SELECT count(*) AS n FROM jobs WHERE id LIKE 'b3-%' AND command = 'echo ' || substr(id, 4)",
@@ -81,16 +84,19 @@ Deno.test("B3: SIGKILL of enqueue at random moments: exit 0 means stored, always
         acked.filter((id) => !present.includes(id)).length
       } problems=${problems.length}`,
   );
-  assertEquals(problems, []);
-  assert(killedPresent + acked.length > 0 && killedAbsent > 0, "kills before and after the commit");
+  assert.deepEqual(problems, []);
+  assert.ok(
+    killedPresent + acked.length > 0 && killedAbsent > 0,
+    "kills before and after the commit",
+  );
   for (const c of conflicts) {
-    assertEquals(c.code, 3, c.stderr);
-    assertEquals(c.stderr.trim().split("\n").length, 1, c.stderr);
+    assert.equal(c.code, 3, c.stderr);
+    assert.equal(c.stderr.trim().split("\n").length, 1, c.stderr);
   }
-  assertEquals(again.code, 0, again.stderr);
-  assertEquals(again.stdout.trim().split("\n").length, iterations);
-  assertEquals(stored.n, iterations);
-  assertEquals(unchanged.n, iterations, "--if-not-exists kept every existing job as it was");
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal(again.stdout.trim().split("\n").length, iterations);
+  assert.equal(stored.n, iterations);
+  assert.equal(unchanged.n, iterations, "--if-not-exists kept every existing job as it was");
 });
 
 /** Whether `pid` has `path` open. */
@@ -114,27 +120,27 @@ for (
   ] as const
 ) {
   Deno.test(`B4 ${point}: ${stored ? "the job is stored" : "nothing is stored"}`, async () => {
-    await using sb = await Sandbox.create(point);
+    await using sb = await Sandbox.create(point, SINGLE.options);
     await sb.init();
-    const died = await sb.cli(["enqueue", "--id", "j", "-c", "echo j"], {
-      env: { QUEUECTL_FAULT: point },
+    const died = await sb.run(["enqueue", "--id", "j", "-c", "echo j"], {
+      hooks: { fault: point },
     });
     const rows = sb.jobs();
-    const rerun = await sb.cli(["enqueue", "--id", "j", "-c", "echo j"]);
+    const rerun = await sb.run(["enqueue", "--id", "j", "-c", "echo j"]);
     report(
       `B4 ${point}: enqueue=${died.signal ?? died.code} stored=${rows.length} ` +
         `rerun_exit=${rerun.code} integrity=${sb.integrity()}`,
     );
-    assertEquals(died.signal, "SIGKILL");
-    assertEquals(died.stdout, "", "nothing was acknowledged");
-    assertEquals(rows.length, stored ? 1 : 0);
-    assertEquals(rerun.code, stored ? 3 : 0, rerun.stderr);
-    assertEquals(sb.integrity(), "ok");
+    assert.equal(died.signal, "SIGKILL");
+    assert.equal(died.stdout, "", "nothing was acknowledged");
+    assert.equal(rows.length, stored ? 1 : 0);
+    assert.equal(rerun.code, stored ? 3 : 0, rerun.stderr);
+    assert.equal(sb.integrity(), "ok");
   });
 }
 
 interface WorkerPoint {
-  point: string;
+  point: FaultPoint;
   /** Ledger job work. */
   work: string;
   maxRetries: number;
@@ -264,61 +270,70 @@ const WORKER_POINTS: WorkerPoint[] = [
   },
 ];
 
-for (const p of WORKER_POINTS) {
-  Deno.test(`B4 ${p.point}: ${p.final} after ${p.runs} run(s), nothing lost`, async () => {
-    await using sb = await Sandbox.create(p.point);
-    await sb.config({ "lease-timeout": "6s", "backoff-base": "1", "backoff-max": "0" });
-    const ids = await sb.enqueue([{ id: "j", command: sb.job(p.work), max_retries: p.maxRetries }]);
-    const sampler = new AttemptSampler(sb.db, 50).start();
-    const faulty = sb.worker({ env: { QUEUECTL_FAULT: p.point } });
-    if (p.quit) {
-      await sb.waitRun("j", 1, 30_000);
-      faulty.kill("SIGQUIT");
-    }
-    const died = await faulty.wait(30_000, "the worker to reach the fault");
-    const diedAt = Date.now();
-    const afterDeath = sb.job1("j")!;
-    const runsAtDeath = sb.ledger().starts("j");
-    const rescuer = sb.worker();
-    await sb.settle(30_000);
-    const settledAt = Date.now();
-    sampler.stop();
-    await stop([rescuer]);
-    const attempts = sb.attempts("j");
-    const lastStart = Math.max(...(sb.ledger().runs.get("j") ?? []).map((r) => r.startUs / 1000));
-    const recoveryMs = (p.recovers || p.undone) && sb.ledger().starts("j") > runsAtDeath
-      ? lastStart - diedAt
-      : null;
-    verify(sb, `B4 ${p.point}`, { acked: ids, crashes: true, sampler }, {
-      worker: died.signal ?? String(died.code),
-      state_after_death: `${afterDeath.state}/${afterDeath.attempts}`,
-      runs: sb.ledger().starts("j"),
-      attempts: attempts.map((a) => a.outcome).join(","),
-      recovery_s: recoveryMs === null ? "-" : (recoveryMs / 1000).toFixed(2),
-      settle_s: ((settledAt - diedAt) / 1000).toFixed(2),
-    }, { maxDuplicated: 1 });
-    assertEquals(died.signal, "SIGKILL", `the fault fired: ${died.stderr.slice(-300)}`);
-    assertEquals(sb.ledger().starts("j"), p.runs);
-    assertEquals(sb.job1("j")?.state, p.final);
-    if (p.recovers) {
-      assertEquals(afterDeath.state, "processing", "the dead worker's job was left processing");
-      const lost = attempts.find((a) => a.outcome === "lost");
-      assert(/worker lost/.test(lost?.error ?? ""), `recovered as "worker lost": ${lost?.error}`);
-      if (recoveryMs !== null) {
-        assert(recoveryMs <= R_FAST_MS + 1000, `re-run ${recoveryMs} ms after the death`);
+for (const shape of SHAPES) {
+  for (const p of WORKER_POINTS) {
+    Deno.test(`B4 ${p.point}: ${p.final} after ${p.runs} run(s), nothing lost${shape.label}`, async () => {
+      await using sb = await Sandbox.create(`${p.point}-${shape.slots}`, shape.options);
+      await sb.config({ "lease-timeout": "6s", "backoff-base": "1", "backoff-max": "0" });
+      const ids = await sb.enqueue([{
+        id: "j",
+        command: sb.job(p.work),
+        max_retries: p.maxRetries,
+      }]);
+      const sampler = new AttemptSampler(sb.db, 50).start();
+      const faulty = sb.worker({ hooks: { fault: p.point } });
+      if (p.quit) {
+        await sb.waitRun("j", 1, 30_000);
+        faulty.kill("SIGQUIT");
       }
-    } else {
-      assert(attempts.every((a) => a.outcome !== "lost"), "no attempt needed recovery");
-    }
-    if (p.undone) {
-      assertEquals(afterDeath.state, "processing", "the dead worker's claim was left");
-      assertEquals(attempts.length, 1, "the undone claim left no attempt behind");
-      assert(
-        recoveryMs !== null && recoveryMs <= R_FAST_MS + 1000,
-        `re-run ${recoveryMs} ms after`,
-      );
-    }
-  });
+      const died = await faulty.wait(30_000, "the worker to reach the fault");
+      const diedAt = Date.now();
+      const afterDeath = sb.job1("j")!;
+      const runsAtDeath = sb.ledger().starts("j");
+      const rescuer = sb.worker();
+      await sb.settle(30_000);
+      const settledAt = Date.now();
+      sampler.stop();
+      await stop([rescuer]);
+      const attempts = sb.attempts("j");
+      const lastStart = Math.max(...(sb.ledger().runs.get("j") ?? []).map((r) => r.startUs / 1000));
+      const recoveryMs = (p.recovers || p.undone) && sb.ledger().starts("j") > runsAtDeath
+        ? lastStart - diedAt
+        : null;
+      verify(sb, `B4 ${p.point}`, { acked: ids, crashes: true, sampler }, {
+        worker: died.signal ?? String(died.code),
+        state_after_death: `${afterDeath.state}/${afterDeath.attempts}`,
+        runs: sb.ledger().starts("j"),
+        attempts: attempts.map((a) => a.outcome).join(","),
+        recovery_s: recoveryMs === null ? "-" : (recoveryMs / 1000).toFixed(2),
+        settle_s: ((settledAt - diedAt) / 1000).toFixed(2),
+      }, { maxDuplicated: 1 });
+      assert.equal(died.signal, "SIGKILL", `the fault fired: ${died.stderr.slice(-300)}`);
+      assert.equal(sb.ledger().starts("j"), p.runs);
+      assert.equal(sb.job1("j")?.state, p.final);
+      if (p.recovers) {
+        assert.equal(afterDeath.state, "processing", "the dead worker's job was left processing");
+        const lost = attempts.find((a) => a.outcome === "lost");
+        assert.ok(
+          /worker lost/.test(lost?.error ?? ""),
+          `recovered as "worker lost": ${lost?.error}`,
+        );
+        if (recoveryMs !== null) {
+          assert.ok(recoveryMs <= R_FAST_MS + 1000, `re-run ${recoveryMs} ms after the death`);
+        }
+      } else {
+        assert.ok(attempts.every((a) => a.outcome !== "lost"), "no attempt needed recovery");
+      }
+      if (p.undone) {
+        assert.equal(afterDeath.state, "processing", "the dead worker's claim was left");
+        assert.equal(attempts.length, 1, "the undone claim left no attempt behind");
+        assert.ok(
+          recoveryMs !== null && recoveryMs <= R_FAST_MS + 1000,
+          `re-run ${recoveryMs} ms after`,
+        );
+      }
+    });
+  }
 }
 
 /** dlq retry fault points: a second retry after the crash does what the first did not. */
@@ -329,18 +344,18 @@ for (
   ]] as const
 ) {
   Deno.test(`B4 ${point}: a second dlq retry is ${committed ? "a no-op" : "the one"}`, async () => {
-    await using sb = await Sandbox.create(point);
+    await using sb = await Sandbox.create(point, SINGLE.options);
     const ids = await sb.enqueue([{
       id: "d",
       command: sb.job('test "$QUEUECTL_ATTEMPT" -gt 1'),
       max_retries: 0,
     }]);
-    await sb.ok(["worker", "run", "--once"]);
-    assertEquals(sb.job1("d")?.state, "dead");
-    const died = await sb.cli(["dlq", "retry", "d"], { env: { QUEUECTL_FAULT: point } });
+    await sb.workerOnce();
+    assert.equal(sb.job1("d")?.state, "dead");
+    const died = await sb.run(["dlq", "retry", "d"], { hooks: { fault: point } });
     const afterCrash = sb.job1("d")!.state;
-    const second = await sb.cli(["dlq", "retry", "d"]);
-    await sb.ok(["worker", "run", "--once"]);
+    const second = await sb.run(["dlq", "retry", "d"]);
+    await sb.workerOnce();
     const runs = sb.ledger().starts("d");
     verify(sb, `B4 ${point}`, { acked: ids, crashes: false }, {
       dlq_retry: died.signal ?? String(died.code),
@@ -348,10 +363,10 @@ for (
       second_retry_exit: second.code,
       runs,
     });
-    assertEquals(died.signal, "SIGKILL");
-    assertEquals(afterCrash, committed ? "pending" : "dead");
-    assertEquals(second.code, committed ? 3 : 0, second.stderr);
-    assertEquals(runs, 2, "exactly one re-run");
-    assertEquals(sb.job1("d")?.state, "completed");
+    assert.equal(died.signal, "SIGKILL");
+    assert.equal(afterCrash, committed ? "pending" : "dead");
+    assert.equal(second.code, committed ? 3 : 0, second.stderr);
+    assert.equal(runs, 2, "exactly one re-run");
+    assert.equal(sb.job1("d")?.state, "completed");
   });
 }

@@ -4,13 +4,22 @@
  * own worker, and ten thousand quick jobs with no zombie, no fd and no memory growth.
  */
 
-import { verify } from "./_checker.ts";
-import type { Proc } from "./_harness.ts";
-import { report, Sandbox, waitUntil } from "./_harness.ts";
-import { fdCount, jobProcesses, rssKiB, zombieChildren } from "./_proc.ts";
-import { assert, assertEquals } from "../helpers/assert.ts";
+import assert from "node:assert/strict";
+import { report, verify } from "./_checker.ts";
+import { poll } from "../helpers/poll.ts";
+import { fdCount, jobProcesses, rssBytes, zombieChildren } from "../helpers/proc.ts";
+import type { Proc } from "../helpers/process.ts";
+import { Sandbox } from "../helpers/sandbox.ts";
+import { SINGLE } from "./_shapes.ts";
 
 const MiB = 1024 * 1024;
+
+/** Resident memory of a process that must still run, in KiB. */
+function rssKiB(pid: number): number {
+  const bytes = rssBytes(pid);
+  assert.ok(bytes !== null, `process ${pid} is gone`);
+  return bytes / 1024;
+}
 
 async function stop(workers: Proc[]): Promise<void> {
   for (const w of workers) w.kill("SIGTERM");
@@ -49,23 +58,23 @@ function dbBytes(db: string): number {
 }
 
 Deno.test("E1: a gigabyte of stdout: flat worker memory, capped output, others keep going", async () => {
-  await using sb = await Sandbox.create("e1");
+  await using sb = await Sandbox.create("e1", SINGLE.options);
   const command = "head -c 1G /dev/zero | tr '\\0' a";
   const direct = performance.now();
   const plain = await new Deno.Command("sh", { args: ["-c", `${command} > /dev/null`] }).output();
   const directMs = performance.now() - direct;
-  assert(plain.success);
+  assert.ok(plain.success);
   await sb.enqueue([{ id: "big", command }]);
   const sizeBefore = dbBytes(sb.db);
   const big = sb.worker();
-  await sb.waitState("big", "processing", 30_000);
+  await sb.waitForState("big", "processing", 30_000);
   const quick = await sb.enqueue(
     Array.from({ length: 20 }, (_, i) => ({ id: `q-${i}`, command: sb.job("sleep 0.05") })),
   );
   const other = sb.worker();
   let maxRss = 0;
   let quickDoneWhileBig = 0;
-  await waitUntil(
+  await poll(
     () => {
       maxRss = Math.max(maxRss, rssKiB(big.pid));
       const state = sb.job1("big")!.state;
@@ -79,7 +88,7 @@ Deno.test("E1: a gigabyte of stdout: flat worker memory, capped output, others k
     },
     300_000,
     "the gigabyte job",
-    100,
+    { intervalMs: 100 },
   );
   await sb.settle(60_000);
   await stop([big, other]);
@@ -97,38 +106,38 @@ Deno.test("E1: a gigabyte of stdout: flat worker memory, capped output, others k
       } quick_jobs_done_meanwhile=${quickDoneWhileBig}/20`,
   );
   verify(sb, "E1 other worker's jobs", { acked: quick, crashes: false, exclude: ["big"] });
-  assert(maxRss < 200 * 1024, `worker RSS reached ${maxRss} KiB`);
-  assertEquals(stdout?.total, 1024 * MiB, "every byte counted");
-  assert((stdout?.kept ?? Infinity) <= MiB, "at most the output limit kept");
-  assert(growth < 2 * MiB, `database grew ${growth} bytes`);
+  assert.ok(maxRss < 200 * 1024, `worker RSS reached ${maxRss} KiB`);
+  assert.equal(stdout?.total, 1024 * MiB, "every byte counted");
+  assert.ok((stdout?.kept ?? Infinity) <= MiB, "at most the output limit kept");
+  assert.ok(growth < 2 * MiB, `database grew ${growth} bytes`);
   // Through a pipe the worker reads, against straight to /dev/null: a stall would be far slower.
-  assert(jobMs < directMs * 4 + 2000, `${jobMs} ms through the worker, ${directMs} ms directly`);
-  assert(quickDoneWhileBig > 0, "the other worker completed jobs meanwhile");
+  assert.ok(jobMs < directMs * 4 + 2000, `${jobMs} ms through the worker, ${directMs} ms directly`);
+  assert.ok(quickDoneWhileBig > 0, "the other worker completed jobs meanwhile");
 });
 
 Deno.test("E2: a stderr-only flood is drained at once", async () => {
-  await using sb = await Sandbox.create("e2");
+  await using sb = await Sandbox.create("e2", SINGLE.options);
   await sb.enqueue([{ id: "err", command: "head -c 1M /dev/zero | tr '\\0' e >&2" }]);
-  await sb.ok(["worker", "run", "--once"]);
+  await sb.workerOnce();
   const ms = duration(sb, "err");
   const [stdout, stderr] = outputs(sb, "err");
   report(
     `E2 1 MiB stderr only: job_ms=${ms} stderr_counted=${stderr?.total} stdout=${stdout?.total}`,
   );
-  assertEquals(sb.job1("err")?.state, "completed");
-  assertEquals(stderr?.total, MiB);
-  assert(ms < 1000, `took ${ms} ms`);
+  assert.equal(sb.job1("err")?.state, "completed");
+  assert.equal(stderr?.total, MiB);
+  assert.ok(ms < 1000, `took ${ms} ms`);
 });
 
 Deno.test("E3: a job that leaves a daemon behind completes at once; the daemon is killed", async () => {
-  await using sb = await Sandbox.create("e3");
+  await using sb = await Sandbox.create("e3", SINGLE.options);
   await sb.enqueue([
     { id: "daemon", command: "sleep 300 & echo started" },
     { id: "escaped", command: "setsid sleep 300 & echo started" },
   ]);
-  await sb.ok(["worker", "run", "--once"]);
+  await sb.workerOnce();
   const ms = duration(sb, "daemon");
-  const left = await waitUntil(
+  const left = await poll(
     () => jobProcesses(sb.db, "daemon").length === 0 ? "none" : null,
     2000,
     "the daemon to be killed",
@@ -138,13 +147,13 @@ Deno.test("E3: a job that leaves a daemon behind completes at once; the daemon i
     `E3 daemon: job_ms=${ms} state=${sb.job1("daemon")?.state} left_in_group=${left} ` +
       `setsid_escapee_alive=${escaped > 0} (documented: outside process-group control)`,
   );
-  assertEquals(sb.job1("daemon")?.state, "completed");
-  assert(ms < 2000, `completed after ${ms} ms`);
-  assertEquals(left, "none");
+  assert.equal(sb.job1("daemon")?.state, "completed");
+  assert.ok(ms < 2000, `completed after ${ms} ms`);
+  assert.equal(left, "none");
 });
 
 Deno.test("E4: a job that ignores SIGTERM is SIGKILLed after the grace; the worker goes on", async () => {
-  await using sb = await Sandbox.create("e4");
+  await using sb = await Sandbox.create("e4", SINGLE.options);
   await sb.enqueue([{
     id: "stubborn",
     command: "trap '' TERM; sleep 600",
@@ -153,9 +162,9 @@ Deno.test("E4: a job that ignores SIGTERM is SIGKILLed after the grace; the work
   }]);
   const next = await sb.enqueue([{ id: "next", command: sb.job(), priority: 1 }]);
   const worker = sb.worker();
-  await sb.waitState("stubborn", "processing", 30_000);
+  await sb.waitForState("stubborn", "processing", 30_000);
   const started = performance.now();
-  await waitUntil(() => jobProcesses(sb.db, "stubborn").length === 0, 20_000, "the group to die");
+  await poll(() => jobProcesses(sb.db, "stubborn").length === 0, 20_000, "the group to die");
   const goneMs = performance.now() - started;
   await sb.settle(30_000);
   await stop([worker]);
@@ -171,13 +180,13 @@ Deno.test("E4: a job that ignores SIGTERM is SIGKILLed after the grace; the work
     exclude: ["stubborn"],
   });
   // 2 s limit + 5 s from SIGTERM to SIGKILL + 1 s.
-  assert(goneMs < 2000 + 5000 + 1000, `group gone after ${goneMs} ms`);
-  assertEquals([a?.outcome, a?.signal], ["timeout", "SIGKILL"]);
-  assertEquals(sb.job1("stubborn")?.state, "dead");
+  assert.ok(goneMs < 2000 + 5000 + 1000, `group gone after ${goneMs} ms`);
+  assert.deepEqual([a?.outcome, a?.signal], ["timeout", "SIGKILL"]);
+  assert.equal(sb.job1("stubborn")?.state, "dead");
 });
 
 Deno.test("E5: jobs that read stdin see EOF at once, never the worker's stdin", async () => {
-  await using sb = await Sandbox.create("e5");
+  await using sb = await Sandbox.create("e5", SINGLE.options);
   await sb.enqueue([
     { id: "cat", command: "cat" },
     { id: "read", command: 'read x; echo "[$x]"' },
@@ -188,19 +197,19 @@ Deno.test("E5: jobs that read stdin see EOF at once, never the worker's stdin", 
   await stop([worker]);
   const ms = ["cat", "read"].map((id) => duration(sb, id));
   report(`E5 stdin: cat_ms=${ms[0]} read_ms=${ms[1]} states=${sb.jobs().map((j) => j.state)}`);
-  assertEquals(sb.jobs().map((j) => j.state), ["completed", "completed"]);
-  assert(ms.every((m) => m < 1000), `took ${ms} ms`);
+  assert.deepEqual(sb.jobs().map((j) => j.state), ["completed", "completed"]);
+  assert.ok(ms.every((m) => m < 1000), `took ${ms} ms`);
 });
 
 Deno.test("E8: a job that kills its own worker ends dead as 'worker lost', no endless loop", async () => {
-  await using sb = await Sandbox.create("e8");
+  await using sb = await Sandbox.create("e8", SINGLE.options);
   await sb.config({ "backoff-base": "1" });
   await sb.enqueue([{ id: "poison", command: "kill -9 $PPID", max_retries: 2 }]);
   const others = await sb.enqueue(
     Array.from({ length: 20 }, (_, i) => ({ id: `o-${i}`, command: sb.job("sleep 0.1") })),
   );
   const supervisor = sb.spawn(["worker", "start", "--count", "2"]);
-  await sb.waitState("poison", "dead", 60_000);
+  await sb.waitForState("poison", "dead", 60_000);
   await sb.settle(60_000);
   supervisor.kill("SIGTERM");
   await supervisor.wait(30_000);
@@ -213,17 +222,17 @@ Deno.test("E8: a job that kills its own worker ends dead as 'worker lost', no en
   verify(sb, "E8 the other jobs", { acked: others, crashes: true, exclude: ["poison"] }, {}, {
     maxDuplicated: 2,
   });
-  assertEquals(poison.attempts, 3, "1 + max_retries attempts, each a crash");
-  assert(/worker lost/.test(poison.last_error ?? ""), poison.last_error ?? "");
-  assertEquals(deaths, 3);
+  assert.equal(poison.attempts, 3, "1 + max_retries attempts, each a crash");
+  assert.ok(/worker lost/.test(poison.last_error ?? ""), poison.last_error ?? "");
+  assert.equal(deaths, 3);
 });
 
 Deno.test("C7/C8/E7: 10,000 quick jobs under ulimit -n 64: no zombie, no fd or memory growth", async () => {
-  await using sb = await Sandbox.create("c7");
+  await using sb = await Sandbox.create("c7", SINGLE.options);
   const total = Math.round(10_000 * Number(Deno.env.get("QUEUECTL_REL_SCALE") ?? 1));
   await sb.enqueue(
     Array.from({ length: total }, () => ({ command: "echo out; echo err >&2" })),
-    5000,
+    { batch: 5000 },
   );
   const worker = sb.spawnRaw("prlimit", [
     "--nofile=64:64",
@@ -241,7 +250,7 @@ Deno.test("C7/C8/E7: 10,000 quick jobs under ulimit -n 64: no zombie, no fd or m
   let half: number | null = null;
   let maxZombies = 0;
   const started = performance.now();
-  await waitUntil(
+  await poll(
     () => {
       const done = sb.counts().completed ?? 0;
       maxZombies = Math.max(maxZombies, zombieChildren(worker.pid).length);
@@ -253,7 +262,7 @@ Deno.test("C7/C8/E7: 10,000 quick jobs under ulimit -n 64: no zombie, no fd or m
     },
     600_000,
     `${total} jobs`,
-    200,
+    { intervalMs: 200 },
   );
   const seconds = (performance.now() - started) / 1000;
   const end = { fds: fdCount(worker.pid), rss: rssKiB(worker.pid) };
@@ -268,15 +277,15 @@ Deno.test("C7/C8/E7: 10,000 quick jobs under ulimit -n 64: no zombie, no fd or m
         (total / seconds).toFixed(0)
       } emfile=${/EMFILE|Too many open files/.test(worker.stderr)}`,
   );
-  assert(base !== null && half !== null);
-  assert(Math.abs(end.fds - base.fds) <= 5, `fds ${base.fds} -> ${end.fds}`);
+  assert.ok(base !== null && half !== null);
+  assert.ok(Math.abs(end.fds - base.fds) <= 5, `fds ${base.fds} -> ${end.fds}`);
   // `worker run` re-executes itself with the worker's V8 flags (lib/worker/exec.ts): measured
   // 53 MB at job 100, 60 at 5,000 and 61 at 10,000. Untuned, as CI once ran it, it went 59, 101,
   // 122 MB. The young generation settles over the first thousand jobs, so growth from job 100 is
   // bounded loosely, and a leak is looked for in the second half, where it would show as a slope.
-  assert(end.rss - base.rss < 25 * 1024, `RSS grew ${end.rss - base.rss} KiB from job 100`);
-  assert(end.rss - half < 10 * 1024, `RSS grew ${end.rss - half} KiB in the second half`);
-  assertEquals(zombies, 0);
-  assert(!/EMFILE|Too many open files/.test(worker.stderr), "no EMFILE");
-  assertEquals(sb.counts().completed, total);
+  assert.ok(end.rss - base.rss < 25 * 1024, `RSS grew ${end.rss - base.rss} KiB from job 100`);
+  assert.ok(end.rss - half < 10 * 1024, `RSS grew ${end.rss - half} KiB in the second half`);
+  assert.equal(zombies, 0);
+  assert.ok(!/EMFILE|Too many open files/.test(worker.stderr), "no EMFILE");
+  assert.equal(sb.counts().completed, total);
 });

@@ -11,7 +11,7 @@ import { parseTarget, pgpassPassword } from "../../lib/store/postgres/connect.ts
 import { channelName, Notifier } from "../../lib/store/postgres/listen.ts";
 import type { ChangeKind } from "../../lib/store/postgres/listen.ts";
 import { detachLogPath, resolveDbLocation } from "../../lib/store/location.ts";
-import { waitFor } from "../helpers/assert.ts";
+import { poll } from "../helpers/poll.ts";
 import { tempDir } from "../helpers/temp.ts";
 
 const noEnv = (_: string) => undefined;
@@ -142,7 +142,7 @@ Deno.test("Notifier sends the first change at once, folds a burst into one more,
   notifier.changed("work");
   notifier.changed("change");
   assert.deepEqual(sent, ["change"], "a burst waits for the window");
-  await waitFor(() => sent.length === 2, 2000, "the burst's notification");
+  await poll(() => sent.length === 2, 2000, "the burst's notification");
   assert.deepEqual(sent, ["change", "work"], "one for the burst, and work wins");
   // Changes pending at close are sent by flush(), as one.
   notifier.changed("change");

@@ -18,7 +18,7 @@ import { compile, JOB_CLAIM } from "../../lib/store/postgres/queries.ts";
 import { PG_SCHEMA_VERSION } from "../../lib/store/postgres/version.ts";
 import { runProcess } from "../helpers/cli.ts";
 import { insertJob, TEST_HOST_ID } from "../helpers/factory.ts";
-import { within } from "../helpers/assert.ts";
+import { within } from "../helpers/poll.ts";
 import { pgDatabase, pgProgram, psql } from "../helpers/pg.ts";
 import { pgServer } from "../helpers/pg_server.ts";
 import type { PgServer } from "../helpers/pg_server.ts";

@@ -36,7 +36,7 @@ import {
   TEST_LEASE_MS,
   TEST_WORKER,
 } from "../helpers/factory.ts";
-import { within } from "../helpers/assert.ts";
+import { within } from "../helpers/poll.ts";
 import { T0 } from "../helpers/temp.ts";
 import { statsContract } from "./store_contract_stats.ts";
 

@@ -14,7 +14,7 @@ import { SEARCH_SCAN_LIMIT } from "../../lib/queue.ts";
 import { treeDigest } from "../helpers/digest.ts";
 import { insertJob, makeJob } from "../helpers/factory.ts";
 import { openTestStore } from "../helpers/temp.ts";
-import { within } from "../worker/_helpers.ts";
+import { within } from "../helpers/poll.ts";
 import { ORIGIN, PORT, TOKEN, webFixture } from "./_fixture.ts";
 import type { WebFixture } from "./_fixture.ts";
 

@@ -5,35 +5,38 @@
 
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
-import { checkLedger, type JobJson, ms, nsToMs, poll, PROMPT_MS, Sandbox } from "./_helpers.ts";
+import { checkLedger } from "../helpers/ledger.ts";
+import { poll, PROMPT_MS } from "../helpers/poll.ts";
+import { type JobJson, ms, Sandbox } from "../helpers/sandbox.ts";
 
 Deno.test("worker start --count 4 runs each of 300 jobs exactly once, never two at once", async () => {
   await using sb = await Sandbox.create();
   await sb.fastConfig();
   const ids = await sb.enqueue(
-    Array.from({ length: 300 }, () => ({ command: sb.ledgerJob("true") })),
+    Array.from({ length: 300 }, () => ({ command: sb.job("true") })),
   );
   const pool = sb.spawn(["worker", "start", "--count", "4"]);
   await poll(
     () => (sb.counts().completed ?? 0) === 300,
     120_000,
     "300 completed jobs",
-    () => JSON.stringify(sb.counts()),
+    { describe: () => JSON.stringify(sb.counts()) },
   );
   // Every worker took part: the pool is really concurrent.
   const workers = sb.query("SELECT count(DISTINCT worker_id) AS n FROM attempts")[0]!;
   assert.ok(Number(workers.n) >= 2, `only ${workers.n} worker(s) ran jobs`);
   pool.kill("SIGTERM");
-  const exit = await pool.finish(PROMPT_MS, "the pool to stop");
+  const exit = await pool.wait(PROMPT_MS, "the pool to stop");
   assert.equal(exit.code, 0, exit.stderr);
   assert.doesNotMatch(exit.stderr, /database is locked|busy/i);
 
-  const report = checkLedger(sb.readLedger(), ids);
+  const ledger = sb.ledger();
+  const report = checkLedger(ledger, ids);
   assert.deepEqual(report.lost, [], "lost");
   assert.deepEqual(report.duplicated, [], "duplicated");
   assert.deepEqual(report.unexpected, [], "unexpected");
   assert.deepEqual(report.overlap, [], "overlap");
-  for (const id of ids) assert.equal(report.starts.get(id)?.length, 1, `starts of ${id}`);
+  for (const id of ids) assert.equal(ledger.starts(id), 1, `starts of ${id}`);
 
   const jobs = await sb.json<JobJson[]>(["list", "--limit", "1000"]);
   assert.equal(jobs.length, 300);
@@ -73,13 +76,13 @@ Deno.test("worker run --once takes jobs by priority (highest first), then enqueu
     seed,
   );
   const ids = await sb.enqueue(
-    priorities.map((priority) => ({ command: sb.ledgerJob("true"), priority })),
+    priorities.map((priority) => ({ command: sb.job("true"), priority })),
   );
   // One slot: the order of starts is the order of claims.
   const worker = await sb.run(["worker", "run", "--once", "--concurrency", "1"]);
   assert.equal(worker.code, 0, worker.stderr);
 
-  const order = sb.readLedger().filter((e) => e.event === "start").map((e) => e.id);
+  const order = sb.ledger().order.map((run) => run.id);
   // Enqueue order is the order of `ids`; a stable sort by priority gives the expected run order.
   const expected = ids
     .map((id, index) => ({ id, index, priority: priorities[index]! }))
@@ -94,15 +97,15 @@ Deno.test("worker run does not start a --delay job before its run_at, and starts
   await sb.fastConfig();
   const worker = sb.spawn(["worker", "run"]);
   await worker.waitForStderr(/started \(pid/, PROMPT_MS, "the worker to start");
-  const [id] = await sb.enqueue([{ command: sb.ledgerJob("true"), delay: "2s" }]);
-  const start = await sb.waitForLedger(id!, 1, "start", 10_000);
+  const [id] = await sb.enqueue([{ command: sb.job("true"), delay: "2s" }]);
+  const start = await sb.waitRun(id!, 1, 10_000);
   const runAt = ms((await sb.show(id!)).run_at);
-  const startedMs = nsToMs(start.ns);
+  const startedMs = start.startUs / 1000;
   assert.ok(startedMs >= runAt, `started ${runAt - startedMs} ms before run_at`);
   assert.ok(startedMs - runAt <= 1500, `started ${startedMs - runAt} ms after run_at`);
   await sb.waitForState(id!, "completed");
   worker.kill("SIGTERM");
-  assert.equal((await worker.finish(PROMPT_MS)).code, 0);
+  assert.equal((await worker.wait(PROMPT_MS)).code, 0);
   await sb.assertNoLeftovers();
 });
 
@@ -111,15 +114,15 @@ Deno.test("worker run --once takes jobs of equal priority by run time before enq
   await sb.fastConfig();
   // Enqueued first but due later, then due at once, then a higher priority due last.
   const [later, now, urgent] = await sb.enqueue([
-    { command: sb.ledgerJob("true"), delay: "0.4s" },
-    { command: sb.ledgerJob("true") },
-    { command: sb.ledgerJob("true"), delay: "0.6s", priority: 9 },
+    { command: sb.job("true"), delay: "0.4s" },
+    { command: sb.job("true") },
+    { command: sb.job("true"), delay: "0.6s", priority: 9 },
   ]);
   const due = ms((await sb.show(urgent!)).run_at);
   await poll(() => Date.now() > due, PROMPT_MS, "every job to be due");
   const worker = await sb.run(["worker", "run", "--once", "--concurrency", "1"]);
   assert.equal(worker.code, 0, worker.stderr);
-  const order = sb.readLedger().filter((e) => e.event === "start").map((e) => e.id);
+  const order = sb.ledger().order.map((run) => run.id);
   assert.deepEqual(order, [urgent, now, later]);
   await sb.assertNoLeftovers();
 });
@@ -151,10 +154,10 @@ Deno.test("worker run picks up a new job promptly when idle, and does not write 
   // Pickup latency: enqueue (committed at created_at) to the job's first line.
   const latencies: number[] = [];
   for (let i = 0; i < 15; i++) {
-    const [id] = await sb.enqueue([{ command: sb.ledgerJob("true") }]);
-    const start = await sb.waitForLedger(id!, 1, "start");
+    const [id] = await sb.enqueue([{ command: sb.job("true") }]);
+    const start = await sb.waitRun(id!, 1);
     const created = ms((await sb.json<JobJson>(["show", id!])).created_at);
-    latencies.push(nsToMs(start.ns) - created);
+    latencies.push(start.startUs / 1000 - created);
   }
   latencies.sort((a, b) => a - b);
   const p95 = latencies[Math.ceil(latencies.length * 0.95) - 1]!;
@@ -162,6 +165,6 @@ Deno.test("worker run picks up a new job promptly when idle, and does not write 
   // parallel, and still fails a worker that only looks once a second.
   assert.ok(p95 < 250, `pickup p95 ${p95.toFixed(1)} ms: ${latencies.map((l) => l.toFixed(0))}`);
   worker.kill("SIGTERM");
-  assert.equal((await worker.finish(PROMPT_MS)).code, 0);
+  assert.equal((await worker.wait(PROMPT_MS)).code, 0);
   await sb.assertNoLeftovers();
 });

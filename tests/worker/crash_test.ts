@@ -5,17 +5,10 @@
  */
 
 import assert from "node:assert/strict";
-import {
-  checkLedger,
-  isAlive,
-  type LedgerEntry,
-  nsToMs,
-  poll,
-  procStat,
-  PROMPT_MS,
-  Sandbox,
-  waitForGroup,
-} from "./_helpers.ts";
+import { checkLedger, type Run } from "../helpers/ledger.ts";
+import { poll, PROMPT_MS } from "../helpers/poll.ts";
+import { isRunning, procStat, waitForGroup } from "../helpers/proc.ts";
+import { Sandbox } from "../helpers/sandbox.ts";
 
 /** Attempt 1 sleeps (to be killed mid-job); later attempts finish at once. */
 const SLEEP_ON_FIRST = 'if [ "$QUEUECTL_ATTEMPT" = 1 ]; then sleep 30; fi';
@@ -26,7 +19,7 @@ const SLEEP_ON_FIRST = 'if [ "$QUEUECTL_ATTEMPT" = 1 ]; then sleep 30; fi';
 const NO_BACKOFF = { "backoff-max": "0" };
 
 /** Waits until the attempt's group holds its `sleep`; returns the members. */
-function runningGroup(start: LedgerEntry): Promise<number[]> {
+function runningGroup(start: Run): Promise<number[]> {
   assert.equal(procStat(start.pid)?.pgrp, start.pid, "the job leads its own process group");
   return waitForGroup(start.pid);
 }
@@ -38,12 +31,16 @@ async function assertRecoveredAfterKill(
   members: number[],
   killedAt: number,
 ): Promise<void> {
-  const start2 = await sb.waitForLedger(id, 2, "start", 15_000);
-  assert.deepEqual(start2.alive, [], "attempt 1's processes were alive when attempt 2 started");
-  for (const pid of members) assert.ok(!isAlive(pid), `attempt 1 process ${pid} survived`);
+  const start2 = await sb.waitRun(id, 2, 15_000, { scanned: true });
+  assert.deepEqual(
+    start2.overlapWith,
+    [],
+    "attempt 1's processes were alive when attempt 2 started",
+  );
+  for (const pid of members) assert.ok(!isRunning(pid), `attempt 1 process ${pid} survived`);
   // Fast path: the owner's pid is gone, so recovery does not wait for the lease (2 s) but
   // happens within R_fast = sweep (1 s) + 2 s, worker start-up included.
-  const delay = nsToMs(start2.ns) - killedAt;
+  const delay = start2.startUs / 1000 - killedAt;
   assert.ok(delay < 3000, `attempt 2 started ${delay} ms after the kill`);
 
   await sb.waitForState(id, "completed");
@@ -54,7 +51,7 @@ async function assertRecoveredAfterKill(
   assert.match(job.history[0]!.error ?? "", /worker lost \(pid \d+ exited\)/);
   assert.equal(job.history[1]!.outcome, "completed");
   assert.notEqual(job.history[0]!.worker_id, job.history[1]!.worker_id);
-  const report = checkLedger(sb.readLedger(), [id], 2);
+  const report = checkLedger(sb.ledger(), [id], 2);
   assert.deepEqual(report.overlap, [], "overlap");
   assert.deepEqual(report.unexpected, [], "unexpected");
 }
@@ -62,16 +59,16 @@ async function assertRecoveredAfterKill(
 Deno.test("worker run recovers the job of a SIGKILLed worker after killing its orphaned group", async () => {
   await using sb = await Sandbox.create();
   await sb.fastConfig(NO_BACKOFF);
-  const [id] = await sb.enqueue([{ command: sb.ledgerJob(SLEEP_ON_FIRST) }]);
+  const [id] = await sb.enqueue([{ command: sb.job(SLEEP_ON_FIRST) }]);
   const first = sb.spawn(["worker", "run"]);
-  const start1 = await sb.waitForLedger(id!, 1, "start");
+  const start1 = await sb.waitRun(id!, 1);
   const members = await runningGroup(start1);
 
   first.kill("SIGKILL");
   const killedAt = Date.now();
-  assert.equal((await first.finish(PROMPT_MS)).signal, "SIGKILL");
+  assert.equal((await first.wait(PROMPT_MS)).signal, "SIGKILL");
   // The hazard under test: killing the worker leaves its job running (denoland/deno#8772).
-  assert.ok(isAlive(start1.pid), "the job's shell should outlive its worker");
+  assert.ok(isRunning(start1.pid), "the job's shell should outlive its worker");
 
   // Two new workers: whichever recovers the job, the other sees the change at once and would
   // claim the job at once, so a kill that came after the requeue would show as an overlap.
@@ -86,7 +83,7 @@ Deno.test("worker run recovers the job of a SIGKILLed worker after killing its o
   );
   for (const worker of others) {
     worker.kill("SIGTERM");
-    assert.equal((await worker.finish(PROMPT_MS)).code, 0);
+    assert.equal((await worker.wait(PROMPT_MS)).code, 0);
   }
   await sb.assertNoLeftovers();
 });
@@ -94,9 +91,9 @@ Deno.test("worker run recovers the job of a SIGKILLed worker after killing its o
 Deno.test("worker start restarts a SIGKILLed worker, which recovers its job after killing the orphan", async () => {
   await using sb = await Sandbox.create();
   await sb.fastConfig(NO_BACKOFF);
-  const [id] = await sb.enqueue([{ command: sb.ledgerJob(SLEEP_ON_FIRST) }]);
+  const [id] = await sb.enqueue([{ command: sb.job(SLEEP_ON_FIRST) }]);
   const pool = sb.spawn(["worker", "start", "--count", "1"]);
-  const start1 = await sb.waitForLedger(id!, 1, "start");
+  const start1 = await sb.waitRun(id!, 1);
   const members = await runningGroup(start1);
   const [worker] = sb.workerRows();
   assert.equal(worker?.supervisor_pid, pool.pid);
@@ -104,14 +101,14 @@ Deno.test("worker start restarts a SIGKILLed worker, which recovers its job afte
 
   Deno.kill(worker.pid, "SIGKILL");
   const killedAt = Date.now();
-  assert.ok(isAlive(start1.pid), "the job's shell should outlive its worker");
+  assert.ok(isRunning(start1.pid), "the job's shell should outlive its worker");
   await assertRecoveredAfterKill(sb, id!, members, killedAt);
   await pool.waitForStderr(/worker 1 \(pid \d+\) was killed by SIGKILL/, PROMPT_MS, "the log");
   const restarted = sb.workerRows().filter((w) => w.pid !== worker.pid);
   assert.equal(restarted.length, 1, "one restarted worker");
 
   pool.kill("SIGTERM");
-  assert.equal((await pool.finish(PROMPT_MS)).code, 0);
+  assert.equal((await pool.wait(PROMPT_MS)).code, 0);
   await sb.assertNoLeftovers();
 });
 
@@ -121,13 +118,13 @@ Deno.test("worker run fences a worker stopped past its lease: it logs lease lost
   const go = `${sb.dir}/go`;
   // Attempt 2 waits for the test, so the stalled worker wakes while attempt 2 runs.
   const [id] = await sb.enqueue([{
-    command: sb.ledgerJob(
+    command: sb.job(
       `if [ "$QUEUECTL_ATTEMPT" = 1 ]; then sleep 30; ` +
         `else while [ ! -e '${go}' ]; do sleep 0.02; done; echo second; fi`,
     ),
   }]);
   const stalled = sb.spawn(["worker", "run"]);
-  const start1 = await sb.waitForLedger(id!, 1, "start");
+  const start1 = await sb.waitRun(id!, 1);
   const members = await runningGroup(start1);
   const stalledId = String(sb.query("SELECT worker_id FROM jobs WHERE id = ?", id!)[0]!.worker_id);
 
@@ -135,11 +132,15 @@ Deno.test("worker run fences a worker stopped past its lease: it logs lease lost
   const stoppedAt = Date.now();
   // Two more workers, so that one claims the recovered job the moment it is requeued.
   const others = [sb.spawn(["worker", "run"]), sb.spawn(["worker", "run"])];
-  const start2 = await sb.waitForLedger(id!, 2, "start", 15_000);
-  assert.deepEqual(start2.alive, [], "attempt 1's processes were alive when attempt 2 started");
-  for (const pid of members) assert.ok(!isAlive(pid), `attempt 1 process ${pid} survived`);
+  const start2 = await sb.waitRun(id!, 2, 15_000, { scanned: true });
+  assert.deepEqual(
+    start2.overlapWith,
+    [],
+    "attempt 1's processes were alive when attempt 2 started",
+  );
+  for (const pid of members) assert.ok(!isRunning(pid), `attempt 1 process ${pid} survived`);
   // The stalled worker's pid is alive, so only the lease (2 s) lets the job go.
-  const waited = nsToMs(start2.ns) - stoppedAt;
+  const waited = start2.startUs / 1000 - stoppedAt;
   assert.ok(waited >= 1500, `attempt 2 started ${waited} ms after SIGSTOP, before the lease`);
 
   stalled.kill("SIGCONT");
@@ -177,11 +178,11 @@ Deno.test("worker run fences a worker stopped past its lease: it logs lease lost
 
   for (const worker of [stalled, ...others]) {
     worker.kill("SIGTERM");
-    const exit = await worker.finish(PROMPT_MS);
+    const exit = await worker.wait(PROMPT_MS);
     assert.equal(exit.code, 0, exit.stderr);
   }
   assert.doesNotMatch(stalled.stderr, new RegExp(`job ${id} attempt 1: (completed|failed)`));
-  const report = checkLedger(sb.readLedger(), [id!], 2);
+  const report = checkLedger(sb.ledger(), [id!], 2);
   assert.deepEqual(report.overlap, [], "overlap");
   await sb.assertNoLeftovers();
 });
@@ -189,9 +190,9 @@ Deno.test("worker run fences a worker stopped past its lease: it logs lease lost
 Deno.test("worker run renews the lease of a job that outlives it: no second worker takes it", async () => {
   await using sb = await Sandbox.create();
   await sb.fastConfig();
-  const [id] = await sb.enqueue([{ command: sb.ledgerJob("sleep 4") }]);
+  const [id] = await sb.enqueue([{ command: sb.job("sleep 4") }]);
   const workers = [sb.spawn(["worker", "run"]), sb.spawn(["worker", "run"])];
-  await sb.waitForLedger(id!, 1, "start");
+  await sb.waitRun(id!, 1);
   const leases = new Set<number>();
   await poll(
     () => {
@@ -209,11 +210,11 @@ Deno.test("worker run renews the lease of a job that outlives it: no second work
   const job = await sb.show(id!);
   assert.equal(job.attempts, 1);
   assert.equal(job.history[0]!.outcome, "completed");
-  const report = checkLedger(sb.readLedger(), [id!]);
+  const report = checkLedger(sb.ledger(), [id!]);
   assert.deepEqual([report.duplicated, report.lost], [[], []]);
   for (const worker of workers) {
     worker.kill("SIGTERM");
-    assert.equal((await worker.finish(PROMPT_MS)).code, 0);
+    assert.equal((await worker.wait(PROMPT_MS)).code, 0);
   }
   await sb.assertNoLeftovers();
 });
@@ -232,7 +233,7 @@ Deno.test("worker start buries a job that kills its own worker after its retries
   // Each attempt killed one worker; the third worker, which recovered the job, lives on.
   const [alive] = await poll(
     () => {
-      const rows = sb.workerRows().filter((w) => isAlive(w.pid));
+      const rows = sb.workerRows().filter((w) => isRunning(w.pid));
       return rows.length === 1 && rows;
     },
     PROMPT_MS,
@@ -247,18 +248,18 @@ Deno.test("worker start buries a job that kills its own worker after its retries
   assert.ok(delays[1]! > delays[0]!, `restart delays ${delays}`);
   const [next] = await sb.enqueue([{ command: "true" }]);
   await sb.waitForState(next!, "completed");
-  assert.ok(isAlive(alive!.pid));
+  assert.ok(isRunning(alive!.pid));
   pool.kill("SIGTERM");
-  assert.equal((await pool.finish(PROMPT_MS)).code, 0);
+  assert.equal((await pool.wait(PROMPT_MS)).code, 0);
   await sb.assertNoLeftovers();
 });
 
 Deno.test("worker run kills its job when its lease is taken over, and writes nothing", async () => {
   await using sb = await Sandbox.create();
   await sb.fastConfig();
-  const [id] = await sb.enqueue([{ command: sb.ledgerJob("sleep 30") }]);
+  const [id] = await sb.enqueue([{ command: sb.job("sleep 30") }]);
   const worker = sb.spawn(["worker", "run"]);
-  const start = await sb.waitForLedger(id!, 1, "start");
+  const start = await sb.waitRun(id!, 1);
   const members = await runningGroup(start);
   // Another owner takes the attempt over (as recovery on another host would): the running
   // worker learns it at its next renewal and must stop its job itself.
@@ -273,37 +274,42 @@ Deno.test("worker run kills its job when its lease is taken over, and writes not
     PROMPT_MS,
     "the worker to notice",
   );
-  for (const pid of members) assert.ok(!isAlive(pid), `job process ${pid} survived`);
+  // The line is logged as the kill is sent: the processes are gone a moment later.
+  await poll(
+    () => members.every((pid) => !isRunning(pid)),
+    PROMPT_MS,
+    "the job's processes to die",
+  );
   const [row] = sb.query("SELECT state, worker_id, attempts FROM jobs WHERE id = ?", id!);
   assert.deepEqual({ ...row }, { state: "processing", worker_id: "w-other", attempts: 1 });
   const [attempt] = sb.query("SELECT outcome, finished_at FROM attempts");
   assert.deepEqual({ ...attempt }, { outcome: null, finished_at: null }, "the worker wrote");
   worker.kill("SIGTERM");
-  assert.equal((await worker.finish(PROMPT_MS)).code, 0);
+  assert.equal((await worker.wait(PROMPT_MS)).code, 0);
   await sb.assertNoLeftovers();
 });
 
 Deno.test("worker run --once recovers the job of a SIGKILLed worker before it decides nothing is due", async () => {
   await using sb = await Sandbox.create();
   await sb.fastConfig({ "lease-timeout": "60s", ...NO_BACKOFF });
-  const [id] = await sb.enqueue([{ command: sb.ledgerJob(SLEEP_ON_FIRST) }]);
+  const [id] = await sb.enqueue([{ command: sb.job(SLEEP_ON_FIRST) }]);
   const first = sb.spawn(["worker", "run"]);
-  const start1 = await sb.waitForLedger(id!, 1, "start");
+  const start1 = await sb.waitRun(id!, 1);
   const members = await runningGroup(start1);
   first.kill("SIGKILL");
-  assert.equal((await first.finish(PROMPT_MS)).signal, "SIGKILL");
-  assert.ok(isAlive(start1.pid), "the job's shell should outlive its worker");
+  assert.equal((await first.wait(PROMPT_MS)).signal, "SIGKILL");
+  assert.ok(isRunning(start1.pid), "the job's shell should outlive its worker");
 
   // As from cron: one pass. The lease (60 s) is far off; the dead owner is what counts.
   const once = await sb.run(["worker", "run", "--once"], { timeoutMs: 30_000 });
   assert.equal(once.code, 0, once.stderr);
   assert.match(once.stderr, new RegExp(`job ${id} attempt 1: recovered \\(worker lost`));
-  for (const pid of members) assert.ok(!isAlive(pid), `orphaned job process ${pid} survived`);
+  for (const pid of members) assert.ok(!isRunning(pid), `orphaned job process ${pid} survived`);
   // Recovered with no backoff, the job was due again, and the same pass ran it.
   const job = await sb.show(id!);
   assert.equal(job.state, "completed", once.stderr);
   assert.deepEqual(job.history.map((a) => a.outcome), ["lost", "completed"]);
-  const report = checkLedger(sb.readLedger(), [id!], 2);
+  const report = checkLedger(sb.ledger(), [id!], 2);
   assert.deepEqual(report.overlap, [], "overlap");
   await sb.assertNoLeftovers();
 });

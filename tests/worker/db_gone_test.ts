@@ -5,16 +5,19 @@
  */
 
 import assert from "node:assert/strict";
-import { isAlive, MAIN, poll, PROMPT_MS, Sandbox, waitForGroup } from "./_helpers.ts";
+import { poll, PROMPT_MS } from "../helpers/poll.ts";
+import { isRunning, waitForGroup } from "../helpers/proc.ts";
+import { MAIN } from "../helpers/process.ts";
+import { Sandbox } from "../helpers/sandbox.ts";
 
 const GONE = /database .*q\.db was (deleted|replaced)/;
 
 Deno.test("worker start exits 6 when its database is deleted, killing the running job", async () => {
   await using sb = await Sandbox.create();
   await sb.fastConfig();
-  const [id] = await sb.enqueue([{ command: sb.ledgerJob("sleep 30") }]);
+  const [id] = await sb.enqueue([{ command: sb.job("sleep 30") }]);
   const pool = sb.spawn(["worker", "start", "--count", "2"]);
-  const start = await sb.waitForLedger(id!, 1, "start");
+  const start = await sb.waitRun(id!, 1);
   const members = await waitForGroup(start.pid);
   const workers = await poll(
     () => {
@@ -27,11 +30,11 @@ Deno.test("worker start exits 6 when its database is deleted, killing the runnin
 
   const deletedAt = performance.now();
   for (const suffix of ["", "-wal", "-shm"]) await Deno.remove(sb.db + suffix).catch(() => {});
-  const exit = await pool.finish(PROMPT_MS, "the supervisor to exit");
+  const exit = await pool.wait(PROMPT_MS, "the supervisor to exit");
   assert.equal(exit.code, 6, exit.stderr);
   assert.ok(performance.now() - deletedAt < 5000, "the workers noticed late");
   for (const w of workers) {
-    assert.ok(!isAlive(w.pid), `worker ${w.pid} still runs`);
+    assert.ok(!isRunning(w.pid), `worker ${w.pid} still runs`);
     // One line per worker says what happened.
     assert.equal(
       exit.stderr.split("\n").filter((l) => l.includes(w.id) && GONE.test(l)).length,
@@ -39,7 +42,7 @@ Deno.test("worker start exits 6 when its database is deleted, killing the runnin
       exit.stderr,
     );
   }
-  for (const pid of members) assert.ok(!isAlive(pid), `job process ${pid} survived`);
+  for (const pid of members) assert.ok(!isRunning(pid), `job process ${pid} survived`);
   assert.doesNotMatch(exit.stderr, /restarting worker \d/);
   assert.match(exit.stderr, /supervisor \d+ .*database .*q\.db was deleted/);
   // Nothing re-created the file behind the user's back.
@@ -57,16 +60,16 @@ Deno.test("worker run exits 6 when its database is replaced, and the new one is 
     stdin: "null",
   }).output();
   assert.equal(made.code, 0, new TextDecoder().decode(made.stderr));
-  const [id] = await sb.enqueue([{ command: sb.ledgerJob("sleep 30") }]);
+  const [id] = await sb.enqueue([{ command: sb.job("sleep 30") }]);
   const worker = sb.spawn(["worker", "run"]);
-  const start = await sb.waitForLedger(id!, 1, "start");
+  const start = await sb.waitRun(id!, 1);
   const members = await waitForGroup(start.pid);
 
   await Deno.rename(other, sb.db);
-  const exit = await worker.finish(PROMPT_MS, "the worker to exit");
+  const exit = await worker.wait(PROMPT_MS, "the worker to exit");
   assert.equal(exit.code, 6, exit.stderr);
   assert.match(exit.stderr, /database .*q\.db was replaced/);
-  for (const pid of members) assert.ok(!isAlive(pid), `job process ${pid} survived`);
+  for (const pid of members) assert.ok(!isRunning(pid), `job process ${pid} survived`);
 
   // The new file is the queue now: its job runs, and no worker of the old one is listed.
   assert.equal((await sb.ok(["worker", "list"])).trim(), "No workers are running.");

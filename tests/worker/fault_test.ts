@@ -6,7 +6,10 @@
  */
 
 import assert from "node:assert/strict";
-import { checkLedger, PROMPT_MS, Sandbox, type ShowJson } from "./_helpers.ts";
+import type { FaultPoint } from "../helpers/hooks.ts";
+import { checkLedger } from "../helpers/ledger.ts";
+import { PROMPT_MS } from "../helpers/poll.ts";
+import { Sandbox, type ShowJson } from "../helpers/sandbox.ts";
 
 /** Attempt 1 sleeps (when it gets to run), so a crash right after spawning leaves an orphan. */
 const SLEEP_ON_FIRST = 'if [ "$QUEUECTL_ATTEMPT" = 1 ]; then sleep 30; fi';
@@ -15,11 +18,11 @@ const SLEEP_ON_FIRST = 'if [ "$QUEUECTL_ATTEMPT" = 1 ]; then sleep 30; fi';
  * Runs one job on a worker that kills itself at `point`, then recovers with two healthy workers
  * (one recovers, the other claims at once). Returns the job as finally stored.
  */
-async function crashAt(sb: Sandbox, point: string, work: string): Promise<ShowJson> {
+async function crashAt(sb: Sandbox, point: FaultPoint, work: string): Promise<ShowJson> {
   await sb.fastConfig({ "backoff-max": "0" });
-  const [id] = await sb.enqueue([{ command: sb.ledgerJob(work) }]);
+  const [id] = await sb.enqueue([{ command: sb.job(work) }]);
   const faulty = await sb.run(["worker", "run"], {
-    env: { QUEUECTL_TEST: "1", QUEUECTL_FAULT: point },
+    hooks: { fault: point },
     timeoutMs: PROMPT_MS,
   });
   assert.equal(faulty.signal, "SIGKILL", `the worker did not reach ${point}: ${faulty.stderr}`);
@@ -30,16 +33,16 @@ async function crashAt(sb: Sandbox, point: string, work: string): Promise<ShowJs
     // done before these workers came up).
     await worker.waitForStderr(/ started \(pid/, PROMPT_MS, "the worker to start");
     worker.kill("SIGTERM");
-    assert.equal((await worker.finish(PROMPT_MS)).code, 0);
+    assert.equal((await worker.wait(PROMPT_MS)).code, 0);
   }
-  const report = checkLedger(sb.readLedger(), [id!], 2);
+  const report = checkLedger(sb.ledger(), [id!], 2);
   assert.deepEqual(report.overlap, [], "overlap");
   assert.deepEqual(report.lost, [], "lost");
   return await sb.show(id!);
 }
 
 function ledgerAttempts(sb: Sandbox): number[] {
-  return sb.readLedger().filter((e) => e.event === "start").map((e) => e.attempt);
+  return sb.ledger().order.map((run) => run.attempt);
 }
 
 Deno.test("worker run killed right after its claim commits: the claim is undone, not charged", async () => {

@@ -5,18 +5,9 @@
  */
 
 import assert from "node:assert/strict";
-import {
-  childrenOf,
-  commOf,
-  fdCount,
-  groupMembers,
-  isAlive,
-  poll,
-  PROMPT_MS,
-  rssBytes,
-  Sandbox,
-  SKIP_SLOW,
-} from "./_helpers.ts";
+import { poll, PROMPT_MS } from "../helpers/poll.ts";
+import { childrenOf, commOf, fdCount, groupMembers, isRunning, rssBytes } from "../helpers/proc.ts";
+import { Sandbox, SKIP_SLOW } from "../helpers/sandbox.ts";
 
 const decoder = new TextDecoder();
 
@@ -75,7 +66,7 @@ Deno.test("worker run times out a job by killing its whole process tree", async 
   assert.ok(members.includes(background!));
 
   await sb.waitForState(id!, "dead");
-  for (const pid of members) assert.ok(!isAlive(pid), `process ${pid} outlived the timeout`);
+  for (const pid of members) assert.ok(!isRunning(pid), `process ${pid} outlived the timeout`);
   const job = await sb.show(id!);
   const attempt = job.history[0]!;
   assert.equal(attempt.outcome, "timeout");
@@ -83,7 +74,7 @@ Deno.test("worker run times out a job by killing its whole process tree", async 
   assert.match(job.last_error ?? "", /timed out after 1s/);
   assert.ok(attempt.duration_ms! >= 1000 && attempt.duration_ms! < 3000, `${attempt.duration_ms}`);
   worker.kill("SIGTERM");
-  assert.equal((await worker.finish(PROMPT_MS)).code, 0);
+  assert.equal((await worker.wait(PROMPT_MS)).code, 0);
   await sb.assertNoLeftovers();
 });
 
@@ -107,7 +98,7 @@ Deno.test("worker run sends a job's time-limit SIGTERM to every process of its g
   assert.equal(attempt.outcome, "timeout");
   assert.equal(attempt.signal, "SIGTERM");
   worker.kill("SIGTERM");
-  assert.equal((await worker.finish(PROMPT_MS)).code, 0);
+  assert.equal((await worker.wait(PROMPT_MS)).code, 0);
   await sb.assertNoLeftovers();
 });
 
@@ -129,7 +120,7 @@ Deno.test("worker run kills a job that ignores SIGTERM with SIGKILL after the gr
   );
   // Timeout 1 s, then KILL_GRACE_MS (5 s) of SIGTERM being ignored.
   await sb.waitForState(id!, "dead", 10_000);
-  for (const pid of members) assert.ok(!isAlive(pid), `process ${pid} survived SIGKILL`);
+  for (const pid of members) assert.ok(!isRunning(pid), `process ${pid} survived SIGKILL`);
   const attempt = (await sb.show(id!)).history[0]!;
   assert.equal(attempt.outcome, "timeout");
   assert.equal(attempt.signal, "SIGKILL");
@@ -138,7 +129,7 @@ Deno.test("worker run kills a job that ignores SIGTERM with SIGKILL after the gr
     `killed after ${attempt.duration_ms} ms`,
   );
   worker.kill("SIGTERM");
-  assert.equal((await worker.finish(PROMPT_MS)).code, 0);
+  assert.equal((await worker.wait(PROMPT_MS)).code, 0);
   await sb.assertNoLeftovers();
 });
 
@@ -150,14 +141,14 @@ Deno.test("worker run completes a job that leaves a daemon at once, and kills th
   const worker = sb.spawn(["worker", "run"]);
   await sb.waitForState(id!, "completed");
   const [daemon] = await pidsWritten(pidFile, 1);
-  await poll(() => !isAlive(daemon!), 2000, `the daemon ${daemon} to be killed`);
+  await poll(() => !isRunning(daemon!), 2000, `the daemon ${daemon} to be killed`);
   const attempt = (await sb.show(id!)).history[0]!;
   assert.equal(attempt.outcome, "completed");
   // The daemon holds the output pipe open: the worker must not wait for its EOF.
   assert.ok(attempt.duration_ms! < 2000, `completed after ${attempt.duration_ms} ms`);
   assert.equal(decoder.decode(storedStdout(sb, id!).head), "started\n");
   worker.kill("SIGTERM");
-  assert.equal((await worker.finish(PROMPT_MS)).code, 0);
+  assert.equal((await worker.wait(PROMPT_MS)).code, 0);
   await sb.assertNoLeftovers();
 });
 
@@ -166,13 +157,13 @@ Deno.test("worker run gives jobs a closed stdin", async () => {
   await sb.fastConfig();
   const [id] = await sb.enqueue([{ command: 'cat; read x; echo "got:$x"', timeout: "30s" }]);
   // The worker's own stdin is a pipe that stays open: a job that read it would hang.
-  const worker = sb.spawn(["worker", "run"], { stdin: { hold: true } });
+  const worker = sb.spawn(["worker", "run"], { stdin: "pipe" });
   await sb.waitForState(id!, "completed");
   const attempt = (await sb.show(id!)).history[0]!;
   assert.ok(attempt.duration_ms! < 2000, `took ${attempt.duration_ms} ms`);
   assert.equal(decoder.decode(storedStdout(sb, id!).head), "got:\n");
   worker.kill("SIGTERM");
-  assert.equal((await worker.finish(PROMPT_MS)).code, 0);
+  assert.equal((await worker.wait(PROMPT_MS)).code, 0);
   await sb.assertNoLeftovers();
 });
 
@@ -198,7 +189,7 @@ Deno.test({
       },
       180_000,
       "the 1 GiB job to complete",
-      () => `peak RSS ${peak}`,
+      { describe: () => `peak RSS ${peak}` },
     );
     assert.ok(samples >= 10, `only ${samples} RSS samples`);
     assert.ok(peak < limit, `worker RSS peaked at ${(peak / 2 ** 20).toFixed(1)} MiB`);
@@ -211,7 +202,7 @@ Deno.test({
     const wal = (await Deno.stat(`${sb.db}-wal`).catch(() => ({ size: 0 }))).size;
     assert.ok(wal < 16 * 2 ** 20, `the WAL grew to ${wal} bytes`);
     worker.kill("SIGTERM");
-    assert.equal((await worker.finish(PROMPT_MS)).code, 0);
+    assert.equal((await worker.wait(PROMPT_MS)).code, 0);
     // Checkpointed on close: the output cap (1 MiB per stream) plus 1 MiB at most.
     const db = (await Deno.stat(sb.db)).size;
     assert.ok(db < 2 * 2 ** 20, `the database grew to ${db} bytes`);
@@ -233,7 +224,7 @@ Deno.test("worker run leaks no fd and leaves no zombie over 500 jobs", async () 
     () => sb.counts().completed === 500,
     120_000,
     "500 completed jobs",
-    () => JSON.stringify(sb.counts()),
+    { describe: () => JSON.stringify(sb.counts()) },
   );
   await poll(() => sb.counts().processing === undefined, PROMPT_MS, "the worker to be idle");
   const after = fdCount(worker.pid);
@@ -242,7 +233,7 @@ Deno.test("worker run leaks no fd and leaves no zombie over 500 jobs", async () 
   assert.deepEqual(zombies, [], "zombie children of the worker");
 
   worker.kill("SIGTERM");
-  assert.equal((await worker.finish(PROMPT_MS)).code, 0);
+  assert.equal((await worker.wait(PROMPT_MS)).code, 0);
   await sb.assertNoLeftovers();
 });
 
@@ -251,7 +242,9 @@ Deno.test("worker run gives jobs QUEUECTL_JOB_ID, QUEUECTL_ATTEMPT, QUEUECTL_DB 
   await sb.fastConfig();
   const [id] = await sb.enqueue([{ command: "env", env: { JOB_VAR: "from-job" } }]);
   const worker = sb.spawn(["worker", "run"], {
-    env: { QUEUECTL_TEST: "1", QUEUECTL_SECRET_TOKEN: "hunter2", WORKER_VAR: "from-worker" },
+    // The hooks' QUEUECTL_TEST=1 is one more of the worker's own variables.
+    hooks: {},
+    env: { QUEUECTL_SECRET_TOKEN: "hunter2", WORKER_VAR: "from-worker" },
   });
   await sb.waitForState(id!, "completed");
   const vars = new Set(decoder.decode(storedStdout(sb, id!).head).split("\n"));
@@ -269,7 +262,7 @@ Deno.test("worker run gives jobs QUEUECTL_JOB_ID, QUEUECTL_ATTEMPT, QUEUECTL_DB 
   );
   assert.deepEqual(leaked, [], "the worker's own QUEUECTL_* variables reached the job");
   worker.kill("SIGTERM");
-  assert.equal((await worker.finish(PROMPT_MS)).code, 0);
+  assert.equal((await worker.wait(PROMPT_MS)).code, 0);
   await sb.assertNoLeftovers();
 });
 
@@ -308,7 +301,7 @@ Deno.test("worker run saves a running job's output while it runs", async () => {
     "the output of the running job in the database",
   );
   worker.kill("SIGQUIT");
-  assert.notEqual((await worker.finish(PROMPT_MS)).code, 0);
+  assert.notEqual((await worker.wait(PROMPT_MS)).code, 0);
   assert.equal(sb.state(id!), "pending");
   await sb.assertNoLeftovers();
 });
@@ -352,6 +345,6 @@ Deno.test("worker run applies job-timeout to jobs without their own timeout, and
   assert.ok(timedOut.duration_ms! < 3000, `${timedOut.duration_ms}`);
   await sb.waitForState(unlimited!, "completed");
   worker.kill("SIGTERM");
-  assert.equal((await worker.finish(PROMPT_MS)).code, 0);
+  assert.equal((await worker.wait(PROMPT_MS)).code, 0);
   await sb.assertNoLeftovers();
 });

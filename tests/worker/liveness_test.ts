@@ -14,7 +14,8 @@ import {
   workerGone,
 } from "../../lib/worker/liveness.ts";
 import { processStartTime } from "../../lib/worker/process.ts";
-import { poll, procStat, PROMPT_MS } from "./_helpers.ts";
+import { poll, PROMPT_MS } from "../helpers/poll.ts";
+import { procStat } from "../helpers/proc.ts";
 
 const HOST = "here";
 const NOW = Date.UTC(2026, 11, 1, 21, 0, 0);

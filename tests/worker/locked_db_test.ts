@@ -5,7 +5,9 @@
  */
 
 import assert from "node:assert/strict";
-import { isAlive, nsToMs, poll, PROMPT_MS, Sandbox, waitForGroup } from "./_helpers.ts";
+import { poll, PROMPT_MS } from "../helpers/poll.ts";
+import { isRunning, waitForGroup } from "../helpers/proc.ts";
+import { Sandbox } from "../helpers/sandbox.ts";
 
 Deno.test("worker run keeps running its job while another process holds the database lock", async () => {
   await using sb = await Sandbox.create();
@@ -14,13 +16,13 @@ Deno.test("worker run keeps running its job while another process holds the data
   // Output all along: the worker saves it every 500 ms, and those writes meet the lock.
   const progress = `${sb.dir}/progress`;
   const [id] = await sb.enqueue([{
-    command: sb.ledgerJob(
+    command: sb.job(
       `i=0; while [ $i -lt 40 ]; do echo line $i; echo $i > '${progress}'; i=$((i + 1)); ` +
         `sleep 0.1; done`,
     ),
   }]);
   const worker = sb.spawn(["worker", "run"]);
-  await sb.waitForLedger(id!, 1, "start");
+  await sb.waitRun(id!, 1);
   /** The job's last line number, or -1 before its first (or mid-write). */
   const step = () => {
     try {
@@ -42,7 +44,7 @@ Deno.test("worker run keeps running its job while another process holds the data
   assert.equal(job.attempts, 1);
   assert.equal(job.history[0]!.outcome, "completed");
   worker.kill("SIGTERM");
-  const exit = await worker.finish(PROMPT_MS);
+  const exit = await worker.wait(PROMPT_MS);
   assert.equal(exit.code, 0, exit.stderr);
   assert.doesNotMatch(exit.stderr, /Uncaught|internal error/);
   await sb.assertNoLeftovers();
@@ -51,18 +53,18 @@ Deno.test("worker run keeps running its job while another process holds the data
 Deno.test("worker run stops gracefully on SIGTERM while the database is locked", async () => {
   await using sb = await Sandbox.create();
   await sb.fastConfig({ "lease-timeout": "20s" });
-  const [id] = await sb.enqueue([{ command: sb.ledgerJob("sleep 1") }]);
+  const [id] = await sb.enqueue([{ command: sb.job("sleep 1") }]);
   const worker = sb.spawn(["worker", "run"]);
-  await sb.waitForLedger(id!, 1, "start");
+  await sb.waitRun(id!, 1);
   {
     using _lock = sb.lock();
     worker.kill("SIGTERM");
     await worker.waitForStderr(/stopping \(graceful\)/, PROMPT_MS, "the graceful stop");
     // The job ends while the lock is held: its outcome must wait for the lock.
-    await sb.waitForLedger(id!, 1, "end");
+    await sb.waitRun(id!, 1, PROMPT_MS, { end: true });
     assert.ok(!worker.exited, `the worker died while the database was locked:\n${worker.stderr}`);
   }
-  const exit = await worker.finish(PROMPT_MS, "the worker to stop");
+  const exit = await worker.wait(PROMPT_MS, "the worker to stop");
   assert.equal(exit.code, 0, exit.stderr);
   assert.equal(sb.state(id!), "completed");
   await sb.assertNoLeftovers();
@@ -72,10 +74,10 @@ Deno.test("worker run retries a job it killed because it could not renew its lea
   await using sb = await Sandbox.create();
   await sb.fastConfig({ "backoff-max": "0" });
   const [id] = await sb.enqueue([{
-    command: sb.ledgerJob('if [ "$QUEUECTL_ATTEMPT" = 1 ]; then sleep 30; fi'),
+    command: sb.job('if [ "$QUEUECTL_ATTEMPT" = 1 ]; then sleep 30; fi'),
   }]);
   const worker = sb.spawn(["worker", "run"]);
-  const start1 = await sb.waitForLedger(id!, 1, "start");
+  const start1 = await sb.waitRun(id!, 1);
   const members = await waitForGroup(start1.pid);
 
   // Renewals fail, and the worker stops its job before the lease (2 s) runs out, since it can
@@ -89,12 +91,12 @@ Deno.test("worker run retries a job it killed because it could not renew its lea
     );
   }
   const unlocked = Date.now();
-  for (const pid of members) assert.ok(!isAlive(pid), `job process ${pid} survived`);
+  for (const pid of members) assert.ok(!isRunning(pid), `job process ${pid} survived`);
 
   // Nobody else took the job, and no other worker runs: it must not stay `processing` for ever.
   // It runs again within R = lease (2 s) + sweep (1 s) + 2 s, the killed attempt recorded.
-  const start2 = await sb.waitForLedger(id!, 2, "start", 5000);
-  assert.ok(nsToMs(start2.ns) - unlocked < 5000);
+  const start2 = await sb.waitRun(id!, 2, 5000);
+  assert.ok(start2.startUs / 1000 - unlocked < 5000);
   await sb.waitForState(id!, "completed");
   const job = await sb.show(id!);
   assert.equal(job.attempts, 2);
@@ -102,6 +104,6 @@ Deno.test("worker run retries a job it killed because it could not renew its lea
   assert.equal(job.history[1]!.outcome, "completed");
   await poll(() => sb.state(id!) === "completed", PROMPT_MS, "completion");
   worker.kill("SIGTERM");
-  assert.equal((await worker.finish(PROMPT_MS)).code, 0);
+  assert.equal((await worker.wait(PROMPT_MS)).code, 0);
   await sb.assertNoLeftovers();
 });

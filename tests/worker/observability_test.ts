@@ -8,8 +8,9 @@
 
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
-import { poll, PROMPT_MS, Sandbox } from "./_helpers.ts";
-import type { Proc } from "./_helpers.ts";
+import { poll, PROMPT_MS } from "../helpers/poll.ts";
+import type { Proc } from "../helpers/process.ts";
+import { Sandbox } from "../helpers/sandbox.ts";
 
 /** Whether process `pid` holds `path` open: it got past start-up and opened the queue. */
 function holdsOpen(pid: number, path: string): boolean {
@@ -45,7 +46,7 @@ function waitForStdout(proc: Proc, text: string): Promise<true> {
       proc.stdout.includes(text) || (proc.exited ? assert.fail(`exited: ${proc.stderr}`) : false),
     PROMPT_MS * 2,
     `${JSON.stringify(text)} from ${proc.args.join(" ")}`,
-    () => `stdout so far: ${JSON.stringify(proc.stdout)}`,
+    { describe: () => `stdout so far: ${JSON.stringify(proc.stdout)}` },
   );
 }
 
@@ -83,15 +84,15 @@ Deno.test("logs --follow streams a running job as it writes and exits with the j
   assert.equal(follow.stream.exited, false);
   await Deno.writeTextFile(`${sb.dir}/go`, "");
 
-  const streamed = await follow.stream.finish(PROMPT_MS * 2, "logs stream --follow");
+  const streamed = await follow.stream.wait(PROMPT_MS * 2, "logs stream --follow");
   assert.equal(streamed.code, 0, streamed.stderr);
   assert.equal(streamed.stdout, Array.from({ length: 10 }, (_, i) => `line ${i + 1}\n`).join(""));
   assert.equal(streamed.stderr, "done\n", "stderr to stderr");
 
-  const three = await follow.three.finish(PROMPT_MS * 2, "logs three --follow");
+  const three = await follow.three.wait(PROMPT_MS * 2, "logs three --follow");
   assert.deepEqual([three.code, three.stdout, three.stderr], [3, "before\n", "after\n"]);
 
-  const slow = await follow.slow.finish(PROMPT_MS * 2, "logs slow --follow");
+  const slow = await follow.slow.wait(PROMPT_MS * 2, "logs slow --follow");
   assert.deepEqual([slow.code, slow.stdout, slow.stderr], [124, "started\n", ""]);
   assert.equal((await sb.show("slow")).history[0]!.outcome, "timeout");
 
@@ -100,7 +101,7 @@ Deno.test("logs --follow streams a running job as it writes and exits with the j
   assert.deepEqual([again.code, again.stdout], [3, "before\n"]);
 
   worker.kill("SIGTERM");
-  assert.equal((await worker.finish(PROMPT_MS)).code, 0);
+  assert.equal((await worker.wait(PROMPT_MS)).code, 0);
   await sb.assertNoLeftovers();
 });
 
@@ -114,7 +115,7 @@ Deno.test("logs --follow escapes a job's control sequences; logs and show read t
   const follower = sb.spawn(["logs", id!, "--follow"]);
   await waitingFollower(sb, follower);
   const worker = sb.spawn(["worker", "run"]);
-  const followed = await follower.finish(PROMPT_MS * 2, "logs evil --follow");
+  const followed = await follower.wait(PROMPT_MS * 2, "logs evil --follow");
   worker.kill("SIGTERM");
 
   const firstLine = "title\\x1b]0;pwn\\x07|clear\\x1b[2J|bidi\\u{202e}x|cr\\x0dover\n";
@@ -154,7 +155,7 @@ Deno.test("logs --follow escapes a job's control sequences; logs and show read t
     /\nOutput of attempt 1, stdout \(last 10 lines; `queuectl logs evil` for all\)\n991\n/,
   );
   assert.match(human, /\nOutput of attempt 1, stderr .*\nerr\\x1b\[31mred\n$/);
-  assert.equal((await worker.finish(PROMPT_MS)).code, 0);
+  assert.equal((await worker.wait(PROMPT_MS)).code, 0);
   await sb.assertNoLeftovers();
 });
 
@@ -169,17 +170,16 @@ Deno.test("workers delete completed jobs past retain-completed and truncate the 
   // This connection stays open, so no process's close checkpoints and deletes the WAL: only
   // housekeeping can shrink it.
   using _reader = openReader(sb.db);
-  const env = { QUEUECTL_TEST: "1", QUEUECTL_TEST_HOUSEKEEPING_MS: "3600000" };
-  const drained = await sb.run(["worker", "run", "--once"], { env });
+  const drained = await sb.run(["worker", "run", "--once"], {
+    hooks: { housekeepingMs: 3_600_000 },
+  });
   assert.equal(drained.code, 0, drained.stderr);
   assert.equal(sb.counts().completed, 16);
   const walBefore = Deno.statSync(`${sb.db}-wal`).size;
   assert.ok(walBefore > 2_000_000, `WAL after the jobs: ${walBefore} bytes`);
 
   // A worker whose housekeeping runs at its first sweeps.
-  const worker = sb.spawn(["worker", "run"], {
-    env: { QUEUECTL_TEST: "1", QUEUECTL_TEST_HOUSEKEEPING_MS: "100" },
-  });
+  const worker = sb.spawn(["worker", "run"], { hooks: { housekeepingMs: 100 } });
   await worker.waitForStderr(/retention: deleted 16 completed jobs/, PROMPT_MS * 2, "retention");
   assert.deepEqual(sb.counts(), { dead: 1 });
   for (const id of ids) assert.equal((await sb.run(["show", id])).code, 4);
@@ -191,14 +191,14 @@ Deno.test("workers delete completed jobs past retain-completed and truncate the 
     },
     PROMPT_MS,
     "the WAL to be truncated",
-    () => `${Deno.statSync(`${sb.db}-wal`).size} bytes`,
+    { describe: () => `${Deno.statSync(`${sb.db}-wal`).size} bytes` },
   );
   assert.ok(walAfter < walBefore / 20, `WAL ${walBefore} -> ${walAfter} bytes`);
   // Dead jobs are kept until pruned by hand.
   assert.equal(sb.state("kept"), "dead");
 
   worker.kill("SIGTERM");
-  assert.equal((await worker.finish(PROMPT_MS)).code, 0);
+  assert.equal((await worker.wait(PROMPT_MS)).code, 0);
   await sb.assertNoLeftovers();
 });
 

@@ -5,22 +5,17 @@
  */
 
 import assert from "node:assert/strict";
-import {
-  isAlive,
-  MAIN,
-  poll,
-  PROMPT_MS,
-  Sandbox,
-  shellQuote,
-  type WorkerJson,
-} from "./_helpers.ts";
+import { poll, PROMPT_MS } from "../helpers/poll.ts";
+import { isRunning } from "../helpers/proc.ts";
+import { MAIN, shellQuote } from "../helpers/process.ts";
+import { Sandbox, type WorkerJson } from "../helpers/sandbox.ts";
 
 Deno.test("worker start piped into `head -2` keeps running its workers and jobs after head exits", async () => {
   await using sb = await Sandbox.create();
   await sb.fastConfig();
   const ids = await sb.enqueue([
-    { command: sb.ledgerJob("sleep 1") },
-    { command: sb.ledgerJob("sleep 1") },
+    { command: sb.job("sleep 1") },
+    { command: sb.job("sleep 1") },
   ]);
   const rc = `${sb.dir}/rc`;
   const queuectl = [Deno.execPath(), "run", "-A", "--quiet", MAIN, "--db", sb.db]
@@ -50,7 +45,7 @@ Deno.test("worker start piped into `head -2` keeps running its workers and jobs 
       "two idle workers",
     );
     const supervisor = sb.workerRows()[0]!.supervisor_pid!;
-    assert.ok(isAlive(supervisor), "the supervisor died");
+    assert.ok(isRunning(supervisor), "the supervisor died");
     assert.equal(await Deno.stat(rc).then(() => true, () => false), false, "it exited");
     // They still take new work, with nobody reading their output.
     const [later] = await sb.enqueue([{ command: "echo later" }]);
@@ -58,7 +53,7 @@ Deno.test("worker start piped into `head -2` keeps running its workers and jobs 
 
     const stop = await sb.ok(["worker", "stop"], { timeoutMs: 30_000 });
     assert.match(stop, /^Stopped 2 workers/m);
-    for (const w of workers) assert.ok(!isAlive(w.pid), `worker ${w.pid} still runs`);
+    for (const w of workers) assert.ok(!isRunning(w.pid), `worker ${w.pid} still runs`);
     await poll(() => Deno.readTextFile(rc).catch(() => false), PROMPT_MS, "the exit status");
     assert.equal((await Deno.readTextFile(rc)).trim(), "0", "the supervisor's exit status");
     const head = new TextDecoder().decode((await output).stdout).split("\n");

@@ -4,29 +4,29 @@
  */
 
 import assert from "node:assert/strict";
-import { type JobJson, nsToMs, poll, PROMPT_MS, Sandbox } from "./_helpers.ts";
+import { poll, PROMPT_MS } from "../helpers/poll.ts";
+import { type JobJson, Sandbox } from "../helpers/sandbox.ts";
 
 Deno.test("worker run retries a failing job with backoff into the DLQ; dlq retry runs it again", async () => {
   await using sb = await Sandbox.create();
   // backoff-base 1: every retry waits 1^n = 1 s.
   await sb.fastConfig({ "backoff-base": "1", "backoff-max": "10s" });
-  const [id] = await sb.enqueue([{ command: sb.ledgerJob("exit 1"), max_retries: 2 }]);
+  const [id] = await sb.enqueue([{ command: sb.job("exit 1"), max_retries: 2 }]);
   const worker = sb.spawn(["worker", "run"]);
 
   /** Checks the attempts `from`..`to` in the ledger: each ran once, failed, waited its backoff. */
   const checkRound = (from: number, to: number) => {
-    const entries = sb.readLedger();
-    const starts = entries.filter((e) => e.event === "start");
+    const runs = sb.ledger().order;
     assert.deepEqual(
-      starts.map((e) => e.attempt),
+      runs.map((run) => run.attempt),
       Array.from({ length: to }, (_, i) => i + 1),
       "attempts in the ledger",
     );
     for (let attempt = from + 1; attempt <= to; attempt++) {
-      const end = entries.find((e) => e.event === "end" && e.attempt === attempt - 1)!;
-      const next = starts.find((e) => e.attempt === attempt)!;
-      assert.equal(end.rc, 1);
-      const gap = nsToMs(next.ns) - nsToMs(end.ns);
+      const end = runs.find((run) => run.attempt === attempt - 1)!;
+      const next = runs.find((run) => run.attempt === attempt)!;
+      assert.equal(end.status, 1);
+      const gap = next.startUs / 1000 - end.endUs! / 1000;
       assert.ok(gap >= 999, `attempt ${attempt} started ${gap} ms after the previous one`);
       assert.ok(gap < 1000 + 2500, `attempt ${attempt} started late: ${gap} ms`);
     }
@@ -55,8 +55,8 @@ Deno.test("worker run retries a failing job with backoff into the DLQ; dlq retry
   assert.equal(retried!.state, "pending");
   assert.equal(retried!.attempts_left, 3, "a fresh budget");
   // Retried at once (not after a backoff), then through its retries again.
-  const start4 = await sb.waitForLedger(id!, 4, "start");
-  assert.ok(nsToMs(start4.ns) - Date.parse(retried!.updated_at) < 1500);
+  const start4 = await sb.waitRun(id!, 4);
+  assert.ok(start4.startUs / 1000 - Date.parse(retried!.updated_at) < 1500);
   await sb.waitForState(id!, "dead", 20_000);
   checkRound(4, 6);
   const again = await sb.show(id!);
@@ -65,7 +65,7 @@ Deno.test("worker run retries a failing job with backoff into the DLQ; dlq retry
   assert.equal(again.history.length, 6);
 
   worker.kill("SIGTERM");
-  assert.equal((await worker.finish(PROMPT_MS)).code, 0);
+  assert.equal((await worker.wait(PROMPT_MS)).code, 0);
   await sb.assertNoLeftovers();
 });
 
@@ -80,7 +80,7 @@ Deno.test("wait exits 0 when all completed, 1 when any is dead, 124 on timeout",
   // wait blocks while a worker starts and runs the jobs.
   const waiting = sb.spawn(["wait", ok!]);
   const worker = sb.spawn(["worker", "run"]);
-  const done = await waiting.finish(PROMPT_MS, "wait for the completed job");
+  const done = await waiting.wait(PROMPT_MS, "wait for the completed job");
   assert.equal(done.code, 0, done.stderr);
   assert.equal(done.stdout, `${ok} completed\n`);
 
@@ -95,7 +95,7 @@ Deno.test("wait exits 0 when all completed, 1 when any is dead, 124 on timeout",
   assert.equal(sb.state(later!), "pending");
 
   worker.kill("SIGTERM");
-  assert.equal((await worker.finish(PROMPT_MS)).code, 0);
+  assert.equal((await worker.wait(PROMPT_MS)).code, 0);
   await sb.assertNoLeftovers();
 });
 
@@ -119,7 +119,7 @@ Deno.test("enqueue --wait exits with the job's outcome", async () => {
   assert.equal(job.last_exit_code, 7);
 
   worker.kill("SIGTERM");
-  assert.equal((await worker.finish(PROMPT_MS)).code, 0);
+  assert.equal((await worker.wait(PROMPT_MS)).code, 0);
   await poll(() => sb.leftovers().length === 0, PROMPT_MS, "no process left");
   await sb.assertNoLeftovers();
 });

@@ -5,29 +5,24 @@
  */
 
 import assert from "node:assert/strict";
-import {
-  isAlive,
-  type JobJson,
-  type LedgerEntry,
-  poll,
-  PROMPT_MS,
-  Sandbox,
-  waitForGroup,
-} from "./_helpers.ts";
+import type { Run } from "../helpers/ledger.ts";
+import { poll, PROMPT_MS } from "../helpers/poll.ts";
+import { isRunning, waitForGroup } from "../helpers/proc.ts";
+import { type JobJson, Sandbox } from "../helpers/sandbox.ts";
 
 async function runningGroup(
   sb: Sandbox,
   id: string,
-): Promise<{ start: LedgerEntry; members: number[] }> {
-  const start = await sb.waitForLedger(id, 1, "start");
+): Promise<{ start: Run; members: number[] }> {
+  const start = await sb.waitRun(id, 1);
   return { start, members: await waitForGroup(start.pid) };
 }
 
 /** A supervised pool of two workers, each running a 30 s ledger job. */
 async function busyPool(sb: Sandbox) {
   const ids = await sb.enqueue([
-    { command: sb.ledgerJob("sleep 30") },
-    { command: sb.ledgerJob("sleep 30") },
+    { command: sb.job("sleep 30") },
+    { command: sb.job("sleep 30") },
   ]);
   const pool = sb.spawn(["worker", "start", "--count", "2"]);
   const groups = await Promise.all(ids.map((id) => runningGroup(sb, id)));
@@ -37,7 +32,7 @@ async function busyPool(sb: Sandbox) {
 
 /** The job went back to pending with its attempt refunded, and none of its processes runs. */
 async function assertInterrupted(sb: Sandbox, id: string, members: number[]): Promise<void> {
-  for (const pid of members) assert.ok(!isAlive(pid), `job ${id} process ${pid} survived`);
+  for (const pid of members) assert.ok(!isRunning(pid), `job ${id} process ${pid} survived`);
   const job = await sb.show(id);
   assert.equal(job.state, "pending");
   assert.equal(job.attempts, 1, "the attempt is recorded");
@@ -45,7 +40,7 @@ async function assertInterrupted(sb: Sandbox, id: string, members: number[]): Pr
   assert.equal(job.history[0]!.outcome, "interrupted");
   assert.equal(job.worker_id, null);
   assert.equal(
-    sb.readLedger().some((e) => e.id === id && e.event === "end"),
+    (sb.ledger().runs.get(id) ?? []).some((run) => run.endUs !== null),
     false,
     "the job was killed, it did not end",
   );
@@ -54,22 +49,22 @@ async function assertInterrupted(sb: Sandbox, id: string, members: number[]): Pr
 Deno.test("worker run on SIGTERM finishes the running job, claims nothing new, exits 0", async () => {
   await using sb = await Sandbox.create();
   await sb.fastConfig();
-  const [id] = await sb.enqueue([{ command: sb.ledgerJob("sleep 2") }]);
+  const [id] = await sb.enqueue([{ command: sb.job("sleep 2") }]);
   const worker = sb.spawn(["worker", "run"]);
-  await sb.waitForLedger(id!, 1, "start");
+  await sb.waitRun(id!, 1);
 
   worker.kill("SIGTERM");
   const signalled = performance.now();
   const later = await sb.enqueue(
-    Array.from({ length: 3 }, () => ({ command: sb.ledgerJob("true") })),
+    Array.from({ length: 3 }, () => ({ command: sb.job("true") })),
   );
-  const exit = await worker.finish(PROMPT_MS, "the worker to stop");
+  const exit = await worker.wait(PROMPT_MS, "the worker to stop");
   assert.equal(exit.code, 0, exit.stderr);
   assert.match(exit.stderr, /stopping \(graceful\): SIGTERM/);
   assert.ok(performance.now() - signalled < 2000 + 3000, "the worker stopped late");
 
-  const end = await sb.waitForLedger(id!, 1, "end", 0);
-  assert.equal(end.rc, 0);
+  const end = await sb.waitRun(id!, 1, 0, { end: true });
+  assert.equal(end.status, 0);
   const job = await sb.show(id!);
   assert.equal(job.state, "completed");
   assert.equal(job.attempts, 1);
@@ -78,7 +73,7 @@ Deno.test("worker run on SIGTERM finishes the running job, claims nothing new, e
     assert.equal(pending.state, "pending", `job ${other} was claimed after the signal`);
     assert.equal(pending.attempts, 0);
   }
-  assert.deepEqual(sb.readLedger().filter((e) => later.includes(e.id)), []);
+  assert.deepEqual(sb.ledger().order.filter((run) => later.includes(run.id)), []);
   assert.deepEqual(sb.workerRows(), [], "the worker deregistered");
   await sb.assertNoLeftovers();
 });
@@ -87,16 +82,16 @@ for (const [signal, code] of [["SIGTERM", 143], ["SIGINT", 130]] as const) {
   Deno.test(`worker run on a second ${signal} kills the job's group at once and exits ${code}`, async () => {
     await using sb = await Sandbox.create();
     await sb.fastConfig();
-    const [id] = await sb.enqueue([{ command: sb.ledgerJob("sleep 30") }]);
+    const [id] = await sb.enqueue([{ command: sb.job("sleep 30") }]);
     const worker = sb.spawn(["worker", "run"]);
     const { members } = await runningGroup(sb, id!);
 
     worker.kill(signal);
     await worker.waitForStderr(/stopping \(graceful\)/, PROMPT_MS, "the graceful stop");
-    assert.ok(members.every(isAlive), "a graceful stop must not touch the job");
+    assert.ok(members.every(isRunning), "a graceful stop must not touch the job");
     worker.kill(signal);
     const escalated = performance.now();
-    const exit = await worker.finish(PROMPT_MS, "the worker to stop");
+    const exit = await worker.wait(PROMPT_MS, "the worker to stop");
     assert.equal(exit.code, code, exit.stderr);
     assert.ok(performance.now() - escalated < 2000, "the second signal did not act at once");
     assert.match(exit.stderr, /stopping \(force\)/);
@@ -115,8 +110,8 @@ Deno.test("worker stop --force kills the jobs of a supervised pool and returns t
   const out = await sb.ok(["worker", "stop", "--force"], { timeoutMs: 15_000 });
   assert.ok(performance.now() - started < 5000, "stop --force waited for the jobs");
   assert.match(out, /^Stopped 2 workers \(pid \d+, \d+\), killing running jobs$/m);
-  for (const pid of workerPids) assert.ok(!isAlive(pid), `worker ${pid} still runs`);
-  const exit = await pool.finish(PROMPT_MS, "the supervisor to exit");
+  for (const pid of workerPids) assert.ok(!isRunning(pid), `worker ${pid} still runs`);
+  const exit = await pool.wait(PROMPT_MS, "the supervisor to exit");
   assert.equal(exit.code, 143, exit.stderr);
   for (const [i, id] of ids.entries()) await assertInterrupted(sb, id, groups[i]!.members);
   await sb.assertNoLeftovers();
@@ -125,7 +120,7 @@ Deno.test("worker stop --force kills the jobs of a supervised pool and returns t
 Deno.test("worker stop --timeout 1s waits 1 s for the running job, then kills it", async () => {
   await using sb = await Sandbox.create();
   await sb.fastConfig();
-  const [id] = await sb.enqueue([{ command: sb.ledgerJob("sleep 30") }]);
+  const [id] = await sb.enqueue([{ command: sb.job("sleep 30") }]);
   const worker = sb.spawn(["worker", "run"]);
   const { members } = await runningGroup(sb, id!);
 
@@ -135,7 +130,7 @@ Deno.test("worker stop --timeout 1s waits 1 s for the running job, then kills it
   assert.ok(took >= 1000, `stop escalated after ${took} ms, before its timeout`);
   assert.ok(took < 5000, `stop took ${took} ms`);
   assert.match(out, /^Stopped 1 worker \(pid \d+\), killing running jobs$/m);
-  const exit = await worker.finish(PROMPT_MS);
+  const exit = await worker.wait(PROMPT_MS);
   assert.equal(exit.code, 143, exit.stderr);
   await assertInterrupted(sb, id!, members);
   await sb.assertNoLeftovers();
@@ -144,12 +139,12 @@ Deno.test("worker stop --timeout 1s waits 1 s for the running job, then kills it
 Deno.test("worker stop --timeout lets a job that ends in time finish", async () => {
   await using sb = await Sandbox.create();
   await sb.fastConfig();
-  const [id] = await sb.enqueue([{ command: sb.ledgerJob("sleep 1") }]);
+  const [id] = await sb.enqueue([{ command: sb.job("sleep 1") }]);
   const worker = sb.spawn(["worker", "run"]);
-  await sb.waitForLedger(id!, 1, "start");
+  await sb.waitRun(id!, 1);
   const out = await sb.ok(["worker", "stop", "--timeout", "20s"], { timeoutMs: 30_000 });
   assert.match(out, /^Stopped 1 worker \(pid \d+\)$/m);
-  assert.equal((await worker.finish(PROMPT_MS)).code, 0);
+  assert.equal((await worker.wait(PROMPT_MS)).code, 0);
   const jobs = await sb.json<JobJson[]>(["list"]);
   assert.deepEqual(jobs.map((j) => [j.state, j.attempts]), [["completed", 1]]);
   await sb.assertNoLeftovers();
@@ -158,11 +153,11 @@ Deno.test("worker stop --timeout lets a job that ends in time finish", async () 
 Deno.test("worker run on SIGQUIT kills the job's group at once, without a graceful phase", async () => {
   await using sb = await Sandbox.create();
   await sb.fastConfig();
-  const [id] = await sb.enqueue([{ command: sb.ledgerJob("sleep 30") }]);
+  const [id] = await sb.enqueue([{ command: sb.job("sleep 30") }]);
   const worker = sb.spawn(["worker", "run"]);
   const { members } = await runningGroup(sb, id!);
   worker.kill("SIGQUIT");
-  const exit = await worker.finish(PROMPT_MS, "the worker to stop");
+  const exit = await worker.wait(PROMPT_MS, "the worker to stop");
   assert.equal(exit.code, 143, exit.stderr);
   assert.match(exit.stderr, /stopping \(force\): SIGQUIT/);
   await assertInterrupted(sb, id!, members);
@@ -190,13 +185,13 @@ for (
       PROMPT_MS,
       "both workers to be stopping",
     );
-    assert.ok(groups.every((g) => g.members.every(isAlive)), "a graceful stop killed a job");
+    assert.ok(groups.every((g) => g.members.every(isRunning)), "a graceful stop killed a job");
     pool.kill(signal);
-    const exit = await pool.finish(PROMPT_MS, "the supervisor to exit");
+    const exit = await pool.wait(PROMPT_MS, "the supervisor to exit");
     // As `worker run` after the same two signals (the README's exit codes).
     assert.equal(exit.code, code, exit.stderr);
     assert.match(exit.stderr, new RegExp(`${signal}: stopping workers now`));
-    for (const pid of workerPids) assert.ok(!isAlive(pid), `worker ${pid} still runs`);
+    for (const pid of workerPids) assert.ok(!isRunning(pid), `worker ${pid} still runs`);
     for (const [i, id] of ids.entries()) await assertInterrupted(sb, id, groups[i]!.members);
     await sb.assertNoLeftovers();
   });
@@ -207,7 +202,7 @@ Deno.test("worker start on SIGQUIT kills the jobs at once and exits 143", async 
   await sb.fastConfig();
   const { ids, pool, groups } = await busyPool(sb);
   pool.kill("SIGQUIT");
-  const exit = await pool.finish(PROMPT_MS, "the supervisor to exit");
+  const exit = await pool.wait(PROMPT_MS, "the supervisor to exit");
   assert.equal(exit.code, 143, exit.stderr);
   for (const [i, id] of ids.entries()) await assertInterrupted(sb, id, groups[i]!.members);
   await sb.assertNoLeftovers();

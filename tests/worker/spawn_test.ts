@@ -11,7 +11,16 @@ import {
   SpawnError,
   type SpawnOptions,
 } from "../../lib/worker/spawn.ts";
-import { assert, assertEquals, assertThrows, waitFor, within } from "../helpers/assert.ts";
+import assert from "node:assert/strict";
+import { poll, within } from "../helpers/poll.ts";
+import {
+  fdCount,
+  isRunning,
+  parseStat,
+  procStat,
+  rssBytes,
+  zombieChildren,
+} from "../helpers/proc.ts";
 
 // Created outside any test: the FFI library handle and the reactor's fds live
 // as long as the spawner, which is meant to be the whole worker's life.
@@ -66,40 +75,13 @@ async function run(
   return { status, stdout: started.stdout(), stderr: started.stderr() };
 }
 
-interface ProcStat {
-  state: string;
-  ppid: number;
-  pgrp: number;
-  session: number;
-}
-
-function parseStat(text: string): ProcStat {
-  // comm (field 2) is parenthesised and may contain spaces: split after it.
-  const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
-  return {
-    state: fields[0]!,
-    ppid: Number(fields[1]),
-    pgrp: Number(fields[2]),
-    session: Number(fields[3]),
-  };
-}
-
-function procStat(pid: number | "self"): ProcStat | null {
-  try {
-    return parseStat(Deno.readTextFileSync(`/proc/${pid}/stat`));
-  } catch {
-    return null;
-  }
-}
-
 /** Gone, or a zombie waiting for whoever inherited it. */
 function isDead(pid: number): boolean {
-  const stat = procStat(pid);
-  return stat === null || stat.state === "Z";
+  return !isRunning(pid);
 }
 
 function openFdCount(): number {
-  return [...Deno.readDirSync("/proc/self/fd")].length;
+  return fdCount("self");
 }
 
 /** fds above 2 that this process holds without O_CLOEXEC. */
@@ -119,36 +101,25 @@ function inheritedFds(): number[] {
   return fds;
 }
 
-function zombieChildren(): number[] {
-  const zombies: number[] = [];
-  for (const entry of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(entry.name)) continue;
-    const stat = procStat(Number(entry.name));
-    if (stat?.ppid === Deno.pid && stat.state === "Z") zombies.push(Number(entry.name));
-  }
-  return zombies;
-}
-
 function vmRssBytes(): number {
-  const line = Deno.readTextFileSync("/proc/self/status").split("\n")
-    .find((l) => l.startsWith("VmRSS:"));
-  assert(line !== undefined, "VmRSS missing from /proc/self/status");
-  return Number(line.split(/\s+/)[1]) * 1024;
+  const bytes = rssBytes("self");
+  assert.ok(bytes !== null, "VmRSS missing from /proc/self/status");
+  return bytes;
 }
 
 Deno.test("createSpawner() picks posix_spawn on Linux with FFI allowed", () => {
-  assertEquals(SPAWNERS.map((s) => s.method), ["posix_spawn", "deno-detached"]);
+  assert.deepEqual(SPAWNERS.map((s) => s.method), ["posix_spawn", "deno-detached"]);
   // The library and the reactor are per process, so more spawners cost no fd. Other test
   // modules run in this process too (--parallel) and open and close fds at any moment, so a count
   // that moved is measured again: a leak would show every time.
   let counts: [number, number] = [0, 0];
   for (let attempt = 0; attempt < 5; attempt++) {
     const fdsBefore = openFdCount();
-    for (let i = 0; i < 10; i++) assertEquals(createSpawner().method, "posix_spawn");
+    for (let i = 0; i < 10; i++) assert.equal(createSpawner().method, "posix_spawn");
     counts = [fdsBefore, openFdCount()];
     if (counts[0] === counts[1]) break;
   }
-  assertEquals(counts[1], counts[0], "open fds after creating 10 spawners");
+  assert.equal(counts[1], counts[0], "open fds after creating 10 spawners");
 });
 
 for (const spawner of SPAWNERS) {
@@ -160,12 +131,12 @@ for (const spawner of SPAWNERS) {
     try {
       const notExecutable = `${dir}/script`;
       await Deno.writeTextFile(notExecutable, "echo never\n", { mode: 0o644 });
-      assertEquals((await run(spawner, "exit 0")).status, { code: 0, signal: null });
-      assertEquals((await run(spawner, "exit 1")).status, { code: 1, signal: null });
-      assertEquals((await run(spawner, notExecutable)).status, { code: 126, signal: null });
+      assert.deepEqual((await run(spawner, "exit 0")).status, { code: 0, signal: null });
+      assert.deepEqual((await run(spawner, "exit 1")).status, { code: 1, signal: null });
+      assert.deepEqual((await run(spawner, notExecutable)).status, { code: 126, signal: null });
       const missing = await run(spawner, "no-such-command-queuectl");
-      assertEquals(missing.status, { code: 127, signal: null });
-      assert(missing.stderr.includes("not found"), `stderr: ${missing.stderr}`);
+      assert.deepEqual(missing.status, { code: 127, signal: null });
+      assert.ok(missing.stderr.includes("not found"), `stderr: ${missing.stderr}`);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
@@ -173,13 +144,13 @@ for (const spawner of SPAWNERS) {
 
   test("spawn() reports the signal that killed the shell", async () => {
     const { status } = await run(spawner, "kill -SEGV $$");
-    assertEquals(status, { code: null, signal: "SIGSEGV" });
+    assert.deepEqual(status, { code: null, signal: "SIGSEGV" });
   });
 
   test("spawn() captures stdout and stderr separately", async () => {
     const result = await run(spawner, "echo out; echo err >&2; echo out2");
-    assertEquals(result.stdout, "out\nout2\n");
-    assertEquals(result.stderr, "err\n");
+    assert.equal(result.stdout, "out\nout2\n");
+    assert.equal(result.stderr, "err\n");
   });
 
   test("spawn() drains 1 MiB on stderr alone without deadlock", async () => {
@@ -187,8 +158,8 @@ for (const spawner of SPAWNERS) {
     const { status } = await run(spawner, "head -c 1048576 /dev/zero >&2", {
       onStderr: (chunk) => bytes += chunk.length,
     });
-    assertEquals(status, { code: 0, signal: null });
-    assertEquals(bytes, 1048576);
+    assert.deepEqual(status, { code: 0, signal: null });
+    assert.equal(bytes, 1048576);
   });
 
   test("spawn() drains both pipes concurrently when the job alternates large writes", async () => {
@@ -202,15 +173,15 @@ for (const spawner of SPAWNERS) {
         onStderr: (chunk) => counts[1]! += chunk.length,
       },
     );
-    assertEquals(status, { code: 0, signal: null });
-    assertEquals(counts, [800000, 800000]);
+    assert.deepEqual(status, { code: 0, signal: null });
+    assert.deepEqual(counts, [800000, 800000]);
   });
 
   test("spawn() gives the job /dev/null as stdin", async () => {
     const cat = await run(spawner, "cat; echo cat-done");
-    assertEquals(cat.stdout, "cat-done\n");
+    assert.equal(cat.stdout, "cat-done\n");
     const read = await run(spawner, 'read x; echo "rc=$? x=$x"; readlink /proc/$$/fd/0');
-    assertEquals(read.stdout, "rc=1 x=\n/dev/null\n");
+    assert.equal(read.stdout, "rc=1 x=\n/dev/null\n");
   });
 
   test("spawn() passes the job no fd of the worker but 0, 1 and 2", async () => {
@@ -223,8 +194,8 @@ for (const spawner of SPAWNERS) {
       // close-on-exec (posix_spawn closes them with addclosefrom_np).
       expected.push(...inheritedFds());
     }
-    assertEquals(fds.filter((fd) => !expected.includes(fd)), []);
-    assert([0, 1, 2, 3].every((fd) => fds.includes(fd)), `job fds: ${fds.join(" ")}`);
+    assert.deepEqual(fds.filter((fd) => !expected.includes(fd)), []);
+    assert.ok([0, 1, 2, 3].every((fd) => fds.includes(fd)), `job fds: ${fds.join(" ")}`);
   });
 
   test("spawn() applies cwd and exactly the given environment", async () => {
@@ -236,9 +207,9 @@ for (const spawner of SPAWNERS) {
         env: { QUEUECTL_JOB_ID: "42", SPACED: "a b=c" },
       });
       const [pwd, ...env] = result.stdout.trimEnd().split("\n");
-      assertEquals(pwd, dir);
+      assert.equal(pwd, dir);
       // dash adds PWD itself; nothing else may appear, PATH included.
-      assertEquals(env.sort(), [`PWD=${dir}`, "QUEUECTL_JOB_ID=42", "SPACED=a b=c"]);
+      assert.deepEqual(env.sort(), [`PWD=${dir}`, "QUEUECTL_JOB_ID=42", "SPACED=a b=c"]);
     } finally {
       Deno.env.delete("QUEUECTL_TEST_PARENT_ONLY");
       await Deno.remove(dir);
@@ -253,7 +224,7 @@ for (const spawner of SPAWNERS) {
       );
     // The same base, spawn after spawn (a spawner may keep its encoding).
     for (const id of ["1", "2"]) {
-      assertEquals(await env({ QUEUECTL_JOB_ID: id }), [
+      assert.deepEqual(await env({ QUEUECTL_JOB_ID: id }), [
         `QUEUECTL_JOB_ID=${id}`,
         "REPLACED=base",
         "SHARED=from base",
@@ -261,14 +232,14 @@ for (const spawner of SPAWNERS) {
       ]);
     }
     // A job's own variable replaces the base's, and appears once.
-    assertEquals(await env({ REPLACED: "job" }), [
+    assert.deepEqual(await env({ REPLACED: "job" }), [
       "REPLACED=job",
       "SHARED=from base",
       "UNI=ä\u00e9 ☃",
     ]);
     // What no exec can carry is refused, in the base as in the job's own variables.
     for (const bad of [{ envBase: { A: "x\0y" }, env: {} }, { envBase: base, env: { B: "\0" } }]) {
-      assertThrows(
+      assert.throws(
         () => spawner.spawn({ ...bad, command: "true", cwd: "/", onStdout() {}, onStderr() {} }),
         SpawnError,
       );
@@ -279,39 +250,42 @@ for (const spawner of SPAWNERS) {
     const { stdout } = await run(spawner, "cat /proc/$$/stat");
     const stat = parseStat(stdout);
     const self = procStat("self");
-    assert(self !== null);
-    assert(stat.pgrp !== self.pgrp, "the job shares the worker's process group");
-    assertEquals(stat.session, stat.pgrp, "session id");
-    assertEquals(stat.ppid, Deno.pid, "parent");
+    assert.ok(self !== null);
+    assert.ok(stat.pgrp !== self.pgrp, "the job shares the worker's process group");
+    assert.equal(stat.session, stat.pgrp, "session id");
+    assert.equal(stat.ppid, Deno.pid, "parent");
   });
 
   test("spawn() returns pid and pgid of the shell", async () => {
     const started = start(spawner, "cat /proc/$$/stat");
     await within(Promise.all([started.job.exited, started.job.outputDone]), PROMPT_MS, "job");
     const stat = parseStat(started.stdout());
-    assertEquals(started.job.pgid, started.job.pid);
-    assertEquals(stat.pgrp, started.job.pid);
-    assertEquals(stat.session, started.job.pid);
+    assert.equal(started.job.pgid, started.job.pid);
+    assert.equal(stat.pgrp, started.job.pid);
+    assert.equal(stat.session, started.job.pid);
   });
 
   test("killGroup() kills a background grandchild", async () => {
     const { job, stdout } = start(spawner, "sleep 300 & echo $!; wait");
-    await waitFor(() => stdout().endsWith("\n"), PROMPT_MS, "the grandchild's pid");
+    await poll(() => stdout().endsWith("\n"), PROMPT_MS, "the grandchild's pid");
     const grandchild = Number(stdout().trim());
-    assert(!isDead(grandchild), "grandchild should be running");
+    assert.ok(!isDead(grandchild), "grandchild should be running");
     job.killGroup("SIGTERM");
-    assertEquals(await within(job.exited, PROMPT_MS, "exit"), { code: null, signal: "SIGTERM" });
+    assert.deepEqual(await within(job.exited, PROMPT_MS, "exit"), {
+      code: null,
+      signal: "SIGTERM",
+    });
     await within(job.outputDone, PROMPT_MS, "pipe EOF once the group is dead");
-    await waitFor(() => isDead(grandchild), PROMPT_MS, "the grandchild to die");
+    await poll(() => isDead(grandchild), PROMPT_MS, "the grandchild to die");
   });
 
   test("exited resolves when the shell exits although a grandchild holds the pipes", async () => {
     const { job, stdout } = start(spawner, "sleep 300 & echo started");
     let outputDone = false;
     job.outputDone.then(() => outputDone = true);
-    assertEquals(await within(job.exited, 2_000, "exit"), { code: 0, signal: null });
-    await waitFor(() => stdout() === "started\n", PROMPT_MS, "output");
-    assert(!outputDone, "outputDone must wait for the grandchild's end of the pipe");
+    assert.deepEqual(await within(job.exited, 2_000, "exit"), { code: 0, signal: null });
+    await poll(() => stdout() === "started\n", PROMPT_MS, "output");
+    assert.ok(!outputDone, "outputDone must wait for the grandchild's end of the pipe");
     job.killGroup("SIGTERM");
     await within(job.outputDone, PROMPT_MS, "EOF after killGroup");
     job.closeOutput(); // harmless once the streams are over
@@ -321,27 +295,30 @@ for (const spawner of SPAWNERS) {
     const fdsBefore = openFdCount();
     const { job, stdout } = start(spawner, "sleep 300 & echo $!");
     await within(job.exited, PROMPT_MS, "exit");
-    await waitFor(() => stdout().endsWith("\n"), PROMPT_MS, "output");
+    await poll(() => stdout().endsWith("\n"), PROMPT_MS, "output");
     const grandchild = Number(stdout().trim());
     job.closeOutput();
     await within(job.outputDone, PROMPT_MS, "outputDone after closeOutput");
-    await waitFor(() => openFdCount() <= fdsBefore, PROMPT_MS, "fds to be released");
-    assert(!isDead(grandchild), "closeOutput must not depend on the grandchild dying");
+    await poll(() => openFdCount() <= fdsBefore, PROMPT_MS, "fds to be released");
+    assert.ok(!isDead(grandchild), "closeOutput must not depend on the grandchild dying");
     job.killGroup("SIGKILL");
-    await waitFor(() => isDead(grandchild), PROMPT_MS, "the grandchild to die");
+    await poll(() => isDead(grandchild), PROMPT_MS, "the grandchild to die");
   });
 
   test("killGroup() with SIGKILL ends a job that ignores SIGTERM", async () => {
     const { job, stdout } = start(spawner, "trap '' TERM; echo ready; sleep 300");
-    await waitFor(() => stdout() === "ready\n", PROMPT_MS, "ready");
+    await poll(() => stdout() === "ready\n", PROMPT_MS, "ready");
     job.killGroup("SIGTERM");
     const early = await Promise.race([
       job.exited,
       new Promise<"alive">((resolve) => setTimeout(() => resolve("alive"), 300)),
     ]);
-    assertEquals(early, "alive", "SIGTERM should have been ignored");
+    assert.equal(early, "alive", "SIGTERM should have been ignored");
     job.killGroup("SIGKILL");
-    assertEquals(await within(job.exited, PROMPT_MS, "exit"), { code: null, signal: "SIGKILL" });
+    assert.deepEqual(await within(job.exited, PROMPT_MS, "exit"), {
+      code: null,
+      signal: "SIGKILL",
+    });
     await within(job.outputDone, PROMPT_MS, "EOF");
   });
 
@@ -355,7 +332,7 @@ for (const spawner of SPAWNERS) {
     // Deno ignores SIGPIPE. An ignored-at-entry signal cannot be reset by sh,
     // so if it leaked, `kill -PIPE $$` would do nothing and sh would exit 0.
     const pipe = await run(spawner, "kill -PIPE $$; echo survived");
-    assertEquals(pipe.status, { code: null, signal: "SIGPIPE" });
+    assert.deepEqual(pipe.status, { code: null, signal: "SIGPIPE" });
     // grep reads its own status: dash blocks every signal while it waits for
     // a child, so /proc/$$/status could show that instead of what it got.
     const masks = await run(spawner, "exec grep -E '^Sig(Ign|Blk)' /proc/self/status");
@@ -365,24 +342,30 @@ for (const spawner of SPAWNERS) {
       "0x" + /SigIgn:\s*([0-9a-f]+)/.exec(Deno.readTextFileSync("/proc/self/status"))![1],
     );
     const expectedIgnored = spawner.method === "posix_spawn" ? 0n : ownIgnored & ~(1n << 12n);
-    assertEquals(
+    assert.equal(
       masks.stdout,
       `SigBlk:\t0000000000000000\nSigIgn:\t${expectedIgnored.toString(16).padStart(16, "0")}\n`,
     );
     const yes = await run(spawner, "yes | head -1");
-    assertEquals([yes.status, yes.stdout, yes.stderr], [{ code: 0, signal: null }, "y\n", ""]);
+    assert.deepEqual([yes.status, yes.stdout, yes.stderr], [{ code: 0, signal: null }, "y\n", ""]);
   });
 
   test("spawn() throws SpawnError for a missing cwd and leaks no fd", () => {
     const fdsBefore = openFdCount();
-    const error = assertThrows(() => start(spawner, "true", { cwd: "/nope" }), SpawnError);
-    assertEquals(
-      [error.message, error.code, error.step],
-      ['Cannot change to directory "/nope": ENOENT', "ENOENT", "cwd"],
-    );
-    const notDir = assertThrows(() => start(spawner, "true", { cwd: "/etc/passwd" }), SpawnError);
-    assertEquals([notDir.code, notDir.step], ["ENOTDIR", "cwd"]);
-    assertEquals(openFdCount(), fdsBefore);
+    assert.throws(() => start(spawner, "true", { cwd: "/nope" }), (error) => {
+      assert.ok(error instanceof SpawnError, `Expected SpawnError, got: ${String(error)}`);
+      assert.deepEqual(
+        [error.message, error.code, error.step],
+        ['Cannot change to directory "/nope": ENOENT', "ENOENT", "cwd"],
+      );
+      return true;
+    });
+    assert.throws(() => start(spawner, "true", { cwd: "/etc/passwd" }), (error) => {
+      assert.ok(error instanceof SpawnError, `Expected SpawnError, got: ${String(error)}`);
+      assert.deepEqual([error.code, error.step], ["ENOTDIR", "cwd"]);
+      return true;
+    });
+    assert.equal(openFdCount(), fdsBefore);
   });
 
   test("spawn() throws SpawnError for options no exec can carry", () => {
@@ -394,8 +377,11 @@ for (const spawner of SPAWNERS) {
         { command: "echo \0" },
       ]
     ) {
-      const error = assertThrows(() => start(spawner, "true", options), SpawnError);
-      assertEquals([error.code, error.step], ["EINVAL", "options"]);
+      assert.throws(() => start(spawner, "true", options), (error) => {
+        assert.ok(error instanceof SpawnError, `Expected SpawnError, got: ${String(error)}`);
+        assert.deepEqual([error.code, error.step], ["EINVAL", "options"]);
+        return true;
+      });
     }
   });
 
@@ -411,7 +397,7 @@ for (const spawner of SPAWNERS) {
       PROMPT_MS,
       "outputDone",
     );
-    assertEquals(outcome === failure, true, `outputDone settled with ${String(outcome)}`);
+    assert.equal(outcome === failure, true, `outputDone settled with ${String(outcome)}`);
     await within(job.exited, PROMPT_MS, "exit");
   });
 
@@ -432,10 +418,10 @@ for (const spawner of SPAWNERS) {
       "1 GB of output",
     );
     rssPeak = Math.max(rssPeak, vmRssBytes());
-    assertEquals(status, { code: 0, signal: null });
-    assertEquals(bytes, 1024 ** 3);
+    assert.deepEqual(status, { code: 0, signal: null });
+    assert.equal(bytes, 1024 ** 3);
     const growth = rssPeak - rssBefore;
-    assert(growth < 50 * 1024 * 1024, `RSS grew by ${(growth / 2 ** 20).toFixed(1)} MiB`);
+    assert.ok(growth < 50 * 1024 * 1024, `RSS grew by ${(growth / 2 ** 20).toFixed(1)} MiB`);
   }, SKIP_SLOW);
 
   test("spawn() keeps Deno's blocking pool free while 40 jobs wait", async () => {
@@ -445,7 +431,7 @@ for (const spawner of SPAWNERS) {
     const jobs = Array.from({ length: 40 }, () => start(spawner, "exec sleep 300").job);
     try {
       await within(Deno.readTextFile("/proc/self/status"), PROMPT_MS, "a file read");
-      assertEquals((await run(spawner, "echo hi")).stdout, "hi\n");
+      assert.equal((await run(spawner, "echo hi")).stdout, "hi\n");
     } finally {
       for (const job of jobs) job.killGroup("SIGKILL");
       await within(
@@ -469,8 +455,8 @@ for (const spawner of SPAWNERS) {
       }
     };
     await Promise.all([lane(), lane(), lane(), lane()]);
-    assertEquals(zombieChildren(), []);
+    assert.deepEqual(zombieChildren(Deno.pid), []);
     const fdsAfter = openFdCount();
-    assert(Math.abs(fdsAfter - fdsBefore) <= 3, `fds: ${fdsBefore} before, ${fdsAfter} after`);
+    assert.ok(Math.abs(fdsAfter - fdsBefore) <= 3, `fds: ${fdsBefore} before, ${fdsAfter} after`);
   });
 }

@@ -5,16 +5,10 @@
  */
 
 import assert from "node:assert/strict";
-import {
-  isAlive,
-  type LedgerEntry,
-  poll,
-  procStat,
-  PROMPT_MS,
-  Sandbox,
-  waitForGroup,
-  type WorkerJson,
-} from "./_helpers.ts";
+import type { Run } from "../helpers/ledger.ts";
+import { poll, PROMPT_MS } from "../helpers/poll.ts";
+import { isRunning, procStat, waitForGroup } from "../helpers/proc.ts";
+import { Sandbox, type WorkerJson } from "../helpers/sandbox.ts";
 
 /** The default lease: nothing here may be rescued because a lease ran out. */
 const LONG_LEASE = { "lease-timeout": "60s", "backoff-base": "1", "backoff-max": "1s" };
@@ -22,8 +16,8 @@ const LONG_LEASE = { "lease-timeout": "60s", "backoff-base": "1", "backoff-max":
 async function running(
   sb: Sandbox,
   id: string,
-): Promise<{ start: LedgerEntry; members: number[] }> {
-  const start = await sb.waitForLedger(id, 1, "start");
+): Promise<{ start: Run; members: number[] }> {
+  const start = await sb.waitRun(id, 1);
   return { start, members: await waitForGroup(start.pid) };
 }
 
@@ -40,7 +34,7 @@ async function freeze(pid: number): Promise<void> {
 
 /** The job's attempt 1 was recovered as after a crash: not processing, recorded lost. */
 async function assertRecovered(sb: Sandbox, id: string, members: number[]): Promise<void> {
-  for (const pid of members) assert.ok(!isAlive(pid), `job ${id} process ${pid} survived`);
+  for (const pid of members) assert.ok(!isRunning(pid), `job ${id} process ${pid} survived`);
   const job = await sb.show(id);
   assert.notEqual(job.state, "processing", `job ${id} was left processing`);
   assert.equal(job.worker_id, null);
@@ -51,7 +45,7 @@ async function assertRecovered(sb: Sandbox, id: string, members: number[]): Prom
 Deno.test("worker list and status show a SIGSTOPped worker as stale, in text and JSON", async () => {
   await using sb = await Sandbox.create();
   await sb.config(LONG_LEASE);
-  const [id] = await sb.enqueue([{ command: sb.ledgerJob("sleep 30") }]);
+  const [id] = await sb.enqueue([{ command: sb.job("sleep 30") }]);
   const worker = sb.spawn(["worker", "run"]);
   await running(sb, id!);
   const [row] = sb.workerRows();
@@ -78,14 +72,14 @@ Deno.test("worker list and status show a SIGSTOPped worker as stale, in text and
     "the resumed worker to be busy again",
   );
   worker.kill("SIGQUIT");
-  assert.equal((await worker.finish(PROMPT_MS)).code, 143);
+  assert.equal((await worker.wait(PROMPT_MS)).code, 143);
   await sb.assertNoLeftovers();
 });
 
 Deno.test("worker stop --timeout is bounded by a SIGSTOPped worker: names it, kills it, recovers its job", async () => {
   await using sb = await Sandbox.create();
   await sb.config(LONG_LEASE);
-  const [id] = await sb.enqueue([{ command: sb.ledgerJob("sleep 30") }]);
+  const [id] = await sb.enqueue([{ command: sb.job("sleep 30") }]);
   const worker = sb.spawn(["worker", "run"]);
   const { members } = await running(sb, id!);
   const [row] = sb.workerRows();
@@ -102,7 +96,7 @@ Deno.test("worker stop --timeout is bounded by a SIGSTOPped worker: names it, ki
     new RegExp(`worker ${row!.id} \\(pid ${worker.pid}\\) is stopped \\(SIGSTOP\\)`),
   );
   assert.match(stop.stdout, new RegExp(`^Stopped 1 worker \\(pid ${worker.pid}\\)`, "m"));
-  const exit = await worker.finish(PROMPT_MS, "the stopped worker to be killed");
+  const exit = await worker.wait(PROMPT_MS, "the stopped worker to be killed");
   assert.equal(exit.signal, "SIGKILL");
   await assertRecovered(sb, id!, members);
   assert.equal((await sb.ok(["worker", "list"])).trim(), "No workers are running.");
@@ -113,8 +107,8 @@ Deno.test("worker stop --force kills a SIGSTOPped worker of a pool at once; the 
   await using sb = await Sandbox.create();
   await sb.config(LONG_LEASE);
   const ids = await sb.enqueue([
-    { command: sb.ledgerJob("sleep 30") },
-    { command: sb.ledgerJob("sleep 30") },
+    { command: sb.job("sleep 30") },
+    { command: sb.job("sleep 30") },
   ]);
   // One job per worker, so that each worker holds one of the two.
   const pool = sb.spawn(["worker", "start", "--count", "2", "--concurrency", "1"]);
@@ -143,22 +137,22 @@ Deno.test("worker stop --force kills a SIGSTOPped worker of a pool at once; the 
   assert.equal(out.forced, true);
   assert.deepEqual(out.stopped.map((w) => w.id).sort(), rows.map((w) => w.id).sort());
   assert.deepEqual(out.killed, [frozen.id]);
-  const exit = await pool.finish(PROMPT_MS, "the supervisor to exit");
+  const exit = await pool.wait(PROMPT_MS, "the supervisor to exit");
   assert.equal(exit.code, 143, exit.stderr);
-  for (const w of rows) assert.ok(!isAlive(w.pid), `worker ${w.pid} still runs`);
+  for (const w of rows) assert.ok(!isRunning(w.pid), `worker ${w.pid} still runs`);
   await assertRecovered(sb, ids[0]!, groups[0]!.members);
   // The worker that answered interrupted its job the usual way: back to pending, not charged.
   const other = await sb.show(ids[1]!);
   assert.equal(other.state, "pending");
   assert.equal(other.history[0]!.outcome, "interrupted");
-  for (const pid of groups[1]!.members) assert.ok(!isAlive(pid));
+  for (const pid of groups[1]!.members) assert.ok(!isRunning(pid));
   await sb.assertNoLeftovers();
 });
 
 Deno.test("worker stop without --timeout says after a few seconds which worker it waits for", async () => {
   await using sb = await Sandbox.create();
   await sb.config(LONG_LEASE);
-  const [id] = await sb.enqueue([{ command: sb.ledgerJob("sleep 1") }]);
+  const [id] = await sb.enqueue([{ command: sb.job("sleep 1") }]);
   const worker = sb.spawn(["worker", "run"]);
   const { start } = await running(sb, id!);
   const [row] = sb.workerRows();
@@ -174,10 +168,10 @@ Deno.test("worker stop without --timeout says after a few seconds which worker i
   // The job ended while its worker was stopped; once resumed, the worker records that and stops.
   await poll(() => procStat(start.pid)?.state === "Z", PROMPT_MS, "the job's shell to exit");
   worker.kill("SIGCONT");
-  const done = await stop.finish(PROMPT_MS, "the stop to end");
+  const done = await stop.wait(PROMPT_MS, "the stop to end");
   assert.equal(done.code, 0, done.stderr);
   assert.match(done.stdout, new RegExp(`^Stopped 1 worker \\(pid ${worker.pid}\\)$`, "m"));
-  assert.equal((await worker.finish(PROMPT_MS)).code, 0);
+  assert.equal((await worker.wait(PROMPT_MS)).code, 0);
   const job = await sb.show(id!);
   assert.equal(job.state, "completed");
   await sb.assertNoLeftovers();
@@ -186,17 +180,17 @@ Deno.test("worker stop without --timeout says after a few seconds which worker i
 Deno.test("a job that exited while its worker was stopped keeps its exit status through a forced stop", async () => {
   await using sb = await Sandbox.create();
   await sb.config(LONG_LEASE);
-  const [id] = await sb.enqueue([{ command: sb.ledgerJob("sleep 0.5; echo finished") }]);
+  const [id] = await sb.enqueue([{ command: sb.job("sleep 0.5; echo finished") }]);
   const worker = sb.spawn(["worker", "run"]);
   const { start } = await running(sb, id!);
   await freeze(worker.pid);
   // The shell exits while its worker cannot collect it: a zombie holding exit status 0.
-  await sb.waitForLedger(id!, 1, "end");
+  await sb.waitRun(id!, 1, PROMPT_MS, { end: true });
   await poll(() => procStat(start.pid)?.state === "Z", PROMPT_MS, "the job's shell to exit");
   // The forced stop is already pending when the worker resumes: it must not win over the status.
   worker.kill("SIGQUIT");
   worker.kill("SIGCONT");
-  const exit = await worker.finish(PROMPT_MS, "the worker to stop");
+  const exit = await worker.wait(PROMPT_MS, "the worker to stop");
   assert.equal(exit.code, 143, exit.stderr);
   const job = await sb.show(id!);
   assert.equal(job.state, "completed", exit.stderr);

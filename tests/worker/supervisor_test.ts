@@ -4,7 +4,9 @@
  */
 
 import assert from "node:assert/strict";
-import { isAlive, poll, PROMPT_MS, Sandbox, type WorkerJson } from "./_helpers.ts";
+import { poll, PROMPT_MS } from "../helpers/poll.ts";
+import { isRunning } from "../helpers/proc.ts";
+import { Sandbox, type WorkerJson } from "../helpers/sandbox.ts";
 
 Deno.test("worker start restarts a killed worker and stops all workers on SIGTERM", async () => {
   await using sb = await Sandbox.create();
@@ -20,7 +22,7 @@ Deno.test("worker start restarts a killed worker and stops all workers on SIGTER
   );
   for (const row of first) {
     assert.equal(row.supervisor_pid, pool.pid);
-    assert.ok(isAlive(row.pid));
+    assert.ok(isRunning(row.pid));
   }
 
   const victim = first[0]!;
@@ -29,7 +31,7 @@ Deno.test("worker start restarts a killed worker and stops all workers on SIGTER
     () => sb.workerRows().find((w) => !first.some((f) => f.id === w.id)),
     PROMPT_MS,
     "a restarted worker",
-    () => JSON.stringify(sb.workerRows()),
+    { describe: () => JSON.stringify(sb.workerRows()) },
   );
   assert.equal(replacement.supervisor_pid, pool.pid);
   assert.match(pool.stderr, new RegExp(`worker \\d \\(pid ${victim.pid}\\) was killed by SIGKILL`));
@@ -49,9 +51,9 @@ Deno.test("worker start restarts a killed worker and stops all workers on SIGTER
   await sb.waitForState(id!, "completed");
 
   pool.kill("SIGTERM");
-  const exit = await pool.finish(PROMPT_MS, "the supervisor to stop");
+  const exit = await pool.wait(PROMPT_MS, "the supervisor to stop");
   assert.equal(exit.code, 0, exit.stderr);
-  for (const w of listed) assert.ok(!isAlive(w.pid), `worker ${w.pid} still runs`);
+  for (const w of listed) assert.ok(!isRunning(w.pid), `worker ${w.pid} still runs`);
   assert.deepEqual(sb.workerRows(), [], "workers deregistered");
   assert.doesNotMatch(exit.stderr, /exited with [1-9]/, "a worker failed to stop cleanly");
   await sb.assertNoLeftovers();
@@ -70,12 +72,12 @@ Deno.test("worker start --detach returns a pid; worker list shows its workers; w
   assert.ok(performance.now() - started < 15_000);
   assert.match(out, /^\d+\n$/);
   const supervisor = Number(out);
-  assert.ok(isAlive(supervisor), "the supervisor runs in the background");
+  assert.ok(isRunning(supervisor), "the supervisor runs in the background");
 
   const workers = await sb.json<WorkerJson[]>(["worker", "list"]);
   assert.equal(workers.length, 2);
   for (const w of workers) {
-    assert.ok(isAlive(w.pid));
+    assert.ok(isRunning(w.pid));
     assert.equal(w.state, "idle");
   }
   const rows = sb.workerRows();
@@ -102,8 +104,8 @@ Deno.test("worker start --detach returns a pid; worker list shows its workers; w
   const stopped = await sb.ok(["worker", "stop"], { timeoutMs: 30_000 });
   assert.match(stopped, /^Stopped 3 workers \(pid \d+, \d+, \d+\)\n$/);
   for (const w of all) assert.ok(stopped.includes(String(w.pid)));
-  for (const w of all) assert.ok(!isAlive(w.pid), `worker ${w.pid} still runs`);
-  await poll(() => !isAlive(supervisor), PROMPT_MS, "the supervisor to exit");
+  for (const w of all) assert.ok(!isRunning(w.pid), `worker ${w.pid} still runs`);
+  await poll(() => !isRunning(supervisor), PROMPT_MS, "the supervisor to exit");
   const log = await Deno.readTextFile(`${sb.db}.log`);
   assert.match(log, /started 2 workers/);
   // Supervisor and worker lines alike: local time with its offset, never UTC's "Z".
@@ -121,18 +123,18 @@ Deno.test("worker start --detach returns a pid; worker list shows its workers; w
 Deno.test("worker start's workers finish their job and stop when the supervisor is SIGKILLed", async () => {
   await using sb = await Sandbox.create();
   await sb.fastConfig();
-  const [id] = await sb.enqueue([{ command: sb.ledgerJob("sleep 1") }]);
+  const [id] = await sb.enqueue([{ command: sb.job("sleep 1") }]);
   const pool = sb.spawn(["worker", "start", "--count", "1"]);
-  await sb.waitForLedger(id!, 1, "start");
+  await sb.waitRun(id!, 1);
   const [worker] = sb.workerRows();
   assert.ok(worker);
 
   pool.kill("SIGKILL");
   // The worker shares the supervisor's stderr: it is read to the end once the worker is gone.
-  const exit = await pool.finish(PROMPT_MS, "the orphaned worker to stop");
+  const exit = await pool.wait(PROMPT_MS, "the orphaned worker to stop");
   assert.equal(exit.signal, "SIGKILL");
   assert.match(exit.stderr, new RegExp(`stopping \\(graceful\\): supervisor ${pool.pid} is gone`));
-  assert.ok(!isAlive(worker.pid), "the orphaned worker still runs");
+  assert.ok(!isRunning(worker.pid), "the orphaned worker still runs");
   const job = await sb.show(id!);
   assert.equal(job.state, "completed", "the running job was not let finish");
   assert.equal(job.attempts, 1);

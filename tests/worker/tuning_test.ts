@@ -8,7 +8,8 @@
  */
 
 import assert from "node:assert/strict";
-import { poll, PROMPT_MS, Sandbox } from "./_helpers.ts";
+import { poll, PROMPT_MS } from "../helpers/poll.ts";
+import { Sandbox } from "../helpers/sandbox.ts";
 import { WORKER_V8_FLAGS } from "../../lib/worker/tuning.ts";
 
 /** The environment of a live process, from /proc. */
@@ -55,7 +56,7 @@ Deno.test("worker run on its own re-executes itself tuned, keeping its pid and t
   assert.doesNotMatch(worker.stderr, /without memory tuning/);
 
   worker.kill("SIGTERM");
-  const done = await worker.finish(PROMPT_MS);
+  const done = await worker.wait(PROMPT_MS);
   assert.equal(done.code, 0, done.stderr);
   await sb.assertNoLeftovers();
 });
@@ -67,7 +68,7 @@ Deno.test("worker run --once does not re-execute itself: it leaves soon", async 
     command: `tr '\\0' '\\n' < /proc/$PPID/environ | grep -c '^QUEUECTL_WORKER_TUNED=' > '${seen}'`,
   }]);
   const worker = sb.spawn(["worker", "run", "--once"]);
-  const done = await worker.finish(PROMPT_MS * 3);
+  const done = await worker.wait(PROMPT_MS * 3);
   assert.equal(done.code, 0, done.stderr);
   assert.equal(Deno.readTextFileSync(seen).trim(), "0");
 });

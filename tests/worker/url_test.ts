@@ -5,7 +5,10 @@
  */
 
 import assert from "node:assert/strict";
-import { isAlive, PROMPT_MS, REPO, Sandbox, type WorkerJson } from "./_helpers.ts";
+import { PROMPT_MS } from "../helpers/poll.ts";
+import { isRunning } from "../helpers/proc.ts";
+import { REPO } from "../helpers/process.ts";
+import { Sandbox, type WorkerJson } from "../helpers/sandbox.ts";
 
 const TYPES: Record<string, string> = {
   ".ts": "application/typescript; charset=utf-8",
@@ -45,7 +48,7 @@ Deno.test("queuectl from a URL runs a worker, and worker start --detach starts w
 
     const out = await sb.ok(["worker", "start", "--count", "1", "--detach"], fromUrl);
     const supervisor = Number(out);
-    assert.ok(supervisor > 0 && isAlive(supervisor), `worker start printed ${out}`);
+    assert.ok(supervisor > 0 && isRunning(supervisor), `worker start printed ${out}`);
     const cmdline = Deno.readTextFileSync(`/proc/${supervisor}/cmdline`).split("\0");
     assert.ok(cmdline.includes(url), `the supervisor runs ${cmdline.join(" ")}`);
     const [worker] = await sb.json<WorkerJson[]>(["worker", "list"]);
@@ -56,7 +59,7 @@ Deno.test("queuectl from a URL runs a worker, and worker start --detach starts w
     const [second] = await sb.enqueue([{ command: "echo from-url-pool" }]);
     await sb.waitForState(second!, "completed", PROMPT_MS);
     assert.match(await sb.ok(["worker", "stop"]), /^Stopped 1 worker/);
-    assert.ok(!isAlive(worker.pid));
+    assert.ok(!isRunning(worker.pid));
     await sb.assertNoLeftovers();
   } finally {
     await server.shutdown();

@@ -10,18 +10,19 @@
 
 import { savedName, TUNED, WORKER_V8_FLAGS, workerEnv } from "../../lib/worker/tuning.ts";
 import { inheritable } from "../../lib/worker/tuning.ts";
-import { assertEquals } from "../helpers/assert.ts";
+import assert from "node:assert/strict";
+import { hookEnv } from "../helpers/hooks.ts";
 
 const from = (env: Record<string, string>) => (name: string) => env[name];
 
 Deno.test("workerEnv() adds the worker's V8 flags after the user's, and keeps their malloc setting", () => {
-  assertEquals(workerEnv(from({})), {
+  assert.deepEqual(workerEnv(from({})), {
     QUEUECTL_SUPERVISOR: String(Deno.pid),
     [TUNED]: "1",
     DENO_V8_FLAGS: WORKER_V8_FLAGS,
     MALLOC_ARENA_MAX: "2",
   });
-  assertEquals(workerEnv(from({ DENO_V8_FLAGS: "--stack-size=900", MALLOC_ARENA_MAX: "8" })), {
+  assert.deepEqual(workerEnv(from({ DENO_V8_FLAGS: "--stack-size=900", MALLOC_ARENA_MAX: "8" })), {
     QUEUECTL_SUPERVISOR: String(Deno.pid),
     [TUNED]: "1",
     DENO_V8_FLAGS: `--stack-size=900,${WORKER_V8_FLAGS}`,
@@ -34,8 +35,8 @@ Deno.test("workerEnv() adds the worker's V8 flags after the user's, and keeps th
 Deno.test("a supervised worker's jobs get DENO_V8_FLAGS and MALLOC_ARENA_MAX as the user set them", () => {
   const supervised = (user: Record<string, string>) =>
     inheritable({ PATH: "/bin", ...user, ...workerEnv(from(user)) });
-  assertEquals(supervised({}), { PATH: "/bin" });
-  assertEquals(supervised({ DENO_V8_FLAGS: "--stack-size=900", MALLOC_ARENA_MAX: "4" }), {
+  assert.deepEqual(supervised({}), { PATH: "/bin" });
+  assert.deepEqual(supervised({ DENO_V8_FLAGS: "--stack-size=900", MALLOC_ARENA_MAX: "4" }), {
     PATH: "/bin",
     DENO_V8_FLAGS: "--stack-size=900",
     MALLOC_ARENA_MAX: "4",
@@ -43,12 +44,12 @@ Deno.test("a supervised worker's jobs get DENO_V8_FLAGS and MALLOC_ARENA_MAX as 
 });
 
 Deno.test("a worker run by hand passes DENO_V8_FLAGS and MALLOC_ARENA_MAX on untouched", () => {
-  assertEquals(
+  assert.deepEqual(
     inheritable({
       PATH: "/bin",
       DENO_V8_FLAGS: "--stack-size=900",
       MALLOC_ARENA_MAX: "3",
-      QUEUECTL_TEST: "1",
+      ...hookEnv(),
     }),
     { PATH: "/bin", DENO_V8_FLAGS: "--stack-size=900", MALLOC_ARENA_MAX: "3" },
   );

@@ -15,7 +15,7 @@ import { Worker } from "../../lib/worker/worker.ts";
 import type { WorkerOptions } from "../../lib/worker/worker.ts";
 import { insertJob, makeJob, makeWorker, TEST_LEASE_MS, TEST_WORKER } from "../helpers/factory.ts";
 import { storeFixture } from "../helpers/temp.ts";
-import { poll } from "./_helpers.ts";
+import { poll } from "../helpers/poll.ts";
 
 interface Fixture extends AsyncDisposable {
   store: SqliteStore;
