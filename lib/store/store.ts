@@ -217,6 +217,11 @@ export interface JobFinishParams extends AttemptRef {
 export interface JobFinishAndClaimParams {
   /** Outcomes to record, each fenced on its own (one that lost its lease changes nothing). */
   finish: readonly JobFinishParams[];
+  /**
+   * Reserved attempts to arm in the same transaction, as `attemptArm` does: the worker spawns
+   * them as soon as it commits (they take the slots of the jobs that ended).
+   */
+  arm?: readonly AttemptRef[];
   /** Then claims successors in the same transaction; absent claims nothing. */
   claim?: JobClaimParams;
 }
@@ -224,6 +229,8 @@ export interface JobFinishAndClaimParams {
 export interface JobFinishAndClaimResult {
   /** Per entry of `finish`: whether it applied (false: the attempt was no longer the worker's). */
   applied: boolean[];
+  /** Per entry of `arm`: whether it was armed (false: no longer the worker's, or armed before). */
+  armed: boolean[];
   claimed: Job[];
 }
 

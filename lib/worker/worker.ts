@@ -303,8 +303,12 @@ export class Worker {
     const free = () =>
       this.#stop === null ? this.#concurrency - (this.#slots.size - ended.length) : 0;
     let started = 0;
-    if (free() > 0 && this.#reserved.length > 0) {
-      const take = this.#reserved.splice(0, free()).map((r) => r.job);
+    // Reserved jobs take the free slots. When jobs ended, they are armed in the transaction that
+    // records the outcomes (one transaction instead of two: the worker's thread is what limits a
+    // drain of short jobs); otherwise on their own.
+    const take = free() > 0 ? this.#reserved.slice(0, free()).map((r) => r.job) : [];
+    if (ended.length === 0 && take.length > 0) {
+      this.#reserved.splice(0, take.length);
       for (const job of await this.#arm(take)) {
         this.#start(job);
         started++;
@@ -325,9 +329,18 @@ export class Worker {
       const finish = this.#outcomes(ended);
       let result;
       try {
+        const arm = take.map((job) => ({
+          jobId: job.id,
+          attempt: job.attempts,
+          workerId: this.id,
+        }));
         result = await this.#retry("finish", isTransient, () => {
           const c = claim();
-          return this.#store.jobFinishAndClaim({ finish, ...(c ? { claim: c } : {}) });
+          return this.#store.jobFinishAndClaim({
+            finish,
+            ...(arm.length > 0 ? { arm } : {}),
+            ...(c ? { claim: c } : {}),
+          });
         });
       } catch (error) {
         if (!(error instanceof QueuectlError)) throw error;
@@ -336,6 +349,12 @@ export class Worker {
         throw error;
       }
       ended.forEach((attempt, i) => this.#record(attempt, finish[i]!, result.applied[i]!));
+      this.#reserved.splice(0, take.length);
+      take.forEach((job, i) => {
+        if (!result.armed[i]) return;
+        this.#start(job);
+        started++;
+      });
       claimed = result.claimed;
     } else {
       const c = claim();

@@ -334,11 +334,19 @@ function assertNoTableScan(steps: string[], index: string): void {
   assert.match(text, new RegExp(`SEARCH jobs USING (COVERING )?INDEX ${index}\\b`), text);
 }
 
-Deno.test("JOB_CLAIM seeks the jobs_ready index instead of scanning jobs", async () => {
+Deno.test("the claim walks the jobs_ready index, never scanning jobs or a state's jobs", async () => {
   await using f = await storeFixture();
-  assertNoTableScan(
-    plan(f.path, q.JOB_CLAIM, ["w", 1, 1, 1]),
-    "jobs_ready",
+  // The next priority that has ready jobs: one seek from the end of the index, not the pending
+  // jobs of jobs_by_state (which SQLite picks for this without being told).
+  const below = plan(f.path, q.READY_PRIORITY_BELOW, [11]);
+  assertNoTableScan(below, "jobs_ready");
+  assert.doesNotMatch(below.join("\n"), /jobs_by_state|TEMP B-TREE/, below.join("\n"));
+  const due = plan(f.path, q.DUE_OF_PRIORITY, [5, 1, 4]);
+  assertNoTableScan(due, "jobs_ready");
+  assert.doesNotMatch(due.join("\n"), /TEMP B-TREE/, due.join("\n"));
+  assert.match(
+    plan(f.path, q.JOB_CLAIM, ["w", 1, 1, 1]).join("\n"),
+    /SEARCH jobs USING INTEGER PRIMARY KEY \(rowid=\?\)/,
   );
   assertNoTableScan(plan(f.path, q.JOB_NEXT_DUE, {}), "jobs_ready");
 });

@@ -610,6 +610,40 @@ export function storeContract(
     assert.equal((await store.jobGet({ id: "x" }))?.state, "completed");
   });
 
+  test("jobFinishAndClaim() arms reserved attempts in the transaction that records outcomes", async (f) => {
+    const { store, clock } = f;
+    for (const id of ["a", "b", "c", "d"]) await insertJob(store, clock, { id });
+    const claimed = await store.jobClaim({
+      host: TEST_HOST_ID,
+      workerId: "w",
+      leaseMs: 1000,
+      limit: 3,
+    });
+    assert.deepEqual(claimed.map((j) => j.id), ["a", "b", "c"]);
+    const [a, b, c] = claimed as [Job, Job, Job];
+    await store.attemptArm([ref(a)]);
+    clock.advance(5);
+    const result = await store.jobFinishAndClaim({
+      finish: [{ ...ref(a), decision: decide(a, { kind: "exited", code: 0 }, BACKOFF) }],
+      // b takes a's slot; a stranger's ref to c arms nothing.
+      arm: [ref(b), ref(c, { workerId: "other" })],
+      claim: { host: TEST_HOST_ID, workerId: "w", leaseMs: 1000, limit: 1 },
+    });
+    assert.deepEqual(result.applied, [true]);
+    assert.deepEqual(result.armed, [true, false]);
+    assert.deepEqual(result.claimed.map((j) => j.id), ["d"]);
+    const processing = await store.jobListProcessing();
+    assert.deepEqual(
+      processing.map((p) => [p.job.id, p.armed]).sort(),
+      [["b", true], ["c", false], ["d", false]],
+    );
+    assert.equal((await store.attemptList({ jobId: "b" }))[0]?.startedAt, clock.now());
+    // Armed attempts cannot be unclaimed; c, still only reserved, can.
+    assert.equal(await store.jobUnclaim(ref(b)), false);
+    assert.equal(await store.jobUnclaim(ref(c)), true);
+    await assertCounts(f, { completed: 1, processing: 2, pending: 1 });
+  });
+
   test("attemptArm() starts a reserved attempt; jobUnclaim() undoes one never started", async (f) => {
     const { store, clock } = f;
     await insertJob(store, clock, { id: "a" });

@@ -523,11 +523,14 @@ export class PostgresStore implements Store {
 
   attemptArm(params: readonly AttemptRef[]): Promise<boolean[]> {
     if (params.length === 0) return Promise.resolve([]);
-    return this.#writeOne(async (run) => {
-      const rows = await run(q.ATTEMPT_ARM, { refs: refsJson(params) });
-      const armed = new Set(rows.map((row) => `${str(row, "job_id")}\0${num(row, "attempt")}`));
-      return params.map((ref) => armed.has(`${ref.jobId}\0${ref.attempt}`));
-    }, "arm");
+    return this.#writeOne((run) => this.#arm(run, params), "arm");
+  }
+
+  async #arm(run: Query, refs: readonly AttemptRef[]): Promise<boolean[]> {
+    if (refs.length === 0) return [];
+    const rows = await run(q.ATTEMPT_ARM, { refs: refsJson(refs) });
+    const armed = new Set(rows.map((row) => `${str(row, "job_id")}\0${num(row, "attempt")}`));
+    return refs.map((ref) => armed.has(`${ref.jobId}\0${ref.attempt}`));
   }
 
   async jobUnclaim(params: AttemptRef): Promise<boolean> {
@@ -605,7 +608,7 @@ export class PostgresStore implements Store {
     // One fault prefix per transaction: the first outcome's (the suite kills at these points).
     const prefix: Committed | undefined = params.finish[0]?.decision.transition ??
       (params.claim ? "claim" : undefined);
-    return this.#finishAll(params.finish, params.claim, prefix);
+    return this.#finishAll(params.finish, params.claim, prefix, params.arm ?? []);
   }
 
   /**
@@ -617,6 +620,7 @@ export class PostgresStore implements Store {
     finish: readonly JobFinishParams[],
     claim: JobClaimParams | undefined,
     prefix: Committed | undefined,
+    arm: readonly AttemptRef[] = [],
   ): Promise<JobFinishAndClaimResult> {
     const order = finish.map((_, i) => i).sort((a, b) =>
       finish[a]!.jobId < finish[b]!.jobId ? -1 : finish[a]!.jobId > finish[b]!.jobId ? 1 : 0
@@ -660,8 +664,9 @@ export class PostgresStore implements Store {
       const increments = sumIncrements(facts.flatMap(statIncrements));
       if (increments.length > 0) await run(q.STATS_ADD, { increments });
       if (outputs.length > 0) await run(q.OUTPUT_SAVE, { outputs });
+      const armed = await this.#arm(run, arm);
       const claimed = claim ? await this.#claim(run, claim) : [];
-      return { applied, claimed };
+      return { applied, armed, claimed };
     }, prefix);
     const changed = finish.filter((_, i) => result.applied[i]);
     if (changed.length > 0) {

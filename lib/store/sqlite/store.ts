@@ -598,16 +598,21 @@ export class SqliteStore implements Store {
 
   #claim(params: JobClaimParams, now: number): Job[] {
     if (params.limit <= 0) return [];
-    const rows = this.#stmt(q.JOB_CLAIM).all(
-      params.workerId,
-      now + params.leaseMs,
-      now,
-      params.limit,
-    ) as Row[];
-    // RETURNING gives no order: start the best job first.
-    const jobs = rows.map(toJob).sort((a, b) =>
-      b.priority - a.priority || a.runAt - b.runAt || a.seq - b.seq
-    );
+    // Best first: priority by priority from the top (queries.ts, READY_PRIORITY_BELOW).
+    const below = this.#stmt(q.READY_PRIORITY_BELOW);
+    const due = this.#stmt(q.DUE_OF_PRIORITY);
+    const claim = this.#stmt(q.JOB_CLAIM);
+    const jobs: Job[] = [];
+    // The schema holds priorities 1..10: the walk starts below 11.
+    for (let priority = 11; jobs.length < params.limit;) {
+      const next = below.get(priority) as Row | undefined;
+      if (next === undefined) break;
+      priority = num(next, "priority");
+      for (const row of due.all(priority, now, params.limit - jobs.length) as Row[]) {
+        const claimed = claim.get(params.workerId, now + params.leaseMs, now, num(row, "seq"));
+        if (claimed !== undefined) jobs.push(toJob(claimed as Row));
+      }
+    }
     const insert = this.#stmt(q.ATTEMPT_INSERT);
     for (const job of jobs) {
       insert.run(job.seq, job.attempts, params.workerId, now, params.host, job.runAt);
@@ -616,10 +621,13 @@ export class SqliteStore implements Store {
   }
 
   attemptArm(params: readonly AttemptRef[]): Promise<boolean[]> {
-    return this.#write((now) => {
-      const arm = this.#stmt(q.ATTEMPT_ARM);
-      return params.map((ref) => arm.run(ref.jobId, ref.workerId, ref.attempt, now).changes === 1);
-    }, "arm");
+    return this.#write((now) => this.#arm(params, now), "arm");
+  }
+
+  #arm(refs: readonly AttemptRef[], now: number): boolean[] {
+    if (refs.length === 0) return [];
+    const arm = this.#stmt(q.ATTEMPT_ARM);
+    return refs.map((ref) => arm.run(ref.jobId, ref.workerId, ref.attempt, now).changes === 1);
   }
 
   jobUnclaim(params: AttemptRef): Promise<boolean> {
@@ -716,8 +724,9 @@ export class SqliteStore implements Store {
       const stats = new StatsBatch(Math.floor(now / 60_000));
       const applied = params.finish.map((f) => this.#finish(f, now, stats));
       this.#addStats(stats);
+      const armed = this.#arm(params.arm ?? [], now);
       const claimed = params.claim ? this.#claim(params.claim, now) : [];
-      return { applied, claimed };
+      return { applied, armed, claimed };
     }, prefix);
   }
 
