@@ -283,6 +283,8 @@ test("retry from the dead letter queue by click: one selected, then all matching
   await s.page.click("#retry-all");
   await s.page.waitForSelector("dialog#confirm[open]");
   assert.equal(await s.page.textContent("dialog#confirm h2"), "Retry 3 dead jobs?");
+  // A new action clears the last one's outcome: "Retried 1 job." must not sit beside this one.
+  assert.equal(await s.page.textContent("#action-result"), "");
   await shot(s.page, "dashboard-dlq-confirm.png");
   await s.page.click("#confirm-yes");
   await s.page.waitForSelector("#action-result.ok");

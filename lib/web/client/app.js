@@ -600,7 +600,10 @@ function listPage({ dead }) {
     updateActions();
   };
 
+  // Each action starts by clearing the last one's outcome, so that an outcome on screen is always
+  // this action's own (a test waiting for ".ok" once raced the previous "Retried 1 job.").
   async function retrySelected() {
+    result("");
     const ids = [...selected];
     try {
       const out = await api("/api/dlq/retry", { method: "POST", body: { ids } });
@@ -613,6 +616,7 @@ function listPage({ dead }) {
   }
 
   async function retryAll() {
+    result("");
     let total;
     try {
       total = await api(
