@@ -607,7 +607,7 @@ export const TOP_FAILING = `
 WITH recent AS MATERIALIZED (
   SELECT r.finished_at, r.error, r.exit_code, j.command FROM (
     SELECT job_seq, attempt, finished_at, error, exit_code FROM {S}.attempts
-    WHERE outcome <> 'completed' AND outcome <> 'interrupted' AND finished_at >= :since::bigint
+    WHERE outcome <> 'completed' AND outcome NOT IN ('interrupted', 'cancelled') AND finished_at >= :since::bigint
     ORDER BY finished_at DESC LIMIT :scan::integer
   ) r JOIN {S}.jobs j ON j.seq = r.job_seq
 ),

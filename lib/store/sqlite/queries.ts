@@ -30,19 +30,6 @@ const READY = "state IN ('pending', 'failed')";
 const OWNS = "id = :id AND state = 'processing' AND worker_id = :worker_id AND attempts = :attempt";
 const PRIORITIES = [10, 9, 8, 7, 6, 5, 4, 3, 2, 1];
 
-/**
- * The due jobs to claim, best first: one index seek per priority instead of one ordered scan,
- * because jobs scheduled for later sit in the index ahead of due ones of lower priority and a scan
- * would step over all of them. Each arm is the first :limit due jobs of its priority by
- * (run_at, seq).
- */
-const NEXT_DUE_SEQS = `SELECT seq FROM (${
-  PRIORITIES.map((p) =>
-    `SELECT * FROM (SELECT seq, priority, run_at FROM jobs WHERE ${READY} AND priority = ${p}
-       AND run_at <= ?3 ORDER BY run_at, seq LIMIT ?4)`
-  ).join(" UNION ALL ")
-}) ORDER BY priority DESC, run_at, seq LIMIT ?4`;
-
 // The statements of the worker's hot path (claim, arm, finish) take numbered parameters
 // (?1 …), bound by position: a named parameter costs about a microsecond each to look up, and a
 // job goes through some fifty of them. Their order is in each statement's comment.
@@ -427,7 +414,7 @@ DELETE FROM stats_minute WHERE minute < :before AND minute % 60 <> 0`;
 export const TOP_FAILING = `
 WITH recent AS (
   SELECT job_seq, finished_at, error, exit_code FROM attempts
-  WHERE outcome <> 'completed' AND outcome <> 'interrupted' AND finished_at >= :since
+  WHERE outcome <> 'completed' AND outcome NOT IN ('interrupted', 'cancelled') AND finished_at >= :since
   ORDER BY finished_at DESC LIMIT :scan
 )
 SELECT j.command AS command, count(*) AS failures, max(r.finished_at) AS last_at,
