@@ -103,7 +103,7 @@ export const CONFIG_KEYS: Readonly<Record<string, KeyDefinition>> = {
     min: 0,
     max: 3650 * 86_400_000,
     unit: "seconds",
-    help: "workers delete completed jobs this long after they finished (0 = keep)",
+    help: "workers delete completed and cancelled jobs this long after they finished (0 = keep)",
   },
 };
 

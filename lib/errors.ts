@@ -52,6 +52,8 @@ export type ErrorReason =
   | "id_exists"
   | "job_not_found"
   | "not_dead"
+  | "not_retryable"
+  | "finished"
   | "bad_path"
   | "busy"
   | "full"

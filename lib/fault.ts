@@ -17,14 +17,18 @@ export type Committed =
   | "retry"
   | "bury"
   | "interrupt"
-  | "dlq-retry";
+  | "dlq-retry"
+  | "cancel"
+  | "cancelRunning";
 
 /** Every point a fault can be injected at. */
 export type FaultPoint =
   | `${Committed}:before-commit`
   | `${Committed}:after-commit`
   | "enqueue:after-commit-before-print"
-  | "run:after-spawn";
+  | "run:after-spawn"
+  /** A worker saw a cancel request on a running job and has not killed it yet. */
+  | "cancel:seen";
 
 export type FaultHook = (point: FaultPoint) => void;
 

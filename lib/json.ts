@@ -34,6 +34,7 @@ export function jobJson(job: Job): Record<string, unknown> {
     lease_expires_at: iso(job.leaseExpiresAt),
     last_error: job.lastError,
     last_exit_code: job.lastExitCode,
+    cancel_reason: job.cancelReason,
   };
 }
 

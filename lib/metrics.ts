@@ -108,7 +108,7 @@ export function summarizeStats(figures: StatsFigures): StatsSummary {
   const perMinute = new Map<number, { finished: number; completed: number }>();
   for (const { minute, bucket, n } of figures.lastHour) {
     const outcome = OUTCOME_CODES[bucket];
-    if (outcome === "interrupted" || outcome === undefined) continue;
+    if (outcome === "interrupted" || outcome === "cancelled" || outcome === undefined) continue;
     const entry = perMinute.get(minute) ?? { finished: 0, completed: 0 };
     entry.finished += n;
     if (outcome === "completed") entry.completed += n;

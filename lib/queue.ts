@@ -21,6 +21,7 @@ import { TERMINAL_STATES } from "./job/state.ts";
 import type { Metrics } from "./metrics.ts";
 import type { DbLocation } from "./store/location.ts";
 import type {
+  JobCancelResult,
   JobCounts,
   JobInsertResult,
   JobListParams,
@@ -388,6 +389,22 @@ export class Queue {
   /** Moves dead jobs back to pending with a fresh retry budget (all of them, or none). */
   dlqRetry(ids: readonly string[] | "all"): Promise<Job[]> {
     return this.#store.jobDlqRetry({ ids });
+  }
+
+  /**
+   * Cancels jobs, all or none (see `Store.jobCancel`): waiting ones at once, running ones by a
+   * request their worker acts on.
+   */
+  cancel(
+    ids: readonly string[] | { states: readonly JobState[] },
+    reason: string,
+  ): Promise<JobCancelResult> {
+    return this.#store.jobCancel({ ids, reason });
+  }
+
+  /** Dead and cancelled jobs (completed ones with `force`) back to pending, all or none. */
+  retry(ids: readonly string[], options: { force?: boolean } = {}): Promise<Job[]> {
+    return this.#store.jobRetry({ ids, force: options.force === true });
   }
 
   /** The store's clock now. */

@@ -17,6 +17,7 @@ export const OUTCOME_CODES: readonly AttemptOutcome[] = [
   "spawn_failed",
   "lost",
   "interrupted",
+  "cancelled",
 ];
 
 /** Per-minute figures; retries: bucket 0 counts retry attempts, bucket 1 first retries (jobs retried). */

@@ -65,7 +65,7 @@ export const COMMANDS: readonly CommandSpec[] = [
       {
         name: "state",
         value: "S",
-        help: "states, comma-separated: pending, processing, completed, failed, dead",
+        help: "states, comma-separated: pending, processing, completed, failed, dead, cancelled",
         aliases: ["status", "s"],
       },
       {
@@ -210,8 +210,46 @@ export const COMMANDS: readonly CommandSpec[] = [
     load: () => load("dlq"),
   },
   {
+    name: "cancel",
+    aliases: ["abort", "kill-job", "terminate"],
+    summary: "cancel jobs: waiting ones at once, running ones killed by their worker",
+    args: [{ name: "ID", optional: true, variadic: true, help: "jobs to cancel" }],
+    flags: [
+      { name: "reason", value: "TEXT", help: "why (kept on the job; shown by show)" },
+      {
+        name: "state",
+        value: "S",
+        help: "with --all: every job in these states (pending, failed, processing)",
+      },
+      { name: "all", help: "every job in the --state states" },
+    ],
+    details: "A pending or failed job (waiting for a retry) ends cancelled and never runs. A\n" +
+      "processing job is killed by its worker within a second (SIGTERM to its process group,\n" +
+      "SIGKILL after the grace) and ends cancelled, its attempt recorded as cancelled; if it\n" +
+      "exited 0 first, it stays completed. Cancelled jobs are not retried; `retry` puts them\n" +
+      "back. All ids or none: an unknown id is exit 4, a finished job exit 3.",
+    examples: [
+      `queuectl cancel 42 --reason "wrong input file"`,
+      "queuectl cancel --state pending,failed --all",
+    ],
+    load: () => load("cancel"),
+  },
+  {
+    name: "retry",
+    aliases: ["rerun", "requeue", "redo", "resubmit"],
+    summary: "put dead or cancelled jobs back in the queue with a fresh retry budget",
+    args: [{ name: "ID", variadic: true, help: "jobs to retry" }],
+    flags: [{ name: "force", help: "also completed jobs (they run again)" }],
+    details:
+      "All ids or none. A pending, failed or running job is exit 3, as is a completed one\n" +
+      "without --force. Jobs that were cancelled because this one died are not revived: retry\n" +
+      "them too.",
+    examples: ["queuectl retry 17 18", "queuectl retry 5 --force"],
+    load: () => load("retry"),
+  },
+  {
     name: "dlq retry",
-    aliases: ["retry", "requeue", "redo", "resubmit"],
+    aliases: ["requeue-dead", "redo-dead"],
     readsOnly: true,
     summary: "put dead jobs back in the queue with a fresh retry budget",
     args: [{ name: "ID", optional: true, variadic: true, help: "jobs to retry" }],
@@ -288,7 +326,11 @@ export const COMMANDS: readonly CommandSpec[] = [
         value: "D",
         help: "finished more than D ago (default: retain-completed, else 7d)",
       },
-      { name: "state", value: "S", help: "completed (default), dead or all-finished" },
+      {
+        name: "state",
+        value: "S",
+        help: "completed (default), dead, cancelled or all-finished",
+      },
       { name: "dry-run", help: "count, delete nothing" },
     ],
     examples: [`queuectl prune --state all-finished --older-than 1d --dry-run`],

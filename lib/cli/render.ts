@@ -48,6 +48,8 @@ export function stateColor(p: Palette, state: JobState): Paint {
       return p.magenta;
     case "dead":
       return p.red;
+    case "cancelled":
+      return p.dim;
   }
 }
 

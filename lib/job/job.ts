@@ -28,13 +28,18 @@ export interface Job {
   runAt: number;
   createdAt: number;
   updatedAt: number;
-  /** Set when the job reached `completed` or `dead`. */
+  /** Set when the job reached `completed`, `dead` or `cancelled`. */
   finishedAt: number | null;
   /** The worker holding it while `processing`. */
   workerId: string | null;
   leaseExpiresAt: number | null;
   lastError: string | null;
   lastExitCode: number | null;
+  /**
+   * Why a user cancelled it: set on a `processing` job when the cancel was asked for (its owner
+   * kills it at its next look), and kept on the `cancelled` job. Null otherwise.
+   */
+  cancelReason: string | null;
 }
 
 /** Runs left in the current budget: 1 + max_retries minus what was charged. */
@@ -55,7 +60,9 @@ export type AttemptOutcome =
   /** Its worker died or lost the lease; recovered by another worker. */
   | "lost"
   /** Stopped by a worker shutdown; not charged against the retry budget. */
-  | "interrupted";
+  | "interrupted"
+  /** Killed by its owner because a user cancelled the job; not retried. */
+  | "cancelled";
 
 /** One run of a job. */
 export interface Attempt {

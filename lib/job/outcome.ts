@@ -21,14 +21,19 @@ export type RunResult =
   /** The worker died, or its lease expired; found by recovery. */
   | { kind: "lost"; error: string }
   /** The worker was stopped and killed the attempt; the job goes back without using an attempt. */
-  | { kind: "interrupted"; error: string };
+  | { kind: "interrupted"; error: string }
+  /** A user cancelled the job and its owner killed it (SIGTERM, SIGKILL after the grace). */
+  | { kind: "cancelled"; error: string; signal: string | null };
 
 /**
  * One transition with every field it sets, ready for the store. Times are relative: the store
  * stamps them with its own clock (see lib/store/store.ts, "Time").
  */
 export interface Decision {
-  transition: Extract<TransitionName, "complete" | "retry" | "bury" | "interrupt">;
+  transition: Extract<
+    TransitionName,
+    "complete" | "retry" | "bury" | "interrupt" | "cancelRunning"
+  >;
   state: JobState;
   /** The next run is due this long after the store's now (retry: the backoff; interrupt: 0). */
   runInMs: number | null;
@@ -54,6 +59,7 @@ export function describeResult(result: RunResult): string | null {
     case "spawn_failed":
     case "lost":
     case "interrupted":
+    case "cancelled":
       return result.error;
   }
 }
@@ -78,7 +84,9 @@ export function decide(job: Job, result: RunResult, backoff: BackoffOptions): De
   const base = {
     outcome: outcomeOf(result),
     exitCode: result.kind === "exited" ? result.code : null,
-    signal: result.kind === "signaled" || result.kind === "timeout" ? result.signal : null,
+    signal: result.kind === "signaled" || result.kind === "timeout" || result.kind === "cancelled"
+      ? result.signal
+      : null,
     error: describeResult(result),
   };
   if (result.kind === "exited" && result.code === 0) {
@@ -86,6 +94,16 @@ export function decide(job: Job, result: RunResult, backoff: BackoffOptions): De
       ...base,
       transition: "complete",
       state: TRANSITIONS.complete.to,
+      runInMs: null,
+      terminal: true,
+      refund: false,
+    };
+  }
+  if (result.kind === "cancelled") {
+    return {
+      ...base,
+      transition: "cancelRunning",
+      state: TRANSITIONS.cancelRunning.to,
       runInMs: null,
       terminal: true,
       refund: false,

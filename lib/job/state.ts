@@ -7,7 +7,14 @@
  */
 
 /** Every state, in the order people read them (status, metrics). */
-export const JOB_STATES = ["pending", "processing", "completed", "failed", "dead"] as const;
+export const JOB_STATES = [
+  "pending",
+  "processing",
+  "completed",
+  "failed",
+  "dead",
+  "cancelled",
+] as const;
 
 /**
  * - `pending`: waiting to run, maybe scheduled for later (`run_at`). Enters by enqueue, `dlq retry`,
@@ -16,15 +23,25 @@ export const JOB_STATES = ["pending", "processing", "completed", "failed", "dead
  *   or by recovery when its worker is gone or its lease expired.
  * - `completed`: the last attempt exited 0. Terminal.
  * - `failed`: the last attempt failed and a retry is scheduled at `run_at`; claimed again when due.
- * - `dead`: retries are used up; the job sits in the dead letter queue until `dlq retry`.
+ * - `dead`: retries are used up; the job sits in the dead letter queue until `dlq retry` (or
+ *   `retry`).
+ * - `cancelled`: a user cancelled it (`cancel`): before it ran, or while it ran (its owner killed
+ *   it and recorded the attempt as `cancelled`). Terminal, never retried by itself; `retry` puts
+ *   it back.
  */
 export type JobState = typeof JOB_STATES[number];
 
 /** The states a job stays in for good (until pruned or retried from the DLQ). */
-export const TERMINAL_STATES: readonly JobState[] = ["completed", "dead"];
+export const TERMINAL_STATES: readonly JobState[] = ["completed", "dead", "cancelled"];
+
+/** States a user may cancel a job in (`processing`: its owner kills it at its next look). */
+export const CANCELLABLE_STATES: readonly JobState[] = ["pending", "failed", "processing"];
 
 /** States a worker may claim from (when `run_at` is due). */
 export const READY_STATES: readonly JobState[] = ["pending", "failed"];
+
+/** States `retry` takes a job from (`completed` only with `--force`). */
+export const RETRYABLE_STATES: readonly JobState[] = ["dead", "cancelled"];
 
 /** Names of transitions, each with the states it may leave and the state it enters. */
 export const TRANSITIONS = {
@@ -38,8 +55,19 @@ export const TRANSITIONS = {
   bury: { from: ["processing"], to: "dead" },
   /** The worker was told to stop and killed the attempt: run it again, without charging it. */
   interrupt: { from: ["processing"], to: "pending" },
-  /** A user put a dead job back with a fresh retry budget. */
+  /** A user put a dead job back with a fresh retry budget (`dlq retry`, `retry`). */
   dlqRetry: { from: ["dead"], to: "pending" },
+  /** `retry`: a dead or cancelled job back with a fresh retry budget. */
+  requeue: { from: ["dead", "cancelled"], to: "pending" },
+  /** `retry --force`: a completed job runs again, with a fresh retry budget. */
+  rerun: { from: ["completed"], to: "pending" },
+  /** A user cancelled a job that was waiting (or reserved by a claim and not started yet). */
+  cancel: { from: ["pending", "failed", "processing"], to: "cancelled" },
+  /**
+   * The owner of a running job saw its cancel request and killed it; or the attempt ended
+   * otherwise (not exit 0) while a cancel was requested. Recorded by the owner, fenced.
+   */
+  cancelRunning: { from: ["processing"], to: "cancelled" },
 } as const satisfies Record<string, { from: readonly JobState[]; to: JobState }>;
 
 export type TransitionName = keyof typeof TRANSITIONS;

@@ -154,6 +154,34 @@ export interface JobDlqRetryParams {
   ids: readonly string[] | "all";
 }
 
+export interface JobCancelParams {
+  /** The jobs to cancel: these ids, or every job in these states (pending, failed, processing). */
+  ids: readonly string[] | { states: readonly JobState[] };
+  /** Why, as the user gave it (kept on the job); the store does not make one up. */
+  reason: string;
+}
+
+export interface JobCancelResult {
+  /** Cancelled in this transaction: they were waiting, or reserved by a claim and not started. */
+  cancelled: Job[];
+  /**
+   * Running: the cancel is recorded on the job, and its owner kills it at its next look (see
+   * `jobCancelRequests`); it ends `cancelled`, or `completed` if it exited 0 first.
+   */
+  requested: Job[];
+}
+
+export interface JobRetryParams {
+  ids: readonly string[];
+  /** Also completed jobs (otherwise a conflict). */
+  force?: boolean;
+}
+
+/** A cancel asked of a running attempt, for its owner. */
+export interface CancelRequest extends AttemptRef {
+  reason: string;
+}
+
 /** What a worker says of itself: running (idle or busy: see `runningJobs`), or stopping. */
 export type WorkerState = "running" | "stopping";
 
@@ -285,6 +313,8 @@ export interface WorkerHeartbeatParams {
 export interface WorkerHeartbeatResult {
   /** Leases that are no longer the worker's (recovered by another worker). */
   lost: AttemptRef[];
+  /** Renewed attempts a user asked to cancel: the worker kills them. */
+  cancel: CancelRequest[];
 }
 
 export interface StatsParams {
@@ -369,6 +399,24 @@ export interface Store {
    * nothing. Concurrent retries of one job: exactly one applies (the update is guarded by state).
    */
   jobDlqRetry(params: JobDlqRetryParams): Promise<Job[]>;
+  /**
+   * Cancels jobs, all or none, in one transaction: throws `NotFoundError` (reason
+   * `job_not_found`) or `ConflictError` (reason `finished`, subject the id) for the first id at
+   * fault, changing nothing. A waiting job (pending, failed) ends `cancelled` at once, as does a
+   * claimed one whose attempt was only reserved; a running one gets a cancel request its owner
+   * sees at its next renewal or look (`jobCancelRequests`). Every update is guarded by the state
+   * it found under the transaction's lock, so a concurrent claim or finish makes it take the
+   * other branch, never both: the outcome that commits first wins (see `jobFinish`).
+   */
+  jobCancel(params: JobCancelParams): Promise<JobCancelResult>;
+  /** Cancel requests on the running attempts of a worker. Read-only, through a partial index. */
+  jobCancelRequests(params: { workerId: string }): Promise<CancelRequest[]>;
+  /**
+   * Moves dead and cancelled jobs (completed ones too with `force`) back to `pending` with a
+   * fresh retry budget, all or none: `NotFoundError`, or `ConflictError` (reason
+   * `not_retryable`) for the first id at fault. Guarded by state, as `jobDlqRetry`.
+   */
+  jobRetry(params: JobRetryParams): Promise<Job[]>;
   /** The attempt history of a job, oldest first. */
   attemptList(params: { jobId: string }): Promise<Attempt[]>;
   /** Output of one attempt, or undefined when none was saved. */
@@ -408,6 +456,9 @@ export interface Store {
   /**
    * Applies one attempt's outcome, only if `attempt` of `jobId` is still owned by `workerId` (and
    * its lease expired, when required): a fenced compare-and-set, so a stale owner changes nothing.
+   * When a cancel was requested (`jobCancel`) and the outcome is not a completion, the job ends
+   * `cancelled` instead, its attempt recorded with outcome `cancelled`; a completion clears the
+   * request. So a cancel that races the job's end yields exactly one of the two.
    */
   jobFinish(params: JobFinishParams): Promise<boolean>;
   /**

@@ -33,6 +33,8 @@ export class RunningAttempt {
   readonly leaseMs: number;
   readonly config: Config;
   readonly abort = new AbortController();
+  /** Aborted when a user cancelled the job (the executor kills it with a grace). */
+  readonly cancelled = new AbortController();
   /** When it started, on the worker's monotonic clock. */
   readonly startedMono: number;
   /**
@@ -72,6 +74,7 @@ export class RunningAttempt {
       outputLimit: start.config.outputLimitBytes,
       spawner: start.spawner,
       signal: this.abort.signal,
+      cancelSignal: this.cancelled.signal,
       onSpawn: (child) => {
         this.pid = child.pid;
         start.fault?.("run:after-spawn");
@@ -97,6 +100,16 @@ export class RunningAttempt {
     if (this.leaseLost !== null) return false;
     this.leaseLost = why;
     this.abort.abort("lease lost");
+    return true;
+  }
+
+  /**
+   * Kills the job because a user cancelled it: SIGTERM to its group, SIGKILL after the grace.
+   * Returns false when it was cancelled already or has ended.
+   */
+  cancel(reason: string): boolean {
+    if (this.cancelled.signal.aborted || this.result !== null) return false;
+    this.cancelled.abort(reason);
     return true;
   }
 

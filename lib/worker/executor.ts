@@ -30,6 +30,11 @@ export interface ExecuteOptions {
   spawner: Spawner;
   /** Aborting kills the job's group at once; the reason becomes the result (`interrupted`). */
   signal?: AbortSignal;
+  /**
+   * Aborting cancels the job: SIGTERM to its group, SIGKILL after the grace; the result is
+   * `cancelled` with the abort's reason (unless `signal` ended it first).
+   */
+  cancelSignal?: AbortSignal;
   killGraceMs?: number;
   /** Called once the process exists (to record its pid). */
   onSpawn?: (process: JobProcess) => void;
@@ -107,6 +112,17 @@ async function run(
   }
   const onAbort = () => child.killGroup("SIGKILL");
   options.signal?.addEventListener("abort", onAbort, { once: true });
+  let cancelled: { signal: string } | null = null;
+  const onCancel = () => {
+    cancelled = { signal: "SIGTERM" };
+    child.killGroup("SIGTERM");
+    timers.push(setTimeout(() => {
+      cancelled = { signal: "SIGKILL" };
+      child.killGroup("SIGKILL");
+    }, grace));
+  };
+  if (options.cancelSignal?.aborted) onCancel();
+  else options.cancelSignal?.addEventListener("abort", onCancel, { once: true });
 
   let status;
   try {
@@ -114,6 +130,7 @@ async function run(
   } finally {
     for (const timer of timers) clearTimeout(timer);
     options.signal?.removeEventListener("abort", onAbort);
+    options.cancelSignal?.removeEventListener("abort", onCancel);
   }
   // The shell is gone; whatever it left behind in its group goes too (a background `sleep`
   // would otherwise hold the pipes open and outlive the attempt).
@@ -133,6 +150,16 @@ async function run(
   // exit status: that status is the outcome, and the job must not run again.
   if (options.signal?.aborted && status.code === null && status.signal === "SIGKILL") {
     return interrupted(options.signal);
+  }
+  if (cancelled !== null) {
+    // Whatever the shell made of the signals: the user asked for it to stop.
+    const { signal } = cancelled as { signal: string };
+    const reason = options.cancelSignal?.reason;
+    return {
+      kind: "cancelled",
+      error: `cancelled${typeof reason === "string" && reason !== "" ? `: ${reason}` : ""}`,
+      signal,
+    };
   }
   if (timedOut !== null) {
     const { signal } = timedOut as { signal: string };

@@ -40,7 +40,8 @@ export async function housekeeping(options: HousekeepingOptions, config: Config)
     let deleted = 0;
     for (let i = 0; i < PRUNE_BATCHES && options.goOn(); i++) {
       const ids = await store.jobPrune({
-        states: ["completed"],
+        // Cancelled jobs go the way of completed ones; dead ones wait in the DLQ for a person.
+        states: ["completed", "cancelled"],
         olderThanMs: retain,
         limit: PRUNE_BATCH,
         scanLimit: PRUNE_SCAN,
@@ -48,7 +49,7 @@ export async function housekeeping(options: HousekeepingOptions, config: Config)
       deleted += ids.length;
       if (ids.length < PRUNE_BATCH) break;
     }
-    if (deleted > 0) options.log(`retention: deleted ${deleted} completed jobs`);
+    if (deleted > 0) options.log(`retention: deleted ${deleted} completed or cancelled jobs`);
   }
   await store.statsCompact({
     retainMs: STATS_RETENTION_MS,

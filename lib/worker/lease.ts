@@ -31,6 +31,8 @@ export interface LeaseKeeperOptions {
   trouble: (key: string, error: QueuectlError, message: string) => void;
   /** Told at once when an attempt is killed for its lease (before anything is written). */
   onLost: (attempt: RunningAttempt) => void;
+  /** Told of a cancel request a renewal returned, for an attempt still running. */
+  onCancel?: (attempt: RunningAttempt, reason: string) => void;
   /** Kill this long before the lease could run out (default: 1 s, at most a tenth of the lease). */
   marginMs?: number;
 }
@@ -66,7 +68,7 @@ export class LeaseKeeper {
     const live = attempts.filter((a) => a.leaseLost === null && a.result === null);
     const sent = this.#o.clock.monotonic();
     try {
-      const { lost } = await this.#o.store.workerHeartbeat({
+      const { lost, cancel } = await this.#o.store.workerHeartbeat({
         id: this.#o.workerId,
         leases: live.map((a) => ({ ...a.ref, leaseMs: a.leaseMs })),
         totals,
@@ -78,6 +80,12 @@ export class LeaseKeeper {
         } else {
           attempt.renewSentMono = sent;
         }
+      }
+      for (const request of cancel) {
+        const attempt = live.find((a) =>
+          a.ref.jobId === request.jobId && a.ref.attempt === request.attempt
+        );
+        if (attempt) this.#o.onCancel?.(attempt, request.reason);
       }
       return true;
     } catch (error) {

@@ -96,6 +96,11 @@ const PREFETCH_BELOW_MS = 100;
 const RESERVE_HOLD_MS = 250;
 /** How often a worker looks for rows of workers that are gone for good. */
 const FORGET_EVERY_MS = 10_000;
+/**
+ * While jobs run, the worker looks for cancel requests on them when the store reports a change,
+ * and at least this often (a store that does not wake it for others' commits).
+ */
+const CANCEL_LOOK_MS = 500;
 /** An idle worker looks for due jobs at least this often (clock steps, missed changes). */
 const IDLE_WAKE_MS = 5000;
 
@@ -138,6 +143,10 @@ export class Worker {
   #reserved: { job: Job; at: number }[] = [];
   /** Whether to reserve ahead: the attempts that ended last were short. */
   #prefetch = false;
+  /** The change mark and time (monotonic) of the last look for cancel requests. */
+  #cancelMark = -1;
+  #cancelLookAt = -Infinity;
+  #cancelLooking = false;
 
   constructor(options: WorkerOptions) {
     this.#o = options;
@@ -158,6 +167,7 @@ export class Worker {
         this.#log(
           `job ${a.job.id} attempt ${a.ref.attempt}: lease lost (${a.leaseLost}); job killed`,
         ),
+      onCancel: (attempt, reason) => this.#cancel(attempt, reason),
     });
     this.#progress = new ProgressRecorder({ store: this.#store, clock: this.#clock, trouble });
     this.#housekeepingAt = this.#clock.monotonic() +
@@ -465,7 +475,9 @@ export class Worker {
 
   #count(decision: Decision, ranMs: number): void {
     if (decision.outcome === "completed") this.#totals.jobsDone++;
-    else if (decision.outcome !== "interrupted") this.#totals.jobsFailed++;
+    else if (decision.outcome !== "interrupted" && decision.outcome !== "cancelled") {
+      this.#totals.jobsFailed++;
+    }
     this.#totals.busyMs += Math.round(ranMs);
   }
 
@@ -497,12 +509,54 @@ export class Worker {
       }
       this.fence();
       if (!this.#databaseLost) {
+        await this.#lookForCancels();
         await this.#release(false);
         await this.#progress.tick(this.#slots.values());
       }
       this.#after(PROGRESS_TICK_MS, tick);
     };
     this.#after(PROGRESS_TICK_MS, tick);
+  }
+
+  /**
+   * Looks for cancel requests on the running attempts: when the store reports a change since the
+   * last look, or `CANCEL_LOOK_MS` after it (one indexed read of a few rows).
+   */
+  async #lookForCancels(): Promise<void> {
+    if (this.#cancelLooking) return;
+    const mark = this.#store.changeMark();
+    const now = this.#clock.monotonic();
+    if (mark === this.#cancelMark && now - this.#cancelLookAt < CANCEL_LOOK_MS) return;
+    if (![...this.#slots.values()].some((a) => a.result === null && a.leaseLost === null)) return;
+    this.#cancelMark = mark;
+    this.#cancelLookAt = now;
+    this.#cancelLooking = true;
+    try {
+      for (const request of await this.#store.jobCancelRequests({ workerId: this.id })) {
+        const attempt = this.#slots.get(request.jobId);
+        if (attempt && attempt.ref.attempt === request.attempt) {
+          this.#cancel(attempt, request.reason);
+        }
+      }
+    } catch (error) {
+      if (!(error instanceof QueuectlError)) throw error;
+      this.#trouble("cancel", error, `looking for cancel requests: ${error.message}`);
+    } finally {
+      this.#cancelLooking = false;
+    }
+  }
+
+  /** Kills a running attempt a user cancelled (SIGTERM, SIGKILL after the grace). */
+  #cancel(attempt: RunningAttempt, reason: string): void {
+    if (attempt.result !== null || attempt.leaseLost !== null || attempt.cancelled.signal.aborted) {
+      return;
+    }
+    this.#o.fault?.("cancel:seen");
+    if (attempt.cancel(reason)) {
+      this.#log(
+        `job ${attempt.job.id} attempt ${attempt.ref.attempt}: cancelled (${reason}); killing it`,
+      );
+    }
   }
 
   /** Waits for a change in the database, an attempt's end, the next scheduled job, or a stop. */

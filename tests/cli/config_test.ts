@@ -16,7 +16,7 @@ Deno.test("config get lists every key with its value, default and meaning", asyn
       "job-timeout       5m     5m       time limit of a job without its own timeout (0 = none)",
       "lease-timeout     30s    30s      a job whose worker stops renewing its lease this long is recovered",
       "output-limit      1MiB   1MiB     output kept per stream and attempt (head and tail, the middle cut)",
-      "retain-completed  7d     7d       workers delete completed jobs this long after they finished (0 = keep)",
+      "retain-completed  7d     7d       workers delete completed and cancelled jobs this long after they finished (0 = keep)",
       "",
     ].join("\n"),
   );
@@ -47,7 +47,7 @@ Deno.test("config set stores a value that config get then shows", async () => {
       "job-timeout       5m      5m       time limit of a job without its own timeout (0 = none)",
       "lease-timeout     30s     30s      a job whose worker stops renewing its lease this long is recovered",
       "output-limit      512KiB  1MiB     output kept per stream and attempt (head and tail, the middle cut)",
-      "retain-completed  7d      7d       workers delete completed jobs this long after they finished (0 = keep)",
+      "retain-completed  7d      7d       workers delete completed and cancelled jobs this long after they finished (0 = keep)",
       "",
     ].join("\n"),
   );

@@ -124,6 +124,11 @@ export async function makeJob(
 ): Promise<Job> {
   let job = await insertJob(store, clock, options);
   if (state === "pending") return job;
+  if (state === "cancelled") {
+    const { cancelled } = await store.jobCancel({ ids: [job.id], reason: "by the factory" });
+    if (cancelled[0]?.id !== job.id) throw new Error(`factory: could not cancel job "${job.id}"`);
+    return cancelled[0];
+  }
   const workerId = options.workerId ?? TEST_WORKER;
   if (state === "reserved") {
     // Claimed and never armed: what a worker that died before the spawn leaves.
@@ -154,7 +159,10 @@ export async function makeJob(
   }
 }
 
-/** One job in each state, ids `p1`, `r1` (processing), `c1`, `f1`, `d1`, made in a safe order. */
+/**
+ * One job in each state, ids `p1`, `r1` (processing), `c1`, `f1`, `d1`, `x1` (cancelled), made
+ * in a safe order.
+ */
 export async function makeOneOfEach(
   store: Store,
   clock: FakeClock,
@@ -163,8 +171,9 @@ export async function makeOneOfEach(
   const completed = await makeJob(store, clock, "completed", { id: "c1", command: "true" });
   const failed = await makeJob(store, clock, "failed", { id: "f1", command: "false" });
   const processing = await makeJob(store, clock, "processing", { id: "r1", command: "sleep 60" });
+  const cancelled = await makeJob(store, clock, "cancelled", { id: "x1", command: "echo no" });
   const pending = await makeJob(store, clock, "pending", { id: "p1", command: "echo hi" });
-  return { pending, processing, completed, failed, dead };
+  return { pending, processing, completed, failed, dead, cancelled };
 }
 
 /**

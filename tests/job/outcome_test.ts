@@ -32,6 +32,7 @@ function claimed(budgetUsed: number, maxRetries = 3): Job {
     leaseExpiresAt: NOW + 30_000,
     lastError: null,
     lastExitCode: null,
+    cancelReason: null,
   };
 }
 

@@ -14,7 +14,7 @@ import { mapPgError } from "../../lib/store/postgres/errors.ts";
 import type { NewJob } from "../../lib/job/job.ts";
 import { MIGRATIONS } from "../../lib/store/postgres/migrations.ts";
 import { openPostgresStore } from "../../lib/store/postgres/open.ts";
-import { compile, JOB_CLAIM } from "../../lib/store/postgres/queries.ts";
+import { compile, compileScript, JOB_CLAIM } from "../../lib/store/postgres/queries.ts";
 import { PG_SCHEMA_VERSION } from "../../lib/store/postgres/version.ts";
 import { runProcess } from "../helpers/cli.ts";
 import { insertJob, TEST_HOST_ID } from "../helpers/factory.ts";
@@ -146,9 +146,10 @@ Deno.test("ten processes opening an empty database at once: one migrates, the ot
   for (const [i, run] of runs.entries()) {
     assert.deepEqual([run.code, run.stdout, run.stderr], [0, `p${i}\n`, ""], `process ${i}`);
   }
-  assert.deepEqual(await rows(db.url, "SELECT version FROM queuectl.queuectl_migrations"), [
-    String(PG_SCHEMA_VERSION),
-  ]);
+  assert.deepEqual(
+    await rows(db.url, "SELECT version FROM queuectl.queuectl_migrations ORDER BY version"),
+    ["3", String(PG_SCHEMA_VERSION)],
+  );
   assert.deepEqual(await rows(db.url, "SELECT count(*) FROM queuectl.jobs"), ["10"]);
   assert.deepEqual(await rows(db.url, "SELECT count(*) FROM queuectl.meta"), ["1"]);
 });
@@ -800,5 +801,47 @@ Deno.test("a statement past statement_timeout fails busy (exit 5)", async () => 
       "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'psql' AND datname = current_database() AND pid <> pg_backend_pid()",
     );
     await holder.status;
+  }
+});
+
+Deno.test("openPostgresStore() upgrades a v3 schema to v4: rows kept, cancelled jobs allowed", async () => {
+  await using db = await pgDatabase();
+  const v3 = MIGRATIONS.find((m) => m.version === 3)!;
+  await psql(
+    db.url,
+    `CREATE SCHEMA queuectl;
+     CREATE TABLE queuectl.queuectl_migrations (version integer PRIMARY KEY, name text NOT NULL,
+       applied_at bigint NOT NULL);
+     INSERT INTO queuectl.queuectl_migrations VALUES (3, '${v3.name}', 0);
+     ${compileScript(v3.sql, "queuectl")}
+     INSERT INTO queuectl.jobs (seq, id, command, state, priority, max_retries, cwd, run_at,
+       created_at, updated_at, attempts, budget_used, finished_at)
+     VALUES (1, '1', 'true', 'pending', 5, 3, '/', 0, 0, 0, 0, 0, NULL),
+            (2, '2', 'false', 'dead', 5, 0, '/', 0, 0, 0, 1, 1, 5);
+     INSERT INTO queuectl.attempts (job_seq, attempt, worker_id, started_at, finished_at, outcome)
+     VALUES (2, 1, 'w0', 1, 5, 'failed');
+     SELECT setval('queuectl.job_seq', 2);`,
+  );
+  const clock = new FakeClock(T0);
+  const store = await openPostgresStore(db.url, { role: "cli", testClock: clock });
+  try {
+    assert.deepEqual(
+      await rows(db.url, "SELECT version FROM queuectl.queuectl_migrations ORDER BY version"),
+      ["3", "4"],
+    );
+    const counts = await store.jobCountByState();
+    assert.deepEqual([counts.pending, counts.dead, counts.cancelled, counts.total], [1, 1, 0, 2]);
+    const { cancelled } = await store.jobCancel({ ids: ["1"], reason: "upgrade test" });
+    assert.deepEqual(cancelled.map((j) => [j.id, j.state, j.cancelReason]), [
+      ["1", "cancelled", "upgrade test"],
+    ]);
+    assert.equal((await store.jobCountByState()).cancelled, 1);
+    assert.deepEqual((await store.jobRetry({ ids: ["2", "1"] })).map((j) => j.state), [
+      "pending",
+      "pending",
+    ]);
+    assert.deepEqual((await store.attemptList({ jobId: "2" })).map((a) => a.outcome), ["failed"]);
+  } finally {
+    await store.close();
   }
 });

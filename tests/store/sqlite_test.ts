@@ -70,7 +70,7 @@ Deno.test("openSqliteStore() reopens an existing database without migrating it a
   clock.advance(1000);
   const second = await openTestStore(dir.db, clock);
   try {
-    assert.equal((await second.jobCountByState()).total, 5);
+    assert.equal((await second.jobCountByState()).total, 6);
   } finally {
     second.close();
   }
@@ -398,7 +398,7 @@ Deno.test("openSqliteStore() handles a path with spaces, #, ?, % and non-ASCII c
     const store = await openTestStore(path, clock);
     try {
       if (i === 0) await makeOneOfEach(store, clock);
-      assert.equal((await store.jobCountByState()).total, 5);
+      assert.equal((await store.jobCountByState()).total, 6);
     } finally {
       store.close();
     }
@@ -434,4 +434,111 @@ Deno.test("mapSqliteError() turns SQLite result codes into the documented exit c
   }
   const other = new Error("no such table: x");
   assert.equal(mapSqliteError(other, "/q.db"), other, "an unknown error passes through");
+});
+
+Deno.test("openSqliteStore() upgrades a v5 database to v6: every row kept, ids never reused", async () => {
+  await using dir = await tempDir();
+  // A v5 database with jobs in every state, their attempts, and a pruned job whose number the
+  // sequence must remember.
+  const clock = new FakeClock(T0);
+  withRawDb(dir.db, (db) => {
+    db.exec(`PRAGMA journal_mode = WAL; PRAGMA application_id = ${APPLICATION_ID}`);
+    for (const migration of MIGRATIONS.filter((m) => m.version <= 5)) {
+      db.exec(migration.sql);
+      db.exec(`PRAGMA user_version = ${migration.version}`);
+    }
+  });
+  withRawDb(dir.db, (db) => {
+    const insert = db.prepare(
+      "INSERT INTO jobs (seq, id, command, state, priority, max_retries, cwd, run_at, " +
+        "created_at, updated_at, attempts, budget_used, worker_id, lease_expires_at, " +
+        "finished_at, last_error) VALUES (?, ?, 'true', ?, 5, 3, '/', 0, 0, 0, ?, ?, ?, ?, ?, ?)",
+    );
+    insert.run(1, "1", "pending", 0, 0, null, null, null, null);
+    insert.run(2, "2", "processing", 1, 1, "w1", 99, null, null);
+    insert.run(3, "3", "completed", 1, 1, null, null, 5, null);
+    insert.run(4, "4", "dead", 4, 4, null, null, 6, "exited with code 1");
+    insert.run(5, "5", "failed", 1, 1, null, null, null, "exited with code 1");
+    insert.run(9, "9", "completed", 1, 1, null, null, 7, null);
+    db.exec("DELETE FROM jobs WHERE seq = 9");
+    db.exec(
+      "UPDATE job_counts SET n = 1 WHERE state IN ('pending', 'processing', 'completed', 'dead', 'failed')",
+    );
+    db.exec(
+      "INSERT INTO attempts (job_seq, attempt, worker_id, started_at, finished_at, outcome) " +
+        "VALUES (3, 1, 'w0', 1, 5, 'completed'), (4, 4, 'w0', 1, 6, 'failed')",
+    );
+    db.exec(
+      "INSERT INTO attempts (job_seq, attempt, worker_id, started_at, armed) VALUES (2, 1, 'w1', 1, 1)",
+    );
+  });
+  const store = await openTestStore(dir.db, clock);
+  try {
+    const counts = await store.jobCountByState();
+    assert.deepEqual(counts, {
+      pending: 1,
+      processing: 1,
+      completed: 1,
+      failed: 1,
+      dead: 1,
+      cancelled: 0,
+      total: 5,
+    });
+    assert.equal((await store.jobGet({ id: "4" }))?.lastError, "exited with code 1");
+    assert.deepEqual((await store.attemptList({ jobId: "4" })).map((a) => a.outcome), ["failed"]);
+    // The pruned job's number is not handed out again.
+    const [next] = (await store.jobInsertMany({
+      jobs: [{
+        id: undefined,
+        command: "true",
+        priority: 5,
+        maxRetries: null,
+        timeoutMs: null,
+        cwd: "/",
+        env: {},
+        runAt: null,
+        delayMs: 0,
+      }],
+      defaultMaxRetries: 3,
+    })).jobs;
+    assert.equal(next?.id, "10");
+    // The new state works on the old rows.
+    const cancel = await store.jobCancel({ ids: ["1", "5", "2"], reason: "upgrade test" });
+    assert.deepEqual(cancel.cancelled.map((j) => j.id), ["1", "5"]);
+    assert.deepEqual(cancel.requested.map((j) => j.id), ["2"]);
+    assert.equal((await store.jobCountByState()).cancelled, 2);
+    assert.deepEqual((await store.jobRetry({ ids: ["1", "4"] })).map((j) => j.state), [
+      "pending",
+      "pending",
+    ]);
+  } finally {
+    store.close();
+  }
+  withRawDb(dir.db, (db) => {
+    assert.equal(Object.values(db.prepare("PRAGMA user_version").get()!)[0], SCHEMA_VERSION);
+    const names = (type: string) =>
+      db.prepare(
+        `SELECT name FROM sqlite_master WHERE type = '${type}' AND name NOT LIKE 'sqlite_%'`,
+      )
+        .all().map((t) => t.name).sort();
+    assert.deepEqual(names("trigger"), ["jobs_count_delete", "jobs_count_update"]);
+    assert.deepEqual(names("index"), [
+      "attempts_failures",
+      "jobs_by_state",
+      "jobs_cancel_requested",
+      "jobs_ready",
+    ]);
+    assert.deepEqual(names("table"), [
+      "attempts",
+      "config",
+      "job_counts",
+      "jobs",
+      "outputs",
+      "queuectl_meta",
+      "queuectl_migrations",
+      "stats_minute",
+      "workers",
+    ]);
+    assert.equal(db.prepare("PRAGMA integrity_check").get()!.integrity_check, "ok");
+  });
 });

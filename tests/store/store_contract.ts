@@ -39,6 +39,7 @@ import {
 import { within } from "../helpers/poll.ts";
 import { T0 } from "../helpers/temp.ts";
 import { statsContract } from "./store_contract_stats.ts";
+import { jobControlContract } from "./store_contract_jobctl.ts";
 
 /** Reads that bypass the store, for what no store method shows (RAW SQL in each backend). */
 export interface RawReads {
@@ -139,7 +140,15 @@ export function storeContract(
   /** The maintained counts must equal a tally of the rows after every change. */
   async function assertCounts(f: ContractFixture, expected: Partial<Record<JobState, number>>) {
     const counts = await f.store.jobCountByState();
-    const want = { pending: 0, processing: 0, completed: 0, failed: 0, dead: 0, ...expected };
+    const want = {
+      pending: 0,
+      processing: 0,
+      completed: 0,
+      failed: 0,
+      dead: 0,
+      cancelled: 0,
+      ...expected,
+    };
     const total = Object.values(want).reduce((a, b) => a + b, 0);
     assert.deepEqual(counts, { ...want, total } satisfies JobCounts);
     const { jobs } = await f.store.jobList({ limit: 1_000_000 });
@@ -182,6 +191,7 @@ export function storeContract(
       leaseExpiresAt: null,
       lastError: null,
       lastExitCode: null,
+      cancelReason: null,
     };
     const { seq: _seq, ...returned } = jobs[0]!;
     assert.deepEqual(returned, expected);
@@ -247,7 +257,14 @@ export function storeContract(
       assert.equal(after?.state, job.state);
       assert.equal(after?.command, job.command);
     }
-    await assertCounts(f, { pending: 1, processing: 1, completed: 1, failed: 1, dead: 1 });
+    await assertCounts(f, {
+      pending: 1,
+      processing: 1,
+      completed: 1,
+      failed: 1,
+      dead: 1,
+      cancelled: 1,
+    });
   });
 
   test("jobInsertMany() with ifExists keep returns the existing job", async (f) => {
@@ -385,7 +402,7 @@ export function storeContract(
   });
 
   test("jobList() filters by one state or several, paging the same way", async ({ store, clock }) => {
-    await makeOneOfEach(store, clock); // d1, c1, f1, r1, p1 in that order
+    await makeOneOfEach(store, clock); // d1, c1, f1, r1, x1, p1 in that order
     const p2 = await makeJob(store, clock, "pending", { id: "p2" });
     for (const state of JOB_STATES) {
       const { jobs, total } = await store.jobList({ states: [state], limit: 100 });
@@ -410,8 +427,8 @@ export function storeContract(
     });
     assert.deepEqual([rest.jobs.map((j) => j.id), rest.older], [["d1"], false]);
     const every = await store.jobList({ states: [...JOB_STATES], limit: 3 });
-    assert.deepEqual(every.jobs.map((j) => j.id), ["r1", "p1", "p2"]);
-    assert.equal(every.total, 6);
+    assert.deepEqual(every.jobs.map((j) => j.id), ["x1", "p1", "p2"]);
+    assert.equal(every.total, 7);
     // An empty list of states matches nothing.
     assert.deepEqual(await store.jobList({ states: [], limit: 5 }), {
       jobs: [],
@@ -580,7 +597,7 @@ export function storeContract(
           leases: [{ ...r, leaseMs: 99_000 }],
           totals,
         }),
-        { lost: [r] },
+        { lost: [r], cancel: [] },
       );
       assert.deepEqual(await store.attemptSetProcess([{ ...r, pid: 1, pidStart: 1 }]), [false]);
       const empty = { head: new Uint8Array(0), tail: new Uint8Array(0), total: 0 };
@@ -598,14 +615,14 @@ export function storeContract(
     const lease = { ...ref(job), leaseMs: TEST_LEASE_MS };
     assert.deepEqual(
       await store.workerHeartbeat({ id: job.workerId!, leases: [lease], totals }),
-      { lost: [] },
+      { lost: [], cancel: [] },
     );
     assert.equal((await store.jobGet({ id: "x" }))?.leaseExpiresAt, clock.now() + TEST_LEASE_MS);
     assert.equal(await store.jobFinish({ ...ref(job), decision }), true);
     assert.equal(await store.jobFinish({ ...ref(job), decision }), false);
     assert.deepEqual(
       await store.workerHeartbeat({ id: job.workerId!, leases: [lease], totals }),
-      { lost: [ref(job)] },
+      { lost: [ref(job)], cancel: [] },
     );
     assert.equal((await store.jobGet({ id: "x" }))?.state, "completed");
   });
@@ -796,7 +813,14 @@ export function storeContract(
     }
     assert.deepEqual(await store.jobGet({ id: "d1" }), jobs.dead);
     assert.deepEqual(await store.jobGet({ id: "d2" }), d2);
-    await assertCounts(f, { pending: 1, processing: 1, completed: 1, failed: 1, dead: 2 });
+    await assertCounts(f, {
+      pending: 1,
+      processing: 1,
+      completed: 1,
+      failed: 1,
+      dead: 2,
+      cancelled: 1,
+    });
   });
 
   test("jobDlqRetry() with all retries every dead job, or none when the DLQ is empty", async (f) => {
@@ -806,7 +830,7 @@ export function storeContract(
     await makeOneOfEach(store, clock);
     const retried = await store.jobDlqRetry({ ids: "all" });
     assert.deepEqual(retried.map((j) => j.id).sort(), ["d1", "d2"]);
-    await assertCounts(f, { pending: 3, processing: 1, completed: 1, failed: 1 });
+    await assertCounts(f, { pending: 3, processing: 1, completed: 1, failed: 1, cancelled: 1 });
   });
 
   test("every method reports errors as a rejected promise, never a synchronous throw", async ({ store, clock }) => {
@@ -861,6 +885,7 @@ export function storeContract(
     const counted = { jobsDone: 3, jobsFailed: 1, busyMs: 420 };
     assert.deepEqual(await store.workerHeartbeat({ id: "w1", leases: [], totals: counted }), {
       lost: [],
+      cancel: [],
     });
     clock.advance(1);
     await store.workerSetState({ id: "w1", state: "stopping" });
@@ -883,15 +908,18 @@ export function storeContract(
     const lease = { jobId: "j", attempt: job.attempts, workerId: "w", leaseMs: 5000 };
     assert.deepEqual(await store.workerHeartbeat({ id: "w", leases: [lease], totals }), {
       lost: [],
+      cancel: [],
     });
     assert.equal((await store.jobGet({ id: "j" }))?.leaseExpiresAt, clock.now() + 5000);
     const wrong = { ...lease, attempt: 2 };
     assert.deepEqual(await store.workerHeartbeat({ id: "w", leases: [wrong], totals }), {
       lost: [{ jobId: "j", attempt: 2, workerId: "w" }],
+      cancel: [],
     });
     const other = { ...lease, workerId: "other" };
     assert.deepEqual(await store.workerHeartbeat({ id: "other", leases: [other], totals }), {
       lost: [{ jobId: "j", attempt: job.attempts, workerId: "other" }],
+      cancel: [],
     });
     assert.equal((await store.jobGet({ id: "j" }))?.leaseExpiresAt, clock.now() + 5000);
   });
@@ -945,7 +973,7 @@ export function storeContract(
         leases: [{ ...ref(job), leaseMs: 1000 }],
         totals,
       }),
-      { lost: [ref(job)] },
+      { lost: [ref(job)], cancel: [] },
     );
     assert.equal(await take(ref(job)), false, "taken once");
     const lost = decide(job, { kind: "lost", error: "worker lost" }, BACKOFF);
@@ -1135,6 +1163,7 @@ export function storeContract(
   });
 
   statsContract(test);
+  jobControlContract(test);
   /**
    * A queue to search: jobs in every state, priorities 1..10, commands with shared parts, one
    * second apart; returns every job, newest first.

@@ -81,6 +81,7 @@ const NO_OUTCOMES = {
   spawn_failed: 0,
   lost: 0,
   interrupted: 0,
+  cancelled: 0,
 };
 
 /**
@@ -604,6 +605,7 @@ export function statsContract(test: ContractTest): void {
       completed: rows.completed ?? 0,
       failed: rows.failed ?? 0,
       dead: rows.dead ?? 0,
+      cancelled: rows.cancelled ?? 0,
       total: Object.values(rows).reduce((a, b) => a + b, 0),
     });
     assert.deepEqual(counts, {
@@ -612,6 +614,7 @@ export function statsContract(test: ContractTest): void {
       completed: 1,
       failed: 1,
       dead: 1,
+      cancelled: 0,
       total: 5,
     });
     assert.deepEqual(
@@ -637,6 +640,7 @@ export function statsContract(test: ContractTest): void {
       completed: 0,
       failed: 1,
       dead: 0,
+      cancelled: 0,
       total: 3,
     });
     assert.deepEqual(await f.raw.tableCounts(), { attempts: 2, outputs: 0, orphans: 0 });

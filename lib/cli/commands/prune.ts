@@ -15,7 +15,8 @@ import { formatDuration, iso } from "../../time.ts";
 const STATES: Record<string, JobState[]> = {
   completed: ["completed"],
   dead: ["dead"],
-  "all-finished": ["completed", "dead"],
+  cancelled: ["cancelled"],
+  "all-finished": ["completed", "dead", "cancelled"],
 };
 
 export async function run(ctx: Context): Promise<number> {
@@ -23,7 +24,7 @@ export async function run(ctx: Context): Promise<number> {
   const states = STATES[stateText];
   if (!states || !Object.hasOwn(STATES, stateText)) {
     throw new UsageError(`Invalid value "${stateText}" for --state`, {
-      hint: "use completed, dead or all-finished",
+      hint: "use completed, dead, cancelled or all-finished",
     });
   }
   let olderMs = flagDuration(ctx.args, "older-than");

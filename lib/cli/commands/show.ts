@@ -70,6 +70,10 @@ export async function run(ctx: Context): Promise<number> {
   if (job.workerId) {
     fields.push(["worker", job.workerId], ["lease until", localTime(job.leaseExpiresAt)]);
   }
+  if (job.cancelReason !== null) {
+    const label = job.state === "processing" ? "cancelling" : "cancelled";
+    fields.push([label, escapeControls(job.cancelReason)]);
+  }
   if (job.lastError) fields.push(["last error", escapeControls(job.lastError)]);
   let out = fields.map(([k, v]) => `${p.bold(k.padEnd(12))}${v}\n`).join("");
   if (attempts.length) {
@@ -104,6 +108,7 @@ export async function run(ctx: Context): Promise<number> {
 export function attemptsText(job: Job): string {
   if (job.state === "completed") return `${job.attempts} (completed on attempt ${job.attempts})`;
   if (job.state === "dead") return `${job.attempts} (1 + ${job.maxRetries} retries, all failed)`;
+  if (job.state === "cancelled") return `${job.attempts} (cancelled; \`retry\` runs it again)`;
   return `${job.attempts} (${attemptsLeft(job)} left of 1 + ${job.maxRetries} retries)`;
 }
 

@@ -187,4 +187,32 @@ CREATE TABLE {S}.stats_minute (
 );
 `,
   },
+  {
+    version: 4,
+    name: "cancelled jobs and cancel requests (SQLite v6)",
+    sql: `
+-- The CHECKs that name states and outcomes learn 'cancelled' (their names are PostgreSQL's own
+-- for the v3 definitions). A new CHECK validates the rows once, under the migration's lock.
+ALTER TABLE {S}.jobs DROP CONSTRAINT jobs_state_check;
+ALTER TABLE {S}.jobs ADD CONSTRAINT jobs_state_check CHECK (state IN (${STATES}, 'cancelled'));
+ALTER TABLE {S}.jobs DROP CONSTRAINT jobs_check2;
+ALTER TABLE {S}.jobs ADD CONSTRAINT jobs_finished_check
+  CHECK ((state IN ('completed', 'dead', 'cancelled')) = (finished_at IS NOT NULL));
+-- Set on a processing job when a user cancels it (its owner kills it at its next look), and
+-- kept on the cancelled job: why it was cancelled.
+ALTER TABLE {S}.jobs ADD COLUMN cancel_reason text;
+-- A worker looks for cancel requests on its jobs: few rows, found without a scan.
+CREATE INDEX jobs_cancel_requested ON {S}.jobs (worker_id)
+  WHERE cancel_reason IS NOT NULL AND state = 'processing';
+
+ALTER TABLE {S}.job_counts DROP CONSTRAINT job_counts_state_check;
+ALTER TABLE {S}.job_counts ADD CONSTRAINT job_counts_state_check
+  CHECK (state IN (${STATES}, 'cancelled'));
+INSERT INTO {S}.job_counts (state, n) VALUES ('cancelled', 0);
+
+ALTER TABLE {S}.attempts DROP CONSTRAINT attempts_outcome_check;
+ALTER TABLE {S}.attempts ADD CONSTRAINT attempts_outcome_check CHECK (outcome IN
+  ('completed', 'failed', 'timeout', 'spawn_failed', 'lost', 'interrupted', 'cancelled'));
+`,
+  },
 ];

@@ -161,7 +161,7 @@ export const JOB_LIST =
  * The same in some states: `JOB_LIST_BY_STATES[n - 1]` takes n states, :s0 … :s(n-1), one
  * backward walk of jobs_by_state per state, merged (as SQLite's, for the same reason).
  */
-export const JOB_LIST_BY_STATES: readonly string[] = [1, 2, 3, 4, 5].map((n) =>
+export const JOB_LIST_BY_STATES: readonly string[] = [1, 2, 3, 4, 5, 6].map((n) =>
   `SELECT * FROM (${
     Array.from({ length: n }, (_, i) =>
       `(SELECT * FROM {S}.jobs WHERE state = :s${i}::text AND seq < :before::bigint
@@ -175,7 +175,7 @@ export const JOB_LIST_BY_STATES: readonly string[] = [1, 2, 3, 4, 5].map((n) =>
  * jobs_by_state, merged, as in `JOB_LIST_BY_STATES`. Time bounds do not narrow the walk here (the
  * contract allows either): they are conditions like the others.
  */
-const SEARCH_WALK: readonly string[] = [0, 1, 2, 3, 4, 5].map((n) =>
+const SEARCH_WALK: readonly string[] = [0, 1, 2, 3, 4, 5, 6].map((n) =>
   n === 0
     ? `SELECT seq FROM {S}.jobs WHERE seq < :before::bigint ORDER BY seq DESC LIMIT :scan::integer`
     : `SELECT seq FROM (${
@@ -347,6 +347,64 @@ UPDATE {S}.jobs SET state = 'pending', budget_used = 0, run_at = {NOW}, finished
 WHERE state = 'dead'
 RETURNING *`;
 
+/**
+ * For `cancel`, all or none: the jobs asked for, locked in id order (so two cancels, or a
+ * cancel and a finish, of the same jobs wait for each other instead of deadlocking), each with
+ * its state and whether its current attempt was armed. Under the lock nothing changes them
+ * until this transaction ends.
+ */
+export const JOB_CANCEL_LOCK = `
+SELECT j.seq, j.id, j.state, j.attempts, j.armed FROM {S}.jobs j
+WHERE j.id IN (SELECT jsonb_array_elements_text(:ids::jsonb))
+ORDER BY j.id FOR UPDATE`;
+
+/** Ids of the jobs in some states, for `cancel --state S --all`, oldest first. */
+export const JOB_IDS_IN_STATES = `
+SELECT id FROM {S}.jobs WHERE state IN (SELECT jsonb_array_elements_text(:states::jsonb))
+ORDER BY seq`;
+
+/** A waiting job is cancelled at once (guarded by its state; the row is locked). */
+export const JOB_CANCEL_WAITING = `
+UPDATE {S}.jobs SET state = 'cancelled', finished_at = {NOW}, updated_at = {NOW},
+  cancel_reason = :reason
+WHERE seq = :seq AND ${READY}
+RETURNING *`;
+
+/**
+ * A claim reserved the attempt and its worker never started it: undone (as JOB_UNCLAIM) and
+ * cancelled, so that the worker's arm, fenced by owner and `NOT armed`, finds nothing.
+ */
+export const JOB_CANCEL_RESERVED = `
+WITH undone AS (
+  UPDATE {S}.jobs j SET state = 'cancelled', attempts = j.attempts - 1,
+    budget_used = j.budget_used - 1, worker_id = NULL, lease_expires_at = NULL,
+    finished_at = {NOW}, updated_at = {NOW}, cancel_reason = :reason
+  WHERE j.seq = :seq AND j.state = 'processing' AND NOT j.armed AND j.attempts = :attempt
+  RETURNING j.*
+),
+deleted AS (
+  DELETE FROM {S}.attempts a USING undone WHERE a.job_seq = undone.seq AND a.attempt = :attempt
+)
+SELECT * FROM undone`;
+
+/** A running job: the request its owner sees at its next look (the first reason is kept). */
+export const JOB_CANCEL_REQUEST = `
+UPDATE {S}.jobs SET cancel_reason = coalesce(cancel_reason, :reason), updated_at = {NOW}
+WHERE seq = :seq AND state = 'processing'
+RETURNING *`;
+
+/** Cancel requests on a worker's running jobs (through jobs_cancel_requested). */
+export const JOB_CANCEL_REQUESTS = `
+SELECT id, attempts, worker_id, cancel_reason FROM {S}.jobs
+WHERE worker_id = :worker_id AND cancel_reason IS NOT NULL AND state = 'processing'`;
+
+/** `retry`: back to pending with a fresh budget, guarded by the states allowed (a jsonb array). */
+export const JOB_RETRY = `
+UPDATE {S}.jobs SET state = 'pending', budget_used = 0, run_at = {NOW}, finished_at = NULL,
+  cancel_reason = NULL, updated_at = {NOW}
+WHERE id = :id AND state IN (SELECT jsonb_array_elements_text(:states::jsonb))
+RETURNING *`;
+
 /** Recovery takes an attempt from its owner (fencing it out) before killing its processes. */
 export const JOB_TAKE_OVER = `
 UPDATE {S}.jobs j SET worker_id = :new_worker_id, lease_expires_at = {NOW} + :lease_ms,
@@ -355,28 +413,38 @@ WHERE j.id = :id AND ${OWNS} AND (NOT :require_expired::boolean OR j.lease_expir
 RETURNING j.seq`;
 
 /**
+ * A cancel was asked for while the attempt ran and the attempt did not complete: the job ends
+ * `cancelled` (as in SQLite's queries.ts, CANCEL_WINS). The row lock of the update orders it
+ * with `JOB_CANCEL_REQUEST`: whichever commits first is what the other sees.
+ */
+const CANCEL_WINS = "(j.cancel_reason IS NOT NULL AND :state::text <> 'completed')";
+const CANCELLED_UNLESS_DONE = `CASE WHEN ${CANCEL_WINS} THEN 'cancelled' ELSE :state::text END`;
+
+/**
  * Applies an outcome (fenced, and only after the lease ran out when required) and closes the
  * attempt, in one statement; returns what the figures need: the attempt's start and due time,
  * and how many earlier attempts were charged (for a later attempt that counts).
  */
 export const JOB_FINISH = `
 WITH finished AS (
-  UPDATE {S}.jobs j SET state = :state, budget_used = j.budget_used - :refund::integer,
+  UPDATE {S}.jobs j SET state = ${CANCELLED_UNLESS_DONE}, budget_used = j.budget_used - :refund::integer,
     run_at = CASE WHEN :run_in_ms::bigint IS NULL THEN j.run_at ELSE {NOW} + :run_in_ms END,
-    finished_at = CASE WHEN :terminal::boolean THEN {NOW} END, worker_id = NULL,
+    finished_at = CASE WHEN :terminal::boolean OR ${CANCEL_WINS} THEN {NOW} END, worker_id = NULL,
     lease_expires_at = NULL, last_error = :error, last_exit_code = :exit_code::integer,
-    updated_at = {NOW}
+    updated_at = {NOW},
+    cancel_reason = CASE WHEN :state::text = 'completed' THEN NULL ELSE j.cancel_reason END
   WHERE j.id = :id AND ${OWNS}
     AND (NOT :require_expired::boolean OR j.lease_expires_at <= {NOW})
-  RETURNING j.seq
+  RETURNING j.seq, j.state
 ),
 closed AS (
-  UPDATE {S}.attempts a SET finished_at = {NOW}, outcome = :outcome, exit_code = :exit_code,
-    signal = :signal, error = :error
+  UPDATE {S}.attempts a SET finished_at = {NOW},
+    outcome = CASE WHEN finished.state = 'cancelled' THEN 'cancelled' ELSE :outcome END,
+    exit_code = :exit_code, signal = :signal, error = :error
   FROM finished WHERE a.job_seq = finished.seq AND a.attempt = :attempt AND a.finished_at IS NULL
   RETURNING a.started_at, a.due_at
 )
-SELECT finished.seq, closed.started_at, closed.due_at, {NOW} AS now,
+SELECT finished.seq, finished.state, closed.started_at, closed.due_at, {NOW} AS now,
   CASE WHEN :attempt > 1 AND :outcome <> 'interrupted' THEN (
     SELECT count(*) FROM {S}.attempts p WHERE p.job_seq = finished.seq
       AND p.attempt < :attempt AND p.outcome IS NOT NULL AND p.outcome <> 'interrupted')
@@ -539,7 +607,7 @@ export const TOP_FAILING = `
 WITH recent AS MATERIALIZED (
   SELECT r.finished_at, r.error, r.exit_code, j.command FROM (
     SELECT job_seq, attempt, finished_at, error, exit_code FROM {S}.attempts
-    WHERE outcome <> 'completed' AND outcome <> 'interrupted' AND finished_at >= :since::bigint
+    WHERE outcome <> 'completed' AND outcome NOT IN ('interrupted', 'cancelled') AND finished_at >= :since::bigint
     ORDER BY finished_at DESC LIMIT :scan::integer
   ) r JOIN {S}.jobs j ON j.seq = r.job_seq
 ),
@@ -584,9 +652,9 @@ owned AS MATERIALIZED (
 renewed AS (
   UPDATE {S}.jobs j SET lease_expires_at = {NOW} + owned.lease_ms FROM owned
   WHERE j.seq = owned.seq
-  RETURNING j.id, j.attempts, j.worker_id
+  RETURNING j.id, j.attempts, j.worker_id, j.cancel_reason
 )
-SELECT id AS job_id, attempts AS attempt, worker_id FROM renewed`;
+SELECT id AS job_id, attempts AS attempt, worker_id, cancel_reason FROM renewed`;
 
 export const WORKER_SET_STATE = `
 UPDATE {S}.workers SET state = :state, heartbeat_at = {NOW} WHERE id = :id`;

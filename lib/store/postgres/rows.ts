@@ -86,6 +86,7 @@ export function toJob(row: Row): Job {
     leaseExpiresAt: numOrNull(row, "lease_expires_at"),
     lastError: strOrNull(row, "last_error"),
     lastExitCode: numOrNull(row, "last_exit_code"),
+    cancelReason: strOrNull(row, "cancel_reason"),
   };
 }
 

@@ -22,13 +22,18 @@ import type { Clock } from "../../clock.ts";
 import { ConflictError, NotFoundError } from "../../errors.ts";
 import type { Committed, FaultHook } from "../../fault.ts";
 import type { Attempt, Job } from "../../job/job.ts";
-import { JOB_STATES } from "../../job/state.ts";
+import { CANCELLABLE_STATES, JOB_STATES, RETRYABLE_STATES } from "../../job/state.ts";
+import type { JobState } from "../../job/state.ts";
+import { cancelConflict, retryConflict } from "../conflicts.ts";
 import type { FinishedAttemptFacts, StatIncrement, StatsFigures } from "../../metrics.ts";
 import { statIncrements } from "../../metrics.ts";
 import type {
   AttemptOutputParams,
   AttemptProcessParams,
   AttemptRef,
+  CancelRequest,
+  JobCancelParams,
+  JobCancelResult,
   JobClaimParams,
   JobCounts,
   JobDlqRetryParams,
@@ -40,6 +45,7 @@ import type {
   JobListParams,
   JobListResult,
   JobPruneParams,
+  JobRetryParams,
   JobSearchCountResult,
   JobSearchParams,
   JobSearchResult,
@@ -486,6 +492,90 @@ export class PostgresStore implements Store {
     }, "dlq-retry");
   }
 
+  async jobCancel(params: JobCancelParams): Promise<JobCancelResult> {
+    const result = await this.#write(async (run) => {
+      const ids = Array.isArray(params.ids)
+        ? [...new Set(params.ids as readonly string[])]
+        : (await run(q.JOB_IDS_IN_STATES, {
+          states: (params.ids as { states: readonly JobState[] }).states
+            .filter((state) => CANCELLABLE_STATES.includes(state)),
+        })).map((row) => str(row, "id"));
+      if (ids.length === 0) return { cancelled: [], requested: [] };
+      const locked = new Map(
+        (await run(q.JOB_CANCEL_LOCK, { ids })).map((row) => [str(row, "id"), row]),
+      );
+      // Every id is looked at before anything changes: all or none.
+      for (const id of ids) {
+        const row = locked.get(id);
+        if (row === undefined) {
+          throw new NotFoundError(`Job "${id}" not found`, {
+            subject: id,
+            reason: "job_not_found",
+          });
+        }
+        const state = str(row, "state") as JobState;
+        if (!CANCELLABLE_STATES.includes(state)) throw cancelConflict(id, state);
+      }
+      const out: JobCancelResult = { cancelled: [], requested: [] };
+      for (const id of ids) {
+        const row = locked.get(id)!;
+        const base = { seq: num(row, "seq"), reason: params.reason };
+        if (str(row, "state") !== "processing") {
+          out.cancelled.push(toJob((await run(q.JOB_CANCEL_WAITING, base))[0]!));
+        } else if (!bool(row, "armed")) {
+          const [done] = await run(q.JOB_CANCEL_RESERVED, {
+            ...base,
+            attempt: num(row, "attempts"),
+          });
+          out.cancelled.push(toJob(done!));
+        } else {
+          out.requested.push(toJob((await run(q.JOB_CANCEL_REQUEST, base))[0]!));
+        }
+      }
+      return out;
+    }, "cancel");
+    // Owners of running jobs look for requests when anything changed.
+    if (result.cancelled.length + result.requested.length > 0) this.#announce("change");
+    return result;
+  }
+
+  jobCancelRequests(params: { workerId: string }): Promise<CancelRequest[]> {
+    return this.#read(async (run) =>
+      (await run(q.JOB_CANCEL_REQUESTS, { worker_id: params.workerId })).map((r) => ({
+        jobId: str(r, "id"),
+        attempt: num(r, "attempts"),
+        workerId: str(r, "worker_id"),
+        reason: str(r, "cancel_reason"),
+      }))
+    );
+  }
+
+  jobRetry(params: JobRetryParams): Promise<Job[]> {
+    const states: JobState[] = params.force
+      ? [...RETRYABLE_STATES, "completed"]
+      : [...RETRYABLE_STATES];
+    return this.#write(async (run) => {
+      const jobs: Job[] = [];
+      for (const id of new Set(params.ids)) {
+        const [row] = await run(q.JOB_RETRY, { id, states });
+        if (row) {
+          jobs.push(toJob(row));
+          continue;
+        }
+        const [current] = await run(q.JOB_GET, { id });
+        if (!current) {
+          throw new NotFoundError(`Job "${id}" not found`, {
+            subject: id,
+            reason: "job_not_found",
+          });
+        }
+        throw retryConflict(id, str(current, "state") as JobState);
+      }
+      if (jobs.length > 0) await this.#notifyInTransaction(run);
+      return jobs;
+    }, "dlq-retry");
+  }
+
   attemptList(params: { jobId: string }): Promise<Attempt[]> {
     return this.#read(async (run) =>
       (await run(q.ATTEMPT_LIST, { id: params.jobId })).map(toAttempt)
@@ -653,7 +743,8 @@ export class PostgresStore implements Store {
           const now = num(row, "now");
           const dueAt = numOrNull(row, "due_at");
           facts.push({
-            outcome: d.outcome,
+            // A cancel requested meanwhile made the job cancelled (queries.ts, CANCEL_WINS).
+            outcome: str(row, "state") === "cancelled" ? "cancelled" : d.outcome,
             earlierCharged: num(row, "earlier_charged"),
             runMs: Math.max(0, now - startedAt),
             waitMs: dueAt === null ? null : startedAt - dueAt,
@@ -823,13 +914,19 @@ export class PostgresStore implements Store {
         })),
       });
       const renewed = matchRefs(params.leases, rows);
+      const reasons = new Map(
+        rows.filter((r) => r.cancel_reason !== null && r.cancel_reason !== undefined)
+          .map((r) => [`${str(r, "job_id")}\0${num(r, "attempt")}`, str(r, "cancel_reason")]),
+      );
       const lost: AttemptRef[] = [];
+      const cancel: CancelRequest[] = [];
       params.leases.forEach((lease, i) => {
-        if (!renewed[i]) {
-          lost.push({ jobId: lease.jobId, attempt: lease.attempt, workerId: params.id });
-        }
+        const ref = { jobId: lease.jobId, attempt: lease.attempt, workerId: params.id };
+        if (!renewed[i]) lost.push(ref);
+        const reason = reasons.get(`${lease.jobId}\0${lease.attempt}`);
+        if (renewed[i] && reason !== undefined) cancel.push({ ...ref, reason });
       });
-      return { lost };
+      return { lost, cancel };
     });
   }
 

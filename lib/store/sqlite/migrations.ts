@@ -19,6 +19,8 @@ export interface Migration {
 }
 
 const STATES = "'pending', 'processing', 'completed', 'failed', 'dead'";
+/** From version 6 on. */
+const STATES_6 = `${STATES}, 'cancelled'`;
 
 export const MIGRATIONS: readonly Migration[] = [
   {
@@ -197,6 +199,109 @@ DROP INDEX jobs_finished;
 -- store adds the number it inserted in the same transaction instead (JOB_COUNT_ADD). Jobs are
 -- inserted nowhere else; the update and delete triggers stay.
 DROP TRIGGER jobs_count_insert;
+`,
+  },
+  {
+    version: 6,
+    name: "cancelled jobs and cancel requests",
+    // SQLite cannot change a CHECK constraint in place: the three tables whose CHECKs name states
+    // or outcomes are rebuilt (create, copy, drop, rename), with their indexes and triggers, in
+    // the migration's one transaction. The id sequence is carried over by hand: dropping jobs
+    // drops its sqlite_sequence row, and ids of pruned jobs must never be handed out again.
+    sql: `
+CREATE TEMP TABLE queuectl_seq_6 AS SELECT seq FROM sqlite_sequence WHERE name = 'jobs';
+
+CREATE TABLE jobs_6 (
+  seq              INTEGER PRIMARY KEY AUTOINCREMENT,
+  id               TEXT    NOT NULL UNIQUE,
+  command          TEXT    NOT NULL CHECK (length(command) > 0),
+  state            TEXT    NOT NULL CHECK (state IN (${STATES_6})),
+  priority         INTEGER NOT NULL CHECK (priority BETWEEN 1 AND 10),
+  max_retries      INTEGER NOT NULL CHECK (max_retries >= 0),
+  timeout_ms       INTEGER CHECK (timeout_ms >= 0),
+  cwd              TEXT    NOT NULL,
+  env              TEXT,
+  run_at           INTEGER NOT NULL,
+  created_at       INTEGER NOT NULL,
+  updated_at       INTEGER NOT NULL,
+  attempts         INTEGER NOT NULL DEFAULT 0,
+  budget_used      INTEGER NOT NULL DEFAULT 0,
+  worker_id        TEXT,
+  lease_expires_at INTEGER,
+  finished_at      INTEGER,
+  last_error       TEXT,
+  last_exit_code   INTEGER,
+  -- Set on a processing job when a user cancels it (its owner kills it at its next look), and
+  -- kept on the cancelled job: why it was cancelled.
+  cancel_reason    TEXT,
+  CHECK ((state = 'processing') = (worker_id IS NOT NULL)),
+  CHECK ((state = 'processing') = (lease_expires_at IS NOT NULL)),
+  CHECK ((state IN ('completed', 'dead', 'cancelled')) = (finished_at IS NOT NULL)),
+  CHECK (budget_used >= 0 AND budget_used <= attempts)
+);
+INSERT INTO jobs_6 (seq, id, command, state, priority, max_retries, timeout_ms, cwd, env, run_at,
+  created_at, updated_at, attempts, budget_used, worker_id, lease_expires_at, finished_at,
+  last_error, last_exit_code)
+SELECT seq, id, command, state, priority, max_retries, timeout_ms, cwd, env, run_at, created_at,
+  updated_at, attempts, budget_used, worker_id, lease_expires_at, finished_at, last_error,
+  last_exit_code
+FROM jobs;
+DROP TABLE jobs;
+ALTER TABLE jobs_6 RENAME TO jobs;
+UPDATE sqlite_sequence SET seq = max(seq, (SELECT seq FROM queuectl_seq_6)) WHERE name = 'jobs';
+INSERT INTO sqlite_sequence (name, seq)
+SELECT 'jobs', seq FROM queuectl_seq_6 WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'jobs');
+DROP TABLE queuectl_seq_6;
+CREATE INDEX jobs_ready ON jobs (priority, run_at, seq) WHERE state IN ('pending', 'failed');
+CREATE INDEX jobs_by_state ON jobs (state, seq);
+-- A worker looks for cancel requests on its jobs: few rows, found without a scan.
+CREATE INDEX jobs_cancel_requested ON jobs (worker_id) WHERE cancel_reason IS NOT NULL
+  AND state = 'processing';
+
+CREATE TABLE job_counts_6 (
+  state TEXT    PRIMARY KEY CHECK (state IN (${STATES_6})),
+  n     INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO job_counts_6 (state, n) SELECT state, n FROM job_counts;
+INSERT INTO job_counts_6 (state, n) VALUES ('cancelled', 0);
+DROP TABLE job_counts;
+ALTER TABLE job_counts_6 RENAME TO job_counts;
+
+CREATE TRIGGER jobs_count_delete AFTER DELETE ON jobs BEGIN
+  UPDATE job_counts SET n = n - 1 WHERE state = OLD.state;
+END;
+CREATE TRIGGER jobs_count_update AFTER UPDATE OF state ON jobs WHEN OLD.state <> NEW.state BEGIN
+  UPDATE job_counts SET n = n - 1 WHERE state = OLD.state;
+  UPDATE job_counts SET n = n + 1 WHERE state = NEW.state;
+END;
+
+CREATE TABLE attempts_6 (
+  job_seq     INTEGER NOT NULL,
+  attempt     INTEGER NOT NULL,
+  worker_id   TEXT    NOT NULL,
+  started_at  INTEGER NOT NULL,
+  finished_at INTEGER,
+  outcome     TEXT CHECK (outcome IN ('completed', 'failed', 'timeout', 'spawn_failed', 'lost',
+                'interrupted', 'cancelled')),
+  exit_code   INTEGER,
+  signal      TEXT,
+  error       TEXT,
+  pid         INTEGER,
+  pid_start   INTEGER,
+  host        TEXT,
+  due_at      INTEGER,
+  armed       INTEGER NOT NULL DEFAULT 1,
+  PRIMARY KEY (job_seq, attempt),
+  CHECK ((outcome IS NULL) = (finished_at IS NULL))
+) WITHOUT ROWID;
+INSERT INTO attempts_6 (job_seq, attempt, worker_id, started_at, finished_at, outcome, exit_code,
+  signal, error, pid, pid_start, host, due_at, armed)
+SELECT job_seq, attempt, worker_id, started_at, finished_at, outcome, exit_code, signal, error,
+  pid, pid_start, host, due_at, armed
+FROM attempts;
+DROP TABLE attempts;
+ALTER TABLE attempts_6 RENAME TO attempts;
+CREATE INDEX attempts_failures ON attempts (finished_at) WHERE outcome <> 'completed';
 `,
   },
 ];

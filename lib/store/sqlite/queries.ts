@@ -30,19 +30,6 @@ const READY = "state IN ('pending', 'failed')";
 const OWNS = "id = :id AND state = 'processing' AND worker_id = :worker_id AND attempts = :attempt";
 const PRIORITIES = [10, 9, 8, 7, 6, 5, 4, 3, 2, 1];
 
-/**
- * The due jobs to claim, best first: one index seek per priority instead of one ordered scan,
- * because jobs scheduled for later sit in the index ahead of due ones of lower priority and a scan
- * would step over all of them. Each arm is the first :limit due jobs of its priority by
- * (run_at, seq).
- */
-const NEXT_DUE_SEQS = `SELECT seq FROM (${
-  PRIORITIES.map((p) =>
-    `SELECT * FROM (SELECT seq, priority, run_at FROM jobs WHERE ${READY} AND priority = ${p}
-       AND run_at <= ?3 ORDER BY run_at, seq LIMIT ?4)`
-  ).join(" UNION ALL ")
-}) ORDER BY priority DESC, run_at, seq LIMIT ?4`;
-
 // The statements of the worker's hot path (claim, arm, finish) take numbered parameters
 // (?1 …), bound by position: a named parameter costs about a microsecond each to look up, and a
 // job goes through some fifty of them. Their order is in each statement's comment.
@@ -206,7 +193,7 @@ export const JOB_LIST = `SELECT * FROM jobs WHERE seq < :before ORDER BY seq DES
  * `state IN (…) ORDER BY seq` would sort every matching row, a million in a big queue, to return
  * twenty.
  */
-export const JOB_LIST_BY_STATES: readonly string[] = [1, 2, 3, 4, 5].map((n) =>
+export const JOB_LIST_BY_STATES: readonly string[] = [1, 2, 3, 4, 5, 6].map((n) =>
   `SELECT * FROM (${
     Array.from({ length: n }, (_, i) =>
       `SELECT * FROM (SELECT * FROM jobs WHERE state = :s${i} AND seq < :before
@@ -223,7 +210,7 @@ export const TX_BEGIN_READ = "BEGIN DEFERRED";
  * is one backward walk of jobs_by_state (state, seq), merged, as in `JOB_LIST_BY_STATES`; the walk
  * reads only the index.
  */
-const JOB_SEARCH_WALK: readonly string[] = [0, 1, 2, 3, 4, 5].map((n) =>
+const JOB_SEARCH_WALK: readonly string[] = [0, 1, 2, 3, 4, 5, 6].map((n) =>
   n === 0
     ? `SELECT seq FROM jobs WHERE seq < :before AND seq >= :from_seq ORDER BY seq DESC LIMIT :chunk`
     : `SELECT seq FROM (${
@@ -275,8 +262,63 @@ UPDATE jobs SET state = 'pending', budget_used = 0, run_at = :now, finished_at =
 WHERE state = 'dead'
 RETURNING *`;
 
+/** Renews a lease (fenced); returns the cancel request, if any, so the owner sees it. */
 export const JOB_RENEW_LEASE = `
-UPDATE jobs SET lease_expires_at = :lease_expires_at WHERE ${OWNS}`;
+UPDATE jobs SET lease_expires_at = :lease_expires_at WHERE ${OWNS}
+RETURNING cancel_reason`;
+
+/**
+ * For `cancel`, all-or-none: each id's state, and for a processing job whether its current
+ * attempt was armed (started) or only reserved by a claim.
+ */
+export const JOB_CANCEL_LOOK = `
+SELECT j.seq, j.id, j.state, j.attempts, coalesce(a.armed, 1) AS armed FROM jobs j
+LEFT JOIN attempts a ON j.state = 'processing' AND a.job_seq = j.seq AND a.attempt = j.attempts
+WHERE j.id = :id`;
+
+/** Every job in one state, for `cancel --state S --all`, oldest first (through jobs_by_state). */
+export const JOB_IDS_IN_STATE = `SELECT id FROM jobs WHERE state = :state ORDER BY seq`;
+
+/** A waiting job is cancelled at once (guarded by its state). */
+export const JOB_CANCEL_WAITING = `
+UPDATE jobs SET state = 'cancelled', finished_at = :now, updated_at = :now,
+  cancel_reason = :reason
+WHERE seq = :seq AND ${READY}
+RETURNING *`;
+
+/**
+ * A claimed job whose attempt was reserved and never started is cancelled at once: the reserved
+ * attempt is undone (as `JOB_UNCLAIM` does), so the worker's arm, fenced by owner, finds nothing.
+ */
+export const JOB_CANCEL_RESERVED = `
+UPDATE jobs SET state = 'cancelled', attempts = attempts - 1, budget_used = budget_used - 1,
+  worker_id = NULL, lease_expires_at = NULL, finished_at = :now, updated_at = :now,
+  cancel_reason = :reason
+WHERE seq = :seq AND state = 'processing' AND attempts = :attempt
+  AND EXISTS (SELECT 1 FROM attempts a WHERE a.job_seq = jobs.seq AND a.attempt = :attempt
+    AND a.armed = 0)
+RETURNING *`;
+
+/** A running job: the request its owner sees at its next look (the first reason is kept). */
+export const JOB_CANCEL_REQUEST = `
+UPDATE jobs SET cancel_reason = coalesce(cancel_reason, :reason), updated_at = :now
+WHERE seq = :seq AND state = 'processing'
+RETURNING *`;
+
+/** Cancel requests on a worker's running jobs (through jobs_cancel_requested). */
+export const JOB_CANCEL_REQUESTS = `
+SELECT id, attempts, worker_id, cancel_reason FROM jobs
+WHERE worker_id = :worker_id AND cancel_reason IS NOT NULL AND state = 'processing'`;
+
+/**
+ * `retry`: a finished job back to pending with a fresh retry budget, guarded by the states the
+ * caller allows (:s0 … :s2; a state repeated where fewer are allowed).
+ */
+export const JOB_RETRY = `
+UPDATE jobs SET state = 'pending', budget_used = 0, run_at = :now, finished_at = NULL,
+  cancel_reason = NULL, updated_at = :now
+WHERE id = :id AND state IN (:s0, :s1, :s2)
+RETURNING *`;
 
 export const JOB_OWNED_SEQ = `SELECT seq FROM jobs WHERE ${OWNS}`;
 
@@ -286,17 +328,28 @@ UPDATE jobs SET worker_id = :new_worker_id, lease_expires_at = :lease_expires_at
 WHERE ${OWNS} AND (:require_expired = 0 OR lease_expires_at <= :now)`;
 
 /**
+ * A cancel was asked for while the attempt ran and the attempt did not complete: the job ends
+ * `cancelled` whatever the outcome would have made of it (a retry, the DLQ, pending again after
+ * a shutdown, or recovery after its worker died). A completion that got in first wins, and the
+ * request is dropped: exactly one of the two outcomes.
+ */
+const CANCEL_WINS = (state: string) => `(cancel_reason IS NOT NULL AND ${state} <> 'completed')`;
+const CANCELLED_UNLESS_DONE = (state: string) =>
+  `CASE WHEN ${CANCEL_WINS(state)} THEN 'cancelled' ELSE ${state} END`;
+
+/**
  * The outcome of attempt ?3 of job ?1 owned by worker ?2 (fenced), now ?4: state ?5, refund ?6,
  * due again ?7 ms after now (null: unchanged), terminal ?8, error ?9, exit code ?10; only after
  * the lease ran out when ?11 is 1.
  */
 export const JOB_FINISH = `
-UPDATE jobs SET state = ?5, budget_used = budget_used - ?6,
+UPDATE jobs SET state = ${CANCELLED_UNLESS_DONE("?5")}, budget_used = budget_used - ?6,
   run_at = CASE WHEN ?7 IS NULL THEN run_at ELSE ?4 + ?7 END,
-  finished_at = CASE WHEN ?8 THEN ?4 END, worker_id = NULL,
-  lease_expires_at = NULL, last_error = ?9, last_exit_code = ?10, updated_at = ?4
+  finished_at = CASE WHEN ?8 OR ${CANCEL_WINS("?5")} THEN ?4 END, worker_id = NULL,
+  lease_expires_at = NULL, last_error = ?9, last_exit_code = ?10, updated_at = ?4,
+  cancel_reason = CASE WHEN ?5 = 'completed' THEN NULL ELSE cancel_reason END
 WHERE ${OWNS_AT} AND (?11 = 0 OR lease_expires_at <= ?4)
-RETURNING seq`;
+RETURNING seq, state`;
 
 /**
  * Attempt ?2 of job_seq ?1 ends now (?3): outcome ?4, exit code ?5, signal ?6, error ?7.
@@ -361,7 +414,7 @@ DELETE FROM stats_minute WHERE minute < :before AND minute % 60 <> 0`;
 export const TOP_FAILING = `
 WITH recent AS (
   SELECT job_seq, finished_at, error, exit_code FROM attempts
-  WHERE outcome <> 'completed' AND outcome <> 'interrupted' AND finished_at >= :since
+  WHERE outcome <> 'completed' AND outcome NOT IN ('interrupted', 'cancelled') AND finished_at >= :since
   ORDER BY finished_at DESC LIMIT :scan
 )
 SELECT j.command AS command, count(*) AS failures, max(r.finished_at) AS last_at,

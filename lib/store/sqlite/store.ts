@@ -21,7 +21,8 @@ import { ConflictError, NotFoundError } from "../../errors.ts";
 import type { Committed, FaultHook } from "../../fault.ts";
 import type { Attempt, Job, NewJob } from "../../job/job.ts";
 import { generatedId } from "../../job/id.ts";
-import { JOB_STATES } from "../../job/state.ts";
+import { CANCELLABLE_STATES, JOB_STATES, RETRYABLE_STATES } from "../../job/state.ts";
+import type { JobState } from "../../job/state.ts";
 import type { StatsFigures } from "../../metrics.ts";
 import type { StatIncrement } from "../../stats.ts";
 import { statIncrements } from "../../stats.ts";
@@ -29,6 +30,9 @@ import type {
   AttemptOutputParams,
   AttemptProcessParams,
   AttemptRef,
+  CancelRequest,
+  JobCancelParams,
+  JobCancelResult,
   JobClaimParams,
   JobCounts,
   JobDlqRetryParams,
@@ -40,6 +44,7 @@ import type {
   JobListParams,
   JobListResult,
   JobPruneParams,
+  JobRetryParams,
   JobSearchCountResult,
   JobSearchParams,
   JobSearchResult,
@@ -59,6 +64,7 @@ import type {
   WorkerState,
 } from "../store.ts";
 import { SEARCH_CLOCK_SLACK_MS } from "../store.ts";
+import { cancelConflict, retryConflict } from "../conflicts.ts";
 import { isDamage, mapSqliteError } from "./errors.ts";
 import { closeWithoutCheckpoint } from "./file.ts";
 import * as q from "./queries.ts";
@@ -167,6 +173,7 @@ class JobInserter {
       leaseExpiresAt: null,
       lastError: null,
       lastExitCode: null,
+      cancelReason: null,
     });
     this.inserted++;
   }
@@ -570,6 +577,92 @@ export class SqliteStore implements Store {
     }, "dlq-retry");
   }
 
+  jobCancel(params: JobCancelParams): Promise<JobCancelResult> {
+    return this.#write((now) => {
+      const ids = Array.isArray(params.ids)
+        ? params.ids as readonly string[]
+        : (params.ids as { states: readonly JobState[] }).states
+          .filter((state) => CANCELLABLE_STATES.includes(state))
+          .flatMap((state) =>
+            (this.#stmt(q.JOB_IDS_IN_STATE).all({ state }) as Row[]).map((r) => str(r, "id"))
+          );
+      // Every id is looked at before anything changes: all or none.
+      const looks: Row[] = [];
+      for (const id of new Set(ids)) {
+        const row = this.#stmt(q.JOB_CANCEL_LOOK).get({ id }) as Row | undefined;
+        if (row === undefined) {
+          throw new NotFoundError(`Job "${id}" not found`, {
+            subject: id,
+            reason: "job_not_found",
+          });
+        }
+        const state = str(row, "state") as JobState;
+        if (!CANCELLABLE_STATES.includes(state)) {
+          throw cancelConflict(id, state);
+        }
+        looks.push(row);
+      }
+      const result: JobCancelResult = { cancelled: [], requested: [] };
+      for (const row of looks) {
+        const seq = num(row, "seq");
+        const state = str(row, "state");
+        const base = { seq, now, reason: params.reason };
+        if (state !== "processing") {
+          result.cancelled.push(toJob(this.#stmt(q.JOB_CANCEL_WAITING).get(base) as Row));
+        } else if (num(row, "armed") === 0) {
+          const attempt = num(row, "attempts");
+          const done = this.#stmt(q.JOB_CANCEL_RESERVED).get({ ...base, attempt }) as Row;
+          this.#stmt(q.ATTEMPT_DELETE_ONE).run({ job_seq: seq, attempt });
+          result.cancelled.push(toJob(done));
+        } else {
+          result.requested.push(toJob(this.#stmt(q.JOB_CANCEL_REQUEST).get(base) as Row));
+        }
+      }
+      return result;
+    }, "cancel");
+  }
+
+  jobCancelRequests(params: { workerId: string }): Promise<CancelRequest[]> {
+    return this.#read(() =>
+      (this.#stmt(q.JOB_CANCEL_REQUESTS).all({ worker_id: params.workerId }) as Row[]).map((r) => ({
+        jobId: str(r, "id"),
+        attempt: num(r, "attempts"),
+        workerId: str(r, "worker_id"),
+        reason: str(r, "cancel_reason"),
+      }))
+    );
+  }
+
+  jobRetry(params: JobRetryParams): Promise<Job[]> {
+    const allowed: JobState[] = params.force
+      ? [...RETRYABLE_STATES, "completed"]
+      : [...RETRYABLE_STATES];
+    const states = {
+      s0: allowed[0]!,
+      s1: allowed[1] ?? allowed[0]!,
+      s2: allowed[2] ?? allowed[0]!,
+    };
+    return this.#write((now) => {
+      const jobs: Job[] = [];
+      for (const id of new Set(params.ids)) {
+        const row = this.#stmt(q.JOB_RETRY).get({ id, now, ...states }) as Row | undefined;
+        if (row) {
+          jobs.push(toJob(row));
+          continue;
+        }
+        const current = this.#stmt(q.JOB_GET).get({ id }) as Row | undefined;
+        if (!current) {
+          throw new NotFoundError(`Job "${id}" not found`, {
+            subject: id,
+            reason: "job_not_found",
+          });
+        }
+        throw retryConflict(id, str(current, "state") as JobState);
+      }
+      return jobs;
+    }, "dlq-retry");
+  }
+
   attemptList(params: { jobId: string }): Promise<Attempt[]> {
     return this.#read(() =>
       (this.#stmt(q.ATTEMPT_LIST).all({ id: params.jobId }) as Row[]).map(toAttempt)
@@ -747,11 +840,13 @@ export class SqliteStore implements Store {
     ) as Row | undefined;
     if (!row) return false;
     const jobSeq = num(row, "seq");
+    // A cancel requested meanwhile made the job cancelled (queries.ts, CANCEL_WINS).
+    const outcome = str(row, "state") === "cancelled" ? "cancelled" : d.outcome;
     const attemptRow = this.#stmt(q.ATTEMPT_FINISH).get(
       jobSeq,
       params.attempt,
       now,
-      d.outcome,
+      outcome,
       d.exitCode,
       d.signal,
       d.error,
@@ -761,14 +856,14 @@ export class SqliteStore implements Store {
       const dueAt = numOrNull(attemptRow, "due_at");
       // Earlier attempts that count (not interrupted ones), looked up only for later attempts:
       // one means this is the job's first retry, more a further one.
-      const earlierCharged = params.attempt > 1 && d.outcome !== "interrupted"
+      const earlierCharged = params.attempt > 1 && outcome !== "interrupted"
         ? num(
           this.#stmt(q.ATTEMPT_IS_RETRY).get({ job_seq: jobSeq, attempt: params.attempt }) as Row,
           "earlier",
         )
         : 0;
       stats.add(statIncrements({
-        outcome: d.outcome,
+        outcome,
         earlierCharged,
         runMs: Math.max(0, now - startedAt),
         waitMs: dueAt === null ? null : startedAt - dueAt,
@@ -930,16 +1025,19 @@ export class SqliteStore implements Store {
         busy_ms: params.totals.busyMs,
       });
       const lost: AttemptRef[] = [];
+      const cancel: CancelRequest[] = [];
       for (const lease of params.leases) {
-        const renewed = this.#stmt(q.JOB_RENEW_LEASE).run({
+        const renewed = this.#stmt(q.JOB_RENEW_LEASE).get({
           ...this.#owned(lease),
           lease_expires_at: now + lease.leaseMs,
-        }).changes === 1;
-        if (!renewed) {
-          lost.push({ jobId: lease.jobId, attempt: lease.attempt, workerId: params.id });
+        }) as Row | undefined;
+        const ref = { jobId: lease.jobId, attempt: lease.attempt, workerId: params.id };
+        if (!renewed) lost.push(ref);
+        else if (renewed.cancel_reason !== null) {
+          cancel.push({ ...ref, reason: str(renewed, "cancel_reason") });
         }
       }
-      return { lost };
+      return { lost, cancel };
     });
   }
 
