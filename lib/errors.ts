@@ -52,6 +52,8 @@ export type ErrorReason =
   | "id_exists"
   | "job_not_found"
   | "not_dead"
+  | "schedule_exists"
+  | "schedule_not_found"
   | "bad_path"
   | "busy"
   | "full"

@@ -17,7 +17,9 @@ export type Committed =
   | "retry"
   | "bury"
   | "interrupt"
-  | "dlq-retry";
+  | "dlq-retry"
+  /** A schedule's occurrence enqueued (lib/worker/scheduler.ts). */
+  | "schedule";
 
 /** Every point a fault can be injected at. */
 export type FaultPoint =

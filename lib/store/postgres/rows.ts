@@ -12,7 +12,7 @@
 
 import type { Attempt, AttemptOutcome, Job } from "../../job/job.ts";
 import type { JobState } from "../../job/state.ts";
-import type { OutputCapture, WorkerRecord } from "../store.ts";
+import type { OutputCapture, ScheduleRecord, WorkerRecord } from "../store.ts";
 
 export type Row = Record<string, unknown>;
 
