@@ -187,4 +187,43 @@ CREATE TABLE {S}.stats_minute (
 );
 `,
   },
+  {
+    // Written as 4 on the schedule branch; the job-control branch takes 4 at the same time, so
+    // the lead renumbers this one to 5 at merge (SQLite's twin is 6, to become 7). New tables only.
+    version: 4,
+    name: "recurring jobs",
+    sql: `
+-- One row per schedule. next_at is what workers compare-and-swap when they fire it (the store's
+-- clock); null: it never fires again. An interval counts from anchor.
+CREATE TABLE {S}.schedules (
+  name        text    PRIMARY KEY,
+  kind        text    NOT NULL CHECK (kind IN ('cron', 'every')),
+  cron        text,
+  time_zone   text,
+  every_ms    bigint  CHECK (every_ms > 0),
+  template    text    NOT NULL,
+  anchor      bigint  NOT NULL,
+  paused      boolean NOT NULL DEFAULT false,
+  next_at     bigint,
+  last_at     bigint,
+  last_job_id text,
+  fires       bigint  NOT NULL DEFAULT 0,
+  created_at  bigint  NOT NULL,
+  updated_at  bigint  NOT NULL,
+  CHECK ((kind = 'cron') = (cron IS NOT NULL AND time_zone IS NOT NULL)),
+  CHECK ((kind = 'every') = (every_ms IS NOT NULL))
+);
+CREATE INDEX schedules_due ON {S}.schedules (next_at) WHERE NOT paused AND next_at IS NOT NULL;
+
+-- Occurrences enqueued, one per schedule and fire time (the primary key is the second guard
+-- against enqueueing one twice); kept for a day.
+CREATE TABLE {S}.schedule_runs (
+  schedule    text   NOT NULL,
+  fire_at     bigint NOT NULL,
+  job_id      text   NOT NULL,
+  enqueued_at bigint NOT NULL,
+  PRIMARY KEY (schedule, fire_at)
+);
+`,
+  },
 ];
