@@ -14,6 +14,9 @@
  * @module
  */
 
+// Pinned inline, as the PostgreSQL driver is (lib/store/postgres/connect.ts says why); deno.lock
+// holds its integrity.
+// deno-lint-ignore no-import-prefix
 import { Cron } from "npm:croner@11.0.0";
 
 /** Parses an expression (the shape checked first: spec.ts); throws `RangeError` saying why. */
