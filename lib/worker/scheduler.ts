@@ -23,7 +23,7 @@ import type { NewJob } from "../job/job.ts";
 import { advance } from "../schedule/spec.ts";
 import { occurrenceJob } from "../schedule/template.ts";
 import type { ScheduleRecord, Store } from "../store/store.ts";
-import { iso } from "../time.ts";
+import { formatDuration, iso } from "../time.ts";
 
 /** The longest sleep: clock steps and missed changes are caught this often. */
 const RECHECK_MS = 60_000;
@@ -124,10 +124,11 @@ export class Scheduler {
     const missed = schedule.spec.kind === "every"
       ? Math.floor((now - fireAt) / schedule.spec.everyMs)
       : 0;
-    const late = now - fireAt > 60_000
-      ? ` (${missed > 0 ? `${missed + 1} occurrences missed while no worker ran; ` : ""}` +
-        "due since then, enqueued once)"
-      : "";
+    const late = now - fireAt <= 60_000
+      ? ""
+      : missed > 0
+      ? ` (${missed + 1} occurrences came while no worker ran; enqueued once)`
+      : ` (due since ${formatDuration(now - fireAt)} ago, while no worker ran)`;
     this.#o.log(
       `schedule ${schedule.name}: enqueued job ${result.job!.id} for ${iso(fireAt)}${late}`,
     );
