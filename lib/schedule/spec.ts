@@ -88,7 +88,7 @@ let cronModule: Promise<CronModule> | undefined;
 
 /** The cron module (and croner), loaded on first use. */
 export function loadCron(): Promise<CronModule> {
-  cronModule ??= lazy<CronModule>(import.meta.url, "./cron.ts");
+  cronModule ??= lazy<typeof import("./cron.ts")>(import.meta.url, "./cron.ts");
   return cronModule;
 }
 
