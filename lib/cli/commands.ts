@@ -388,6 +388,24 @@ export const COMMANDS: readonly CommandSpec[] = [
     load: () => load("prune"),
   },
   {
+    name: "completions",
+    aliases: ["completion", "complete", "shell"],
+    readsOnly: true,
+    noJson: { reason: "it prints a shell script" },
+    summary: "print a shell completion script: bash, zsh or fish",
+    args: [{ name: "SHELL", help: "bash, zsh or fish" }],
+    flags: [],
+    details:
+      "Completes commands, subcommands, flags, states, settings and schedule names (asked\n" +
+      'of the queue as you type). The README\'s "Shell completion" section says where to put it.',
+    examples: [
+      "queuectl completions bash > ~/.local/share/bash-completion/completions/queuectl",
+      "queuectl completions fish > ~/.config/fish/completions/queuectl.fish",
+      "source <(queuectl completions zsh)",
+    ],
+    load: () => load("completions"),
+  },
+  {
     name: "config get",
     aliases: ["settings", "conf", "cfg", "show"],
     readsOnly: true,
