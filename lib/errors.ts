@@ -54,6 +54,8 @@ export type ErrorReason =
   | "not_dead"
   | "not_retryable"
   | "finished"
+  | "schedule_exists"
+  | "schedule_not_found"
   | "bad_path"
   | "busy"
   | "full"

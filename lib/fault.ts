@@ -19,7 +19,9 @@ export type Committed =
   | "interrupt"
   | "dlq-retry"
   | "cancel"
-  | "cancelRunning";
+  | "cancelRunning"
+  /** A schedule's occurrence enqueued (lib/worker/scheduler.ts). */
+  | "schedule";
 
 /** Every point a fault can be injected at. */
 export type FaultPoint =

@@ -492,6 +492,14 @@ export class Queue {
     return new Worker({ ...options, store: this.#store, clock: this.clock });
   }
 
+  /** The store's schedule methods, for `queuectl schedule` (lib/cli/commands/schedule.ts). */
+  get schedules(): Pick<
+    Store,
+    "now" | "scheduleAdd" | "scheduleGet" | "scheduleList" | "scheduleRemove" | "scheduleSetPaused"
+  > {
+    return this.#store;
+  }
+
   close(): Promise<void> {
     return this.#store.close();
   }

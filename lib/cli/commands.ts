@@ -41,6 +41,7 @@ export const VERSION = "0.1.0";
 export const GROUPS: Record<string, string> = {
   config: "read and change queue settings",
   dlq: "the dead letter queue",
+  schedule: "recurring jobs: add, list, pause, resume, remove",
   worker: "run, stop and list worker processes",
 };
 
@@ -52,6 +53,11 @@ const CONCURRENCY_FLAG: FlagSpec = {
   help: "jobs one worker runs at once (default: the number of CPU cores)",
   aliases: ["parallel", "slots", "jobs"],
 };
+
+/** The job flags `schedule add` shares with `enqueue` (not --id, --run-at, --delay). */
+const SCHEDULE_JOB_FLAGS: readonly FlagSpec[] = ENQUEUE.flags.filter((flag) =>
+  ["command", "env", "cwd", "priority", "max-retries", "timeout"].includes(flag.name)
+);
 
 export const COMMANDS: readonly CommandSpec[] = [
   ENQUEUE,
@@ -259,6 +265,93 @@ export const COMMANDS: readonly CommandSpec[] = [
   },
 
   {
+    name: "schedule add",
+    aliases: ["cron", "every", "recurring", "periodic", "repeat"],
+    summary: "add a recurring job: on a cron expression or every D",
+    args: [
+      { name: "NAME", help: "the schedule's name (letters, digits and . _ : -)" },
+      {
+        name: "JSON",
+        optional: true,
+        help: 'the job, as for enqueue: \'{"command":"./backup.sh"}\' (or -c CMD)',
+      },
+    ],
+    flags: [
+      {
+        name: "cron",
+        value: "EXPR",
+        help: 'five fields "min hour dom month dow", or @hourly, @daily, @weekly, @monthly',
+        aliases: ["at", "crontab", "when"],
+      },
+      {
+        name: "every",
+        value: "D",
+        help: "an interval: 30s, 5m, 1h, 1d (whole seconds, at least 1s)",
+        aliases: ["interval", "period"],
+      },
+      {
+        name: "tz",
+        value: "ZONE",
+        help: "the cron expression's time zone (default: this system's)",
+        aliases: ["timezone", "time-zone", "zone"],
+      },
+      ...SCHEDULE_JOB_FLAGS,
+    ],
+    details: "Workers enqueue each occurrence once, however many run on however many hosts.\n" +
+      "After downtime (no worker running) a schedule fires once for what it missed, not\n" +
+      "once per missed occurrence. --every counts from when the schedule was added.\n" +
+      "The job takes the fields of enqueue except id, run_at and delay; it is checked now and\n" +
+      "again at every fire. Each job gets QUEUECTL_SCHEDULE (the name) and\n" +
+      "QUEUECTL_SCHEDULED_AT (the fire time, ISO 8601 UTC) in its environment.\n" +
+      "Daylight saving (--tz): a time the clocks skip fires at the first time after the gap;\n" +
+      "a time that happens twice fires once, the first time. Prints the name.",
+    examples: [
+      `queuectl schedule add backup --cron "30 2 * * *" --tz Europe/Berlin -c ./backup.sh`,
+      `queuectl schedule add ping --every 5m -c 'curl -fsS https://example.com/health'`,
+      `queuectl schedule add report --cron @daily '{"command":"make report","priority":8}'`,
+    ],
+    load: () => load("schedule"),
+  },
+  {
+    name: "schedule list",
+    aliases: ["ls", "show"],
+    readsOnly: true,
+    summary: "the schedules: when they run next, their last run and its job's state",
+    args: [],
+    flags: [],
+    examples: [`queuectl schedule list`, `queuectl schedule list --json`],
+    load: () => load("schedule"),
+  },
+  {
+    name: "schedule remove",
+    aliases: ["rm", "delete", "del"],
+    summary: "delete a schedule (the jobs it enqueued stay)",
+    args: [{ name: "NAME", help: "the schedule" }],
+    flags: [],
+    examples: [`queuectl schedule remove backup`],
+    load: () => load("schedule"),
+  },
+  {
+    name: "schedule pause",
+    aliases: ["stop", "disable", "hold"],
+    summary: "stop a schedule from firing until it is resumed",
+    args: [{ name: "NAME", help: "the schedule" }],
+    flags: [],
+    examples: [`queuectl schedule pause backup`],
+    load: () => load("schedule"),
+  },
+  {
+    name: "schedule resume",
+    aliases: ["start", "enable", "unpause"],
+    summary: "let a paused schedule fire again, from now on",
+    args: [{ name: "NAME", help: "the schedule" }],
+    flags: [],
+    details: "What it would have run while paused does not run: it fires next at its first\n" +
+      "time after now.",
+    examples: [`queuectl schedule resume backup`],
+    load: () => load("schedule"),
+  },
+  {
     name: "metrics",
     aliases: ["top", "perf"],
     readsOnly: true,
@@ -335,6 +428,24 @@ export const COMMANDS: readonly CommandSpec[] = [
     ],
     examples: [`queuectl prune --state all-finished --older-than 1d --dry-run`],
     load: () => load("prune"),
+  },
+  {
+    name: "completions",
+    aliases: ["completion", "complete", "shell"],
+    readsOnly: true,
+    noJson: { reason: "it prints a shell script" },
+    summary: "print a shell completion script: bash, zsh or fish",
+    args: [{ name: "SHELL", help: "bash, zsh or fish" }],
+    flags: [],
+    details:
+      "Completes commands, subcommands, flags, states, settings and schedule names (asked\n" +
+      'of the queue as you type). The README\'s "Shell completion" section says where to put it.',
+    examples: [
+      "queuectl completions bash > ~/.local/share/bash-completion/completions/queuectl",
+      "queuectl completions fish > ~/.config/fish/completions/queuectl.fish",
+      "source <(queuectl completions zsh)",
+    ],
+    load: () => load("completions"),
   },
   {
     name: "config get",

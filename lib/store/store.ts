@@ -43,6 +43,7 @@ import type { JobFilter } from "../job/filter.ts";
 import type { JobState } from "../job/state.ts";
 import type { Decision } from "../job/outcome.ts";
 import type { StatsFigures } from "../metrics.ts";
+import type { ScheduleSpec } from "../schedule/spec.ts";
 
 /** What a store can do; callers branch on these, never on a database's name. */
 export interface StoreCapabilities {
@@ -349,12 +350,72 @@ export interface WaitForChangeParams {
   signal?: AbortSignal;
   /**
    * `"work"`: the caller only cares about changes that may make a job due (jobs enqueued, retried
-   * from the DLQ, given back by recovery or a shutdown, failed with a retry scheduled), as an idle
-   * worker does. A store that can tell changes apart may sleep through others; one that cannot
-   * (SQLite's `data_version` changes with any commit) wakes for any change, which the hint allows.
+   * from the DLQ, given back by recovery or a shutdown, failed with a retry scheduled) or a
+   * schedule fire sooner (added, resumed), as an idle worker and a scheduler do. A store that
+   * can tell changes apart may sleep through others; one that cannot (SQLite's `data_version`
+   * changes with any commit) wakes for any change, which the hint allows.
    * Absent: any change.
    */
   interest?: "work";
+}
+
+/** A recurring job as `schedule add` stores it. */
+export interface NewSchedule {
+  /** Unique; the rules of job ids. */
+  name: string;
+  spec: ScheduleSpec;
+  /**
+   * The job every occurrence enqueues: canonical JSON of job fields (lib/schedule/template.ts),
+   * validated again by the job validator when it fires.
+   */
+  template: string;
+  /** Where an interval counts from (the store's clock when it was added). */
+  anchor: number;
+  /** When it fires first (the store's clock), computed by the caller from `now()`. */
+  nextAt: number;
+}
+
+/** A recurring job as stored. */
+export interface ScheduleRecord extends Omit<NewSchedule, "nextAt"> {
+  paused: boolean;
+  /** When it fires next; null when it never fires again (a cron date that does not come). */
+  nextAt: number | null;
+  /** The fire time of the last occurrence enqueued; null before the first. */
+  lastAt: number | null;
+  /** The job of the last occurrence, and its state now (null when it was pruned). */
+  lastJobId: string | null;
+  lastJobState: JobState | null;
+  /** Occurrences enqueued so far. */
+  fires: number;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface ScheduleDueResult {
+  /** Active schedules whose fire time has come (by the store's clock), soonest first. */
+  due: ScheduleRecord[];
+  /** How long until the next active schedule not due yet fires; null when none will. */
+  nextDueInMs: number | null;
+  /** The store's clock when it looked. */
+  now: number;
+}
+
+export interface ScheduleFireParams {
+  name: string;
+  /** The fire time being enqueued: the `nextAt` the caller read (the compare-and-swap's value). */
+  fireAt: number;
+  /** The fire time after it (see lib/schedule/spec.ts `advance`); null: none. */
+  nextAt: number | null;
+  /** The occurrence's job, built from the template. */
+  job: NewJob;
+  /** `max_retries` when the template leaves it out (as in `JobInsertParams`). */
+  defaultMaxRetries: number;
+}
+
+export interface ScheduleFireResult {
+  /** False: another process fired this occurrence first, or the schedule changed meanwhile. */
+  fired: boolean;
+  job: Job | null;
 }
 
 export interface Store {
@@ -505,6 +566,36 @@ export interface Store {
    * folding the count deltas). Changes no figure a method returns.
    */
   maintain(): Promise<void>;
+
+  /**
+   * Stores a new schedule. Throws `ConflictError` (reason `schedule_exists`, subject the name)
+   * when the name is taken; a unique index decides between concurrent adds.
+   */
+  scheduleAdd(params: { schedule: NewSchedule }): Promise<ScheduleRecord>;
+  scheduleGet(params: { name: string }): Promise<ScheduleRecord | undefined>;
+  /** Every schedule, by name. */
+  scheduleList(): Promise<ScheduleRecord[]>;
+  /** Deletes a schedule (its jobs stay); false when there was none. */
+  scheduleRemove(params: { name: string }): Promise<boolean>;
+  /**
+   * Pauses or resumes a schedule; a resume sets its next fire time (`nextAt`, computed by the
+   * caller from `now()`: what it missed while paused does not fire). Undefined when there is
+   * no such schedule.
+   */
+  scheduleSetPaused(
+    params: { name: string; paused: boolean; nextAt?: number | null },
+  ): Promise<ScheduleRecord | undefined>;
+  /** Read-only: the active schedules due now, and how long until the next one is. */
+  scheduleDue(params: { limit: number }): Promise<ScheduleDueResult>;
+  /**
+   * Enqueues one occurrence of a schedule, exactly once however many processes on however many
+   * hosts try: in one transaction, a compare-and-swap moves the schedule's next fire time from
+   * `fireAt` to `nextAt` (only while it is active and still at `fireAt`), a row keyed by
+   * schedule and fire time is added (a unique index: the second guard), and the job is
+   * inserted. The loser of a race, or a caller whose view is stale, changes nothing and gets
+   * `fired: false`. Notifies waiters as an enqueue does.
+   */
+  scheduleFire(params: ScheduleFireParams): Promise<ScheduleFireResult>;
 
   /** Stored config overrides: key → value in base units, as text. */
   configGetAll(): Promise<Record<string, string>>;

@@ -37,6 +37,7 @@ import { heartbeatIntervalMs } from "./liveness.ts";
 import { parentPid, processStartTime } from "./process.ts";
 import { ProgressRecorder } from "./progress.ts";
 import { rescue } from "./rescuer.ts";
+import { Scheduler } from "./scheduler.ts";
 import type { Spawner } from "./spawn.ts";
 import { inheritable } from "./tuning.ts";
 
@@ -65,6 +66,8 @@ export interface WorkerOptions {
    * every sweep that the path still leads to the file it opened (see `#checkDatabaseFile`).
    */
   databaseFile?: string;
+  /** Enqueue the occurrences of recurring jobs (scheduler.ts); default true. */
+  schedules?: boolean;
 }
 
 export type StopMode = "graceful" | "force";
@@ -147,6 +150,8 @@ export class Worker {
   #cancelMark = -1;
   #cancelLookAt = -Infinity;
   #cancelLooking = false;
+  /** Enqueues recurring jobs' occurrences while the worker runs (null: not asked to). */
+  readonly #scheduler: Scheduler | null;
 
   constructor(options: WorkerOptions) {
     this.#o = options;
@@ -172,6 +177,16 @@ export class Worker {
     this.#progress = new ProgressRecorder({ store: this.#store, clock: this.#clock, trouble });
     this.#housekeepingAt = this.#clock.monotonic() +
       (options.housekeepingMs ?? 5000 + Math.random() * 10_000);
+    this.#scheduler = options.schedules === false ? null : new Scheduler({
+      store: this.#store,
+      log: (line) => this.#log(line),
+      defaultMaxRetries: () => this.#config.maxRetries,
+      monotonic: () => this.#clock.monotonic(),
+      onEnqueued: () => {
+        this.#lookAgain = true;
+        this.#wakeIdle?.();
+      },
+    });
   }
 
   get #concurrency(): number {
@@ -200,6 +215,8 @@ export class Worker {
       }
     }
     this.#wakeIdle?.();
+    // A stopping worker enqueues nothing more; the other workers fire what comes next.
+    this.#scheduler?.stop();
     if (this.#databaseLost) return;
     this.#store.workerSetState({ id: this.id, state: "stopping" }).catch(() => {});
   }
@@ -234,6 +251,7 @@ export class Worker {
   async run(): Promise<void> {
     if (this.#o.databaseFile !== undefined) this.#dbFile = new DatabaseFile(this.#o.databaseFile);
     await this.register();
+    let scheduling: Promise<void> | null = null;
     try {
       await this.#refreshConfig();
       this.#log(`started (pid ${Deno.pid}, ${this.#o.spawner.method})`);
@@ -242,8 +260,16 @@ export class Worker {
       await this.sweep();
       this.#every(() => heartbeatIntervalMs(this.#config.leaseTimeoutMs), () => this.heartbeat());
       this.#every(() => this.#o.sweepMs ?? 1000, () => this.sweep());
+      // With --once, what is due now fires once before the queue is drained; otherwise the
+      // scheduler runs beside the loop until the worker stops.
+      if (this.#o.once) {
+        await this.#scheduler?.pass().catch((error) => this.#schedulerFailed(error));
+      }
+      scheduling = this.#o.once ? null : this.#scheduler?.run() ?? null;
       await this.#loop();
     } finally {
+      this.#scheduler?.stop();
+      await scheduling;
       this.#finished = true;
       for (const timer of this.#timers) clearTimeout(timer);
       this.#timers.clear();
@@ -679,6 +705,12 @@ export class Worker {
       `database ${change}`,
     );
     return true;
+  }
+
+  /** A scheduler pass of `--once` failed: logged; the jobs due are still run. */
+  #schedulerFailed(error: unknown): void {
+    if (!(error instanceof QueuectlError)) throw error;
+    this.#log(`scheduler: ${error.message}`);
   }
 
   async #refreshConfig(): Promise<void> {

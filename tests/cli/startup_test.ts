@@ -44,6 +44,9 @@ const NEVER_AT_START = [
   /^lib\/worker\/(worker|executor|attempt|lease|progress|rescuer|housekeeping|supervisor|stop)\.ts$/,
   /^lib\/worker\/_(spawn_posix|spawn_deno|libc)\.ts$/,
   /^lib\/store\/sqlite\/migrations\.ts$/,
+  // croner, and the scheduler that fires schedules: only `schedule` and workers load them.
+  /^lib\/schedule\/cron\.ts$/,
+  /^lib\/worker\/scheduler\.ts$/,
   /^lib\/(config|suggest|time_parse)\.ts$/,
   /^lib\/cli\/(help|render)\.ts$/,
   // The full CLI: status, show and enqueue start without it (lib/cli/lean.ts).
@@ -67,6 +70,24 @@ Deno.test("opening the queue loads no worker, migrations, help or npm package", 
     const loaded = graph.filter((m) => NEVER_AT_START.some((re) => re.test(m)));
     assert.deepEqual(loaded, [], `in ${entry}'s graph: ${loaded.join(", ")}`);
   }
+});
+
+Deno.test("status, enqueue and schedule do not load croner: only a cron schedule's times do", async () => {
+  for (
+    const entry of [
+      "lib/cli/commands/status.ts",
+      "lib/cli/commands/enqueue.ts",
+      "lib/cli/commands/schedule.ts",
+      "lib/worker/worker.ts",
+    ]
+  ) {
+    const graph = await startupGraph(entry);
+    const croner = graph.filter((m) => m.startsWith("npm:") || m === "lib/schedule/cron.ts");
+    assert.deepEqual(croner, [], `in ${entry}'s graph: ${croner.join(", ")}`);
+  }
+  // ... and the one module that does load it names it, pinned.
+  const cron = await startupGraph("lib/schedule/cron.ts");
+  assert.ok(cron.some((m) => /^npm:\/?croner@\d+\.\d+\.\d+/.test(m)), cron.join(", "));
 });
 
 /** `import("./x.ts")` with a literal, outside a type position (`typeof import(...)`). */

@@ -370,3 +370,43 @@ for (
     assert.equal(sb.job1("d")?.state, "completed");
   });
 }
+
+/**
+ * Schedule fault points: a scheduler killed while it enqueues an occurrence, before or after the
+ * commit. The occurrence ends up enqueued exactly once (by the next worker when the first one's
+ * transaction never committed), and its job runs once.
+ */
+for (
+  const [point, committed] of [["schedule:before-commit", false], [
+    "schedule:after-commit",
+    true,
+  ]] as const
+) {
+  Deno.test(`B4 ${point}: the occurrence is enqueued exactly once`, async () => {
+    await using sb = await Sandbox.create(point, SINGLE.options);
+    await sb.fastConfig();
+    await sb.ok(["schedule", "add", "tick", "--every", "1h", "-c", sb.job()]);
+    // Due now (an hour is too long to wait; the next one is an hour after this one).
+    const fireAt = Date.now();
+    sb.write("UPDATE schedules SET next_at = ?", fireAt);
+    const died = await sb.worker({ hooks: { fault: point } }).wait(30_000, "the fault");
+    const afterCrash = sb.query<{ fires: number }>("SELECT fires FROM schedules")[0]!.fires;
+    // The next worker fires what is still due and runs what is pending.
+    await sb.workerOnce();
+    await sb.workerOnce();
+    const rows = sb.query<{ id: string; env: string }>("SELECT id, env FROM jobs");
+    const at = rows.map((row) => JSON.parse(row.env).QUEUECTL_SCHEDULED_AT);
+    verify(sb, `B4 ${point}`, { acked: rows.map((r) => r.id), crashes: true }, {
+      worker: died.signal ?? String(died.code),
+      fired_before_restart: afterCrash,
+      occurrences: rows.length,
+    });
+    assert.equal(died.signal, "SIGKILL", `the fault fired: ${died.stderr.slice(-300)}`);
+    assert.equal(afterCrash, committed ? 1 : 0);
+    assert.deepEqual(at, [new Date(fireAt).toISOString()], "exactly one occurrence");
+    assert.equal(sb.ledger().starts(rows[0]!.id), 1);
+    assert.equal(sb.job1(rows[0]!.id)?.state, "completed");
+    const next = sb.query<{ next_at: number }>("SELECT next_at FROM schedules")[0]!.next_at;
+    assert.ok(next > fireAt, "the schedule moved on");
+  });
+}

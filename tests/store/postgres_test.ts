@@ -14,7 +14,13 @@ import { mapPgError } from "../../lib/store/postgres/errors.ts";
 import type { NewJob } from "../../lib/job/job.ts";
 import { MIGRATIONS } from "../../lib/store/postgres/migrations.ts";
 import { openPostgresStore } from "../../lib/store/postgres/open.ts";
-import { compile, compileScript, JOB_CLAIM } from "../../lib/store/postgres/queries.ts";
+import {
+  compile,
+  compileScript,
+  JOB_CLAIM,
+  MIGRATION_CREATE_SCHEMA,
+  MIGRATION_CREATE_TABLE,
+} from "../../lib/store/postgres/queries.ts";
 import { PG_SCHEMA_VERSION } from "../../lib/store/postgres/version.ts";
 import { runProcess } from "../helpers/cli.ts";
 import { insertJob, TEST_HOST_ID } from "../helpers/factory.ts";
@@ -844,4 +850,53 @@ Deno.test("openPostgresStore() upgrades a v3 schema to v4: rows kept, cancelled 
   } finally {
     await store.close();
   }
+});
+
+Deno.test("openPostgresStore() upgrades a schema from before schedules, keeping its jobs", async () => {
+  await using db = await pgDatabase();
+  const schedules = MIGRATIONS.find((m) => m.name === "recurring jobs")!;
+  const before = MIGRATIONS.filter((m) => m.version < schedules.version);
+  await psql(
+    db.url,
+    [
+      compileScript(MIGRATION_CREATE_SCHEMA, "queuectl"),
+      compileScript(MIGRATION_CREATE_TABLE, "queuectl"),
+      ...before.map((m) =>
+        `INSERT INTO queuectl.queuectl_migrations VALUES (${m.version}, '${m.name}', 0);\n` +
+        compileScript(m.sql, "queuectl")
+      ),
+      "INSERT INTO queuectl.jobs (seq, id, command, state, priority, max_retries, cwd, run_at, " +
+      "created_at, updated_at) VALUES (nextval('queuectl.job_seq'), 'old', 'true', 'pending', " +
+      "5, 3, '/', 0, 0, 0)",
+    ].join(";\n"),
+  );
+  const clock = new FakeClock(T0);
+  const store = await openPostgresStore(db.url, { role: "cli", testClock: clock });
+  try {
+    assert.equal((await store.jobGet({ id: "old" }))?.state, "pending");
+    await store.scheduleAdd({
+      schedule: {
+        name: "tick",
+        spec: { kind: "every", everyMs: 1000 },
+        template: '{"command":"true"}',
+        anchor: T0,
+        nextAt: T0,
+      },
+    });
+    const fired = await store.scheduleFire({
+      name: "tick",
+      fireAt: T0,
+      nextAt: T0 + 1000,
+      job: newJob({ runAt: null }),
+      defaultMaxRetries: 3,
+    });
+    assert.equal(fired.fired, true);
+    assert.equal((await store.jobCountByState()).pending, 2);
+  } finally {
+    await store.close();
+  }
+  assert.deepEqual(
+    await rows(db.url, "SELECT max(version) FROM queuectl.queuectl_migrations"),
+    [String(PG_SCHEMA_VERSION)],
+  );
 });

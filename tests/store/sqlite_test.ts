@@ -542,3 +542,58 @@ Deno.test("openSqliteStore() upgrades a v5 database to v6: every row kept, ids n
     assert.equal(db.prepare("PRAGMA integrity_check").get()!.integrity_check, "ok");
   });
 });
+
+Deno.test("openSqliteStore() upgrades a database from before schedules, keeping its jobs", async () => {
+  await using dir = await tempDir();
+  const schedules = MIGRATIONS.find((m) => m.name === "recurring jobs")!;
+  withRawDb(dir.db, (db) => {
+    db.exec(`PRAGMA journal_mode = WAL; PRAGMA application_id = ${APPLICATION_ID}`);
+    for (const migration of MIGRATIONS.filter((m) => m.version < schedules.version)) {
+      db.exec(migration.sql);
+      db.exec(`PRAGMA user_version = ${migration.version}`);
+    }
+    db.prepare(
+      "INSERT INTO jobs (seq, id, command, state, priority, max_retries, cwd, run_at, " +
+        "created_at, updated_at) VALUES (NULL, 'old', 'true', 'pending', 5, 3, '/', 0, 0, 0)",
+    ).run();
+    db.exec("UPDATE job_counts SET n = 1 WHERE state = 'pending'");
+  });
+  const clock = new FakeClock(T0);
+  const store = await openTestStore(dir.db, clock);
+  try {
+    assert.equal((await store.jobGet({ id: "old" }))?.state, "pending");
+    await store.scheduleAdd({
+      schedule: {
+        name: "tick",
+        spec: { kind: "every", everyMs: 1000 },
+        template: '{"command":"true"}',
+        anchor: T0,
+        nextAt: T0,
+      },
+    });
+    const fired = await store.scheduleFire({
+      name: "tick",
+      fireAt: T0,
+      nextAt: T0 + 1000,
+      job: {
+        id: undefined,
+        command: "true",
+        priority: 5,
+        maxRetries: null,
+        timeoutMs: null,
+        cwd: "/",
+        env: {},
+        runAt: null,
+        delayMs: 0,
+      },
+      defaultMaxRetries: 3,
+    });
+    assert.equal(fired.fired, true);
+    assert.equal((await store.jobCountByState()).pending, 2);
+  } finally {
+    store.close();
+  }
+  withRawDb(dir.db, (db) => {
+    assert.equal(Object.values(db.prepare("PRAGMA user_version").get()!)[0], SCHEMA_VERSION);
+  });
+});

@@ -38,6 +38,7 @@ import {
 } from "../helpers/factory.ts";
 import { within } from "../helpers/poll.ts";
 import { T0 } from "../helpers/temp.ts";
+import { schedulesContract } from "./store_contract_schedules.ts";
 import { statsContract } from "./store_contract_stats.ts";
 import { jobControlContract } from "./store_contract_jobctl.ts";
 
@@ -1164,6 +1165,7 @@ export function storeContract(
 
   statsContract(test);
   jobControlContract(test);
+  schedulesContract(test);
   /**
    * A queue to search: jobs in every state, priorities 1..10, commands with shared parts, one
    * second apart; returns every job, newest first.

@@ -215,4 +215,41 @@ ALTER TABLE {S}.attempts ADD CONSTRAINT attempts_outcome_check CHECK (outcome IN
   ('completed', 'failed', 'timeout', 'spawn_failed', 'lost', 'interrupted', 'cancelled'));
 `,
   },
+  {
+    version: 5,
+    name: "recurring jobs",
+    sql: `
+-- One row per schedule. next_at is what workers compare-and-swap when they fire it (the store's
+-- clock); null: it never fires again. An interval counts from anchor.
+CREATE TABLE {S}.schedules (
+  name        text    PRIMARY KEY,
+  kind        text    NOT NULL CHECK (kind IN ('cron', 'every')),
+  cron        text,
+  time_zone   text,
+  every_ms    bigint  CHECK (every_ms > 0),
+  template    text    NOT NULL,
+  anchor      bigint  NOT NULL,
+  paused      boolean NOT NULL DEFAULT false,
+  next_at     bigint,
+  last_at     bigint,
+  last_job_id text,
+  fires       bigint  NOT NULL DEFAULT 0,
+  created_at  bigint  NOT NULL,
+  updated_at  bigint  NOT NULL,
+  CHECK ((kind = 'cron') = (cron IS NOT NULL AND time_zone IS NOT NULL)),
+  CHECK ((kind = 'every') = (every_ms IS NOT NULL))
+);
+CREATE INDEX schedules_due ON {S}.schedules (next_at) WHERE NOT paused AND next_at IS NOT NULL;
+
+-- Occurrences enqueued, one per schedule and fire time (the primary key is the second guard
+-- against enqueueing one twice); kept for a day.
+CREATE TABLE {S}.schedule_runs (
+  schedule    text   NOT NULL,
+  fire_at     bigint NOT NULL,
+  job_id      text   NOT NULL,
+  enqueued_at bigint NOT NULL,
+  PRIMARY KEY (schedule, fire_at)
+);
+`,
+  },
 ];

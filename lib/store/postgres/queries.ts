@@ -695,3 +695,56 @@ export const NOTIFY = `SELECT pg_notify(:channel, :payload)`;
 export const SNAPSHOT = `SELECT pg_current_snapshot()::text AS snapshot`;
 
 export const PING = `SELECT 1 AS ok`;
+
+// ---------------------------------------------------------------------------------------------
+// Schedules (recurring jobs)
+// ---------------------------------------------------------------------------------------------
+
+/** A schedule row comes with its last job's state. */
+const SCHEDULE_SELECT = `
+SELECT s.*, j.state AS last_job_state
+FROM {S}.schedules s LEFT JOIN {S}.jobs j ON j.id = s.last_job_id`;
+
+export const SCHEDULE_INSERT = `
+INSERT INTO {S}.schedules (name, kind, cron, time_zone, every_ms, template, anchor, next_at,
+  created_at, updated_at)
+VALUES (:name, :kind, :cron, :time_zone, :every_ms, :template, :anchor, :next_at, {NOW}, {NOW})
+ON CONFLICT (name) DO NOTHING
+RETURNING name`;
+export const SCHEDULE_GET = `${SCHEDULE_SELECT} WHERE s.name = :name`;
+export const SCHEDULE_LIST = `${SCHEDULE_SELECT} ORDER BY s.name COLLATE "C"`;
+export const SCHEDULE_DELETE = `
+WITH runs AS (DELETE FROM {S}.schedule_runs WHERE schedule = :name)
+DELETE FROM {S}.schedules WHERE name = :name RETURNING name`;
+export const SCHEDULE_PAUSE = `
+UPDATE {S}.schedules SET paused = true, updated_at = {NOW} WHERE name = :name RETURNING name`;
+export const SCHEDULE_RESUME = `
+UPDATE {S}.schedules SET paused = false, next_at = :next_at, updated_at = {NOW}
+WHERE name = :name RETURNING name`;
+/** Due schedules, soonest first (schedules_due), and when the first active one fires. */
+export const SCHEDULE_DUE = `
+${SCHEDULE_SELECT}
+WHERE NOT s.paused AND s.next_at IS NOT NULL AND s.next_at <= :at::bigint
+ORDER BY s.next_at LIMIT :limit`;
+export const SCHEDULE_NEXT = `
+SELECT (SELECT min(next_at) FROM {S}.schedules WHERE NOT paused AND next_at IS NOT NULL)
+  AS next_at, {NOW} AS now`;
+/**
+ * The compare-and-swap of a fire: only from the fire time the caller saw, only while active. A
+ * concurrent fire waits for this row's lock, then finds next_at moved and updates nothing.
+ */
+export const SCHEDULE_ADVANCE = `
+UPDATE {S}.schedules SET next_at = :next_at, last_at = :fire_at, fires = fires + 1,
+  updated_at = {NOW}
+WHERE name = :name AND NOT paused AND next_at = :fire_at
+RETURNING name`;
+export const SCHEDULE_SET_LAST_JOB = `
+UPDATE {S}.schedules SET last_job_id = :job_id WHERE name = :name`;
+export const SCHEDULE_RUN_INSERT = `
+INSERT INTO {S}.schedule_runs (schedule, fire_at, job_id, enqueued_at)
+VALUES (:name, :fire_at, :job_id, {NOW}) ON CONFLICT DO NOTHING RETURNING fire_at`;
+export const SCHEDULE_RUN_SET_JOB = `
+UPDATE {S}.schedule_runs SET job_id = :job_id WHERE schedule = :name AND fire_at = :fire_at`;
+/** Runs are kept for a day: enough for the second guard, which only stale views need. */
+export const SCHEDULE_RUNS_TRIM = `
+DELETE FROM {S}.schedule_runs WHERE schedule = :name AND fire_at < :fire_at::bigint - 86400000`;

@@ -12,7 +12,7 @@
 
 import type { Attempt, AttemptOutcome, Job } from "../../job/job.ts";
 import type { JobState } from "../../job/state.ts";
-import type { OutputCapture, WorkerRecord } from "../store.ts";
+import type { OutputCapture, ScheduleRecord, WorkerRecord } from "../store.ts";
 
 export type Row = Record<string, unknown>;
 
@@ -148,4 +148,24 @@ function base64(data: Uint8Array): string {
     binary += String.fromCharCode(...data.subarray(i, i + 0x8000));
   }
   return btoa(binary);
+}
+
+export function toSchedule(row: Row): ScheduleRecord {
+  const kind = str(row, "kind");
+  return {
+    name: str(row, "name"),
+    spec: kind === "cron"
+      ? { kind: "cron", cron: str(row, "cron"), timeZone: str(row, "time_zone") }
+      : { kind: "every", everyMs: num(row, "every_ms") },
+    template: str(row, "template"),
+    anchor: num(row, "anchor"),
+    paused: bool(row, "paused"),
+    nextAt: numOrNull(row, "next_at"),
+    lastAt: numOrNull(row, "last_at"),
+    lastJobId: strOrNull(row, "last_job_id"),
+    lastJobState: strOrNull(row, "last_job_state") as JobState | null,
+    fires: num(row, "fires"),
+    createdAt: num(row, "created_at"),
+    updatedAt: num(row, "updated_at"),
+  };
 }

@@ -50,10 +50,15 @@ import type {
   JobSearchParams,
   JobSearchResult,
   JobTakeOverParams,
+  NewSchedule,
   NewWorker,
   OutputCapture,
   ProcessingJob,
   ScheduledCount,
+  ScheduleDueResult,
+  ScheduleFireParams,
+  ScheduleFireResult,
+  ScheduleRecord,
   StatsCompactParams,
   StatsParams,
   Store,
@@ -82,6 +87,7 @@ import {
   toAttempt,
   toCapture,
   toJob,
+  toSchedule,
   toWorker,
 } from "./rows.ts";
 
@@ -109,6 +115,9 @@ const TOP_FAILING_SCAN = 1000;
 const FOLD_AFTER_DELTAS = 1000;
 
 type Values = Record<string, unknown>;
+
+/** Thrown (not an Error: nothing maps it) to roll back a fire that another one got to first. */
+const ALREADY_FIRED = Symbol("already fired");
 type Query = (template: string, values?: Values) => Promise<Row[]>;
 
 export class PostgresStore implements Store {
@@ -275,54 +284,60 @@ export class PostgresStore implements Store {
   jobInsertMany(params: JobInsertParams): Promise<JobInsertResult> {
     if (params.jobs.length === 0) return Promise.resolve({ jobs: [], inserted: 0 });
     return this.#write(async (run) => {
-      const input = params.jobs.map((job, ord) => ({
-        ord,
-        id: job.id ?? null,
-        command: job.command,
-        priority: job.priority,
-        max_retries: job.maxRetries,
-        timeout_ms: job.timeoutMs,
-        cwd: job.cwd,
-        env: job.env,
-        run_at: job.runAt,
-        delay_ms: job.delayMs,
-      }));
-      const insert = (rows: typeof input) =>
-        run(q.JOB_INSERT, { jobs: rows, default_max_retries: params.defaultMaxRetries });
-      const jobs: Job[] = new Array(params.jobs.length);
-      let inserted = 0;
-      for (const row of await insert(input)) {
-        const ord = num(row, "input_ord");
-        if (row.seq !== null && row.seq !== undefined) {
-          jobs[ord] = toJob(row);
-          inserted++;
-          continue;
-        }
-        const id = strOrNull(row, "input_id");
-        if (id === null) {
-          // A user chose this number as an id: a generated id skips it (with a new number).
-          for (;;) {
-            const [again] = await insert([input[ord]!]);
-            if (again!.seq !== null && again!.seq !== undefined) {
-              jobs[ord] = toJob(again!);
-              inserted++;
-              break;
-            }
-          }
-          continue;
-        }
-        if (params.ifExists === "keep") {
-          const [existing] = await run(q.JOB_GET, { id });
-          if (existing) {
-            jobs[ord] = toJob(existing);
-            continue;
-          }
-        }
-        throw new ConflictError(`Job "${id}" already exists`, { subject: id, reason: "id_exists" });
-      }
-      if (inserted > 0) await this.#notifyInTransaction(run);
-      return { jobs, inserted };
+      const result = await this.#insertJobs(run, params);
+      if (result.inserted > 0) await this.#notifyInTransaction(run);
+      return result;
     }, "enqueue");
+  }
+
+  /** Inserts jobs inside the caller's transaction (see `jobInsertMany`); notifies nobody. */
+  async #insertJobs(run: Query, params: JobInsertParams): Promise<JobInsertResult> {
+    const input = params.jobs.map((job, ord) => ({
+      ord,
+      id: job.id ?? null,
+      command: job.command,
+      priority: job.priority,
+      max_retries: job.maxRetries,
+      timeout_ms: job.timeoutMs,
+      cwd: job.cwd,
+      env: job.env,
+      run_at: job.runAt,
+      delay_ms: job.delayMs,
+    }));
+    const insert = (rows: typeof input) =>
+      run(q.JOB_INSERT, { jobs: rows, default_max_retries: params.defaultMaxRetries });
+    const jobs: Job[] = new Array(params.jobs.length);
+    let inserted = 0;
+    for (const row of await insert(input)) {
+      const ord = num(row, "input_ord");
+      if (row.seq !== null && row.seq !== undefined) {
+        jobs[ord] = toJob(row);
+        inserted++;
+        continue;
+      }
+      const id = strOrNull(row, "input_id");
+      if (id === null) {
+        // A user chose this number as an id: a generated id skips it (with a new number).
+        for (;;) {
+          const [again] = await insert([input[ord]!]);
+          if (again!.seq !== null && again!.seq !== undefined) {
+            jobs[ord] = toJob(again!);
+            inserted++;
+            break;
+          }
+        }
+        continue;
+      }
+      if (params.ifExists === "keep") {
+        const [existing] = await run(q.JOB_GET, { id });
+        if (existing) {
+          jobs[ord] = toJob(existing);
+          continue;
+        }
+      }
+      throw new ConflictError(`Job "${id}" already exists`, { subject: id, reason: "id_exists" });
+    }
+    return { jobs, inserted };
   }
 
   jobGet(params: { id: string }): Promise<Job | undefined> {
@@ -955,6 +970,107 @@ export class PostgresStore implements Store {
   // -------------------------------------------------------------------------------------------
   // Settings, writability, waiting, closing
   // -------------------------------------------------------------------------------------------
+
+  // -------------------------------------------------------------------------------------------
+  // Schedules
+  // -------------------------------------------------------------------------------------------
+
+  scheduleAdd(params: { schedule: NewSchedule }): Promise<ScheduleRecord> {
+    const { schedule } = params;
+    const spec = schedule.spec;
+    return this.#write(async (run) => {
+      const added = await run(q.SCHEDULE_INSERT, {
+        name: schedule.name,
+        kind: spec.kind,
+        cron: spec.kind === "cron" ? spec.cron : null,
+        time_zone: spec.kind === "cron" ? spec.timeZone : null,
+        every_ms: spec.kind === "every" ? spec.everyMs : null,
+        template: schedule.template,
+        anchor: schedule.anchor,
+        next_at: schedule.nextAt,
+      });
+      if (added.length !== 1) {
+        throw new ConflictError(`Schedule "${schedule.name}" already exists`, {
+          subject: schedule.name,
+          reason: "schedule_exists",
+        });
+      }
+      const [row] = await run(q.SCHEDULE_GET, { name: schedule.name });
+      // Idle schedulers wait for work: a new schedule may fire before what they wait for.
+      await this.#notifyInTransaction(run);
+      return toSchedule(row!);
+    });
+  }
+
+  scheduleGet(params: { name: string }): Promise<ScheduleRecord | undefined> {
+    return this.#read(async (run) => {
+      const [row] = await run(q.SCHEDULE_GET, { name: params.name });
+      return row ? toSchedule(row) : undefined;
+    });
+  }
+
+  scheduleList(): Promise<ScheduleRecord[]> {
+    return this.#read(async (run) => (await run(q.SCHEDULE_LIST)).map(toSchedule));
+  }
+
+  scheduleRemove(params: { name: string }): Promise<boolean> {
+    return this.#writeOne(async (run) =>
+      (await run(q.SCHEDULE_DELETE, { name: params.name })).length === 1
+    );
+  }
+
+  scheduleSetPaused(
+    params: { name: string; paused: boolean; nextAt?: number | null },
+  ): Promise<ScheduleRecord | undefined> {
+    return this.#write(async (run) => {
+      const changed = params.paused
+        ? await run(q.SCHEDULE_PAUSE, { name: params.name })
+        : await run(q.SCHEDULE_RESUME, { name: params.name, next_at: params.nextAt ?? null });
+      if (changed.length !== 1) return undefined;
+      const [row] = await run(q.SCHEDULE_GET, { name: params.name });
+      if (!params.paused) await this.#notifyInTransaction(run);
+      return toSchedule(row!);
+    });
+  }
+
+  scheduleDue(params: { limit: number }): Promise<ScheduleDueResult> {
+    return this.#read(async (run) => {
+      // Due by the clock reading of the first statement, so that both agree.
+      const [row] = await run(q.SCHEDULE_NEXT);
+      const now = num(row!, "now");
+      const nextAt = numOrNull(row!, "next_at");
+      const due = nextAt !== null && nextAt <= now
+        ? (await run(q.SCHEDULE_DUE, { limit: params.limit, at: now })).map(toSchedule)
+        : [];
+      return { due, nextDueInMs: nextAt === null ? null : Math.max(0, nextAt - now), now };
+    });
+  }
+
+  scheduleFire(params: ScheduleFireParams): Promise<ScheduleFireResult> {
+    const key = { name: params.name, fire_at: params.fireAt };
+    return this.#write(async (run): Promise<ScheduleFireResult> => {
+      // The compare-and-swap: a concurrent fire waits for the row lock, then matches nothing.
+      const moved = await run(q.SCHEDULE_ADVANCE, { ...key, next_at: params.nextAt });
+      if (moved.length !== 1) return { fired: false, job: null };
+      // The second guard: one row per schedule and fire time.
+      if ((await run(q.SCHEDULE_RUN_INSERT, { ...key, job_id: "" })).length !== 1) {
+        throw ALREADY_FIRED;
+      }
+      const { jobs } = await this.#insertJobs(run, {
+        jobs: [params.job],
+        defaultMaxRetries: params.defaultMaxRetries,
+      });
+      const job = jobs[0]!;
+      await run(q.SCHEDULE_RUN_SET_JOB, { ...key, job_id: job.id });
+      await run(q.SCHEDULE_SET_LAST_JOB, { name: params.name, job_id: job.id });
+      await run(q.SCHEDULE_RUNS_TRIM, key);
+      await this.#notifyInTransaction(run);
+      return { fired: true, job };
+    }, "schedule").catch((error: unknown) => {
+      if (error === ALREADY_FIRED) return { fired: false, job: null };
+      throw error;
+    });
+  }
 
   configGetAll(): Promise<Record<string, string>> {
     return this.#read(async (run) => {

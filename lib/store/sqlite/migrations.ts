@@ -304,6 +304,44 @@ ALTER TABLE attempts_6 RENAME TO attempts;
 CREATE INDEX attempts_failures ON attempts (finished_at) WHERE outcome <> 'completed';
 `,
   },
+  {
+    version: 7,
+    name: "recurring jobs",
+    sql: `
+-- One row per schedule. next_at is what workers compare-and-swap when they fire it (the
+-- store's clock); null: it never fires again. An interval counts from anchor.
+CREATE TABLE schedules (
+  name        TEXT    PRIMARY KEY,
+  kind        TEXT    NOT NULL CHECK (kind IN ('cron', 'every')),
+  cron        TEXT,
+  time_zone   TEXT,
+  every_ms    INTEGER CHECK (every_ms > 0),
+  template    TEXT    NOT NULL,
+  anchor      INTEGER NOT NULL,
+  paused      INTEGER NOT NULL DEFAULT 0 CHECK (paused IN (0, 1)),
+  next_at     INTEGER,
+  last_at     INTEGER,
+  last_job_id TEXT,
+  fires       INTEGER NOT NULL DEFAULT 0,
+  created_at  INTEGER NOT NULL,
+  updated_at  INTEGER NOT NULL,
+  CHECK ((kind = 'cron') = (cron IS NOT NULL AND time_zone IS NOT NULL)),
+  CHECK ((kind = 'every') = (every_ms IS NOT NULL))
+) WITHOUT ROWID;
+-- The scheduler's question: the active schedule that fires soonest.
+CREATE INDEX schedules_due ON schedules (next_at) WHERE paused = 0 AND next_at IS NOT NULL;
+
+-- Occurrences enqueued, one per schedule and fire time (the primary key is the second guard
+-- against enqueueing one twice); kept for a day.
+CREATE TABLE schedule_runs (
+  schedule    TEXT    NOT NULL,
+  fire_at     INTEGER NOT NULL,
+  job_id      TEXT    NOT NULL,
+  enqueued_at INTEGER NOT NULL,
+  PRIMARY KEY (schedule, fire_at)
+) WITHOUT ROWID;
+`,
+  },
 ];
 
 /**

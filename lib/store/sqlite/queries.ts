@@ -511,3 +511,42 @@ export const QUEUE_ID = `SELECT value FROM queuectl_meta WHERE key = 'queue_id'`
 
 export const MIGRATION_RECORD = `
 INSERT INTO queuectl_migrations (version, name, applied_at) VALUES (:version, :name, :now)`;
+
+// Schedules (recurring jobs): schedule* methods. A schedule row comes with its last job's state.
+const SCHEDULE_COLUMNS = `s.*, j.state AS last_job_state`;
+const SCHEDULE_FROM = `schedules s LEFT JOIN jobs j ON j.id = s.last_job_id`;
+
+export const SCHEDULE_INSERT = `
+INSERT INTO schedules (name, kind, cron, time_zone, every_ms, template, anchor, next_at,
+  created_at, updated_at)
+VALUES (:name, :kind, :cron, :time_zone, :every_ms, :template, :anchor, :next_at, :now, :now)
+ON CONFLICT (name) DO NOTHING`;
+export const SCHEDULE_GET = `SELECT ${SCHEDULE_COLUMNS} FROM ${SCHEDULE_FROM} WHERE s.name = :name`;
+export const SCHEDULE_LIST = `SELECT ${SCHEDULE_COLUMNS} FROM ${SCHEDULE_FROM} ORDER BY s.name`;
+export const SCHEDULE_DELETE = `DELETE FROM schedules WHERE name = :name`;
+export const SCHEDULE_RUNS_DELETE = `DELETE FROM schedule_runs WHERE schedule = :name`;
+export const SCHEDULE_PAUSE = `
+UPDATE schedules SET paused = 1, updated_at = :now WHERE name = :name`;
+export const SCHEDULE_RESUME = `
+UPDATE schedules SET paused = 0, next_at = :next_at, updated_at = :now WHERE name = :name`;
+/** Due schedules, soonest first, through schedules_due. */
+export const SCHEDULE_DUE = `
+SELECT ${SCHEDULE_COLUMNS} FROM ${SCHEDULE_FROM}
+WHERE s.paused = 0 AND s.next_at IS NOT NULL AND s.next_at <= :now
+ORDER BY s.next_at LIMIT :limit`;
+export const SCHEDULE_NEXT = `
+SELECT min(next_at) AS next_at FROM schedules WHERE paused = 0 AND next_at IS NOT NULL`;
+/** The compare-and-swap of a fire: only from the fire time the caller saw, only while active. */
+export const SCHEDULE_ADVANCE = `
+UPDATE schedules SET next_at = :next_at, last_at = :fire_at, fires = fires + 1, updated_at = :now
+WHERE name = :name AND paused = 0 AND next_at = :fire_at`;
+export const SCHEDULE_SET_LAST_JOB =
+  `UPDATE schedules SET last_job_id = :job_id WHERE name = :name`;
+export const SCHEDULE_RUN_INSERT = `
+INSERT INTO schedule_runs (schedule, fire_at, job_id, enqueued_at)
+VALUES (:name, :fire_at, :job_id, :now) ON CONFLICT DO NOTHING`;
+export const SCHEDULE_RUN_SET_JOB = `
+UPDATE schedule_runs SET job_id = :job_id WHERE schedule = :name AND fire_at = :fire_at`;
+/** Runs are kept for a day: enough for the second guard, which only stale views need. */
+export const SCHEDULE_RUNS_TRIM = `
+DELETE FROM schedule_runs WHERE schedule = :name AND fire_at < :fire_at - 86400000`;

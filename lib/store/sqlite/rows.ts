@@ -8,7 +8,7 @@
 import type { SQLInputValue, SQLOutputValue } from "node:sqlite";
 import type { Attempt, AttemptOutcome, Job } from "../../job/job.ts";
 import type { JobState } from "../../job/state.ts";
-import type { OutputCapture, WorkerRecord } from "../store.ts";
+import type { OutputCapture, ScheduleRecord, WorkerRecord } from "../store.ts";
 
 export type Row = Record<string, SQLOutputValue>;
 export type Params = Record<string, SQLInputValue>;
@@ -104,5 +104,25 @@ export function toCapture(row: Row | undefined): OutputCapture {
     head: row.head as Uint8Array,
     tail: row.tail as Uint8Array,
     total: num(row, "total"),
+  };
+}
+
+export function toSchedule(row: Row): ScheduleRecord {
+  const kind = str(row, "kind");
+  return {
+    name: str(row, "name"),
+    spec: kind === "cron"
+      ? { kind: "cron", cron: str(row, "cron"), timeZone: str(row, "time_zone") }
+      : { kind: "every", everyMs: num(row, "every_ms") },
+    template: str(row, "template"),
+    anchor: num(row, "anchor"),
+    paused: num(row, "paused") === 1,
+    nextAt: numOrNull(row, "next_at"),
+    lastAt: numOrNull(row, "last_at"),
+    lastJobId: strOrNull(row, "last_job_id"),
+    lastJobState: strOrNull(row, "last_job_state") as JobState | null,
+    fires: num(row, "fires"),
+    createdAt: num(row, "created_at"),
+    updatedAt: num(row, "updated_at"),
   };
 }

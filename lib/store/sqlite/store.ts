@@ -49,10 +49,15 @@ import type {
   JobSearchParams,
   JobSearchResult,
   JobTakeOverParams,
+  NewSchedule,
   NewWorker,
   OutputCapture,
   ProcessingJob,
   ScheduledCount,
+  ScheduleDueResult,
+  ScheduleFireParams,
+  ScheduleFireResult,
+  ScheduleRecord,
   StatsCompactParams,
   StatsParams,
   Store,
@@ -69,7 +74,17 @@ import { isDamage, mapSqliteError } from "./errors.ts";
 import { closeWithoutCheckpoint } from "./file.ts";
 import * as q from "./queries.ts";
 import type { Params, Row } from "./rows.ts";
-import { num, numOrNull, str, strOrNull, toAttempt, toCapture, toJob, toWorker } from "./rows.ts";
+import {
+  num,
+  numOrNull,
+  str,
+  strOrNull,
+  toAttempt,
+  toCapture,
+  toJob,
+  toSchedule,
+  toWorker,
+} from "./rows.ts";
 import { ChangeWatcher } from "./watch.ts";
 
 /** How the opener hands over a ready connection. */
@@ -118,6 +133,9 @@ const CAPABILITIES: StoreCapabilities = {
 const BULK_ROWS = 1000;
 /** 64 MiB, as `PRAGMA cache_size` takes it. */
 const BULK_CACHE_SIZE = -65536;
+
+/** Thrown (not an Error: nothing maps it) to roll back a fire that another one got to first. */
+const ALREADY_FIRED = Symbol("already fired");
 
 /** SQLite's extended result codes for a UNIQUE or PRIMARY KEY constraint that failed. */
 const UNIQUE_VIOLATION = new Set([1555, 2067]);
@@ -319,33 +337,36 @@ export class SqliteStore implements Store {
   }
 
   jobInsertMany(params: JobInsertParams): Promise<JobInsertResult> {
-    return this.#write((now) => {
-      // Inside the write lock: no other inserter can take these numbers meanwhile.
-      const seqRow = this.#stmt(q.JOB_SEQ_NEXT).get() as Row | undefined;
-      const inserter = new JobInserter(now, (seqRow ? num(seqRow, "seq") : 0) + 1, params);
-      const all = params.jobs;
-      // A bulk enqueue touches more index pages than the default cache holds.
-      const bulk = all.length >= BULK_ROWS;
-      const cacheSize = bulk ? num(this.#stmt(q.CACHE_SIZE_GET).get() as Row, "cache_size") : 0;
-      if (bulk) this.#db.exec(q.setCacheSize(BULK_CACHE_SIZE));
-      try {
-        let i = 0;
-        // Whole chunks in one statement each; one whose id is taken, and the rest, row by row.
-        for (; i + q.JOB_INSERT_ROWS_MAX <= all.length; i += q.JOB_INSERT_ROWS_MAX) {
-          const chunk = all.slice(i, i + q.JOB_INSERT_ROWS_MAX);
-          if (!inserter.tryRows(this.#stmt(q.JOB_INSERT_ROWS), chunk)) {
-            for (const input of chunk) inserter.row(this.#stmt(q.JOB_INSERT), input, this.#getJob);
-          }
+    return this.#write((now) => this.#insertJobs(now, params), "enqueue");
+  }
+
+  /** Inserts jobs inside the caller's write transaction (see `jobInsertMany`). */
+  #insertJobs(now: number, params: JobInsertParams): JobInsertResult {
+    // Inside the write lock: no other inserter can take these numbers meanwhile.
+    const seqRow = this.#stmt(q.JOB_SEQ_NEXT).get() as Row | undefined;
+    const inserter = new JobInserter(now, (seqRow ? num(seqRow, "seq") : 0) + 1, params);
+    const all = params.jobs;
+    // A bulk enqueue touches more index pages than the default cache holds.
+    const bulk = all.length >= BULK_ROWS;
+    const cacheSize = bulk ? num(this.#stmt(q.CACHE_SIZE_GET).get() as Row, "cache_size") : 0;
+    if (bulk) this.#db.exec(q.setCacheSize(BULK_CACHE_SIZE));
+    try {
+      let i = 0;
+      // Whole chunks in one statement each; one whose id is taken, and the rest, row by row.
+      for (; i + q.JOB_INSERT_ROWS_MAX <= all.length; i += q.JOB_INSERT_ROWS_MAX) {
+        const chunk = all.slice(i, i + q.JOB_INSERT_ROWS_MAX);
+        if (!inserter.tryRows(this.#stmt(q.JOB_INSERT_ROWS), chunk)) {
+          for (const input of chunk) inserter.row(this.#stmt(q.JOB_INSERT), input, this.#getJob);
         }
-        for (; i < all.length; i++) {
-          inserter.row(this.#stmt(q.JOB_INSERT), all[i]!, this.#getJob);
-        }
-      } finally {
-        if (bulk) this.#db.exec(q.setCacheSize(cacheSize));
       }
-      if (inserter.inserted > 0) this.#stmt(q.JOB_COUNT_ADD).run(inserter.inserted);
-      return { jobs: inserter.jobs, inserted: inserter.inserted };
-    }, "enqueue");
+      for (; i < all.length; i++) {
+        inserter.row(this.#stmt(q.JOB_INSERT), all[i]!, this.#getJob);
+      }
+    } finally {
+      if (bulk) this.#db.exec(q.setCacheSize(cacheSize));
+    }
+    if (inserter.inserted > 0) this.#stmt(q.JOB_COUNT_ADD).run(inserter.inserted);
+    return { jobs: inserter.jobs, inserted: inserter.inserted };
   }
 
   readonly #getJob = (id: string): Job => toJob(this.#stmt(q.JOB_GET).get({ id }) as Row);
@@ -1057,6 +1078,108 @@ export class SqliteStore implements Store {
     return this.#read(() => {
       const now = this.#clock.now();
       return (this.#stmt(q.WORKER_LIST).all() as Row[]).map((row) => toWorker(row, now));
+    });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Schedules
+  // -------------------------------------------------------------------------------------------
+
+  scheduleAdd(params: { schedule: NewSchedule }): Promise<ScheduleRecord> {
+    const { schedule } = params;
+    return this.#write((now) => {
+      const spec = schedule.spec;
+      const added = this.#stmt(q.SCHEDULE_INSERT).run({
+        name: schedule.name,
+        kind: spec.kind,
+        cron: spec.kind === "cron" ? spec.cron : null,
+        time_zone: spec.kind === "cron" ? spec.timeZone : null,
+        every_ms: spec.kind === "every" ? spec.everyMs : null,
+        template: schedule.template,
+        anchor: schedule.anchor,
+        next_at: schedule.nextAt,
+        now,
+      }).changes === 1;
+      if (!added) {
+        throw new ConflictError(`Schedule "${schedule.name}" already exists`, {
+          subject: schedule.name,
+          reason: "schedule_exists",
+        });
+      }
+      return toSchedule(this.#stmt(q.SCHEDULE_GET).get({ name: schedule.name }) as Row);
+    });
+  }
+
+  scheduleGet(params: { name: string }): Promise<ScheduleRecord | undefined> {
+    return this.#read(() => {
+      const row = this.#stmt(q.SCHEDULE_GET).get({ name: params.name }) as Row | undefined;
+      return row ? toSchedule(row) : undefined;
+    });
+  }
+
+  scheduleList(): Promise<ScheduleRecord[]> {
+    return this.#read(() => (this.#stmt(q.SCHEDULE_LIST).all() as Row[]).map(toSchedule));
+  }
+
+  scheduleRemove(params: { name: string }): Promise<boolean> {
+    return this.#write(() => {
+      this.#stmt(q.SCHEDULE_RUNS_DELETE).run({ name: params.name });
+      return this.#stmt(q.SCHEDULE_DELETE).run({ name: params.name }).changes === 1;
+    });
+  }
+
+  scheduleSetPaused(
+    params: { name: string; paused: boolean; nextAt?: number | null },
+  ): Promise<ScheduleRecord | undefined> {
+    return this.#write((now) => {
+      const changed = params.paused
+        ? this.#stmt(q.SCHEDULE_PAUSE).run({ name: params.name, now })
+        : this.#stmt(q.SCHEDULE_RESUME).run({
+          name: params.name,
+          next_at: params.nextAt ?? null,
+          now,
+        });
+      if (changed.changes !== 1) return undefined;
+      return toSchedule(this.#stmt(q.SCHEDULE_GET).get({ name: params.name }) as Row);
+    });
+  }
+
+  scheduleDue(params: { limit: number }): Promise<ScheduleDueResult> {
+    return this.#snapshot(() => {
+      const now = this.#clock.now();
+      const due = (this.#stmt(q.SCHEDULE_DUE).all({ now, limit: params.limit }) as Row[])
+        .map(toSchedule);
+      const nextAt = numOrNull(this.#stmt(q.SCHEDULE_NEXT).get() as Row, "next_at");
+      return { due, nextDueInMs: nextAt === null ? null : Math.max(0, nextAt - now), now };
+    });
+  }
+
+  scheduleFire(params: ScheduleFireParams): Promise<ScheduleFireResult> {
+    const key = { name: params.name, fire_at: params.fireAt };
+    return this.#write((now): ScheduleFireResult => {
+      // The compare-and-swap, under the write lock: only one writer moves next_at from fireAt.
+      const moved = this.#stmt(q.SCHEDULE_ADVANCE).run({
+        ...key,
+        next_at: params.nextAt,
+        now,
+      }).changes === 1;
+      if (!moved) return { fired: false, job: null };
+      // The second guard: one row per schedule and fire time.
+      if (this.#stmt(q.SCHEDULE_RUN_INSERT).run({ ...key, job_id: "", now }).changes !== 1) {
+        throw ALREADY_FIRED;
+      }
+      const { jobs } = this.#insertJobs(now, {
+        jobs: [params.job],
+        defaultMaxRetries: params.defaultMaxRetries,
+      });
+      const job = jobs[0]!;
+      this.#stmt(q.SCHEDULE_RUN_SET_JOB).run({ ...key, job_id: job.id });
+      this.#stmt(q.SCHEDULE_SET_LAST_JOB).run({ name: params.name, job_id: job.id });
+      this.#stmt(q.SCHEDULE_RUNS_TRIM).run(key);
+      return { fired: true, job };
+    }, "schedule").catch((error: unknown) => {
+      if (error === ALREADY_FIRED) return { fired: false, job: null };
+      throw error;
     });
   }
 
