@@ -527,6 +527,7 @@ Deno.test("openSqliteStore() upgrades a v5 database to v6: every row kept, ids n
       "jobs_by_state",
       "jobs_cancel_requested",
       "jobs_ready",
+      "schedules_due",
     ]);
     assert.deepEqual(names("table"), [
       "attempts",
@@ -536,6 +537,8 @@ Deno.test("openSqliteStore() upgrades a v5 database to v6: every row kept, ids n
       "outputs",
       "queuectl_meta",
       "queuectl_migrations",
+      "schedule_runs",
+      "schedules",
       "stats_minute",
       "workers",
     ]);
