@@ -200,16 +200,6 @@ export const COMMANDS: readonly CommandSpec[] = [
     load: () => load("worker"),
   },
   {
-    name: "dlq list",
-    aliases: ["dead", "deadletter", "dead-letter"],
-    readsOnly: true,
-    summary: "jobs that used up their retries",
-    args: [],
-    flags: [{ name: "limit", value: "N", help: "show at most N jobs (default 100)" }],
-    examples: [`queuectl dlq list --limit 20`],
-    load: () => load("dlq"),
-  },
-  {
     name: "cancel",
     aliases: ["abort", "kill-job", "terminate"],
     summary: "cancel jobs: waiting ones at once, running ones killed by their worker",
@@ -246,6 +236,16 @@ export const COMMANDS: readonly CommandSpec[] = [
       "them too.",
     examples: ["queuectl retry 17 18", "queuectl retry 5 --force"],
     load: () => load("retry"),
+  },
+  {
+    name: "dlq list",
+    aliases: ["dead", "deadletter", "dead-letter"],
+    readsOnly: true,
+    summary: "jobs that used up their retries",
+    args: [],
+    flags: [{ name: "limit", value: "N", help: "show at most N jobs (default 100)" }],
+    examples: [`queuectl dlq list --limit 20`],
+    load: () => load("dlq"),
   },
   {
     name: "dlq retry",
