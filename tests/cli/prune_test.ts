@@ -109,7 +109,9 @@ Deno.test("prune --older-than and --state choose which finished jobs go", async 
   // Unfinished jobs are never pruned, however old.
   assert.equal(
     (await q.run(["prune", "--state", "all-finished", "--older-than", "0"])).stdout,
-    `Deleted 2 completed, dead and cancelled jobs finished before ${localStamp(NOW)} (older than 0ms)\n`,
+    `Deleted 2 completed, dead and cancelled jobs finished before ${
+      localStamp(NOW)
+    } (older than 0ms)\n`,
   );
   assert.deepEqual(await ids(q), ["f", "p", "r"]);
 });
