@@ -200,7 +200,7 @@ export const ROUTES: readonly Route[] = [
     example: path.replace(":id", "42"),
     handle: page,
   })),
-  // TODO(#11): pages for queues (pause state, limits) and recurring schedules.
+  // Later (lead): pages for queues (pause state, limits) and recurring schedules.
   {
     method: "GET",
     path: "/login",
@@ -298,7 +298,7 @@ export const ROUTES: readonly Route[] = [
         workers: status.workers.map(workerJson),
         problems: problemLines(status.workers),
         metrics: metricsJson(metrics, true),
-        // TODO(#11): queues with their pause state and concurrency limits.
+        // Later (lead): queues with their pause state and concurrency limits.
       });
     },
   },
@@ -358,7 +358,7 @@ export const ROUTES: readonly Route[] = [
         job: jobJson(job),
         attempts: attempts.map(attemptJson),
         enqueue_command: enqueueCommandLine(job),
-        // TODO(#11): the jobs it waits for and the jobs that wait for it.
+        // Later (lead): the jobs it waits for and the jobs that wait for it.
       });
     },
   },
@@ -460,7 +460,7 @@ export const ROUTES: readonly Route[] = [
       throw new HttpError(400, "Give ids, or a query with a limit");
     },
   },
-  // TODO(#11): POST /api/jobs/cancel, /api/jobs/delete and /api/jobs/retry (cancelled jobs), on
+  // Later (lead): POST /api/jobs/cancel, /api/jobs/delete and /api/jobs/retry (cancelled jobs), on
   // ids or on a query like /api/dlq/retry; POST /api/queues/:name/pause and /resume;
   // GET /api/queues; GET /api/schedules and POST /api/schedules/:name/run. Each with
   // `changes: "queue"`, so --read-only, CSRF and the caps apply to it as to retry.

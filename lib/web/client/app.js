@@ -5,7 +5,7 @@
 import { ago, appendOutput, bytes, count, duration, fill, h, svg, timeEl } from "./dom.js";
 import { perMinuteChart } from "./chart.js";
 
-const STATES = ["pending", "processing", "completed", "failed", "dead"];
+const STATES = ["pending", "processing", "completed", "failed", "dead", "cancelled"];
 const TIME_ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone;
 
 // ---------------------------------------------------------------------------------------------
@@ -120,7 +120,7 @@ const NAV = [
   ["/", "Overview"],
   ["/jobs", "Jobs"],
   ["/dlq", "Dead letters"],
-  // TODO(#11): ["/queues", "Queues"], ["/schedules", "Recurring"].
+  // Later (lead): ["/queues", "Queues"], ["/schedules", "Recurring"].
   ["/workers", "Workers"],
   ["/settings", "Settings"],
 ];
@@ -286,7 +286,7 @@ function overviewPage() {
   const workers = h("div");
   const failing = h("div");
   const error = h("div");
-  // TODO(#11): a "Queues" section: each queue's counts, pause state and concurrency limit.
+  // Later (lead): a "Queues" section: each queue's counts, pause state and concurrency limit.
   fill(
     main,
     h("h1", {}, "Overview"),
@@ -331,6 +331,7 @@ function overviewPage() {
         card("completed", "completed", c.completed),
         card("failed", "failed, will retry", c.failed),
         card("dead", "dead", c.dead),
+        card("cancelled", "cancelled", c.cancelled ?? 0),
         card("total", "total", c.total),
       );
       const m = data.metrics;
@@ -817,6 +818,7 @@ function confirmDialog(title, subject, detail, yes) {
 function attemptsText(job) {
   if (job.state === "completed") return `${job.attempts} (completed on attempt ${job.attempts})`;
   if (job.state === "dead") return `${job.attempts} (1 + ${job.max_retries} retries, all failed)`;
+  if (job.state === "cancelled") return `${job.attempts} (cancelled)`;
   return `${job.attempts} (${job.attempts_left} left of 1 + ${job.max_retries} retries)`;
 }
 
@@ -1004,7 +1006,7 @@ function jobPage(id) {
           },
         }, "Retry")
         : null;
-      // TODO(#11): Cancel (pending, failed, processing) and Delete (finished) buttons.
+      // Later (lead): Cancel (pending, failed, processing) and Delete (finished) buttons.
       fill(head, h("h1", {}, "Job ", h("span", { class: "id" }, job.id)), badge(job.state), retry);
       const row = (label, ...value) => [h("dt", {}, label), h("dd", {}, ...value)];
       const env = Object.entries(job.env ?? {});
@@ -1041,9 +1043,12 @@ function jobPage(id) {
         row("finished", timeEl(job.finished_at)),
         job.worker_id ? row("worker", job.worker_id) : null,
         job.lease_expires_at ? row("lease until", timeEl(job.lease_expires_at)) : null,
+        job.cancel_reason
+          ? row(job.state === "processing" ? "cancelling" : "cancelled", job.cancel_reason)
+          : null,
         job.last_error ? row("last error", h("span", { class: "err" }, job.last_error)) : null,
         job.last_exit_code !== null ? row("last exit code", String(job.last_exit_code)) : null,
-        // TODO(#11): "waits for" and "waited on by" rows with links to those jobs.
+        // Later (lead): "waits for" and "waited on by" rows with links to those jobs.
       );
       const attempts = data.attempts;
       fill(
