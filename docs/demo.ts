@@ -83,9 +83,20 @@ try {
   await q("enqueue", "-c", "echo urgent", "--id", "urgent", "--priority", "9");
   await q("enqueue", '{"id":"doomed","command":"echo trying >&2; exit 3","max_retries":1}');
   await q("enqueue", "-c", "date", "--id", "later", "--delay", "3s");
+  await q(
+    "schedule",
+    "add",
+    "tick",
+    "--every",
+    "1s",
+    "-c",
+    'echo "tick at $QUEUECTL_SCHEDULED_AT"',
+  );
   await q("list");
   await q("worker", "start", "--count", "2", "--detach");
   await q("wait", "hello", "slow", "urgent", "doomed", "later", "--timeout", "30s");
+  await q("schedule", "list");
+  await q("schedule", "remove", "tick");
   await q("status");
   await q("dlq", "list");
   await q("logs", "slow");
