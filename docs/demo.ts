@@ -85,11 +85,22 @@ try {
   await q("enqueue", '{"id":"doomed","command":"echo trying >&2; exit 3","max_retries":1}');
   await q("enqueue", "-c", "date", "--id", "later", "--delay", "3s");
   await q("enqueue", "-c", "sleep 600", "--id", "stuck", "--priority", "10");
+  await q(
+    "schedule",
+    "add",
+    "tick",
+    "--every",
+    "1s",
+    "-c",
+    'echo "tick at $QUEUECTL_SCHEDULED_AT"',
+  );
   await q("list");
   await q("worker", "start", "--count", "2", "--detach");
   // Pending or already running: either way it ends cancelled (a running one is killed).
   await q("cancel", "stuck", "--reason", "hangs forever");
   await q("wait", "hello", "slow", "urgent", "doomed", "later", "--timeout", "30s");
+  await q("schedule", "list");
+  await q("schedule", "remove", "tick");
   await q("status");
   await q("show", "stuck");
   await q("dlq", "list");

@@ -323,15 +323,6 @@ export const COMMANDS: readonly CommandSpec[] = [
     load: () => load("schedule"),
   },
   {
-    name: "schedule remove",
-    aliases: ["rm", "delete", "del"],
-    summary: "delete a schedule (the jobs it enqueued stay)",
-    args: [{ name: "NAME", help: "the schedule" }],
-    flags: [],
-    examples: [`queuectl schedule remove backup`],
-    load: () => load("schedule"),
-  },
-  {
     name: "schedule pause",
     aliases: ["stop", "disable", "hold"],
     summary: "stop a schedule from firing until it is resumed",
@@ -349,6 +340,15 @@ export const COMMANDS: readonly CommandSpec[] = [
     details: "What it would have run while paused does not run: it fires next at its first\n" +
       "time after now.",
     examples: [`queuectl schedule resume backup`],
+    load: () => load("schedule"),
+  },
+  {
+    name: "schedule remove",
+    aliases: ["rm", "delete", "del"],
+    summary: "delete a schedule (the jobs it enqueued stay)",
+    args: [{ name: "NAME", help: "the schedule" }],
+    flags: [],
+    examples: [`queuectl schedule remove backup`],
     load: () => load("schedule"),
   },
   {
@@ -442,8 +442,8 @@ export const COMMANDS: readonly CommandSpec[] = [
       'of the queue as you type). The README\'s "Shell completion" section says where to put it.',
     examples: [
       "queuectl completions bash > ~/.local/share/bash-completion/completions/queuectl",
+      "queuectl completions zsh > ~/.zfunc/_queuectl",
       "queuectl completions fish > ~/.config/fish/completions/queuectl.fish",
-      "source <(queuectl completions zsh)",
     ],
     load: () => load("completions"),
   },

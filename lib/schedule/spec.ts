@@ -8,9 +8,10 @@
  * `croner` from npm (cron.ts), which this module loads only when a cron time is computed, so that
  * `status` and `enqueue` never load it.
  *
- * After downtime (no worker ran, or every worker was paused) a schedule fires once for the
- * occurrences it missed, not once per missed occurrence: its next fire time is then the first
- * occurrence after now (see `advance`).
+ * After downtime (no worker ran for more than a minute past a fire time) a schedule fires once
+ * for the occurrences it missed, not once per missed occurrence: its next fire time is then the
+ * first occurrence after now. A scheduler that is merely late (up to `CATCH_UP_MS`) enqueues
+ * each occurrence (see `advance`).
  *
  * @module
  */
@@ -110,9 +111,16 @@ export async function nextFireAfter(
 }
 
 /**
+ * A scheduler this late (a busy machine, a worker restarting) still enqueues every occurrence;
+ * later than this is downtime, and the missed occurrences are enqueued as one.
+ */
+export const CATCH_UP_MS = 60_000;
+
+/**
  * What a schedule does when it is due at `fireAt` and the store's clock says `now`: it fires once
- * (for `fireAt`, and for every occurrence missed after it), and its next fire time is the first
- * occurrence after now. Null: it never fires again.
+ * for `fireAt`, and its next fire time is the one after `fireAt` when it is at most `CATCH_UP_MS`
+ * late (so each occurrence is enqueued), else the first occurrence after now (one job stands for
+ * all it missed). Null: it never fires again.
  */
 export function advance(
   spec: ScheduleSpec,
@@ -120,7 +128,7 @@ export function advance(
   fireAt: number,
   now: number,
 ): Promise<number | null> {
-  return nextFireAfter(spec, anchor, Math.max(fireAt, now));
+  return nextFireAfter(spec, anchor, now - fireAt <= CATCH_UP_MS ? fireAt : now);
 }
 
 /** The spec in words, as `schedule list` shows it. */

@@ -20,7 +20,7 @@
 import { isTransient, QueuectlError } from "../errors.ts";
 import { JobInputError } from "../job/input.ts";
 import type { NewJob } from "../job/job.ts";
-import { advance } from "../schedule/spec.ts";
+import { advance, CATCH_UP_MS } from "../schedule/spec.ts";
 import { occurrenceJob } from "../schedule/template.ts";
 import type { ScheduleRecord, Store } from "../store/store.ts";
 import { formatDuration, iso } from "../time.ts";
@@ -74,7 +74,7 @@ export class Scheduler {
    */
   async pass(): Promise<number | null> {
     const { store } = this.#o;
-    for (let round = 0; round < 10 && !this.#stopped; round++) {
+    for (let round = 0; round < 100 && !this.#stopped; round++) {
       const result = await store.scheduleDue({ limit: DUE_BATCH + this.#broken.size });
       const now = this.#o.monotonic();
       const due = result.due.filter((s) => (this.#broken.get(s.name) ?? -Infinity) <= now);
@@ -124,7 +124,7 @@ export class Scheduler {
     const missed = schedule.spec.kind === "every"
       ? Math.floor((now - fireAt) / schedule.spec.everyMs)
       : 0;
-    const late = now - fireAt <= 60_000
+    const late = now - fireAt <= CATCH_UP_MS
       ? ""
       : missed > 0
       ? ` (${missed + 1} occurrences came while no worker ran; enqueued once)`

@@ -7,26 +7,32 @@ const OVERVIEW = `queuectl ${VERSION}: a background job queue in one command
 Usage: queuectl COMMAND [flags] [args]
 
 Commands:
-  enqueue       add jobs to the queue
-  list          list the newest jobs, in enqueue order
-  status        job counts per state, and the workers
-  show          every field of a job and its attempt history
-  logs          the output of a job's latest (or given) attempt
-  wait          wait until jobs are completed or dead
-  worker start  start worker processes (in the foreground, or --detach)
-  worker stop   stop the workers of this database on this host
-  worker list   the workers and what they are doing
-  worker run    run one worker in this process (what worker start runs N times)
-  cancel        cancel jobs: waiting ones at once, running ones killed by their worker
-  retry         put dead or cancelled jobs back in the queue with a fresh retry budget
-  dlq list      jobs that used up their retries
-  dlq retry     put dead jobs back in the queue with a fresh retry budget
-  metrics       the metrics dashboard: rates, run times, queue wait, failures
-  dashboard     the web dashboard: live jobs, search, output, retries
-  prune         delete finished jobs with their attempts and output
-  config get    show settings (all, or one value)
-  config set    change a setting
-  config unset  return a setting to its default
+  enqueue          add jobs to the queue
+  list             list the newest jobs, in enqueue order
+  status           job counts per state, and the workers
+  show             every field of a job and its attempt history
+  logs             the output of a job's latest (or given) attempt
+  wait             wait until jobs are completed or dead
+  worker start     start worker processes (in the foreground, or --detach)
+  worker stop      stop the workers of this database on this host
+  worker list      the workers and what they are doing
+  worker run       run one worker in this process (what worker start runs N times)
+  cancel           cancel jobs: waiting ones at once, running ones killed by their worker
+  retry            put dead or cancelled jobs back in the queue with a fresh retry budget
+  dlq list         jobs that used up their retries
+  dlq retry        put dead jobs back in the queue with a fresh retry budget
+  schedule add     add a recurring job: on a cron expression or every D
+  schedule list    the schedules: when they run next, their last run and its job's state
+  schedule pause   stop a schedule from firing until it is resumed
+  schedule resume  let a paused schedule fire again, from now on
+  schedule remove  delete a schedule (the jobs it enqueued stay)
+  metrics          the metrics dashboard: rates, run times, queue wait, failures
+  dashboard        the web dashboard: live jobs, search, output, retries
+  prune            delete finished jobs with their attempts and output
+  completions      print a shell completion script: bash, zsh or fish
+  config get       show settings (all, or one value)
+  config set       change a setting
+  config unset     return a setting to its default
 
 Global flags:
       --db PATH|URL  database file or postgres:// URL (default: $QUEUECTL_DB, else XDG data dir)

@@ -66,6 +66,12 @@ const RUNS: Record<string, Run[]> = {
   "retry": [{ args: ["retry", "d1", "x1"] }, { args: ["retry", "c1", "--force"] }],
   "dlq list": [{ args: ["dlq", "list"] }],
   "dlq retry": [{ args: ["dlq", "retry", "d1"] }, { args: ["dlq", "retry", "--all"] }],
+  "schedule add": [{ args: ["schedule", "add", "s", "--every", "1h", "-c", "true"] }],
+  "schedule list": [{ args: ["schedule", "list"] }],
+  "schedule pause": [{ args: ["schedule", "pause", "nightly"] }],
+  "schedule resume": [{ args: ["schedule", "resume", "nightly"] }],
+  "schedule remove": [{ args: ["schedule", "remove", "nightly"] }],
+  "completions": [{ args: ["completions", "bash"] }],
   "metrics": [{ args: ["metrics"] }, { args: ["metrics", "--detailed", "--since", "1h"] }],
   "dashboard": [{ args: ["dashboard", "--port", "0"], process: true }],
   "prune": [{ args: ["prune", "--dry-run"] }, { args: ["prune", "--state", "dead"] }],
@@ -83,12 +89,21 @@ function refused(spec: CommandSpec, args: readonly string[]): boolean {
   return rule.with === undefined;
 }
 
-// One job in every state (p1, r1, c1, f1, d1, x1), copied for each run.
+// One job in every state (p1, r1, c1, f1, d1, x1) and a schedule (nightly), copied for each run.
 const template = await moduleTempDir("queuectl-json-");
 {
   const clock = new FakeClock(T0);
   const store = await openTestStore(template.db, clock);
   await makeOneOfEach(store, clock);
+  await store.scheduleAdd({
+    schedule: {
+      name: "nightly",
+      spec: { kind: "every", everyMs: 86_400_000 },
+      template: '{"command":"true","cwd":"/"}',
+      anchor: T0,
+      nextAt: T0 + 86_400_000,
+    },
+  });
   store.close();
 }
 

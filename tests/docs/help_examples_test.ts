@@ -17,9 +17,11 @@ Deno.test("every example in --help runs", async () => {
   const box = await sandbox();
   const failures: string[] = [];
   try {
-    // What the examples take for granted: a worker, and jobs 42 and 43 that have run.
+    // What the examples take for granted: a worker, jobs 42 and 43 that have run, and the
+    // directories shells read completions from.
     for (
       const setup of [
+        "mkdir -p ~/.local/share/bash-completion/completions ~/.zfunc ~/.config/fish/completions",
         "queuectl worker start --detach",
         `queuectl enqueue -c 'echo "the answer"; echo "a warning" >&2' --id 42 --wait`,
         "queuectl enqueue -c true --id 43 --wait",

@@ -134,6 +134,20 @@ Deno.test("after downtime a schedule fires once for what it missed, then keeps i
   assert.equal((await fired(f.store)).length, 2);
 });
 
+Deno.test("a scheduler late by less than a minute enqueues every occurrence it missed", async () => {
+  await using f = await fixture(Date.UTC(2026, 0, 1));
+  await add(f.store, { kind: "every", everyMs: 10_000 });
+  // A stalled machine: the first fire time passed 35 s ago.
+  f.clock.advance(45_000);
+  assert.equal(await f.scheduler.pass(), 5000);
+  assert.deepEqual(await fired(f.store), [
+    "2026-01-01T00:00:10.000Z",
+    "2026-01-01T00:00:20.000Z",
+    "2026-01-01T00:00:30.000Z",
+    "2026-01-01T00:00:40.000Z",
+  ]);
+});
+
 Deno.test("a paused schedule does not fire; resumed, it goes on from now", async () => {
   const start = Date.UTC(2026, 0, 1);
   await using f = await fixture(start);

@@ -152,10 +152,12 @@ Deno.test("ten processes opening an empty database at once: one migrates, the ot
   for (const [i, run] of runs.entries()) {
     assert.deepEqual([run.code, run.stdout, run.stderr], [0, `p${i}\n`, ""], `process ${i}`);
   }
+  // Each migration applied once, by one of them.
   assert.deepEqual(
     await rows(db.url, "SELECT version FROM queuectl.queuectl_migrations ORDER BY version"),
     MIGRATIONS.map((m) => String(m.version)),
   );
+  assert.equal(MIGRATIONS[MIGRATIONS.length - 1]!.version, PG_SCHEMA_VERSION);
   assert.deepEqual(await rows(db.url, "SELECT count(*) FROM queuectl.jobs"), ["10"]);
   assert.deepEqual(await rows(db.url, "SELECT count(*) FROM queuectl.meta"), ["1"]);
 });

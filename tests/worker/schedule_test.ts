@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { checkLedger } from "../helpers/ledger.ts";
 import { poll, PROMPT_MS } from "../helpers/poll.ts";
 import { Sandbox } from "../helpers/sandbox.ts";
+import { pgDatabase, psql } from "../helpers/pg.ts";
 
 Deno.test("3 workers and a schedule --every 1s for 10 s: each fire time enqueued exactly once", async () => {
   await using sb = await Sandbox.create("schedule");
@@ -45,5 +46,46 @@ Deno.test("3 workers and a schedule --every 1s for 10 s: each fire time enqueued
   assert.deepEqual(report.duplicated, [], "duplicated");
   assert.deepEqual(report.overlap, [], "overlap");
   assert.equal(sb.counts().completed, ids.length);
+  await sb.assertNoLeftovers();
+});
+
+Deno.test("3 workers on PostgreSQL and a schedule --every 1s: each fire time enqueued exactly once", async () => {
+  await using db = await pgDatabase();
+  await using sb = await Sandbox.create("schedule-pg");
+  sb.db = db.url;
+  await sb.fastConfig();
+  await sb.ok(["schedule", "add", "tick", "--every", "1s", "-c", sb.job()]);
+  const workers = [sb.worker(), sb.worker(), sb.worker()];
+  const fires = async () => Number(await psql(db.url, "SELECT fires FROM queuectl.schedules"));
+  let fired = 0;
+  await poll(async () => (fired = await fires()) >= 6, 30_000, "6 occurrences", {
+    describe: () => `${fired} fired`,
+  });
+  await sb.ok(["schedule", "pause", "tick"]);
+  for (const worker of workers) worker.kill("SIGTERM");
+  for (const worker of workers) {
+    const exit = await worker.wait(PROMPT_MS, "a worker to stop");
+    assert.equal(exit.code, 0, exit.stderr);
+  }
+  await sb.workerOnce();
+  const rows = (await psql(
+    db.url,
+    "SELECT id || ' ' || (env->>'QUEUECTL_SCHEDULED_AT') || ' ' || state FROM queuectl.jobs " +
+      "ORDER BY seq",
+  )).split("\n").map((line) => line.split(" "));
+  const at = rows.map(([, time]) => Date.parse(time!));
+  assert.equal(rows.length, await fires(), "one job per occurrence");
+  for (let i = 1; i < at.length; i++) {
+    assert.equal(
+      at[i]! - at[i - 1]!,
+      1000,
+      `fire times ${i - 1} and ${i}: once each, none skipped`,
+    );
+  }
+  const ids = rows.map(([id]) => id!);
+  const report = checkLedger(sb.ledger(), ids);
+  assert.deepEqual(report.lost, [], "lost");
+  assert.deepEqual(report.duplicated, [], "duplicated");
+  assert.deepEqual(rows.map(([, , state]) => state), ids.map(() => "completed"));
   await sb.assertNoLeftovers();
 });
