@@ -104,7 +104,7 @@ Deno.test({
     );
     assert.deepEqual(
       await bashComplete(file, ["queuectl", "--db", "q.db", "list", "--state", ""], path),
-      ["pending", "processing", "completed", "failed", "dead"],
+      ["pending", "processing", "completed", "failed", "dead", "cancelled"],
     );
     assert.deepEqual(
       await bashComplete(file, ["queuectl", "prune", "--state", "d"], path),
