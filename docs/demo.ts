@@ -95,9 +95,9 @@ try {
   await q("list");
   await q("worker", "start", "--count", "2", "--detach");
   await q("wait", "hello", "slow", "urgent", "doomed", "later", "--timeout", "30s");
+  await q("status");
   await q("schedule", "list");
   await q("schedule", "remove", "tick");
-  await q("status");
   await q("dlq", "list");
   await q("logs", "slow");
   await q("show", "doomed");
