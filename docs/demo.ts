@@ -99,9 +99,9 @@ try {
   // Pending or already running: either way it ends cancelled (a running one is killed).
   await q("cancel", "stuck", "--reason", "hangs forever");
   await q("wait", "hello", "slow", "urgent", "doomed", "later", "--timeout", "30s");
+  await q("status");
   await q("schedule", "list");
   await q("schedule", "remove", "tick");
-  await q("status");
   await q("show", "stuck");
   await q("dlq", "list");
   await q("logs", "slow");

@@ -364,7 +364,7 @@ Deno.test("deno task demo --db postgres://… runs unchanged and leaves no schem
   }
   // `wait` exits 1 when a job it waits for is dead (doomed is); nothing else fails.
   assert.deepEqual(demo.stdout.match(/\(exit \d+\)/g), ["(exit 1)"]);
-  assert.match(demo.stdout, /--timeout 30s\n(.*\n)*\(exit 1\)\n\n\$ queuectl schedule list\n/);
+  assert.match(demo.stdout, /--timeout 30s\n(.*\n)*\(exit 1\)\n\n\$ queuectl status\n/);
   assert.equal(
     await psql(db.url, "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'queuectl_demo_%'"),
     "0",
