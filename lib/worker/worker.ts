@@ -36,7 +36,7 @@ import type { WorkerTotals } from "./lease.ts";
 import { heartbeatIntervalMs } from "./liveness.ts";
 import { parentPid, processStartTime } from "./process.ts";
 import { ProgressRecorder } from "./progress.ts";
-import { rescue } from "./rescuer.ts";
+import { reapOrphans, rescue } from "./rescuer.ts";
 import type { Spawner } from "./spawn.ts";
 import { inheritable } from "./tuning.ts";
 
@@ -96,6 +96,8 @@ const PREFETCH_BELOW_MS = 100;
 const RESERVE_HOLD_MS = 250;
 /** How often a worker looks for rows of workers that are gone for good. */
 const FORGET_EVERY_MS = 10_000;
+/** How often a worker of a store shared by several hosts looks for its host's orphans. */
+const REAP_EVERY_MS = 2000;
 /** An idle worker looks for due jobs at least this often (clock steps, missed changes). */
 const IDLE_WAKE_MS = 5000;
 
@@ -132,6 +134,7 @@ export class Worker {
   #housekeepingAt: number;
   #sweeping = false;
   #forgetAt = 0;
+  #reapAt = 0;
   /** The progress tick runs (while attempts hold slots). */
   #progressing = false;
   /** Jobs claimed ahead (reserved, not armed), started the moment a slot frees. */
@@ -556,6 +559,7 @@ export class Worker {
     try {
       if (this.#checkDatabaseFile()) return;
       await this.#refreshConfig();
+      await this.#checkStopRequest();
       const rescued = await rescue({
         store: this.#store,
         workerId: this.id,
@@ -583,10 +587,22 @@ export class Worker {
         this.#forgetAt = this.#clock.monotonic() + FORGET_EVERY_MS;
         await forgetGoneWorkers(keeping, this.#config);
       }
+      if (this.#store.capabilities.multiHost && this.#clock.monotonic() >= this.#reapAt) {
+        this.#reapAt = this.#clock.monotonic() + REAP_EVERY_MS;
+        await reapOrphans({
+          store: this.#store,
+          hostId: this.#o.host.id,
+          log: (line) => this.#log(line),
+        });
+      }
       if (this.#clock.monotonic() >= this.#housekeepingAt) {
-        this.#housekeepingAt = this.#clock.monotonic() +
-          (this.#o.housekeepingMs ?? HOUSEKEEPING_MS * (0.75 + Math.random() / 2));
-        await housekeeping(keeping, this.#config);
+        const everyMs = this.#o.housekeepingMs ?? HOUSEKEEPING_MS;
+        this.#housekeepingAt = this.#clock.monotonic() + everyMs * (0.75 + Math.random() / 2);
+        // Leaderless: of all the workers on all the hosts, one does each round (a compare-and-set
+        // on the round's start time, in the store's clock); the others skip it.
+        if (await this.#store.maintenanceTurn({ name: "housekeeping", everyMs: everyMs * 0.9 })) {
+          await housekeeping(keeping, this.#config);
+        }
       }
       this.#busySince.delete("sweep");
       const supervisor = this.#o.supervisorPid;
@@ -625,6 +641,17 @@ export class Worker {
       `database ${change}`,
     );
     return true;
+  }
+
+  /**
+   * Stops the worker when a stop request for every host (`worker stop --all-hosts`) was stored
+   * after it registered: signals do not cross machines, so the request is in the database.
+   */
+  async #checkStopRequest(): Promise<void> {
+    if (this.#stop === "force") return;
+    const mode = await this.#store.workerStopRequested({ id: this.id });
+    if (mode === null || (mode === "graceful" && this.#stop !== null)) return;
+    this.stop(mode, "stop requested for every host (`worker stop --all-hosts`)", "stop request");
   }
 
   async #refreshConfig(): Promise<void> {

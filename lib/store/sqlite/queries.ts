@@ -30,19 +30,6 @@ const READY = "state IN ('pending', 'failed')";
 const OWNS = "id = :id AND state = 'processing' AND worker_id = :worker_id AND attempts = :attempt";
 const PRIORITIES = [10, 9, 8, 7, 6, 5, 4, 3, 2, 1];
 
-/**
- * The due jobs to claim, best first: one index seek per priority instead of one ordered scan,
- * because jobs scheduled for later sit in the index ahead of due ones of lower priority and a scan
- * would step over all of them. Each arm is the first :limit due jobs of its priority by
- * (run_at, seq).
- */
-const NEXT_DUE_SEQS = `SELECT seq FROM (${
-  PRIORITIES.map((p) =>
-    `SELECT * FROM (SELECT seq, priority, run_at FROM jobs WHERE ${READY} AND priority = ${p}
-       AND run_at <= ?3 ORDER BY run_at, seq LIMIT ?4)`
-  ).join(" UNION ALL ")
-}) ORDER BY priority DESC, run_at, seq LIMIT ?4`;
-
 // The statements of the worker's hot path (claim, arm, finish) take numbered parameters
 // (?1 …), bound by position: a named parameter costs about a microsecond each to look up, and a
 // job goes through some fifty of them. Their order is in each statement's comment.
@@ -458,3 +445,26 @@ export const QUEUE_ID = `SELECT value FROM queuectl_meta WHERE key = 'queue_id'`
 
 export const MIGRATION_RECORD = `
 INSERT INTO queuectl_migrations (version, name, applied_at) VALUES (:version, :name, :now)`;
+
+// Stop requests for every host and leaderless upkeep rounds: facts about the queue, kept in
+// queuectl_meta under keys of their own (`stop:graceful`, `stop:force`, `round:<name>`).
+
+export const STOP_REQUEST = `
+INSERT INTO queuectl_meta (key, value) VALUES (:key, CAST(:now AS TEXT))
+ON CONFLICT (key) DO UPDATE SET value = excluded.value`;
+
+/** The stop requests stored at or after worker :id registered. */
+export const STOP_REQUESTED = `
+SELECT m.key FROM queuectl_meta m JOIN workers w ON w.id = :id
+WHERE m.key IN ('stop:graceful', 'stop:force') AND CAST(m.value AS INTEGER) >= w.started_at`;
+
+/**
+ * Begins a round when the last one began at least :every ms ago (or in the future: a clock
+ * stepped back); returns a row only then. The upsert's WHERE is the compare-and-set.
+ */
+export const MAINTENANCE_TURN = `
+INSERT INTO queuectl_meta (key, value) VALUES (:key, CAST(:now AS TEXT))
+ON CONFLICT (key) DO UPDATE SET value = excluded.value
+  WHERE CAST(queuectl_meta.value AS INTEGER) <= :now - :every
+     OR CAST(queuectl_meta.value AS INTEGER) > :now
+RETURNING key`;

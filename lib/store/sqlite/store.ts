@@ -44,12 +44,14 @@ import type {
   JobSearchParams,
   JobSearchResult,
   JobTakeOverParams,
+  MaintenanceTurnParams,
   NewWorker,
   OutputCapture,
   ProcessingJob,
   ScheduledCount,
   StatsCompactParams,
   StatsParams,
+  StopRequestMode,
   Store,
   StoreCapabilities,
   WaitForChangeParams,
@@ -896,6 +898,9 @@ export class SqliteStore implements Store {
           job,
           owner: row.w_id === null ? null : toWorker(row, now, "w_"),
           leaseExpired: job.leaseExpiresAt !== null && job.leaseExpiresAt <= now,
+          leaseOverdueMs: job.leaseExpiresAt !== null && job.leaseExpiresAt <= now
+            ? now - job.leaseExpiresAt
+            : null,
           armed: row.a_armed !== 0,
           pid: numOrNull(row, "a_pid"),
           pidStart: numOrNull(row, "a_pid_start"),
@@ -960,6 +965,36 @@ export class SqliteStore implements Store {
       const now = this.#clock.now();
       return (this.#stmt(q.WORKER_LIST).all() as Row[]).map((row) => toWorker(row, now));
     });
+  }
+
+  workerStopRequest(params: { mode: StopRequestMode }): Promise<number> {
+    return this.#write((now) => {
+      this.#stmt(q.STOP_REQUEST).run({ key: `stop:${params.mode}`, now });
+      return now;
+    });
+  }
+
+  workerStopRequested(params: { id: string }): Promise<StopRequestMode | null> {
+    return this.#read(() => {
+      const keys = (this.#stmt(q.STOP_REQUESTED).all({ id: params.id }) as Row[]).map((row) =>
+        str(row, "key")
+      );
+      return keys.includes("stop:force")
+        ? "force"
+        : keys.includes("stop:graceful")
+        ? "graceful"
+        : null;
+    });
+  }
+
+  maintenanceTurn(params: MaintenanceTurnParams): Promise<boolean> {
+    return this.#write((now) =>
+      this.#stmt(q.MAINTENANCE_TURN).all({
+        key: `round:${params.name}`,
+        now,
+        every: Math.max(0, Math.round(params.everyMs)),
+      }).length === 1
+    );
   }
 
   configGetAll(): Promise<Record<string, string>> {
