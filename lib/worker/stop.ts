@@ -229,8 +229,9 @@ async function recover(
  * in the database, which every worker registered before it reads at its next sweep (about a
  * second) and obeys as it would a signal. Waits until they are gone. Forced (at once, or after
  * the timeout), a local worker that does not answer within FORCE_GRACE_MS is killed as
- * `stopWorkers` kills it; one on another host that has stopped beating cannot be, and is
- * reported instead: its jobs come back when their leases expire, by the database's clock.
+ * `stopWorkers` kills it. One on another host that does not beat cannot be waited for or
+ * killed, and is reported at once instead: its jobs come back when their leases expire, by the
+ * database's clock, and it obeys the stored request if it comes back.
  */
 export async function stopAllHosts(queue: Queue, options: StopOptions): Promise<StopReport> {
   const workers = (await queue.workers()).filter((w) => w.liveness.health !== "gone");
@@ -263,9 +264,19 @@ export async function stopAllHosts(queue: Queue, options: StopOptions): Promise<
       options.note(`waited ${formatDuration(options.timeoutMs)}; killing the running jobs`);
       await queue.requestStop("force");
     }
+    // A worker on another host that does not beat (down, cut off) cannot be waited for, nor
+    // killed from here; the request stays stored, so it stops if it comes back.
+    for (const w of left) {
+      if (w.liveness.local || w.liveness.health === "ok") continue;
+      options.note(
+        `${workerName(w.worker)} on ${w.worker.host} ${w.liveness.problem}; not waiting for ` +
+          `it: its jobs are recovered when their leases expire, and it stops if it comes back`,
+      );
+      unreachable.push(w);
+    }
     if (forcedAt !== null && now - forcedAt >= FORCE_GRACE_MS) {
       for (const w of left) {
-        if (w.liveness.health === "ok" || killed.includes(w)) continue;
+        if (w.liveness.health === "ok" || killed.includes(w) || unreachable.includes(w)) continue;
         if (w.liveness.local) {
           options.note(
             `${workerName(w.worker)} ${w.liveness.problem}; killing it, then recovering its jobs`,

@@ -490,18 +490,31 @@ export class Worker {
     if (!this.#progressing) this.#progressLoop();
   }
 
-  /** Records progress and fences leases while attempts run. */
+  /**
+   * Records progress and fences leases while attempts run. The fence runs every tick whatever the
+   * store does: a call to a database that stopped answering (a cut link) may hang until its
+   * deadline, and a job whose lease may run out meanwhile must be killed on time, so the store's
+   * part of a tick is never waited for by the next one (it is skipped while one is in flight).
+   */
   #progressLoop(): void {
     this.#progressing = true;
-    const tick = async () => {
+    let inFlight = false;
+    const tick = () => {
       if (this.#finished || this.#slots.size === 0) {
         this.#progressing = false;
         return;
       }
       this.fence();
-      if (!this.#databaseLost) {
-        await this.#release(false);
-        await this.#progress.tick(this.#slots.values());
+      if (!this.#databaseLost && !inFlight) {
+        inFlight = true;
+        (async () => {
+          try {
+            await this.#release(false);
+            await this.#progress.tick(this.#slots.values());
+          } finally {
+            inFlight = false;
+          }
+        })();
       }
       this.#after(PROGRESS_TICK_MS, tick);
     };
