@@ -526,6 +526,14 @@ Deno.test({
       );
 
       await step("worker stop --all-hosts stops the workers of every host", async () => {
+        // status and worker list show every host's workers, with their host.
+        const status = await cli(w, ["status"]);
+        assert.match(status, /ID +PID +HOST +STATE/);
+        const list = await cli(w, ["worker", "list"]);
+        for (const h of [h1, h2, h3]) {
+          assert.match(status, new RegExp(` ${h.name} +(idle|busy) `), status);
+          assert.match(list, new RegExp(` ${h.name} +(idle|busy) `), list);
+        }
         const out = await cli(w, ["worker", "stop", "--all-hosts", "--timeout", "20s"]);
         // host1's workers killed with their host (kill -9) still have rows: not waited for.
         assert.match(out, /^Stopped 12 workers on 3 hosts \(host\d, host\d, host\d\)/);
