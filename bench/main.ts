@@ -28,6 +28,7 @@ import { scale } from "./scale.ts";
 import { resources } from "./resources.ts";
 import { idle } from "./idle.ts";
 import { dashboard } from "./dashboard.ts";
+import { postgresBench } from "./postgres.ts";
 
 const MODULES: Record<string, BenchModule> = {
   startup,
@@ -39,6 +40,7 @@ const MODULES: Record<string, BenchModule> = {
   resources,
   idle,
   dashboard,
+  postgres: postgresBench,
 };
 
 const NOTES_MARKER = "<!-- notes: everything below is hand-written and kept by bench/main.ts -->";

@@ -483,6 +483,14 @@ export class Queue {
     if (options.forget.length) await this.#store.workerRemove({ ids: options.forget });
   }
 
+  /**
+   * Asks every worker of the queue that runs now, on any host, to stop (`worker stop
+   * --all-hosts`): a request stored in the database, which each worker reads at its next sweep.
+   */
+  requestStop(mode: "graceful" | "force"): Promise<number> {
+    return this.#store.workerStopRequest({ mode });
+  }
+
   /** A worker that runs this queue's jobs in this process (lib/worker/worker.ts). */
   async createWorker(options: Omit<WorkerOptions, "store" | "clock">): Promise<Worker> {
     const { Worker } = await lazy<typeof import("./worker/worker.ts")>(

@@ -179,8 +179,12 @@ export const COMMANDS: readonly CommandSpec[] = [
     flags: [
       { name: "force", help: "do not wait for running jobs: kill them, return them to pending" },
       { name: "timeout", value: "D", help: "after D, stop as with --force" },
+      {
+        name: "all-hosts",
+        help: "stop the workers on every host (a request stored in the database)",
+      },
     ],
-    examples: [`queuectl worker stop --timeout 30s`],
+    examples: [`queuectl worker stop --timeout 30s`, `queuectl worker stop --all-hosts`],
     load: () => load("worker"),
   },
   {

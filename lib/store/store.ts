@@ -281,6 +281,8 @@ export interface ProcessingJob {
   owner: WorkerRecord | null;
   /** Whether the lease ran out, by the store's clock. */
   leaseExpired: boolean;
+  /** How long ago the lease ran out, by the store's clock; null while it has not. */
+  leaseOverdueMs: number | null;
   /** Whether its worker started the attempt (false: reserved by a claim, never started). */
   armed: boolean;
   /** The attempt's process group leader, when the worker recorded it. */
@@ -316,6 +318,16 @@ export interface WorkerHeartbeatResult {
   lost: AttemptRef[];
   /** Renewed attempts a user asked to cancel: the worker kills them. */
   cancel: CancelRequest[];
+}
+
+/** A stop request stored for every worker of the queue, on every host (`worker stop --all-hosts`). */
+export type StopRequestMode = "graceful" | "force";
+
+export interface MaintenanceTurnParams {
+  /** The upkeep task (`housekeeping`): each name has its own rounds. */
+  name: string;
+  /** A round may begin this long (the store's clock) after the last one began, not sooner. */
+  everyMs: number;
 }
 
 export interface StatsParams {
@@ -545,6 +557,25 @@ export interface Store {
   workerSetState(params: { id: string; state: WorkerState }): Promise<void>;
   workerRemove(params: { ids: readonly string[] }): Promise<void>;
   workerList(): Promise<WorkerRecord[]>;
+  /**
+   * Stores a stop request that every worker registered until now sees (`workerStopRequested`),
+   * wherever it runs: signals do not cross machines. A worker that registers later is not
+   * affected. Returns the request's time (the store's clock).
+   */
+  workerStopRequest(params: { mode: StopRequestMode }): Promise<number>;
+  /**
+   * The stop request that applies to worker `id` (stored at or after it registered): "force" if
+   * a forced one does, else "graceful" if a graceful one does, else null (also for an unknown id).
+   * Read-only.
+   */
+  workerStopRequested(params: { id: string }): Promise<StopRequestMode | null>;
+  /**
+   * Leaderless upkeep: whether the caller does this round of task `name`. A compare-and-set on
+   * the time the last round began (the store's clock, kept in the database): of any number of
+   * callers on any number of hosts, exactly one gets true per `everyMs`, the others false until
+   * the next round is due. A time in the future (a clock stepped back) counts as due.
+   */
+  maintenanceTurn(params: MaintenanceTurnParams): Promise<boolean>;
 
   /**
    * Figures for `metrics`, from counters maintained as attempts finish: never a scan of every

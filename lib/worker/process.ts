@@ -167,3 +167,44 @@ export async function killAttempt(target: AttemptProcesses, timeoutMs = 5000): P
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
+
+/** Processes of one queue's attempts found on this host, by attempt. */
+export interface MarkedAttempt {
+  jobId: string;
+  attempt: number;
+  /** The process groups its live processes are in. */
+  groups: number[];
+}
+
+/**
+ * Every attempt of queue `queueId` that has a live process on this host (by the marker in its
+ * environment; `attemptMarker`), with the process groups to kill. One pass over /proc.
+ */
+export function markedAttempts(queueId: string): MarkedAttempt[] {
+  if (!hasProc()) return [];
+  const queueVar = `QUEUECTL_QUEUE_ID=${queueId}`;
+  const own = readStat(Deno.pid)?.pgrp;
+  const found = new Map<string, MarkedAttempt>();
+  for (const pid of listPids()) {
+    if (pid === Deno.pid) continue;
+    let environ: string;
+    try {
+      environ = Deno.readTextFileSync(`/proc/${pid}/environ`);
+    } catch {
+      continue;
+    }
+    if (!environ.includes(queueVar)) continue;
+    const vars = environ.split("\0");
+    if (!vars.includes(queueVar)) continue;
+    const jobId = vars.find((v) => v.startsWith("QUEUECTL_JOB_ID="))?.slice(16);
+    const attempt = Number(vars.find((v) => v.startsWith("QUEUECTL_ATTEMPT="))?.slice(17));
+    const stat = readStat(pid);
+    if (jobId === undefined || !Number.isInteger(attempt) || stat === null) continue;
+    if (stat.state === "Z" || stat.pgrp === 0 || stat.pgrp === own) continue;
+    const key = `${jobId}\0${attempt}`;
+    const entry = found.get(key) ?? { jobId, attempt, groups: [] };
+    if (!entry.groups.includes(stat.pgrp)) entry.groups.push(stat.pgrp);
+    found.set(key, entry);
+  }
+  return [...found.values()];
+}

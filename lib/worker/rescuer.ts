@@ -10,6 +10,13 @@
  * killed and confirmed gone, so two attempts never run at once. Recovery counts as an attempt, so
  * a job that kills its own worker ends in the dead letter queue instead of a loop.
  *
+ * With several hosts (a store with `multiHost`), only a worker on the attempt's own host can kill
+ * its processes, so a lease that expired is left to that host's workers for `CROSS_HOST_GRACE_MS`
+ * more; a host that is down or cut off leaves it to any other host after that (its own workers
+ * killed their jobs before the lease could run out: lease.ts). And each host reaps its own
+ * orphans (`reapOrphans`): processes of an attempt that no worker of this host runs any more
+ * (the job was recovered elsewhere, or moved on to another attempt).
+ *
  * @module
  */
 
@@ -17,7 +24,13 @@ import type { BackoffOptions } from "../job/backoff.ts";
 import { decide } from "../job/outcome.ts";
 import type { ProcessingJob, Store } from "../store/store.ts";
 import { workerGone } from "./liveness.ts";
-import { attemptMarker, killAttempt } from "./process.ts";
+import { attemptMarker, killAttempt, killGroups, markedAttempts } from "./process.ts";
+
+/**
+ * How long past its expiry a lease of an attempt that ran on another host is left to that host's
+ * workers (who can kill its processes, and sweep every second) before this host recovers it.
+ */
+export const CROSS_HOST_GRACE_MS = 3000;
 
 export interface RescueOptions {
   store: Store;
@@ -44,13 +57,52 @@ export function rescueReason(
   p: ProcessingJob,
   hostId: string,
   pidRecovery: boolean,
+  multiHost = false,
 ): string | null {
   const owner = p.owner;
   if (owner && workerGone(owner, { hostId, pidRecovery })) {
     return `worker lost (pid ${owner.pid} exited)`;
   }
-  if (p.leaseExpired) return "lease expired";
-  return null;
+  if (!p.leaseExpired) return null;
+  const elsewhere = multiHost && p.host !== null && p.host !== hostId;
+  if (elsewhere && (p.leaseOverdueMs ?? 0) < CROSS_HOST_GRACE_MS) return null;
+  return "lease expired";
+}
+
+export interface ReapOptions {
+  store: Store;
+  hostId: string;
+  log: (line: string) => void;
+}
+
+/**
+ * Kills this host's processes of attempts that no worker of this host runs any more: the job is
+ * no longer processing that attempt here, or another host's worker took it over. Processes are
+ * found before the jobs are read, so an attempt started meanwhile is never taken for an orphan
+ * (a worker arms an attempt before it spawns it). Returns the attempts whose processes it killed.
+ */
+export async function reapOrphans(options: ReapOptions): Promise<string[]> {
+  const marked = markedAttempts(options.store.queueId);
+  if (marked.length === 0) return [];
+  const here = new Map<string, ProcessingJob>();
+  for (const p of await options.store.jobListProcessing()) {
+    if (p.host === options.hostId) here.set(`${p.job.id}\0${p.job.attempts}`, p);
+  }
+  const reaped: string[] = [];
+  for (const m of marked) {
+    const p = here.get(`${m.jobId}\0${m.attempt}`);
+    const owner = p?.owner ?? null;
+    // Still this host's: its owner runs here (or is unknown yet: recovery judges that).
+    if (p !== undefined && (owner === null || owner.hostId === options.hostId)) continue;
+    killGroups(m.groups);
+    reaped.push(`${m.jobId}/${m.attempt}`);
+    options.log(
+      `job ${m.jobId} attempt ${m.attempt}: orphaned processes killed (${
+        p === undefined ? "the attempt is over" : `taken over on host ${owner!.host}`
+      })`,
+    );
+  }
+  return reaped;
 }
 
 /** One sweep: recovers what may be recovered. */
@@ -59,7 +111,12 @@ export async function rescue(options: RescueOptions): Promise<RescueReport> {
   const { store } = options;
   for (const p of await store.jobListProcessing()) {
     if (p.job.workerId === options.workerId && options.running.has(p.job.id)) continue;
-    const reason = rescueReason(p, options.hostId, store.capabilities.pidRecovery);
+    const reason = rescueReason(
+      p,
+      options.hostId,
+      store.capabilities.pidRecovery,
+      store.capabilities.multiHost,
+    );
     if (reason === null) continue;
     const attempt = p.job.attempts;
     if (!p.armed) {

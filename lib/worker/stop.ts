@@ -41,6 +41,11 @@ export interface StopReport {
   forced: boolean;
   /** Workers that did not respond and were killed. */
   killed: JudgedWorker[];
+  /**
+   * `--all-hosts`: workers on other hosts that did not respond (no heartbeat) and cannot be
+   * killed from here; their jobs are recovered once their leases expire.
+   */
+  unreachable?: JudgedWorker[];
 }
 
 interface Target {
@@ -217,4 +222,105 @@ async function recover(
     forget: killed.map((w) => w.worker.id),
     log: options.note,
   });
+}
+
+/**
+ * Stops the workers of the queue on every host (`worker stop --all-hosts`): a stop request stored
+ * in the database, which every worker registered before it reads at its next sweep (about a
+ * second) and obeys as it would a signal. Waits until they are gone. Forced (at once, or after
+ * the timeout), a local worker that does not answer within FORCE_GRACE_MS is killed as
+ * `stopWorkers` kills it. One on another host that does not beat cannot be waited for or
+ * killed, and is reported at once instead: its jobs come back when their leases expire, by the
+ * database's clock, and it obeys the stored request if it comes back.
+ */
+export async function stopAllHosts(queue: Queue, options: StopOptions): Promise<StopReport> {
+  const workers = (await queue.workers()).filter((w) => w.liveness.health !== "gone");
+  if (workers.length === 0) return { stopped: [], forced: false, killed: [], unreachable: [] };
+  const started = performance.now();
+  let forcedAt = options.force ? started : null;
+  await queue.requestStop(options.force ? "force" : "graceful");
+  const killed: JudgedWorker[] = [];
+  const unreachable: JudgedWorker[] = [];
+  let progressAt = started + PROGRESS_AFTER_MS;
+  let last = workers;
+  for (;;) {
+    const fresh = new Map(
+      (await queue.workers()).filter((w) => w.liveness.health !== "gone").map((w) => [
+        w.worker.id,
+        w,
+      ]),
+    );
+    const left = workers.flatMap((w) => {
+      const now = fresh.get(w.worker.id);
+      return now === undefined || unreachable.some((u) => u.worker.id === w.worker.id) ? [] : [now];
+    });
+    last = workers.map((w) => fresh.get(w.worker.id) ?? w);
+    if (left.length === 0) break;
+    const now = performance.now();
+    if (
+      forcedAt === null && options.timeoutMs !== undefined && now - started >= options.timeoutMs
+    ) {
+      forcedAt = now;
+      options.note(`waited ${formatDuration(options.timeoutMs)}; killing the running jobs`);
+      await queue.requestStop("force");
+    }
+    // A worker on another host that does not beat (down, cut off) cannot be waited for, nor
+    // killed from here; the request stays stored, so it stops if it comes back.
+    for (const w of left) {
+      if (w.liveness.local || w.liveness.health === "ok") continue;
+      options.note(
+        `${workerName(w.worker)} on ${w.worker.host} ${w.liveness.problem}; not waiting for ` +
+          `it: its jobs are recovered when their leases expire, and it stops if it comes back`,
+      );
+      unreachable.push(w);
+    }
+    if (forcedAt !== null && now - forcedAt >= FORCE_GRACE_MS) {
+      for (const w of left) {
+        if (w.liveness.health === "ok" || killed.includes(w) || unreachable.includes(w)) continue;
+        if (w.liveness.local) {
+          options.note(
+            `${workerName(w.worker)} ${w.liveness.problem}; killing it, then recovering its jobs`,
+          );
+          send(w.worker.pid, "SIGKILL");
+          killed.push(w);
+        } else {
+          options.note(
+            `${workerName(w.worker)} on ${w.worker.host} ${w.liveness.problem}; not waiting ` +
+              `for it: its jobs are recovered when their leases expire`,
+          );
+          unreachable.push(w);
+        }
+      }
+    }
+    if (now >= progressAt) {
+      progressAt = now + PROGRESS_EVERY_MS;
+      const hosts = new Set(left.map((w) => w.worker.host));
+      options.note(
+        `waiting for ${left.length} worker${left.length === 1 ? "" : "s"} on ${hosts.size} ` +
+          `host${hosts.size === 1 ? "" : "s"} to stop${
+            forcedAt === null ? " after their running jobs (`--force` kills the jobs)" : ""
+          }:`,
+      );
+      for (const line of problemLines(left)) options.note(`  ${line}`);
+      for (const w of left) {
+        if (w.liveness.problem !== null) continue;
+        const jobs = w.worker.runningJobs;
+        options.note(
+          `  ${workerName(w.worker)} on ${w.worker.host}: ${
+            jobs.length === 0 ? "stopping" : `finishing job${jobs.length === 1 ? "" : "s"} ${jobs}`
+          }`,
+        );
+      }
+    }
+    await sleep(100);
+  }
+  if (killed.length > 0) await recover(queue, killed, options);
+  const ids = (list: readonly JudgedWorker[]) => new Set(list.map((w) => w.worker.id));
+  const gone = ids(unreachable);
+  return {
+    stopped: last.filter((w) => !gone.has(w.worker.id)),
+    forced: forcedAt !== null,
+    killed: last.filter((w) => ids(killed).has(w.worker.id)),
+    unreachable: last.filter((w) => gone.has(w.worker.id)),
+  };
 }

@@ -36,7 +36,7 @@ import type { WorkerTotals } from "./lease.ts";
 import { heartbeatIntervalMs } from "./liveness.ts";
 import { parentPid, processStartTime } from "./process.ts";
 import { ProgressRecorder } from "./progress.ts";
-import { rescue } from "./rescuer.ts";
+import { reapOrphans, rescue } from "./rescuer.ts";
 import { Scheduler } from "./scheduler.ts";
 import type { Spawner } from "./spawn.ts";
 import { inheritable } from "./tuning.ts";
@@ -104,6 +104,9 @@ const FORGET_EVERY_MS = 10_000;
  * and at least this often (a store that does not wake it for others' commits).
  */
 const CANCEL_LOOK_MS = 500;
+
+/** How often a worker of a store shared by several hosts looks for its host's orphans. */
+const REAP_EVERY_MS = 2000;
 /** An idle worker looks for due jobs at least this often (clock steps, missed changes). */
 const IDLE_WAKE_MS = 5000;
 
@@ -140,6 +143,7 @@ export class Worker {
   #housekeepingAt: number;
   #sweeping = false;
   #forgetAt = 0;
+  #reapAt = 0;
   /** The progress tick runs (while attempts hold slots). */
   #progressing = false;
   /** Jobs claimed ahead (reserved, not armed), started the moment a slot frees. */
@@ -525,19 +529,32 @@ export class Worker {
     if (!this.#progressing) this.#progressLoop();
   }
 
-  /** Records progress and fences leases while attempts run. */
+  /**
+   * Records progress and fences leases while attempts run. The fence runs every tick whatever the
+   * store does: a call to a database that stopped answering (a cut link) may hang until its
+   * deadline, and a job whose lease may run out meanwhile must be killed on time, so the store's
+   * part of a tick is never waited for by the next one (it is skipped while one is in flight).
+   */
   #progressLoop(): void {
     this.#progressing = true;
-    const tick = async () => {
+    let inFlight = false;
+    const tick = () => {
       if (this.#finished || this.#slots.size === 0) {
         this.#progressing = false;
         return;
       }
       this.fence();
-      if (!this.#databaseLost) {
-        await this.#lookForCancels();
-        await this.#release(false);
-        await this.#progress.tick(this.#slots.values());
+      if (!this.#databaseLost && !inFlight) {
+        inFlight = true;
+        (async () => {
+          try {
+            await this.#lookForCancels();
+            await this.#release(false);
+            await this.#progress.tick(this.#slots.values());
+          } finally {
+            inFlight = false;
+          }
+        })();
       }
       this.#after(PROGRESS_TICK_MS, tick);
     };
@@ -639,6 +656,7 @@ export class Worker {
     try {
       if (this.#checkDatabaseFile()) return;
       await this.#refreshConfig();
+      await this.#checkStopRequest();
       const rescued = await rescue({
         store: this.#store,
         workerId: this.id,
@@ -666,10 +684,22 @@ export class Worker {
         this.#forgetAt = this.#clock.monotonic() + FORGET_EVERY_MS;
         await forgetGoneWorkers(keeping, this.#config);
       }
+      if (this.#store.capabilities.multiHost && this.#clock.monotonic() >= this.#reapAt) {
+        this.#reapAt = this.#clock.monotonic() + REAP_EVERY_MS;
+        await reapOrphans({
+          store: this.#store,
+          hostId: this.#o.host.id,
+          log: (line) => this.#log(line),
+        });
+      }
       if (this.#clock.monotonic() >= this.#housekeepingAt) {
-        this.#housekeepingAt = this.#clock.monotonic() +
-          (this.#o.housekeepingMs ?? HOUSEKEEPING_MS * (0.75 + Math.random() / 2));
-        await housekeeping(keeping, this.#config);
+        const everyMs = this.#o.housekeepingMs ?? HOUSEKEEPING_MS;
+        this.#housekeepingAt = this.#clock.monotonic() + everyMs * (0.75 + Math.random() / 2);
+        // Leaderless: of all the workers on all the hosts, one does each round (a compare-and-set
+        // on the round's start time, in the store's clock); the others skip it.
+        if (await this.#store.maintenanceTurn({ name: "housekeeping", everyMs: everyMs * 0.9 })) {
+          await housekeeping(keeping, this.#config);
+        }
       }
       this.#busySince.delete("sweep");
       const supervisor = this.#o.supervisorPid;
@@ -714,6 +744,17 @@ export class Worker {
   #schedulerFailed(error: unknown): void {
     if (!(error instanceof QueuectlError)) throw error;
     this.#log(`scheduler: ${error.message}`);
+  }
+
+  /**
+   * Stops the worker when a stop request for every host (`worker stop --all-hosts`) was stored
+   * after it registered: signals do not cross machines, so the request is in the database.
+   */
+  async #checkStopRequest(): Promise<void> {
+    if (this.#stop === "force") return;
+    const mode = await this.#store.workerStopRequested({ id: this.id });
+    if (mode === null || (mode === "graceful" && this.#stop !== null)) return;
+    this.stop(mode, "stop requested for every host (`worker stop --all-hosts`)", "stop request");
   }
 
   async #refreshConfig(): Promise<void> {

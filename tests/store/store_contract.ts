@@ -902,6 +902,53 @@ export function storeContract(
     assert.deepEqual(await store.workerList(), []);
   });
 
+  test("workerStopRequest() reaches the workers registered before it, not later ones", async (f) => {
+    const { store, clock } = f;
+    await makeWorker(store, clock, { id: "early", alive: true });
+    assert.equal(await store.workerStopRequested({ id: "early" }), null);
+    clock.advance(10);
+    assert.equal(await store.workerStopRequest({ mode: "graceful" }), clock.now());
+    clock.advance(10);
+    await makeWorker(store, clock, { id: "late", alive: true });
+    assert.equal(await store.workerStopRequested({ id: "early" }), "graceful");
+    assert.equal(await store.workerStopRequested({ id: "late" }), null);
+    assert.equal(await store.workerStopRequested({ id: "nobody" }), null);
+    // A forced request outranks the graceful one, for the workers it reaches.
+    clock.advance(10);
+    await store.workerStopRequest({ mode: "force" });
+    assert.equal(await store.workerStopRequested({ id: "early" }), "force");
+    assert.equal(await store.workerStopRequested({ id: "late" }), "force");
+    clock.advance(10);
+    await makeWorker(store, clock, { id: "later", alive: true });
+    assert.equal(await store.workerStopRequested({ id: "later" }), null);
+    // Another connection (another host) sees the request.
+    const other = await f.openAnother();
+    assert.equal(await other.workerStopRequested({ id: "late" }), "force");
+  });
+
+  test("maintenanceTurn() gives each round to exactly one caller, by the store's clock", async (f) => {
+    const { store, clock } = f;
+    const other = await f.openAnother();
+    const turn = (s: Store, name = "housekeeping") => s.maintenanceTurn({ name, everyMs: 60_000 });
+    assert.equal(await turn(store), true);
+    assert.equal(await turn(store), false);
+    assert.equal(await turn(other), false);
+    // Names have rounds of their own.
+    assert.equal(await turn(other, "other"), true);
+    clock.advance(59_999);
+    assert.equal(await turn(other), false);
+    clock.advance(1);
+    // Many callers at once, on two connections: one round, one winner.
+    const results = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => turn(i % 2 === 0 ? store : other)),
+    );
+    assert.equal(results.filter(Boolean).length, 1, `winners: ${results}`);
+    // A clock stepped back past the last round's start: the round is due rather than stuck.
+    clock.set(clock.now() - 3_600_000);
+    assert.equal(await turn(store), true);
+    assert.equal(await turn(other), false);
+  });
+
   test("workerHeartbeat() renews only a lease the worker holds", async ({ store, clock }) => {
     await makeWorker(store, clock, { id: "w", alive: true });
     await store.jobInsertMany({ jobs: [newJob({ id: "j" })], defaultMaxRetries: 3 });
@@ -1006,8 +1053,12 @@ export function storeContract(
     clock.set(job.leaseExpiresAt!);
     assert.equal(await take(), false);
     assert.equal((await store.jobListProcessing())[0]?.leaseExpired, false);
+    assert.equal((await store.jobListProcessing())[0]?.leaseOverdueMs, null);
     clock.set(job.leaseExpiresAt! - 1 + 10_000);
     assert.equal((await store.jobListProcessing())[0]?.leaseExpired, true);
+    assert.equal((await store.jobListProcessing())[0]?.leaseOverdueMs, 0);
+    clock.advance(250);
+    assert.equal((await store.jobListProcessing())[0]?.leaseOverdueMs, 250);
     assert.equal(await take(), true);
     assert.equal((await store.jobGet({ id: "e" }))?.workerId, "rescuer");
   });

@@ -57,12 +57,16 @@ export async function run(ctx: Context): Promise<number> {
   const stale = workers.filter((w) => w.liveness.state === "stale").length;
   out += `\nWorkers: ${active} active${stale > 0 ? `, ${stale} stale` : ""}\n`;
   if (workers.length) {
+    // Workers of other hosts (a shared PostgreSQL queue): which host each runs on, since a pid
+    // alone means nothing there. A queue with workers on this host only keeps its narrow table.
+    const hosts = workers.some((w) => !w.liveness.local);
     out += table(
       p,
-      ["ID", "PID", "STATE", "JOB", "DONE", "FAILED", "HEARTBEAT"],
+      ["ID", "PID", ...(hosts ? ["HOST"] : []), "STATE", "JOB", "DONE", "FAILED", "HEARTBEAT"],
       workers.map((w) => [
         w.worker.id,
         String(w.worker.pid),
+        ...(hosts ? [w.worker.host] : []),
         workerState(p, w),
         w.worker.runningJobs.join(",") || "-",
         String(w.worker.jobsDone),

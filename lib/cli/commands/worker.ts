@@ -111,7 +111,9 @@ async function runWorker(ctx: Context): Promise<number> {
   }
   // The database file was deleted or replaced: restarting this worker would not help.
   if (worker.databaseLost) return EXIT.unusable;
-  if (worker.stopMode !== "force") return EXIT.ok;
+  // A forced stop asked for through the database (`worker stop --all-hosts`) is no failure: a
+  // supervisor must not restart the worker.
+  if (worker.stopMode !== "force" || last === null) return EXIT.ok;
   return last === "SIGINT" ? EXIT.sigint : EXIT.sigterm;
 }
 
@@ -234,33 +236,44 @@ async function stop(ctx: Context): Promise<number> {
   const force = flagBool(ctx.args, "force");
   const timeoutMs = flagDuration(ctx.args, "timeout");
   const queue = await ctx.openQueue();
-  const { stopWorkers } = await lazy<typeof import("../../worker/stop.ts")>(
+  const allHosts = flagBool(ctx.args, "all-hosts");
+  const { stopAllHosts, stopWorkers } = await lazy<typeof import("../../worker/stop.ts")>(
     import.meta.url,
     "../../worker/stop.ts",
   );
   // Progress and warnings; a closed stderr must not end the stop half way.
   const say = log(ctx);
-  const report = await stopWorkers(queue, {
+  const report = await (allHosts ? stopAllHosts : stopWorkers)(queue, {
     force,
     timeoutMs,
     note: (line) => say(`queuectl: ${line}`),
   });
   const { stopped, killed } = report;
+  const unreachable = report.unreachable ?? [];
   if (ctx.json) {
     ctx.io.out(json({
       stopped: stopped.map(workerJson),
       forced: report.forced,
       killed: killed.map((w) => w.worker.id),
+      ...(allHosts ? { unreachable: unreachable.map((w) => w.worker.id) } : {}),
     }));
-  } else if (stopped.length === 0) {
+  } else if (stopped.length === 0 && unreachable.length === 0) {
     ctx.io.out("No workers are running.\n");
   } else {
     const pids = (workers: readonly JudgedWorker[]) => workers.map((w) => w.worker.pid).join(", ");
+    const hosts = [...new Set(stopped.map((w) => w.worker.host))];
     let line = `Stopped ${stopped.length} worker${stopped.length === 1 ? "" : "s"} ` +
-      `(pid ${pids(stopped)})`;
+      (allHosts
+        ? `on ${hosts.length} host${hosts.length === 1 ? "" : "s"} (${hosts.join(", ")})`
+        : `(pid ${pids(stopped)})`);
     if (report.forced) line += ", killing running jobs";
     if (killed.length > 0) {
       line += `; killed ${killed.length} that did not respond (pid ${pids(killed)})`;
+    }
+    if (unreachable.length > 0) {
+      line += `; ${unreachable.length} on ${
+        [...new Set(unreachable.map((w) => w.worker.host))].join(", ")
+      } did not respond (their jobs come back when their leases expire)`;
     }
     ctx.io.out(`${line}\n`);
   }

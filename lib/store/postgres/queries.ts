@@ -748,3 +748,27 @@ UPDATE {S}.schedule_runs SET job_id = :job_id WHERE schedule = :name AND fire_at
 /** Runs are kept for a day: enough for the second guard, which only stale views need. */
 export const SCHEDULE_RUNS_TRIM = `
 DELETE FROM {S}.schedule_runs WHERE schedule = :name AND fire_at < :fire_at::bigint - 86400000`;
+// Stop requests for every host, leaderless upkeep rounds (meta keys `stop:graceful`,
+// `stop:force`, `round:<name>`)
+// ---------------------------------------------------------------------------------------------
+
+export const STOP_REQUEST = `
+INSERT INTO {S}.meta (key, value) VALUES (:key, ({NOW})::text)
+ON CONFLICT (key) DO UPDATE SET value = excluded.value
+RETURNING value::bigint AS at`;
+
+/** The stop requests stored at or after worker :id registered. */
+export const STOP_REQUESTED = `
+SELECT m.key FROM {S}.meta m JOIN {S}.workers w ON w.id = :id
+WHERE m.key IN ('stop:graceful', 'stop:force') AND m.value::bigint >= w.started_at`;
+
+/**
+ * Begins a round when the last one began at least :every ms ago (or in the future); returns a row
+ * only then. Two hosts at once: the second waits for the first's row lock, then re-checks the
+ * WHERE against the row the first wrote (READ COMMITTED), and gets nothing.
+ */
+export const MAINTENANCE_TURN = `
+INSERT INTO {S}.meta (key, value) VALUES (:key, ({NOW})::text)
+ON CONFLICT (key) DO UPDATE SET value = excluded.value
+  WHERE {S}.meta.value::bigint <= ({NOW}) - :every::bigint OR {S}.meta.value::bigint > ({NOW})
+RETURNING key`;

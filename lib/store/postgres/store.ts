@@ -50,6 +50,7 @@ import type {
   JobSearchParams,
   JobSearchResult,
   JobTakeOverParams,
+  MaintenanceTurnParams,
   NewSchedule,
   NewWorker,
   OutputCapture,
@@ -61,6 +62,7 @@ import type {
   ScheduleRecord,
   StatsCompactParams,
   StatsParams,
+  StopRequestMode,
   Store,
   StoreCapabilities,
   WaitForChangeParams,
@@ -795,6 +797,9 @@ export class PostgresStore implements Store {
           job,
           owner: row.w_id === null ? null : toWorker(row, now, "w_"),
           leaseExpired: bool(row, "lease_expired"),
+          leaseOverdueMs: job.leaseExpiresAt !== null && job.leaseExpiresAt <= now
+            ? now - job.leaseExpiresAt
+            : null,
           armed: bool(row, "a_armed"),
           pid: numOrNull(row, "a_pid"),
           pidStart: numOrNull(row, "a_pid_start"),
@@ -965,6 +970,35 @@ export class PostgresStore implements Store {
       const now = num(rows[0]!, "now");
       return rows.map((row) => toWorker(row, now));
     });
+  }
+
+  workerStopRequest(params: { mode: StopRequestMode }): Promise<number> {
+    return this.#writeOne(async (run) => {
+      const [row] = await run(q.STOP_REQUEST, { key: `stop:${params.mode}` });
+      // Workers that were idle look at once (they would at their next sweep anyway).
+      this.#announce("work");
+      return num(row!, "at");
+    });
+  }
+
+  workerStopRequested(params: { id: string }): Promise<StopRequestMode | null> {
+    return this.#read(async (run) => {
+      const keys = (await run(q.STOP_REQUESTED, { id: params.id })).map((row) => str(row, "key"));
+      return keys.includes("stop:force")
+        ? "force"
+        : keys.includes("stop:graceful")
+        ? "graceful"
+        : null;
+    });
+  }
+
+  maintenanceTurn(params: MaintenanceTurnParams): Promise<boolean> {
+    return this.#writeOne(async (run) =>
+      (await run(q.MAINTENANCE_TURN, {
+        key: `round:${params.name}`,
+        every: Math.max(0, Math.round(params.everyMs)),
+      })).length === 1
+    );
   }
 
   // -------------------------------------------------------------------------------------------

@@ -550,3 +550,25 @@ UPDATE schedule_runs SET job_id = :job_id WHERE schedule = :name AND fire_at = :
 /** Runs are kept for a day: enough for the second guard, which only stale views need. */
 export const SCHEDULE_RUNS_TRIM = `
 DELETE FROM schedule_runs WHERE schedule = :name AND fire_at < :fire_at - 86400000`;
+// Stop requests for every host and leaderless upkeep rounds: facts about the queue, kept in
+// queuectl_meta under keys of their own (`stop:graceful`, `stop:force`, `round:<name>`).
+
+export const STOP_REQUEST = `
+INSERT INTO queuectl_meta (key, value) VALUES (:key, CAST(:now AS TEXT))
+ON CONFLICT (key) DO UPDATE SET value = excluded.value`;
+
+/** The stop requests stored at or after worker :id registered. */
+export const STOP_REQUESTED = `
+SELECT m.key FROM queuectl_meta m JOIN workers w ON w.id = :id
+WHERE m.key IN ('stop:graceful', 'stop:force') AND CAST(m.value AS INTEGER) >= w.started_at`;
+
+/**
+ * Begins a round when the last one began at least :every ms ago (or in the future: a clock
+ * stepped back); returns a row only then. The upsert's WHERE is the compare-and-set.
+ */
+export const MAINTENANCE_TURN = `
+INSERT INTO queuectl_meta (key, value) VALUES (:key, CAST(:now AS TEXT))
+ON CONFLICT (key) DO UPDATE SET value = excluded.value
+  WHERE CAST(queuectl_meta.value AS INTEGER) <= :now - :every
+     OR CAST(queuectl_meta.value AS INTEGER) > :now
+RETURNING key`;

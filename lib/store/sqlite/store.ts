@@ -49,6 +49,7 @@ import type {
   JobSearchParams,
   JobSearchResult,
   JobTakeOverParams,
+  MaintenanceTurnParams,
   NewSchedule,
   NewWorker,
   OutputCapture,
@@ -60,6 +61,7 @@ import type {
   ScheduleRecord,
   StatsCompactParams,
   StatsParams,
+  StopRequestMode,
   Store,
   StoreCapabilities,
   WaitForChangeParams,
@@ -1012,6 +1014,9 @@ export class SqliteStore implements Store {
           job,
           owner: row.w_id === null ? null : toWorker(row, now, "w_"),
           leaseExpired: job.leaseExpiresAt !== null && job.leaseExpiresAt <= now,
+          leaseOverdueMs: job.leaseExpiresAt !== null && job.leaseExpiresAt <= now
+            ? now - job.leaseExpiresAt
+            : null,
           armed: row.a_armed !== 0,
           pid: numOrNull(row, "a_pid"),
           pidStart: numOrNull(row, "a_pid_start"),
@@ -1181,6 +1186,36 @@ export class SqliteStore implements Store {
       if (error === ALREADY_FIRED) return { fired: false, job: null };
       throw error;
     });
+  }
+
+  workerStopRequest(params: { mode: StopRequestMode }): Promise<number> {
+    return this.#write((now) => {
+      this.#stmt(q.STOP_REQUEST).run({ key: `stop:${params.mode}`, now });
+      return now;
+    });
+  }
+
+  workerStopRequested(params: { id: string }): Promise<StopRequestMode | null> {
+    return this.#read(() => {
+      const keys = (this.#stmt(q.STOP_REQUESTED).all({ id: params.id }) as Row[]).map((row) =>
+        str(row, "key")
+      );
+      return keys.includes("stop:force")
+        ? "force"
+        : keys.includes("stop:graceful")
+        ? "graceful"
+        : null;
+    });
+  }
+
+  maintenanceTurn(params: MaintenanceTurnParams): Promise<boolean> {
+    return this.#write((now) =>
+      this.#stmt(q.MAINTENANCE_TURN).all({
+        key: `round:${params.name}`,
+        now,
+        every: Math.max(0, Math.round(params.everyMs)),
+      }).length === 1
+    );
   }
 
   configGetAll(): Promise<Record<string, string>> {
