@@ -168,6 +168,13 @@ ensure_chromium() {
   echo "== chromium: /usr/bin/chromium"
 }
 
+# The shells whose completion scripts the tests load (tests/cli/completions_test.ts).
+ensure_shells() {
+  local missing=() shell
+  for shell in zsh fish; do command -v "$shell" >/dev/null 2>&1 || missing+=("$shell"); done
+  [ "${#missing[@]}" -eq 0 ] || ci_apt_install "${missing[@]}" || return 1
+}
+
 ensure_net_tools() {
   command -v ip >/dev/null 2>&1 || ci_apt_install iproute2 || return 1
   local tool
