@@ -24,7 +24,9 @@ async function busyPool(sb: Sandbox) {
     { command: sb.job("sleep 30") },
     { command: sb.job("sleep 30") },
   ]);
-  const pool = sb.spawn(["worker", "start", "--count", "2"]);
+  // One slot each: with the default (the cores) one worker could take both jobs before the other
+  // registers, and the pool would not be two busy workers.
+  const pool = sb.spawn(["worker", "start", "--count", "2", "--concurrency", "1"]);
   const groups = await Promise.all(ids.map((id) => runningGroup(sb, id)));
   const workerPids = sb.workerRows().map((w) => w.pid);
   return { ids, pool, groups, workerPids };
