@@ -54,6 +54,8 @@ export type ErrorReason =
   | "not_dead"
   | "not_retryable"
   | "finished"
+  /** A delete of a job that has not finished (pending, failed, processing). */
+  | "not_finished"
   | "bad_path"
   | "busy"
   | "full"

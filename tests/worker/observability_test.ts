@@ -180,7 +180,11 @@ Deno.test("workers delete completed jobs past retain-completed and truncate the 
 
   // A worker whose housekeeping runs at its first sweeps.
   const worker = sb.spawn(["worker", "run"], { hooks: { housekeepingMs: 100 } });
-  await worker.waitForStderr(/retention: deleted 16 completed or cancelled jobs/, PROMPT_MS * 2, "retention");
+  await worker.waitForStderr(
+    /retention: deleted 16 completed or cancelled jobs/,
+    PROMPT_MS * 2,
+    "retention",
+  );
   assert.deepEqual(sb.counts(), { dead: 1 });
   for (const id of ids) assert.equal((await sb.run(["show", id])).code, 4);
   // The WAL is reset to (nearly) nothing while the worker runs.
