@@ -93,6 +93,23 @@ export interface SearchPageOptions {
   scanLimit?: number;
 }
 
+/** The states each job action applies to: cancel waiting and running jobs, retry and delete. */
+export const ACTION_STATES: Readonly<Record<JobAction, readonly JobState[]>> = {
+  cancel: CANCELLABLE_STATES,
+  retry: RETRYABLE_STATES,
+  delete: TERMINAL_STATES,
+};
+
+export type JobAction = "cancel" | "retry" | "delete";
+
+/** `filter` narrowed to the states `action` applies to (`states` may end up empty). */
+export function narrowForAction(filter: JobFilter, action: JobAction): JobFilter {
+  const states = ACTION_STATES[action].filter((s) =>
+    filter.states === undefined || filter.states.includes(s)
+  );
+  return { ...filter, states };
+}
+
 export interface QueueStatus {
   counts: JobCounts;
   /** Pending jobs not due yet (part of `counts.pending`). */
@@ -251,19 +268,13 @@ export class Queue {
    * times) instead of failing the step.
    */
   async actOnMatching(
-    action: "cancel" | "retry" | "delete",
+    action: JobAction,
     filter: JobFilter,
     page: SearchPageOptions,
     options: { reason?: string } = {},
   ): Promise<{ ids: string[]; requested: string[]; nextBeforeSeq: number | null }> {
-    const allowed = action === "cancel"
-      ? CANCELLABLE_STATES
-      : action === "retry"
-      ? RETRYABLE_STATES
-      : TERMINAL_STATES;
-    const states = allowed.filter((s) => filter.states === undefined || filter.states.includes(s));
-    if (states.length === 0) return { ids: [], requested: [], nextBeforeSeq: null };
-    const narrowed: JobFilter = { ...filter, states };
+    const narrowed = narrowForAction(filter, action);
+    if (narrowed.states!.length === 0) return { ids: [], requested: [], nextBeforeSeq: null };
     for (let attempt = 1;; attempt++) {
       const found = await this.search(narrowed, page);
       const ids = found.jobs.map((job) => job.id);

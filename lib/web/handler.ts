@@ -18,7 +18,8 @@ import { idProblem } from "../job/id.ts";
 import type { JobFilter } from "../job/filter.ts";
 import { attemptJson, jobJson, jobSummaryJson, metricsJson, workerJson } from "../json.ts";
 import type { Queue } from "../queue.ts";
-import { COUNT_SCAN_LIMIT, SEARCH_SCAN_LIMIT } from "../queue.ts";
+import type { JobAction } from "../queue.ts";
+import { ACTION_STATES, COUNT_SCAN_LIMIT, narrowForAction, SEARCH_SCAN_LIMIT } from "../queue.ts";
 import { formatLogTime, iso } from "../time.ts";
 import { problemLines } from "../worker/liveness.ts";
 import { ASSETS } from "./assets.ts";
@@ -239,7 +240,7 @@ function reasonOf(input: Record<string, unknown>): string {
  * POST /api/jobs/cancel, /retry and /delete: on `ids` (all or none), or on one step of "all
  * matching" a `query` (at most `limit` jobs, from `before`), as /api/dlq/retry.
  */
-function jobAction(action: "cancel" | "retry" | "delete"): Route {
+function jobAction(action: JobAction): Route {
   const key = { cancel: "cancelled", retry: "retried", delete: "deleted" }[action];
   return {
     method: "POST",
@@ -456,7 +457,21 @@ export const ROUTES: readonly Route[] = [
     async handle(ctx) {
       const { url, queue } = ctx;
       const at = await asOf(queue);
-      const filter = await filterOf(queue, url.searchParams.get("q"), url.searchParams.get("tz"));
+      let filter = await filterOf(queue, url.searchParams.get("q"), url.searchParams.get("tz"));
+      // `for`: only the jobs an action would act on (the count its confirmation shows).
+      const action = url.searchParams.get("for");
+      if (action !== null) {
+        if (!Object.hasOwn(ACTION_STATES, action)) {
+          throw new HttpError(
+            400,
+            `Invalid for ${JSON.stringify(action)}: cancel, retry or delete`,
+          );
+        }
+        filter = narrowForAction(filter, action as JobAction);
+        if (filter.states!.length === 0) {
+          return json({ as_of: at, count: 0, complete: true, scan_limit: COUNT_SCAN_LIMIT });
+        }
+      }
       const { count, complete } = await queue.countMatching(filter);
       return json({ as_of: at, count, complete, scan_limit: COUNT_SCAN_LIMIT });
     },
