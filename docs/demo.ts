@@ -1,7 +1,8 @@
 // deno-lint-ignore-file no-console
 /**
  * `deno task demo`: a short, real run of queuectl against a fresh queue: jobs (one failing into
- * the dead letter queue, one scheduled), two workers, status, logs and metrics, then a clean stop.
+ * the dead letter queue, one scheduled, one cancelled), two workers, status, logs and metrics,
+ * then a clean stop.
  * Every step is an ordinary CLI call, printed before it runs.
  *
  * `deno task demo` uses a new SQLite file in a temporary directory. `deno task demo --db
@@ -83,10 +84,14 @@ try {
   await q("enqueue", "-c", "echo urgent", "--id", "urgent", "--priority", "9");
   await q("enqueue", '{"id":"doomed","command":"echo trying >&2; exit 3","max_retries":1}');
   await q("enqueue", "-c", "date", "--id", "later", "--delay", "3s");
+  await q("enqueue", "-c", "sleep 600", "--id", "stuck", "--priority", "10");
   await q("list");
   await q("worker", "start", "--count", "2", "--detach");
+  // Pending or already running: either way it ends cancelled (a running one is killed).
+  await q("cancel", "stuck", "--reason", "hangs forever");
   await q("wait", "hello", "slow", "urgent", "doomed", "later", "--timeout", "30s");
   await q("status");
+  await q("show", "stuck");
   await q("dlq", "list");
   await q("logs", "slow");
   await q("show", "doomed");

@@ -200,16 +200,6 @@ export const COMMANDS: readonly CommandSpec[] = [
     load: () => load("worker"),
   },
   {
-    name: "dlq list",
-    aliases: ["dead", "deadletter", "dead-letter"],
-    readsOnly: true,
-    summary: "jobs that used up their retries",
-    args: [],
-    flags: [{ name: "limit", value: "N", help: "show at most N jobs (default 100)" }],
-    examples: [`queuectl dlq list --limit 20`],
-    load: () => load("dlq"),
-  },
-  {
     name: "cancel",
     aliases: ["abort", "kill-job", "terminate"],
     summary: "cancel jobs: waiting ones at once, running ones killed by their worker",
@@ -229,7 +219,7 @@ export const COMMANDS: readonly CommandSpec[] = [
       "exited 0 first, it stays completed. Cancelled jobs are not retried; `retry` puts them\n" +
       "back. All ids or none: an unknown id is exit 4, a finished job exit 3.",
     examples: [
-      `queuectl cancel 42 --reason "wrong input file"`,
+      `queuectl cancel nightly --reason "not tonight"`,
       "queuectl cancel --state pending,failed --all",
     ],
     load: () => load("cancel"),
@@ -244,8 +234,18 @@ export const COMMANDS: readonly CommandSpec[] = [
       "All ids or none. A pending, failed or running job is exit 3, as is a completed one\n" +
       "without --force. Jobs that were cancelled because this one died are not revived: retry\n" +
       "them too.",
-    examples: ["queuectl retry 17 18", "queuectl retry 5 --force"],
+    examples: ["queuectl retry nightly", "queuectl retry 42 --force"],
     load: () => load("retry"),
+  },
+  {
+    name: "dlq list",
+    aliases: ["dead", "deadletter", "dead-letter"],
+    readsOnly: true,
+    summary: "jobs that used up their retries",
+    args: [],
+    flags: [{ name: "limit", value: "N", help: "show at most N jobs (default 100)" }],
+    examples: [`queuectl dlq list --limit 20`],
+    load: () => load("dlq"),
   },
   {
     name: "dlq retry",

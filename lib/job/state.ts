@@ -57,15 +57,16 @@ export const TRANSITIONS = {
   interrupt: { from: ["processing"], to: "pending" },
   /** A user put a dead job back with a fresh retry budget (`dlq retry`, `retry`). */
   dlqRetry: { from: ["dead"], to: "pending" },
-  /** `retry`: a dead or cancelled job back with a fresh retry budget. */
-  requeue: { from: ["dead", "cancelled"], to: "pending" },
+  /** `retry`: a cancelled job back with a fresh retry budget (a dead one goes by `dlqRetry`). */
+  requeue: { from: ["cancelled"], to: "pending" },
   /** `retry --force`: a completed job runs again, with a fresh retry budget. */
   rerun: { from: ["completed"], to: "pending" },
-  /** A user cancelled a job that was waiting (or reserved by a claim and not started yet). */
-  cancel: { from: ["pending", "failed", "processing"], to: "cancelled" },
+  /** A user cancelled a job that was waiting. */
+  cancel: { from: ["pending", "failed"], to: "cancelled" },
   /**
-   * The owner of a running job saw its cancel request and killed it; or the attempt ended
-   * otherwise (not exit 0) while a cancel was requested. Recorded by the owner, fenced.
+   * A processing job ends cancelled: its owner saw the cancel request and killed it, or the
+   * attempt ended otherwise (not exit 0) while a cancel was requested (recorded fenced by the
+   * owner or by recovery); or a user cancelled it while its attempt was only reserved by a claim.
    */
   cancelRunning: { from: ["processing"], to: "cancelled" },
 } as const satisfies Record<string, { from: readonly JobState[]; to: JobState }>;

@@ -219,7 +219,7 @@ export function parseQuery(text: string, options: ParseOptions): JobFilter {
     const name = colon > 0 ? token.slice(0, colon).toLowerCase() : "";
     const value = token.slice(colon + 1);
     if (name === "queue") {
-      // TODO(#11): named queues.
+      // Later (lead): named queues.
       throw new QueryError("queue: needs named queues, which queuectl does not have yet");
     }
     if (!(QUALIFIERS as readonly string[]).includes(name)) {

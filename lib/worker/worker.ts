@@ -524,14 +524,14 @@ export class Worker {
    */
   async #lookForCancels(): Promise<void> {
     if (this.#cancelLooking) return;
-    const mark = this.#store.changeMark();
-    const now = this.#clock.monotonic();
-    if (mark === this.#cancelMark && now - this.#cancelLookAt < CANCEL_LOOK_MS) return;
     if (![...this.#slots.values()].some((a) => a.result === null && a.leaseLost === null)) return;
-    this.#cancelMark = mark;
-    this.#cancelLookAt = now;
     this.#cancelLooking = true;
     try {
+      const mark = this.#store.changeMark();
+      const now = this.#clock.monotonic();
+      if (mark === this.#cancelMark && now - this.#cancelLookAt < CANCEL_LOOK_MS) return;
+      this.#cancelMark = mark;
+      this.#cancelLookAt = now;
       for (const request of await this.#store.jobCancelRequests({ workerId: this.id })) {
         const attempt = this.#slots.get(request.jobId);
         if (attempt && attempt.ref.attempt === request.attempt) {
@@ -539,8 +539,11 @@ export class Worker {
         }
       }
     } catch (error) {
-      if (!(error instanceof QueuectlError)) throw error;
-      this.#trouble("cancel", error, `looking for cancel requests: ${error.message}`);
+      // Best effort: every lease renewal carries the requests too. (A closed store, as when a
+      // test ends a worker's store under it, is not worth more than that either.)
+      if (error instanceof QueuectlError) {
+        this.#trouble("cancel", error, `looking for cancel requests: ${error.message}`);
+      }
     } finally {
       this.#cancelLooking = false;
     }

@@ -40,6 +40,7 @@ Deno.test("enqueue JSON prints the new id and stores the job with defaults", asy
     lease_expires_at: null,
     last_error: null,
     last_exit_code: null,
+    cancel_reason: null,
   });
 });
 
@@ -427,7 +428,7 @@ Deno.test("enqueue --wait prints the ids, then what wait prints; --json the fina
   const job = JSON.parse(one.stdout);
   assert.equal(job.id, "c1");
   assert.equal(job.state, "completed");
-  assert.equal(Object.keys(job).length, 18);
+  assert.equal(Object.keys(job).length, 19);
   // enqueue -: an array, in input order.
   const many = await q.run(["enqueue", "-", "--if-not-exists", "--wait", "--json"], {
     stdin: '{"id":"c1","command":"x"}\n{"id":"d1","command":"x"}\n',

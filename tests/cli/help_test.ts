@@ -17,6 +17,8 @@ Commands:
   worker stop   stop the workers of this database on this host
   worker list   the workers and what they are doing
   worker run    run one worker in this process (what worker start runs N times)
+  cancel        cancel jobs: waiting ones at once, running ones killed by their worker
+  retry         put dead or cancelled jobs back in the queue with a fresh retry budget
   dlq list      jobs that used up their retries
   dlq retry     put dead jobs back in the queue with a fresh retry budget
   metrics       the metrics dashboard: rates, run times, queue wait, failures

@@ -59,6 +59,11 @@ const RUNS: Record<string, Run[]> = {
     { args: ["worker", "run"], process: true },
     { args: ["worker", "run", "--once"], process: true },
   ],
+  "cancel": [
+    { args: ["cancel", "p1", "f1", "r1", "--reason", "test"] },
+    { args: ["cancel", "--state", "pending", "--all"] },
+  ],
+  "retry": [{ args: ["retry", "d1", "x1"] }, { args: ["retry", "c1", "--force"] }],
   "dlq list": [{ args: ["dlq", "list"] }],
   "dlq retry": [{ args: ["dlq", "retry", "d1"] }, { args: ["dlq", "retry", "--all"] }],
   "metrics": [{ args: ["metrics"] }, { args: ["metrics", "--detailed", "--since", "1h"] }],
@@ -78,7 +83,7 @@ function refused(spec: CommandSpec, args: readonly string[]): boolean {
   return rule.with === undefined;
 }
 
-// One job in every state (p1, r1, c1, f1, d1), copied for each run.
+// One job in every state (p1, r1, c1, f1, d1, x1), copied for each run.
 const template = await moduleTempDir("queuectl-json-");
 {
   const clock = new FakeClock(T0);

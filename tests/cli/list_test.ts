@@ -24,6 +24,7 @@ const JOB_KEYS = [
   "lease_expires_at",
   "last_error",
   "last_exit_code",
+  "cancel_reason",
 ];
 const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
@@ -186,7 +187,7 @@ Deno.test("list --json prints job objects with every documented field, times in 
   assert.equal(code, 0);
   assert.equal(stderr, "");
   const list = JSON.parse(stdout) as Record<string, unknown>[];
-  assert.deepEqual(list.map((j) => j.id), ["d1", "c1", "f1", "r1", "p1"]);
+  assert.deepEqual(list.map((j) => j.id), ["d1", "c1", "f1", "r1", "x1", "p1"]);
   for (const job of list) {
     assert.deepEqual(Object.keys(job), JOB_KEYS);
     for (const key of ["run_at", "created_at", "updated_at"]) {
@@ -213,6 +214,7 @@ Deno.test("list --json prints job objects with every documented field, times in 
     lease_expires_at: new Date(jobs.processing.leaseExpiresAt!).toISOString(),
     last_error: null,
     last_exit_code: null,
+    cancel_reason: null,
   });
   assert.equal(byId.d1?.state, "dead");
   assert.equal(byId.d1?.attempts_left, 0);

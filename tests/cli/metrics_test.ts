@@ -144,7 +144,15 @@ async function knownHistory(q: CliFixture): Promise<void> {
   q.closeStore();
 }
 
-const COUNTS = { pending: 2, processing: 0, completed: 20, failed: 0, dead: 3, total: 25 };
+const COUNTS = {
+  pending: 2,
+  processing: 0,
+  completed: 20,
+  failed: 0,
+  dead: 3,
+  cancelled: 0,
+  total: 25,
+};
 const TOP_FAILING = [
   { command: "./flaky.sh", failures: 3, last_error: "exited with code 4", last_exit_code: 4 },
   {
@@ -174,6 +182,7 @@ Deno.test("metrics --json carries every figure of a known history", async () => 
       spawn_failed: 0,
       lost: 0,
       interrupted: 1,
+      cancelled: 0,
     },
     throughput: {
       unit: "completed jobs per minute",

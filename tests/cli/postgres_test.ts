@@ -455,3 +455,66 @@ Deno.test("deno run of main.ts served over HTTP reaches a PostgreSQL queue (the 
     await server.shutdown();
   }
 });
+
+Deno.test("cancel and retry on a PostgreSQL queue: a running job's tree is killed within a second", async () => {
+  await using db = await pgDatabase();
+  await using dir = await tempDir();
+  const url = db.url;
+  const pids = `${dir.path}/pids`;
+  await ok(url, ["config", "set", "lease-timeout", "6s"]);
+  await ok(url, ["enqueue", "-c", "true", "--id", "later", "--delay", "1h"]);
+  await ok(url, [
+    "enqueue",
+    "-c",
+    `echo $$ > '${pids}'; sleep 300 & echo $! >> '${pids}'; sleep 300`,
+    "--id",
+    "hang",
+  ]);
+  const worker = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", MAIN, "worker", "run"],
+    env: { QUEUECTL_DB: url, NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  try {
+    let procs: number[] = [];
+    await waitForAsync(
+      async () => {
+        try {
+          procs = (await Deno.readTextFile(pids)).split("\n").filter(Boolean).map(Number);
+        } catch {
+          return false;
+        }
+        return procs.length === 2;
+      },
+      20_000,
+      "the job's processes",
+    );
+    assert.equal(await ok(url, ["cancel", "later", "hang", "--reason", "stuck"]), "later\nhang\n");
+    const asked = performance.now();
+    await waitForAsync(() => Promise.resolve(procs.every((p) => !isRunning(p))), 5000, "the kill");
+    const took = performance.now() - asked;
+    assert.ok(took < 1000, `the job's processes outlived the cancel by ${Math.round(took)} ms`);
+    await waitForAsync(
+      async () => JSON.parse(await ok(url, ["show", "hang", "--json"])).state === "cancelled",
+      5000,
+      "the job to be cancelled",
+    );
+    const show = JSON.parse(await ok(url, ["show", "hang", "--json"]));
+    assert.deepEqual(show.history.map((a: { outcome: string }) => a.outcome), ["cancelled"]);
+    assert.equal(show.cancel_reason, "stuck");
+    const status = JSON.parse(await ok(url, ["status", "--json"]));
+    assert.equal(status.counts.cancelled, 2);
+    const again = await q(url, ["cancel", "hang"]);
+    assert.equal(again.code, 3, again.stderr);
+    // Back with a fresh budget and due now: the worker runs it.
+    assert.equal(await ok(url, ["retry", "later"]), "later\n");
+    const wait = await q(url, ["wait", "later", "--timeout", "20s"]);
+    assert.equal(wait.code, 0, wait.stderr);
+  } finally {
+    worker.kill("SIGTERM");
+    const { code, stderr } = await worker.output();
+    assert.equal(code, 0, new TextDecoder().decode(stderr));
+  }
+});

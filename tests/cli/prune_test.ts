@@ -67,6 +67,7 @@ Deno.test("prune deletes completed jobs older than retain-completed (7 days) by 
     completed: rows.completed ?? 0,
     failed: rows.failed ?? 0,
     dead: rows.dead ?? 0,
+    cancelled: rows.cancelled ?? 0,
     total: ALL.length - 1,
     scheduled: 1, // p, due in a day
   });
@@ -108,7 +109,9 @@ Deno.test("prune --older-than and --state choose which finished jobs go", async 
   // Unfinished jobs are never pruned, however old.
   assert.equal(
     (await q.run(["prune", "--state", "all-finished", "--older-than", "0"])).stdout,
-    `Deleted 2 completed and dead jobs finished before ${localStamp(NOW)} (older than 0ms)\n`,
+    `Deleted 2 completed, dead and cancelled jobs finished before ${
+      localStamp(NOW)
+    } (older than 0ms)\n`,
   );
   assert.deepEqual(await ids(q), ["f", "p", "r"]);
 });
@@ -119,7 +122,7 @@ Deno.test("prune --dry-run counts what it would delete and changes nothing", asy
   const before = await treeDigest(q.dir);
   assert.deepEqual(await q.run(["prune", "--dry-run", "--state", "all-finished"]), {
     code: 0,
-    stdout: `Would delete 2 completed and dead jobs finished before ${
+    stdout: `Would delete 2 completed, dead and cancelled jobs finished before ${
       localStamp(NOW - 7 * DAY)
     } (older than 7d)\n`,
     stderr: "",
@@ -147,7 +150,7 @@ Deno.test("prune --json reports what it deleted", async () => {
     deleted: 2,
     matched: 2,
     dry_run: false,
-    states: ["completed", "dead"],
+    states: ["completed", "dead", "cancelled"],
     finished_before: new Date(NOW - 7 * DAY).toISOString(),
   });
   assert.deepEqual(await ids(q), ["c-mid", "c-new", "d-new", "f", "p", "r"]);
@@ -160,15 +163,15 @@ Deno.test("prune refuses bad values with exit 2 and leaves the database as it wa
   const cases: [string[], string][] = [
     [
       ["--state", "pending"],
-      'queuectl: Invalid value "pending" for --state (use completed, dead or all-finished)\n',
+      'queuectl: Invalid value "pending" for --state (use completed, dead, cancelled or all-finished)\n',
     ],
     [
       ["--state", "failed"],
-      'queuectl: Invalid value "failed" for --state (use completed, dead or all-finished)\n',
+      'queuectl: Invalid value "failed" for --state (use completed, dead, cancelled or all-finished)\n',
     ],
     [
       ["--state", "constructor"],
-      'queuectl: Invalid value "constructor" for --state (use completed, dead or all-finished)\n',
+      'queuectl: Invalid value "constructor" for --state (use completed, dead, cancelled or all-finished)\n',
     ],
     [
       ["--older-than", "soon"],

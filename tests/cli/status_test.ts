@@ -44,7 +44,8 @@ Deno.test("status aligns counts and says job or jobs", async () => {
       "Completed       1 job",
       "Failed          1 job",
       "Dead            1 job",
-      "Total          14 jobs",
+      "Cancelled       1 job",
+      "Total          15 jobs",
       "",
       "Workers: 0 active",
       "",
@@ -87,7 +88,16 @@ Deno.test("status --json prints the documented shape and nothing else", async ()
   assert.ok(stdout.endsWith("}\n") && stdout.indexOf("\n") === stdout.length - 1, "one line");
   const iso = new Date(q.clock.now()).toISOString();
   assert.deepEqual(JSON.parse(stdout), {
-    counts: { pending: 2, processing: 1, completed: 1, failed: 1, dead: 1, total: 6, scheduled: 0 },
+    counts: {
+      pending: 2,
+      processing: 1,
+      completed: 1,
+      failed: 1,
+      dead: 1,
+      cancelled: 1,
+      total: 7,
+      scheduled: 0,
+    },
     workers: [
       {
         id: TEST_WORKER,
@@ -117,7 +127,7 @@ Deno.test("status --json prints the documented shape and nothing else", async ()
   // Key order is part of the documented shape: new keys come after the old ones.
   assert.ok(
     stdout.startsWith(
-      '{"counts":{"pending":2,"processing":1,"completed":1,"failed":1,"dead":1,"total":6,' +
+      '{"counts":{"pending":2,"processing":1,"completed":1,"failed":1,"dead":1,"cancelled":1,"total":7,' +
         '"scheduled":0},"workers":[',
     ),
   );
@@ -129,7 +139,7 @@ Deno.test("status on a missing database shows an empty queue and creates nothing
   assert.equal(code, 0);
   assert.equal(
     stdout,
-    '{"counts":{"pending":0,"processing":0,"completed":0,"failed":0,"dead":0,"total":0,' +
+    '{"counts":{"pending":0,"processing":0,"completed":0,"failed":0,"dead":0,"cancelled":0,"total":0,' +
       '"scheduled":0},"workers":[],"next_scheduled_at":null}\n',
   );
   await assert.rejects(Deno.stat(q.db), Deno.errors.NotFound);

@@ -67,6 +67,7 @@ export interface JobJson {
   worker_id: string | null;
   last_error: string | null;
   last_exit_code: number | null;
+  cancel_reason: string | null;
 }
 
 export interface ShowJson extends JobJson {

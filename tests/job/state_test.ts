@@ -17,12 +17,24 @@ const ALLOWED: readonly [JobState, JobState][] = [
   ["processing", "failed"], // failed, retries left
   ["processing", "dead"], // failed, budget used up
   ["processing", "pending"], // interrupted by a worker shutdown
-  ["dead", "pending"], // dlq retry
+  ["dead", "pending"], // dlq retry, retry
+  ["pending", "cancelled"], // cancel
+  ["failed", "cancelled"], // cancel of a job waiting for its retry
+  ["processing", "cancelled"], // cancel of a running (or reserved) job
+  ["cancelled", "pending"], // retry
+  ["completed", "pending"], // retry --force
 ];
 
-Deno.test("JOB_STATES are the seed's five names in reading order", () => {
-  assert.deepEqual([...JOB_STATES], ["pending", "processing", "completed", "failed", "dead"]);
-  assert.deepEqual([...TERMINAL_STATES].sort(), ["completed", "dead"]);
+Deno.test("JOB_STATES are the seed's five names in reading order, then cancelled", () => {
+  assert.deepEqual([...JOB_STATES], [
+    "pending",
+    "processing",
+    "completed",
+    "failed",
+    "dead",
+    "cancelled",
+  ]);
+  assert.deepEqual([...TERMINAL_STATES].sort(), ["cancelled", "completed", "dead"]);
   assert.deepEqual([...READY_STATES].sort(), ["failed", "pending"]);
 });
 
@@ -43,11 +55,17 @@ Deno.test("TRANSITIONS lists exactly the allowed edges, each under one name", ()
   assert.equal(new Set(edges).size, edges.length, "an edge appears under two names");
 });
 
-Deno.test("TRANSITIONS never leaves a terminal state except dead → pending (dlq retry)", () => {
+Deno.test("TRANSITIONS leaves a terminal state only for pending, by a user's retry", () => {
+  const byUser: Record<string, string> = {
+    dead: "dlqRetry",
+    cancelled: "requeue",
+    completed: "rerun",
+  };
   for (const [name, t] of Object.entries(TRANSITIONS)) {
     for (const from of t.from as readonly JobState[]) {
-      if (from === "completed") assert.fail(`${name} leaves completed`);
-      if (from === "dead") assert.equal(name, "dlqRetry");
+      if (!TERMINAL_STATES.includes(from)) continue;
+      assert.equal(name, byUser[from], `${name} leaves ${from}`);
+      assert.equal(t.to, "pending");
     }
   }
 });
@@ -63,9 +81,9 @@ Deno.test("TRANSITIONS names the transitions the worker and the CLI use", () => 
   assert.equal(TRANSITIONS.dlqRetry.to, "pending");
 });
 
-Deno.test("isJobState() accepts the five states and nothing else", () => {
+Deno.test("isJobState() accepts the six states and nothing else", () => {
   for (const state of JOB_STATES) assert.ok(isJobState(state));
-  for (const other of ["", "Pending", "running", "retryable", "dead ", "cancelled", "__proto__"]) {
+  for (const other of ["", "Pending", "running", "retryable", "dead ", "canceled", "__proto__"]) {
     assert.equal(isJobState(other), false, other);
   }
 });

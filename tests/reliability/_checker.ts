@@ -32,6 +32,11 @@ export interface CheckOptions {
   sampler?: AttemptSampler;
   /** Jobs in the same database that are not ledger jobs and are checked by the scenario itself. */
   exclude?: Iterable<string>;
+  /**
+   * Jobs the scenario cancelled (issue 11): they may end `cancelled` (not lost: a user asked),
+   * and their last attempt may be a `cancelled` one killed before its first ledger line.
+   */
+  cancelled?: Iterable<string>;
 }
 
 export interface Figures {
@@ -94,6 +99,7 @@ function loadDb(sandbox: Sandbox): Map<string, DbJob> {
 
 export function check(sandbox: Sandbox, options: CheckOptions, ledger = sandbox.ledger()): Figures {
   const acked = new Set(options.acked);
+  const cancelled = new Set(options.cancelled ?? []);
   const uncertain = new Set(options.uncertain ?? []);
   const db = loadDb(sandbox);
   for (const id of options.exclude ?? []) db.delete(id);
@@ -143,7 +149,10 @@ export function check(sandbox: Sandbox, options: CheckOptions, ledger = sandbox.
     if (job.state === "completed" && lastRun?.status !== 0) {
       f.lost++;
       note(`job ${id} is completed but its last run ${runDesc(lastRun)} did not end with 0`);
-    } else if (job.state !== "completed" && job.state !== "dead") {
+    } else if (
+      job.state !== "completed" && job.state !== "dead" &&
+      !(job.state === "cancelled" && cancelled.has(id))
+    ) {
       f.lost++;
       note(`job ${id} ended ${job.state}, not completed or dead`);
     }
@@ -184,10 +193,11 @@ function checkAttempts(
   }
   for (const a of job.list) {
     if (seen.has(a.attempt)) continue;
-    const explained = options.crashes &&
+    const explained = (options.crashes &&
       (a.outcome === null
         ? job.state === "processing"
-        : CRASH_OUTCOMES.has(a.outcome) || a.outcome === "spawn_failed");
+        : CRASH_OUTCOMES.has(a.outcome) || a.outcome === "spawn_failed")) ||
+      (a.outcome === "cancelled" && new Set(options.cancelled ?? []).has(id));
     if (!explained) problems.push(`attempt ${a.attempt} (${a.outcome}) has no run in the ledger`);
   }
   if (problems.length) {

@@ -47,7 +47,9 @@ export function renderDashboard(p: Palette, m: Metrics, detailed: boolean): stri
   const line = (label: string, value: string) => `${p.bold(label.padEnd(13))}${value}\n`;
   out += line(
     "Jobs",
-    JOB_STATES.map((st: JobState) => `${stateColor(p, st)(st)} ${m.counts[st]}`).join("  ") +
+    // As in status: cancelled only once there is a cancelled job.
+    JOB_STATES.filter((st) => st !== "cancelled" || (m.counts[st] ?? 0) > 0)
+      .map((st: JobState) => `${stateColor(p, st)(st)} ${m.counts[st]}`).join("  ") +
       `  total ${m.counts.total}`,
   );
   out += line(

@@ -45,7 +45,10 @@ export async function run(ctx: Context): Promise<number> {
       finished_before: iso(finishedBefore),
     }));
   } else {
-    const what = `${count} ${states.join(" and ")} job${count === 1 ? "" : "s"}`;
+    const names = states.length > 1
+      ? `${states.slice(0, -1).join(", ")} and ${states.at(-1)}`
+      : states[0]!;
+    const what = `${count} ${names} job${count === 1 ? "" : "s"}`;
     ctx.io.out(
       `${dryRun ? "Would delete" : "Deleted"} ${what} finished before ` +
         `${localTime(finishedBefore)} (older than ${formatDuration(olderMs)})\n`,

@@ -37,6 +37,8 @@ export async function run(ctx: Context): Promise<number> {
     `${paint(label.padEnd(15))}${String(n).padStart(digits)} job${n === 1 ? "" : "s"}${note}\n`;
   let out = `${p.bold("Job Queue Status")}\n================\n`;
   for (const state of JOB_STATES) {
+    // The seed's five lines always; cancelled only once there is a cancelled job.
+    if (state === "cancelled" && counts.cancelled === 0) continue;
     // Scheduled jobs are pending too, but no worker may take them yet: an idle worker next to
     // them is not stuck.
     const note = state === "pending" && scheduled.scheduled > 0

@@ -1,5 +1,5 @@
 /**
- * `queuectl wait ID…`: block until jobs are completed or dead.
+ * `queuectl wait ID…`: block until jobs are completed, dead or cancelled.
  *
  * @module
  */
@@ -18,7 +18,10 @@ export function stateLines(jobs: readonly Job[]): string {
   return jobs.map((j) => `${j.id} ${j.state}${j.lastError ? ` (${j.lastError})` : ""}\n`).join("");
 }
 
-/** The exit code of a wait: 0 when every job completed, 1 when any is dead, 124 on timeout. */
+/**
+ * The exit code of a wait: 0 when every job completed, 1 when any is dead or cancelled, 124 on
+ * timeout.
+ */
 function exitCode(result: WaitResult): number {
   if (result.timedOut) return EXIT.timeout;
   return result.jobs.every((j) => j.state === "completed") ? EXIT.ok : 1;
@@ -72,7 +75,10 @@ export async function waitForJobs(
       if (!progress) return;
       const done = jobs.filter((j) => j.state === "completed").length;
       const dead = jobs.filter((j) => j.state === "dead").length;
-      const line = `waiting: ${done} completed, ${dead} dead, ${jobs.length - done - dead} to go`;
+      const cancelled = jobs.filter((j) => j.state === "cancelled").length;
+      const line = `waiting: ${done} completed, ${dead} dead, ` +
+        `${cancelled > 0 ? `${cancelled} cancelled, ` : ""}` +
+        `${jobs.length - done - dead - cancelled} to go`;
       if (line !== last) ctx.io.err(`\r\x1b[2K${line}`);
       last = line;
     },
