@@ -56,6 +56,8 @@ export type ErrorReason =
   | "finished"
   | "schedule_exists"
   | "schedule_not_found"
+  /** A delete of a job that has not finished (pending, failed, processing). */
+  | "not_finished"
   | "bad_path"
   | "busy"
   | "full"

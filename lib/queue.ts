@@ -17,7 +17,7 @@ import { DEFAULT_MAX_RETRIES } from "./job/job.ts";
 // filter.ts is imported where used: only the dashboard searches.
 import type { JobFilter } from "./job/filter.ts";
 import type { JobState } from "./job/state.ts";
-import { TERMINAL_STATES } from "./job/state.ts";
+import { CANCELLABLE_STATES, RETRYABLE_STATES, TERMINAL_STATES } from "./job/state.ts";
 import type { Metrics } from "./metrics.ts";
 import type { DbLocation } from "./store/location.ts";
 import type {
@@ -91,6 +91,23 @@ export interface SearchPageOptions {
   limit: number;
   /** Default `SEARCH_SCAN_LIMIT`. */
   scanLimit?: number;
+}
+
+/** The states each job action applies to: cancel waiting and running jobs, retry and delete. */
+export const ACTION_STATES: Readonly<Record<JobAction, readonly JobState[]>> = {
+  cancel: CANCELLABLE_STATES,
+  retry: RETRYABLE_STATES,
+  delete: TERMINAL_STATES,
+};
+
+export type JobAction = "cancel" | "retry" | "delete";
+
+/** `filter` narrowed to the states `action` applies to (`states` may end up empty). */
+export function narrowForAction(filter: JobFilter, action: JobAction): JobFilter {
+  const states = ACTION_STATES[action].filter((s) =>
+    filter.states === undefined || filter.states.includes(s)
+  );
+  return { ...filter, states };
 }
 
 export interface QueueStatus {
@@ -238,6 +255,47 @@ export class Queue {
       } catch (error) {
         const raced = (error instanceof ConflictError && error.reason === "not_dead") ||
           error instanceof NotFoundError;
+        if (!raced || attempt >= 3) throw error;
+      }
+    }
+  }
+
+  /**
+   * One step of an action on "all matching" (the dashboard's cancel, retry and delete): up to
+   * `limit` jobs that meet `filter` and are in a state the action applies to, newest first from
+   * `beforeSeq` back, acted on all or none; repeat from `nextBeforeSeq` until it is null. A job
+   * that someone else changed between the search and the action is searched for again (a few
+   * times) instead of failing the step.
+   */
+  async actOnMatching(
+    action: JobAction,
+    filter: JobFilter,
+    page: SearchPageOptions,
+    options: { reason?: string } = {},
+  ): Promise<{ ids: string[]; requested: string[]; nextBeforeSeq: number | null }> {
+    const narrowed = narrowForAction(filter, action);
+    if (narrowed.states!.length === 0) return { ids: [], requested: [], nextBeforeSeq: null };
+    for (let attempt = 1;; attempt++) {
+      const found = await this.search(narrowed, page);
+      const ids = found.jobs.map((job) => job.id);
+      if (ids.length === 0) return { ids: [], requested: [], nextBeforeSeq: found.nextBeforeSeq };
+      try {
+        if (action === "cancel") {
+          const { cancelled, requested } = await this.cancel(ids, options.reason ?? "cancelled");
+          return {
+            ids: cancelled.map((j) => j.id),
+            requested: requested.map((j) => j.id),
+            nextBeforeSeq: found.nextBeforeSeq,
+          };
+        }
+        const done = action === "retry"
+          ? (await this.retry(ids)).map((j) => j.id)
+          : await this.delete(ids);
+        return { ids: done, requested: [], nextBeforeSeq: found.nextBeforeSeq };
+      } catch (error) {
+        const raced = error instanceof NotFoundError ||
+          (error instanceof ConflictError &&
+            ["finished", "not_retryable", "not_finished"].includes(error.reason ?? ""));
         if (!raced || attempt >= 3) throw error;
       }
     }
@@ -405,6 +463,14 @@ export class Queue {
   /** Dead and cancelled jobs (completed ones with `force`) back to pending, all or none. */
   retry(ids: readonly string[], options: { force?: boolean } = {}): Promise<Job[]> {
     return this.#store.jobRetry({ ids, force: options.force === true });
+  }
+
+  /**
+   * Deletes finished jobs (completed, dead, cancelled) with their attempts and output, all or
+   * none (see `Store.jobDelete`); the ids deleted.
+   */
+  delete(ids: readonly string[]): Promise<string[]> {
+    return this.#store.jobDelete({ ids });
   }
 
   /** The store's clock now. */

@@ -25,3 +25,11 @@ export function cancelConflict(id: string, state: JobState): ConflictError {
     { subject: id, reason: "finished" },
   );
 }
+
+/** Why `delete` refuses a job in `state` (one that has not finished). */
+export function deleteConflict(id: string, state: JobState): ConflictError {
+  return new ConflictError(
+    `Job "${id}" is ${state}: only a finished job (completed, dead, cancelled) can be deleted; cancel it first`,
+    { subject: id, reason: "not_finished" },
+  );
+}

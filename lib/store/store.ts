@@ -490,6 +490,14 @@ export interface Store {
    * `not_retryable`) for the first id at fault. Guarded by state, as `jobDlqRetry`.
    */
   jobRetry(params: JobRetryParams): Promise<Job[]>;
+  /**
+   * Deletes finished jobs (completed, dead, cancelled) with their attempts and output, all or
+   * none: throws `NotFoundError` (reason `job_not_found`) or `ConflictError` (reason
+   * `not_finished`, subject the id) for the first id at fault, changing nothing. Each state is
+   * read under the transaction's lock, so a job that a concurrent retry moved back to pending is
+   * refused, never deleted. Returns the ids deleted, each once, in the order given.
+   */
+  jobDelete(params: { ids: readonly string[] }): Promise<string[]>;
   /** The attempt history of a job, oldest first. */
   attemptList(params: { jobId: string }): Promise<Attempt[]>;
   /** Output of one attempt, or undefined when none was saved. */

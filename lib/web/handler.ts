@@ -18,7 +18,8 @@ import { idProblem } from "../job/id.ts";
 import type { JobFilter } from "../job/filter.ts";
 import { attemptJson, jobJson, jobSummaryJson, metricsJson, workerJson } from "../json.ts";
 import type { Queue } from "../queue.ts";
-import { COUNT_SCAN_LIMIT, SEARCH_SCAN_LIMIT } from "../queue.ts";
+import type { JobAction } from "../queue.ts";
+import { ACTION_STATES, COUNT_SCAN_LIMIT, narrowForAction, SEARCH_SCAN_LIMIT } from "../queue.ts";
 import { formatLogTime, iso } from "../time.ts";
 import { problemLines } from "../worker/liveness.ts";
 import { ASSETS } from "./assets.ts";
@@ -181,6 +182,125 @@ async function body(request: Request): Promise<Record<string, unknown>> {
   return parsed as Record<string, unknown>;
 }
 
+/** `ids` of a bulk request: a list of valid job ids, each once, at most BULK_CAP. */
+function idsOf(input: Record<string, unknown>, verb: string): string[] {
+  const ids = input.ids;
+  if (!Array.isArray(ids) || ids.length === 0 || !ids.every((i) => typeof i === "string")) {
+    throw new HttpError(400, "ids must be a list of job ids");
+  }
+  const unique = [...new Set(ids as string[])];
+  if (unique.length > BULK_CAP) {
+    throw new HttpError(413, `At most ${BULK_CAP} jobs per request`, `${verb} them in parts`);
+  }
+  for (const id of unique) {
+    const bad = idProblem(id);
+    if (bad) throw new HttpError(400, `Invalid job id ${JSON.stringify(id)}: ${bad}`);
+  }
+  return unique;
+}
+
+/** One step of "all matching": the search, and `limit` and `before` of the keyset walk. */
+async function stepOf(
+  queue: Queue,
+  input: Record<string, unknown>,
+): Promise<{ filter: JobFilter; page: { limit: number; beforeSeq?: number } }> {
+  const filter = await filterOf(queue, input.query, input.tz);
+  const limit = input.limit;
+  if (typeof limit !== "number" || !Number.isInteger(limit) || limit < 1 || limit > BULK_CAP) {
+    throw new HttpError(
+      limit === undefined || typeof limit !== "number" || limit <= BULK_CAP ? 400 : 413,
+      `limit must be a number from 1 to ${BULK_CAP} (jobs per request)`,
+    );
+  }
+  const before = input.before;
+  if (
+    before !== undefined && before !== null &&
+    (typeof before !== "number" || !Number.isSafeInteger(before) || before < 1)
+  ) {
+    throw new HttpError(400, "before must be a position from next_before");
+  }
+  return { filter, page: { limit, ...(typeof before === "number" ? { beforeSeq: before } : {}) } };
+}
+
+const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"}`;
+
+/** What a cancel from the dashboard records as its reason when none is given. */
+export const DASHBOARD_CANCEL_REASON = "cancelled from the dashboard";
+
+function reasonOf(input: Record<string, unknown>): string {
+  const reason = input.reason;
+  if (reason === undefined || reason === null) return DASHBOARD_CANCEL_REASON;
+  if (typeof reason !== "string" || reason.trim() === "" || reason.length > 500) {
+    throw new HttpError(400, "reason must be text (1 to 500 characters)");
+  }
+  return reason;
+}
+
+/**
+ * POST /api/jobs/cancel, /retry and /delete: on `ids` (all or none), or on one step of "all
+ * matching" a `query` (at most `limit` jobs, from `before`), as /api/dlq/retry.
+ */
+function jobAction(action: JobAction): Route {
+  const key = { cancel: "cancelled", retry: "retried", delete: "deleted" }[action];
+  return {
+    method: "POST",
+    path: `/api/jobs/${action}`,
+    access: "session",
+    changes: "queue",
+    example: `/api/jobs/${action}`,
+    async handle(ctx) {
+      const input = await body(ctx.request);
+      const reason = action === "cancel" ? reasonOf(input) : undefined;
+      let out: { ids: string[]; requested: string[]; nextBeforeSeq: number | null };
+      let how: string;
+      if (input.ids !== undefined) {
+        const ids = idsOf(input, action);
+        if (action === "cancel") {
+          const { cancelled, requested } = await ctx.queue.cancel(ids, reason!);
+          out = {
+            ids: cancelled.map((j) => j.id),
+            requested: requested.map((j) => j.id),
+            nextBeforeSeq: null,
+          };
+        } else if (action === "retry") {
+          out = {
+            ids: (await ctx.queue.retry(ids)).map((j) => j.id),
+            requested: [],
+            nextBeforeSeq: null,
+          };
+        } else {
+          out = { ids: await ctx.queue.delete(ids), requested: [], nextBeforeSeq: null };
+        }
+        how = "by id";
+      } else if (input.query !== undefined) {
+        const { filter, page } = await stepOf(ctx.queue, input);
+        out = await ctx.queue.actOnMatching(
+          action,
+          filter,
+          page,
+          reason === undefined ? {} : { reason },
+        );
+        how = "all matching a search";
+      } else {
+        throw new HttpError(400, "Give ids, or a query with a limit");
+      }
+      if (out.ids.length + out.requested.length > 0) ctx.kick.wake();
+      ctx.options.log?.(
+        `${key} ${plural(out.ids.length, "job")}${
+          out.requested.length
+            ? ` and asked ${plural(out.requested.length, "running job")} to stop`
+            : ""
+        } (${how})`,
+      );
+      return json({
+        [key]: out.ids,
+        ...(action === "cancel" ? { requested: out.requested } : {}),
+        next_before: out.nextBeforeSeq,
+      });
+    },
+  };
+}
+
 async function asOf(queue: Queue): Promise<string | null> {
   return iso(await queue.now());
 }
@@ -200,7 +320,7 @@ export const ROUTES: readonly Route[] = [
     example: path.replace(":id", "42"),
     handle: page,
   })),
-  // Later (lead): pages for queues (pause state, limits) and recurring schedules.
+  // TODO(#11): pages for queues (pause state, limits) and recurring schedules.
   {
     method: "GET",
     path: "/login",
@@ -298,7 +418,7 @@ export const ROUTES: readonly Route[] = [
         workers: status.workers.map(workerJson),
         problems: problemLines(status.workers),
         metrics: metricsJson(metrics, true),
-        // Later (lead): queues with their pause state and concurrency limits.
+        // TODO(#11): queues with their pause state and concurrency limits.
       });
     },
   },
@@ -337,7 +457,21 @@ export const ROUTES: readonly Route[] = [
     async handle(ctx) {
       const { url, queue } = ctx;
       const at = await asOf(queue);
-      const filter = await filterOf(queue, url.searchParams.get("q"), url.searchParams.get("tz"));
+      let filter = await filterOf(queue, url.searchParams.get("q"), url.searchParams.get("tz"));
+      // `for`: only the jobs an action would act on (the count its confirmation shows).
+      const action = url.searchParams.get("for");
+      if (action !== null) {
+        if (!Object.hasOwn(ACTION_STATES, action)) {
+          throw new HttpError(
+            400,
+            `Invalid for ${JSON.stringify(action)}: cancel, retry or delete`,
+          );
+        }
+        filter = narrowForAction(filter, action as JobAction);
+        if (filter.states!.length === 0) {
+          return json({ as_of: at, count: 0, complete: true, scan_limit: COUNT_SCAN_LIMIT });
+        }
+      }
       const { count, complete } = await queue.countMatching(filter);
       return json({ as_of: at, count, complete, scan_limit: COUNT_SCAN_LIMIT });
     },
@@ -358,7 +492,7 @@ export const ROUTES: readonly Route[] = [
         job: jobJson(job),
         attempts: attempts.map(attemptJson),
         enqueue_command: enqueueCommandLine(job),
-        // Later (lead): the jobs it waits for and the jobs that wait for it.
+        // TODO(#11): the jobs it waits for and the jobs that wait for it.
       });
     },
   },
@@ -412,58 +546,27 @@ export const ROUTES: readonly Route[] = [
     async handle(ctx) {
       const input = await body(ctx.request);
       if (input.ids !== undefined) {
-        const ids = input.ids;
-        if (!Array.isArray(ids) || ids.length === 0 || !ids.every((i) => typeof i === "string")) {
-          throw new HttpError(400, "ids must be a list of job ids");
-        }
-        const unique = [...new Set(ids as string[])];
-        if (unique.length > BULK_CAP) {
-          throw new HttpError(413, `At most ${BULK_CAP} jobs per request`, "retry them in parts");
-        }
-        for (const id of unique) {
-          const bad = idProblem(id);
-          if (bad) throw new HttpError(400, `Invalid job id ${JSON.stringify(id)}: ${bad}`);
-        }
-        const jobs = await ctx.queue.dlqRetry(unique);
+        const jobs = await ctx.queue.dlqRetry(idsOf(input, "retry"));
         ctx.kick.wake();
-        ctx.options.log?.(`retried ${jobs.length} dead job${jobs.length === 1 ? "" : "s"} (by id)`);
+        ctx.options.log?.(`retried ${plural(jobs.length, "dead job")} (by id)`);
         return json({ retried: jobs.map((j) => j.id), next_before: null });
       }
       if (input.query !== undefined) {
-        const filter = await filterOf(ctx.queue, input.query, input.tz);
-        const limit = input.limit;
-        if (
-          typeof limit !== "number" || !Number.isInteger(limit) || limit < 1 || limit > BULK_CAP
-        ) {
-          throw new HttpError(
-            limit === undefined || typeof limit !== "number" || limit <= BULK_CAP ? 400 : 413,
-            `limit must be a number from 1 to ${BULK_CAP} (jobs per request)`,
-          );
-        }
-        const before = input.before;
-        if (
-          before !== undefined && before !== null &&
-          (typeof before !== "number" || !Number.isSafeInteger(before) || before < 1)
-        ) {
-          throw new HttpError(400, "before must be a position from next_before");
-        }
-        const { jobs, nextBeforeSeq } = await ctx.queue.dlqRetryMatching(filter, {
-          limit,
-          ...(typeof before === "number" ? { beforeSeq: before } : {}),
-        });
+        const { filter, page } = await stepOf(ctx.queue, input);
+        const { jobs, nextBeforeSeq } = await ctx.queue.dlqRetryMatching(filter, page);
         if (jobs.length > 0) ctx.kick.wake();
-        ctx.options.log?.(
-          `retried ${jobs.length} dead job${jobs.length === 1 ? "" : "s"} (all matching a search)`,
-        );
+        ctx.options.log?.(`retried ${plural(jobs.length, "dead job")} (all matching a search)`);
         return json({ retried: jobs.map((j) => j.id), next_before: nextBeforeSeq });
       }
       throw new HttpError(400, "Give ids, or a query with a limit");
     },
   },
-  // Later (lead): POST /api/jobs/cancel, /api/jobs/delete and /api/jobs/retry (cancelled jobs), on
-  // ids or on a query like /api/dlq/retry; POST /api/queues/:name/pause and /resume;
-  // GET /api/queues; GET /api/schedules and POST /api/schedules/:name/run. Each with
-  // `changes: "queue"`, so --read-only, CSRF and the caps apply to it as to retry.
+  jobAction("cancel"),
+  jobAction("retry"),
+  jobAction("delete"),
+  // TODO(#11): POST /api/queues/:name/pause and /resume; GET /api/queues; GET /api/schedules and
+  // POST /api/schedules/:name/run. Each with `changes: "queue"`, so --read-only, CSRF and the
+  // caps apply to it as to retry.
   {
     method: "GET",
     path: "/api/workers",

@@ -41,6 +41,7 @@ import { T0 } from "../helpers/temp.ts";
 import { schedulesContract } from "./store_contract_schedules.ts";
 import { statsContract } from "./store_contract_stats.ts";
 import { jobControlContract } from "./store_contract_jobctl.ts";
+import { jobDeleteContract } from "./store_contract_delete.ts";
 
 /** Reads that bypass the store, for what no store method shows (RAW SQL in each backend). */
 export interface RawReads {
@@ -1217,6 +1218,7 @@ export function storeContract(
   statsContract(test);
   jobControlContract(test);
   schedulesContract(test);
+  jobDeleteContract(test);
   /**
    * A queue to search: jobs in every state, priorities 1..10, commands with shared parts, one
    * second apart; returns every job, newest first.

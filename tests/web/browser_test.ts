@@ -264,6 +264,42 @@ test("a running job's output follows live on its page, and stops following when 
   assertCleanPage(s.watch);
 });
 
+test("cancel of a running job by click: its process is gone and it ends cancelled; then delete by click", async () => {
+  await using s = await setup();
+  const marker = `qctl-cancel-${crypto.randomUUID()}`;
+  await s.cli(["enqueue", "-c", `sleep 300 # ${marker}`, "--id", "long"]);
+  await s.cli(["worker", "start", "--detach"]);
+  try {
+    await open(s, "/jobs/long");
+    await until(
+      s.page,
+      `document.querySelector("main .badge")?.textContent === "processing"`,
+      15_000,
+    );
+    const running = async () =>
+      (await new Deno.Command("pgrep", { args: ["-f", marker], stdout: "null" }).output()).success;
+    assert.ok(await running(), "the job's process runs");
+    await s.page.click("#cancel");
+    await s.page.waitForSelector("dialog#confirm[open]");
+    await s.page.click("#confirm-yes");
+    await until(
+      s.page,
+      `document.querySelector("main .badge")?.textContent === "cancelled"`,
+      15_000,
+    );
+    assert.equal(JSON.parse(await s.cli(["show", "long", "--json"])).state, "cancelled");
+    assert.equal(await running(), false, "the job's process is gone");
+    await s.page.click("#delete");
+    await s.page.waitForSelector("dialog#confirm[open]");
+    await s.page.click("#confirm-yes");
+    await s.page.waitForSelector("text=Job long deleted");
+    await s.cli(["show", "long"], 4);
+  } finally {
+    await s.cli(["worker", "stop", "--force"]);
+  }
+  assertCleanPage(s.watch);
+});
+
 test("retry from the dead letter queue by click: one selected, then all matching after a confirmation", async () => {
   await using s = await setup();
   for (const id of ["d1", "d2", "d3", "d4"]) {

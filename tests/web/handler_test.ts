@@ -22,6 +22,7 @@ import type { WebFixture } from "./_fixture.ts";
 function bodyFor(route: Route): unknown {
   if (route.path === "/api/login") return { token: TOKEN };
   if (route.path === "/api/dlq/retry") return { ids: ["d1"] };
+  if (route.path.startsWith("/api/jobs/")) return { ids: ["d1"] };
   return {};
 }
 

@@ -557,6 +557,10 @@ WITH victims AS MATERIALIZED (
 DELETE FROM {S}.jobs j USING victims v WHERE j.seq = v.seq
 RETURNING j.id, j.seq`;
 
+/** Deletes the jobs with these sequence numbers (`delete`, after `JOB_CANCEL_LOCK` judged them). */
+export const JOB_DELETE_SEQS = `
+DELETE FROM {S}.jobs WHERE seq IN (SELECT jsonb_array_elements_text(:seqs::jsonb)::bigint)`;
+
 export const JOB_PRUNE_COUNT = `
 SELECT count(*) AS n FROM {S}.jobs WHERE state = :state AND finished_at < {NOW} - :older_than_ms`;
 

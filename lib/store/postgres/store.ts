@@ -22,9 +22,14 @@ import type { Clock } from "../../clock.ts";
 import { ConflictError, NotFoundError } from "../../errors.ts";
 import type { Committed, FaultHook } from "../../fault.ts";
 import type { Attempt, Job } from "../../job/job.ts";
-import { CANCELLABLE_STATES, JOB_STATES, RETRYABLE_STATES } from "../../job/state.ts";
+import {
+  CANCELLABLE_STATES,
+  JOB_STATES,
+  RETRYABLE_STATES,
+  TERMINAL_STATES,
+} from "../../job/state.ts";
 import type { JobState } from "../../job/state.ts";
-import { cancelConflict, retryConflict } from "../conflicts.ts";
+import { cancelConflict, deleteConflict, retryConflict } from "../conflicts.ts";
 import type { FinishedAttemptFacts, StatIncrement, StatsFigures } from "../../metrics.ts";
 import { statIncrements } from "../../metrics.ts";
 import type {
@@ -591,6 +596,31 @@ export class PostgresStore implements Store {
       if (jobs.length > 0) await this.#notifyInTransaction(run);
       return jobs;
     }, "dlq-retry");
+  }
+
+  jobDelete(params: { ids: readonly string[] }): Promise<string[]> {
+    const ids = [...new Set(params.ids)];
+    if (ids.length === 0) return Promise.resolve([]);
+    return this.#write(async (run) => {
+      // Locked first, then judged: all or none, and no retry slips in between.
+      const locked = new Map(
+        (await run(q.JOB_CANCEL_LOCK, { ids })).map((row) => [str(row, "id"), row]),
+      );
+      for (const id of ids) {
+        const row = locked.get(id);
+        if (row === undefined) {
+          throw new NotFoundError(`Job "${id}" not found`, {
+            subject: id,
+            reason: "job_not_found",
+          });
+        }
+        const state = str(row, "state") as JobState;
+        if (!TERMINAL_STATES.includes(state)) throw deleteConflict(id, state);
+      }
+      // Attempts and output go with the job (foreign keys, ON DELETE CASCADE).
+      await run(q.JOB_DELETE_SEQS, { seqs: ids.map((id) => num(locked.get(id)!, "seq")) });
+      return ids;
+    });
   }
 
   attemptList(params: { jobId: string }): Promise<Attempt[]> {

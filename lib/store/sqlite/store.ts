@@ -21,7 +21,12 @@ import { ConflictError, NotFoundError } from "../../errors.ts";
 import type { Committed, FaultHook } from "../../fault.ts";
 import type { Attempt, Job, NewJob } from "../../job/job.ts";
 import { generatedId } from "../../job/id.ts";
-import { CANCELLABLE_STATES, JOB_STATES, RETRYABLE_STATES } from "../../job/state.ts";
+import {
+  CANCELLABLE_STATES,
+  JOB_STATES,
+  RETRYABLE_STATES,
+  TERMINAL_STATES,
+} from "../../job/state.ts";
 import type { JobState } from "../../job/state.ts";
 import type { StatsFigures } from "../../metrics.ts";
 import type { StatIncrement } from "../../stats.ts";
@@ -71,7 +76,7 @@ import type {
   WorkerState,
 } from "../store.ts";
 import { SEARCH_CLOCK_SLACK_MS } from "../store.ts";
-import { cancelConflict, retryConflict } from "../conflicts.ts";
+import { cancelConflict, deleteConflict, retryConflict } from "../conflicts.ts";
 import { isDamage, mapSqliteError } from "./errors.ts";
 import { closeWithoutCheckpoint } from "./file.ts";
 import * as q from "./queries.ts";
@@ -684,6 +689,31 @@ export class SqliteStore implements Store {
       }
       return jobs;
     }, "dlq-retry");
+  }
+
+  jobDelete(params: { ids: readonly string[] }): Promise<string[]> {
+    return this.#write(() => {
+      // Every id is looked at before anything changes: all or none.
+      const seqs: [string, number][] = [];
+      for (const id of new Set(params.ids)) {
+        const row = this.#stmt(q.JOB_GET).get({ id }) as Row | undefined;
+        if (row === undefined) {
+          throw new NotFoundError(`Job "${id}" not found`, {
+            subject: id,
+            reason: "job_not_found",
+          });
+        }
+        const state = str(row, "state") as JobState;
+        if (!TERMINAL_STATES.includes(state)) throw deleteConflict(id, state);
+        seqs.push([id, num(row, "seq")]);
+      }
+      for (const [, seq] of seqs) {
+        this.#stmt(q.OUTPUT_DELETE).run({ seq });
+        this.#stmt(q.ATTEMPT_DELETE).run({ seq });
+        this.#stmt(q.JOB_DELETE).run({ seq });
+      }
+      return seqs.map(([id]) => id);
+    });
   }
 
   attemptList(params: { jobId: string }): Promise<Attempt[]> {

@@ -6,6 +6,37 @@ import { ago, appendOutput, bytes, count, duration, fill, h, svg, timeEl } from 
 import { perMinuteChart } from "./chart.js";
 
 const STATES = ["pending", "processing", "completed", "failed", "dead", "cancelled"];
+
+/**
+ * The job actions: what each is called, where it is sent, the key of its answer, and the states
+ * it applies to (the server's ACTION_STATES in lib/queue.ts).
+ */
+const ACTIONS = {
+  cancel: {
+    verb: "Cancel",
+    done: "Cancelled",
+    path: "/api/jobs/cancel",
+    key: "cancelled",
+    states: ["pending", "failed", "processing"],
+    detail: "Waiting jobs end cancelled and never run; running ones are stopped by their worker.",
+  },
+  retry: {
+    verb: "Retry",
+    done: "Retried",
+    path: "/api/jobs/retry",
+    key: "retried",
+    states: ["dead", "cancelled"],
+    detail: "They go back to pending with a fresh retry budget.",
+  },
+  delete: {
+    verb: "Delete",
+    done: "Deleted",
+    path: "/api/jobs/delete",
+    key: "deleted",
+    states: ["completed", "dead", "cancelled"],
+    detail: "They are gone for good, with their attempts and output.",
+  },
+};
 const TIME_ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone;
 
 // ---------------------------------------------------------------------------------------------
@@ -120,7 +151,7 @@ const NAV = [
   ["/", "Overview"],
   ["/jobs", "Jobs"],
   ["/dlq", "Dead letters"],
-  // Later (lead): ["/queues", "Queues"], ["/schedules", "Recurring"].
+  // TODO(#11): ["/queues", "Queues"], ["/schedules", "Recurring"].
   ["/workers", "Workers"],
   ["/settings", "Settings"],
 ];
@@ -286,7 +317,7 @@ function overviewPage() {
   const workers = h("div");
   const failing = h("div");
   const error = h("div");
-  // Later (lead): a "Queues" section: each queue's counts, pause state and concurrency limit.
+  // TODO(#11): a "Queues" section: each queue's counts, pause state and concurrency limit.
   fill(
     main,
     h("h1", {}, "Overview"),
@@ -331,7 +362,7 @@ function overviewPage() {
         card("completed", "completed", c.completed),
         card("failed", "failed, will retry", c.failed),
         card("dead", "dead", c.dead),
-        card("cancelled", "cancelled", c.cancelled ?? 0),
+        card("cancelled", "cancelled", c.cancelled),
         card("total", "total", c.total),
       );
       const m = data.metrics;
@@ -569,30 +600,59 @@ function listPage({ dead }) {
   let current = null;
   // The outcome of the last action, kept here: a live refresh redraws the action bar.
   let message = { text: "", cls: "" };
+  // Selected jobs and the state each was shown in (an action sends the ones it applies to).
+  const selectedState = new Map();
+  const applicable = (action) =>
+    [...selected].filter((id) => ACTIONS[action].states.includes(selectedState.get(id)));
   const updateActions = () => {
-    if (!dead) return;
     if (app.session.read_only) {
       fill(
         actions,
-        note("Read-only: retrying is switched off (", h("code", {}, "--read-only"), ")."),
+        note("Read-only: actions are switched off (", h("code", {}, "--read-only"), ")."),
       );
       return;
     }
-    const some = selected.size > 0;
+    const empty = current === null || current.jobs.length === 0;
+    if (dead) {
+      const some = selected.size > 0;
+      fill(
+        actions,
+        h("button", {
+          type: "button",
+          id: "retry-selected",
+          disabled: !some,
+          on: { click: () => retrySelected() },
+        }, some ? `Retry ${selected.size} selected` : "Retry selected"),
+        h("button", {
+          type: "button",
+          id: "retry-all",
+          disabled: empty,
+          on: { click: () => actAll("retry") },
+        }, "Retry all matching…"),
+        h("span", { class: `result ${message.cls}`, id: "action-result" }, message.text),
+      );
+      return;
+    }
     fill(
       actions,
-      h("button", {
-        type: "button",
-        id: "retry-selected",
-        disabled: !some,
-        on: { click: () => retrySelected() },
-      }, some ? `Retry ${selected.size} selected` : "Retry selected"),
-      h("button", {
-        type: "button",
-        id: "retry-all",
-        disabled: current === null || current.jobs.length === 0,
-        on: { click: () => retryAll() },
-      }, "Retry all matching…"),
+      Object.entries(ACTIONS).map(([action, a]) => {
+        const n = applicable(action).length;
+        return h("button", {
+          type: "button",
+          id: `${action}-selected`,
+          disabled: n === 0,
+          on: { click: () => actSelected(action) },
+        }, n > 0 ? `${a.verb} ${n} selected` : `${a.verb} selected`);
+      }),
+      h("span", { class: "muted" }, "all matching:"),
+      Object.entries(ACTIONS).map(([action, a]) =>
+        h("button", {
+          type: "button",
+          id: `${action}-all`,
+          disabled: empty,
+          on: { click: () => actAll(action) },
+        }, `${a.verb}…`)
+      ),
       h("span", { class: `result ${message.cls}`, id: "action-result" }, message.text),
     );
   };
@@ -600,28 +660,63 @@ function listPage({ dead }) {
     message = { text, cls };
     updateActions();
   };
+  const jobs = (n) => `${count(n)} job${n === 1 ? "" : "s"}`;
 
-  // Each action starts by clearing the last one's outcome, so that an outcome on screen is always
-  // this action's own (a test waiting for ".ok" once raced the previous "Retried 1 job.").
   async function retrySelected() {
-    result("");
     const ids = [...selected];
     try {
       const out = await api("/api/dlq/retry", { method: "POST", body: { ids } });
       selected.clear();
       await refresh();
-      result(`Retried ${out.retried.length} job${out.retried.length === 1 ? "" : "s"}.`, "ok");
+      result(`Retried ${jobs(out.retried.length)}.`, "ok");
     } catch (e) {
       if (!(e instanceof SignedOut)) result(e.message, "bad");
     }
   }
 
-  async function retryAll() {
+  // Each action starts by clearing the last one's outcome, so that an outcome on screen is always
+  // this action's own (an old "Retried 1 job." once sat beside a new confirmation).
+  async function actSelected(action) {
     result("");
+    const a = ACTIONS[action];
+    const ids = applicable(action);
+    if (ids.length === 0) return;
+    if (action !== "retry") {
+      const go = await confirmDialog(
+        `${a.verb} ${jobs(ids.length)}?`,
+        `The selected ${action === "cancel" ? "waiting or running" : "finished"} jobs.`,
+        a.detail,
+        `${a.verb} ${count(ids.length)}`,
+      );
+      if (!go) return;
+    }
+    try {
+      const out = await api(a.path, { method: "POST", body: { ids } });
+      for (const id of ids) selected.delete(id);
+      await refresh();
+      const asked = out.requested?.length ?? 0;
+      result(
+        `${a.done} ${jobs(out[a.key].length)}${
+          asked ? `; ${count(asked)} running asked to stop` : ""
+        }.`,
+        "ok",
+      );
+    } catch (e) {
+      if (!(e instanceof SignedOut)) result(e.message, "bad");
+    }
+  }
+
+  /** An action on every job that matches the search, in steps of at most bulk_cap. */
+  async function actAll(action) {
+    result("");
+    const a = ACTIONS[action];
+    const path = dead ? "/api/dlq/retry" : a.path;
     let total;
     try {
       total = await api(
-        `/api/count?q=${encodeURIComponent(query)}&tz=${encodeURIComponent(TIME_ZONE)}`,
+        `/api/count?q=${encodeURIComponent(query)}&tz=${
+          encodeURIComponent(TIME_ZONE)
+        }&for=${action}`,
       );
     } catch (e) {
       if (!(e instanceof SignedOut)) result(e.message, "bad");
@@ -636,50 +731,59 @@ function listPage({ dead }) {
       );
       return;
     }
+    const which = dead ? "dead job" : `job ${a.verb.toLowerCase()} applies to`;
     if (total.count === 0) {
-      result("No dead job matches.", "bad");
+      result(
+        dead ? "No dead job matches." : `No matching job can be ${a.done.toLowerCase()}.`,
+        "bad",
+      );
       return;
     }
     const n = total.count;
     const go = await confirmDialog(
-      `Retry ${count(n)} dead job${n === 1 ? "" : "s"}?`,
-      q === "" ? "Every job in the dead letter queue" : `Every dead job that matches “${q}”`,
-      `${count(n)} jobs go back to pending with a fresh retry budget, ${
-        count(app.session.bulk_cap)
-      } per request.`,
-      `Retry ${count(n)}`,
+      dead ? `Retry ${count(n)} dead job${n === 1 ? "" : "s"}?` : `${a.verb} ${jobs(n)}?`,
+      dead
+        ? (q === "" ? "Every job in the dead letter queue" : `Every dead job that matches “${q}”`)
+        : `Every ${which} (${a.states.join(", ")})${q === "" ? "" : ` that matches “${q}”`}`,
+      `${a.detail} ${count(app.session.bulk_cap)} per request.`,
+      `${a.verb} ${count(n)}`,
     );
     if (!go) return;
     let done = 0;
+    let asked = 0;
     let from = null;
-    // Each request retries at most bulk_cap jobs, walking back from where the last one stopped;
-    // never more than the count confirmed, however many died since.
-    for (let round = 0; done < n && round < 10_000; round++) {
-      result(`Retrying… ${count(done)} of ${count(n)}`);
+    // Each request acts on at most bulk_cap jobs, walking back from where the last one stopped;
+    // never more than the count confirmed, however many jobs came since.
+    for (let round = 0; done + asked < n && round < 10_000; round++) {
+      result(`${a.verb}… ${count(done + asked)} of ${count(n)}`);
       try {
-        const out = await api("/api/dlq/retry", {
+        const out = await api(path, {
           method: "POST",
           body: {
-            query: q,
+            query: dead ? q : query,
             tz: TIME_ZONE,
             before: from,
-            limit: Math.min(app.session.bulk_cap, n - done),
+            limit: Math.min(app.session.bulk_cap, n - done - asked),
           },
         });
-        done += out.retried.length;
+        done += out[a.key].length;
+        asked += out.requested?.length ?? 0;
         from = out.next_before;
         if (from === null) break;
       } catch (e) {
-        if (!(e instanceof SignedOut)) result(`Stopped after ${count(done)}: ${e.message}`, "bad");
+        if (!(e instanceof SignedOut)) {
+          result(`Stopped after ${count(done + asked)}: ${e.message}`, "bad");
+        }
         await refresh();
         return;
       }
     }
     selected.clear();
     await refresh();
+    const gone = n - done - asked;
     result(
-      `Retried ${count(done)} job${done === 1 ? "" : "s"}${
-        done < n ? ` (${count(n - done)} were no longer dead)` : ""
+      `${a.done} ${jobs(done)}${asked ? `; ${count(asked)} running asked to stop` : ""}${
+        gone > 0 ? ` (${count(gone)} had changed meanwhile)` : ""
       }.`,
       "ok",
     );
@@ -687,15 +791,18 @@ function listPage({ dead }) {
 
   const row = (job) => {
     const cells = [];
-    if (dead && !app.session.read_only) {
+    if (!app.session.read_only) {
+      if (selected.has(job.id)) selectedState.set(job.id, job.state);
       cells.push(h("input", {
         type: "checkbox",
         "aria-label": `select job ${job.id}`,
         checked: selected.has(job.id),
         on: {
           change(event) {
-            if (event.target.checked) selected.add(job.id);
-            else selected.delete(job.id);
+            if (event.target.checked) {
+              selected.add(job.id);
+              selectedState.set(job.id, job.state);
+            } else selected.delete(job.id);
             updateActions();
           },
         },
@@ -750,7 +857,7 @@ function listPage({ dead }) {
         "Command",
         "Last error",
       ];
-      if (dead && !app.session.read_only) headings.unshift("");
+      if (!app.session.read_only) headings.unshift("");
       fill(
         list,
         data.jobs.length === 0
@@ -988,26 +1095,58 @@ function jobPage(id) {
       setAsOf(data.as_of);
       fill(error);
       const job = data.job;
-      const retry = job.state === "dead" && !app.session.read_only
-        ? h("button", {
+      const act = (action, id, cls) => {
+        const a = ACTIONS[action];
+        if (app.session.read_only || !a.states.includes(job.state)) return null;
+        if (action === "cancel" && job.state === "processing" && job.cancel_reason) {
+          return h("span", { class: "note", id: "cancelling" }, "cancel requested: stopping…");
+        }
+        return h("button", {
           type: "button",
-          id: "retry",
-          class: "primary",
+          id,
+          class: cls,
           on: {
             async click(event) {
+              if (action !== "retry") {
+                const go = await confirmDialog(
+                  `${a.verb} job ${job.id}?`,
+                  job.command,
+                  a.detail,
+                  a.verb,
+                );
+                if (!go) return;
+              }
               event.target.disabled = true;
+              // No refresh starts while a delete runs: after it, the job's page would be a 404.
+              const view = app.view;
+              if (action === "delete") app.view = null;
               try {
-                await api("/api/dlq/retry", { method: "POST", body: { ids: [job.id] } });
+                await api(a.path, { method: "POST", body: { ids: [job.id] } });
+                if (action === "delete") {
+                  fill(
+                    main,
+                    h("h1", {}, `Job ${job.id} deleted`),
+                    note(h("a", { href: "/jobs", id: "back" }, "Back to the jobs")),
+                  );
+                  return;
+                }
                 await refresh();
               } catch (e) {
+                if (action === "delete" && app.view === null) app.view = view;
                 if (!(e instanceof SignedOut)) fill(error, errorBox(e));
               }
             },
           },
-        }, "Retry")
-        : null;
-      // Later (lead): Cancel (pending, failed, processing) and Delete (finished) buttons.
-      fill(head, h("h1", {}, "Job ", h("span", { class: "id" }, job.id)), badge(job.state), retry);
+        }, a.verb);
+      };
+      fill(
+        head,
+        h("h1", {}, "Job ", h("span", { class: "id" }, job.id)),
+        badge(job.state),
+        act("retry", "retry", "primary"),
+        act("cancel", "cancel", ""),
+        act("delete", "delete", ""),
+      );
       const row = (label, ...value) => [h("dt", {}, label), h("dd", {}, ...value)];
       const env = Object.entries(job.env ?? {});
       fill(
@@ -1043,12 +1182,10 @@ function jobPage(id) {
         row("finished", timeEl(job.finished_at)),
         job.worker_id ? row("worker", job.worker_id) : null,
         job.lease_expires_at ? row("lease until", timeEl(job.lease_expires_at)) : null,
-        job.cancel_reason
-          ? row(job.state === "processing" ? "cancelling" : "cancelled", job.cancel_reason)
-          : null,
         job.last_error ? row("last error", h("span", { class: "err" }, job.last_error)) : null,
         job.last_exit_code !== null ? row("last exit code", String(job.last_exit_code)) : null,
-        // Later (lead): "waits for" and "waited on by" rows with links to those jobs.
+        job.cancel_reason ? row("cancel reason", job.cancel_reason) : null,
+        // TODO(#11): "waits for" and "waited on by" rows with links to those jobs.
       );
       const attempts = data.attempts;
       fill(
