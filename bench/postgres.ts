@@ -37,6 +37,7 @@ import { psql } from "../tests/helpers/pg.ts";
 import { openPostgresStore } from "../lib/store/postgres/open.ts";
 import type { Store } from "../lib/store/store.ts";
 import type { Decision } from "../lib/job/outcome.ts";
+// deno-lint-ignore no-import-prefix
 import postgres from "npm:postgres@3.4.9";
 
 const DRAIN_JOBS = 1000;
