@@ -278,7 +278,10 @@ Deno.test("C7/C8/E7: 10,000 quick jobs under ulimit -n 64: no zombie, no fd or m
       } emfile=${/EMFILE|Too many open files/.test(worker.stderr)}`,
   );
   assert.ok(base !== null && half !== null);
-  assert.ok(Math.abs(end.fds - base.fds) <= 5, `fds ${base.fds} -> ${end.fds}`);
+  // Growth is what a leak shows. At job 100 the worker's slots are busy, each running job holding
+  // its pipes (two slots, about three fds each); at the end it is idle, so fewer is no fault (CI
+  // once saw 39 -> 32).
+  assert.ok(end.fds - base.fds <= 5, `fds ${base.fds} -> ${end.fds}`);
   // `worker run` re-executes itself with the worker's V8 flags (lib/worker/exec.ts): measured
   // 53 MB at job 100, 60 at 5,000 and 61 at 10,000. Untuned, as CI once ran it, it went 59, 101,
   // 122 MB. The young generation settles over the first thousand jobs, so growth from job 100 is
