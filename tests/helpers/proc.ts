@@ -232,3 +232,21 @@ export class AttemptSampler {
     this.#known = seen;
   }
 }
+
+/** Reads the pids a job wrote, one per line, once `count` of them are there. */
+export function pidsWritten(path: string, count: number): Promise<number[]> {
+  return poll(
+    () => {
+      let text: string;
+      try {
+        text = Deno.readTextFileSync(path);
+      } catch {
+        return false;
+      }
+      const pids = text.split("\n").filter((l) => l !== "").map(Number);
+      return pids.length >= count ? pids : false;
+    },
+    PROMPT_MS,
+    `${count} pid(s) in ${path}`,
+  );
+}

@@ -13,26 +13,8 @@ import { ConflictError } from "../../lib/errors.ts";
 import { openSqliteStore } from "../../lib/store/sqlite/open.ts";
 import { KILL_GRACE_MS } from "../../lib/worker/executor.ts";
 import { poll, PROMPT_MS } from "../helpers/poll.ts";
-import { commOf, groupMembers, isRunning } from "../helpers/proc.ts";
+import { commOf, groupMembers, isRunning, pidsWritten } from "../helpers/proc.ts";
 import { Sandbox } from "../helpers/sandbox.ts";
-
-/** Reads the pids a job wrote, one per line, once `count` of them are there. */
-function pidsWritten(path: string, count: number): Promise<number[]> {
-  return poll(
-    () => {
-      let text: string;
-      try {
-        text = Deno.readTextFileSync(path);
-      } catch {
-        return false;
-      }
-      const pids = text.split("\n").filter((l) => l !== "").map(Number);
-      return pids.length >= count ? pids : false;
-    },
-    PROMPT_MS,
-    `${count} pid(s) in ${path}`,
-  );
-}
 
 /** Waits until none of `pids` runs; returns how long that took from `since` (performance.now). */
 async function goneAfter(

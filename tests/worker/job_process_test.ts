@@ -6,28 +6,18 @@
 
 import assert from "node:assert/strict";
 import { poll, PROMPT_MS } from "../helpers/poll.ts";
-import { childrenOf, commOf, fdCount, groupMembers, isRunning, rssBytes } from "../helpers/proc.ts";
+import {
+  childrenOf,
+  commOf,
+  fdCount,
+  groupMembers,
+  isRunning,
+  pidsWritten,
+  rssBytes,
+} from "../helpers/proc.ts";
 import { Sandbox, SKIP_SLOW } from "../helpers/sandbox.ts";
 
 const decoder = new TextDecoder();
-
-/** Reads the pids a job wrote, one per line, once `count` of them are there. */
-function pidsWritten(path: string, count: number): Promise<number[]> {
-  return poll(
-    () => {
-      let text: string;
-      try {
-        text = Deno.readTextFileSync(path);
-      } catch {
-        return false;
-      }
-      const pids = text.split("\n").filter((l) => l !== "").map(Number);
-      return pids.length >= count ? pids : false;
-    },
-    PROMPT_MS,
-    `${count} pid(s) in ${path}`,
-  );
-}
 
 /** The stdout stored for attempt 1 of `id`: head, tail and total, from the database. */
 function storedStdout(
