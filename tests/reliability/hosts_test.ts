@@ -535,11 +535,14 @@ Deno.test({
           assert.match(list, new RegExp(` ${h.name} +(idle|busy) `), list);
         }
         const out = await cli(w, ["worker", "stop", "--all-hosts", "--timeout", "20s"]);
-        // host1's workers killed with their host (kill -9) still have rows: not waited for.
-        assert.match(out, /^Stopped 12 workers on 3 hosts \(host\d, host\d, host\d\)/);
+        // host1's workers killed with their host (kill -9) still have rows: not waited for. A
+        // worker of another host still reconnecting after the terminated sessions may be named
+        // with them (CI once saw 11 stopped, "5 on host3, host1"); it obeys the stored request
+        // when it is back, which the wait for no registered worker below proves.
+        assert.match(out, /^Stopped 1[12] workers on 3 hosts \(host\d, host\d, host\d\)/);
         assert.match(
           out,
-          /; 4 on host1 did not respond \(their jobs come back when their leases expire\)\n$/,
+          /; [45] on (host\d, )?host1(, host\d)? did not respond \(their jobs come back when their leases expire\)\n$/,
         );
         await until(async () => (await registered(w)).size === 0, 30_000, "no worker left");
         for (const pool of w.pools) {
