@@ -3,6 +3,7 @@
  * resume and remove, and bad input (one line, its exit code, the queue unchanged).
  */
 
+import { PLAIN_JOB } from "../helpers/factory.ts";
 import assert from "node:assert/strict";
 import { cliFixture, localStamp } from "../helpers/cli_fixture.ts";
 import { T0 } from "../helpers/temp.ts";
@@ -57,17 +58,7 @@ Deno.test("schedule list shows when each runs next, its last run and its job's s
     name: "ping",
     fireAt: T0 + 60_000,
     nextAt: T0 + 120_000,
-    job: {
-      id: undefined,
-      command: "true",
-      priority: 5,
-      maxRetries: null,
-      timeoutMs: null,
-      cwd: "/",
-      env: {},
-      runAt: null,
-      delayMs: 0,
-    },
+    job: PLAIN_JOB,
     defaultMaxRetries: 3,
   });
   await q.run(["schedule", "pause", "daily"]);

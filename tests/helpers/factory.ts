@@ -10,7 +10,7 @@
 
 import type { FakeClock } from "../../lib/clock.ts";
 import { DEFAULT_CONFIG } from "../../lib/config.ts";
-import type { Job } from "../../lib/job/job.ts";
+import type { Job, NewJob } from "../../lib/job/job.ts";
 import { decide } from "../../lib/job/outcome.ts";
 import type { RunResult } from "../../lib/job/outcome.ts";
 import type { JobState } from "../../lib/job/state.ts";
@@ -22,6 +22,19 @@ export const TEST_WORKER = "w-test";
 /** The host id attempts made by the factory run on: not this process's, so nothing is killed. */
 export const TEST_HOST_ID = "test-host";
 export const TEST_LEASE_MS = 30_000;
+/** The plainest new job: `true` in `/`, defaults for the rest (for tests that insert one). */
+export const PLAIN_JOB: NewJob = {
+  id: undefined,
+  command: "true",
+  priority: 5,
+  maxRetries: null,
+  timeoutMs: null,
+  cwd: "/",
+  env: {},
+  runAt: null,
+  delayMs: 0,
+};
+
 export const BACKOFF = { base: DEFAULT_CONFIG.backoffBase, maxMs: DEFAULT_CONFIG.backoffMaxMs };
 
 export interface JobOptions {

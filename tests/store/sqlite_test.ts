@@ -9,7 +9,7 @@ import { APPLICATION_ID, SCHEMA_VERSION } from "../../lib/store/sqlite/version.t
 import { openStore } from "../../lib/store/open.ts";
 import { runDeno, runProcess } from "../helpers/cli.ts";
 import { treeDigest } from "../helpers/digest.ts";
-import { insertJob, makeOneOfEach } from "../helpers/factory.ts";
+import { insertJob, makeOneOfEach, PLAIN_JOB } from "../helpers/factory.ts";
 import {
   countRowsByState,
   makeForeignDb,
@@ -488,17 +488,7 @@ Deno.test("openSqliteStore() upgrades a v5 database to v6: every row kept, ids n
     assert.deepEqual((await store.attemptList({ jobId: "4" })).map((a) => a.outcome), ["failed"]);
     // The pruned job's number is not handed out again.
     const [next] = (await store.jobInsertMany({
-      jobs: [{
-        id: undefined,
-        command: "true",
-        priority: 5,
-        maxRetries: null,
-        timeoutMs: null,
-        cwd: "/",
-        env: {},
-        runAt: null,
-        delayMs: 0,
-      }],
+      jobs: [PLAIN_JOB],
       defaultMaxRetries: 3,
     })).jobs;
     assert.equal(next?.id, "10");
@@ -578,17 +568,7 @@ Deno.test("openSqliteStore() upgrades a database from before schedules, keeping 
       name: "tick",
       fireAt: T0,
       nextAt: T0 + 1000,
-      job: {
-        id: undefined,
-        command: "true",
-        priority: 5,
-        maxRetries: null,
-        timeoutMs: null,
-        cwd: "/",
-        env: {},
-        runAt: null,
-        delayMs: 0,
-      },
+      job: PLAIN_JOB,
       defaultMaxRetries: 3,
     });
     assert.equal(fired.fired, true);
