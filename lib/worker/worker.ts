@@ -388,6 +388,7 @@ export class Worker {
         await this.#retry("finish", () => true, () => this.#store.jobFinishAndClaim({ finish }));
         throw error;
       }
+      this.#busySince.delete("claim");
       ended.forEach((attempt, i) => this.#record(attempt, finish[i]!, result.applied[i]!));
       this.#reserved.splice(0, take.length);
       take.forEach((job, i) => {
@@ -399,12 +400,18 @@ export class Worker {
     } else {
       const c = claim();
       if (c === undefined || (free() === 0 && !this.#prefetch)) {
+        this.#busySince.delete("claim");
         await this.#releaseIfStopping();
         return { finished: 0, started, nextDueInMs: null };
       }
       try {
         const due = await this.#store.jobNextDue();
-        if (!due.dueNow) return { finished: 0, started, nextDueInMs: due.nextDueInMs };
+        // A pass that needs no claim, or whose claim goes through, ends a spell of contention:
+        // the quiet window counts failures in a row, not since the first one ever.
+        if (!due.dueNow) {
+          this.#busySince.delete("claim");
+          return { finished: 0, started, nextDueInMs: due.nextDueInMs };
+        }
         claimed = await this.#store.jobClaim(c);
         this.#busySince.delete("claim");
       } catch (error) {
@@ -581,6 +588,7 @@ export class Worker {
           this.#cancel(attempt, request.reason);
         }
       }
+      this.#busySince.delete("cancel");
     } catch (error) {
       // Best effort: every lease renewal carries the requests too. (A closed store, as when a
       // test ends a worker's store under it, is not worth more than that either.)
