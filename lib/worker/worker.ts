@@ -136,6 +136,8 @@ export class Worker {
   #lastLog = new Map<string, number>();
   /** Since when each kind of store call has been failing busy (monotonic). */
   #busySince = new Map<string, number>();
+  /** A heartbeat that failed is being tried again (the timer's beats wait for it). */
+  #heartbeatRetrying = false;
   #finished = false;
   /** Set when this worker itself made a job due (recovery): the idle wait ends early. */
   #lookAgain = false;
@@ -652,8 +654,22 @@ export class Worker {
 
   /** One heartbeat: renews the leases of running attempts and stores the totals. */
   async heartbeat(): Promise<void> {
-    if (this.#databaseLost) return;
-    const ok = await this.#lease.beat([...this.#slots.values()], this.#totals);
+    if (this.#databaseLost || this.#heartbeatRetrying) return;
+    let ok = await this.#lease.beat([...this.#slots.values()], this.#totals);
+    // A beat that did not get through (the lock busy past the worker's short wait, a connection
+    // being re-made) is tried again soon rather than at the next beat, a sixth of a lease away:
+    // brief contention then costs a renewal a few hundred milliseconds, and only contention that
+    // outlasts the tries is reported (BUSY_QUIET_MS).
+    const until = this.#clock.monotonic() + heartbeatIntervalMs(this.#config.leaseTimeoutMs) / 2;
+    this.#heartbeatRetrying = true;
+    try {
+      while (!ok && !this.#finished && !this.#databaseLost && this.#clock.monotonic() < until) {
+        await new Promise((resolve) => setTimeout(resolve, 50 + Math.random() * 150));
+        ok = await this.#lease.beat([...this.#slots.values()], this.#totals);
+      }
+    } finally {
+      this.#heartbeatRetrying = false;
+    }
     if (ok) this.#busySince.delete("heartbeat");
   }
 
