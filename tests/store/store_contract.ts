@@ -179,6 +179,7 @@ export function storeContract(
       command: "make test",
       state: "pending",
       priority: 9,
+      queue: "default",
       attempts: 0,
       budgetUsed: 0,
       maxRetries: 7,
