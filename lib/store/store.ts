@@ -678,6 +678,8 @@ export interface Store {
 
   /** Every queue with its settings and counts per state (counted by one scan of the jobs). */
   queueList(): Promise<QueueListResult>;
+  /** The paused queues, by name, and whether every queue is (`pausedAll`); a read of a few rows. */
+  queuePaused(): Promise<{ names: string[]; pausedAll: boolean }>;
   /**
    * Pauses queues in one transaction: workers claim nothing more from them (running jobs go on)
    * until `queueResume`. Kept in the database, so it outlives every worker. Returns the names

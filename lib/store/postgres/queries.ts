@@ -349,6 +349,7 @@ SELECT name, paused, concurrency, created_at, updated_at,
 FROM {S}.queues ORDER BY name`;
 export const QUEUE_COUNTS =
   `SELECT queue, state, count(*) AS n FROM {S}.jobs GROUP BY queue, state`;
+export const QUEUE_PAUSED = `SELECT name FROM {S}.queues WHERE paused ORDER BY name`;
 export const QUEUE_PAUSED_ALL = `
 SELECT EXISTS (SELECT 1 FROM {S}.meta WHERE key = 'pause:all') AS paused_all`;
 

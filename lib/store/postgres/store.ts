@@ -1203,6 +1203,14 @@ export class PostgresStore implements Store {
     });
   }
 
+  queuePaused(): Promise<{ names: string[]; pausedAll: boolean }> {
+    return this.#read(async (run) => {
+      const names = (await run(q.QUEUE_PAUSED)).map((r) => str(r, "name"));
+      const [all] = await run(q.QUEUE_PAUSED_ALL);
+      return { names, pausedAll: bool(all!, "paused_all") };
+    });
+  }
+
   queuePause(params: QueuePauseParams): Promise<string[]> {
     return this.#write((run) => this.#setPaused(run, params, true));
   }

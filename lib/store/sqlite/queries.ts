@@ -108,6 +108,7 @@ export const QUEUE_LIST = `SELECT name, paused, concurrency, created_at, updated
 ORDER BY name`;
 export const QUEUE_COUNTS = `SELECT queue, state, count(*) AS n FROM jobs GROUP BY queue, state`;
 export const QUEUE_PAUSED_ALL = `SELECT 1 AS yes FROM queuectl_meta WHERE key = 'pause:all'`;
+export const QUEUE_PAUSED = `SELECT name FROM queues WHERE paused = 1 ORDER BY name`;
 
 /** Pauses or resumes queue :name (creating its row); returns it. */
 export const QUEUE_SET_PAUSED = `

@@ -1347,6 +1347,13 @@ export class SqliteStore implements Store {
     });
   }
 
+  queuePaused(): Promise<{ names: string[]; pausedAll: boolean }> {
+    return this.#snapshot(() => ({
+      names: (this.#stmt(q.QUEUE_PAUSED).all() as Row[]).map((r) => str(r, "name")),
+      pausedAll: this.#stmt(q.QUEUE_PAUSED_ALL).get() !== undefined,
+    }));
+  }
+
   queuePause(params: QueuePauseParams): Promise<string[]> {
     return this.#write((now) => this.#setPaused(params, true, now));
   }
