@@ -268,7 +268,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   {
     name: "pause",
     aliases: ["hold", "suspend", "freeze"],
-    summary: "stop workers from claiming jobs of queues (all of them without names)",
+    summary: "hold queues: workers claim none of their jobs (no names: every queue)",
     args: [{ name: "QUEUE", optional: true, variadic: true, help: "the queues (default: all)" }],
     flags: [],
     details:
@@ -282,7 +282,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   {
     name: "resume",
     aliases: ["unpause", "continue", "unfreeze"],
-    summary: "let workers claim jobs of paused queues again (all of them without names)",
+    summary: "let workers claim from paused queues again (no names: every queue)",
     args: [{ name: "QUEUE", optional: true, variadic: true, help: "the queues (default: all)" }],
     flags: [],
     details:
