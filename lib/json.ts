@@ -9,6 +9,7 @@
 import type { Attempt, Job } from "./job/job.ts";
 import { attemptsLeft } from "./job/job.ts";
 import type { Metrics } from "./metrics.ts";
+import type { QueueRecord } from "./store/store.ts";
 import { percentile } from "./stats.ts";
 import type { JudgedWorker } from "./worker/liveness.ts";
 import { iso } from "./time.ts";
@@ -20,6 +21,7 @@ export function jobJson(job: Job): Record<string, unknown> {
     command: job.command,
     state: job.state,
     priority: job.priority,
+    queue: job.queue,
     attempts: job.attempts,
     max_retries: job.maxRetries,
     attempts_left: attemptsLeft(job),
@@ -45,6 +47,19 @@ export function jobJson(job: Job): Record<string, unknown> {
 export function jobSummaryJson(job: Job): Record<string, unknown> {
   const { env: _env, ...rest } = jobJson(job);
   return rest;
+}
+
+/** A queue of `queue list --json` (and the dashboard): settings and counts per state. */
+export function queueJson(queue: QueueRecord): Record<string, unknown> {
+  const { total, ...states } = queue.counts;
+  return {
+    name: queue.name,
+    paused: queue.paused,
+    concurrency: queue.concurrency,
+    counts: states,
+    total,
+    updated_at: iso(queue.updatedAt),
+  };
 }
 
 export function attemptJson(attempt: Attempt): Record<string, unknown> {

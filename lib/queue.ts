@@ -14,6 +14,7 @@ import { ConflictError, NotFoundError } from "./errors.ts";
 import type { FaultHook } from "./fault.ts";
 import type { Attempt, Job, NewJob } from "./job/job.ts";
 import { DEFAULT_MAX_RETRIES } from "./job/job.ts";
+import { queueNameProblem } from "./job/id.ts";
 // filter.ts is imported where used: only the dashboard searches.
 import type { JobFilter } from "./job/filter.ts";
 import type { JobState } from "./job/state.ts";
@@ -29,6 +30,8 @@ import type {
   JobSearchCountResult,
   JobSearchResult,
   OutputCapture,
+  QueueListResult,
+  QueueRecord,
   ScheduledCount,
   Store,
   StoreCapabilities,
@@ -85,6 +88,19 @@ export const SEARCH_SCAN_LIMIT = 20_000;
 /** Jobs a count of matches looks at at most (beyond it, the count is a lower bound). */
 export const COUNT_SCAN_LIMIT = 200_000;
 
+/** The highest limit `queueSetConcurrency` takes. */
+export const MAX_QUEUE_CONCURRENCY = 100_000;
+
+/** Throws `RangeError` naming the first bad queue name. */
+function checkQueueNames(names: readonly string[] | "all"): readonly string[] | "all" {
+  if (names === "all") return names;
+  for (const name of names) {
+    const problem = queueNameProblem(name);
+    if (problem) throw new RangeError(`Queue name ${JSON.stringify(name)} ${problem}`);
+  }
+  return names;
+}
+
 export interface SearchPageOptions {
   /** Only jobs enqueued before this sequence number (a `nextBeforeSeq`). */
   beforeSeq?: number;
@@ -115,6 +131,8 @@ export interface QueueStatus {
   /** Pending jobs not due yet (part of `counts.pending`). */
   scheduled: ScheduledCount;
   workers: JudgedWorker[];
+  /** Paused queues by name, and whether every queue is paused (new ones too). */
+  paused: { names: string[]; pausedAll: boolean };
 }
 
 export class Queue {
@@ -303,12 +321,78 @@ export class Queue {
 
   /** Counts per state and the workers with their liveness. */
   async status(): Promise<QueueStatus> {
-    const [counts, scheduled, workers] = await Promise.all([
+    const [counts, scheduled, workers, paused] = await Promise.all([
       this.#store.jobCountByState(),
       this.#store.jobCountScheduled(),
       this.workers(),
+      this.#store.queuePaused(),
     ]);
-    return { counts, scheduled, workers };
+    return { counts, scheduled, workers, paused };
+  }
+
+  // Named queues. Every job belongs to one (`default` unless enqueued with `queue`); a queue
+  // exists once it has had a job or a setting. A pause and a limit are stored in the database,
+  // so they hold for every worker on every host and outlive restarts.
+
+  /**
+   * Every queue with its counts per state, whether it is paused and its limit.
+   *
+   * @example
+   * ```ts ignore
+   * const { queues } = await queue.queueList();
+   * for (const q of queues) console.log(q.name, q.paused, q.concurrency, q.counts.pending);
+   * ```
+   */
+  queueList(): Promise<QueueListResult> {
+    return this.#store.queueList();
+  }
+
+  /**
+   * Pauses queues: workers claim none of their jobs until a resume; running jobs go on. No
+   * names (or "all"): every queue, and queues created later too, until `queueResume("all")`.
+   * Names are checked like job ids (`RangeError` otherwise); a name without a queue yet is
+   * paused before its first job. Returns the names paused.
+   *
+   * @example
+   * ```ts ignore
+   * await queue.queuePause(["mail"]);
+   * ```
+   */
+  queuePause(names: readonly string[] | "all"): Promise<string[]> {
+    return this.#store.queuePause({ names: checkQueueNames(names) });
+  }
+
+  /**
+   * Resumes queues ("all": every queue, and new queues start active again); idle workers wake
+   * at once. Returns the names resumed.
+   *
+   * @example
+   * ```ts ignore
+   * await queue.queueResume(["mail"]);
+   * ```
+   */
+  queueResume(names: readonly string[] | "all"): Promise<string[]> {
+    return this.#store.queueResume({ names: checkQueueNames(names) });
+  }
+
+  /**
+   * Caps how many jobs of queue `name` run at once across every worker of the database (0: no
+   * limit). Enforced in the claim transaction, counting jobs claimed but not started yet.
+   * `RangeError` for a bad name or a concurrency that is not a whole number from 0.
+   *
+   * @example
+   * ```ts ignore
+   * await queue.queueSetConcurrency("deploy", 1);
+   * ```
+   */
+  queueSetConcurrency(name: string, concurrency: number): Promise<QueueRecord> {
+    checkQueueNames([name]);
+    if (!Number.isInteger(concurrency) || concurrency < 0 || concurrency > MAX_QUEUE_CONCURRENCY) {
+      throw new RangeError(
+        `Concurrency must be a whole number from 0 to ${MAX_QUEUE_CONCURRENCY}, not ${concurrency}`,
+      );
+    }
+    return this.#store.queueSetConcurrency({ name, concurrency });
   }
 
   /**

@@ -41,6 +41,7 @@ export const VERSION = "0.1.0";
 export const GROUPS: Record<string, string> = {
   config: "read and change queue settings",
   dlq: "the dead letter queue",
+  queue: "named queues: their counts, pauses and limits",
   schedule: "recurring jobs: add, list, pause, resume, remove",
   worker: "run, stop and list worker processes",
 };
@@ -54,9 +55,17 @@ const CONCURRENCY_FLAG: FlagSpec = {
   aliases: ["parallel", "slots", "jobs"],
 };
 
+/** Which named queues a worker claims from. */
+const WORKER_QUEUE_FLAG: FlagSpec = {
+  name: "queue",
+  value: "Q[,Q…]",
+  help: "claim only jobs of these queues, comma-separated (default: every queue)",
+  aliases: ["queues", "group", "groups"],
+};
+
 /** The job flags `schedule add` shares with `enqueue` (not --id, --run-at, --delay). */
 const SCHEDULE_JOB_FLAGS: readonly FlagSpec[] = ENQUEUE.flags.filter((flag) =>
-  ["command", "env", "cwd", "priority", "max-retries", "timeout"].includes(flag.name)
+  ["command", "env", "cwd", "priority", "queue", "max-retries", "timeout"].includes(flag.name)
 );
 
 export const COMMANDS: readonly CommandSpec[] = [
@@ -73,6 +82,12 @@ export const COMMANDS: readonly CommandSpec[] = [
         value: "S",
         help: "states, comma-separated: pending, processing, completed, failed, dead, cancelled",
         aliases: ["status", "s"],
+      },
+      {
+        name: "queue",
+        value: "Q[,Q…]",
+        help: "only jobs of these queues, comma-separated",
+        aliases: ["queues", "group"],
       },
       {
         name: "limit",
@@ -153,6 +168,7 @@ export const COMMANDS: readonly CommandSpec[] = [
         aliases: ["workers", "processes", "n"],
       },
       CONCURRENCY_FLAG,
+      WORKER_QUEUE_FLAG,
       {
         name: "detach",
         help: "run in the background; print the supervisor's pid",
@@ -167,6 +183,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     examples: [
       "queuectl worker start --concurrency 4",
       "queuectl worker start --count 2 --detach",
+      "queuectl worker start --queue mail,reports --concurrency 2",
     ],
     load: () => load("worker"),
   },
@@ -206,6 +223,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     flags: [
       { name: "once", help: "exit when no job is due instead of waiting" },
       CONCURRENCY_FLAG,
+      WORKER_QUEUE_FLAG,
     ],
     load: () => load("worker"),
   },
@@ -246,6 +264,63 @@ export const COMMANDS: readonly CommandSpec[] = [
       "them too.",
     examples: ["queuectl retry nightly", "queuectl retry 42 --force"],
     load: () => load("retry"),
+  },
+  {
+    name: "pause",
+    aliases: ["hold", "suspend", "freeze"],
+    summary: "hold queues: workers claim none of their jobs (no names: every queue)",
+    args: [{ name: "QUEUE", optional: true, variadic: true, help: "the queues (default: all)" }],
+    flags: [],
+    details:
+      "Workers claim no more jobs of a paused queue; its running jobs go on. The pause is\n" +
+      "stored in the database: it holds for every worker and outlives restarts. Without names,\n" +
+      "every queue pauses, and so do queues created later, until `queuectl resume` without\n" +
+      "names. A queue that has no job yet may be paused before its first one.",
+    examples: ["queuectl pause mail", "queuectl pause"],
+    load: () => load("queue"),
+  },
+  {
+    name: "resume",
+    aliases: ["unpause", "continue", "unfreeze"],
+    summary: "let workers claim from paused queues again (no names: every queue)",
+    args: [{ name: "QUEUE", optional: true, variadic: true, help: "the queues (default: all)" }],
+    flags: [],
+    details:
+      "Idle workers wake at once. Without names, every queue resumes and new queues start\n" +
+      "active again.",
+    examples: ["queuectl resume mail", "queuectl resume"],
+    load: () => load("queue"),
+  },
+  {
+    name: "queue list",
+    aliases: ["ls", "show", "queues"],
+    readsOnly: true,
+    summary: "each named queue: jobs per state, paused or not, its limit",
+    args: [],
+    flags: [],
+    details: "A queue exists once it has had a job or a setting. LIMIT - means no limit.",
+    examples: ["queuectl queue list", "queuectl queue list --json"],
+    load: () => load("queue"),
+  },
+  {
+    name: "queue set",
+    aliases: ["limit", "config", "concurrency"],
+    summary: "cap how many jobs of a queue run at once, across all workers",
+    args: [{ name: "QUEUE", help: "the queue (created if it has no job yet)" }],
+    flags: [{
+      name: "concurrency",
+      value: "N",
+      help: "at most N of its jobs run at once; 0 = no limit",
+      aliases: ["limit", "max", "parallel"],
+    }],
+    details: "The limit counts every job of the queue in processing on every worker of the\n" +
+      "database, jobs claimed and about to start included; it is enforced where jobs are\n" +
+      "claimed, so a burst of claims cannot exceed it. Lowering it stops no running job.",
+    examples: [
+      "queuectl queue set deploy --concurrency 1",
+      "queuectl queue set deploy --concurrency 0",
+    ],
+    load: () => load("queue"),
   },
   {
     name: "dlq list",

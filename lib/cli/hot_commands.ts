@@ -24,6 +24,12 @@ const SCHEDULE_FLAGS: FlagSpec[] = [
     aliases: ["prio", "pri", "p"],
   },
   {
+    name: "queue",
+    value: "Q",
+    help: "the named queue (default: default)",
+    aliases: ["group", "queue-name", "channel", "tube"],
+  },
+  {
     name: "delay",
     value: "D",
     help: "run after a delay: 45, 30s, 5m, 2h, 1d, 1h30m",
@@ -51,7 +57,7 @@ const SCHEDULE_FLAGS: FlagSpec[] = [
 
 export const ENQUEUE: CommandSpec = {
   name: "enqueue",
-  aliases: ["add", "push", "submit", "put", "new", "queue", "create"],
+  aliases: ["add", "push", "submit", "put", "new", "create"],
   summary: "add jobs to the queue",
   args: [{
     name: "JSON",
@@ -90,9 +96,10 @@ export const ENQUEUE: CommandSpec = {
     { name: "wait", help: "wait until the job is completed (exit 0) or dead (exit 1)" },
   ],
   details:
-    "Job fields: command (required), id, priority, max_retries, timeout, run_at, delay, cwd\n" +
-    "(default: the current directory), env (object of strings). Flags override fields\n" +
-    "(--env variable by variable). A cwd that does not exist here is kept, with a warning.\n" +
+    "Job fields: command (required), id, priority, queue (default: default), max_retries,\n" +
+    "timeout, run_at, delay, cwd (default: the current directory), env (object of strings).\n" +
+    "A queue name is like an id. Flags override fields (--env variable by variable).\n" +
+    "A cwd that does not exist here is kept, with a warning.\n" +
     "run_at and --run-at: HH:MM[:SS] is the next such time (today or tomorrow); also\n" +
     '"today HH:MM", "tomorrow HH:MM", YYYY-MM-DD (midnight), "YYYY-MM-DD HH:MM[:SS]", now,\n' +
     "all local time, or ISO 8601 with an offset. A time in the past is due at once.\n" +
@@ -102,6 +109,7 @@ export const ENQUEUE: CommandSpec = {
   examples: [
     `queuectl enqueue '{"command":"echo hello"}'`,
     `queuectl enqueue -c 'make test' --priority 8 --timeout 10m`,
+    `queuectl enqueue -c './send-mail.sh' --queue mail`,
     `queuectl enqueue -c 'make deploy' --env STAGE=prod --env REGION=eu --cwd ~/site`,
     `queuectl enqueue '{"id":"nightly","command":"./backup.sh"}' --run-at 02:00`,
     `queuectl enqueue -c 'make release' --run-at "2027-01-04 09:00"`,

@@ -22,7 +22,8 @@ export interface JobFilter {
   createdFrom?: number;
   /** Enqueued before this time (epoch ms, the store's clock). */
   createdTo?: number;
-  // TODO(#11): queue names (`queue:`), once jobs have a queue.
+  /** Only jobs of these queues. */
+  queues?: readonly string[];
 }
 
 /** Whether `job` meets every condition of `filter`. */
@@ -35,11 +36,13 @@ export function jobMatches(job: Job, filter: JobFilter): boolean {
   if (filter.id !== undefined && job.id !== filter.id) return false;
   if (filter.createdFrom !== undefined && job.createdAt < filter.createdFrom) return false;
   if (filter.createdTo !== undefined && job.createdAt >= filter.createdTo) return false;
+  if (filter.queues !== undefined && !filter.queues.includes(job.queue)) return false;
   return true;
 }
 
 /** True when the filter needs more than the state (which maintained counts can answer). */
 export function filtersBeyondState(filter: JobFilter): boolean {
   return filter.priorities !== undefined || filter.commandContains !== undefined ||
-    filter.id !== undefined || filter.createdFrom !== undefined || filter.createdTo !== undefined;
+    filter.id !== undefined || filter.createdFrom !== undefined || filter.createdTo !== undefined ||
+    filter.queues !== undefined;
 }

@@ -17,6 +17,14 @@ export function idProblem(id: string): string | undefined {
   return undefined;
 }
 
+/**
+ * Checks a queue name as given by a user (`--queue`, the `queue` field, `pause`, `queue set`):
+ * the rules of job ids.
+ */
+export function queueNameProblem(name: string): string | undefined {
+  return idProblem(name);
+}
+
 /** The id a job gets when it was enqueued without one: its sequence number. */
 export function generatedId(seq: number): string {
   return String(seq);

@@ -6,9 +6,10 @@
  */
 
 import type { NewJob } from "./job.ts";
+import { DEFAULT_QUEUE } from "./job.ts";
 import type { Typo } from "../errors.ts";
 import { resolvePath } from "../path.ts";
-import { idProblem } from "./id.ts";
+import { idProblem, queueNameProblem } from "./id.ts";
 import { MAX_DURATION_MS, parseDuration, parseRunAt, RUN_AT_PAST_NOTE_MS } from "../time_parse.ts";
 import { formatDuration } from "../time.ts";
 
@@ -17,6 +18,7 @@ export const JOB_FIELDS = [
   "command",
   "id",
   "priority",
+  "queue",
   "max_retries",
   "timeout",
   "run_at",
@@ -43,6 +45,10 @@ export const FIELD_ALIASES: Readonly<Record<string, (typeof JOB_FIELDS)[number]>
   key: "id",
   prio: "priority",
   pri: "priority",
+  group: "queue",
+  queue_name: "queue",
+  channel: "queue",
+  tube: "queue",
   retries: "max_retries",
   retry: "max_retries",
   max_attempts: "max_retries",
@@ -100,6 +106,7 @@ export class JobInputError extends Error {
 export interface JobOverrides {
   id?: string;
   priority?: number;
+  queue?: string;
   maxRetries?: number;
   timeoutMs?: number;
   runAt?: number;
@@ -319,6 +326,16 @@ export function validateJob(
     ? DEFAULT_PRIORITY
     : integerField("priority", input.priority, MIN_PRIORITY, MAX_PRIORITY);
   const priority = overrides.priority ?? fieldPriority;
+  let fieldQueue: string | undefined;
+  if (input.queue !== undefined) {
+    if (typeof input.queue !== "string") {
+      throw new JobInputError("queue", `must be a string, not ${typeName(input.queue)}`);
+    }
+    const problem = queueNameProblem(input.queue);
+    if (problem) throw new JobInputError("queue", problem);
+    fieldQueue = input.queue;
+  }
+  const queue = overrides.queue ?? fieldQueue ?? DEFAULT_QUEUE;
   const fieldMaxRetries = input.max_retries === undefined
     ? null
     : integerField("max_retries", input.max_retries, 0, MAX_RETRIES_LIMIT);
@@ -362,7 +379,7 @@ export function validateJob(
   let env = input.env === undefined ? {} : envField(input.env);
   if (overrides.env !== undefined) env = { ...env, ...overrides.env };
 
-  return { id, command, priority, maxRetries, timeoutMs, cwd, env, runAt, delayMs };
+  return { id, command, priority, queue, maxRetries, timeoutMs, cwd, env, runAt, delayMs };
 }
 
 /**

@@ -15,6 +15,8 @@ export interface Job {
   state: JobState;
   /** 1..10, higher runs first. */
   priority: number;
+  /** The named queue it belongs to (`default` unless enqueued with one). */
+  queue: string;
   /** Attempts started, ever (the attempt history has this many rows). */
   attempts: number;
   /** Attempts charged against the current retry budget (reset by `dlq retry`). */
@@ -86,6 +88,8 @@ export interface NewJob {
   id: string | undefined;
   command: string;
   priority: number;
+  /** The named queue; absent: `default` (`DEFAULT_QUEUE`). */
+  queue?: string;
   /** `null`: the `max-retries` setting at enqueue time. */
   maxRetries: number | null;
   timeoutMs: number | null;
@@ -96,6 +100,9 @@ export interface NewJob {
   /** With `runAt` null: due this long after it is stored (0: at once). */
   delayMs: number;
 }
+
+/** The queue of a job enqueued without one. */
+export const DEFAULT_QUEUE = "default";
 
 /** Retries after the first attempt when neither the job nor the `max-retries` setting says. */
 export const DEFAULT_MAX_RETRIES = 3;

@@ -40,6 +40,7 @@ export function templateFrom(
   const job = validateJob(input, overrides, defaults);
   const fields: Record<string, unknown> = { ...input, cwd: job.cwd };
   if (overrides.priority !== undefined) fields.priority = overrides.priority;
+  if (overrides.queue !== undefined) fields.queue = overrides.queue;
   if (overrides.maxRetries !== undefined) fields.max_retries = overrides.maxRetries;
   if (overrides.timeoutMs !== undefined) fields.timeout = `${overrides.timeoutMs}ms`;
   if (Object.keys(job.env).length > 0) fields.env = job.env;

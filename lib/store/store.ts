@@ -230,6 +230,41 @@ export interface JobClaimParams {
   leaseMs: number;
   /** Claims up to this many due jobs (the worker's free slots). */
   limit: number;
+  /** Only jobs of these queues (a worker's `--queue`); absent: of every queue. */
+  queues?: readonly string[];
+}
+
+/** Which queues a worker takes jobs from (`jobNextDue`); absent: every queue. */
+export interface QueueScope {
+  queues?: readonly string[];
+}
+
+/** A named queue as stored (`queueList`). */
+export interface QueueRecord {
+  name: string;
+  /** Workers claim nothing from it; its running jobs go on. */
+  paused: boolean;
+  /** At most this many of its jobs in `processing` at once, across every worker; 0: no limit. */
+  concurrency: number;
+  /** Its jobs per state. */
+  counts: JobCounts;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface QueueListResult {
+  /** Every queue that has had a job or a setting, by name. */
+  queues: QueueRecord[];
+  /** `queuePause` of every queue is in force: a queue created from now on starts paused. */
+  pausedAll: boolean;
+}
+
+export interface QueuePauseParams {
+  /**
+   * These queues (a name without a row gets one: a queue may be paused before its first job), or
+   * every queue: those that exist and, until a resume of every queue, those created later.
+   */
+  names: readonly string[] | "all";
 }
 
 export interface JobFinishParams extends AttemptRef {
@@ -510,6 +545,9 @@ export interface Store {
    * reserving an attempt of each under a fresh lease. Two workers claiming at once never get the
    * same job: the selection and the update are one write transaction (or, where rows are locked,
    * skip each other's locked rows). A reserved attempt counts once the worker arms it.
+   * Only jobs of `queues` (all when absent), never of a paused queue, and never so many of a
+   * limited queue that more than its `concurrency` would be in `processing` (reserved ones count):
+   * claims of a limited queue are serialised, so a burst of them cannot exceed it.
    */
   jobClaim(params: JobClaimParams): Promise<Job[]>;
   /**
@@ -525,10 +563,12 @@ export interface Store {
    */
   jobUnclaim(params: AttemptRef): Promise<boolean>;
   /**
-   * Read-only and without a write lock: whether a job is due, and how long until the next
-   * scheduled one is (null when none waits).
+   * Read-only and without a write lock: whether a job is due that a claim of `scope` could take,
+   * and how long until the next scheduled one is (null when none waits). Jobs of paused queues
+   * and of queues at their limit do not count, so a worker with nothing but those to take waits
+   * for a change instead of claiming in a loop.
    */
-  jobNextDue(): Promise<{ dueNow: boolean; nextDueInMs: number | null }>;
+  jobNextDue(scope?: QueueScope): Promise<{ dueNow: boolean; nextDueInMs: number | null }>;
   /**
    * Records outcomes, then claims successors, in one transaction: the worker's step from the jobs
    * that ended to the ones it starts next. Each outcome is fenced by its attempt ref.
@@ -635,6 +675,24 @@ export interface Store {
    * `fired: false`. Notifies waiters as an enqueue does.
    */
   scheduleFire(params: ScheduleFireParams): Promise<ScheduleFireResult>;
+
+  /** Every queue with its settings and counts per state (counted by one scan of the jobs). */
+  queueList(): Promise<QueueListResult>;
+  /** The paused queues, by name, and whether every queue is (`pausedAll`); a read of a few rows. */
+  queuePaused(): Promise<{ names: string[]; pausedAll: boolean }>;
+  /**
+   * Pauses queues in one transaction: workers claim nothing more from them (running jobs go on)
+   * until `queueResume`. Kept in the database, so it outlives every worker. Returns the names
+   * paused (for "all", every queue's), sorted.
+   */
+  queuePause(params: QueuePauseParams): Promise<string[]>;
+  /**
+   * Resumes queues (for "all", every queue, and queues created later start active again) and
+   * wakes idle workers as an enqueue does. Returns the names resumed, sorted.
+   */
+  queueResume(params: QueuePauseParams): Promise<string[]>;
+  /** Sets a queue's limit (0: none), creating its row; wakes idle workers (a limit may rise). */
+  queueSetConcurrency(params: { name: string; concurrency: number }): Promise<QueueRecord>;
 
   /** Stored config overrides: key → value in base units, as text. */
   configGetAll(): Promise<Record<string, string>>;

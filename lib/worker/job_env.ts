@@ -4,7 +4,8 @@
  *
  * - `QUEUECTL_DB`: where the queue is (a path, or a URL without its password), so a job can
  *   enqueue follow-ups;
- * - `QUEUECTL_JOB_ID`, `QUEUECTL_ATTEMPT`, `QUEUECTL_MAX_ATTEMPTS`;
+ * - `QUEUECTL_JOB_ID`, `QUEUECTL_ATTEMPT`, `QUEUECTL_MAX_ATTEMPTS`, `QUEUECTL_QUEUE` (the job's
+ *   named queue);
  * - `QUEUECTL_QUEUE_ID`: the queue's own id, which with the job id and attempt marks every
  *   process of the attempt, so recovery finds them (lib/worker/process.ts).
  *
@@ -44,6 +45,7 @@ export class JobEnvironment {
       QUEUECTL_JOB_ID: job.id,
       QUEUECTL_ATTEMPT: String(attempt),
       QUEUECTL_MAX_ATTEMPTS: String(job.attempts - job.budgetUsed + 1 + job.maxRetries),
+      QUEUECTL_QUEUE: job.queue,
     };
   }
 }

@@ -68,6 +68,8 @@ export interface WorkerOptions {
   databaseFile?: string;
   /** Enqueue the occurrences of recurring jobs (scheduler.ts); default true. */
   schedules?: boolean;
+  /** Claim only jobs of these named queues (`--queue`); absent: of every queue. */
+  queues?: readonly string[];
 }
 
 export type StopMode = "graceful" | "force";
@@ -260,7 +262,8 @@ export class Worker {
     let scheduling: Promise<void> | null = null;
     try {
       await this.#refreshConfig();
-      this.#log(`started (pid ${Deno.pid}, ${this.#o.spawner.method})`);
+      const queues = this.#o.queues ? `, queues ${this.#o.queues.join(", ")}` : "";
+      this.#log(`started (pid ${Deno.pid}, ${this.#o.spawner.method}${queues})`);
       // Recovery first: jobs of workers that died are due again before this worker looks for
       // work (which is what lets `--once`, run from cron, recover and run them).
       await this.sweep();
@@ -363,7 +366,13 @@ export class Worker {
     const claim = (): JobClaimParams | undefined => {
       const limit = want();
       return limit > 0
-        ? { workerId: this.id, host: this.#o.host.id, leaseMs: this.#config.leaseTimeoutMs, limit }
+        ? {
+          workerId: this.id,
+          host: this.#o.host.id,
+          leaseMs: this.#config.leaseTimeoutMs,
+          limit,
+          ...(this.#o.queues ? { queues: this.#o.queues } : {}),
+        }
         : undefined;
     };
     let claimed: Job[] = [];
@@ -407,7 +416,9 @@ export class Worker {
         return { finished: 0, started, nextDueInMs: null };
       }
       try {
-        const due = await this.#store.jobNextDue();
+        // Jobs of paused queues, queues at their limit and other workers' queues do not count:
+        // with only those waiting, the worker waits for a change instead of claiming in a loop.
+        const due = await this.#store.jobNextDue(this.#o.queues ? { queues: this.#o.queues } : {});
         // A pass that needs no claim, or whose claim goes through, ends a spell of contention:
         // the quiet window counts failures in a row, not since the first one ever.
         if (!due.dueNow) {

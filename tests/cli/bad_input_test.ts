@@ -147,9 +147,21 @@ const ROWS: Row[] = [
   },
   {
     name: "an unknown field",
-    job: '{"command":"x","queue":"default"}',
+    job: '{"command":"x","tags":["a"]}',
     code: 2,
-    stderr: /field "queue" is not a job field/,
+    stderr: /field "tags" is not a job field/,
+  },
+  {
+    name: "a queue name with a space",
+    job: '{"command":"x","queue":"my queue"}',
+    code: 2,
+    stderr: /field "queue" may hold only letters, digits/,
+  },
+  {
+    name: "a queue that is not a string",
+    job: '{"command":"x","queue":3}',
+    code: 2,
+    stderr: /field "queue" must be a string, not a number/,
   },
   // Types: no coercion
   {
@@ -248,6 +260,72 @@ const ROWS: Row[] = [
     job: '{"command":"x","max_retries":1001}',
     code: 2,
     stderr: /field "max_retries" .* not 1001/,
+  },
+  {
+    name: "--queue with a slash",
+    args: ["enqueue", "-c", "x", "--queue", "a/b"],
+    code: 2,
+    stderr: /Invalid value "a\/b" for --queue: may hold only letters/,
+  },
+  {
+    name: "pause of a bad queue name",
+    args: ["pause", "ok", "no way"],
+    code: 2,
+    stderr: /Invalid queue name "no way": may hold only letters/,
+  },
+  {
+    name: "resume of an empty queue name",
+    args: ["resume", ""],
+    code: 2,
+    stderr: /Invalid queue name "": is empty/,
+  },
+  {
+    name: "queue set with a negative concurrency",
+    args: ["queue", "set", "mail", "--concurrency", "-1"],
+    code: 2,
+    stderr: /Invalid value "-1" for --concurrency: must be a whole number from 0 to 100000/,
+  },
+  {
+    name: "queue set with a fractional concurrency",
+    args: ["queue", "set", "mail", "--concurrency", "1.5"],
+    code: 2,
+    stderr: /Invalid value "1.5" for --concurrency/,
+  },
+  {
+    name: "queue set without --concurrency",
+    args: ["queue", "set", "mail"],
+    code: 2,
+    stderr: /Missing --concurrency for queue set/,
+  },
+  {
+    name: "queue set with an unknown flag",
+    args: ["queue", "set", "mail", "--limit-to", "2"],
+    code: 2,
+    stderr: /Unknown flag "--limit-to" for queue set/,
+  },
+  {
+    name: "queue set of two queues",
+    args: ["queue", "set", "a", "b", "--concurrency", "1"],
+    code: 2,
+    stderr: /queue set/,
+  },
+  {
+    name: "worker run --queue with an empty name",
+    args: ["worker", "run", "--once", "--queue", "mail,,x"],
+    code: 2,
+    stderr: /Invalid value "mail,,x" for --queue: queue name "" is empty/,
+  },
+  {
+    name: "worker start --queue with a bad name",
+    args: ["worker", "start", "--queue", "-mail"],
+    code: 2,
+    stderr: /for --queue/,
+  },
+  {
+    name: "list --queue with a bad name",
+    args: ["list", "--queue", "a b"],
+    code: 2,
+    stderr: /Invalid value "a b" for --queue/,
   },
   {
     name: "--priority 0",

@@ -26,6 +26,7 @@ Deno.test("enqueue JSON prints the new id and stores the job with defaults", asy
     command: "echo hi",
     state: "pending",
     priority: 5,
+    queue: "default",
     attempts: 0,
     max_retries: 3,
     attempts_left: 4,
@@ -428,7 +429,7 @@ Deno.test("enqueue --wait prints the ids, then what wait prints; --json the fina
   const job = JSON.parse(one.stdout);
   assert.equal(job.id, "c1");
   assert.equal(job.state, "completed");
-  assert.equal(Object.keys(job).length, 19);
+  assert.equal(Object.keys(job).length, 20);
   // enqueue -: an array, in input order.
   const many = await q.run(["enqueue", "-", "--if-not-exists", "--wait", "--json"], {
     stdin: '{"id":"c1","command":"x"}\n{"id":"d1","command":"x"}\n',

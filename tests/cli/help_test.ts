@@ -19,6 +19,10 @@ Commands:
   worker run       run one worker in this process (what worker start runs N times)
   cancel           cancel jobs: waiting ones at once, running ones killed by their worker
   retry            put dead or cancelled jobs back in the queue with a fresh retry budget
+  pause            hold queues: workers claim none of their jobs (no names: every queue)
+  resume           let workers claim from paused queues again (no names: every queue)
+  queue list       each named queue: jobs per state, paused or not, its limit
+  queue set        cap how many jobs of a queue run at once, across all workers
   dlq list         jobs that used up their retries
   dlq retry        put dead jobs back in the queue with a fresh retry budget
   schedule add     add a recurring job: on a cron expression or every D
@@ -85,6 +89,7 @@ Flags:
       --env K=V        set a variable in the job's environment (repeatable)
       --cwd DIR        the job's directory (default: the current one)
       --priority N     1..10, higher runs first (default 5)
+      --queue Q        the named queue (default: default)
       --delay D        run after a delay: 45, 30s, 5m, 2h, 1d, 1h30m
       --run-at T       when: HH:MM, "tomorrow HH:MM", "YYYY-MM-DD [HH:MM]", ISO 8601 or now
       --max-retries N  retries after the first attempt (default: config)

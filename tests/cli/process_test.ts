@@ -22,7 +22,7 @@ Deno.test("a real process enqueues from a pipe, lists and reports status as JSON
   assert.equal(
     status.stdout,
     '{"counts":{"pending":2,"processing":0,"completed":0,"failed":0,"dead":0,"cancelled":0,"total":2,' +
-      '"scheduled":0},"workers":[],"next_scheduled_at":null}\n',
+      '"scheduled":0},"workers":[],"next_scheduled_at":null,"paused_queues":[],"paused_all":false}\n',
   );
   const list = JSON.parse((await runProcess([...db, "list", "--json"])).stdout);
   assert.deepEqual(

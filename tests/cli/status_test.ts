@@ -123,6 +123,8 @@ Deno.test("status --json prints the documented shape and nothing else", async ()
       },
     ],
     next_scheduled_at: null,
+    paused_queues: [],
+    paused_all: false,
   });
   // Key order is part of the documented shape: new keys come after the old ones.
   assert.ok(
@@ -140,7 +142,7 @@ Deno.test("status on a missing database shows an empty queue and creates nothing
   assert.equal(
     stdout,
     '{"counts":{"pending":0,"processing":0,"completed":0,"failed":0,"dead":0,"cancelled":0,"total":0,' +
-      '"scheduled":0},"workers":[],"next_scheduled_at":null}\n',
+      '"scheduled":0},"workers":[],"next_scheduled_at":null,"paused_queues":[],"paused_all":false}\n',
   );
   await assert.rejects(Deno.stat(q.db), Deno.errors.NotFound);
   // The first command that writes creates it.

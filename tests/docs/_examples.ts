@@ -198,6 +198,7 @@ export async function runSteps(box: Sandbox, steps: readonly Step[]): Promise<st
 export const FOREGROUND: Record<string, { workers: number } | { prints: string }> = {
   "queuectl worker start --count 4": { workers: 4 },
   "queuectl worker start --concurrency 4": { workers: 1 },
+  "queuectl worker start --queue mail,reports --concurrency 2": { workers: 1 },
   "queuectl dashboard": { prints: "Ctrl-C to stop" },
   "queuectl dashboard --read-only --token-file ~/dashboard.token": {
     prints: "Ctrl-C to stop",

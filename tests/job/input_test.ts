@@ -40,6 +40,7 @@ Deno.test("validateJob() fills defaults for a job with only a command", () => {
     id: undefined,
     command: "echo hi",
     priority: 5,
+    queue: "default",
     maxRetries: null,
     timeoutMs: null,
     cwd: "/home/u/project",
@@ -54,6 +55,7 @@ Deno.test("validateJob() takes every field", () => {
     command: "make test",
     id: "build-1.2:x_y",
     priority: 10,
+    queue: "mail",
     max_retries: 0,
     timeout: "10m",
     delay: 90,
@@ -64,6 +66,7 @@ Deno.test("validateJob() takes every field", () => {
     id: "build-1.2:x_y",
     command: "make test",
     priority: 10,
+    queue: "mail",
     maxRetries: 0,
     timeoutMs: 600_000,
     cwd: "/home/u/project/dir",
@@ -89,6 +92,16 @@ Deno.test("validateJob() lets flags override fields", () => {
   const delayed = valid({ command: "x", run_at: "2026-02-01 00:00" }, { delayMs: 1000 });
   assert.equal(delayed.runAt, null);
   assert.equal(delayed.delayMs, 1000);
+});
+
+Deno.test("validateJob() checks the queue like an id, and --queue overrides it", () => {
+  refuses({ command: "x", queue: "" }, "queue", /is empty/);
+  refuses({ command: "x", queue: "a b" }, "queue", /may hold only/);
+  refuses({ command: "x", queue: 7 }, "queue", /must be a string, not a number/);
+  refuses({ command: "x", queue: "-x" }, "queue", /must start with a letter or digit/, {
+    queue: "ok",
+  });
+  assert.equal(valid({ command: "x", queue: "a" }, { queue: "b" }).queue, "b");
 });
 
 Deno.test("validateJob() still refuses a bad field that a flag overrides", () => {
@@ -196,6 +209,7 @@ Deno.test("validateJob() refuses unknown fields, offering the known ones for a s
     "command",
     "id",
     "priority",
+    "queue",
     "max_retries",
     "timeout",
     "run_at",

@@ -18,6 +18,7 @@ function claimed(budgetUsed: number, maxRetries = 3): Job {
     command: "false",
     state: "processing",
     priority: 5,
+    queue: "default",
     attempts: budgetUsed,
     budgetUsed,
     maxRetries,

@@ -270,6 +270,8 @@ Deno.test("the claim reads one index range per priority, however many jobs wait 
     lease_ms: "1000",
     worker_id: "'w'",
     host: "'h'",
+    queues: "NULL",
+    limited: "false",
   };
   const explain = await psql(
     f.url,
@@ -293,6 +295,47 @@ Deno.test("the claim reads one index range per priority, however many jobs wait 
   assert.ok(JSON.stringify(nodes).includes("jobs_ready"), "the claim does not use jobs_ready");
   // 100,000 jobs of priority 10 wait for later: the claim of the due one reads a few pages only
   // (one ordered scan of jobs_ready would step over all of them, several hundred pages).
+  const pages = root["Shared Hit Blocks"] + root["Shared Read Blocks"];
+  assert.ok(pages < 150, `the claim read ${pages} pages`);
+  const row = await rows(f.url, "SELECT id, state FROM queuectl.jobs WHERE id = 'due'");
+  assert.deepEqual(row, ["due|processing"]);
+});
+
+Deno.test("the claim never steps over the jobs of a paused queue", async () => {
+  await using f = await pgStoreFixture();
+  await psql(
+    f.url,
+    `INSERT INTO queuectl.jobs (seq, id, command, state, priority, max_retries, cwd, run_at,
+       created_at, updated_at, queue)
+     SELECT i, 'held' || i, 'true', 'pending', 10, 3, '/', ${T0}, ${T0}, ${T0}, 'held'
+     FROM generate_series(1, 20000) i;
+     SELECT setval('queuectl.job_seq', 20000);
+     INSERT INTO queuectl.queues (name, paused, created_at, updated_at)
+       VALUES ('held', true, ${T0}, ${T0});
+     ANALYZE queuectl.jobs;`,
+  );
+  await insertJob(f.store, f.clock, { id: "due", priority: 1 });
+  const statement = compile(JOB_CLAIM, "queuectl");
+  const values: Record<string, string> = {
+    now: String(T0),
+    limit: "1",
+    lease_ms: "1000",
+    worker_id: "'w'",
+    host: "'h'",
+    queues: "NULL",
+    limited: "false",
+  };
+  const explain = await psql(
+    f.url,
+    `PREPARE claim AS ${statement.text};
+     EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE claim(${
+      statement.names.map((n) => values[n]).join(", ")
+    });`,
+  );
+  const [{ Plan: root }] = JSON.parse(explain.slice(explain.indexOf("["))) as [
+    { Plan: { "Shared Hit Blocks": number; "Shared Read Blocks": number } },
+  ];
+  // 20,000 due jobs of priority 10 in the paused queue: the claim reads a few pages only.
   const pages = root["Shared Hit Blocks"] + root["Shared Read Blocks"];
   assert.ok(pages < 150, `the claim read ${pages} pages`);
   const row = await rows(f.url, "SELECT id, state FROM queuectl.jobs WHERE id = 'due'");

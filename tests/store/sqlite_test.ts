@@ -517,6 +517,8 @@ Deno.test("openSqliteStore() upgrades a v5 database to v6: every row kept, ids n
       "jobs_by_state",
       "jobs_cancel_requested",
       "jobs_ready",
+      "jobs_ready_queue",
+      "jobs_running_queue",
       "schedules_due",
     ]);
     assert.deepEqual(names("table"), [
@@ -527,6 +529,7 @@ Deno.test("openSqliteStore() upgrades a v5 database to v6: every row kept, ids n
       "outputs",
       "queuectl_meta",
       "queuectl_migrations",
+      "queues",
       "schedule_runs",
       "schedules",
       "stats_minute",

@@ -42,6 +42,7 @@ import { schedulesContract } from "./store_contract_schedules.ts";
 import { statsContract } from "./store_contract_stats.ts";
 import { jobControlContract } from "./store_contract_jobctl.ts";
 import { jobDeleteContract } from "./store_contract_delete.ts";
+import { queuesContract } from "./store_contract_queues.ts";
 
 /** Reads that bypass the store, for what no store method shows (RAW SQL in each backend). */
 export interface RawReads {
@@ -179,6 +180,7 @@ export function storeContract(
       command: "make test",
       state: "pending",
       priority: 9,
+      queue: "default",
       attempts: 0,
       budgetUsed: 0,
       maxRetries: 7,
@@ -1217,6 +1219,7 @@ export function storeContract(
 
   statsContract(test);
   jobControlContract(test);
+  queuesContract(test);
   schedulesContract(test);
   jobDeleteContract(test);
   /**

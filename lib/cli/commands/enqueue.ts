@@ -25,7 +25,7 @@ import {
 } from "../../job/input.ts";
 import { resolvePath } from "../../path.ts";
 import { flagDuration } from "../duration_flag.ts";
-import { idProblem } from "../../job/id.ts";
+import { idProblem, queueNameProblem } from "../../job/id.ts";
 import { lazy } from "../../lazy.ts";
 
 /** A value quoted for a message, shortened: a command may be 128 KiB long. */
@@ -41,6 +41,12 @@ export function overridesFrom(ctx: Context, defaults: JobDefaults): JobOverrides
     const problem = idProblem(id);
     if (problem) throw new UsageError(`Invalid value ${quote(id)} for --id: ${problem}`);
     overrides.id = id;
+  }
+  const queue = flagString(ctx.args, "queue");
+  if (queue !== undefined) {
+    const problem = queueNameProblem(queue);
+    if (problem) throw new UsageError(`Invalid value ${quote(queue)} for --queue: ${problem}`);
+    overrides.queue = queue;
   }
   const envPairs = flagList(ctx.args, "env");
   if (envPairs.length > 0) {

@@ -10,7 +10,9 @@ import { clip, json, localTime, palette, stateColor, table } from "../render.ts"
 import { jobJson } from "../../json.ts";
 import { jobIdArg } from "./show.ts";
 import { EXIT, UsageError } from "../../errors.ts";
+import { queueNameProblem } from "../../job/id.ts";
 import type { Job } from "../../job/job.ts";
+import { DEFAULT_QUEUE } from "../../job/job.ts";
 import type { JobState } from "../../job/state.ts";
 import { isJobState, JOB_STATES } from "../../job/state.ts";
 
@@ -54,12 +56,15 @@ function jobsOf(states: readonly JobState[] | undefined): string {
 export function renderJobs(ctx: Context, jobs: readonly Job[]): void {
   const p = palette(ctx.color);
   const columns = ctx.io.stdoutIsTerminal ? ctx.io.terminalColumns?.() : undefined;
+  // A QUEUE column only once a job of the page is in a named queue: the seed's table otherwise.
+  const queueColumn = jobs.some((job) => job.queue !== DEFAULT_QUEUE);
   ctx.io.out(table(
     p,
-    ["ID", "STATE", "PRI", "ATTEMPTS", "RUN AT", "COMMAND"],
+    ["ID", "STATE", ...(queueColumn ? ["QUEUE"] : []), "PRI", "ATTEMPTS", "RUN AT", "COMMAND"],
     jobs.map((job) => [
       job.id,
       stateColor(p, job.state)(job.state),
+      ...(queueColumn ? [job.queue] : []),
       String(job.priority),
       String(job.attempts),
       localTime(job.runAt),
@@ -70,7 +75,28 @@ export function renderJobs(ctx: Context, jobs: readonly Job[]): void {
   ));
 }
 
+/** `--queue Q[,Q…]`: the queues asked for, checked; undefined when absent. */
+function queuesFlag(ctx: Context): string[] | undefined {
+  const text = flagString(ctx.args, "queue");
+  if (text === undefined) return undefined;
+  const names = [...new Set(text.split(",").map((name) => name.trim()))];
+  for (const name of names) {
+    const problem = name === "" ? "is empty" : queueNameProblem(name);
+    if (problem) {
+      throw new UsageError(
+        `Invalid value ${JSON.stringify(text)} for --queue: queue name ${
+          JSON.stringify(name)
+        } ${problem}`,
+        { hint: "give queue names separated by commas, e.g. --queue mail,reports" },
+      );
+    }
+  }
+  return names;
+}
+
 export async function run(ctx: Context): Promise<number> {
+  const queues = queuesFlag(ctx);
+  if (queues !== undefined) return await listOfQueues(ctx, queues);
   const states = statesFlag(ctx);
   const limit = flagInt(ctx.args, "limit", 1, 1_000_000) ?? DEFAULT_LIMIT;
   const beforeText = flagString(ctx.args, "before");
@@ -99,6 +125,44 @@ export async function run(ctx: Context): Promise<number> {
       : `${jobs.length} of ${total} ${what}, before ${before}`;
     const more = older ? `older: --before ${jobs[0]!.id}` : "none older";
     ctx.io.out(palette(ctx.color).dim(`showing ${which} (${more})`) + "\n");
+  }
+  return EXIT.ok;
+}
+
+/**
+ * `list --queue`: the newest jobs of some queues (and states), found by the bounded search the
+ * dashboard uses (maintained counts are per state, not per queue), so a page says how many it
+ * shows, not of how many.
+ */
+async function listOfQueues(ctx: Context, queues: string[]): Promise<number> {
+  const states = statesFlag(ctx);
+  const limit = flagInt(ctx.args, "limit", 1, 1_000_000) ?? DEFAULT_LIMIT;
+  const beforeText = flagString(ctx.args, "before");
+  const before = beforeText === undefined ? undefined : jobIdArg(beforeText);
+  const queue = await ctx.openQueue();
+  const beforeSeq = before === undefined ? undefined : (await queue.get(before)).seq;
+  const found = await queue.search(
+    { queues, ...(states === undefined ? {} : { states }) },
+    { limit, ...(beforeSeq === undefined ? {} : { beforeSeq }) },
+  );
+  const jobs = [...found.jobs].reverse();
+  if (ctx.json) {
+    ctx.io.out(json(jobs.map(jobJson)));
+    return EXIT.ok;
+  }
+  const what = `${jobsOf(states)} in ${queues.length === 1 ? "queue" : "queues"} ${
+    queues.join(", ")
+  }`;
+  if (jobs.length === 0) {
+    ctx.io.out(`No ${what}${before === undefined ? "" : ` before ${before}`}.\n`);
+    return EXIT.ok;
+  }
+  renderJobs(ctx, jobs);
+  if (found.nextBeforeSeq !== null) {
+    ctx.io.out(
+      palette(ctx.color).dim(`showing ${jobs.length} ${what} (older: --before ${jobs[0]!.id})`) +
+        "\n",
+    );
   }
   return EXIT.ok;
 }

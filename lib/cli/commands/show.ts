@@ -58,6 +58,7 @@ export async function run(ctx: Context): Promise<number> {
     ["command", escapeControls(job.command)],
     ["state", stateColor(p, job.state)(job.state)],
     ["priority", String(job.priority)],
+    ["queue", job.queue],
     ["attempts", attemptsText(job)],
     ["timeout", timeout],
     ["cwd", escapeControls(job.cwd)],

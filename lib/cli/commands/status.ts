@@ -22,12 +22,14 @@ import { problemLines } from "../../worker/liveness.ts";
 
 export async function run(ctx: Context): Promise<number> {
   const queue = await ctx.openQueue();
-  const { counts, scheduled, workers } = await queue.status();
+  const { counts, scheduled, workers, paused } = await queue.status();
   if (ctx.json) {
     ctx.io.out(json({
       counts: { ...counts, scheduled: scheduled.scheduled },
       workers: workers.map(workerJson),
       next_scheduled_at: iso(scheduled.nextAt),
+      paused_queues: paused.names,
+      paused_all: paused.pausedAll,
     }));
     return EXIT.ok;
   }
@@ -53,6 +55,11 @@ export async function run(ctx: Context): Promise<number> {
     );
   }
   out += line("Total", counts.total, p.bold);
+  // Only when something is paused: the seed's layout stays as it was otherwise.
+  if (paused.pausedAll) out += `\n${p.yellow("Paused: every queue")} (new ones too)\n`;
+  else if (paused.names.length > 0) {
+    out += `\n${p.yellow("Paused queues:")} ${paused.names.join(", ")}\n`;
+  }
   const active = workers.filter((w) => w.liveness.health === "ok").length;
   const stale = workers.filter((w) => w.liveness.state === "stale").length;
   out += `\nWorkers: ${active} active${stale > 0 ? `, ${stale} stale` : ""}\n`;

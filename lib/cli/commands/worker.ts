@@ -6,9 +6,10 @@
 
 import type { Context } from "../context.ts";
 import { flagDuration } from "../duration_flag.ts";
-import { flagBool, flagInt } from "../args.ts";
+import { flagBool, flagInt, flagString } from "../args.ts";
 import { heartbeatAgo, json, localTime, palette, table, workerState } from "../render.ts";
-import { EXIT, QueuectlError } from "../../errors.ts";
+import { EXIT, QueuectlError, UsageError } from "../../errors.ts";
+import { queueNameProblem } from "../../job/id.ts";
 import { workerJson } from "../../json.ts";
 import type { Queue } from "../../queue.ts";
 import type { JudgedWorker } from "../../worker/liveness.ts";
@@ -53,9 +54,35 @@ function concurrency(ctx: Context): number {
     Math.max(1, navigator.hardwareConcurrency || 1);
 }
 
+/** `--queue a,b`: the named queues a worker claims from, checked; undefined: every queue. */
+function queuesFlag(ctx: Context): string[] | undefined {
+  const text = flagString(ctx.args, "queue");
+  if (text === undefined) return undefined;
+  const names = [...new Set(text.split(",").map((name) => name.trim()))];
+  for (const name of names) {
+    const problem = name === "" ? "is empty" : queueNameProblem(name);
+    if (problem) {
+      throw new UsageError(
+        `Invalid value ${JSON.stringify(text)} for --queue: queue name ${
+          JSON.stringify(name)
+        } ${problem}`,
+        { hint: "give queue names separated by commas, e.g. --queue mail,reports" },
+      );
+    }
+  }
+  return names;
+}
+
+/** The `--queue` flag as the workers of `worker start` get it (checked here first). */
+function queueArgs(ctx: Context): string[] {
+  const queues = queuesFlag(ctx);
+  return queues === undefined ? [] : ["--queue", queues.join(",")];
+}
+
 async function runWorker(ctx: Context): Promise<number> {
   const once = flagBool(ctx.args, "once");
   const slots = concurrency(ctx);
+  const queues = queuesFlag(ctx);
   const say = log(ctx);
   // Started on its own rather than by `worker start`: start again tuned (lib/worker/exec.ts).
   // `--once` leaves soon, and its memory does not matter.
@@ -83,6 +110,7 @@ async function runWorker(ctx: Context): Promise<number> {
     host: thisHost(),
     concurrency: slots,
     once,
+    ...(queues === undefined ? {} : { queues }),
     supervisorPid: Number.isInteger(supervisor) && supervisor > 0 ? supervisor : null,
     fault: ctx.fault,
     ...(location.kind === "url" ? {} : { databaseFile: location.path }),
@@ -137,6 +165,7 @@ function workerDbEnv(ctx: Context): Record<string, string> {
 
 async function start(ctx: Context): Promise<number> {
   const count = flagInt(ctx.args, "count", 1, 256) ?? 1;
+  queuesFlag(ctx);
   // Refuse an unusable database here, once, rather than in N restarting workers. Opening succeeds
   // on a file this process may only read (SQLite falls back to read-only), so a write that
   // changes nothing (removing no worker) refuses that too, with exit 6.
@@ -153,7 +182,13 @@ async function start(ctx: Context): Promise<number> {
     return await supervise({
       count,
       exec: ctx.self.exec,
-      args: workerArgs(ctx, ["worker", "run", "--concurrency", String(concurrency(ctx))]),
+      args: workerArgs(ctx, [
+        "worker",
+        "run",
+        "--concurrency",
+        String(concurrency(ctx)),
+        ...queueArgs(ctx),
+      ]),
       env: workerDbEnv(ctx),
       dbPath: location.kind === "url" ? null : location.path,
       clock: ctx.clock,
@@ -189,6 +224,7 @@ async function start(ctx: Context): Promise<number> {
         String(count),
         "--concurrency",
         String(concurrency(ctx)),
+        ...queueArgs(ctx),
       ]),
     ],
     env: workerDbEnv(ctx),

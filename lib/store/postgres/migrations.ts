@@ -252,4 +252,30 @@ CREATE TABLE {S}.schedule_runs (
 );
 `,
   },
+  {
+    version: 6,
+    name: "named queues: pause and concurrency limits (SQLite v8)",
+    sql: `
+-- A constant default: no table rewrite, existing jobs are in the default queue.
+ALTER TABLE {S}.jobs ADD COLUMN queue text NOT NULL DEFAULT 'default';
+-- A claim that leaves queues out (paused, at their limit, not the worker's) seeks this index per
+-- queue and priority it may take from: jobs of a paused queue are never stepped over.
+CREATE INDEX jobs_ready_queue ON {S}.jobs (queue, priority, run_at, seq)
+  WHERE state IN ('pending', 'failed');
+-- How many jobs of a queue run (claimed, reserved or started), for its limit.
+CREATE INDEX jobs_running_queue ON {S}.jobs (queue) WHERE state = 'processing';
+
+-- One row per queue that has had a job or a setting. A claim of a limited queue locks its row,
+-- so claims of it take turns and its count cannot be read stale (queries.ts, QUEUE_LOCK_LIMITED).
+CREATE TABLE {S}.queues (
+  name        text    PRIMARY KEY,
+  paused      boolean NOT NULL DEFAULT false,
+  concurrency integer NOT NULL DEFAULT 0 CHECK (concurrency >= 0),
+  created_at  bigint  NOT NULL,
+  updated_at  bigint  NOT NULL
+);
+INSERT INTO {S}.queues (name, created_at, updated_at) VALUES ('default',
+  floor(extract(epoch FROM now()) * 1000)::bigint, floor(extract(epoch FROM now()) * 1000)::bigint);
+`,
+  },
 ];

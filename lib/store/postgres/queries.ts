@@ -122,6 +122,18 @@ INSERT INTO {S}.queuectl_migrations (version, name, applied_at) VALUES (:version
 // ---------------------------------------------------------------------------------------------
 
 /**
+ * A queue row for each queue name `names` selects (a column `queue`), for jobs enqueued into
+ * it; a new one starts paused while every queue is (`pause` without names: the `pause:all`
+ * key). DO NOTHING on a row that exists takes no lock: a claim holding it does not block this.
+ */
+function QUEUE_ENSURE_FROM(names: string): string {
+  return `INSERT INTO {S}.queues (name, paused, created_at, updated_at)
+  SELECT n.queue, EXISTS (SELECT 1 FROM {S}.meta WHERE key = 'pause:all'), {NOW}, {NOW}
+  FROM (${names}) n
+  ON CONFLICT (name) DO NOTHING`;
+}
+
+/**
  * Inserts a batch from one jsonb array, in its order. Each row takes the next number of the
  * sequence, in input order (the sorted sub-select is a fence: `nextval` runs as its rows come
  * out); a job without an id gets that number as its id. A row whose id exists (or repeats one
@@ -134,18 +146,21 @@ WITH input AS MATERIALIZED (
   SELECT nextval('{S}.job_seq') AS seq, r.*
   FROM (SELECT * FROM jsonb_to_recordset(:jobs::jsonb) AS x(ord integer, id text, command text,
       priority smallint, max_retries integer, timeout_ms bigint, cwd text, env jsonb,
-      run_at bigint, delay_ms bigint)
+      run_at bigint, delay_ms bigint, queue text)
     ORDER BY ord OFFSET 0) r
 ),
 inserted AS (
   INSERT INTO {S}.jobs (seq, id, command, state, priority, max_retries, timeout_ms, cwd, env,
-    run_at, created_at, updated_at)
+    run_at, queue, created_at, updated_at)
   SELECT seq, coalesce(id, seq::text), command, 'pending', priority,
     coalesce(max_retries, :default_max_retries::integer), timeout_ms, cwd, coalesce(env, '{}'),
-    coalesce(run_at, {NOW} + delay_ms), {NOW}, {NOW}
+    coalesce(run_at, {NOW} + delay_ms), queue, {NOW}, {NOW}
   FROM input ORDER BY ord
   ON CONFLICT (id) DO NOTHING
   RETURNING *
+),
+queue_rows AS (
+  ${QUEUE_ENSURE_FROM("SELECT DISTINCT queue FROM input")}
 )
 SELECT input.ord AS input_ord, input.id AS input_id, inserted.*
 FROM input LEFT JOIN inserted ON inserted.seq = input.seq
@@ -190,7 +205,8 @@ const SEARCH_MATCH = `(:priority_mask::integer IS NULL
     OR ((:priority_mask::integer >> j.priority) & 1) = 1)
   AND (:command::text IS NULL OR strpos(j.command, :command::text) > 0)
   AND (:created_from::bigint IS NULL OR j.created_at >= :created_from::bigint)
-  AND (:created_to::bigint IS NULL OR j.created_at < :created_to::bigint)`;
+  AND (:created_to::bigint IS NULL OR j.created_at < :created_to::bigint)
+  AND (:queues::jsonb IS NULL OR j.queue IN (SELECT jsonb_array_elements_text(:queues::jsonb)))`;
 
 /** The first :want matches among the walk's candidates, newest first. */
 export const JOB_SEARCH: readonly string[] = SEARCH_WALK.map((walk) => `
@@ -228,24 +244,71 @@ summed AS (SELECT state, sum(n) AS n FROM moved GROUP BY state)
 UPDATE {S}.job_counts c SET n = c.n + s.n FROM summed s WHERE c.state = s.state`;
 
 /**
- * Claims up to :limit due jobs. The candidates are the first :limit due jobs of each priority
- * (one range of jobs_ready per priority, as in SQLite, so that jobs scheduled for later never
- * have to be stepped over); the locked CTE then takes the best of them that no other claim holds,
- * re-checking every condition on the row it locks. The update reserves an attempt (armed =
- * false) and records it.
+ * The queues a claim may take from, each with its room (how many of its jobs it may claim): not
+ * paused, in the worker's :queues (jsonb array; null: every queue), and, when it has a limit,
+ * only once the claim holds its row lock (:limited, see QUEUE_LOCK_LIMITED), room being the
+ * limit less its jobs in processing (reserved ones count). The named fragment every statement
+ * that asks "may a worker take this queue's jobs" shares.
+ */
+const QUEUE_ELIGIBLE = `
+SELECT qu.name, CASE WHEN qu.concurrency = 0 THEN :limit::integer
+    ELSE least(:limit::integer, qu.concurrency - (SELECT count(*) FROM {S}.jobs r
+      WHERE r.queue = qu.name AND r.state = 'processing')::integer) END AS room
+FROM {S}.queues qu
+WHERE NOT qu.paused
+  AND (:queues::jsonb IS NULL OR qu.name IN (SELECT jsonb_array_elements_text(:queues::jsonb)))
+  AND (qu.concurrency = 0 OR :limited::boolean)`;
+
+const PRIORITY_VALUES = `(VALUES ${PRIORITIES.map((p) => `(${p})`).join(", ")}) AS p(priority)`;
+
+/**
+ * Locks the rows of the limited queues a claim may take from, in name order (two claims never
+ * wait for each other crosswise), before the claim's statement: claims of a limited queue take
+ * turns, and the next one's statement, which starts after the lock is granted, counts the jobs
+ * the last one claimed (READ COMMITTED: a new snapshot per statement; a count in the same
+ * statement as the lock would read the snapshot from before the wait). Unlimited queues take no
+ * lock.
+ */
+export const QUEUE_LOCK_LIMITED = `
+SELECT name FROM {S}.queues
+WHERE concurrency > 0 AND NOT paused
+  AND (:queues::jsonb IS NULL OR name IN (SELECT jsonb_array_elements_text(:queues::jsonb)))
+ORDER BY name FOR NO KEY UPDATE`;
+
+/** Whether a limited queue exists among those a claim may take from (QUEUE_LOCK_LIMITED's). */
+export const QUEUE_LIMITED_EXISTS = `
+SELECT EXISTS (SELECT 1 FROM {S}.queues WHERE concurrency > 0 AND NOT paused
+  AND (:queues::jsonb IS NULL OR name IN (SELECT jsonb_array_elements_text(:queues::jsonb))))
+  AS limited`;
+
+/**
+ * Claims up to :limit due jobs. The candidates are, for each queue it may take from
+ * (QUEUE_ELIGIBLE) and each priority, the first due jobs up to the queue's room (one range of
+ * jobs_ready_queue each, as SQLite's walk, so that jobs scheduled for later, or of a paused
+ * queue, are never stepped over), cut to the queue's room across its priorities; the locked CTE
+ * then takes the best of them that no other claim holds, re-checking every condition (waiting,
+ * due, queue eligible) on the row it locks. The update reserves an attempt (armed = false) and
+ * records it.
  */
 export const JOB_CLAIM = `
-WITH candidates AS MATERIALIZED (
-  ${
-  PRIORITIES.map((p) =>
-    `(SELECT seq FROM {S}.jobs WHERE ${READY} AND priority = ${p} AND run_at <= {NOW}
-     ORDER BY run_at, seq LIMIT :limit::integer)`
-  ).join("\n  UNION ALL ")
-}
+WITH eligible AS MATERIALIZED (${QUEUE_ELIGIBLE}),
+candidates AS MATERIALIZED (
+  SELECT c.seq, c.priority, c.run_at, e.name AS queue, e.room
+  FROM eligible e CROSS JOIN ${PRIORITY_VALUES}
+  CROSS JOIN LATERAL (SELECT seq, priority, run_at FROM {S}.jobs
+    WHERE ${READY} AND queue = e.name AND priority = p.priority AND run_at <= {NOW}
+    ORDER BY run_at, seq LIMIT e.room) c
+  WHERE e.room > 0
+),
+capped AS MATERIALIZED (
+  SELECT seq FROM (SELECT seq, room, row_number() OVER (PARTITION BY queue
+      ORDER BY priority DESC, run_at, seq) AS n FROM candidates) x
+  WHERE n <= room
 ),
 locked AS MATERIALIZED (
   SELECT j.seq FROM {S}.jobs j
-  WHERE j.seq IN (SELECT seq FROM candidates) AND j.${READY} AND j.run_at <= {NOW}
+  WHERE j.seq IN (SELECT seq FROM capped) AND j.${READY} AND j.run_at <= {NOW}
+    AND j.queue IN (SELECT name FROM eligible WHERE room > 0)
   ORDER BY j.priority DESC, j.run_at, j.seq
   LIMIT :limit::integer
   FOR UPDATE SKIP LOCKED
@@ -262,6 +325,64 @@ reserved AS (
   SELECT seq, attempts, :worker_id, {NOW}, :host, run_at FROM claimed
 )
 SELECT * FROM claimed ORDER BY priority DESC, run_at, seq`;
+
+/**
+ * When the next waiting job that a claim of :queues could take is due (queues paused or at
+ * their limit left out), and the store's now: the first entry of jobs_ready_queue per eligible
+ * queue and priority. Read-only, no lock.
+ */
+export const QUEUE_NEXT_DUE = `
+WITH eligible AS MATERIALIZED (${
+  QUEUE_ELIGIBLE.replaceAll(":limit::integer", "1")
+    .replace(":limited::boolean", "true")
+})
+SELECT (SELECT min(x.run_at) FROM eligible e CROSS JOIN ${PRIORITY_VALUES}
+    CROSS JOIN LATERAL (SELECT run_at FROM {S}.jobs WHERE ${READY} AND queue = e.name
+      AND priority = p.priority ORDER BY run_at LIMIT 1) x
+    WHERE e.room > 0) AS next_at,
+  {NOW} AS now`;
+
+/** Every queue by name; counts per queue and state (one grouped scan of the jobs). */
+export const QUEUE_LIST = `
+SELECT name, paused, concurrency, created_at, updated_at,
+  EXISTS (SELECT 1 FROM {S}.meta WHERE key = 'pause:all') AS paused_all
+FROM {S}.queues ORDER BY name`;
+export const QUEUE_COUNTS =
+  `SELECT queue, state, count(*) AS n FROM {S}.jobs GROUP BY queue, state`;
+export const QUEUE_PAUSED = `SELECT name FROM {S}.queues WHERE paused ORDER BY name`;
+export const QUEUE_PAUSED_ALL = `
+SELECT EXISTS (SELECT 1 FROM {S}.meta WHERE key = 'pause:all') AS paused_all`;
+
+/** Pauses or resumes the queues named in :names (jsonb array), creating their rows. */
+export const QUEUE_SET_PAUSED = `
+INSERT INTO {S}.queues (name, paused, created_at, updated_at)
+SELECT n, :paused::boolean, {NOW}, {NOW} FROM jsonb_array_elements_text(:names::jsonb) AS n
+ON CONFLICT (name) DO UPDATE SET paused = excluded.paused,
+  updated_at = CASE WHEN {S}.queues.paused = excluded.paused THEN {S}.queues.updated_at
+    ELSE {NOW} END
+RETURNING name`;
+/** Every queue, and the mark new queues read (`pause:all`, set or removed). */
+export const QUEUE_SET_PAUSED_ALL = `
+WITH changed AS (
+  UPDATE {S}.queues SET paused = :paused::boolean, updated_at = {NOW}
+  WHERE paused <> :paused::boolean
+),
+marked AS (
+  INSERT INTO {S}.meta (key, value) SELECT 'pause:all', ({NOW})::text WHERE :paused::boolean
+  ON CONFLICT (key) DO NOTHING
+),
+unmarked AS (DELETE FROM {S}.meta WHERE key = 'pause:all' AND NOT :paused::boolean)
+SELECT name FROM {S}.queues ORDER BY name`;
+
+/** Sets a queue's limit, creating its row (paused as new queues start); returns it. */
+export const QUEUE_SET_CONCURRENCY = `
+INSERT INTO {S}.queues (name, paused, concurrency, created_at, updated_at)
+VALUES (:name, EXISTS (SELECT 1 FROM {S}.meta WHERE key = 'pause:all'), :concurrency::integer,
+  {NOW}, {NOW})
+ON CONFLICT (name) DO UPDATE SET concurrency = excluded.concurrency, updated_at = {NOW}
+RETURNING *`;
+export const QUEUE_COUNTS_OF = `
+SELECT state, count(*) AS n FROM {S}.jobs WHERE queue = :name GROUP BY state`;
 
 /**
  * Arms reserved attempts just before their spawn. SQLite marks the attempt row; here the mark is

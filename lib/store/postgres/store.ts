@@ -22,6 +22,7 @@ import type { Clock } from "../../clock.ts";
 import { ConflictError, NotFoundError } from "../../errors.ts";
 import type { Committed, FaultHook } from "../../fault.ts";
 import type { Attempt, Job } from "../../job/job.ts";
+import { DEFAULT_QUEUE } from "../../job/job.ts";
 import {
   CANCELLABLE_STATES,
   JOB_STATES,
@@ -60,6 +61,10 @@ import type {
   NewWorker,
   OutputCapture,
   ProcessingJob,
+  QueueListResult,
+  QueuePauseParams,
+  QueueRecord,
+  QueueScope,
   ScheduledCount,
   ScheduleDueResult,
   ScheduleFireParams,
@@ -310,6 +315,7 @@ export class PostgresStore implements Store {
       env: job.env,
       run_at: job.runAt,
       delay_ms: job.delayMs,
+      queue: job.queue ?? DEFAULT_QUEUE,
     }));
     const insert = (rows: typeof input) =>
       run(q.JOB_INSERT, { jobs: rows, default_max_retries: params.defaultMaxRetries });
@@ -401,6 +407,7 @@ export class PostgresStore implements Store {
         command: params.commandContains ?? null,
         created_from: params.createdFrom ?? null,
         created_to: params.createdTo ?? null,
+        queues: params.queues === undefined ? null : [...params.queues],
       },
     };
   }
@@ -642,20 +649,60 @@ export class PostgresStore implements Store {
     });
   }
 
-  jobClaim(params: JobClaimParams): Promise<Job[]> {
-    if (params.limit <= 0) return Promise.resolve([]);
-    return this.#writeOne((run) => this.#claim(run, params), "claim");
+  async jobClaim(params: JobClaimParams): Promise<Job[]> {
+    if (params.limit <= 0) return [];
+    // A claim that may take from a limited queue locks its row first: a transaction. Otherwise
+    // one statement in autocommit; if it finds a limited queue it left out, it claims again.
+    if (this.#limited) return await this.#write((run) => this.#claim(run, params, true), "claim");
+    const first = await this.#writeOne((run) => this.#claim(run, params, false), "claim");
+    if (!this.#limited || first.length >= params.limit) return first;
+    const more = await this.#write(
+      (run) => this.#claim(run, { ...params, limit: params.limit - first.length }, true),
+      "claim",
+    );
+    return [...first, ...more];
   }
 
-  async #claim(run: Query, params: JobClaimParams): Promise<Job[]> {
+  /**
+   * Whether a limited queue may exist among those claims take from (learnt by the claims, so a
+   * store that has none skips the lock statement).
+   */
+  #limited = true;
+
+  /**
+   * Claims inside the caller's statement run; `canLock`: the caller runs a transaction, so the
+   * rows of limited queues can be locked for it (queries.ts, QUEUE_LOCK_LIMITED). A claim that
+   * cannot lock leaves limited queues out, and when it comes back short, says whether one exists
+   * (`#limited`) so that the caller claims again with the lock.
+   */
+  async #claim(run: Query, params: JobClaimParams, canLock: boolean): Promise<Job[]> {
     if (params.limit <= 0) return [];
-    const rows = await run(q.JOB_CLAIM, {
+    const queues = params.queues === undefined ? null : [...params.queues];
+    let locked = false;
+    if (this.#limited && canLock) {
+      locked = (await run(q.QUEUE_LOCK_LIMITED, { queues })).length > 0;
+      if (!locked) this.#limited = false;
+    }
+    const jobs = (await run(q.JOB_CLAIM, {
       worker_id: params.workerId,
       host: params.host,
       lease_ms: params.leaseMs,
       limit: params.limit,
-    });
-    return rows.map(toJob);
+      queues,
+      limited: locked,
+    })).map(toJob);
+    if (!locked && jobs.length < params.limit) {
+      const [row] = await run(q.QUEUE_LIMITED_EXISTS, { queues });
+      if (bool(row!, "limited")) {
+        this.#limited = true;
+        if (canLock) {
+          jobs.push(
+            ...await this.#claim(run, { ...params, limit: params.limit - jobs.length }, true),
+          );
+        }
+      }
+    }
+    return jobs;
   }
 
   attemptArm(params: readonly AttemptRef[]): Promise<boolean[]> {
@@ -682,9 +729,10 @@ export class PostgresStore implements Store {
     return undone;
   }
 
-  jobNextDue(): Promise<{ dueNow: boolean; nextDueInMs: number | null }> {
+  jobNextDue(scope?: QueueScope): Promise<{ dueNow: boolean; nextDueInMs: number | null }> {
     return this.#read(async (run) => {
-      const [row] = await run(q.JOB_NEXT_DUE);
+      const queues = scope?.queues === undefined ? null : [...scope.queues];
+      const [row] = await run(q.QUEUE_NEXT_DUE, { queues });
       const nextAt = numOrNull(row!, "next_at");
       const now = num(row!, "now");
       return {
@@ -803,7 +851,7 @@ export class PostgresStore implements Store {
       if (increments.length > 0) await run(q.STATS_ADD, { increments });
       if (outputs.length > 0) await run(q.OUTPUT_SAVE, { outputs });
       const armed = await this.#arm(run, arm);
-      const claimed = claim ? await this.#claim(run, claim) : [];
+      const claimed = claim ? await this.#claim(run, claim, true) : [];
       return { applied, armed, claimed };
     }, prefix);
     const changed = finish.filter((_, i) => result.applied[i]);
@@ -1136,6 +1184,76 @@ export class PostgresStore implements Store {
     });
   }
 
+  queueList(): Promise<QueueListResult> {
+    return this.#read(async (run) => {
+      const counts = new Map<string, JobCounts>();
+      for (const row of await run(q.QUEUE_COUNTS)) {
+        const name = str(row, "queue");
+        let c = counts.get(name);
+        if (c === undefined) counts.set(name, c = emptyCounts());
+        c[str(row, "state") as JobState] = num(row, "n");
+        c.total += num(row, "n");
+      }
+      const rows = await run(q.QUEUE_LIST);
+      const [all] = await run(q.QUEUE_PAUSED_ALL);
+      return {
+        queues: rows.map((row) => toQueue(row, counts.get(str(row, "name")) ?? emptyCounts())),
+        pausedAll: bool(all!, "paused_all"),
+      };
+    });
+  }
+
+  queuePaused(): Promise<{ names: string[]; pausedAll: boolean }> {
+    return this.#read(async (run) => {
+      const names = (await run(q.QUEUE_PAUSED)).map((r) => str(r, "name"));
+      const [all] = await run(q.QUEUE_PAUSED_ALL);
+      return { names, pausedAll: bool(all!, "paused_all") };
+    });
+  }
+
+  queuePause(params: QueuePauseParams): Promise<string[]> {
+    return this.#write((run) => this.#setPaused(run, params, true));
+  }
+
+  queueResume(params: QueuePauseParams): Promise<string[]> {
+    return this.#write(async (run) => {
+      const names = await this.#setPaused(run, params, false);
+      // Idle workers hear of it as of an enqueue: the resumed queue's jobs are work.
+      await this.#notifyInTransaction(run);
+      return names;
+    });
+  }
+
+  async #setPaused(run: Query, params: QueuePauseParams, paused: boolean): Promise<string[]> {
+    if (params.names === "all") {
+      return (await run(q.QUEUE_SET_PAUSED_ALL, { paused })).map((r) => str(r, "name"));
+    }
+    const names = [...new Set(params.names)].sort();
+    if (names.length > 0) await run(q.QUEUE_SET_PAUSED, { names, paused });
+    return names;
+  }
+
+  queueSetConcurrency(params: { name: string; concurrency: number }): Promise<QueueRecord> {
+    if (!Number.isInteger(params.concurrency) || params.concurrency < 0) {
+      return Promise.reject(new RangeError(`Bad concurrency ${params.concurrency}`));
+    }
+    return this.#write(async (run) => {
+      const [row] = await run(q.QUEUE_SET_CONCURRENCY, {
+        name: params.name,
+        concurrency: params.concurrency,
+      });
+      const counts = emptyCounts();
+      for (const c of await run(q.QUEUE_COUNTS_OF, { name: params.name })) {
+        counts[str(c, "state") as JobState] = num(c, "n");
+        counts.total += num(c, "n");
+      }
+      // A higher limit (or none) is work for idle workers.
+      await this.#notifyInTransaction(run);
+      this.#limited = true;
+      return toQueue(row!, counts);
+    });
+  }
+
   configGetAll(): Promise<Record<string, string>> {
     return this.#read(async (run) => {
       const out: Record<string, string> = {};
@@ -1240,4 +1358,21 @@ function sumIncrements(increments: readonly StatIncrement[]): StatIncrement[] {
     else seen.n = inc.max ? Math.max(seen.n, inc.n) : seen.n + inc.n;
   }
   return [...byKey.values()].sort((a, b) => a.metric - b.metric || a.bucket - b.bucket);
+}
+
+function emptyCounts(): JobCounts {
+  const counts = { total: 0 } as JobCounts;
+  for (const state of JOB_STATES) counts[state] = 0;
+  return counts;
+}
+
+function toQueue(row: Row, counts: JobCounts): QueueRecord {
+  return {
+    name: str(row, "name"),
+    paused: bool(row, "paused"),
+    concurrency: num(row, "concurrency"),
+    counts,
+    createdAt: num(row, "created_at"),
+    updatedAt: num(row, "updated_at"),
+  };
 }

@@ -342,6 +342,33 @@ CREATE TABLE schedule_runs (
 ) WITHOUT ROWID;
 `,
   },
+  {
+    version: 8,
+    name: "named queues: pause and concurrency limits",
+    sql: `
+ALTER TABLE jobs ADD COLUMN queue TEXT NOT NULL DEFAULT 'default';
+-- A claim that must leave some queues out (paused, at their limit, or not the worker's) walks
+-- this index per queue it may take from, as jobs_ready is walked for all: jobs of a paused queue
+-- are never stepped over.
+CREATE INDEX jobs_ready_queue ON jobs (queue, priority, run_at, seq)
+  WHERE state IN ('pending', 'failed');
+-- How many jobs of a queue run (claimed, reserved or started), for its limit.
+CREATE INDEX jobs_running_queue ON jobs (queue) WHERE state = 'processing';
+
+-- One row per queue that has had a job or a setting. paused: workers claim nothing from it;
+-- concurrency: at most this many of its jobs in processing at once (0: no limit).
+CREATE TABLE queues (
+  name        TEXT    PRIMARY KEY,
+  paused      INTEGER NOT NULL DEFAULT 0 CHECK (paused IN (0, 1)),
+  concurrency INTEGER NOT NULL DEFAULT 0 CHECK (concurrency >= 0),
+  created_at  INTEGER NOT NULL,
+  updated_at  INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO queues (name, created_at, updated_at)
+  VALUES ('default', CAST(strftime('%s', 'now') AS INTEGER) * 1000,
+    CAST(strftime('%s', 'now') AS INTEGER) * 1000);
+`,
+  },
 ];
 
 /**

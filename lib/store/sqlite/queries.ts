@@ -62,6 +62,75 @@ UPDATE jobs SET state = 'processing', attempts = attempts + 1, budget_used = bud
 WHERE seq = ?4 AND ${READY}
 RETURNING *`;
 
+// Named queues (lib/queue.ts, "Queues"). A claim that has to leave queues out walks
+// jobs_ready_queue once per queue it may take from, with the statements below; the plain walk
+// above serves the common case (nothing paused or limited, a worker of every queue).
+
+/** Every queue's settings: a few rows, read at each claim to know which queues it may take. */
+export const QUEUE_SETTINGS = `SELECT name, paused, concurrency FROM queues`;
+
+/** As READY_PRIORITY_BELOW, within queue ?2. */
+export const QUEUE_READY_PRIORITY_BELOW = `
+SELECT priority FROM jobs INDEXED BY jobs_ready_queue WHERE ${READY} AND queue = ?2
+  AND priority < ?1
+ORDER BY priority DESC LIMIT 1`;
+
+/** As DUE_OF_PRIORITY, within queue ?4; with what the merge of the queues' candidates needs. */
+export const QUEUE_DUE_OF_PRIORITY = `
+SELECT seq, priority, run_at FROM jobs INDEXED BY jobs_ready_queue WHERE ${READY} AND queue = ?4
+  AND priority = ?1 AND run_at <= ?2
+ORDER BY run_at, seq LIMIT ?3`;
+
+/** Jobs of queue ?1 in processing (claimed, reserved or started): what its limit counts. */
+export const QUEUE_RUNNING = `
+SELECT count(*) AS n FROM jobs INDEXED BY jobs_running_queue
+WHERE queue = ?1 AND state = 'processing'`;
+
+/** Earliest run_at among the waiting jobs of queue :queue: one seek per priority. */
+export const QUEUE_NEXT_DUE = `SELECT min(run_at) AS next_at FROM (${
+  PRIORITIES.map((p) =>
+    `SELECT * FROM (SELECT run_at FROM jobs INDEXED BY jobs_ready_queue WHERE ${READY}
+       AND queue = :queue AND priority = ${p} ORDER BY run_at LIMIT 1)`
+  ).join(" UNION ALL ")
+})`;
+
+/**
+ * A queue row for each queue a job is enqueued into; a new one starts paused when every queue
+ * was paused (`pause` without names: the `pause:all` mark).
+ */
+export const QUEUE_ENSURE = `
+INSERT INTO queues (name, paused, created_at, updated_at)
+VALUES (:name, EXISTS (SELECT 1 FROM queuectl_meta WHERE key = 'pause:all'), :now, :now)
+ON CONFLICT (name) DO NOTHING`;
+
+/** Every queue with its counts per state (one grouped scan of the jobs). */
+export const QUEUE_LIST = `SELECT name, paused, concurrency, created_at, updated_at FROM queues
+ORDER BY name`;
+export const QUEUE_COUNTS = `SELECT queue, state, count(*) AS n FROM jobs GROUP BY queue, state`;
+export const QUEUE_PAUSED_ALL = `SELECT 1 AS yes FROM queuectl_meta WHERE key = 'pause:all'`;
+export const QUEUE_PAUSED = `SELECT name FROM queues WHERE paused = 1 ORDER BY name`;
+
+/** Pauses or resumes queue :name (creating its row); returns it. */
+export const QUEUE_SET_PAUSED = `
+INSERT INTO queues (name, paused, created_at, updated_at) VALUES (:name, :paused, :now, :now)
+ON CONFLICT (name) DO UPDATE SET paused = excluded.paused,
+  updated_at = CASE WHEN queues.paused = excluded.paused THEN queues.updated_at ELSE :now END
+RETURNING name`;
+export const QUEUE_SET_PAUSED_ALL = `
+UPDATE queues SET paused = :paused, updated_at = :now WHERE paused <> :paused`;
+export const QUEUE_NAMES = `SELECT name FROM queues ORDER BY name`;
+export const QUEUE_PAUSE_ALL_MARK = `
+INSERT INTO queuectl_meta (key, value) VALUES ('pause:all', CAST(:now AS TEXT))
+ON CONFLICT (key) DO NOTHING`;
+export const QUEUE_PAUSE_ALL_UNMARK = `DELETE FROM queuectl_meta WHERE key = 'pause:all'`;
+
+/** Sets queue :name's limit (creating its row, paused as QUEUE_ENSURE says). */
+export const QUEUE_SET_CONCURRENCY = `
+INSERT INTO queues (name, paused, concurrency, created_at, updated_at)
+VALUES (:name, EXISTS (SELECT 1 FROM queuectl_meta WHERE key = 'pause:all'), :concurrency, :now,
+  :now)
+ON CONFLICT (name) DO UPDATE SET concurrency = excluded.concurrency, updated_at = :now`;
+
 /**
  * A claim reserves the attempt (job_seq ?1, attempt ?2, worker ?3, started ?4, host ?5, due ?6);
  * `ATTEMPT_ARM` marks it started.
@@ -146,15 +215,19 @@ export const JOB_SEQ_NEXT = `SELECT seq FROM sqlite_sequence WHERE name = 'jobs'
 
 /**
  * One new pending job, positionally: ?1 now, then seq, id, command, priority, max_retries,
- * timeout_ms, cwd, env, run_at. An id already taken inserts nothing (the caller looks at changes).
+ * timeout_ms, cwd, env, run_at, queue. An id already taken inserts nothing (the caller looks at
+ * changes).
  */
 export const JOB_INSERT = `
 INSERT INTO jobs (seq, id, command, state, priority, max_retries, timeout_ms, cwd, env, run_at,
-  created_at, updated_at)
-VALUES (?2, ?3, ?4, 'pending', ?5, ?6, ?7, ?8, ?9, ?10, ?1, ?1)
+  queue, created_at, updated_at)
+VALUES (?2, ?3, ?4, 'pending', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?1, ?1)
 ON CONFLICT (id) DO NOTHING`;
 
-/** Rows per multi-row INSERT in a bulk enqueue (9 parameters each). */
+/** Parameters per row of a job insert, after ?1 (now). */
+export const JOB_INSERT_PARAMS = 10;
+
+/** Rows per multi-row INSERT in a bulk enqueue (`JOB_INSERT_PARAMS` parameters each). */
 export const JOB_INSERT_ROWS_MAX = 50;
 
 /**
@@ -164,12 +237,12 @@ export const JOB_INSERT_ROWS_MAX = 50;
  */
 export const JOB_INSERT_ROWS = `
 INSERT INTO jobs (seq, id, command, state, priority, max_retries, timeout_ms, cwd, env, run_at,
-  created_at, updated_at)
+  queue, created_at, updated_at)
 VALUES ${
   Array.from({ length: JOB_INSERT_ROWS_MAX }, (_, r) => {
-    const p = (k: number) => `?${2 + r * 9 + k}`;
+    const p = (k: number) => `?${2 + r * JOB_INSERT_PARAMS + k}`;
     return `(${p(0)}, ${p(1)}, ${p(2)}, 'pending', ${p(3)}, ${p(4)}, ${p(5)}, ${p(6)}, ${p(7)}, ` +
-      `${p(8)}, ?1, ?1)`;
+      `${p(8)}, ${p(9)}, ?1, ?1)`;
   }).join(",\n  ")
 }`;
 
@@ -227,7 +300,8 @@ const JOB_SEARCH_WALK: readonly string[] = [0, 1, 2, 3, 4, 5, 6].map((n) =>
 const JOB_SEARCH_MATCH = `(:priority_mask IS NULL OR (:priority_mask >> j.priority) & 1 = 1)
   AND (:command IS NULL OR instr(j.command, :command) > 0)
   AND (:created_from IS NULL OR j.created_at >= :created_from)
-  AND (:created_to IS NULL OR j.created_at < :created_to)`;
+  AND (:created_to IS NULL OR j.created_at < :created_to)
+  AND (:queues IS NULL OR j.queue IN (SELECT value FROM json_each(:queues)))`;
 
 /** One chunk of the walk, each candidate with whether it matches (reads the rows, returns two numbers each). */
 export const JOB_SEARCH_CHUNK: readonly string[] = JOB_SEARCH_WALK.map((walk) => `

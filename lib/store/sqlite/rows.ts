@@ -36,6 +36,7 @@ export function toJob(row: Row): Job {
     command: str(row, "command"),
     state: str(row, "state") as JobState,
     priority: num(row, "priority"),
+    queue: str(row, "queue"),
     attempts: num(row, "attempts"),
     budgetUsed: num(row, "budget_used"),
     maxRetries: num(row, "max_retries"),

@@ -21,6 +21,7 @@ import { ConflictError, NotFoundError } from "../../errors.ts";
 import type { Committed, FaultHook } from "../../fault.ts";
 import type { Attempt, Job, NewJob } from "../../job/job.ts";
 import { generatedId } from "../../job/id.ts";
+import { DEFAULT_QUEUE } from "../../job/job.ts";
 import {
   CANCELLABLE_STATES,
   JOB_STATES,
@@ -59,6 +60,10 @@ import type {
   NewWorker,
   OutputCapture,
   ProcessingJob,
+  QueueListResult,
+  QueuePauseParams,
+  QueueRecord,
+  QueueScope,
   ScheduledCount,
   ScheduleDueResult,
   ScheduleFireParams,
@@ -173,6 +178,7 @@ class JobInserter {
       input.cwd,
       Object.keys(input.env).length ? JSON.stringify(input.env) : null,
       input.runAt ?? this.#now + input.delayMs,
+      input.queue ?? DEFAULT_QUEUE,
     );
   }
 
@@ -184,6 +190,7 @@ class JobInserter {
       command: input.command,
       state: "pending",
       priority: input.priority,
+      queue: input.queue ?? DEFAULT_QUEUE,
       attempts: 0,
       budgetUsed: 0,
       maxRetries: input.maxRetries ?? this.#params.defaultMaxRetries,
@@ -373,6 +380,9 @@ export class SqliteStore implements Store {
       if (bulk) this.#db.exec(q.setCacheSize(cacheSize));
     }
     if (inserter.inserted > 0) this.#stmt(q.JOB_COUNT_ADD).run(inserter.inserted);
+    // Every queue that holds a job has a row (claims read the settings from it).
+    const queues = new Set(all.map((job) => job.queue ?? DEFAULT_QUEUE));
+    for (const name of queues) this.#stmt(q.QUEUE_ENSURE).run({ name, now });
     return { jobs: inserter.jobs, inserted: inserter.inserted };
   }
 
@@ -478,6 +488,7 @@ export class SqliteStore implements Store {
         command: params.commandContains ?? null,
         created_from: params.createdFrom ?? null,
         created_to: params.createdTo ?? null,
+        queues: params.queues === undefined ? null : JSON.stringify(params.queues),
       },
     };
   }
@@ -744,6 +755,8 @@ export class SqliteStore implements Store {
 
   #claim(params: JobClaimParams, now: number): Job[] {
     if (params.limit <= 0) return [];
+    const gate = this.#queueGate(params.queues);
+    if (gate !== null) return this.#claimQueues(params, gate, now);
     // Best first: priority by priority from the top (queries.ts, READY_PRIORITY_BELOW).
     const below = this.#stmt(q.READY_PRIORITY_BELOW);
     const due = this.#stmt(q.DUE_OF_PRIORITY);
@@ -758,6 +771,64 @@ export class SqliteStore implements Store {
         const claimed = claim.get(params.workerId, now + params.leaseMs, now, num(row, "seq"));
         if (claimed !== undefined) jobs.push(toJob(claimed as Row));
       }
+    }
+    const insert = this.#stmt(q.ATTEMPT_INSERT);
+    for (const job of jobs) {
+      insert.run(job.seq, job.attempts, params.workerId, now, params.host, job.runAt);
+    }
+    return jobs;
+  }
+
+  /**
+   * The queues a claim of `scope` may take from, with the room each has (Infinity: no limit), or
+   * null when it may take from every queue without a limit (the plain walk). Read inside the
+   * claim's write transaction: no other claim can change a count meanwhile.
+   */
+  #queueGate(scope: readonly string[] | undefined): Map<string, number> | null {
+    const rows = this.#stmt(q.QUEUE_SETTINGS).all() as Row[];
+    const restricted = rows.some((r) => num(r, "paused") === 1 || num(r, "concurrency") > 0);
+    if (!restricted && scope === undefined) return null;
+    const wanted = scope === undefined ? null : new Set(scope);
+    const gate = new Map<string, number>();
+    const running = this.#stmt(q.QUEUE_RUNNING);
+    for (const row of rows) {
+      const name = str(row, "name");
+      if (num(row, "paused") === 1 || (wanted !== null && !wanted.has(name))) continue;
+      const limit = num(row, "concurrency");
+      const room = limit === 0 ? Infinity : limit - num(running.get(name) as Row, "n");
+      if (room > 0) gate.set(name, room);
+    }
+    return gate;
+  }
+
+  /**
+   * A claim that leaves queues out: each queue it may take from is walked on its own (as the
+   * plain walk does, on jobs_ready_queue) for as many candidates as it may give, and the best of
+   * them all are claimed. Jobs of paused queues are never read.
+   */
+  #claimQueues(params: JobClaimParams, gate: Map<string, number>, now: number): Job[] {
+    const below = this.#stmt(q.QUEUE_READY_PRIORITY_BELOW);
+    const due = this.#stmt(q.QUEUE_DUE_OF_PRIORITY);
+    const candidates: { seq: number; priority: number; runAt: number }[] = [];
+    for (const [name, room] of gate) {
+      const want = Math.min(room, params.limit);
+      let found = 0;
+      for (let priority = 11; found < want;) {
+        const next = below.get(priority, name) as Row | undefined;
+        if (next === undefined) break;
+        priority = num(next, "priority");
+        for (const row of due.all(priority, now, want - found, name) as Row[]) {
+          candidates.push({ seq: num(row, "seq"), priority, runAt: num(row, "run_at") });
+          found++;
+        }
+      }
+    }
+    candidates.sort((a, b) => b.priority - a.priority || a.runAt - b.runAt || a.seq - b.seq);
+    const claim = this.#stmt(q.JOB_CLAIM);
+    const jobs: Job[] = [];
+    for (const c of candidates.slice(0, params.limit)) {
+      const claimed = claim.get(params.workerId, now + params.leaseMs, now, c.seq);
+      if (claimed !== undefined) jobs.push(toJob(claimed as Row));
     }
     const insert = this.#stmt(q.ATTEMPT_INSERT);
     for (const job of jobs) {
@@ -787,9 +858,19 @@ export class SqliteStore implements Store {
     });
   }
 
-  jobNextDue(): Promise<{ dueNow: boolean; nextDueInMs: number | null }> {
+  jobNextDue(scope?: QueueScope): Promise<{ dueNow: boolean; nextDueInMs: number | null }> {
     return this.#read(() => {
-      const nextAt = numOrNull(this.#stmt(q.JOB_NEXT_DUE).get() as Row, "next_at");
+      const gate = this.#queueGate(scope?.queues);
+      let nextAt: number | null = null;
+      if (gate === null) nextAt = numOrNull(this.#stmt(q.JOB_NEXT_DUE).get() as Row, "next_at");
+      else {
+        // Only the queues a claim could take from: paused and full ones wait for a change.
+        const next = this.#stmt(q.QUEUE_NEXT_DUE);
+        for (const name of gate.keys()) {
+          const at = numOrNull(next.get({ queue: name }) as Row, "next_at");
+          if (at !== null && (nextAt === null || at < nextAt)) nextAt = at;
+        }
+      }
       const now = this.#clock.now();
       return {
         dueNow: nextAt !== null && nextAt <= now,
@@ -1248,6 +1329,78 @@ export class SqliteStore implements Store {
     );
   }
 
+  queueList(): Promise<QueueListResult> {
+    return this.#snapshot(() => {
+      const counts = new Map<string, JobCounts>();
+      for (const row of this.#stmt(q.QUEUE_COUNTS).all() as Row[]) {
+        const name = str(row, "queue");
+        let c = counts.get(name);
+        if (c === undefined) counts.set(name, c = emptyCounts());
+        c[str(row, "state") as JobState] = num(row, "n");
+        c.total += num(row, "n");
+      }
+      const queues = (this.#stmt(q.QUEUE_LIST).all() as Row[]).map((row) =>
+        toQueue(row, counts.get(str(row, "name")) ?? emptyCounts())
+      );
+      const pausedAll = this.#stmt(q.QUEUE_PAUSED_ALL).get() !== undefined;
+      return { queues, pausedAll };
+    });
+  }
+
+  queuePaused(): Promise<{ names: string[]; pausedAll: boolean }> {
+    return this.#snapshot(() => ({
+      names: (this.#stmt(q.QUEUE_PAUSED).all() as Row[]).map((r) => str(r, "name")),
+      pausedAll: this.#stmt(q.QUEUE_PAUSED_ALL).get() !== undefined,
+    }));
+  }
+
+  queuePause(params: QueuePauseParams): Promise<string[]> {
+    return this.#write((now) => this.#setPaused(params, true, now));
+  }
+
+  queueResume(params: QueuePauseParams): Promise<string[]> {
+    // The write itself wakes every idle worker (data_version changes for each of them).
+    return this.#write((now) => this.#setPaused(params, false, now));
+  }
+
+  #setPaused(params: QueuePauseParams, paused: boolean, now: number): string[] {
+    if (params.names === "all") {
+      this.#stmt(q.QUEUE_SET_PAUSED_ALL).run({ paused: paused ? 1 : 0, now });
+      this.#stmt(paused ? q.QUEUE_PAUSE_ALL_MARK : q.QUEUE_PAUSE_ALL_UNMARK).run(
+        paused ? { now } : {},
+      );
+      return (this.#stmt(q.QUEUE_NAMES).all() as Row[]).map((r) => str(r, "name"));
+    }
+    const names = [...new Set(params.names)].sort();
+    for (const name of names) {
+      this.#stmt(q.QUEUE_SET_PAUSED).run({ name, paused: paused ? 1 : 0, now });
+    }
+    return names;
+  }
+
+  queueSetConcurrency(params: { name: string; concurrency: number }): Promise<QueueRecord> {
+    if (!Number.isInteger(params.concurrency) || params.concurrency < 0) {
+      return Promise.reject(new RangeError(`Bad concurrency ${params.concurrency}`));
+    }
+    return this.#write((now) => {
+      this.#stmt(q.QUEUE_SET_CONCURRENCY).run({
+        name: params.name,
+        concurrency: params.concurrency,
+        now,
+      });
+      const row = (this.#stmt(q.QUEUE_LIST).all() as Row[]).find((r) =>
+        str(r, "name") === params.name
+      )!;
+      const counts = emptyCounts();
+      for (const c of this.#stmt(q.QUEUE_COUNTS).all() as Row[]) {
+        if (str(c, "queue") !== params.name) continue;
+        counts[str(c, "state") as JobState] = num(c, "n");
+        counts.total += num(c, "n");
+      }
+      return toQueue(row, counts);
+    });
+  }
+
   configGetAll(): Promise<Record<string, string>> {
     return this.#read(() => {
       const out: Record<string, string> = {};
@@ -1314,4 +1467,21 @@ export class SqliteStore implements Store {
     }
     return Promise.resolve();
   }
+}
+
+function emptyCounts(): JobCounts {
+  const counts = { total: 0 } as JobCounts;
+  for (const state of JOB_STATES) counts[state] = 0;
+  return counts;
+}
+
+function toQueue(row: Row, counts: JobCounts): QueueRecord {
+  return {
+    name: str(row, "name"),
+    paused: num(row, "paused") === 1,
+    concurrency: num(row, "concurrency"),
+    counts,
+    createdAt: num(row, "created_at"),
+    updatedAt: num(row, "updated_at"),
+  };
 }
