@@ -29,6 +29,7 @@ import { resources } from "./resources.ts";
 import { idle } from "./idle.ts";
 import { dashboard } from "./dashboard.ts";
 import { postgresBench } from "./postgres.ts";
+import { queues } from "./queues.ts";
 
 const MODULES: Record<string, BenchModule> = {
   startup,
@@ -41,6 +42,7 @@ const MODULES: Record<string, BenchModule> = {
   idle,
   dashboard,
   postgres: postgresBench,
+  queues,
 };
 
 const NOTES_MARKER = "<!-- notes: everything below is hand-written and kept by bench/main.ts -->";

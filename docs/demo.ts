@@ -2,6 +2,7 @@
 /**
  * `deno task demo`: a short, real run of queuectl against a fresh queue: jobs (one failing into
  * the dead letter queue, one scheduled, one cancelled), two workers, status, logs and metrics,
+ * a paused queue (its job waits while another queue's runs, until a resume),
  * then a clean stop.
  * Every step is an ordinary CLI call, printed before it runs.
  *
@@ -107,6 +108,16 @@ try {
   await q("logs", "slow");
   await q("show", "doomed");
   await q("metrics");
+  // A paused queue: its jobs wait while the workers run others; a resume starts them at once.
+  await q("pause", "mail");
+  await q("enqueue", "-c", "echo mail sent", "--id", "mail-1", "--queue", "mail");
+  await q("enqueue", "-c", "echo report built", "--id", "report", "--queue", "reports");
+  await q("wait", "report", "--timeout", "30s");
+  await q("queue", "set", "mail", "--concurrency", "1");
+  await q("queue", "list");
+  await q("status");
+  await q("resume", "mail");
+  await q("wait", "mail-1", "--timeout", "30s");
   await q("worker", "stop");
 } finally {
   await new Deno.Command(Deno.execPath(), {

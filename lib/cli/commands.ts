@@ -517,8 +517,9 @@ export const COMMANDS: readonly CommandSpec[] = [
     args: [{ name: "SHELL", help: "bash, zsh or fish" }],
     flags: [],
     details:
-      "Completes commands, subcommands, flags, states, settings and schedule names (asked\n" +
-      'of the queue as you type). The README\'s "Shell completion" section says where to put it.',
+      "Completes commands, subcommands, flags, states, settings, schedule and queue names\n" +
+      '(asked of the queue as you type). The README\'s "Shell completion" section says where\n' +
+      "to put it.",
     examples: [
       "queuectl completions bash > ~/.local/share/bash-completion/completions/queuectl",
       "queuectl completions zsh > ~/.zfunc/_queuectl",

@@ -1,8 +1,8 @@
 /**
  * Shell completion scripts for bash, zsh and fish, generated from the command table
  * (commands.ts): commands and subcommands, their flags, the values some flags take (states,
- * files, directories), setting names, shells, and schedule names (read from the queue when the
- * shell asks: `queuectl schedule list --json`).
+ * files, directories), setting names, shells, and schedule and queue names (read from the queue
+ * when the shell asks: `queuectl schedule list --json`, `queuectl queue list --json`).
  *
  * bash gets a completion function; zsh gets the same function through zsh's own bash
  * compatibility (`bashcompinit`), so both behave alike; fish gets `complete` rules with each
@@ -22,7 +22,7 @@ export const SHELLS = ["bash", "zsh", "fish"] as const;
 export type Shell = typeof SHELLS[number];
 
 /** What a flag's value or a positional argument completes to. */
-type Values = { words: readonly string[] } | "files" | "dirs" | "schedules" | null;
+type Values = { words: readonly string[] } | "files" | "dirs" | "schedules" | "queues" | null;
 
 /** Values of a flag of a command. */
 function flagValues(command: string, flag: FlagSpec): Values {
@@ -30,6 +30,7 @@ function flagValues(command: string, flag: FlagSpec): Values {
   if (flag.name === "db") return "files";
   if (flag.name === "cwd") return "dirs";
   if (flag.name === "token-file") return "files";
+  if (flag.name === "queue") return "queues";
   if (flag.name === "state") {
     return { words: command === "prune" ? ["completed", "dead", "all-finished"] : JOB_STATES };
   }
@@ -43,6 +44,7 @@ function argValues(command: string): Values {
     return { words: Object.keys(CONFIG_KEYS) };
   }
   if (/^schedule (remove|pause|resume)$/.test(command)) return "schedules";
+  if (command === "pause" || command === "resume" || command === "queue set") return "queues";
   return null;
 }
 
@@ -65,6 +67,10 @@ function q(text: string): string {
 const SCHEDULE_NAMES =
   `queuectl schedule list --json 2>/dev/null | tr ',' '\\n' | sed -n 's/.*"name":"\\([^"]*\\)".*/\\1/p'`;
 
+/** The same for queue names (`queuectl queue list --json`). */
+const QUEUE_NAMES =
+  `queuectl queue list --json 2>/dev/null | tr ',' '\\n' | sed -n 's/.*"name":"\\([^"]*\\)".*/\\1/p'`;
+
 /** The bash completion function, also used by zsh. */
 function bashFunction(): string {
   const valued = new Set<string>();
@@ -78,8 +84,9 @@ function bashFunction(): string {
     if (values === null) return "return 0";
     if (values === "files") return 'COMPREPLY=($(compgen -f -- "$cur")); return 0';
     if (values === "dirs") return 'COMPREPLY=($(compgen -d -- "$cur")); return 0';
-    if (values === "schedules") {
-      return `COMPREPLY=($(compgen -W "$(${SCHEDULE_NAMES})" -- "$cur")); return 0`;
+    if (values === "schedules" || values === "queues") {
+      const names = values === "schedules" ? SCHEDULE_NAMES : QUEUE_NAMES;
+      return `COMPREPLY=($(compgen -W "$(${names})" -- "$cur")); return 0`;
     }
     return `COMPREPLY=($(compgen -W ${q(values.words.join(" "))} -- "$cur")); return 0`;
   };
@@ -247,6 +254,8 @@ export function fishScript(): string {
         ? " -r -F"
         : values === "dirs"
         ? " -r -a '(__fish_complete_directories)'"
+        : values === "queues"
+        ? ` -x -a "(${QUEUE_NAMES.replaceAll('"', '\\"')})"`
         : values !== null && typeof values === "object"
         ? ` -x -a ${q(values.words.join(" "))}`
         : " -x";
@@ -259,11 +268,10 @@ export function fishScript(): string {
   for (const spec of visible()) {
     for (const flag of spec.flags) lines.push(flagLine(cond(spec.name), spec.name, flag));
     const args = argValues(spec.name);
-    if (args === "schedules") {
+    if (args === "schedules" || args === "queues") {
+      const names = args === "schedules" ? SCHEDULE_NAMES : QUEUE_NAMES;
       lines.push(
-        `complete -c queuectl -n ${cond(spec.name)} -a "(${
-          SCHEDULE_NAMES.replaceAll('"', '\\"')
-        })"`,
+        `complete -c queuectl -n ${cond(spec.name)} -a "(${names.replaceAll('"', '\\"')})"`,
       );
     } else if (args !== null && typeof args === "object") {
       lines.push(`complete -c queuectl -n ${cond(spec.name)} -a ${q(args.words.join(" "))}`);

@@ -3,6 +3,7 @@
  *
  *   state:dead,failed   priority:8  priority:7..10  priority:>=8   cmd:backup  cmd:"make test"
  *   id:nightly          created:>2h  created:<2026-11-01  created:2026-11-01  created:A..B
+ *   queue:mail          queue:mail,reports
  *
  * Bare words are command text, as one phrase (`make test` finds commands containing "make test").
  * Local dates and times are read in the browser's time zone (`tz`); relative times (`2h`, `1d`)
@@ -12,13 +13,14 @@
  */
 
 import type { JobFilter } from "../job/filter.ts";
+import { queueNameProblem } from "../job/id.ts";
 import type { JobState } from "../job/state.ts";
 import { isJobState, JOB_STATES } from "../job/state.ts";
 import { closest } from "../suggest.ts";
 import { parseDuration } from "../time_parse.ts";
 
 /** The qualifiers the box knows, for help texts and suggestions. */
-export const QUALIFIERS = ["state", "priority", "cmd", "id", "created"] as const;
+export const QUALIFIERS = ["state", "priority", "cmd", "id", "created", "queue"] as const;
 
 /** Other names people type for them (suggested, not accepted: one spelling keeps URLs uniform). */
 const QUALIFIER_ALIASES: Readonly<Record<string, string>> = {
@@ -26,6 +28,8 @@ const QUALIFIER_ALIASES: Readonly<Record<string, string>> = {
   is: "state",
   prio: "priority",
   pri: "priority",
+  queues: "queue",
+  group: "queue",
   p: "priority",
   command: "cmd",
   cmdline: "cmd",
@@ -218,10 +222,6 @@ export function parseQuery(text: string, options: ParseOptions): JobFilter {
     const colon = token.indexOf(":");
     const name = colon > 0 ? token.slice(0, colon).toLowerCase() : "";
     const value = token.slice(colon + 1);
-    if (name === "queue") {
-      // Later (lead): named queues.
-      throw new QueryError("queue: needs named queues, which queuectl does not have yet");
-    }
     if (!(QUALIFIERS as readonly string[]).includes(name)) {
       const meant = /^[a-z_]+$/.test(name)
         ? closest(name, QUALIFIERS, QUALIFIER_ALIASES)
@@ -261,6 +261,17 @@ export function parseQuery(text: string, options: ParseOptions): JobFilter {
         }
         filter.id = value;
         break;
+      case "queue": {
+        // Several queue: qualifiers add up (a job is in one queue: "any of these").
+        const these = new Set(filter.queues ?? []);
+        for (const q of value.split(",")) {
+          const problem = q === "" ? "is empty" : queueNameProblem(q);
+          if (problem) throw new QueryError(`Queue name "${q}" ${problem}`);
+          these.add(q);
+        }
+        filter.queues = [...these];
+        break;
+      }
       case "created": {
         const { from, to } = parseCreated(value, options);
         if (from !== undefined) {

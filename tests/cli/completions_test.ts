@@ -81,7 +81,9 @@ Deno.test({
     await Deno.mkdir(`${dir.path}/bin`);
     await Deno.writeTextFile(
       `${dir.path}/bin/queuectl`,
-      `#!/bin/sh\necho '[{"name":"backup","cron":"30 2 * * *"},{"name":"ping","cron":null}]'\n`,
+      `#!/bin/sh\nif [ "$1" = queue ]; then\n` +
+        `echo '{"queues":[{"name":"default","paused":false},{"name":"mail","paused":true}]}'\n` +
+        `else echo '[{"name":"backup","cron":"30 2 * * *"},{"name":"ping","cron":null}]'; fi\n`,
     );
     await Deno.chmod(`${dir.path}/bin/queuectl`, 0o755);
     const path = `${dir.path}/bin:${Deno.env.get("PATH")}`;
@@ -118,6 +120,14 @@ Deno.test({
     assert.deepEqual(
       await bashComplete(file, ["queuectl", "schedule", "pause", ""], path),
       ["backup", "ping"],
+    );
+    assert.deepEqual(await bashComplete(file, ["queuectl", "pause", ""], path), [
+      "default",
+      "mail",
+    ]);
+    assert.deepEqual(
+      await bashComplete(file, ["queuectl", "enqueue", "-c", "x", "--queue", "m"], path),
+      ["mail"],
     );
     assert.ok((await bashComplete(file, ["queuectl", "config", "set", "max-"], path))
       .includes("max-retries"));

@@ -37,6 +37,7 @@ export interface JobSpec {
   delay?: string | number;
   env?: Record<string, string>;
   cwd?: string;
+  queue?: string;
 }
 
 /** JSON shapes of the CLI (the subset the tests read). */

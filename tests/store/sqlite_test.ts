@@ -518,7 +518,6 @@ Deno.test("openSqliteStore() upgrades a v5 database to v6: every row kept, ids n
       "jobs_cancel_requested",
       "jobs_ready",
       "jobs_ready_queue",
-      "jobs_running_queue",
       "schedules_due",
     ]);
     assert.deepEqual(names("table"), [

@@ -61,6 +61,14 @@ Deno.test("parseQuery() reads time bounds: relative, dates in the browser's zone
   });
 });
 
+Deno.test("parseQuery() reads queue: as any of the queues named", () => {
+  assert.deepEqual(parse("queue:mail state:pending"), { queues: ["mail"], states: ["pending"] });
+  assert.deepEqual(parse("queue:mail,reports queue:mail backup"), {
+    queues: ["mail", "reports"],
+    commandContains: "backup",
+  });
+});
+
 Deno.test("parseQuery() refuses what it cannot read, saying what to write", () => {
   const cases: [string, RegExp][] = [
     ["state:done", /Unknown state "done": states are pending, processing/],
@@ -75,7 +83,9 @@ Deno.test("parseQuery() refuses what it cannot read, saying what to write", () =
     ["created:2026-02-30", /"2026-02-30" is not a valid date/],
     ['cmd:"open', /A quote \(\"\) is not closed/],
     ["state:", /state: needs a value/],
-    ["queue:default", /queue: needs named queues/],
+    ["queue:a,,b", /Queue name "" is empty/],
+    ["queue:-x", /Queue name "-x" may hold only/],
+    ["queues:mail", /did you mean "queue:"/],
   ];
   for (const [text, message] of cases) {
     assert.throws(

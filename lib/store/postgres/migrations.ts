@@ -262,8 +262,8 @@ ALTER TABLE {S}.jobs ADD COLUMN queue text NOT NULL DEFAULT 'default';
 -- queue and priority it may take from: jobs of a paused queue are never stepped over.
 CREATE INDEX jobs_ready_queue ON {S}.jobs (queue, priority, run_at, seq)
   WHERE state IN ('pending', 'failed');
--- How many jobs of a queue run (claimed, reserved or started), for its limit.
-CREATE INDEX jobs_running_queue ON {S}.jobs (queue) WHERE state = 'processing';
+-- A limit counts the queue's jobs in processing through jobs_processing (as many rows as jobs
+-- run), where an index of its own would cost every claim and finish a write.
 
 -- One row per queue that has had a job or a setting. A claim of a limited queue locks its row,
 -- so claims of it take turns and its count cannot be read stale (queries.ts, QUEUE_LOCK_LIMITED).

@@ -352,8 +352,8 @@ ALTER TABLE jobs ADD COLUMN queue TEXT NOT NULL DEFAULT 'default';
 -- are never stepped over.
 CREATE INDEX jobs_ready_queue ON jobs (queue, priority, run_at, seq)
   WHERE state IN ('pending', 'failed');
--- How many jobs of a queue run (claimed, reserved or started), for its limit.
-CREATE INDEX jobs_running_queue ON jobs (queue) WHERE state = 'processing';
+-- A limit counts the queue's jobs in processing through jobs_by_state: as many rows as jobs run
+-- (a few), where an index of its own would cost every claim and finish a write.
 
 -- One row per queue that has had a job or a setting. paused: workers claim nothing from it;
 -- concurrency: at most this many of its jobs in processing at once (0: no limit).

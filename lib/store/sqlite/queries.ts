@@ -83,8 +83,8 @@ ORDER BY run_at, seq LIMIT ?3`;
 
 /** Jobs of queue ?1 in processing (claimed, reserved or started): what its limit counts. */
 export const QUEUE_RUNNING = `
-SELECT count(*) AS n FROM jobs INDEXED BY jobs_running_queue
-WHERE queue = ?1 AND state = 'processing'`;
+SELECT count(*) AS n FROM jobs INDEXED BY jobs_by_state
+WHERE state = 'processing' AND queue = ?1`;
 
 /** Earliest run_at among the waiting jobs of queue :queue: one seek per priority. */
 export const QUEUE_NEXT_DUE = `SELECT min(run_at) AS next_at FROM (${

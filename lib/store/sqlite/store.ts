@@ -382,7 +382,9 @@ export class SqliteStore implements Store {
     if (inserter.inserted > 0) this.#stmt(q.JOB_COUNT_ADD).run(inserter.inserted);
     // Every queue that holds a job has a row (claims read the settings from it).
     const queues = new Set(all.map((job) => job.queue ?? DEFAULT_QUEUE));
-    for (const name of queues) this.#stmt(q.QUEUE_ENSURE).run({ name, now });
+    for (const name of queues) {
+      if (this.#stmt(q.QUEUE_ENSURE).run({ name, now }).changes > 0) this.#queuesCache = null;
+    }
     return { jobs: inserter.jobs, inserted: inserter.inserted };
   }
 
@@ -785,21 +787,39 @@ export class SqliteStore implements Store {
    * claim's write transaction: no other claim can change a count meanwhile.
    */
   #queueGate(scope: readonly string[] | undefined): Map<string, number> | null {
-    const rows = this.#stmt(q.QUEUE_SETTINGS).all() as Row[];
-    const restricted = rows.some((r) => num(r, "paused") === 1 || num(r, "concurrency") > 0);
-    if (!restricted && scope === undefined) return null;
+    const settings = this.#queueSettings();
+    if (!settings.restricted && scope === undefined) return null;
     const wanted = scope === undefined ? null : new Set(scope);
     const gate = new Map<string, number>();
     const running = this.#stmt(q.QUEUE_RUNNING);
-    for (const row of rows) {
-      const name = str(row, "name");
-      if (num(row, "paused") === 1 || (wanted !== null && !wanted.has(name))) continue;
-      const limit = num(row, "concurrency");
-      const room = limit === 0 ? Infinity : limit - num(running.get(name) as Row, "n");
+    for (const { name, paused, concurrency } of settings.rows) {
+      if (paused || (wanted !== null && !wanted.has(name))) continue;
+      // Counted fresh every time: this connection's own claims move it too.
+      const room = concurrency === 0 ? Infinity : concurrency - num(running.get(name) as Row, "n");
       if (room > 0) gate.set(name, room);
     }
     return gate;
   }
+
+  /**
+   * The queues' settings, read again only when the database changed since (another connection
+   * committed: `data_version`; this one wrote a queue row: `#queuesCache` cleared). A claim then
+   * costs one pragma, not a table read, when nothing about queues changed.
+   */
+  #queueSettings(): QueueSettings {
+    const version = this.#version();
+    if (this.#queuesCache?.version === version) return this.#queuesCache.settings;
+    const rows = (this.#stmt(q.QUEUE_SETTINGS).all() as Row[]).map((r) => ({
+      name: str(r, "name"),
+      paused: num(r, "paused") === 1,
+      concurrency: num(r, "concurrency"),
+    }));
+    const settings = { rows, restricted: rows.some((r) => r.paused || r.concurrency > 0) };
+    this.#queuesCache = { version, settings };
+    return settings;
+  }
+
+  #queuesCache: { version: number; settings: QueueSettings } | null = null;
 
   /**
    * A claim that leaves queues out: each queue it may take from is walked on its own (as the
@@ -1364,6 +1384,7 @@ export class SqliteStore implements Store {
   }
 
   #setPaused(params: QueuePauseParams, paused: boolean, now: number): string[] {
+    this.#queuesCache = null;
     if (params.names === "all") {
       this.#stmt(q.QUEUE_SET_PAUSED_ALL).run({ paused: paused ? 1 : 0, now });
       this.#stmt(paused ? q.QUEUE_PAUSE_ALL_MARK : q.QUEUE_PAUSE_ALL_UNMARK).run(
@@ -1383,6 +1404,7 @@ export class SqliteStore implements Store {
       return Promise.reject(new RangeError(`Bad concurrency ${params.concurrency}`));
     }
     return this.#write((now) => {
+      this.#queuesCache = null;
       this.#stmt(q.QUEUE_SET_CONCURRENCY).run({
         name: params.name,
         concurrency: params.concurrency,
@@ -1467,6 +1489,13 @@ export class SqliteStore implements Store {
     }
     return Promise.resolve();
   }
+}
+
+/** What claims read of the `queues` table. */
+interface QueueSettings {
+  rows: { name: string; paused: boolean; concurrency: number }[];
+  /** Some queue is paused or limited: claims cannot take the plain walk. */
+  restricted: boolean;
 }
 
 function emptyCounts(): JobCounts {
