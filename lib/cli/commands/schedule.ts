@@ -220,19 +220,9 @@ async function remove(ctx: Context): Promise<number> {
 
 async function setPaused(ctx: Context, paused: boolean): Promise<number> {
   const name = nameArg(ctx);
-  const store = (await ctx.openQueue()).schedules;
-  const current = await store.scheduleGet({ name });
-  if (current === undefined) throw notFound(name);
-  let result: ScheduleRecord | undefined = current;
-  if (paused && !current.paused) {
-    result = await store.scheduleSetPaused({ name, paused: true });
-  } else if (!paused && current.paused) {
-    // What it missed while paused does not fire: it goes on from now.
-    const now = await store.now();
-    const nextAt = await nextFireAfter(current.spec, current.anchor, now);
-    result = await store.scheduleSetPaused({ name, paused: false, nextAt });
-  }
-  if (result === undefined) throw notFound(name);
+  const queue = await ctx.openQueue();
+  // What it missed while paused does not fire: a resume goes on from now (the core's rule).
+  const result = await queue.scheduleSetPaused(name, paused);
   if (ctx.json) ctx.io.out(json(scheduleJson(result)));
   else {
     ctx.io.out(`${name}\n`);

@@ -65,6 +65,7 @@ import type {
   ScheduleFireParams,
   ScheduleFireResult,
   ScheduleRecord,
+  ScheduleRunNowParams,
   StatsCompactParams,
   StatsParams,
   StopRequestMode,
@@ -1134,6 +1135,24 @@ export class PostgresStore implements Store {
       if (error === ALREADY_FIRED) return { fired: false, job: null };
       throw error;
     });
+  }
+
+  scheduleRunNow(
+    params: ScheduleRunNowParams,
+  ): Promise<{ job: Job; schedule: ScheduleRecord } | undefined> {
+    return this.#write(async (run) => {
+      // The row lock this takes orders a run-now after a concurrent remove (then: undefined).
+      if ((await run(q.SCHEDULE_RUN_NOW, { name: params.name })).length !== 1) return undefined;
+      const { jobs } = await this.#insertJobs(run, {
+        jobs: [params.job],
+        defaultMaxRetries: params.defaultMaxRetries,
+      });
+      const job = jobs[0]!;
+      await run(q.SCHEDULE_SET_LAST_JOB, { name: params.name, job_id: job.id });
+      const [row] = await run(q.SCHEDULE_GET, { name: params.name });
+      await this.#notifyInTransaction(run);
+      return { job, schedule: toSchedule(row!) };
+    }, "enqueue");
   }
 
   configGetAll(): Promise<Record<string, string>> {
