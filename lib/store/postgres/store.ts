@@ -1078,16 +1078,19 @@ export class PostgresStore implements Store {
     return this.#read(async (run) => (await run(q.SCHEDULE_LIST)).map(toSchedule));
   }
 
-  scheduleRemove(params: { name: string }): Promise<boolean> {
-    return this.#writeOne(async (run) =>
+  async scheduleRemove(params: { name: string }): Promise<boolean> {
+    const removed = await this.#writeOne(async (run) =>
       (await run(q.SCHEDULE_DELETE, { name: params.name })).length === 1
     );
+    // No worker cares; a dashboard that shows the schedules does.
+    if (removed) this.#announce("change");
+    return removed;
   }
 
-  scheduleSetPaused(
+  async scheduleSetPaused(
     params: { name: string; paused: boolean; nextAt?: number | null },
   ): Promise<ScheduleRecord | undefined> {
-    return this.#write(async (run) => {
+    const result = await this.#write(async (run) => {
       const changed = params.paused
         ? await run(q.SCHEDULE_PAUSE, { name: params.name })
         : await run(q.SCHEDULE_RESUME, { name: params.name, next_at: params.nextAt ?? null });
@@ -1096,6 +1099,9 @@ export class PostgresStore implements Store {
       if (!params.paused) await this.#notifyInTransaction(run);
       return toSchedule(row!);
     });
+    // A pause makes nothing due, so it is no "work" for a waiting worker; a dashboard sees it.
+    if (result !== undefined && params.paused) this.#announce("change");
+    return result;
   }
 
   scheduleDue(params: { limit: number }): Promise<ScheduleDueResult> {
