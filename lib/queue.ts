@@ -316,6 +316,11 @@ export class Queue {
     }
   }
 
+  /** Counts per state, from the maintained counters (one small read). */
+  counts(): Promise<JobCounts> {
+    return this.#store.jobCountByState();
+  }
+
   /** Counts per state and the workers with their liveness. */
   async status(): Promise<QueueStatus> {
     const [counts, scheduled, workers] = await Promise.all([

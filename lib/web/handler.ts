@@ -480,7 +480,8 @@ export const ROUTES: readonly Route[] = [
       const limit = intParam(url, "limit", 1, PAGE_MAX) ?? PAGE_DEFAULT;
       const [found, counts] = await Promise.all([
         queue.search(filter, { limit, ...(before === undefined ? {} : { beforeSeq: before }) }),
-        queue.status().then((s) => s.counts),
+        // Only the counters: `status()` would also count the scheduled jobs and judge workers.
+        queue.counts(),
       ]);
       return json({
         as_of: at,
