@@ -406,6 +406,11 @@ test("search and paging live in the URL: submit, tabs, older, back and forward",
   const result = await runProcess(["--db", s.db, "enqueue", "-"], { stdin: lines.join("\n") });
   assert.equal(result.code, 0, result.stderr);
   await open(s, "/jobs");
+  // "/" goes to the search box from anywhere on the page, and types nothing.
+  await s.page.locator("h1").click();
+  await s.page.keyboard.press("/");
+  assert.equal(await s.page.evaluate(`document.activeElement?.getAttribute("type")`), "search");
+  assert.equal(await s.page.inputValue('input[type="search"]'), "");
   const ids = () => s.page.$$eval("main a.id", (els) => els.map((e) => e.textContent));
   assert.equal((await ids()).length, 50);
   await s.page.click("#older");

@@ -257,6 +257,18 @@ document.addEventListener("click", (event) => {
 
 addEventListener("popstate", () => route());
 
+// "/" puts the cursor in the page's search box (as on GitHub), unless one is typing already.
+document.addEventListener("keydown", (event) => {
+  if (event.key !== "/" || event.ctrlKey || event.metaKey || event.altKey) return;
+  const target = event.target;
+  if (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName ?? "")) return;
+  const search = main.querySelector('input[type="search"]');
+  if (!search) return;
+  event.preventDefault();
+  search.focus();
+  search.select();
+});
+
 // ---------------------------------------------------------------------------------------------
 // Live updates: one EventSource while the tab is visible; none while it is hidden.
 // ---------------------------------------------------------------------------------------------
@@ -564,6 +576,8 @@ function listPage({ dead }) {
       ? "search dead jobs: cmd:backup created:>1d"
       : "state:dead cmd:backup priority:>=8 created:>1h",
     "aria-label": "search",
+    "aria-keyshortcuts": "/",
+    title: "search (press / to get here)",
     autocomplete: "off",
     spellcheck: "false",
   });
