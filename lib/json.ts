@@ -9,7 +9,7 @@
 import type { Attempt, Job } from "./job/job.ts";
 import { attemptsLeft } from "./job/job.ts";
 import type { Metrics } from "./metrics.ts";
-import type { QueueRecord } from "./store/store.ts";
+import type { QueueRecord, ScheduleRecord } from "./store/store.ts";
 import { percentile } from "./stats.ts";
 import type { JudgedWorker } from "./worker/liveness.ts";
 import { iso } from "./time.ts";
@@ -60,6 +60,34 @@ export function queueJson(queue: QueueRecord): Record<string, unknown> {
     total,
     updated_at: iso(queue.updatedAt),
   };
+}
+
+/** A schedule (recurring job): `schedule list --json`, `schedule add --json`. */
+export function scheduleJson(s: ScheduleRecord): Record<string, unknown> {
+  return {
+    name: s.name,
+    cron: s.spec.kind === "cron" ? s.spec.cron : null,
+    time_zone: s.spec.kind === "cron" ? s.spec.timeZone : null,
+    every: s.spec.kind === "every" ? s.spec.everyMs / 1000 : null,
+    job: JSON.parse(s.template),
+    paused: s.paused,
+    next_run_at: s.paused ? null : iso(s.nextAt),
+    last_run_at: iso(s.lastAt),
+    last_job_id: s.lastJobId,
+    last_job_state: s.lastJobState,
+    runs: s.fires,
+    created_at: iso(s.createdAt),
+  };
+}
+
+/**
+ * A schedule as the dashboard lists it: its job without `env`, which may hold secrets (as
+ * `jobSummaryJson`).
+ */
+export function scheduleSummaryJson(s: ScheduleRecord): Record<string, unknown> {
+  const out = scheduleJson(s);
+  const { env: _env, ...job } = out.job as Record<string, unknown>;
+  return { ...out, job };
 }
 
 export function attemptJson(attempt: Attempt): Record<string, unknown> {

@@ -10,7 +10,7 @@ import type { Clock } from "./clock.ts";
 // config.ts (and the parsers it needs) is imported where used: most commands never touch it, and
 // every command pays for what start-up loads.
 import type { Config } from "./config.ts";
-import { ConflictError, NotFoundError } from "./errors.ts";
+import { ConflictError, NotFoundError, UsageError } from "./errors.ts";
 import type { FaultHook } from "./fault.ts";
 import type { Attempt, Job, NewJob } from "./job/job.ts";
 import { DEFAULT_MAX_RETRIES } from "./job/job.ts";
@@ -33,6 +33,7 @@ import type {
   QueueListResult,
   QueueRecord,
   ScheduledCount,
+  ScheduleRecord,
   Store,
   StoreCapabilities,
 } from "./store/store.ts";
@@ -135,6 +136,15 @@ export interface QueueStatus {
   paused: { names: string[]; pausedAll: boolean };
 }
 
+/** `NotFoundError` for a schedule name, as `queuectl schedule` and the dashboard report it. */
+function throwScheduleNotFound(name: string): never {
+  throw new NotFoundError(`Schedule "${name}" not found`, {
+    subject: name,
+    reason: "schedule_not_found",
+    hint: "`queuectl schedule list` shows the schedules",
+  });
+}
+
 export class Queue {
   readonly #store: Store;
   readonly clock: Clock;
@@ -168,14 +178,19 @@ export class Queue {
     options: { ifExists?: "fail" | "keep" } = {},
   ): Promise<JobInsertResult> {
     const needsDefault = jobs.some((job) => job.maxRetries === null);
-    const setting = needsDefault ? (await this.#store.configGetAll())["max-retries"] : undefined;
-    // A stored value was validated by `config set`; anything else falls back to the default.
-    const stored = setting === undefined ? NaN : Number(setting);
     return await this.#store.jobInsertMany({
       jobs,
-      defaultMaxRetries: Number.isInteger(stored) && stored >= 0 ? stored : DEFAULT_MAX_RETRIES,
+      defaultMaxRetries: needsDefault ? await this.#defaultMaxRetries() : DEFAULT_MAX_RETRIES,
       ifExists: options.ifExists ?? "fail",
     });
+  }
+
+  /** The `max-retries` setting: what a job that does not say gets. */
+  async #defaultMaxRetries(): Promise<number> {
+    const setting = (await this.#store.configGetAll())["max-retries"];
+    // A stored value was validated by `config set`; anything else falls back to the default.
+    const stored = setting === undefined ? NaN : Number(setting);
+    return Number.isInteger(stored) && stored >= 0 ? stored : DEFAULT_MAX_RETRIES;
   }
 
   /** The job with `id`, or `NotFoundError`. */
@@ -317,6 +332,11 @@ export class Queue {
         if (!raced || attempt >= 3) throw error;
       }
     }
+  }
+
+  /** Counts per state, from the maintained counters (one small read). */
+  counts(): Promise<JobCounts> {
+    return this.#store.jobCountByState();
   }
 
   /** Counts per state and the workers with their liveness. */
@@ -648,6 +668,84 @@ export class Queue {
       "./worker/worker.ts",
     );
     return new Worker({ ...options, store: this.#store, clock: this.clock });
+  }
+
+  /** Every schedule (recurring job), by name, each with its last job's state. */
+  scheduleList(): Promise<ScheduleRecord[]> {
+    return this.#store.scheduleList();
+  }
+
+  /** The schedule called `name`, or `NotFoundError`. */
+  async scheduleGet(name: string): Promise<ScheduleRecord> {
+    return (await this.#store.scheduleGet({ name })) ?? throwScheduleNotFound(name);
+  }
+
+  /**
+   * Pauses (`paused` true) or resumes a schedule; `NotFoundError` when there is none. A resume
+   * goes on from now: the occurrences it missed while paused do not fire. Either is a no-op when
+   * the schedule is in that state already.
+   *
+   * @example
+   * ```ts ignore
+   * const nightly = await queue.scheduleSetPaused("nightly", true);
+   * console.log(nightly.paused); // true
+   * ```
+   */
+  async scheduleSetPaused(name: string, paused: boolean): Promise<ScheduleRecord> {
+    const current = await this.scheduleGet(name);
+    if (current.paused === paused) return current;
+    let result: ScheduleRecord | undefined;
+    if (paused) result = await this.#store.scheduleSetPaused({ name, paused: true });
+    else {
+      const { nextFireAfter } = await lazy<typeof import("./schedule/spec.ts")>(
+        import.meta.url,
+        "./schedule/spec.ts",
+      );
+      const now = await this.#store.now();
+      const nextAt = await nextFireAfter(current.spec, current.anchor, now);
+      result = await this.#store.scheduleSetPaused({ name, paused: false, nextAt });
+    }
+    return result ?? throwScheduleNotFound(name);
+  }
+
+  /**
+   * "Run now": enqueues one occurrence of a schedule at once, paused or not, built from its job
+   * template as a fire builds it (`QUEUECTL_SCHEDULED_AT` is now). It becomes the schedule's last
+   * job; the next fire time does not move. `NotFoundError` when there is no such schedule, and
+   * `UsageError` when its template no longer makes a valid job.
+   *
+   * @example
+   * ```ts ignore
+   * const { job } = await queue.scheduleRunNow("nightly");
+   * console.log(job.id, job.state); // 43 pending
+   * ```
+   */
+  async scheduleRunNow(name: string): Promise<{ job: Job; schedule: ScheduleRecord }> {
+    const current = await this.scheduleGet(name);
+    const { occurrenceJob } = await lazy<typeof import("./schedule/template.ts")>(
+      import.meta.url,
+      "./schedule/template.ts",
+    );
+    const { JobInputError } = await lazy<typeof import("./job/input.ts")>(
+      import.meta.url,
+      "./job/input.ts",
+    );
+    const now = await this.#store.now();
+    let job: NewJob;
+    try {
+      job = occurrenceJob(current.template, { name, fireAt: now, now });
+    } catch (error) {
+      if (!(error instanceof JobInputError)) throw error;
+      throw new UsageError(`Cannot run schedule "${name}": its job is invalid: ${error.message}`, {
+        hint: "replace it: `queuectl schedule remove` and `schedule add`",
+      });
+    }
+    const result = await this.#store.scheduleRunNow({
+      name,
+      job,
+      defaultMaxRetries: await this.#defaultMaxRetries(),
+    });
+    return result ?? throwScheduleNotFound(name);
   }
 
   /** The store's schedule methods, for `queuectl schedule` (lib/cli/commands/schedule.ts). */

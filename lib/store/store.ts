@@ -459,6 +459,14 @@ export interface ScheduleFireParams {
   defaultMaxRetries: number;
 }
 
+export interface ScheduleRunNowParams {
+  name: string;
+  /** The occurrence's job, built from the template. */
+  job: NewJob;
+  /** `max_retries` when the template leaves it out (as in `JobInsertParams`). */
+  defaultMaxRetries: number;
+}
+
 export interface ScheduleFireResult {
   /** False: another process fired this occurrence first, or the schedule changed meanwhile. */
   fired: boolean;
@@ -675,6 +683,15 @@ export interface Store {
    * `fired: false`. Notifies waiters as an enqueue does.
    */
   scheduleFire(params: ScheduleFireParams): Promise<ScheduleFireResult>;
+  /**
+   * Enqueues one extra occurrence of a schedule now ("run now"), paused or not: in one
+   * transaction the job is inserted and becomes the schedule's last job (`lastAt` the store's
+   * clock, `fires` + 1); its next fire time does not move. Undefined, with nothing inserted, when
+   * there is no such schedule. Notifies waiters as an enqueue does.
+   */
+  scheduleRunNow(
+    params: ScheduleRunNowParams,
+  ): Promise<{ job: Job; schedule: ScheduleRecord } | undefined>;
 
   /** Every queue with its settings and counts per state (counted by one scan of the jobs). */
   queueList(): Promise<QueueListResult>;

@@ -16,12 +16,20 @@
 import { EXIT, QueuectlError } from "../errors.ts";
 import { idProblem } from "../job/id.ts";
 import type { JobFilter } from "../job/filter.ts";
-import { attemptJson, jobJson, jobSummaryJson, metricsJson, workerJson } from "../json.ts";
+import {
+  attemptJson,
+  jobJson,
+  jobSummaryJson,
+  metricsJson,
+  scheduleSummaryJson,
+  workerJson,
+} from "../json.ts";
 import type { Queue } from "../queue.ts";
 import type { JobAction } from "../queue.ts";
 import { ACTION_STATES, COUNT_SCAN_LIMIT, narrowForAction, SEARCH_SCAN_LIMIT } from "../queue.ts";
 import { formatLogTime, iso } from "../time.ts";
 import { problemLines } from "../worker/liveness.ts";
+import { scheduleNameProblem } from "../schedule/spec.ts";
 import { ASSETS } from "./assets.ts";
 import type { Auth } from "./auth.ts";
 import { eventStream, Kick } from "./events.ts";
@@ -301,6 +309,42 @@ function jobAction(action: JobAction): Route {
   };
 }
 
+/** A schedule name from the path, checked as `schedule add` checks names. */
+function scheduleName(ctx: RouteContext): string {
+  const name = ctx.params.name!;
+  const bad = scheduleNameProblem(name);
+  if (bad) throw new HttpError(400, `Invalid schedule name ${JSON.stringify(name)}: ${bad}`);
+  return name;
+}
+
+/**
+ * POST /api/schedules/:name/pause, /resume and /run ("run now": one occurrence enqueued at once,
+ * paused or not). The body is an empty JSON object, as a form cannot send.
+ */
+function scheduleAction(action: "pause" | "resume" | "run"): Route {
+  return {
+    method: "POST",
+    path: `/api/schedules/:name/${action}`,
+    access: "session",
+    changes: "queue",
+    example: `/api/schedules/nightly/${action}`,
+    async handle(ctx) {
+      await body(ctx.request);
+      const name = scheduleName(ctx);
+      if (action === "run") {
+        const { job, schedule } = await ctx.queue.scheduleRunNow(name);
+        ctx.kick.wake();
+        ctx.options.log?.(`ran schedule ${name} now: job ${job.id}`);
+        return json({ job: jobSummaryJson(job), schedule: scheduleSummaryJson(schedule) });
+      }
+      const schedule = await ctx.queue.scheduleSetPaused(name, action === "pause");
+      ctx.kick.wake();
+      ctx.options.log?.(`${action === "pause" ? "paused" : "resumed"} schedule ${name}`);
+      return json({ schedule: scheduleSummaryJson(schedule) });
+    },
+  };
+}
+
 async function asOf(queue: Queue): Promise<string | null> {
   return iso(await queue.now());
 }
@@ -309,7 +353,7 @@ async function asOf(queue: Queue): Promise<string | null> {
 // The routes. Pages are the shell; everything with data is under /api/.
 // ---------------------------------------------------------------------------------------------
 
-const PAGES = ["/", "/jobs", "/jobs/:id", "/dlq", "/workers", "/settings"];
+const PAGES = ["/", "/jobs", "/jobs/:id", "/dlq", "/schedules", "/workers", "/settings"];
 
 export const ROUTES: readonly Route[] = [
   ...PAGES.map((path): Route => ({
@@ -320,7 +364,7 @@ export const ROUTES: readonly Route[] = [
     example: path.replace(":id", "42"),
     handle: page,
   })),
-  // TODO(#11): pages for queues (pause state, limits) and recurring schedules.
+  // TODO(#11): a page for queues (pause state, limits).
   {
     method: "GET",
     path: "/login",
@@ -436,7 +480,8 @@ export const ROUTES: readonly Route[] = [
       const limit = intParam(url, "limit", 1, PAGE_MAX) ?? PAGE_DEFAULT;
       const [found, counts] = await Promise.all([
         queue.search(filter, { limit, ...(before === undefined ? {} : { beforeSeq: before }) }),
-        queue.status().then((s) => s.counts),
+        // Only the counters: `status()` would also count the scheduled jobs and judge workers.
+        queue.counts(),
       ]);
       return json({
         as_of: at,
@@ -564,9 +609,23 @@ export const ROUTES: readonly Route[] = [
   jobAction("cancel"),
   jobAction("retry"),
   jobAction("delete"),
-  // TODO(#11): POST /api/queues/:name/pause and /resume; GET /api/queues; GET /api/schedules and
-  // POST /api/schedules/:name/run. Each with `changes: "queue"`, so --read-only, CSRF and the
-  // caps apply to it as to retry.
+  // TODO(#11): POST /api/queues/:name/pause and /resume; GET /api/queues. Each with
+  // `changes: "queue"`, so --read-only, CSRF and the caps apply to it as to retry.
+  {
+    method: "GET",
+    path: "/api/schedules",
+    access: "session",
+    changes: "nothing",
+    example: "/api/schedules",
+    async handle(ctx) {
+      const at = await asOf(ctx.queue);
+      const schedules = await ctx.queue.scheduleList();
+      return json({ as_of: at, schedules: schedules.map(scheduleSummaryJson) });
+    },
+  },
+  scheduleAction("pause"),
+  scheduleAction("resume"),
+  scheduleAction("run"),
   {
     method: "GET",
     path: "/api/workers",

@@ -210,6 +210,49 @@ export function schedulesContract(test: ContractTest): void {
     assert.equal((await fire(store, T0 + 1000, T0 + 2000)).fired, true);
   });
 
+  test("scheduleRunNow() enqueues an extra occurrence, paused or not; the next fire time stays", async (f) => {
+    const { store, clock } = f;
+    await store.scheduleAdd({ schedule: schedule({ nextAt: T0 + 60_000 }) });
+    clock.set(T0 + 500);
+    const runNow = () =>
+      store.scheduleRunNow({ name: "tick", job: occurrence(T0 + 500), defaultMaxRetries: 2 });
+    const first = (await runNow())!;
+    assert.equal(first.job.state, "pending");
+    assert.equal(first.job.command, "echo tick");
+    assert.equal(first.job.maxRetries, 2);
+    assert.equal(first.job.runAt, T0 + 500);
+    assert.deepEqual(await store.jobGet({ id: first.job.id }), first.job);
+    assert.equal(first.schedule.nextAt, T0 + 60_000, "the next fire time does not move");
+    assert.equal(first.schedule.lastAt, T0 + 500);
+    assert.equal(first.schedule.lastJobId, first.job.id);
+    assert.equal(first.schedule.lastJobState, "pending");
+    assert.equal(first.schedule.fires, 1);
+    assert.equal(first.schedule.updatedAt, T0 + 500);
+    assert.deepEqual(await store.scheduleGet({ name: "tick" }), first.schedule);
+    // Paused: it still runs now when asked, and stays paused.
+    await store.scheduleSetPaused({ name: "tick", paused: true });
+    clock.set(T0 + 900);
+    const second = (await runNow())!;
+    assert.notEqual(second.job.id, first.job.id);
+    assert.equal(second.schedule.paused, true);
+    assert.equal(second.schedule.fires, 2);
+    assert.equal(second.schedule.lastJobId, second.job.id);
+    // The scheduled occurrence still fires at its time, once.
+    await store.scheduleSetPaused({ name: "tick", paused: false, nextAt: T0 + 60_000 });
+    clock.set(T0 + 60_000);
+    assert.equal((await fire(store, T0 + 60_000, T0 + 61_000)).fired, true);
+    assert.equal((await store.jobCountByState()).pending, 3);
+  });
+
+  test("scheduleRunNow() of a schedule that does not exist inserts nothing", async (f) => {
+    const { store } = f;
+    assert.equal(
+      await store.scheduleRunNow({ name: "nope", job: occurrence(T0), defaultMaxRetries: 2 }),
+      undefined,
+    );
+    assert.equal((await store.jobCountByState()).total, 0);
+  });
+
   test("scheduleFire() racing from two stores enqueues each occurrence once", async (f) => {
     const { store, clock } = f;
     const other = await f.openAnother();

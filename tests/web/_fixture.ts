@@ -8,11 +8,12 @@
 import type { FakeClock } from "../../lib/clock.ts";
 import { Queue } from "../../lib/queue.ts";
 import type { SqliteStore } from "../../lib/store/sqlite/store.ts";
+import type { NewSchedule } from "../../lib/store/store.ts";
 import { Auth } from "../../lib/web/auth.ts";
 import type { Dashboard } from "../../lib/web/handler.ts";
 import { createHandler } from "../../lib/web/handler.ts";
 import { allowedHostNames } from "../../lib/web/security.ts";
-import { storeFixture } from "../helpers/temp.ts";
+import { storeFixture, T0 } from "../helpers/temp.ts";
 
 /** The port the handler believes it listens on (nothing listens: requests are calls). */
 export const PORT = 8642;
@@ -116,4 +117,21 @@ export async function webFixture(options: { readOnly?: boolean } = {}): Promise<
       await f[Symbol.asyncDispose]();
     },
   };
+}
+
+/** Adds schedule "nightly" (the route table's example): hourly from T0, a secret in its env. */
+export async function addSchedule(
+  f: Pick<WebFixture, "store">,
+  overrides: Partial<NewSchedule> = {},
+): Promise<void> {
+  await f.store.scheduleAdd({
+    schedule: {
+      name: "nightly",
+      spec: { kind: "every", everyMs: 3_600_000 },
+      template: '{"command":"echo nightly","cwd":"/tmp","env":{"TOKEN":"s3cret"}}',
+      anchor: T0,
+      nextAt: T0 + 3_600_000,
+      ...overrides,
+    },
+  });
 }

@@ -105,12 +105,26 @@ test("the main pages load clean: no CSP violation, console error or dialog (scre
   await s.cli(["enqueue", "-c", "exit 4", "--id", "broken", "--max-retries", "0"]);
   await s.cli(["enqueue", "-c", "sleep 1", "--id", "later", "--run-at", "tomorrow 02:00"]);
   await s.cli(["worker", "run", "--once"]);
+  await s.cli([
+    "schedule",
+    "add",
+    "backup",
+    "--cron",
+    "30 2 * * *",
+    "--tz",
+    "Europe/Berlin",
+    "-c",
+    "./backup.sh",
+  ]);
+  await s.cli(["schedule", "add", "tick", "--every", "10m", "-c", "echo tick"]);
+  await s.cli(["schedule", "pause", "tick"]);
   for (
     const [path, name, check] of [
       ["/", "dashboard-overview.png", "svg rect.ok"],
       ["/jobs", "dashboard-jobs.png", "a.id"],
       ["/jobs/broken", "dashboard-job.png", "#out-stderr, .pane"],
       ["/dlq", "dashboard-dlq.png", "#retry-all"],
+      ["/schedules", "dashboard-schedules.png", "main table"],
       ["/workers", "dashboard-workers.png", "main p, main table"],
       ["/settings", "dashboard-settings.png", "main table"],
     ] as const
@@ -123,10 +137,11 @@ test("the main pages load clean: no CSP violation, console error or dialog (scre
   // A phone: the jobs table becomes cards; nothing wider than the screen.
   await s.page.setViewportSize({ width: 390, height: 844 });
   for (
-    const [path, name] of [["/", "dashboard-phone-overview.png"], [
-      "/jobs",
-      "dashboard-phone-jobs.png",
-    ]]
+    const [path, name] of [
+      ["/", "dashboard-phone-overview.png"],
+      ["/jobs", "dashboard-phone-jobs.png"],
+      ["/schedules", "dashboard-phone-schedules.png"],
+    ]
   ) {
     await open(s, path!);
     const overflow = await s.page.evaluate("document.documentElement.scrollWidth - innerWidth");
@@ -331,6 +346,56 @@ test("retry from the dead letter queue by click: one selected, then all matching
   assertCleanPage(s.watch);
 });
 
+test("the Recurring page: a schedule added from the CLI appears; run now and pause by click", async () => {
+  await using s = await setup();
+  await open(s, "/schedules");
+  await s.page.waitForSelector("text=No recurring jobs yet.");
+  await s.cli(["schedule", "add", "nightly", "--every", "1h", "-c", "echo nightly"]);
+  // Live: it appears without a reload, its next run in local time with UTC on hover.
+  await s.page.waitForSelector('td strong:text-is("nightly")', { timeout: 2000 });
+  const [listed] = JSON.parse(await s.cli(["schedule", "list", "--json"]));
+  const next = s.page.locator('td[data-label="Next run"] time');
+  assert.equal(await next.getAttribute("datetime"), listed.next_run_at);
+  assert.match((await next.getAttribute("title"))!, / UTC$/);
+  assert.equal(await s.page.textContent('td[data-label="When"]'), "every 1h");
+  assert.equal(await s.page.textContent('td[data-label="Last job"]'), "-");
+  // Run now: one job, enqueued at once, shown as the last job with a link to it.
+  await s.page.click('button[data-action=run][data-schedule="nightly"]');
+  await s.page.waitForSelector("#action-result.ok");
+  const jobs = JSON.parse(await s.cli(["list", "--json"]));
+  assert.equal(jobs.length, 1);
+  const id = jobs[0].id as string;
+  assert.equal(jobs[0].command, "echo nightly");
+  assert.equal(await s.page.textContent("#action-result"), `Enqueued job ${id} from nightly.`);
+  await s.page.waitForSelector(`td[data-label="Last job"] a.id:text-is("${id}")`);
+  assert.equal(
+    await s.page.textContent('td[data-label="Last job"] .badge'),
+    "pending",
+  );
+  // Its state follows live as a worker runs it.
+  await s.cli(["worker", "run", "--once"]);
+  await s.page.waitForSelector('td[data-label="Last job"] .badge.state-completed', {
+    timeout: 2000,
+  });
+  // Pause by click: shown paused, and paused in the queue.
+  await s.page.click('button[data-action=pause][data-schedule="nightly"]');
+  await s.page.waitForSelector('td[data-label="Status"] .badge.state-paused');
+  assert.equal(await s.page.textContent('td[data-label="Next run"]'), "paused");
+  assert.equal(await s.page.textContent("#action-result"), "Paused nightly.");
+  assert.equal(JSON.parse(await s.cli(["schedule", "list", "--json"]))[0].paused, true);
+  await shot(s.page, "dashboard-recurring.png");
+  // Resume by click; a resume from the CLI shows up live as well (pause again from there).
+  await s.page.click('button[data-action=resume][data-schedule="nightly"]');
+  await s.page.waitForSelector('td[data-label="Status"] .badge.state-active');
+  await s.cli(["schedule", "pause", "nightly"]);
+  await s.page.waitForSelector('td[data-label="Status"] .badge.state-paused', { timeout: 2000 });
+  // The last job's link leads to its page.
+  await s.page.click(`td[data-label="Last job"] a.id`);
+  await s.page.waitForURL(`${s.dashboard.base}/jobs/${id}`);
+  await s.page.waitForSelector("#enqueue-command");
+  assertCleanPage(s.watch);
+});
+
 test("search and paging live in the URL: submit, tabs, older, back and forward", async () => {
   await using s = await setup();
   const lines = Array.from(
@@ -341,6 +406,11 @@ test("search and paging live in the URL: submit, tabs, older, back and forward",
   const result = await runProcess(["--db", s.db, "enqueue", "-"], { stdin: lines.join("\n") });
   assert.equal(result.code, 0, result.stderr);
   await open(s, "/jobs");
+  // "/" goes to the search box from anywhere on the page, and types nothing.
+  await s.page.locator("h1").click();
+  await s.page.keyboard.press("/");
+  assert.equal(await s.page.evaluate(`document.activeElement?.getAttribute("type")`), "search");
+  assert.equal(await s.page.inputValue('input[type="search"]'), "");
   const ids = () => s.page.$$eval("main a.id", (els) => els.map((e) => e.textContent));
   assert.equal((await ids()).length, 50);
   await s.page.click("#older");
@@ -489,5 +559,10 @@ test("--read-only shows no actions, and says so", async () => {
   assert.ok(await s.page.isVisible(".badge.ro"));
   await open(s, "/jobs/d");
   assert.equal(await s.page.$("#retry"), null);
+  await s.cli(["schedule", "add", "nightly", "--every", "1h", "-c", "echo nightly"]);
+  await open(s, "/schedules");
+  await s.page.waitForSelector('td strong:text-is("nightly")');
+  assert.equal(await s.page.$("button[data-action]"), null);
+  await s.page.waitForSelector("text=Read-only: actions are switched off");
   assertCleanPage(s.watch);
 });

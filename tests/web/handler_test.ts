@@ -15,7 +15,7 @@ import { treeDigest } from "../helpers/digest.ts";
 import { insertJob, makeJob } from "../helpers/factory.ts";
 import { openTestStore } from "../helpers/temp.ts";
 import { within } from "../helpers/poll.ts";
-import { ORIGIN, PORT, TOKEN, webFixture } from "./_fixture.ts";
+import { addSchedule, ORIGIN, PORT, TOKEN, webFixture } from "./_fixture.ts";
 import type { WebFixture } from "./_fixture.ts";
 
 /** A body that passes validation for each route that takes one (the rest take none). */
@@ -142,6 +142,7 @@ Deno.test("the Host header must name this server: anything else is refused (DNS 
 Deno.test("every route that changes something refuses other origins (CSRF), also with a valid session", async () => {
   await using f = await webFixture();
   await deadJob(f);
+  await addSchedule(f);
   const before = await treeDigest(f.dir);
   const foreign: { origin: string | null; headers?: Record<string, string> }[] = [
     { origin: "http://evil.example" },
@@ -202,6 +203,7 @@ Deno.test("every route that changes something refuses other origins (CSRF), also
 Deno.test("--read-only refuses every route that changes the queue with 405, and changes nothing", async () => {
   await using f = await webFixture({ readOnly: true });
   await deadJob(f);
+  await addSchedule(f);
   const before = await treeDigest(f.dir);
   const queueRoutes = ROUTES.filter((r) => r.changes === "queue");
   assert.ok(queueRoutes.length > 0);
@@ -263,6 +265,7 @@ Deno.test("every response carries the security headers and no CORS header, prefl
 Deno.test("GET and HEAD change nothing, on any route", async () => {
   await using f = await webFixture();
   await deadJob(f);
+  await addSchedule(f);
   await makeJob(f.store, f.clock, "completed", { id: "42", command: "echo hi" });
   const before = await treeDigest(f.dir);
   for (const route of ROUTES.filter((r) => r.method === "GET" && r.path !== "/api/events")) {

@@ -8,6 +8,7 @@
 import type { Context } from "../context.ts";
 import { flagString } from "../args.ts";
 import { clip, json, localTime, palette, table } from "../render.ts";
+import { scheduleJson } from "../../json.ts";
 import { EXIT, NotFoundError, UsageError } from "../../errors.ts";
 import type { JobDefaults } from "../../job/input.ts";
 import { JobInputError, parseJobJson } from "../../job/input.ts";
@@ -25,27 +26,7 @@ import {
 } from "../../schedule/spec.ts";
 import { templateFrom } from "../../schedule/template.ts";
 import { overridesFrom } from "./enqueue.ts";
-import type { ScheduleRecord } from "../../store/store.ts";
-import { iso } from "../../time.ts";
 import { MAX_DURATION_MS } from "../../time_parse.ts";
-
-/** The JSON shape of a schedule (`schedule list --json`, `schedule add --json`). */
-export function scheduleJson(s: ScheduleRecord): Record<string, unknown> {
-  return {
-    name: s.name,
-    cron: s.spec.kind === "cron" ? s.spec.cron : null,
-    time_zone: s.spec.kind === "cron" ? s.spec.timeZone : null,
-    every: s.spec.kind === "every" ? s.spec.everyMs / 1000 : null,
-    job: JSON.parse(s.template),
-    paused: s.paused,
-    next_run_at: s.paused ? null : iso(s.nextAt),
-    last_run_at: iso(s.lastAt),
-    last_job_id: s.lastJobId,
-    last_job_state: s.lastJobState,
-    runs: s.fires,
-    created_at: iso(s.createdAt),
-  };
-}
 
 /** The NAME argument, checked. */
 function nameArg(ctx: Context): string {
@@ -220,19 +201,9 @@ async function remove(ctx: Context): Promise<number> {
 
 async function setPaused(ctx: Context, paused: boolean): Promise<number> {
   const name = nameArg(ctx);
-  const store = (await ctx.openQueue()).schedules;
-  const current = await store.scheduleGet({ name });
-  if (current === undefined) throw notFound(name);
-  let result: ScheduleRecord | undefined = current;
-  if (paused && !current.paused) {
-    result = await store.scheduleSetPaused({ name, paused: true });
-  } else if (!paused && current.paused) {
-    // What it missed while paused does not fire: it goes on from now.
-    const now = await store.now();
-    const nextAt = await nextFireAfter(current.spec, current.anchor, now);
-    result = await store.scheduleSetPaused({ name, paused: false, nextAt });
-  }
-  if (result === undefined) throw notFound(name);
+  const queue = await ctx.openQueue();
+  // What it missed while paused does not fire: a resume goes on from now (the core's rule).
+  const result = await queue.scheduleSetPaused(name, paused);
   if (ctx.json) ctx.io.out(json(scheduleJson(result)));
   else {
     ctx.io.out(`${name}\n`);

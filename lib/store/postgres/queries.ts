@@ -865,6 +865,10 @@ WHERE name = :name AND NOT paused AND next_at = :fire_at
 RETURNING name`;
 export const SCHEDULE_SET_LAST_JOB = `
 UPDATE {S}.schedules SET last_job_id = :job_id WHERE name = :name`;
+/** "Run now": an extra occurrence, counted as one; the next fire time stays. */
+export const SCHEDULE_RUN_NOW = `
+UPDATE {S}.schedules SET last_at = {NOW}, fires = fires + 1, updated_at = {NOW}
+WHERE name = :name RETURNING name`;
 export const SCHEDULE_RUN_INSERT = `
 INSERT INTO {S}.schedule_runs (schedule, fire_at, job_id, enqueued_at)
 VALUES (:name, :fire_at, :job_id, {NOW}) ON CONFLICT DO NOTHING RETURNING fire_at`;

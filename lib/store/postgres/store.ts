@@ -70,6 +70,7 @@ import type {
   ScheduleFireParams,
   ScheduleFireResult,
   ScheduleRecord,
+  ScheduleRunNowParams,
   StatsCompactParams,
   StatsParams,
   StopRequestMode,
@@ -1125,16 +1126,19 @@ export class PostgresStore implements Store {
     return this.#read(async (run) => (await run(q.SCHEDULE_LIST)).map(toSchedule));
   }
 
-  scheduleRemove(params: { name: string }): Promise<boolean> {
-    return this.#writeOne(async (run) =>
+  async scheduleRemove(params: { name: string }): Promise<boolean> {
+    const removed = await this.#writeOne(async (run) =>
       (await run(q.SCHEDULE_DELETE, { name: params.name })).length === 1
     );
+    // No worker cares; a dashboard that shows the schedules does.
+    if (removed) this.#announce("change");
+    return removed;
   }
 
-  scheduleSetPaused(
+  async scheduleSetPaused(
     params: { name: string; paused: boolean; nextAt?: number | null },
   ): Promise<ScheduleRecord | undefined> {
-    return this.#write(async (run) => {
+    const result = await this.#write(async (run) => {
       const changed = params.paused
         ? await run(q.SCHEDULE_PAUSE, { name: params.name })
         : await run(q.SCHEDULE_RESUME, { name: params.name, next_at: params.nextAt ?? null });
@@ -1143,6 +1147,9 @@ export class PostgresStore implements Store {
       if (!params.paused) await this.#notifyInTransaction(run);
       return toSchedule(row!);
     });
+    // A pause makes nothing due, so it is no "work" for a waiting worker; a dashboard sees it.
+    if (result !== undefined && params.paused) this.#announce("change");
+    return result;
   }
 
   scheduleDue(params: { limit: number }): Promise<ScheduleDueResult> {
@@ -1252,6 +1259,24 @@ export class PostgresStore implements Store {
       this.#limited = true;
       return toQueue(row!, counts);
     });
+  }
+
+  scheduleRunNow(
+    params: ScheduleRunNowParams,
+  ): Promise<{ job: Job; schedule: ScheduleRecord } | undefined> {
+    return this.#write(async (run) => {
+      // The row lock this takes orders a run-now after a concurrent remove (then: undefined).
+      if ((await run(q.SCHEDULE_RUN_NOW, { name: params.name })).length !== 1) return undefined;
+      const { jobs } = await this.#insertJobs(run, {
+        jobs: [params.job],
+        defaultMaxRetries: params.defaultMaxRetries,
+      });
+      const job = jobs[0]!;
+      await run(q.SCHEDULE_SET_LAST_JOB, { name: params.name, job_id: job.id });
+      const [row] = await run(q.SCHEDULE_GET, { name: params.name });
+      await this.#notifyInTransaction(run);
+      return { job, schedule: toSchedule(row!) };
+    }, "enqueue");
   }
 
   configGetAll(): Promise<Record<string, string>> {

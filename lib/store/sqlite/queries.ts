@@ -616,6 +616,9 @@ UPDATE schedules SET next_at = :next_at, last_at = :fire_at, fires = fires + 1, 
 WHERE name = :name AND paused = 0 AND next_at = :fire_at`;
 export const SCHEDULE_SET_LAST_JOB =
   `UPDATE schedules SET last_job_id = :job_id WHERE name = :name`;
+/** "Run now": an extra occurrence, counted as one; the next fire time stays. */
+export const SCHEDULE_RUN_NOW = `
+UPDATE schedules SET last_at = :now, fires = fires + 1, updated_at = :now WHERE name = :name`;
 export const SCHEDULE_RUN_INSERT = `
 INSERT INTO schedule_runs (schedule, fire_at, job_id, enqueued_at)
 VALUES (:name, :fire_at, :job_id, :now) ON CONFLICT DO NOTHING`;

@@ -69,6 +69,7 @@ import type {
   ScheduleFireParams,
   ScheduleFireResult,
   ScheduleRecord,
+  ScheduleRunNowParams,
   StatsCompactParams,
   StatsParams,
   StopRequestMode,
@@ -1317,6 +1318,24 @@ export class SqliteStore implements Store {
       if (error === ALREADY_FIRED) return { fired: false, job: null };
       throw error;
     });
+  }
+
+  scheduleRunNow(
+    params: ScheduleRunNowParams,
+  ): Promise<{ job: Job; schedule: ScheduleRecord } | undefined> {
+    return this.#write((now) => {
+      if (this.#stmt(q.SCHEDULE_RUN_NOW).run({ name: params.name, now }).changes !== 1) {
+        return undefined;
+      }
+      const { jobs } = this.#insertJobs(now, {
+        jobs: [params.job],
+        defaultMaxRetries: params.defaultMaxRetries,
+      });
+      const job = jobs[0]!;
+      this.#stmt(q.SCHEDULE_SET_LAST_JOB).run({ name: params.name, job_id: job.id });
+      const schedule = toSchedule(this.#stmt(q.SCHEDULE_GET).get({ name: params.name }) as Row);
+      return { job, schedule };
+    }, "enqueue");
   }
 
   workerStopRequest(params: { mode: StopRequestMode }): Promise<number> {
