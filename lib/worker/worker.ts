@@ -358,10 +358,20 @@ export class Worker {
       this.#stop === null
         ? Math.max(0, free() + (this.#prefetch ? this.#reserve : 0) - this.#reserved.length)
         : 0;
-    const claim = (): JobClaimParams | undefined => {
+    // The claim arms at once what goes straight into a free slot (`armFirst`): one statement
+    // fewer per job than claiming and then arming, which a networked store pays a round trip for.
+    let armFirst = 0;
+    const claim = (armable: number): JobClaimParams | undefined => {
       const limit = want();
+      armFirst = limit > 0 ? Math.min(limit, Math.max(0, armable)) : 0;
       return limit > 0
-        ? { workerId: this.id, host: this.#o.host.id, leaseMs: this.#config.leaseTimeoutMs, limit }
+        ? {
+          workerId: this.id,
+          host: this.#o.host.id,
+          leaseMs: this.#config.leaseTimeoutMs,
+          limit,
+          ...(armFirst > 0 ? { armFirst } : {}),
+        }
         : undefined;
     };
     let claimed: Job[] = [];
@@ -375,7 +385,8 @@ export class Worker {
           workerId: this.id,
         }));
         result = await this.#retry("finish", isTransient, () => {
-          const c = claim();
+          // The reserved jobs armed here take free slots first; the claim arms for the rest.
+          const c = claim(free() - take.length);
           return this.#store.jobFinishAndClaim({
             finish,
             ...(arm.length > 0 ? { arm } : {}),
@@ -397,7 +408,7 @@ export class Worker {
       });
       claimed = result.claimed;
     } else {
-      const c = claim();
+      const c = claim(free());
       if (c === undefined || (free() === 0 && !this.#prefetch)) {
         await this.#releaseIfStopping();
         return { finished: 0, started, nextDueInMs: null };
@@ -415,11 +426,19 @@ export class Worker {
         return { finished: 0, started, nextDueInMs: 0 };
       }
     }
-    // The best of what was claimed fills the free slots; the rest waits as reservations.
-    const slotsFree = this.#stop === null ? this.#concurrency - this.#slots.size : 0;
+    // The claim armed the best ones for the free slots: they start now. If slots are still free
+    // (a reserved job that could not be armed), the next best are armed for them; the rest wait
+    // as reservations.
+    const armed = claimed.slice(0, Math.min(armFirst, claimed.length));
+    for (const job of armed) {
+      this.#start(job);
+      started++;
+    }
+    const rest = claimed.slice(armed.length);
+    const slotsFree = this.#stop === null ? Math.max(0, this.#concurrency - this.#slots.size) : 0;
     const now = this.#clock.monotonic();
-    for (const job of claimed.slice(slotsFree)) this.#reserved.push({ job, at: now });
-    for (const job of await this.#arm(claimed.slice(0, slotsFree))) {
+    for (const job of rest.slice(slotsFree)) this.#reserved.push({ job, at: now });
+    for (const job of await this.#arm(rest.slice(0, slotsFree))) {
       this.#start(job);
       started++;
     }

@@ -267,6 +267,7 @@ Deno.test("the claim reads one index range per priority, however many jobs wait 
   const values: Record<string, string> = {
     now: String(T0),
     limit: "1",
+    arm_first: "0",
     lease_ms: "1000",
     worker_id: "'w'",
     host: "'h'",
