@@ -358,8 +358,8 @@ export class Worker {
       this.#stop === null
         ? Math.max(0, free() + (this.#prefetch ? this.#reserve : 0) - this.#reserved.length)
         : 0;
-    // The claim arms at once what goes straight into a free slot (`armFirst`): one statement
-    // fewer per job than claiming and then arming, which a networked store pays a round trip for.
+    // A claim in the outcomes' transaction arms at once what goes straight into a free slot
+    // (`armFirst`): no second transaction to arm it, which a networked store pays a round trip for.
     let armFirst = 0;
     const claim = (armable: number): JobClaimParams | undefined => {
       const limit = want();
@@ -408,7 +408,9 @@ export class Worker {
       });
       claimed = result.claimed;
     } else {
-      const c = claim(free());
+      // Claimed, then armed on its own: a worker killed between the two leaves a reservation
+      // that recovery undoes uncharged (the `claim:after-commit` fault point).
+      const c = claim(0);
       if (c === undefined || (free() === 0 && !this.#prefetch)) {
         await this.#releaseIfStopping();
         return { finished: 0, started, nextDueInMs: null };

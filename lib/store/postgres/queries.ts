@@ -450,7 +450,7 @@ const CANCEL_WINS = "(j.cancel_reason IS NOT NULL AND f.state <> 'completed')";
  * The histogram bucket of a duration in ms, as lib/stats.ts `bucketOf` computes it (the same
  * formula in double precision; tests/store/postgres_test.ts checks that the two agree).
  */
-const BUCKET = (ms: string) =>
+export const BUCKET = (ms: string): string =>
   `(CASE WHEN (${ms}) >= 1 THEN 1 + floor(ln((${ms})::float8) / ln(1.25::float8) + 1e-9::float8)
      ELSE 0 END)::integer`;
 
