@@ -232,9 +232,13 @@ UPDATE {S}.job_counts c SET n = c.n + s.n FROM summed s WHERE c.state = s.state`
  * condition sits here, inside the locked CTE (`CLAIM_CTES`), so that PostgreSQL re-checks all of
  * them on the row version it locks and rows that fail one never eat the limit
  * (oban-bg/oban#1498). A new condition (a paused queue, a queue's concurrency limit, unmet
- * dependencies) is added here, and where it can narrow the index walk, to `CLAIM_CANDIDATE` too.
+ * dependencies) is added inside the parentheses, and where it can narrow the index walk, to
+ * `CLAIM_CANDIDATE` too. The whole is wrapped in `IS TRUE` (the same truth for a WHERE clause) so
+ * that the planner cannot match it to the partial indexes of the waiting jobs: it would rather
+ * read every due job through one of them and filter by the few candidates (a read of the whole
+ * ready set per claim) than look the candidates up by key.
  */
-const CLAIM_ELIGIBLE = `j.${READY} AND j.run_at <= {NOW}`;
+const CLAIM_ELIGIBLE = `(j.${READY} AND j.run_at <= {NOW}) IS TRUE`;
 
 /**
  * The index walk that feeds the claim: the first :limit due jobs of one priority (one range of
@@ -249,10 +253,8 @@ const CLAIM_CANDIDATE = (priority: number) =>
 /**
  * The claim as CTEs (`claimed` holds the rows taken), shared by `JOB_CLAIM` and
  * `JOB_FINISH_AND_CLAIM`. The candidates are the first :limit due jobs of each priority; the
- * locked CTE takes the best of them that no other claim holds, under `CLAIM_ELIGIBLE`. It is
- * ordered by the candidates' columns, not the table's, and so looks the few candidates up by key:
- * ordered by the jobs' own columns, a generic plan walks all of jobs_ready backwards (its order)
- * and filters it by the candidates, a read of every due job per claim. The update
+ * locked CTE takes the best of them that no other claim holds, under `CLAIM_ELIGIBLE`, looking
+ * them up by key (`= ANY` of the candidates, and see `CLAIM_ELIGIBLE` for why it is wrapped). The update
  * reserves an attempt of each, and arms the first :arm_first of them at once (they go straight
  * into free slots, as if `ATTEMPT_ARM` ran in the same transaction); the attempt rows are
  * inserted, started now.
@@ -262,9 +264,9 @@ candidates AS MATERIALIZED (
   ${PRIORITIES.map(CLAIM_CANDIDATE).join("\n  UNION ALL ")}
 ),
 locked AS MATERIALIZED (
-  SELECT j.seq, c.priority, c.run_at FROM candidates c JOIN {S}.jobs j ON j.seq = c.seq
-  WHERE ${CLAIM_ELIGIBLE}
-  ORDER BY c.priority DESC, c.run_at, c.seq
+  SELECT j.seq, j.priority, j.run_at FROM {S}.jobs j
+  WHERE j.seq = ANY (ARRAY(SELECT seq FROM candidates)) AND ${CLAIM_ELIGIBLE}
+  ORDER BY j.priority DESC, j.run_at, j.seq
   LIMIT :limit::integer
   FOR UPDATE OF j SKIP LOCKED
 ),
