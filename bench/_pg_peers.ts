@@ -45,7 +45,7 @@ export async function pgBossRate(url: string, jobs: number): Promise<number> {
     if (errors.length > 0) throw new Error(`pg-boss: ${String(errors[0])}`);
     return jobs / ((performance.now() - t0) / 1000);
   } finally {
-    await boss.stop({ graceful: false, wait: true });
+    await boss.stop({ graceful: false });
   }
 }
 
