@@ -31,6 +31,7 @@ import {
 } from "./_common.ts";
 import type { Background } from "./_common.ts";
 import { bareLoop } from "./drain.ts";
+import { graphileRate, pgBossRate } from "./_pg_peers.ts";
 import { pgServer } from "../tests/helpers/pg_server.ts";
 import type { PgServer } from "../tests/helpers/pg_server.ts";
 import { psql } from "../tests/helpers/pg.ts";
@@ -95,7 +96,9 @@ async function claimComplete(url: string, jobs: number): Promise<number> {
         defaultMaxRetries: 3,
       });
     }
-    const claim = { workerId: "bench", host: "bench", leaseMs: 30_000, limit: 1 };
+    // Each job claimed and armed with the outcome of the one before, in one statement, as a
+    // 1-slot worker's pass does.
+    const claim = { workerId: "bench", host: "bench", leaseMs: 30_000, limit: 1, armFirst: 1 };
     await store.workerRegister({
       worker: {
         id: "bench",
@@ -110,7 +113,6 @@ async function claimComplete(url: string, jobs: number): Promise<number> {
     let [job] = await store.jobClaim(claim);
     let done = 0;
     while (job !== undefined) {
-      await store.attemptArm([{ jobId: job.id, attempt: job.attempts, workerId: "bench" }]);
       const result = await store.jobFinishAndClaim({
         finish: [{
           jobId: job.id,
@@ -252,10 +254,12 @@ export const postgresBench: BenchModule = {
   method: (options) =>
     `A private PostgreSQL server started by the bench (initdb in a temp directory; fsync off, ` +
     `as for the tests), one database per measurement. Claim + complete: ${claimJobs(options)} ` +
-    `jobs claimed, armed and completed one at a time in process (\`jobClaim\`, then ` +
-    `\`attemptArm\` and \`jobFinishAndClaim\` per job, as a 1-slot worker's passes do), against ` +
+    `jobs claimed, armed and completed one at a time in process (one \`jobFinishAndClaim\` per ` +
+    `job: the outcome and the next job's claim, armed, as a 1-slot worker's passes do), against ` +
     `the same number of autocommit single-row \`UPDATE … RETURNING\` statements through ` +
-    `postgres.js (the cheapest write per job). Drain: ${DRAIN_JOBS} \`true\` jobs by one idle ` +
+    `postgres.js (the cheapest write per job), and against pg-boss and graphile-worker from npm ` +
+    `on the same server, the same number of no-op jobs, each through its own insert and fetch ` +
+    `API in one process with its documented settings (bench/_pg_peers.ts). Drain: ${DRAIN_JOBS} \`true\` jobs by one idle ` +
     `worker of 1, 2 and 4 slots, time from the first created_at to the last finished_at (the ` +
     `database's clock), against the \`Deno.Command\` floor of the SQLite drain at the same ` +
     `concurrency (measured right before and after). Pickup: ${
@@ -278,7 +282,7 @@ export const postgresBench: BenchModule = {
       const ours = await claimComplete(await database(server, "claim"), jobs);
       add({
         section: "PostgreSQL",
-        name: "claim + arm + complete, in process, 1 job per pass",
+        name: "claim + complete, in process, 1 job per pass",
         value: round(ours),
         unit: "jobs/s",
         floor: round(floor),
@@ -287,6 +291,28 @@ export const postgresBench: BenchModule = {
         target: "",
         pass: null,
       });
+      for (
+        const [peer, rate] of [
+          ["pg-boss 12.38 (fetch + complete)", pgBossRate],
+          ["graphile-worker 0.18 (runOnce, concurrency 1)", graphileRate],
+        ] as const
+      ) {
+        const theirs = await rate(
+          await database(server, peer.split(" ")[0]!.replace("-", "_")),
+          jobs,
+        );
+        add({
+          section: "PostgreSQL",
+          name: `claim + complete against ${peer.split(" ")[0]}`,
+          value: round(ours),
+          unit: "jobs/s",
+          floor: round(theirs),
+          floorName: peer,
+          ratio: round(ours / theirs, 2),
+          target: "≥ 1×",
+          pass: ours >= theirs,
+        });
+      }
       await bareLoop(50, 1);
       for (const slots of SLOTS) {
         const before = (DRAIN_JOBS / 2) / (await bareLoop(DRAIN_JOBS / 2, slots) / 1000);

@@ -230,6 +230,12 @@ export interface JobClaimParams {
   leaseMs: number;
   /** Claims up to this many due jobs (the worker's free slots). */
   limit: number;
+  /**
+   * Arms the first this many of the jobs claimed (best first) in the same transaction, as
+   * `attemptArm` would: the caller spawns them as soon as the claim returns, in slots that are
+   * free now; the rest stay reserved. Default 0 (all reserved).
+   */
+  armFirst?: number;
   /** Only jobs of these queues (a worker's `--queue`); absent: of every queue. */
   queues?: readonly string[];
 }

@@ -518,3 +518,45 @@ Deno.test("cancel and retry on a PostgreSQL queue: a running job's tree is kille
     assert.equal(code, 0, new TextDecoder().decode(stderr));
   }
 });
+
+Deno.test("status names each worker's host on a PostgreSQL queue shared with another host", async () => {
+  await using db = await pgDatabase();
+  const url = db.url;
+  // The queue's schema exists before anyone looks at its tables.
+  await ok(url, ["config", "set", "lease-timeout", "6s"]);
+  const worker = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", MAIN, "worker", "run"],
+    env: { QUEUECTL_DB: url, NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  try {
+    await waitForAsync(
+      async () => (await psql(url, "SELECT count(*) FROM queuectl.workers")) === "1",
+      20_000,
+      "the worker to register",
+    );
+    // Alone on this host, the table keeps its narrow form.
+    assert.doesNotMatch(await ok(url, ["status"], { NO_COLOR: "1" }), /\bHOST\b/);
+    // A worker of another machine (another pid namespace), heartbeating by the database's clock.
+    await psql(
+      url,
+      `INSERT INTO queuectl.workers (id, pid, host, host_id, pid_start, state, started_at,
+         heartbeat_at, jobs_done, jobs_failed, busy_ms)
+       SELECT 'w-far', 4242, 'far-away', 'another-pid-namespace', NULL, 'running', t, t, 7, 0, 0
+       FROM (SELECT floor(extract(epoch FROM now()) * 1000)::bigint AS t) now`,
+    );
+    const text = await ok(url, ["status"], { NO_COLOR: "1" });
+    const header = text.split("\n").find((l) => /^\s*ID\s+PID\s/.test(l));
+    assert.ok(header, `no worker table in:\n${text}`);
+    assert.match(header, /^\s*ID\s+PID\s+HOST\s+STATE\s/);
+    assert.match(text, /w-far\s+4242\s+far-away\s/);
+    const local = Deno.hostname();
+    assert.match(text, new RegExp(`w${worker.pid}-\\w+\\s+${worker.pid}\\s+${local}\\s`));
+  } finally {
+    worker.kill("SIGTERM");
+    const { code, stderr } = await worker.output();
+    assert.equal(code, 0, new TextDecoder().decode(stderr));
+  }
+});

@@ -15,6 +15,7 @@ import type { NewJob } from "../../lib/job/job.ts";
 import { MIGRATIONS } from "../../lib/store/postgres/migrations.ts";
 import { openPostgresStore } from "../../lib/store/postgres/open.ts";
 import {
+  BUCKET,
   compile,
   compileScript,
   JOB_CLAIM,
@@ -31,6 +32,7 @@ import type { PgServer } from "../helpers/pg_server.ts";
 import { pgRawReads, pgStoreFixture } from "../helpers/pg_store.ts";
 import { T0 } from "../helpers/temp.ts";
 import { storeContract } from "./store_contract.ts";
+import { bucketOf } from "../../lib/stats.ts";
 
 function newJob(overrides: Partial<NewJob> = {}): NewJob {
   return {
@@ -267,6 +269,7 @@ Deno.test("the claim reads one index range per priority, however many jobs wait 
   const values: Record<string, string> = {
     now: String(T0),
     limit: "1",
+    arm_first: "0",
     lease_ms: "1000",
     worker_id: "'w'",
     host: "'h'",
@@ -944,4 +947,28 @@ Deno.test("openPostgresStore() upgrades a schema from before schedules, keeping 
     await rows(db.url, "SELECT max(version) FROM queuectl.queuectl_migrations"),
     [String(PG_SCHEMA_VERSION)],
   );
+});
+
+Deno.test("the histogram buckets computed in SQL are those of bucketOf()", async () => {
+  await using db = await pgDatabase();
+  // Every boundary up to a day (and either side of it), plus a spread of plain values.
+  const values = new Set<number>([0, 1, 2, 3, 86_400_000, 3_600_000_000]);
+  for (let b = 1; Math.pow(1.25, b) < 100_000_000; b++) {
+    const edge = Math.pow(1.25, b);
+    for (
+      const v of [Math.floor(edge) - 1, Math.floor(edge), Math.ceil(edge), Math.ceil(edge) + 1]
+    ) {
+      if (v >= 0) values.add(v);
+    }
+  }
+  for (let v = 0; v < 5000; v += 7) values.add(v);
+  const list = [...values];
+  const got = await rows(
+    db.url,
+    `SELECT ${BUCKET("v")} FROM unnest(ARRAY[${
+      list.join(",")
+    }]::bigint[]) WITH ORDINALITY AS x(v, i)
+     ORDER BY i`,
+  );
+  assert.deepEqual(got.map(Number), list.map(bucketOf));
 });

@@ -665,6 +665,40 @@ export function storeContract(
     await assertCounts(f, { completed: 1, processing: 2, pending: 1 });
   });
 
+  test("jobClaim() with armFirst arms the best of what it claims; the rest stay reserved", async (f) => {
+    const { store, clock } = f;
+    await insertJob(store, clock, { id: "low", priority: 1 });
+    await insertJob(store, clock, { id: "high", priority: 9 });
+    await insertJob(store, clock, { id: "mid", priority: 5 });
+    const claim = { host: TEST_HOST_ID, workerId: "w", leaseMs: 1000, limit: 2, armFirst: 1 };
+    const claimed = await store.jobClaim(claim);
+    assert.deepEqual(claimed.map((j) => j.id), ["high", "mid"]);
+    const processing = await store.jobListProcessing();
+    assert.deepEqual(
+      processing.map((p) => [p.job.id, p.armed]).sort(),
+      [["high", true], ["mid", false]],
+    );
+    // Armed already: arming again changes nothing, and it is not undone; "mid" is only reserved.
+    assert.deepEqual(await store.attemptArm([ref(claimed[0]!)]), [false]);
+    assert.equal(await store.jobUnclaim(ref(claimed[0]!)), false);
+    assert.equal(await store.jobUnclaim(ref(claimed[1]!)), true);
+    // In a worker's step too: the outcome, then a claim that arms its first job.
+    const step = await store.jobFinishAndClaim({
+      finish: [{
+        ...ref(claimed[0]!),
+        decision: decide(claimed[0]!, { kind: "exited", code: 0 }, BACKOFF),
+      }],
+      claim: { ...claim, limit: 1 },
+    });
+    assert.deepEqual([step.applied, step.claimed.map((j) => j.id)], [[true], ["mid"]]);
+    assert.deepEqual(
+      await store.attemptArm([ref(step.claimed[0]!)]),
+      [false],
+      "armed by the claim",
+    );
+    await assertCounts(f, { completed: 1, processing: 1, pending: 1 });
+  });
+
   test("attemptArm() starts a reserved attempt; jobUnclaim() undoes one never started", async (f) => {
     const { store, clock } = f;
     await insertJob(store, clock, { id: "a" });

@@ -282,16 +282,31 @@ SELECT EXISTS (SELECT 1 FROM {S}.queues WHERE concurrency > 0 AND NOT paused
   AS limited`;
 
 /**
- * Claims up to :limit due jobs. The candidates are, for each queue it may take from
- * (QUEUE_ELIGIBLE) and each priority, the first due jobs up to the queue's room (one range of
- * jobs_ready_queue each, as SQLite's walk, so that jobs scheduled for later, or of a paused
- * queue, are never stepped over), cut to the queue's room across its priorities; the locked CTE
- * then takes the best of them that no other claim holds, re-checking every condition (waiting,
- * due, queue eligible) on the row it locks. The update reserves an attempt (armed = false) and
- * records it.
+ * What makes a job claimable, on the row the claim locks (alias `j`): every eligibility
+ * condition sits here, inside the locked CTE (`CLAIM_CTES`), so that PostgreSQL re-checks all of
+ * them on the row version it locks and rows that fail one never eat the limit
+ * (oban-bg/oban#1498): waiting, due, and of a queue the claim may take from with room left
+ * (`eligible`, from QUEUE_ELIGIBLE). The whole is wrapped in `IS TRUE` (the same truth for a
+ * WHERE clause) so that the planner cannot match it to the partial indexes of the waiting jobs:
+ * it would rather read every due job through one of them and filter by the few candidates (a
+ * read of the whole ready set per claim) than look the candidates up by key.
  */
-export const JOB_CLAIM = `
-WITH eligible AS MATERIALIZED (${QUEUE_ELIGIBLE}),
+const CLAIM_ELIGIBLE = `(j.${READY} AND j.run_at <= {NOW}
+  AND j.queue IN (SELECT name FROM eligible WHERE room > 0)) IS TRUE`;
+
+/**
+ * The claim as CTEs (`claimed` holds the rows taken), shared by `JOB_CLAIM` and
+ * `JOB_FINISH_AND_CLAIM`. The candidates are, for each queue it may take from (QUEUE_ELIGIBLE)
+ * and each priority, the first due jobs up to the queue's room (one range of jobs_ready_queue
+ * each, as SQLite's walk, so that jobs scheduled for later, or of a paused queue, are never
+ * stepped over), cut to the queue's room across its priorities. Only a pre-selection: the locked
+ * CTE takes the best of them that no other claim holds, under `CLAIM_ELIGIBLE`, looking them up
+ * by key (`= ANY`). The update reserves an attempt of each, and arms the first :arm_first of them
+ * at once (they go straight into free slots, as if `ATTEMPT_ARM` ran in the same transaction);
+ * the attempt rows are inserted, started now. :limit 0 claims nothing (every room is 0).
+ */
+const CLAIM_CTES = `
+eligible AS MATERIALIZED (${QUEUE_ELIGIBLE}),
 candidates AS MATERIALIZED (
   SELECT c.seq, c.priority, c.run_at, e.name AS queue, e.room
   FROM eligible e CROSS JOIN ${PRIORITY_VALUES}
@@ -306,24 +321,32 @@ capped AS MATERIALIZED (
   WHERE n <= room
 ),
 locked AS MATERIALIZED (
-  SELECT j.seq FROM {S}.jobs j
-  WHERE j.seq IN (SELECT seq FROM capped) AND j.${READY} AND j.run_at <= {NOW}
-    AND j.queue IN (SELECT name FROM eligible WHERE room > 0)
+  SELECT j.seq, j.priority, j.run_at FROM {S}.jobs j
+  WHERE j.seq = ANY (ARRAY(SELECT seq FROM capped)) AND ${CLAIM_ELIGIBLE}
   ORDER BY j.priority DESC, j.run_at, j.seq
   LIMIT :limit::integer
-  FOR UPDATE SKIP LOCKED
+  FOR UPDATE OF j SKIP LOCKED
+),
+ranked AS (
+  SELECT seq, row_number() OVER (ORDER BY priority DESC, run_at, seq) <= :arm_first::integer
+    AS arm
+  FROM locked
 ),
 claimed AS (
   UPDATE {S}.jobs j SET state = 'processing', attempts = j.attempts + 1,
     budget_used = j.budget_used + 1, worker_id = :worker_id, lease_expires_at = {NOW} + :lease_ms,
-    armed = false, updated_at = {NOW}
-  FROM locked WHERE j.seq = locked.seq
+    armed = ranked.arm, updated_at = {NOW}
+  FROM ranked WHERE j.seq = ranked.seq
   RETURNING j.*
 ),
 reserved AS (
   INSERT INTO {S}.attempts (job_seq, attempt, worker_id, started_at, host, due_at)
   SELECT seq, attempts, :worker_id, {NOW}, :host, run_at FROM claimed
-)
+)`;
+
+/** Claims up to :limit due jobs (see `CLAIM_CTES`), best first. */
+export const JOB_CLAIM = `
+WITH ${CLAIM_CTES}
 SELECT * FROM claimed ORDER BY priority DESC, run_at, seq`;
 
 /**
@@ -538,55 +561,139 @@ RETURNING j.seq`;
  * `cancelled` (as in SQLite's queries.ts, CANCEL_WINS). The row lock of the update orders it
  * with `JOB_CANCEL_REQUEST`: whichever commits first is what the other sees.
  */
-const CANCEL_WINS = "(j.cancel_reason IS NOT NULL AND :state::text <> 'completed')";
-const CANCELLED_UNLESS_DONE = `CASE WHEN ${CANCEL_WINS} THEN 'cancelled' ELSE :state::text END`;
+const CANCEL_WINS = "(j.cancel_reason IS NOT NULL AND f.state <> 'completed')";
 
 /**
- * Applies an outcome (fenced, and only after the lease ran out when required) and closes the
- * attempt, in one statement; returns what the figures need: the attempt's start and due time,
- * and how many earlier attempts were charged (for a later attempt that counts).
+ * The histogram bucket of a duration in ms, as lib/stats.ts `bucketOf` computes it (the same
+ * formula in double precision; tests/store/postgres_test.ts checks that the two agree).
  */
-export const JOB_FINISH = `
-WITH finished AS (
-  UPDATE {S}.jobs j SET state = ${CANCELLED_UNLESS_DONE}, budget_used = j.budget_used - :refund::integer,
-    run_at = CASE WHEN :run_in_ms::bigint IS NULL THEN j.run_at ELSE {NOW} + :run_in_ms END,
-    finished_at = CASE WHEN :terminal::boolean OR ${CANCEL_WINS} THEN {NOW} END, worker_id = NULL,
-    lease_expires_at = NULL, last_error = :error, last_exit_code = :exit_code::integer,
+export const BUCKET = (ms: string): string =>
+  `(CASE WHEN (${ms}) >= 1 THEN 1 + floor(ln((${ms})::float8) / ln(1.25::float8) + 1e-9::float8)
+     ELSE 0 END)::integer`;
+
+/**
+ * A worker's step, as one statement (one round trip, one commit, and the jobs table's count
+ * trigger fires once for all of it): the outcomes in :finish, the arming of the reserved attempts
+ * in :arm, and a claim (`CLAIM_CTES`; :limit 0 claims nothing). `jobFinish` is the same with
+ * nothing to arm or claim.
+ *
+ * - The jobs of the outcomes and of the arms are locked first, together, in job id order (so this
+ *   and a cancel, a heartbeat or another finish of the same jobs wait for each other instead of
+ *   deadlocking), each under its fence: owner and attempt (and for an outcome that requires it, an
+ *   expired lease; for an arm, not armed yet). A ref that no longer matches locks nothing and
+ *   changes nothing.
+ * - Each outcome applies as `jobFinish` says (a cancel requested meanwhile wins unless the
+ *   attempt completed: `CANCEL_WINS`), closes its attempt, saves its final output (streams that
+ *   stayed empty are skipped: readers treat a missing row as empty), and adds to the per-minute
+ *   figures what lib/stats.ts `statIncrements` adds (summed per metric and bucket, in that order:
+ *   one upsert changes a row once, and concurrent upserts lock rows in the same order). SQLite
+ *   has one writer; here every finish of every worker would wait for the same few rows of the
+ *   current minute, so each session writes its own shard of them (the backend pid mod 8) and
+ *   readers add the shards up. Metric 3 (the longest run time) keeps the maximum.
+ * - Outcomes, arms and claims touch different rows: the claim only sees rows that were waiting
+ *   when the statement began, and the others are processing.
+ *
+ * One row comes back per claimed job (none claimed: one row of NULL job columns), each carrying
+ * `finish_applied` (the :finish ords that applied) and `arm_applied` (the [id, attempt] armed).
+ */
+export const JOB_FINISH_AND_CLAIM = `
+WITH f AS (
+  SELECT * FROM jsonb_to_recordset(:finish::jsonb) AS f(ord integer, job_id text, attempt integer,
+    worker_id text, state text, refund integer, run_in_ms bigint, terminal boolean, error text,
+    exit_code integer, outcome text, outcome_code integer, signal text, require_expired boolean,
+    out_head text, out_tail text, out_total bigint, err_head text, err_tail text, err_total bigint)
+),
+arm AS (SELECT * FROM jsonb_to_recordset(:arm::jsonb)
+  AS a(job_id text, attempt integer, worker_id text)),
+targets AS (
+  SELECT job_id, attempt, worker_id, ord, require_expired, false AS arm FROM f
+  UNION ALL SELECT job_id, attempt, worker_id, NULL, false, true FROM arm
+),
+owned AS MATERIALIZED (
+  SELECT j.seq, t.ord, t.arm FROM {S}.jobs j JOIN targets t ON j.id = t.job_id
+    AND j.state = 'processing' AND j.worker_id = t.worker_id AND j.attempts = t.attempt
+  WHERE CASE WHEN t.arm THEN NOT j.armed
+    ELSE NOT t.require_expired OR j.lease_expires_at <= {NOW} END
+  ORDER BY j.id FOR UPDATE OF j
+),
+finished AS (
+  UPDATE {S}.jobs j SET
+    state = CASE WHEN ${CANCEL_WINS} THEN 'cancelled' ELSE f.state END,
+    budget_used = j.budget_used - f.refund,
+    run_at = CASE WHEN f.run_in_ms IS NULL THEN j.run_at ELSE {NOW} + f.run_in_ms END,
+    finished_at = CASE WHEN f.terminal OR ${CANCEL_WINS} THEN {NOW} END, worker_id = NULL,
+    lease_expires_at = NULL, last_error = f.error, last_exit_code = f.exit_code,
     updated_at = {NOW},
-    cancel_reason = CASE WHEN :state::text = 'completed' THEN NULL ELSE j.cancel_reason END
-  WHERE j.id = :id AND ${OWNS}
-    AND (NOT :require_expired::boolean OR j.lease_expires_at <= {NOW})
-  RETURNING j.seq, j.state
+    cancel_reason = CASE WHEN f.state = 'completed' THEN NULL ELSE j.cancel_reason END
+  FROM owned o JOIN f ON f.ord = o.ord
+  WHERE j.seq = o.seq AND NOT o.arm
+  RETURNING j.seq, j.state, f.ord
 ),
 closed AS (
   UPDATE {S}.attempts a SET finished_at = {NOW},
-    outcome = CASE WHEN finished.state = 'cancelled' THEN 'cancelled' ELSE :outcome END,
-    exit_code = :exit_code, signal = :signal, error = :error
-  FROM finished WHERE a.job_seq = finished.seq AND a.attempt = :attempt AND a.finished_at IS NULL
-  RETURNING a.started_at, a.due_at
-)
-SELECT finished.seq, finished.state, closed.started_at, closed.due_at, {NOW} AS now,
-  CASE WHEN :attempt > 1 AND :outcome <> 'interrupted' THEN (
-    SELECT count(*) FROM {S}.attempts p WHERE p.job_seq = finished.seq
-      AND p.attempt < :attempt AND p.outcome IS NOT NULL AND p.outcome <> 'interrupted')
-  ELSE 0 END AS earlier_charged
-FROM finished LEFT JOIN closed ON true`;
-
-/**
- * Adds to the per-minute figures (increments summed per metric and bucket by the caller, in
- * that order, so concurrent writers lock rows in the same order). SQLite has one writer; here
- * every finish of every worker would wait for the same few rows of the current minute, so each
- * session writes its own shard of them (the backend pid mod 8) and readers add the shards up.
- * Metric 3 (the longest run time) keeps the maximum.
- */
-export const STATS_ADD = `
-INSERT INTO {S}.stats_minute (minute, metric, bucket, shard, n)
-SELECT {NOW} / 60000, r.metric, r.bucket, pg_backend_pid() % 8, r.n
-FROM jsonb_to_recordset(:increments::jsonb) AS r(metric smallint, bucket integer, n bigint)
-ORDER BY r.metric, r.bucket
-ON CONFLICT (minute, metric, bucket, shard) DO UPDATE SET
-  n = CASE WHEN excluded.metric = 3 THEN greatest({S}.stats_minute.n, excluded.n)
-      ELSE {S}.stats_minute.n + excluded.n END`;
+    outcome = CASE WHEN d.state = 'cancelled' THEN 'cancelled' ELSE f.outcome END,
+    exit_code = f.exit_code, signal = f.signal, error = f.error
+  FROM finished d JOIN f ON f.ord = d.ord
+  WHERE a.job_seq = d.seq AND a.attempt = f.attempt AND a.finished_at IS NULL
+  RETURNING d.ord, a.started_at, a.due_at
+),
+facts AS (
+  SELECT CASE WHEN d.state = 'cancelled' THEN :cancelled_code::integer ELSE f.outcome_code END
+      AS code,
+    d.state <> 'cancelled' AND f.outcome = 'interrupted' AS interrupted,
+    greatest(0, {NOW} - c.started_at) AS run_ms, c.started_at - c.due_at AS wait_ms,
+    CASE WHEN f.attempt > 1 AND f.outcome <> 'interrupted' THEN (
+      SELECT count(*) FROM {S}.attempts p WHERE p.job_seq = d.seq
+        AND p.attempt < f.attempt AND p.outcome IS NOT NULL AND p.outcome <> 'interrupted')
+    ELSE 0 END AS earlier
+  FROM closed c JOIN finished d ON d.ord = c.ord JOIN f ON f.ord = c.ord
+  WHERE c.started_at IS NOT NULL
+),
+increments AS (
+  SELECT 0 AS metric, code AS bucket, 1::bigint AS n FROM facts
+  UNION ALL SELECT 1, ${BUCKET("run_ms")}, 1 FROM facts WHERE NOT interrupted
+  UNION ALL SELECT 2, ${BUCKET("greatest(0, wait_ms)")}, 1 FROM facts
+    WHERE NOT interrupted AND wait_ms IS NOT NULL
+  UNION ALL SELECT 4, 0, 1 FROM facts WHERE NOT interrupted AND earlier > 0
+  UNION ALL SELECT 4, 1, 1 FROM facts WHERE NOT interrupted AND earlier = 1
+  UNION ALL SELECT 3, 0, run_ms FROM facts WHERE NOT interrupted
+),
+stats AS (
+  INSERT INTO {S}.stats_minute (minute, metric, bucket, shard, n)
+  SELECT {NOW} / 60000, metric, bucket, pg_backend_pid() % 8,
+    CASE WHEN metric = 3 THEN max(n) ELSE sum(n) END
+  FROM increments GROUP BY metric, bucket ORDER BY metric, bucket
+  ON CONFLICT (minute, metric, bucket, shard) DO UPDATE SET
+    n = CASE WHEN excluded.metric = 3 THEN greatest({S}.stats_minute.n, excluded.n)
+        ELSE {S}.stats_minute.n + excluded.n END
+),
+saved AS (
+  INSERT INTO {S}.outputs (job_seq, attempt, stream, head, tail, total)
+  SELECT d.seq, f.attempt, s.stream, decode(s.head, 'base64'), decode(s.tail, 'base64'), s.total
+  FROM finished d JOIN f ON f.ord = d.ord CROSS JOIN LATERAL (VALUES
+    (1, f.out_head, f.out_tail, f.out_total),
+    (2, f.err_head, f.err_tail, f.err_total)) AS s(stream, head, tail, total)
+  WHERE s.total > 0
+  ORDER BY d.seq, f.attempt, s.stream
+  ON CONFLICT (job_seq, attempt, stream) DO UPDATE SET
+    head = excluded.head, tail = excluded.tail, total = excluded.total
+),
+armed AS (
+  UPDATE {S}.jobs j SET armed = true FROM owned o WHERE j.seq = o.seq AND o.arm
+  RETURNING j.seq, j.id, j.attempts
+),
+started AS (
+  UPDATE {S}.attempts a SET started_at = {NOW} FROM armed
+  WHERE a.job_seq = armed.seq AND a.attempt = armed.attempts
+),
+${CLAIM_CTES}
+SELECT r.finish_applied, r.arm_applied, c.*
+FROM (SELECT
+    (SELECT coalesce(jsonb_agg(ord), '[]') FROM finished) AS finish_applied,
+    (SELECT coalesce(jsonb_agg(jsonb_build_array(id, attempts)), '[]') FROM armed) AS arm_applied
+  ) r
+LEFT JOIN claimed c ON true
+ORDER BY c.priority DESC, c.run_at, c.seq`;
 
 /**
  * Saves the output of attempts, one jsonb entry per attempt with both streams (bytes as base64).

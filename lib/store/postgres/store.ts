@@ -31,8 +31,8 @@ import {
 } from "../../job/state.ts";
 import type { JobState } from "../../job/state.ts";
 import { cancelConflict, deleteConflict, retryConflict } from "../conflicts.ts";
-import type { FinishedAttemptFacts, StatIncrement, StatsFigures } from "../../metrics.ts";
-import { statIncrements } from "../../metrics.ts";
+import type { StatsFigures } from "../../metrics.ts";
+import { OUTCOME_CODES } from "../../stats.ts";
 import type {
   AttemptOutputParams,
   AttemptProcessParams,
@@ -684,14 +684,7 @@ export class PostgresStore implements Store {
       locked = (await run(q.QUEUE_LOCK_LIMITED, { queues })).length > 0;
       if (!locked) this.#limited = false;
     }
-    const jobs = (await run(q.JOB_CLAIM, {
-      worker_id: params.workerId,
-      host: params.host,
-      lease_ms: params.leaseMs,
-      limit: params.limit,
-      queues,
-      limited: locked,
-    })).map(toJob);
+    const jobs = (await run(q.JOB_CLAIM, claimValues(params, locked))).map(toJob);
     if (!locked && jobs.length < params.limit) {
       const [row] = await run(q.QUEUE_LIMITED_EXISTS, { queues });
       if (bool(row!, "limited")) {
@@ -798,9 +791,9 @@ export class PostgresStore implements Store {
   }
 
   /**
-   * Outcomes (each fenced; applied in job id order, so two transactions that finish the same
-   * jobs lock them in the same order), their figures and output, then the claim, in one
-   * transaction. Waiters hear of it after the commit.
+   * Outcomes (each fenced), their figures and output, the arms, then the claim: one statement
+   * (queries.ts, JOB_FINISH_AND_CLAIM), so one round trip and one commit however many jobs it
+   * moves. Waiters hear of it after the commit.
    */
   async #finishAll(
     finish: readonly JobFinishParams[],
@@ -808,20 +801,20 @@ export class PostgresStore implements Store {
     prefix: Committed | undefined,
     arm: readonly AttemptRef[] = [],
   ): Promise<JobFinishAndClaimResult> {
-    const order = finish.map((_, i) => i).sort((a, b) =>
-      finish[a]!.jobId < finish[b]!.jobId ? -1 : finish[a]!.jobId > finish[b]!.jobId ? 1 : 0
-    );
-    const result = await this.#write(async (run) => {
-      const applied: boolean[] = new Array(finish.length).fill(false);
-      const facts: FinishedAttemptFacts[] = [];
-      const outputs: unknown[] = [];
-      for (const i of order) {
-        const f = finish[i]!;
+    if (claim !== undefined && claim.limit <= 0) claim = undefined;
+    if (finish.length === 0 && arm.length === 0) {
+      return { applied: [], armed: [], claimed: claim ? await this.jobClaim(claim) : [] };
+    }
+    const values = {
+      finish: finish.map((f, ord) => {
         const d = f.decision;
-        const [row] = await run(q.JOB_FINISH, {
-          id: f.jobId,
-          worker_id: f.workerId,
+        const out = f.output ? captureJson(f.output.stdout) : null;
+        const err = f.output ? captureJson(f.output.stderr) : null;
+        return {
+          ord,
+          job_id: f.jobId,
           attempt: f.attempt,
+          worker_id: f.workerId,
           state: d.state,
           refund: d.refund ? 1 : 0,
           run_in_ms: d.runInMs,
@@ -829,32 +822,43 @@ export class PostgresStore implements Store {
           error: d.error,
           exit_code: d.exitCode,
           outcome: d.outcome,
+          outcome_code: OUTCOME_CODES.indexOf(d.outcome),
           signal: d.signal,
           require_expired: f.requireLeaseExpired === true,
-        });
-        if (!row) continue;
-        applied[i] = true;
-        const startedAt = numOrNull(row, "started_at");
-        if (startedAt !== null) {
-          const now = num(row, "now");
-          const dueAt = numOrNull(row, "due_at");
-          facts.push({
-            // A cancel requested meanwhile made the job cancelled (queries.ts, CANCEL_WINS).
-            outcome: str(row, "state") === "cancelled" ? "cancelled" : d.outcome,
-            earlierCharged: num(row, "earlier_charged"),
-            runMs: Math.max(0, now - startedAt),
-            waitMs: dueAt === null ? null : startedAt - dueAt,
-          });
-        }
-        if (f.output) outputs.push(outputJson(f, f.output.stdout, f.output.stderr, false));
-      }
-      const increments = sumIncrements(facts.flatMap(statIncrements));
-      if (increments.length > 0) await run(q.STATS_ADD, { increments });
-      if (outputs.length > 0) await run(q.OUTPUT_SAVE, { outputs });
-      const armed = await this.#arm(run, arm);
-      const claimed = claim ? await this.#claim(run, claim, true) : [];
-      return { applied, armed, claimed };
-    }, prefix);
+          out_head: out?.head ?? null,
+          out_tail: out?.tail ?? null,
+          out_total: out?.total ?? null,
+          err_head: err?.head ?? null,
+          err_tail: err?.tail ?? null,
+          err_total: err?.total ?? null,
+        };
+      }),
+      arm: refsJson(arm),
+      cancelled_code: OUTCOME_CODES.indexOf("cancelled"),
+      ...(claim ? claimValues(claim) : NO_CLAIM),
+    };
+    // A claim that may take from a limited queue locks its row first (see `#claim`): then the step
+    // is a transaction of two statements; otherwise one statement, which leaves limited queues
+    // out (an idle claim takes them).
+    const lock = claim !== undefined && this.#limited;
+    const rows = lock
+      ? await this.#write(async (run) => {
+        const queues = claim!.queues === undefined ? null : [...claim!.queues];
+        const locked = (await run(q.QUEUE_LOCK_LIMITED, { queues })).length > 0;
+        if (!locked) this.#limited = false;
+        return await run(q.JOB_FINISH_AND_CLAIM, { ...values, ...claimValues(claim!, locked) });
+      }, prefix)
+      : await this.#writeOne((run) => run(q.JOB_FINISH_AND_CLAIM, values), prefix);
+    const first = rows[0]!;
+    const appliedOrds = new Set(first.finish_applied as number[]);
+    const armedRefs = new Set(
+      (first.arm_applied as [string, number][]).map(([id, attempt]) => `${id}\0${attempt}`),
+    );
+    const result: JobFinishAndClaimResult = {
+      applied: finish.map((_, ord) => appliedOrds.has(ord)),
+      armed: arm.map((ref) => armedRefs.has(`${ref.jobId}\0${ref.attempt}`)),
+      claimed: rows.filter((row) => row.seq !== null && row.seq !== undefined).map(toJob),
+    };
     const changed = finish.filter((_, i) => result.applied[i]);
     if (changed.length > 0) {
       // A job back in the queue (pending, or failed with its retry scheduled) is work for others.
@@ -1333,6 +1337,31 @@ export class PostgresStore implements Store {
   }
 }
 
+/** The claim's parameters (queries.ts, CLAIM_CTES). */
+function claimValues(claim: JobClaimParams, limited = false): Values {
+  return {
+    worker_id: claim.workerId,
+    host: claim.host,
+    lease_ms: claim.leaseMs,
+    limit: claim.limit,
+    arm_first: Math.max(0, claim.armFirst ?? 0),
+    queues: claim.queues === undefined ? null : [...claim.queues],
+    // Limited queues are claimed from only under their row locks (QUEUE_LOCK_LIMITED).
+    limited,
+  };
+}
+
+/** A statement with a claim part that claims nothing. */
+const NO_CLAIM: Values = {
+  worker_id: "",
+  host: "",
+  lease_ms: 0,
+  limit: 0,
+  arm_first: 0,
+  queues: null,
+  limited: false,
+};
+
 /** Refs as one jsonb parameter. */
 function refsJson(refs: readonly AttemptRef[]): unknown[] {
   return refs.map((r) => ({ job_id: r.jobId, attempt: r.attempt, worker_id: r.workerId }));
@@ -1370,20 +1399,6 @@ function outputJson(
   };
 }
 
-/**
- * Increments summed per (metric, bucket), in that order: one upsert may change a row only once,
- * and concurrent upserts then lock their rows in the same order. A maximum keeps the largest.
- */
-function sumIncrements(increments: readonly StatIncrement[]): StatIncrement[] {
-  const byKey = new Map<string, StatIncrement>();
-  for (const inc of increments) {
-    const key = `${inc.metric}/${inc.bucket}`;
-    const seen = byKey.get(key);
-    if (seen === undefined) byKey.set(key, { ...inc });
-    else seen.n = inc.max ? Math.max(seen.n, inc.n) : seen.n + inc.n;
-  }
-  return [...byKey.values()].sort((a, b) => a.metric - b.metric || a.bucket - b.bucket);
-}
 
 function emptyCounts(): JobCounts {
   const counts = { total: 0 } as JobCounts;

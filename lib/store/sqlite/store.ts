@@ -779,6 +779,15 @@ export class SqliteStore implements Store {
     for (const job of jobs) {
       insert.run(job.seq, job.attempts, params.workerId, now, params.host, job.runAt);
     }
+    // The best ones go straight into free slots: armed in this transaction.
+    this.#arm(
+      jobs.slice(0, Math.max(0, params.armFirst ?? 0)).map((job) => ({
+        jobId: job.id,
+        attempt: job.attempts,
+        workerId: params.workerId,
+      })),
+      now,
+    );
     return jobs;
   }
 
