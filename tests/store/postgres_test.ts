@@ -327,6 +327,7 @@ Deno.test("the claim never steps over the jobs of a paused queue", async () => {
     host: "'h'",
     queues: "NULL",
     limited: "false",
+    arm_first: "0",
   };
   const explain = await psql(
     f.url,

@@ -840,15 +840,24 @@ export class PostgresStore implements Store {
     // A claim that may take from a limited queue locks its row first (see `#claim`): then the step
     // is a transaction of two statements; otherwise one statement, which leaves limited queues
     // out (an idle claim takes them).
-    const lock = claim !== undefined && this.#limited;
-    const rows = lock
-      ? await this.#write(async (run) => {
-        const queues = claim!.queues === undefined ? null : [...claim!.queues];
+    // A claim that may take from a limited queue locks its row first (see `#claim`), and claims
+    // in a statement after the outcomes', which sees the jobs that just ended as ended (the room
+    // they leave is the successor's); otherwise the step is one statement, whose claim leaves
+    // limited queues out (the jobs it ends are still processing in its snapshot).
+    let rows: Row[];
+    let claimedRows: Row[] | null = null;
+    if (claim !== undefined && this.#limited) {
+      const c = claim;
+      [rows, claimedRows] = await this.#write(async (run) => {
+        const queues = c.queues === undefined ? null : [...c.queues];
         const locked = (await run(q.QUEUE_LOCK_LIMITED, { queues })).length > 0;
         if (!locked) this.#limited = false;
-        return await run(q.JOB_FINISH_AND_CLAIM, { ...values, ...claimValues(claim!, locked) });
-      }, prefix)
-      : await this.#writeOne((run) => run(q.JOB_FINISH_AND_CLAIM, values), prefix);
+        const step = await run(q.JOB_FINISH_AND_CLAIM, { ...values, ...NO_CLAIM });
+        return [step, await run(q.JOB_CLAIM, claimValues(c, locked))] as const;
+      }, prefix);
+    } else {
+      rows = await this.#writeOne((run) => run(q.JOB_FINISH_AND_CLAIM, values), prefix);
+    }
     const first = rows[0]!;
     const appliedOrds = new Set(first.finish_applied as number[]);
     const armedRefs = new Set(
@@ -857,7 +866,8 @@ export class PostgresStore implements Store {
     const result: JobFinishAndClaimResult = {
       applied: finish.map((_, ord) => appliedOrds.has(ord)),
       armed: arm.map((ref) => armedRefs.has(`${ref.jobId}\0${ref.attempt}`)),
-      claimed: rows.filter((row) => row.seq !== null && row.seq !== undefined).map(toJob),
+      claimed: (claimedRows ?? rows).filter((row) => row.seq !== null && row.seq !== undefined)
+        .map(toJob),
     };
     const changed = finish.filter((_, i) => result.applied[i]);
     if (changed.length > 0) {
@@ -1398,7 +1408,6 @@ function outputJson(
     err_total: err.total,
   };
 }
-
 
 function emptyCounts(): JobCounts {
   const counts = { total: 0 } as JobCounts;
