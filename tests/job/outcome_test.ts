@@ -33,6 +33,9 @@ function claimed(budgetUsed: number, maxRetries = 3): Job {
     lastError: null,
     lastExitCode: null,
     cancelReason: null,
+    after: [],
+    waitingOn: 0,
+    uniqueKey: null,
   };
 }
 

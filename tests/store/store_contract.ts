@@ -194,6 +194,9 @@ export function storeContract(
       lastError: null,
       lastExitCode: null,
       cancelReason: null,
+      after: [],
+      waitingOn: 0,
+      uniqueKey: null,
     };
     const { seq: _seq, ...returned } = jobs[0]!;
     assert.deepEqual(returned, expected);
