@@ -41,6 +41,7 @@ import { T0 } from "../helpers/temp.ts";
 import { schedulesContract } from "./store_contract_schedules.ts";
 import { statsContract } from "./store_contract_stats.ts";
 import { jobControlContract } from "./store_contract_jobctl.ts";
+import { dependencyContract } from "./store_contract_deps.ts";
 import { jobDeleteContract } from "./store_contract_delete.ts";
 
 /** Reads that bypass the store, for what no store method shows (RAW SQL in each backend). */
@@ -1220,6 +1221,7 @@ export function storeContract(
 
   statsContract(test);
   jobControlContract(test);
+  dependencyContract(test);
   schedulesContract(test);
   jobDeleteContract(test);
   /**
