@@ -275,14 +275,29 @@ export async function run(ctx: Context): Promise<number> {
       ifExists: flagBool(ctx.args, "if-not-exists") ? "keep" : "fail",
     });
   } catch (error) {
-    // Name the line of a conflicting id when the jobs came from stdin.
-    if (source === "-" && error instanceof ConflictError && error.subject !== undefined) {
+    // Name the line of a conflicting id when the jobs came from stdin (a unique key's subject
+    // is the job holding it, not the line that asked for it).
+    if (
+      source === "-" && error instanceof ConflictError && error.subject !== undefined &&
+      error.reason !== "unique_key_held"
+    ) {
       const line = lineOf.get(error.subject);
       if (line !== undefined) error.message = `stdin line ${line}: ${error.message}`;
     }
     throw error;
   }
   ctx.fault?.("enqueue:after-commit-before-print");
+  const kept = new Set(result.kept);
+  for (const i of result.kept) {
+    const key = jobs[i]?.uniqueKey;
+    if (
+      key !== undefined && result.jobs[i]!.uniqueKey === key && result.jobs[i]!.id !== jobs[i]!.id
+    ) {
+      notes.push(
+        `note: job "${result.jobs[i]!.id}" holds unique key ${quote(key)}: its id is printed`,
+      );
+    }
+  }
   notes.push(...cwdWarnings(result.inserted > 0 ? jobs : []));
   printNotes(ctx, notes);
   if (flagBool(ctx.args, "wait")) {
@@ -307,7 +322,8 @@ export async function run(ctx: Context): Promise<number> {
     return waited.code;
   }
   if (ctx.json) {
-    const objects = result.jobs.map(jobJson);
+    // `existed`: an existing job stands for this one (--if-not-exists: its id or key was held).
+    const objects = result.jobs.map((job, i) => ({ ...jobJson(job), existed: kept.has(i) }));
     ctx.io.out(json(source === "-" ? objects : objects[0]));
   } else {
     ctx.io.out(result.jobs.map((job) => job.id).join("\n") + "\n");
