@@ -90,13 +90,13 @@ export const ENQUEUE: CommandSpec = {
       name: "after",
       value: "ID[,ID…]",
       repeatable: true,
-      help: "run only once these jobs have completed (cancelled if one ends dead or cancelled)",
+      help: "run once these jobs have completed (cancelled if one is dead or cancelled)",
       aliases: ["depends-on", "needs", "wait-for"],
     },
     {
       name: "unique-key",
       value: "K",
-      help: "refuse (exit 3) while a pending, failed or processing job holds this key",
+      help: "refuse (exit 3) while a pending, failed or processing job holds the key",
       aliases: ["unique", "singleton-key", "key"],
     },
     {
