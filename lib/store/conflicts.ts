@@ -41,7 +41,7 @@ export function uniqueKeyConflict(key: string, holder: string, state: string): C
     {
       subject: holder,
       reason: "unique_key_held",
-      hint: "--if-not-exists prints that job's id instead; the key is free once it finishes",
+      hint: "--if-not-exists prints that job's id instead",
     },
   );
 }
@@ -60,7 +60,7 @@ export function dependencyFailed(id: string, state: string): ConflictError {
   return new ConflictError(`Cannot wait for job "${id}": it is ${state}`, {
     subject: id,
     reason: "dependency_failed",
-    hint: `retry it first (queuectl retry ${id})`,
+    hint: `retry it first: queuectl retry ${id}`,
   });
 }
 
