@@ -86,6 +86,8 @@ try {
   await q("enqueue", '{"id":"doomed","command":"echo trying >&2; exit 3","max_retries":1}');
   await q("enqueue", "-c", "date", "--id", "later", "--delay", "3s");
   await q("enqueue", "-c", "sleep 600", "--id", "stuck", "--priority", "10");
+  // A dependency: "after" runs only once "slow" has completed.
+  await q("enqueue", "-c", "echo after slow", "--id", "after", "--after", "slow");
   await q(
     "schedule",
     "add",
@@ -99,7 +101,8 @@ try {
   await q("worker", "start", "--count", "2", "--detach");
   // Pending or already running: either way it ends cancelled (a running one is killed).
   await q("cancel", "stuck", "--reason", "hangs forever");
-  await q("wait", "hello", "slow", "urgent", "doomed", "later", "--timeout", "30s");
+  await q("wait", "hello", "slow", "urgent", "doomed", "later", "after", "--timeout", "30s");
+  await q("show", "after");
   await q("status");
   await q("schedule", "list");
   await q("schedule", "remove", "tick");

@@ -55,6 +55,12 @@ export type ErrorReason =
   | "not_retryable"
   | "finished"
   | "schedule_exists"
+  /** A unique key that a live job holds (the subject is that job). */
+  | "unique_key_held"
+  /** A job named in `after` does not exist. */
+  | "dependency_not_found"
+  /** A job named in `after` ended dead or cancelled: it will never complete. */
+  | "dependency_failed"
   | "schedule_not_found"
   /** A delete of a job that has not finished (pending, failed, processing). */
   | "not_finished"

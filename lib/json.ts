@@ -9,7 +9,7 @@
 import type { Attempt, Job } from "./job/job.ts";
 import { attemptsLeft } from "./job/job.ts";
 import type { Metrics } from "./metrics.ts";
-import type { QueueRecord, ScheduleRecord } from "./store/store.ts";
+import type { JobLink, QueueRecord, ScheduleRecord } from "./store/store.ts";
 import { percentile } from "./stats.ts";
 import type { JudgedWorker } from "./worker/liveness.ts";
 import { iso } from "./time.ts";
@@ -37,7 +37,15 @@ export function jobJson(job: Job): Record<string, unknown> {
     last_error: job.lastError,
     last_exit_code: job.lastExitCode,
     cancel_reason: job.cancelReason,
+    after: job.after,
+    waiting_on: job.waitingOn,
+    unique_key: job.uniqueKey,
   };
+}
+
+/** One end of a dependency, as `show --json` lists them (`state` null: the job was deleted). */
+export function jobLinkJson(link: JobLink): Record<string, unknown> {
+  return { id: link.id, state: link.state, met: link.met };
 }
 
 /**

@@ -24,6 +24,7 @@ import type { DbLocation } from "./store/location.ts";
 import type {
   JobCancelResult,
   JobCounts,
+  JobDependencies,
   JobInsertResult,
   JobListParams,
   JobListResult,
@@ -200,6 +201,18 @@ export class Queue {
       throw new NotFoundError(`Job "${id}" not found`, { subject: id, reason: "job_not_found" });
     }
     return job;
+  }
+
+  /**
+   * What job `id` waits for, and the jobs that wait for it (at most `limit`, default 100).
+   *
+   * @example
+   * ```ts ignore
+   * const { after, dependents } = await queue.dependencies("deploy");
+   * ```
+   */
+  dependencies(id: string, limit = 100): Promise<JobDependencies> {
+    return this.#store.jobDependencies({ id, limit });
   }
 
   /** The newest `limit` jobs (before `beforeSeq`, in `states`), oldest first; see `JobListParams`. */

@@ -33,7 +33,7 @@ const SCHEDULE_FLAGS: FlagSpec[] = [
     name: "delay",
     value: "D",
     help: "run after a delay: 45, 30s, 5m, 2h, 1d, 1h30m",
-    aliases: ["in", "after", "countdown"],
+    aliases: ["in", "countdown"],
   },
   {
     name: "run-at",
@@ -92,19 +92,39 @@ export const ENQUEUE: CommandSpec = {
       aliases: ["dir", "workdir", "chdir", "directory", "working-dir", "C"],
     },
     ...SCHEDULE_FLAGS,
-    { name: "if-not-exists", help: "an id that exists already is not an error: keep that job" },
+    {
+      name: "after",
+      value: "ID[,ID…]",
+      repeatable: true,
+      help: "run once these jobs have completed (cancelled if one is dead or cancelled)",
+      aliases: ["depends-on", "needs", "wait-for"],
+    },
+    {
+      name: "unique-key",
+      value: "K",
+      help: "refuse (exit 3) while a pending, failed or processing job holds the key",
+      aliases: ["unique", "singleton-key", "key"],
+    },
+    {
+      name: "if-not-exists",
+      help: "an id or unique key held already is not an error: print that job's id",
+    },
     { name: "wait", help: "wait until the job is completed (exit 0) or dead (exit 1)" },
   ],
   details:
     "Job fields: command (required), id, priority, queue (default: default), max_retries,\n" +
-    "timeout, run_at, delay, cwd (default: the current directory), env (object of strings).\n" +
-    "A queue name is like an id. Flags override fields (--env variable by variable).\n" +
-    "A cwd that does not exist here is kept, with a warning.\n" +
+    "timeout, run_at, delay, cwd (default: the current directory), env (object of strings),\n" +
+    "after (array of job ids), unique_key. A queue name is like an id. Flags override fields\n" +
+    "(--env variable by variable). A cwd that does not exist here is kept, with a warning.\n" +
     "run_at and --run-at: HH:MM[:SS] is the next such time (today or tomorrow); also\n" +
     '"today HH:MM", "tomorrow HH:MM", YYYY-MM-DD (midnight), "YYYY-MM-DD HH:MM[:SS]", now,\n' +
     "all local time, or ISO 8601 with an offset. A time in the past is due at once.\n" +
     "With -, every line of stdin is one job, stored in one transaction: all or none (no\n" +
     "lines: nothing to do, exit 0).\n" +
+    "--after: each id must exist, or come on an earlier line of -; the job stays pending\n" +
+    "(waiting on N) until all have completed, and is cancelled if one ends dead or cancelled.\n" +
+    "--unique-key: while a job with the key is pending, failed or processing, another is a\n" +
+    "conflict (exit 3) naming it; with --if-not-exists its id is printed instead (exit 0).\n" +
     "Prints each new job's id on its own line.",
   examples: [
     `queuectl enqueue '{"command":"echo hello"}'`,
@@ -114,6 +134,8 @@ export const ENQUEUE: CommandSpec = {
     `queuectl enqueue '{"id":"nightly","command":"./backup.sh"}' --run-at 02:00`,
     `queuectl enqueue -c 'make release' --run-at "2027-01-04 09:00"`,
     `printf '%s\\n' '{"command":"true"}' '{"command":"false"}' | queuectl enqueue -`,
+    `queuectl enqueue -c 'make deploy' --after 42,43`,
+    `queuectl enqueue -c './sync.sh' --unique-key sync --if-not-exists`,
   ],
   load: () => load("enqueue"),
 };

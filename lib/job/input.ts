@@ -25,6 +25,8 @@ export const JOB_FIELDS = [
   "delay",
   "cwd",
   "env",
+  "after",
+  "unique_key",
 ] as const;
 
 /**
@@ -62,7 +64,12 @@ export const FIELD_ALIASES: Readonly<Record<string, (typeof JOB_FIELDS)[number]>
   eta: "run_at",
   not_before: "run_at",
   countdown: "delay",
-  after: "delay",
+  depends_on: "after",
+  dependencies: "after",
+  needs: "after",
+  singleton_key: "unique_key",
+  unique: "unique_key",
+  uniq: "unique_key",
   time_limit: "timeout",
   max_runtime: "timeout",
   dir: "cwd",
@@ -115,6 +122,9 @@ export interface JobOverrides {
   cwd?: string;
   /** Added to the field's variables, replacing those of the same name. */
   env?: Record<string, string>;
+  /** Replaces the field's list. */
+  after?: readonly string[];
+  uniqueKey?: string;
 }
 
 /** What fills the fields a job leaves out. */
@@ -379,7 +389,80 @@ export function validateJob(
   let env = input.env === undefined ? {} : envField(input.env);
   if (overrides.env !== undefined) env = { ...env, ...overrides.env };
 
-  return { id, command, priority, queue, maxRetries, timeoutMs, cwd, env, runAt, delayMs };
+  const fieldAfter = input.after === undefined ? undefined : afterField(input.after);
+  const after = overrides.after ?? fieldAfter;
+  const fieldKey = input.unique_key === undefined
+    ? undefined
+    : uniqueKeyField("unique_key", input.unique_key);
+  const uniqueKey = overrides.uniqueKey ?? fieldKey;
+  if (after !== undefined && id !== undefined && after.includes(id)) {
+    throw new JobInputError(
+      "after",
+      `names the job itself ("${id}"); a job cannot wait for itself`,
+    );
+  }
+
+  const job: NewJob = {
+    id,
+    command,
+    priority,
+    queue,
+    maxRetries,
+    timeoutMs,
+    cwd,
+    env,
+    runAt,
+    delayMs,
+  };
+  if (after !== undefined && after.length > 0) job.after = after;
+  if (uniqueKey !== undefined) job.uniqueKey = uniqueKey;
+  return job;
+}
+
+/** The most dependencies one job may have. */
+export const MAX_AFTER = 1000;
+/** The longest unique key, in characters. */
+export const MAX_UNIQUE_KEY = 200;
+
+/** What is wrong with a list of dependency ids, if anything (repeats are dropped, not refused). */
+export function afterProblem(ids: readonly string[]): string | undefined {
+  if (ids.length > MAX_AFTER) return `names ${ids.length} jobs; the most is ${MAX_AFTER}`;
+  for (const id of ids) {
+    const problem = idProblem(id);
+    if (problem) return `has an invalid job id ${JSON.stringify(id)}: it ${problem}`;
+  }
+  return undefined;
+}
+
+function afterField(value: unknown): string[] {
+  if (!Array.isArray(value) || value.some((item) => typeof item !== "string")) {
+    throw new JobInputError(
+      "after",
+      `must be an array of job ids like ["12","build"], not ${typeName(value)}`,
+    );
+  }
+  const ids = [...new Set(value as string[])];
+  const problem = afterProblem(ids);
+  if (problem) throw new JobInputError("after", problem);
+  return ids;
+}
+
+/** What is wrong with a unique key, if anything. */
+export function uniqueKeyProblem(key: string): string | undefined {
+  if (key.trim() === "") return "is empty";
+  if (key.length > MAX_UNIQUE_KEY) {
+    return `is ${key.length} characters long; the most is ${MAX_UNIQUE_KEY}`;
+  }
+  return textProblem(key, "a key cannot hold it");
+}
+
+function uniqueKeyField(field: string, value: unknown): string {
+  if (typeof value !== "string") {
+    throw new JobInputError(field, `must be a string, not ${typeName(value)}`);
+  }
+  const problem = uniqueKeyProblem(value);
+  if (problem) throw new JobInputError(field, problem);
+  return value;
 }
 
 /**

@@ -42,6 +42,12 @@ export interface Job {
    * kills it at its next look), and kept on the `cancelled` job. Null otherwise.
    */
   cancelReason: string | null;
+  /** Ids of the jobs it waits for (`enqueue --after`), as given; empty: none. */
+  after: string[];
+  /** How many of them have not completed yet: while above 0, it is pending but not claimable. */
+  waitingOn: number;
+  /** While it is pending, failed or processing, no other job with this key can be enqueued. */
+  uniqueKey: string | null;
 }
 
 /** Runs left in the current budget: 1 + max_retries minus what was charged. */
@@ -99,6 +105,13 @@ export interface NewJob {
   runAt: number | null;
   /** With `runAt` null: due this long after it is stored (0: at once). */
   delayMs: number;
+  /**
+   * Ids of jobs that must complete first: each exists already, or comes earlier in the same
+   * insert. Absent or empty: none.
+   */
+  after?: readonly string[];
+  /** A key no other live (pending, failed, processing) job may hold at the same time. */
+  uniqueKey?: string;
 }
 
 /** The queue of a job enqueued without one. */

@@ -12,7 +12,7 @@ import type { JobDefaults, JobOverrides } from "../job/input.ts";
 import { JobInputError, validateJob } from "../job/input.ts";
 
 /** Fields a template cannot have: every occurrence gets its own id and is due when it fires. */
-export const NOT_IN_TEMPLATE = ["id", "run_at", "delay"] as const;
+export const NOT_IN_TEMPLATE = ["id", "run_at", "delay", "after"] as const;
 
 /** Variables every occurrence's job gets: which schedule, and which fire time (ISO 8601, UTC). */
 export const SCHEDULE_ENV = "QUEUECTL_SCHEDULE";
@@ -33,6 +33,8 @@ export function templateFrom(
         field,
         field === "id"
           ? "cannot be set for a schedule: each occurrence gets an id of its own"
+          : field === "after"
+          ? "cannot be set for a schedule: an occurrence cannot wait for other jobs"
           : "cannot be set for a schedule: each occurrence is due when it fires",
       );
     }

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { ConflictError } from "../errors.ts";
+import { ConflictError, NotFoundError } from "../errors.ts";
 import type { JobState } from "../job/state.ts";
 
 /** Why `retry` refuses a job in `state`. */
@@ -32,4 +32,54 @@ export function deleteConflict(id: string, state: JobState): ConflictError {
     `Job "${id}" is ${state}: only a finished job (completed, dead, cancelled) can be deleted; cancel it first`,
     { subject: id, reason: "not_finished" },
   );
+}
+
+/** A live job (pending, failed, processing) holds the unique key of a job being enqueued or retried. */
+export function uniqueKeyConflict(key: string, holder: string, state: string): ConflictError {
+  return new ConflictError(
+    `Unique key ${JSON.stringify(key)} is held by job "${holder}" (${state})`,
+    {
+      subject: holder,
+      reason: "unique_key_held",
+      hint: "--if-not-exists prints that job's id instead",
+    },
+  );
+}
+
+/** A job named in `after` does not exist (it must exist, or come earlier in the same enqueue). */
+export function dependencyNotFound(id: string): NotFoundError {
+  return new NotFoundError(`Job "${id}" named in "after" not found`, {
+    subject: id,
+    reason: "dependency_not_found",
+    hint: "a job can only wait for jobs that exist or come earlier in the same enqueue",
+  });
+}
+
+/** A job named in `after` ended dead or cancelled: a job waiting for it would never run. */
+export function dependencyFailed(id: string, state: string): ConflictError {
+  return new ConflictError(`Cannot wait for job "${id}": it is ${state}`, {
+    subject: id,
+    reason: "dependency_failed",
+    hint: `retry it first: queuectl retry ${id}`,
+  });
+}
+
+/** `retry` of a job that waits for one that is dead, cancelled or deleted. */
+export function retryDependencyConflict(
+  id: string,
+  dep: string,
+  depState: string | null,
+): ConflictError {
+  const what = depState === null ? "which was deleted" : `which is ${depState}`;
+  return new ConflictError(`Job "${id}" cannot be retried: it waits for job "${dep}", ${what}`, {
+    subject: id,
+    reason: "not_retryable",
+    ...(depState === null ? {} : { hint: `retry them together: queuectl retry ${dep} ${id}` }),
+  });
+}
+
+/** Why a dependent was cancelled: its dependency `id` ended `state` (dead or cancelled). */
+export function dependencyCancelReason(id: string, state: string, because: string | null): string {
+  const ended = state === "dead" ? "is dead" : "was cancelled";
+  return `dependency "${id}" ${ended}` + (because === null ? "" : ` (${because})`);
 }

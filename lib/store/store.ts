@@ -85,6 +85,23 @@ export interface JobInsertResult {
   jobs: Job[];
   /** How many were new. */
   inserted: number;
+  /** Positions in `jobs` of existing jobs kept (an id, or a unique key, held already). */
+  kept: number[];
+}
+
+/** One end of a dependency: a job, its state now (null: deleted), and whether it was met. */
+export interface JobLink {
+  id: string;
+  state: JobState | null;
+  /** The dependency completed (and was counted), so the dependent no longer waits for it. */
+  met: boolean;
+}
+
+export interface JobDependencies {
+  /** What the job waits (or waited) for, in the order of `after`. */
+  after: JobLink[];
+  /** The jobs that wait (or waited) for it, in enqueue order, at most the limit asked for. */
+  dependents: JobLink[];
 }
 
 /**
@@ -165,6 +182,11 @@ export interface JobCancelParams {
 export interface JobCancelResult {
   /** Cancelled in this transaction: they were waiting, or reserved by a claim and not started. */
   cancelled: Job[];
+  /**
+   * Ids of jobs cancelled in the same transaction because they waited (directly or down a
+   * chain) for one of these; not repeated from `cancelled`.
+   */
+  dependents: string[];
   /**
    * Running: the cancel is recorded on the job, and its owner kills it at its next look (see
    * `jobCancelRequests`); it ends `cancelled`, or `completed` if it exited 0 first.
@@ -497,6 +519,19 @@ export interface Store {
    * of concurrent inserters (a unique index decides; the id sequence is taken inside the write
    * transaction, so two inserters never hand out one number). Throws `ConflictError` (reason
    * `id_exists`, subject the id) for an existing id unless `ifExists` is "keep".
+   *
+   * A job's `uniqueKey` is held while it is pending, failed or processing: a job whose key a
+   * live job holds (in the database, or earlier in the batch) is a `ConflictError` (reason
+   * `unique_key_held`, subject the holder), or with `ifExists` "keep" that job stands for it.
+   * A partial unique index decides between concurrent inserters.
+   *
+   * Each id in a job's `after` must name a job in the database or earlier in the batch
+   * (`NotFoundError`, reason `dependency_not_found`), not dead or cancelled (`ConflictError`,
+   * reason `dependency_failed`); so no cycle can be built. The job is not claimable until each
+   * has completed (one completed already counts as met): `Job.waitingOn` counts the rest. The
+   * transaction that completes a dependency releases its dependents; the one that makes it dead
+   * or cancelled (a worker's outcome, `jobCancel`, recovery) cancels the jobs waiting for it,
+   * down the chain, with a reason naming it. A retry does not revive them.
    */
   jobInsertMany(params: JobInsertParams): Promise<JobInsertResult>;
   jobGet(params: { id: string }): Promise<Job | undefined>;
@@ -537,6 +572,9 @@ export interface Store {
    * Moves dead and cancelled jobs (completed ones too with `force`) back to `pending` with a
    * fresh retry budget, all or none: `NotFoundError`, or `ConflictError` (reason
    * `not_retryable`) for the first id at fault. Guarded by state, as `jobDlqRetry`.
+   * A retried job waits again for its dependencies that have not completed; one of them dead,
+   * cancelled or deleted (and not retried in the same call) is a `ConflictError`. A unique key
+   * another live job holds is a `ConflictError` (reason `unique_key_held`); so in `jobDlqRetry`.
    */
   jobRetry(params: JobRetryParams): Promise<Job[]>;
   /**
@@ -547,6 +585,11 @@ export interface Store {
    * refused, never deleted. Returns the ids deleted, each once, in the order given.
    */
   jobDelete(params: { ids: readonly string[] }): Promise<string[]>;
+  /**
+   * What a job waits for and the jobs that wait for it (at most `limit` of those). Read-only;
+   * empty lists for an unknown id.
+   */
+  jobDependencies(params: { id: string; limit: number }): Promise<JobDependencies>;
   /** The attempt history of a job, oldest first. */
   attemptList(params: { jobId: string }): Promise<Attempt[]>;
   /** Output of one attempt, or undefined when none was saved. */

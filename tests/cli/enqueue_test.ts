@@ -42,6 +42,9 @@ Deno.test("enqueue JSON prints the new id and stores the job with defaults", asy
     last_error: null,
     last_exit_code: null,
     cancel_reason: null,
+    after: [],
+    waiting_on: 0,
+    unique_key: null,
   });
 });
 
@@ -75,7 +78,9 @@ Deno.test("enqueue takes every JSON field", async () => {
   assert.equal(printed.run_at, "2026-01-01T01:30:00.000Z");
   assert.equal(printed.cwd, `${q.dir}/sub/dir`);
   assert.deepEqual(printed.env, { STAGE: "prod", EMPTY: "" });
-  assert.deepEqual((await listJson(q))[0], printed, "--json prints what was stored");
+  const { existed, ...stored } = printed;
+  assert.equal(existed, false);
+  assert.deepEqual((await listJson(q))[0], stored, "--json prints what was stored");
 });
 
 Deno.test("enqueue -c with flags sets priority, delay, retries and timeout", async () => {
@@ -429,7 +434,7 @@ Deno.test("enqueue --wait prints the ids, then what wait prints; --json the fina
   const job = JSON.parse(one.stdout);
   assert.equal(job.id, "c1");
   assert.equal(job.state, "completed");
-  assert.equal(Object.keys(job).length, 20);
+  assert.equal(Object.keys(job).length, 23);
   // enqueue -: an array, in input order.
   const many = await q.run(["enqueue", "-", "--if-not-exists", "--wait", "--json"], {
     stdin: '{"id":"c1","command":"x"}\n{"id":"d1","command":"x"}\n',

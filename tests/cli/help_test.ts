@@ -84,18 +84,20 @@ Arguments:
   JSON  a job object, e.g. '{"command":"echo hi"}', or - for JSON lines on stdin
 
 Flags:
-  -c, --command CMD    the shell command (instead of JSON)
-      --id ID          the job id (default: the next number)
-      --env K=V        set a variable in the job's environment (repeatable)
-      --cwd DIR        the job's directory (default: the current one)
-      --priority N     1..10, higher runs first (default 5)
-      --queue Q        the named queue (default: default)
-      --delay D        run after a delay: 45, 30s, 5m, 2h, 1d, 1h30m
-      --run-at T       when: HH:MM, "tomorrow HH:MM", "YYYY-MM-DD [HH:MM]", ISO 8601 or now
-      --max-retries N  retries after the first attempt (default: config)
-      --timeout D      time limit per attempt, 0 = none (default: config)
-      --if-not-exists  an id that exists already is not an error: keep that job
-      --wait           wait until the job is completed (exit 0) or dead (exit 1)
+  -c, --command CMD     the shell command (instead of JSON)
+      --id ID           the job id (default: the next number)
+      --env K=V         set a variable in the job's environment (repeatable)
+      --cwd DIR         the job's directory (default: the current one)
+      --priority N      1..10, higher runs first (default 5)
+      --queue Q         the named queue (default: default)
+      --delay D         run after a delay: 45, 30s, 5m, 2h, 1d, 1h30m
+      --run-at T        when: HH:MM, "tomorrow HH:MM", "YYYY-MM-DD [HH:MM]", ISO 8601 or now
+      --max-retries N   retries after the first attempt (default: config)
+      --timeout D       time limit per attempt, 0 = none (default: config)
+      --after ID[,ID…]  run once these jobs have completed (cancelled if one is dead or cancelled)
+      --unique-key K    refuse (exit 3) while a pending, failed or processing job holds the key
+      --if-not-exists   an id or unique key held already is not an error: print that job's id
+      --wait            wait until the job is completed (exit 0) or dead (exit 1)
 `,
   );
   assert.ok(stdout.includes(`\nExamples:\n  queuectl enqueue '{"command":"echo hello"}'\n`));

@@ -26,6 +26,9 @@ const JOB_KEYS = [
   "last_error",
   "last_exit_code",
   "cancel_reason",
+  "after",
+  "waiting_on",
+  "unique_key",
 ];
 const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
@@ -217,6 +220,9 @@ Deno.test("list --json prints job objects with every documented field, times in 
     last_error: null,
     last_exit_code: null,
     cancel_reason: null,
+    after: [],
+    waiting_on: 0,
+    unique_key: null,
   });
   assert.equal(byId.d1?.state, "dead");
   assert.equal(byId.d1?.attempts_left, 0);

@@ -102,7 +102,8 @@ Deno.test("show --json prints the job object and its history", async () => {
   assert.equal(code, 0);
   const shown = JSON.parse(stdout);
   const listed = JSON.parse((await q.run(["list", "--json"])).stdout)[0];
-  const { history, output, ...job } = shown;
+  const { history, output, waits_for, dependents, ...job } = shown;
+  assert.deepEqual([waits_for, dependents], [[], []]);
   assert.deepEqual(job, listed, "show and list use the same job object");
   // The latest attempt's output (the factory's attempt saved none).
   assert.deepEqual(output, {

@@ -34,6 +34,9 @@ function claimed(budgetUsed: number, maxRetries = 3): Job {
     lastError: null,
     lastExitCode: null,
     cancelReason: null,
+    after: [],
+    waitingOn: 0,
+    uniqueKey: null,
   };
 }
 

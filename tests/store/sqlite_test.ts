@@ -514,16 +514,19 @@ Deno.test("openSqliteStore() upgrades a v5 database to v6: every row kept, ids n
     assert.deepEqual(names("trigger"), ["jobs_count_delete", "jobs_count_update"]);
     assert.deepEqual(names("index"), [
       "attempts_failures",
+      "job_deps_by_job",
       "jobs_by_state",
       "jobs_cancel_requested",
       "jobs_ready",
       "jobs_ready_queue",
+      "jobs_unique_key",
       "schedules_due",
     ]);
     assert.deepEqual(names("table"), [
       "attempts",
       "config",
       "job_counts",
+      "job_deps",
       "jobs",
       "outputs",
       "queuectl_meta",

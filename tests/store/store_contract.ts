@@ -41,6 +41,7 @@ import { T0 } from "../helpers/temp.ts";
 import { schedulesContract } from "./store_contract_schedules.ts";
 import { statsContract } from "./store_contract_stats.ts";
 import { jobControlContract } from "./store_contract_jobctl.ts";
+import { dependencyContract } from "./store_contract_deps.ts";
 import { jobDeleteContract } from "./store_contract_delete.ts";
 import { queuesContract } from "./store_contract_queues.ts";
 
@@ -196,6 +197,9 @@ export function storeContract(
       lastError: null,
       lastExitCode: null,
       cancelReason: null,
+      after: [],
+      waitingOn: 0,
+      uniqueKey: null,
     };
     const { seq: _seq, ...returned } = jobs[0]!;
     assert.deepEqual(returned, expected);
@@ -1254,6 +1258,7 @@ export function storeContract(
   statsContract(test);
   jobControlContract(test);
   queuesContract(test);
+  dependencyContract(test);
   schedulesContract(test);
   jobDeleteContract(test);
   /**

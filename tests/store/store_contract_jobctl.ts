@@ -104,7 +104,7 @@ export function jobControlContract(test: ContractTest): void {
     await makeOneOfEach(store, clock);
     await makeJob(store, clock, "pending", { id: "p2" });
     const none = await store.jobCancel({ ids: { states: ["completed"] }, reason: "r" });
-    assert.deepEqual(none, { cancelled: [], requested: [] });
+    assert.deepEqual(none, { cancelled: [], requested: [], dependents: [] });
     const { cancelled, requested } = await store.jobCancel({
       ids: { states: ["pending", "failed"] },
       reason: "sweep",

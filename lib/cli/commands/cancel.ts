@@ -63,6 +63,7 @@ export async function run(ctx: Context): Promise<number> {
     ctx.io.out(json({
       cancelled: result.cancelled.map(jobJson),
       requested: result.requested.map(jobJson),
+      dependents: result.dependents,
     }));
     return EXIT.ok;
   }
@@ -70,6 +71,11 @@ export async function run(ctx: Context): Promise<number> {
   if (every.length) ctx.io.out(every.map((job) => job.id).join("\n") + "\n");
   else if (all) ctx.io.err("No job is in those states; nothing to cancel.\n");
   // Notes on stderr: stdout carries ids.
+  if (result.dependents.length > 0) {
+    const shown = result.dependents.slice(0, 10).join(", ");
+    const more = result.dependents.length > 10 ? `, … (${result.dependents.length} in all)` : "";
+    ctx.io.err(`also cancelled, as they waited for it: ${shown}${more}\n`);
+  }
   for (const job of result.requested) {
     ctx.io.err(
       `job ${job.id} is running on ${job.workerId}: its worker kills it within a second ` +

@@ -5,6 +5,7 @@
  */
 
 import type { Context } from "../context.ts";
+import { lazy } from "../../lazy.ts";
 import { flagBool, flagInt } from "../args.ts";
 import { clip, json, localTime, palette, table } from "../render.ts";
 import { jobJson } from "../../json.ts";
@@ -54,8 +55,9 @@ async function retry(ctx: Context): Promise<number> {
   }
   const unique = [...new Set(ids.map(jobIdArg))];
   let jobs;
+  const queue = await ctx.openQueue();
   try {
-    jobs = await (await ctx.openQueue()).dlqRetry(all ? "all" : unique);
+    jobs = await queue.dlqRetry(all ? "all" : unique);
   } catch (error) {
     if (error instanceof NotFoundError) {
       error.hint ??= "`queuectl dlq list` shows the dead letter queue";
@@ -66,5 +68,10 @@ async function retry(ctx: Context): Promise<number> {
   else if (jobs.length) ctx.io.out(jobs.map((job) => job.id).join("\n") + "\n");
   // Not an error (exit 0, no "queuectl:" prefix); on stderr, since stdout carries ids.
   else if (all) ctx.io.err("The dead letter queue is empty; nothing to retry.\n");
+  const { noteCancelledDependents } = await lazy<typeof import("./retry.ts")>(
+    import.meta.url,
+    "./retry.ts",
+  );
+  await noteCancelledDependents(ctx, queue, jobs);
   return EXIT.ok;
 }

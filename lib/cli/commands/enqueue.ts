@@ -12,6 +12,7 @@ import { ConflictError, EXIT, UsageError } from "../../errors.ts";
 import type { NewJob } from "../../job/job.ts";
 import type { JobDefaults, JobOverrides } from "../../job/input.ts";
 import {
+  afterProblem,
   cwdProblem,
   envNameProblem,
   JobInputError,
@@ -21,6 +22,7 @@ import {
   parseJobJson,
   runAtValue,
   textProblem,
+  uniqueKeyProblem,
   validateJob,
 } from "../../job/input.ts";
 import { resolvePath } from "../../path.ts";
@@ -65,6 +67,30 @@ export function overridesFrom(ctx: Context, defaults: JobDefaults): JobOverrides
       }
       overrides.env[pair.slice(0, eq)] = pair.slice(eq + 1);
     }
+  }
+  const afterValues = flagList(ctx.args, "after");
+  if (afterValues.length > 0) {
+    const ids = [...new Set(afterValues.flatMap((v) => v.split(",")).map((id) => id.trim()))];
+    const problem = afterProblem(ids);
+    if (problem) {
+      throw new UsageError(`Invalid value for --after: it ${problem}`, {
+        hint: "e.g. --after 12,build (ids of jobs enqueued before)",
+      });
+    }
+    if (overrides.id !== undefined && ids.includes(overrides.id)) {
+      throw new UsageError(`--after names the job itself ("${overrides.id}")`, {
+        hint: "a job cannot wait for itself",
+      });
+    }
+    overrides.after = ids;
+  }
+  const uniqueKey = flagString(ctx.args, "unique-key");
+  if (uniqueKey !== undefined) {
+    const problem = uniqueKeyProblem(uniqueKey);
+    if (problem) {
+      throw new UsageError(`Invalid value ${quote(uniqueKey)} for --unique-key: it ${problem}`);
+    }
+    overrides.uniqueKey = uniqueKey;
   }
   const cwd = flagString(ctx.args, "cwd");
   if (cwd !== undefined) {
@@ -164,6 +190,11 @@ export async function run(ctx: Context): Promise<number> {
       hint: 'put "id" in each JSON line',
     });
   }
+  if (source === "-" && flagString(ctx.args, "unique-key") !== undefined) {
+    throw new UsageError("--unique-key cannot be used with -, which may read many jobs", {
+      hint: 'put "unique_key" in each JSON line',
+    });
+  }
 
   // Notes about accepted values (a run_at in the past), printed once the jobs are stored.
   const notes: string[] = [];
@@ -177,6 +208,7 @@ export async function run(ctx: Context): Promise<number> {
   const overrides = overridesFrom(ctx, defaults);
   const jobs: NewJob[] = [];
   const lineOf = new Map<string, number>();
+  const jobLines: number[] = [];
   if (source === "-") {
     const lines = (await ctx.io.readStdin()).split("\n");
     for (let i = 0; i < lines.length; i++) {
@@ -187,6 +219,7 @@ export async function run(ctx: Context): Promise<number> {
         const job = validateJob(parseJobJson(line), overrides, defaults);
         if (job.id !== undefined) lineOf.set(job.id, i + 1);
         jobs.push(job);
+        jobLines.push(i + 1);
       } catch (error) {
         throw toUsage(error, `stdin line ${i + 1}`);
       }
@@ -197,7 +230,18 @@ export async function run(ctx: Context): Promise<number> {
       return EXIT.ok;
     }
     const seen = new Set<string>();
-    for (const job of jobs) {
+    for (const [index, job] of jobs.entries()) {
+      // A job waits only for jobs before it: so no cycle can be built.
+      for (const dep of job.after ?? []) {
+        const later = lineOf.get(dep);
+        if (later !== undefined && !seen.has(dep)) {
+          throw new UsageError(
+            `stdin line ${jobLines[index]}: field "after" names job "${dep}", ` +
+              `which comes later (stdin line ${later})`,
+            { hint: "a job can only wait for jobs that exist or come on an earlier line" },
+          );
+        }
+      }
       if (job.id === undefined) continue;
       if (seen.has(job.id)) {
         throw new UsageError(`Job id "${job.id}" appears twice on standard input`);
@@ -237,14 +281,29 @@ export async function run(ctx: Context): Promise<number> {
       ifExists: flagBool(ctx.args, "if-not-exists") ? "keep" : "fail",
     });
   } catch (error) {
-    // Name the line of a conflicting id when the jobs came from stdin.
-    if (source === "-" && error instanceof ConflictError && error.subject !== undefined) {
+    // Name the line of a conflicting id when the jobs came from stdin (a unique key's subject
+    // is the job holding it, not the line that asked for it).
+    if (
+      source === "-" && error instanceof ConflictError && error.subject !== undefined &&
+      error.reason !== "unique_key_held"
+    ) {
       const line = lineOf.get(error.subject);
       if (line !== undefined) error.message = `stdin line ${line}: ${error.message}`;
     }
     throw error;
   }
   ctx.fault?.("enqueue:after-commit-before-print");
+  const kept = new Set(result.kept);
+  for (const i of result.kept) {
+    const key = jobs[i]?.uniqueKey;
+    if (
+      key !== undefined && result.jobs[i]!.uniqueKey === key && result.jobs[i]!.id !== jobs[i]!.id
+    ) {
+      notes.push(
+        `note: job "${result.jobs[i]!.id}" holds unique key ${quote(key)}: its id is printed`,
+      );
+    }
+  }
   notes.push(...cwdWarnings(result.inserted > 0 ? jobs : []));
   printNotes(ctx, notes);
   if (flagBool(ctx.args, "wait")) {
@@ -269,7 +328,8 @@ export async function run(ctx: Context): Promise<number> {
     return waited.code;
   }
   if (ctx.json) {
-    const objects = result.jobs.map(jobJson);
+    // `existed`: an existing job stands for this one (--if-not-exists: its id or key was held).
+    const objects = result.jobs.map((job, i) => ({ ...jobJson(job), existed: kept.has(i) }));
     ctx.io.out(json(source === "-" ? objects : objects[0]));
   } else {
     ctx.io.out(result.jobs.map((job) => job.id).join("\n") + "\n");

@@ -67,7 +67,8 @@ export function renderJobs(ctx: Context, jobs: readonly Job[]): void {
       ...(queueColumn ? [job.queue] : []),
       String(job.priority),
       String(job.attempts),
-      localTime(job.runAt),
+      // A job waiting for others runs when they complete, not at a time.
+      job.waitingOn > 0 ? p.dim(`waiting on ${job.waitingOn}`) : localTime(job.runAt),
       // On a terminal the table clips it to the width left; elsewhere to a fixed width.
       clip(job.command, columns === undefined ? COMMAND_WIDTH : Infinity),
     ]),

@@ -6,8 +6,8 @@
 
 import type { Context } from "../context.ts";
 import { escapeControls, json, localTime, palette, stateColor, table } from "../render.ts";
-import { attemptJson, jobJson } from "../../json.ts";
-import type { OutputCapture } from "../../store/store.ts";
+import { attemptJson, jobJson, jobLinkJson } from "../../json.ts";
+import type { JobLink, OutputCapture } from "../../store/store.ts";
 import { EXIT, UsageError } from "../../errors.ts";
 import type { Job } from "../../job/job.ts";
 import { attemptsLeft } from "../../job/job.ts";
@@ -26,6 +26,7 @@ export async function run(ctx: Context): Promise<number> {
   const queue = await ctx.openQueue();
   const job = await queue.get(id);
   const attempts = await queue.attempts(id);
+  const links = await queue.dependencies(id, DEPENDENTS_SHOWN);
   const latest = attempts[attempts.length - 1];
   const output = latest ? await queue.output(id, latest.attempt) : undefined;
   const tails = output
@@ -34,6 +35,8 @@ export async function run(ctx: Context): Promise<number> {
   if (ctx.json) {
     ctx.io.out(json({
       ...jobJson(job),
+      waits_for: links.after.map(jobLinkJson),
+      dependents: links.dependents.map(jobLinkJson),
       history: attempts.map(attemptJson),
       output: latest
         ? {
@@ -70,6 +73,15 @@ export async function run(ctx: Context): Promise<number> {
   ];
   if (job.workerId) {
     fields.push(["worker", job.workerId], ["lease until", localTime(job.leaseExpiresAt)]);
+  }
+  if (job.uniqueKey !== null) fields.push(["unique key", escapeControls(job.uniqueKey)]);
+  if (links.after.length > 0) {
+    const waiting = job.waitingOn > 0 ? ` ${p.dim(`(waiting on ${job.waitingOn})`)}` : "";
+    fields.push(["waits for", linksText(links.after) + waiting]);
+  }
+  if (links.dependents.length > 0) {
+    const more = links.dependents.length === DEPENDENTS_SHOWN ? ", …" : "";
+    fields.push(["waited on by", linksText(links.dependents) + more]);
   }
   if (job.cancelReason !== null) {
     const label = job.state === "processing" ? "cancelling" : "cancelled";
@@ -114,6 +126,13 @@ export function attemptsText(job: Job): string {
 }
 
 const TAIL_LINES = 10;
+/** Jobs that wait for this one, listed at most. */
+const DEPENDENTS_SHOWN = 20;
+
+/** `build (completed), test (pending)`; a deleted job as `(deleted)`. */
+function linksText(links: readonly JobLink[]): string {
+  return links.map((l) => `${l.id} (${l.state ?? "deleted"})`).join(", ");
+}
 
 /** The last lines of a capture, decoded (invalid UTF-8 becomes U+FFFD). */
 function tailLines(capture: OutputCapture): string {

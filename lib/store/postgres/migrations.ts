@@ -278,4 +278,40 @@ INSERT INTO {S}.queues (name, created_at, updated_at) VALUES ('default',
   floor(extract(epoch FROM now()) * 1000)::bigint, floor(extract(epoch FROM now()) * 1000)::bigint);
 `,
   },
+  {
+    version: 7,
+    name: "dependencies and unique keys (SQLite v9)",
+    sql: `
+-- As in SQLite v9: what a job waits for (ids as given), how many have not completed (a job
+-- with deps_left > 0 is outside jobs_ready and jobs_waiting), whether some job waits for it,
+-- and the unique key it holds while live.
+ALTER TABLE {S}.jobs ADD COLUMN after_ids jsonb,
+  ADD COLUMN deps_left integer NOT NULL DEFAULT 0 CHECK (deps_left >= 0),
+  ADD COLUMN has_dependents boolean NOT NULL DEFAULT false,
+  ADD COLUMN unique_key text;
+
+-- Job job_seq waits for job dep_seq. The edge goes with its dependent (the foreign key); one
+-- on a deleted dependency stays, so that the dependent still names what it waited for.
+CREATE TABLE {S}.job_deps (
+  dep_seq bigint  NOT NULL,
+  job_seq bigint  NOT NULL REFERENCES {S}.jobs (seq) ON DELETE CASCADE,
+  dep_id  text    NOT NULL,
+  met     boolean NOT NULL DEFAULT false,
+  PRIMARY KEY (dep_seq, job_seq)
+);
+CREATE INDEX job_deps_by_job ON {S}.job_deps (job_seq);
+
+DROP INDEX {S}.jobs_ready;
+CREATE INDEX jobs_ready ON {S}.jobs (priority, run_at, seq)
+  WHERE state IN ('pending', 'failed') AND deps_left = 0;
+DROP INDEX {S}.jobs_waiting;
+CREATE INDEX jobs_waiting ON {S}.jobs (state, run_at)
+  WHERE state IN ('pending', 'failed') AND deps_left = 0;
+CREATE UNIQUE INDEX jobs_unique_key ON {S}.jobs (unique_key)
+  WHERE unique_key IS NOT NULL AND state IN ('pending', 'failed', 'processing');
+DROP INDEX {S}.jobs_ready_queue;
+CREATE INDEX jobs_ready_queue ON {S}.jobs (queue, priority, run_at, seq)
+  WHERE state IN ('pending', 'failed') AND deps_left = 0;
+`,
+  },
 ];

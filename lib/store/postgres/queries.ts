@@ -63,7 +63,12 @@ export function compileScript(template: string, schema: string): string {
   return template.replaceAll("{S}", quoteIdent(schema));
 }
 
-const READY = "state IN ('pending', 'failed')";
+/** Claimable: waiting, and not for other jobs (jobs_ready and jobs_waiting hold only these). */
+const READY = "state IN ('pending', 'failed') AND deps_left = 0";
+/** Waiting, whether for its time or for other jobs. */
+const WAITING = "state IN ('pending', 'failed')";
+/** States in which a job holds its unique key (jobs_unique_key). */
+const LIVE = "state IN ('pending', 'failed', 'processing')";
 const PRIORITIES = [10, 9, 8, 7, 6, 5, 4, 3, 2, 1];
 
 /** Fencing: only the worker that holds this very attempt may write about it. */
@@ -146,17 +151,17 @@ WITH input AS MATERIALIZED (
   SELECT nextval('{S}.job_seq') AS seq, r.*
   FROM (SELECT * FROM jsonb_to_recordset(:jobs::jsonb) AS x(ord integer, id text, command text,
       priority smallint, max_retries integer, timeout_ms bigint, cwd text, env jsonb,
-      run_at bigint, delay_ms bigint, queue text)
+      run_at bigint, delay_ms bigint, queue text, after_ids jsonb, unique_key text)
     ORDER BY ord OFFSET 0) r
 ),
 inserted AS (
   INSERT INTO {S}.jobs (seq, id, command, state, priority, max_retries, timeout_ms, cwd, env,
-    run_at, queue, created_at, updated_at)
+    run_at, queue, created_at, updated_at, after_ids, unique_key)
   SELECT seq, coalesce(id, seq::text), command, 'pending', priority,
     coalesce(max_retries, :default_max_retries::integer), timeout_ms, cwd, coalesce(env, '{}'),
-    coalesce(run_at, {NOW} + delay_ms), queue, {NOW}, {NOW}
+    coalesce(run_at, {NOW} + delay_ms), queue, {NOW}, {NOW}, after_ids, unique_key
   FROM input ORDER BY ord
-  ON CONFLICT (id) DO NOTHING
+  ON CONFLICT DO NOTHING
   RETURNING *
 ),
 queue_rows AS (
@@ -167,6 +172,87 @@ FROM input LEFT JOIN inserted ON inserted.seq = input.seq
 ORDER BY input.ord`;
 
 export const JOB_GET = `SELECT * FROM {S}.jobs WHERE id = :id`;
+
+/**
+ * The live job holding unique key :key. After an insert that skipped a row for it (`DO NOTHING`
+ * waits for the other inserter to commit or roll back), this statement's snapshot sees that
+ * job, or none when it finished meanwhile (the caller inserts again).
+ */
+export const JOB_UNIQUE_HOLDER = `SELECT * FROM {S}.jobs WHERE unique_key = :key AND ${LIVE}`;
+
+/**
+ * The jobs named in `after` that are not in the batch, locked in id order and marked as having
+ * dependents: a concurrent finish of one waits for this transaction (and then sees its edges),
+ * or this waits for that finish (and then reads the state it left).
+ */
+export const JOB_DEPS_LOCK = `
+WITH locked AS MATERIALIZED (
+  SELECT seq FROM {S}.jobs WHERE id IN (SELECT jsonb_array_elements_text(:ids::jsonb))
+  ORDER BY id FOR UPDATE
+)
+UPDATE {S}.jobs j SET has_dependents = true FROM locked WHERE j.seq = locked.seq
+RETURNING j.seq, j.id, j.state`;
+
+/** Edges and counts of a batch's waiting jobs: (job_seq, dep_seq, dep_id, met) rows. */
+export const JOB_DEPS_INSERT = `
+WITH e AS (SELECT * FROM jsonb_to_recordset(:edges::jsonb)
+    AS e(job_seq bigint, dep_seq bigint, dep_id text, met boolean)),
+added AS (
+  INSERT INTO {S}.job_deps (dep_seq, job_seq, dep_id, met)
+  SELECT dep_seq, job_seq, dep_id, met FROM e ORDER BY job_seq, dep_seq
+  ON CONFLICT DO NOTHING
+)
+UPDATE {S}.jobs j SET deps_left = c.n
+FROM (SELECT job_seq, count(*) FILTER (WHERE NOT met) AS n FROM e GROUP BY job_seq) c
+WHERE j.seq = c.job_seq AND c.n > 0
+RETURNING j.seq, j.deps_left`;
+
+/** Jobs of this batch that others in it wait for. */
+export const JOB_MARK_HAS_DEPENDENTS = `
+UPDATE {S}.jobs SET has_dependents = true
+WHERE seq IN (SELECT jsonb_array_elements_text(:seqs::jsonb)::bigint) AND NOT has_dependents`;
+
+/**
+ * Job :seq completed: the jobs still waiting for it have one dependency fewer, counted once per
+ * edge (its met flag), so a job that completes again after a forced retry counts once.
+ */
+export const DEPS_RELEASE = `
+WITH met AS (
+  UPDATE {S}.job_deps SET met = true WHERE dep_seq = :seq AND NOT met RETURNING job_seq
+)
+UPDATE {S}.jobs j SET deps_left = j.deps_left - 1 FROM met
+WHERE j.seq = met.job_seq AND j.deps_left > 0
+RETURNING j.seq`;
+
+/** As SQLite's: the jobs still waiting for job :dep_seq, which ended dead or cancelled. */
+export const DEPENDENTS_CANCEL = `
+UPDATE {S}.jobs SET state = 'cancelled', finished_at = {NOW}, updated_at = {NOW},
+  cancel_reason = :reason
+WHERE seq IN (SELECT job_seq FROM {S}.job_deps WHERE dep_seq = :dep_seq AND NOT met)
+  AND state = 'pending' AND deps_left > 0
+RETURNING seq, id, has_dependents`;
+
+/** A retried job's dependencies that have not completed, with their state now (null: deleted). */
+export const JOB_DEPS_UNMET = `
+SELECT e.dep_id, d.state FROM {S}.job_deps e LEFT JOIN {S}.jobs d ON d.seq = e.dep_seq
+WHERE e.job_seq = :seq AND NOT e.met ORDER BY e.dep_seq`;
+
+/** A retried job waits again for what has not completed. */
+export const JOB_SET_DEPS_LEFT = `
+UPDATE {S}.jobs j SET deps_left = (SELECT count(*) FROM {S}.job_deps e
+    WHERE e.job_seq = j.seq AND NOT e.met)
+WHERE j.seq = :seq
+RETURNING *`;
+
+export const JOB_DEPS_AFTER = `
+SELECT e.dep_id AS id, d.state, e.met FROM {S}.jobs j JOIN {S}.job_deps e ON e.job_seq = j.seq
+LEFT JOIN {S}.jobs d ON d.seq = e.dep_seq
+WHERE j.id = :id ORDER BY e.dep_seq`;
+
+export const JOB_DEPS_DEPENDENTS = `
+SELECT w.id, w.state, e.met FROM {S}.jobs j JOIN {S}.job_deps e ON e.dep_seq = j.seq
+JOIN {S}.jobs w ON w.seq = e.job_seq
+WHERE j.id = :id ORDER BY e.job_seq LIMIT :limit::integer`;
 
 /** The newest jobs before :before, backwards along the primary key. */
 export const JOB_LIST =
@@ -456,8 +542,8 @@ SELECT seq FROM undone`;
  */
 export const JOB_NEXT_DUE = `
 SELECT least(
-    (SELECT min(run_at) FROM {S}.jobs WHERE state = 'pending'),
-    (SELECT min(run_at) FROM {S}.jobs WHERE state = 'failed')) AS next_at,
+    (SELECT min(run_at) FROM {S}.jobs WHERE state = 'pending' AND deps_left = 0),
+    (SELECT min(run_at) FROM {S}.jobs WHERE state = 'failed' AND deps_left = 0)) AS next_at,
   {NOW} AS now`;
 
 /**
@@ -466,16 +552,16 @@ SELECT least(
  */
 export const JOB_COUNT_SCHEDULED = `
 SELECT count(*) AS scheduled, min(run_at) AS next_at
-FROM {S}.jobs WHERE state = 'pending' AND run_at > {NOW}`;
+FROM {S}.jobs WHERE state = 'pending' AND deps_left = 0 AND run_at > {NOW}`;
 
 /** The due job that has waited longest: the first due entry of each waiting state. */
 export const JOB_OLDEST_DUE = `
 SELECT id, run_at FROM (
-  (SELECT id, run_at FROM {S}.jobs WHERE state = 'pending' AND run_at <= {NOW}
-   ORDER BY run_at LIMIT 1)
+  (SELECT id, run_at FROM {S}.jobs WHERE state = 'pending' AND deps_left = 0
+   AND run_at <= {NOW} ORDER BY run_at LIMIT 1)
   UNION ALL
-  (SELECT id, run_at FROM {S}.jobs WHERE state = 'failed' AND run_at <= {NOW}
-   ORDER BY run_at LIMIT 1)
+  (SELECT id, run_at FROM {S}.jobs WHERE state = 'failed' AND deps_left = 0
+   AND run_at <= {NOW} ORDER BY run_at LIMIT 1)
 ) x ORDER BY run_at LIMIT 1`;
 
 /** Guarded by state: of two concurrent retries of one job, the second finds it pending. */
@@ -484,6 +570,10 @@ UPDATE {S}.jobs SET state = 'pending', budget_used = 0, run_at = {NOW}, finished
   updated_at = {NOW}
 WHERE id = :id AND state = 'dead'
 RETURNING *`;
+
+/** Whether any dead job has a unique key (then `dlq retry --all` checks them one by one). */
+export const JOB_DEAD_KEYED = `
+SELECT 1 AS one FROM {S}.jobs WHERE state = 'dead' AND unique_key IS NOT NULL LIMIT 1`;
 
 export const JOB_DLQ_RETRY_ALL = `
 UPDATE {S}.jobs SET state = 'pending', budget_used = 0, run_at = {NOW}, finished_at = NULL,
@@ -511,7 +601,7 @@ ORDER BY seq`;
 export const JOB_CANCEL_WAITING = `
 UPDATE {S}.jobs SET state = 'cancelled', finished_at = {NOW}, updated_at = {NOW},
   cancel_reason = :reason
-WHERE seq = :seq AND ${READY}
+WHERE seq = :seq AND ${WAITING}
 RETURNING *`;
 
 /**
@@ -610,7 +700,8 @@ targets AS (
   UNION ALL SELECT job_id, attempt, worker_id, NULL, false, true FROM arm
 ),
 owned AS MATERIALIZED (
-  SELECT j.seq, t.ord, t.arm FROM {S}.jobs j JOIN targets t ON j.id = t.job_id
+  SELECT j.seq, t.ord, t.arm, j.has_dependents AS deps FROM {S}.jobs j
+    JOIN targets t ON j.id = t.job_id
     AND j.state = 'processing' AND j.worker_id = t.worker_id AND j.attempts = t.attempt
   WHERE CASE WHEN t.arm THEN NOT j.armed
     ELSE NOT t.require_expired OR j.lease_expires_at <= {NOW} END
@@ -626,7 +717,7 @@ finished AS (
     updated_at = {NOW},
     cancel_reason = CASE WHEN f.state = 'completed' THEN NULL ELSE j.cancel_reason END
   FROM owned o JOIN f ON f.ord = o.ord
-  WHERE j.seq = o.seq AND NOT o.arm
+  WHERE j.seq = o.seq AND NOT o.arm AND NOT o.deps
   RETURNING j.seq, j.state, f.ord
 ),
 closed AS (
@@ -690,10 +781,70 @@ ${CLAIM_CTES}
 SELECT r.finish_applied, r.arm_applied, c.*
 FROM (SELECT
     (SELECT coalesce(jsonb_agg(ord), '[]') FROM finished) AS finish_applied,
-    (SELECT coalesce(jsonb_agg(jsonb_build_array(id, attempts)), '[]') FROM armed) AS arm_applied
+    (SELECT coalesce(jsonb_agg(jsonb_build_array(id, attempts)), '[]') FROM armed) AS arm_applied,
+    -- Outcomes of jobs that others wait for: left to the caller (JOB_FINISH), see jobFinishAndClaim.
+    (SELECT coalesce(jsonb_agg(ord), '[]') FROM owned WHERE NOT arm AND deps) AS finish_deferred
   ) r
 LEFT JOIN claimed c ON true
 ORDER BY c.priority DESC, c.run_at, c.seq`;
+
+/**
+ * A cancel was asked for while the attempt ran and the attempt did not complete: the job ends
+ * `cancelled` (as in SQLite's queries.ts, CANCEL_WINS_ONE). The row lock of the update orders it
+ * with `JOB_CANCEL_REQUEST`: whichever commits first is what the other sees.
+ */
+const CANCEL_WINS_ONE = "(j.cancel_reason IS NOT NULL AND :state::text <> 'completed')";
+const CANCELLED_UNLESS_DONE = `CASE WHEN ${CANCEL_WINS_ONE} THEN 'cancelled' ELSE :state::text END`;
+
+/**
+ * For a job that others wait for (`has_dependents`), whose end must release or cancel them in the
+ * same transaction, which the one-statement step leaves to its caller (`finish_deferred`):
+ * applies an outcome (fenced, and only after the lease ran out when required) and closes the
+ * attempt, in one statement; returns what the figures need: the attempt's start and due time,
+ * and how many earlier attempts were charged (for a later attempt that counts).
+ */
+export const JOB_FINISH = `
+WITH finished AS (
+  UPDATE {S}.jobs j SET state = ${CANCELLED_UNLESS_DONE}, budget_used = j.budget_used - :refund::integer,
+    run_at = CASE WHEN :run_in_ms::bigint IS NULL THEN j.run_at ELSE {NOW} + :run_in_ms END,
+    finished_at = CASE WHEN :terminal::boolean OR ${CANCEL_WINS_ONE} THEN {NOW} END, worker_id = NULL,
+    lease_expires_at = NULL, last_error = :error, last_exit_code = :exit_code::integer,
+    updated_at = {NOW},
+    cancel_reason = CASE WHEN :state::text = 'completed' THEN NULL ELSE j.cancel_reason END
+  WHERE j.id = :id AND ${OWNS}
+    AND (NOT :require_expired::boolean OR j.lease_expires_at <= {NOW})
+  RETURNING j.seq, j.state, j.has_dependents
+),
+closed AS (
+  UPDATE {S}.attempts a SET finished_at = {NOW},
+    outcome = CASE WHEN finished.state = 'cancelled' THEN 'cancelled' ELSE :outcome END,
+    exit_code = :exit_code, signal = :signal, error = :error
+  FROM finished WHERE a.job_seq = finished.seq AND a.attempt = :attempt AND a.finished_at IS NULL
+  RETURNING a.started_at, a.due_at
+)
+SELECT finished.seq, finished.state, finished.has_dependents, closed.started_at, closed.due_at,
+  {NOW} AS now,
+  CASE WHEN :attempt > 1 AND :outcome <> 'interrupted' THEN (
+    SELECT count(*) FROM {S}.attempts p WHERE p.job_seq = finished.seq
+      AND p.attempt < :attempt AND p.outcome IS NOT NULL AND p.outcome <> 'interrupted')
+  ELSE 0 END AS earlier_charged
+FROM finished LEFT JOIN closed ON true`;
+
+/**
+ * Adds to the per-minute figures (increments summed per metric and bucket by the caller, in
+ * that order, so concurrent writers lock rows in the same order). SQLite has one writer; here
+ * every finish of every worker would wait for the same few rows of the current minute, so each
+ * session writes its own shard of them (the backend pid mod 8) and readers add the shards up.
+ * Metric 3 (the longest run time) keeps the maximum.
+ */
+export const STATS_ADD = `
+INSERT INTO {S}.stats_minute (minute, metric, bucket, shard, n)
+SELECT {NOW} / 60000, r.metric, r.bucket, pg_backend_pid() % 8, r.n
+FROM jsonb_to_recordset(:increments::jsonb) AS r(metric smallint, bucket integer, n bigint)
+ORDER BY r.metric, r.bucket
+ON CONFLICT (minute, metric, bucket, shard) DO UPDATE SET
+  n = CASE WHEN excluded.metric = 3 THEN greatest({S}.stats_minute.n, excluded.n)
+      ELSE {S}.stats_minute.n + excluded.n END`;
 
 /**
  * Saves the output of attempts, one jsonb entry per attempt with both streams (bytes as base64).

@@ -88,7 +88,16 @@ export function toJob(row: Row): Job {
     lastError: strOrNull(row, "last_error"),
     lastExitCode: numOrNull(row, "last_exit_code"),
     cancelReason: strOrNull(row, "cancel_reason"),
+    after: after(row),
+    waitingOn: row.deps_left === null || row.deps_left === undefined ? 0 : num(row, "deps_left"),
+    uniqueKey: strOrNull(row, "unique_key"),
   };
+}
+
+function after(row: Row): string[] {
+  const value = row.after_ids;
+  if (value === null || value === undefined) return [];
+  return (typeof value === "string" ? JSON.parse(value) : value) as string[];
 }
 
 export function toAttempt(row: Row): Attempt {

@@ -30,8 +30,18 @@ import {
   TERMINAL_STATES,
 } from "../../job/state.ts";
 import type { JobState } from "../../job/state.ts";
-import { cancelConflict, deleteConflict, retryConflict } from "../conflicts.ts";
-import type { StatsFigures } from "../../metrics.ts";
+import {
+  cancelConflict,
+  deleteConflict,
+  dependencyCancelReason,
+  dependencyFailed,
+  dependencyNotFound,
+  retryConflict,
+  retryDependencyConflict,
+  uniqueKeyConflict,
+} from "../conflicts.ts";
+import type { FinishedAttemptFacts, StatIncrement, StatsFigures } from "../../metrics.ts";
+import { statIncrements } from "../../metrics.ts";
 import { OUTCOME_CODES } from "../../stats.ts";
 import type {
   AttemptOutputParams,
@@ -42,12 +52,14 @@ import type {
   JobCancelResult,
   JobClaimParams,
   JobCounts,
+  JobDependencies,
   JobDlqRetryParams,
   JobFinishAndClaimParams,
   JobFinishAndClaimResult,
   JobFinishParams,
   JobInsertParams,
   JobInsertResult,
+  JobLink,
   JobListParams,
   JobListResult,
   JobPruneParams,
@@ -131,6 +143,15 @@ type Values = Record<string, unknown>;
 
 /** Thrown (not an Error: nothing maps it) to roll back a fire that another one got to first. */
 const ALREADY_FIRED = Symbol("already fired");
+
+/** A job that others may wait for, which ended dead or cancelled (or was cancelled for one). */
+interface EndedDependency {
+  seq: number;
+  id: string;
+  state: "dead" | "cancelled";
+  /** The first reason in the chain (for jobs further down). */
+  because: string | null;
+}
 type Query = (template: string, values?: Values) => Promise<Row[]>;
 
 export class PostgresStore implements Store {
@@ -295,7 +316,7 @@ export class PostgresStore implements Store {
   // -------------------------------------------------------------------------------------------
 
   jobInsertMany(params: JobInsertParams): Promise<JobInsertResult> {
-    if (params.jobs.length === 0) return Promise.resolve({ jobs: [], inserted: 0 });
+    if (params.jobs.length === 0) return Promise.resolve({ jobs: [], inserted: 0, kept: [] });
     return this.#write(async (run) => {
       const result = await this.#insertJobs(run, params);
       if (result.inserted > 0) await this.#notifyInTransaction(run);
@@ -317,10 +338,13 @@ export class PostgresStore implements Store {
       run_at: job.runAt,
       delay_ms: job.delayMs,
       queue: job.queue ?? DEFAULT_QUEUE,
+      after_ids: job.after?.length ? job.after : null,
+      unique_key: job.uniqueKey ?? null,
     }));
     const insert = (rows: typeof input) =>
       run(q.JOB_INSERT, { jobs: rows, default_max_retries: params.defaultMaxRetries });
     const jobs: Job[] = new Array(params.jobs.length);
+    const kept: number[] = [];
     let inserted = 0;
     for (const row of await insert(input)) {
       const ord = num(row, "input_ord");
@@ -329,29 +353,179 @@ export class PostgresStore implements Store {
         inserted++;
         continue;
       }
-      const id = strOrNull(row, "input_id");
-      if (id === null) {
-        // A user chose this number as an id: a generated id skips it (with a new number).
-        for (;;) {
-          const [again] = await insert([input[ord]!]);
-          if (again!.seq !== null && again!.seq !== undefined) {
-            jobs[ord] = toJob(again!);
-            inserted++;
+      // Not inserted: its unique key is held (by a job committed meanwhile, or one earlier in
+      // the batch), or its id is taken. Looked at again until one of those holds or it goes in.
+      for (;;) {
+        const key = input[ord]!.unique_key;
+        const [holder] = key === null ? [] : await run(q.JOB_UNIQUE_HOLDER, { key });
+        if (holder) {
+          if (params.ifExists !== "keep") {
+            throw uniqueKeyConflict(key!, str(holder, "id"), str(holder, "state"));
+          }
+          jobs[ord] = toJob(holder);
+          kept.push(ord);
+          break;
+        }
+        const id = input[ord]!.id;
+        if (id !== null) {
+          const [existing] = await run(q.JOB_GET, { id });
+          if (existing) {
+            if (params.ifExists !== "keep") {
+              throw new ConflictError(`Job "${id}" already exists`, {
+                subject: id,
+                reason: "id_exists",
+              });
+            }
+            jobs[ord] = toJob(existing);
+            kept.push(ord);
             break;
           }
         }
-        continue;
-      }
-      if (params.ifExists === "keep") {
-        const [existing] = await run(q.JOB_GET, { id });
-        if (existing) {
-          jobs[ord] = toJob(existing);
-          continue;
+        // A generated id that a user took as theirs (it skips to a new number), or a key or id
+        // freed meanwhile: again.
+        const [again] = await insert([input[ord]!]);
+        if (again!.seq !== null && again!.seq !== undefined) {
+          jobs[ord] = toJob(again!);
+          inserted++;
+          break;
         }
       }
-      throw new ConflictError(`Job "${id}" already exists`, { subject: id, reason: "id_exists" });
     }
-    return { jobs, inserted };
+    if (params.jobs.some((job) => job.after?.length)) await this.#linkDependencies(run, jobs, kept);
+    return { jobs, inserted, kept };
+  }
+
+  /**
+   * The edges of a batch's new jobs that wait for others: each id names a job inserted earlier
+   * in the batch, or one in the database (locked, see `JOB_DEPS_LOCK`); one inserted later in
+   * the batch is not found (so no cycle can be built), nor is one that does not exist.
+   */
+  async #linkDependencies(run: Query, jobs: Job[], kept: readonly number[]): Promise<void> {
+    const keptSet = new Set(kept);
+    const batch = new Map<string, { ord: number; seq: number }>();
+    jobs.forEach((job, ord) => {
+      if (!keptSet.has(ord)) batch.set(job.id, { ord, seq: job.seq });
+    });
+    const outside = new Set<string>();
+    jobs.forEach((job, ord) => {
+      if (keptSet.has(ord)) return;
+      for (const id of job.after) {
+        const mine = batch.get(id);
+        if (mine === undefined) outside.add(id);
+        else if (mine.ord >= ord) throw dependencyNotFound(id);
+      }
+    });
+    const found = new Map<string, Row>();
+    if (outside.size > 0) {
+      for (const row of await run(q.JOB_DEPS_LOCK, { ids: [...outside] })) {
+        found.set(str(row, "id"), row);
+      }
+    }
+    const edges: { job_seq: number; dep_seq: number; dep_id: string; met: boolean }[] = [];
+    const depended = new Set<number>();
+    jobs.forEach((job, ord) => {
+      if (keptSet.has(ord)) return;
+      for (const id of job.after) {
+        const mine = batch.get(id);
+        if (mine !== undefined) {
+          edges.push({ job_seq: job.seq, dep_seq: mine.seq, dep_id: id, met: false });
+          depended.add(mine.seq);
+          continue;
+        }
+        const row = found.get(id);
+        if (row === undefined) throw dependencyNotFound(id);
+        const state = str(row, "state");
+        if (state === "dead" || state === "cancelled") throw dependencyFailed(id, state);
+        edges.push({
+          job_seq: job.seq,
+          dep_seq: num(row, "seq"),
+          dep_id: id,
+          met: state === "completed",
+        });
+      }
+    });
+    if (depended.size > 0) await run(q.JOB_MARK_HAS_DEPENDENTS, { seqs: [...depended] });
+    if (edges.length === 0) return;
+    const counts = new Map<number, number>();
+    for (const row of await run(q.JOB_DEPS_INSERT, { edges })) {
+      counts.set(num(row, "seq"), num(row, "deps_left"));
+    }
+    jobs.forEach((job, ord) => {
+      if (!keptSet.has(ord)) jobs[ord] = { ...job, waitingOn: counts.get(job.seq) ?? 0 };
+    });
+  }
+
+  /**
+   * Jobs that ended dead or cancelled: the jobs waiting for them are cancelled, and theirs, down
+   * the chain, in the caller's transaction. Returns the ids cancelled.
+   */
+  async #cancelDependents(run: Query, ended: EndedDependency[]): Promise<string[]> {
+    const cancelled: string[] = [];
+    for (let i = 0; i < ended.length; i++) {
+      const dep = ended[i]!;
+      const reason = dependencyCancelReason(dep.id, dep.state, dep.because);
+      for (const row of await run(q.DEPENDENTS_CANCEL, { dep_seq: dep.seq, reason })) {
+        cancelled.push(str(row, "id"));
+        if (bool(row, "has_dependents")) {
+          ended.push({
+            seq: num(row, "seq"),
+            id: str(row, "id"),
+            state: "cancelled",
+            because: dep.because ?? reason,
+          });
+        }
+      }
+    }
+    return cancelled;
+  }
+
+  /**
+   * Retried jobs wait again for what has not completed; one whose dependency is dead, cancelled
+   * or deleted is refused (retry them together). Returns the jobs as they are now.
+   */
+  async #rewait(run: Query, jobs: Job[]): Promise<Job[]> {
+    const out: Job[] = [];
+    for (const job of jobs) {
+      if (job.after.length === 0) {
+        out.push(job);
+        continue;
+      }
+      for (const row of await run(q.JOB_DEPS_UNMET, { seq: job.seq })) {
+        const state = strOrNull(row, "state");
+        if (state === null || state === "dead" || state === "cancelled") {
+          throw retryDependencyConflict(job.id, str(row, "dep_id"), state);
+        }
+      }
+      out.push(toJob((await run(q.JOB_SET_DEPS_LEFT, { seq: job.seq }))[0]!));
+    }
+    return out;
+  }
+
+  /**
+   * Before a retry of job `id`: a unique key that another live job holds is a conflict (checked
+   * first: a failed statement would end the transaction; the unique index still decides a race).
+   */
+  async #checkRetryKey(run: Query, id: string): Promise<void> {
+    const [job] = await run(q.JOB_GET, { id });
+    const key = job === undefined ? null : strOrNull(job, "unique_key");
+    if (key === null || ["pending", "failed", "processing"].includes(str(job!, "state"))) return;
+    const [holder] = await run(q.JOB_UNIQUE_HOLDER, { key });
+    if (holder) throw uniqueKeyConflict(key, str(holder, "id"), str(holder, "state"));
+  }
+
+  jobDependencies(params: { id: string; limit: number }): Promise<JobDependencies> {
+    return this.#read(async (run) => {
+      const link = (row: Row): JobLink => ({
+        id: str(row, "id"),
+        state: strOrNull(row, "state") as JobState | null,
+        met: bool(row, "met"),
+      });
+      const [after, dependents] = await Promise.all([
+        run(q.JOB_DEPS_AFTER, { id: params.id }),
+        run(q.JOB_DEPS_DEPENDENTS, { id: params.id, limit: params.limit }),
+      ]);
+      return { after: after.map(link), dependents: dependents.map(link) };
+    });
   }
 
   jobGet(params: { id: string }): Promise<Job | undefined> {
@@ -494,11 +668,17 @@ export class PostgresStore implements Store {
   jobDlqRetry(params: JobDlqRetryParams): Promise<Job[]> {
     return this.#write(async (run) => {
       let jobs: Job[];
-      if (params.ids === "all") {
+      let ids = params.ids;
+      // Dead jobs with unique keys go one by one, each key checked (a live job may hold it).
+      if (ids === "all" && (await run(q.JOB_DEAD_KEYED, {})).length > 0) {
+        ids = (await run(q.JOB_IDS_IN_STATES, { states: ["dead"] })).map((r) => str(r, "id"));
+      }
+      if (ids === "all") {
         jobs = (await run(q.JOB_DLQ_RETRY_ALL)).map(toJob);
       } else {
         jobs = [];
-        for (const id of params.ids) {
+        for (const id of ids) {
+          await this.#checkRetryKey(run, id);
           const [row] = await run(q.JOB_DLQ_RETRY, { id });
           if (row) {
             jobs.push(toJob(row));
@@ -517,6 +697,7 @@ export class PostgresStore implements Store {
           );
         }
       }
+      jobs = await this.#rewait(run, jobs);
       if (jobs.length > 0) await this.#notifyInTransaction(run);
       return jobs;
     }, "dlq-retry");
@@ -530,7 +711,7 @@ export class PostgresStore implements Store {
           states: (params.ids as { states: readonly JobState[] }).states
             .filter((state) => CANCELLABLE_STATES.includes(state)),
         })).map((row) => str(row, "id"));
-      if (ids.length === 0) return { cancelled: [], requested: [] };
+      if (ids.length === 0) return { cancelled: [], requested: [], dependents: [] };
       const locked = new Map(
         (await run(q.JOB_CANCEL_LOCK, { ids })).map((row) => [str(row, "id"), row]),
       );
@@ -546,22 +727,34 @@ export class PostgresStore implements Store {
         const state = str(row, "state") as JobState;
         if (!CANCELLABLE_STATES.includes(state)) throw cancelConflict(id, state);
       }
-      const out: JobCancelResult = { cancelled: [], requested: [] };
+      const out: JobCancelResult = { cancelled: [], requested: [], dependents: [] };
       for (const id of ids) {
         const row = locked.get(id)!;
         const base = { seq: num(row, "seq"), reason: params.reason };
+        let done: Row | undefined;
         if (str(row, "state") !== "processing") {
-          out.cancelled.push(toJob((await run(q.JOB_CANCEL_WAITING, base))[0]!));
+          // None: cancelled already as a dependent of one before it in this list.
+          [done] = await run(q.JOB_CANCEL_WAITING, base);
         } else if (!bool(row, "armed")) {
-          const [done] = await run(q.JOB_CANCEL_RESERVED, {
+          [done] = await run(q.JOB_CANCEL_RESERVED, {
             ...base,
             attempt: num(row, "attempts"),
           });
-          out.cancelled.push(toJob(done!));
         } else {
           out.requested.push(toJob((await run(q.JOB_CANCEL_REQUEST, base))[0]!));
         }
+        if (done === undefined) continue;
+        out.cancelled.push(toJob(done));
+        if (bool(done, "has_dependents")) {
+          out.dependents.push(
+            ...await this.#cancelDependents(run, [
+              { seq: base.seq, id, state: "cancelled", because: null },
+            ]),
+          );
+        }
       }
+      const mine = new Set(out.cancelled.map((job) => job.id));
+      out.dependents = out.dependents.filter((id) => !mine.has(id));
       return out;
     }, "cancel");
     // Owners of running jobs look for requests when anything changed.
@@ -587,6 +780,7 @@ export class PostgresStore implements Store {
     return this.#write(async (run) => {
       const jobs: Job[] = [];
       for (const id of new Set(params.ids)) {
+        await this.#checkRetryKey(run, id);
         const [row] = await run(q.JOB_RETRY, { id, states });
         if (row) {
           jobs.push(toJob(row));
@@ -601,8 +795,10 @@ export class PostgresStore implements Store {
         }
         throw retryConflict(id, str(current, "state") as JobState);
       }
+      // After all of them: a job retried together with its dependency waits for it again.
+      const rewaited = await this.#rewait(run, jobs);
       if (jobs.length > 0) await this.#notifyInTransaction(run);
-      return jobs;
+      return rewaited;
     }, "dlq-retry");
   }
 
@@ -837,9 +1033,6 @@ export class PostgresStore implements Store {
       cancelled_code: OUTCOME_CODES.indexOf("cancelled"),
       ...(claim ? claimValues(claim) : NO_CLAIM),
     };
-    // A claim that may take from a limited queue locks its row first (see `#claim`): then the step
-    // is a transaction of two statements; otherwise one statement, which leaves limited queues
-    // out (an idle claim takes them).
     // A claim that may take from a limited queue locks its row first (see `#claim`), and claims
     // in a statement after the outcomes', which sees the jobs that just ended as ended (the room
     // they leave is the successor's); otherwise the step is one statement, whose claim leaves
@@ -869,15 +1062,91 @@ export class PostgresStore implements Store {
       claimed: (claimedRows ?? rows).filter((row) => row.seq !== null && row.seq !== undefined)
         .map(toJob),
     };
+    // Outcomes of jobs that others wait for release or cancel them in the same transaction: the
+    // step left them (fenced, so nothing of theirs changed), and they are applied here.
+    const deferred = (first.finish_deferred as number[] | undefined) ?? [];
+    let released = false;
+    if (deferred.length > 0) {
+      const late = await this.#finishWithDependents(deferred.map((ord) => finish[ord]!), prefix);
+      deferred.forEach((ord, i) => result.applied[ord] = late.applied[i]!);
+      released = late.released;
+    }
     const changed = finish.filter((_, i) => result.applied[i]);
     if (changed.length > 0) {
       // A job back in the queue (pending, or failed with its retry scheduled) is work for others.
-      const work = changed.some((f) =>
-        f.decision.state === "pending" || f.decision.state === "failed"
-      );
+      const work = released ||
+        changed.some((f) => f.decision.state === "pending" || f.decision.state === "failed");
       this.#announce(work ? "work" : "change");
     }
     return result;
+  }
+
+  /**
+   * Outcomes of jobs that others wait for, one transaction: each applied (fenced, as in the
+   * step), then its dependents released (completed) or cancelled, down the chain (dead or
+   * cancelled), with the figures and output. `released`: some waiting job became claimable.
+   */
+  async #finishWithDependents(
+    finish: readonly JobFinishParams[],
+    prefix: Committed | undefined,
+  ): Promise<{ applied: boolean[]; released: boolean }> {
+    const order = finish.map((_, i) => i).sort((a, b) =>
+      finish[a]!.jobId < finish[b]!.jobId ? -1 : finish[a]!.jobId > finish[b]!.jobId ? 1 : 0
+    );
+    let released = false;
+    const applied = await this.#write(async (run) => {
+      released = false;
+      const applied: boolean[] = new Array(finish.length).fill(false);
+      const facts: FinishedAttemptFacts[] = [];
+      const outputs: unknown[] = [];
+      for (const i of order) {
+        const f = finish[i]!;
+        const d = f.decision;
+        const [row] = await run(q.JOB_FINISH, {
+          id: f.jobId,
+          worker_id: f.workerId,
+          attempt: f.attempt,
+          state: d.state,
+          refund: d.refund ? 1 : 0,
+          run_in_ms: d.runInMs,
+          terminal: d.terminal,
+          error: d.error,
+          exit_code: d.exitCode,
+          outcome: d.outcome,
+          signal: d.signal,
+          require_expired: f.requireLeaseExpired === true,
+        });
+        if (!row) continue;
+        applied[i] = true;
+        if (bool(row, "has_dependents")) {
+          const state = str(row, "state");
+          const seq = num(row, "seq");
+          if (state === "completed") {
+            if ((await run(q.DEPS_RELEASE, { seq })).length > 0) released = true;
+          } else if (state === "dead" || state === "cancelled") {
+            await this.#cancelDependents(run, [{ seq, id: f.jobId, state, because: null }]);
+          }
+        }
+        const startedAt = numOrNull(row, "started_at");
+        if (startedAt !== null) {
+          const now = num(row, "now");
+          const dueAt = numOrNull(row, "due_at");
+          facts.push({
+            // A cancel requested meanwhile made the job cancelled (queries.ts, CANCEL_WINS_ONE).
+            outcome: str(row, "state") === "cancelled" ? "cancelled" : d.outcome,
+            earlierCharged: num(row, "earlier_charged"),
+            runMs: Math.max(0, now - startedAt),
+            waitMs: dueAt === null ? null : startedAt - dueAt,
+          });
+        }
+        if (f.output) outputs.push(outputJson(f, f.output.stdout, f.output.stderr, false));
+      }
+      const increments = sumIncrements(facts.flatMap(statIncrements));
+      if (increments.length > 0) await run(q.STATS_ADD, { increments });
+      if (outputs.length > 0) await run(q.OUTPUT_SAVE, { outputs });
+      return applied;
+    }, prefix);
+    return { applied, released };
   }
 
   jobListProcessing(): Promise<ProcessingJob[]> {
@@ -1189,9 +1458,11 @@ export class PostgresStore implements Store {
       if ((await run(q.SCHEDULE_RUN_INSERT, { ...key, job_id: "" })).length !== 1) {
         throw ALREADY_FIRED;
       }
+      // A unique key a live job holds: that job stands for the occurrence (nothing new).
       const { jobs } = await this.#insertJobs(run, {
         jobs: [params.job],
         defaultMaxRetries: params.defaultMaxRetries,
+        ifExists: "keep",
       });
       const job = jobs[0]!;
       await run(q.SCHEDULE_RUN_SET_JOB, { ...key, job_id: job.id });
@@ -1424,4 +1695,19 @@ function toQueue(row: Row, counts: JobCounts): QueueRecord {
     createdAt: num(row, "created_at"),
     updatedAt: num(row, "updated_at"),
   };
+}
+
+/**
+ * Increments summed per (metric, bucket), in that order: one upsert may change a row only once,
+ * and concurrent upserts then lock their rows in the same order. A maximum keeps the largest.
+ */
+function sumIncrements(increments: readonly StatIncrement[]): StatIncrement[] {
+  const byKey = new Map<string, StatIncrement>();
+  for (const inc of increments) {
+    const key = `${inc.metric}/${inc.bucket}`;
+    const seen = byKey.get(key);
+    if (seen === undefined) byKey.set(key, { ...inc });
+    else seen.n = inc.max ? Math.max(seen.n, inc.n) : seen.n + inc.n;
+  }
+  return [...byKey.values()].sort((a, b) => a.metric - b.metric || a.bucket - b.bucket);
 }

@@ -5,4 +5,4 @@
  * @module
  */
 
-export const PG_SCHEMA_VERSION = 6;
+export const PG_SCHEMA_VERSION = 7;

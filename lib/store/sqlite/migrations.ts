@@ -369,6 +369,41 @@ INSERT INTO queues (name, created_at, updated_at)
     CAST(strftime('%s', 'now') AS INTEGER) * 1000);
 `,
   },
+  {
+    version: 9,
+    name: "dependencies and unique keys",
+    sql: `
+-- What a job waits for, as given (a JSON array of ids; null: nothing), and how many of those
+-- have not completed yet. A job with deps_left > 0 is pending but outside jobs_ready, so waiting
+-- jobs cost a claim nothing. has_dependents: some job waits for this one, so its end (completed,
+-- dead, cancelled) looks at job_deps; every other job's end does not.
+ALTER TABLE jobs ADD COLUMN after_ids TEXT;
+ALTER TABLE jobs ADD COLUMN deps_left INTEGER NOT NULL DEFAULT 0 CHECK (deps_left >= 0);
+ALTER TABLE jobs ADD COLUMN has_dependents INTEGER NOT NULL DEFAULT 0;
+-- Held while the job is live (pending, failed, processing): jobs_unique_key decides.
+ALTER TABLE jobs ADD COLUMN unique_key TEXT;
+
+-- One row per dependency: job job_seq waits for job dep_seq (dep_id: its id, kept for show
+-- after the dependency was deleted). met: the dependency completed, and deps_left counted it.
+CREATE TABLE job_deps (
+  dep_seq INTEGER NOT NULL,
+  job_seq INTEGER NOT NULL,
+  dep_id  TEXT    NOT NULL,
+  met     INTEGER NOT NULL DEFAULT 0 CHECK (met IN (0, 1)),
+  PRIMARY KEY (dep_seq, job_seq)
+) WITHOUT ROWID;
+CREATE INDEX job_deps_by_job ON job_deps (job_seq);
+
+DROP INDEX jobs_ready;
+CREATE INDEX jobs_ready ON jobs (priority, run_at, seq)
+  WHERE state IN ('pending', 'failed') AND deps_left = 0;
+CREATE UNIQUE INDEX jobs_unique_key ON jobs (unique_key)
+  WHERE unique_key IS NOT NULL AND state IN ('pending', 'failed', 'processing');
+DROP INDEX jobs_ready_queue;
+CREATE INDEX jobs_ready_queue ON jobs (queue, priority, run_at, seq)
+  WHERE state IN ('pending', 'failed') AND deps_left = 0;
+`,
+  },
 ];
 
 /**

@@ -24,7 +24,15 @@ export const WAL_TRUNCATE = "PRAGMA wal_checkpoint(TRUNCATE)";
 /** The two numbers that say what a SQLite file is, read before anything else. */
 export const DB_HEADER = "SELECT * FROM pragma_application_id(), pragma_user_version()";
 
-const READY = "state IN ('pending', 'failed')";
+/**
+ * Claimable: waiting, and not for other jobs (deps_left = 0). jobs_ready holds exactly these
+ * rows, so jobs that wait on dependencies cost a claim nothing.
+ */
+const READY = "state IN ('pending', 'failed') AND deps_left = 0";
+/** Waiting, whether for its time or for other jobs. */
+const WAITING = "state IN ('pending', 'failed')";
+/** States in which a job holds its unique key (jobs_unique_key). */
+const LIVE = "state IN ('pending', 'failed', 'processing')";
 
 /** Fencing: only the worker that holds this very attempt may write about it. */
 const OWNS = "id = :id AND state = 'processing' AND worker_id = :worker_id AND attempts = :attempt";
@@ -215,17 +223,80 @@ export const JOB_SEQ_NEXT = `SELECT seq FROM sqlite_sequence WHERE name = 'jobs'
 
 /**
  * One new pending job, positionally: ?1 now, then seq, id, command, priority, max_retries,
- * timeout_ms, cwd, env, run_at, queue. An id already taken inserts nothing (the caller looks at
- * changes).
+ * timeout_ms, cwd, env, run_at, queue, and after_ids, deps_left, unique_key. An id already taken
+ * inserts nothing (the caller looks at changes); a unique key is checked before
+ * (`JOB_UNIQUE_HOLDER`).
  */
 export const JOB_INSERT = `
 INSERT INTO jobs (seq, id, command, state, priority, max_retries, timeout_ms, cwd, env, run_at,
-  queue, created_at, updated_at)
-VALUES (?2, ?3, ?4, 'pending', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?1, ?1)
+  queue, created_at, updated_at, after_ids, deps_left, unique_key)
+VALUES (?2, ?3, ?4, 'pending', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?1, ?1, ?12, ?13, ?14)
 ON CONFLICT (id) DO NOTHING`;
 
-/** Parameters per row of a job insert, after ?1 (now). */
+/** Parameters per row of a job insert, after ?1 (now), in the bulk layout (`JOB_INSERT_ROWS`). */
 export const JOB_INSERT_PARAMS = 10;
+
+/** The live job holding unique key :key, if any (through jobs_unique_key). */
+export const JOB_UNIQUE_HOLDER = `
+SELECT * FROM jobs WHERE unique_key = :key AND ${LIVE}`;
+
+/** A job named in `after`: what an enqueue needs of it. */
+export const JOB_DEP_LOOK = `SELECT seq, id, state FROM jobs WHERE id = :id`;
+
+export const JOB_DEP_INSERT = `
+INSERT INTO job_deps (dep_seq, job_seq, dep_id, met) VALUES (:dep_seq, :job_seq, :dep_id, :met)
+ON CONFLICT DO NOTHING`;
+
+/** Some job waits for :seq now: its end looks at job_deps. */
+export const JOB_MARK_HAS_DEPENDENTS = `
+UPDATE jobs SET has_dependents = 1 WHERE seq = :seq AND has_dependents = 0`;
+
+/**
+ * Job ?1 completed: every job still waiting for it has one dependency fewer (a count kept by the
+ * edges' met flag, so that a job completing twice, after `retry --force`, counts once).
+ */
+export const DEPS_RELEASE_COUNT = `
+UPDATE jobs SET deps_left = deps_left - 1
+WHERE seq IN (SELECT job_seq FROM job_deps WHERE dep_seq = ?1 AND met = 0) AND deps_left > 0`;
+export const DEPS_RELEASE_MET = `UPDATE job_deps SET met = 1 WHERE dep_seq = ?1 AND met = 0`;
+
+/**
+ * Job :dep_seq ended dead or cancelled: the jobs still waiting for it are cancelled (guarded by
+ * state: one a user cancelled, or that ran already, is left alone). Their own dependents follow
+ * (the caller walks on from the rows returned).
+ */
+export const DEPENDENTS_CANCEL = `
+UPDATE jobs SET state = 'cancelled', finished_at = :now, updated_at = :now,
+  cancel_reason = :reason
+WHERE seq IN (SELECT job_seq FROM job_deps WHERE dep_seq = :dep_seq AND met = 0)
+  AND state = 'pending' AND deps_left > 0
+RETURNING seq, id, has_dependents`;
+
+/** A retried job's dependencies that have not completed, with their state now (null: deleted). */
+export const JOB_DEPS_UNMET = `
+SELECT e.dep_id, d.state FROM job_deps e LEFT JOIN jobs d ON d.seq = e.dep_seq
+WHERE e.job_seq = :seq AND e.met = 0 ORDER BY e.dep_seq`;
+
+/** A retried job waits again for what has not completed. */
+export const JOB_SET_DEPS_LEFT = `
+UPDATE jobs SET deps_left = (SELECT count(*) FROM job_deps WHERE job_seq = :seq AND met = 0)
+WHERE seq = :seq
+RETURNING *`;
+
+/** What job :id waits for, in the order given, with each one's state now (null: deleted). */
+export const JOB_DEPS_AFTER = `
+SELECT e.dep_id AS id, d.state, e.met FROM jobs j JOIN job_deps e ON e.job_seq = j.seq
+LEFT JOIN jobs d ON d.seq = e.dep_seq
+WHERE j.id = :id ORDER BY e.dep_seq`;
+
+/** The jobs that wait (or waited) for job :id, in enqueue order, at most :limit. */
+export const JOB_DEPS_DEPENDENTS = `
+SELECT w.id, w.state, e.met FROM jobs j JOIN job_deps e ON e.dep_seq = j.seq
+JOIN jobs w ON w.seq = e.job_seq
+WHERE j.id = :id ORDER BY e.job_seq LIMIT :limit`;
+
+/** A deleted job's own dependencies (those on it stay: a dependent names what it waited for). */
+export const JOB_DEPS_DELETE = `DELETE FROM job_deps WHERE job_seq = :seq`;
 
 /** Rows per multi-row INSERT in a bulk enqueue (`JOB_INSERT_PARAMS` parameters each). */
 export const JOB_INSERT_ROWS_MAX = 50;
@@ -357,7 +428,7 @@ export const JOB_IDS_IN_STATE = `SELECT id FROM jobs WHERE state = :state ORDER 
 export const JOB_CANCEL_WAITING = `
 UPDATE jobs SET state = 'cancelled', finished_at = :now, updated_at = :now,
   cancel_reason = :reason
-WHERE seq = :seq AND ${READY}
+WHERE seq = :seq AND ${WAITING}
 RETURNING *`;
 
 /**
@@ -423,7 +494,7 @@ UPDATE jobs SET state = ${CANCELLED_UNLESS_DONE("?5")}, budget_used = budget_use
   lease_expires_at = NULL, last_error = ?9, last_exit_code = ?10, updated_at = ?4,
   cancel_reason = CASE WHEN ?5 = 'completed' THEN NULL ELSE cancel_reason END
 WHERE ${OWNS_AT} AND (?11 = 0 OR lease_expires_at <= ?4)
-RETURNING seq, state`;
+RETURNING seq, state, has_dependents`;
 
 /**
  * Attempt ?2 of job_seq ?1 ends now (?3): outcome ?4, exit code ?5, signal ?6, error ?7.

@@ -52,6 +52,9 @@ export function toJob(row: Row): Job {
     lastError: strOrNull(row, "last_error"),
     lastExitCode: numOrNull(row, "last_exit_code"),
     cancelReason: strOrNull(row, "cancel_reason"),
+    after: typeof row.after_ids === "string" ? JSON.parse(row.after_ids) as string[] : [],
+    waitingOn: typeof row.deps_left === "number" ? row.deps_left : 0,
+    uniqueKey: strOrNull(row, "unique_key"),
   };
 }
 

@@ -41,12 +41,14 @@ import type {
   JobCancelResult,
   JobClaimParams,
   JobCounts,
+  JobDependencies,
   JobDlqRetryParams,
   JobFinishAndClaimParams,
   JobFinishAndClaimResult,
   JobFinishParams,
   JobInsertParams,
   JobInsertResult,
+  JobLink,
   JobListParams,
   JobListResult,
   JobPruneParams,
@@ -82,7 +84,16 @@ import type {
   WorkerState,
 } from "../store.ts";
 import { SEARCH_CLOCK_SLACK_MS } from "../store.ts";
-import { cancelConflict, deleteConflict, retryConflict } from "../conflicts.ts";
+import {
+  cancelConflict,
+  deleteConflict,
+  dependencyCancelReason,
+  dependencyFailed,
+  dependencyNotFound,
+  retryConflict,
+  retryDependencyConflict,
+  uniqueKeyConflict,
+} from "../conflicts.ts";
 import { isDamage, mapSqliteError } from "./errors.ts";
 import { closeWithoutCheckpoint } from "./file.ts";
 import * as q from "./queries.ts";
@@ -156,6 +167,8 @@ const UNIQUE_VIOLATION = new Set([1555, 2067]);
 /** Inserts one enqueue's jobs, numbering them and keeping what `jobInsertMany` returns. */
 class JobInserter {
   readonly jobs: Job[] = [];
+  /** Positions in `jobs` of existing jobs kept (`ifExists` keep). */
+  readonly kept: number[] = [];
   inserted = 0;
   readonly #now: number;
   readonly #params: JobInsertParams;
@@ -167,7 +180,7 @@ class JobInserter {
     this.#params = params;
   }
 
-  /** The parameters of JOB_INSERT after ?1, for `input` numbered `seq`. */
+  /** The parameters of JOB_INSERT_ROWS after ?1 (JOB_INSERT's first nine), for `input` numbered `seq`. */
   #values(out: SQLInputValue[], input: NewJob, seq: number): void {
     out.push(
       seq,
@@ -183,7 +196,7 @@ class JobInserter {
     );
   }
 
-  #stored(input: NewJob, seq: number): void {
+  #stored(input: NewJob, seq: number, waitingOn = 0): void {
     const now = this.#now;
     this.jobs.push({
       id: input.id ?? generatedId(seq),
@@ -207,8 +220,17 @@ class JobInserter {
       lastError: null,
       lastExitCode: null,
       cancelReason: null,
+      after: input.after === undefined ? [] : [...input.after],
+      waitingOn,
+      uniqueKey: input.uniqueKey ?? null,
     });
     this.inserted++;
+  }
+
+  /** An existing job stands for an input one (an id or unique key held, with `ifExists` keep). */
+  keep(job: Job): void {
+    this.jobs.push(job);
+    this.kept.push(this.jobs.length - 1);
   }
 
   /** Inserts `chunk` in one statement; false (and nothing inserted) when an id is taken. */
@@ -227,15 +249,27 @@ class JobInserter {
     return true;
   }
 
-  /** Inserts one job, skipping numbers users took as ids; an id taken is kept or refused. */
-  row(statement: StatementSync, input: NewJob, get: (id: string) => Job): void {
+  /**
+   * Inserts one job (JOB_INSERT), skipping numbers users took as ids; an id taken is kept or
+   * refused. Returns the new job's number, or null when an existing job was kept.
+   */
+  row(
+    statement: StatementSync,
+    input: NewJob,
+    get: (id: string) => Job,
+    waitingOn = 0,
+  ): number | null {
     for (;;) {
       const values: SQLInputValue[] = [this.#now];
       this.#values(values, input, this.#seq);
+      values.push(
+        input.after?.length ? JSON.stringify(input.after) : null,
+        waitingOn,
+        input.uniqueKey ?? null,
+      );
       if (statement.run(...values).changes === 1) {
-        this.#stored(input, this.#seq);
-        this.#seq++;
-        return;
+        this.#stored(input, this.#seq, waitingOn);
+        return this.#seq++;
       }
       if (input.id === undefined) {
         // A user chose this number as an id; generated ids skip it (sequence gaps are fine).
@@ -243,8 +277,8 @@ class JobInserter {
         continue;
       }
       if (this.#params.ifExists === "keep") {
-        this.jobs.push(get(input.id));
-        return;
+        this.keep(get(input.id));
+        return null;
       }
       throw new ConflictError(`Job "${input.id}" already exists`, {
         subject: input.id,
@@ -252,6 +286,15 @@ class JobInserter {
       });
     }
   }
+}
+
+/** A job that must wait for `id` (dead or cancelled, or cancelled by this one's end). */
+interface EndedDependency {
+  seq: number;
+  id: string;
+  state: "dead" | "cancelled";
+  /** The first reason in the chain (for jobs further down). */
+  because: string | null;
 }
 
 export class SqliteStore implements Store {
@@ -367,6 +410,12 @@ export class SqliteStore implements Store {
     if (bulk) this.#db.exec(q.setCacheSize(BULK_CACHE_SIZE));
     try {
       let i = 0;
+      // Jobs with dependencies or unique keys go one by one, in order (a job may wait for one
+      // just inserted before it); a batch with none takes the bulk path.
+      const plain = !all.some((job) => job.after !== undefined || job.uniqueKey !== undefined);
+      if (!plain) {
+        for (; i < all.length; i++) this.#insertLinked(inserter, all[i]!, params);
+      }
       // Whole chunks in one statement each; one whose id is taken, and the rest, row by row.
       for (; i + q.JOB_INSERT_ROWS_MAX <= all.length; i += q.JOB_INSERT_ROWS_MAX) {
         const chunk = all.slice(i, i + q.JOB_INSERT_ROWS_MAX);
@@ -386,7 +435,107 @@ export class SqliteStore implements Store {
     for (const name of queues) {
       if (this.#stmt(q.QUEUE_ENSURE).run({ name, now }).changes > 0) this.#queuesCache = null;
     }
-    return { jobs: inserter.jobs, inserted: inserter.inserted };
+    return { jobs: inserter.jobs, inserted: inserter.inserted, kept: inserter.kept };
+  }
+
+  /**
+   * One job with a unique key or dependencies: the key checked (under the write lock, so no
+   * other inserter can take it meanwhile), each dependency looked up (in the database, which
+   * holds the jobs inserted before it in this batch, so a job can wait only for earlier ones and
+   * no cycle can be built), then the row and its edges.
+   */
+  #insertLinked(inserter: JobInserter, input: NewJob, params: JobInsertParams): void {
+    if (input.uniqueKey !== undefined) {
+      const holder = this.#stmt(q.JOB_UNIQUE_HOLDER).get({ key: input.uniqueKey }) as
+        | Row
+        | undefined;
+      if (holder !== undefined) {
+        if (params.ifExists === "keep") return inserter.keep(toJob(holder));
+        throw uniqueKeyConflict(input.uniqueKey, str(holder, "id"), str(holder, "state"));
+      }
+    }
+    const deps: { seq: number; id: string; met: boolean }[] = [];
+    for (const id of input.after ?? []) {
+      const dep = this.#stmt(q.JOB_DEP_LOOK).get({ id }) as Row | undefined;
+      if (dep === undefined) throw dependencyNotFound(id);
+      const state = str(dep, "state");
+      if (state === "dead" || state === "cancelled") throw dependencyFailed(id, state);
+      deps.push({ seq: num(dep, "seq"), id, met: state === "completed" });
+    }
+    const waitingOn = deps.filter((d) => !d.met).length;
+    const seq = inserter.row(this.#stmt(q.JOB_INSERT), input, this.#getJob, waitingOn);
+    if (seq === null) return;
+    for (const dep of deps) {
+      this.#stmt(q.JOB_DEP_INSERT).run({
+        dep_seq: dep.seq,
+        job_seq: seq,
+        dep_id: dep.id,
+        met: dep.met ? 1 : 0,
+      });
+      this.#stmt(q.JOB_MARK_HAS_DEPENDENTS).run({ seq: dep.seq });
+    }
+  }
+
+  /**
+   * Jobs that ended dead or cancelled: the jobs waiting for them are cancelled, and theirs, down
+   * the chain, in the caller's transaction. Returns the ids cancelled.
+   */
+  #cancelDependents(now: number, ended: EndedDependency[]): string[] {
+    const cancelled: string[] = [];
+    const statement = this.#stmt(q.DEPENDENTS_CANCEL);
+    for (let i = 0; i < ended.length; i++) {
+      const dep = ended[i]!;
+      const reason = dependencyCancelReason(dep.id, dep.state, dep.because);
+      for (const row of statement.all({ dep_seq: dep.seq, now, reason }) as Row[]) {
+        cancelled.push(str(row, "id"));
+        if (num(row, "has_dependents") === 1) {
+          ended.push({
+            seq: num(row, "seq"),
+            id: str(row, "id"),
+            state: "cancelled",
+            because: dep.because ?? reason,
+          });
+        }
+      }
+    }
+    return cancelled;
+  }
+
+  /** Job `seq` completed: the jobs waiting for it have one dependency fewer. */
+  #releaseDependents(seq: number): void {
+    this.#stmt(q.DEPS_RELEASE_COUNT).run(seq);
+    this.#stmt(q.DEPS_RELEASE_MET).run(seq);
+  }
+
+  /**
+   * Retried jobs wait again for what has not completed; one whose dependency is dead, cancelled
+   * or deleted is refused (retry them together). Returns the jobs as they are now.
+   */
+  #rewait(jobs: Job[]): Job[] {
+    return jobs.map((job) => {
+      if (job.after.length === 0) return job;
+      for (const row of this.#stmt(q.JOB_DEPS_UNMET).all({ seq: job.seq }) as Row[]) {
+        const state = strOrNull(row, "state");
+        if (state === null || state === "dead" || state === "cancelled") {
+          throw retryDependencyConflict(job.id, str(row, "dep_id"), state);
+        }
+      }
+      return toJob(this.#stmt(q.JOB_SET_DEPS_LEFT).get({ seq: job.seq }) as Row);
+    });
+  }
+
+  /** Runs a retry's update; a unique key that another live job holds is a conflict. */
+  #retryRow(sql: string, params: Params): Row | undefined {
+    try {
+      return this.#stmt(sql).get(params) as Row | undefined;
+    } catch (error) {
+      const code = (error as { errcode?: unknown }).errcode;
+      if (code !== 2067 || typeof params.id !== "string") throw error;
+      const job = this.#stmt(q.JOB_GET).get({ id: params.id }) as Row;
+      const key = str(job, "unique_key");
+      const holder = this.#stmt(q.JOB_UNIQUE_HOLDER).get({ key }) as Row;
+      throw uniqueKeyConflict(key, str(holder, "id"), str(holder, "state"));
+    }
   }
 
   readonly #getJob = (id: string): Job => toJob(this.#stmt(q.JOB_GET).get({ id }) as Row);
@@ -593,12 +742,21 @@ export class SqliteStore implements Store {
 
   jobDlqRetry(params: JobDlqRetryParams): Promise<Job[]> {
     return this.#write((now) => {
-      if (params.ids === "all") {
-        return (this.#stmt(q.JOB_DLQ_RETRY_ALL).all({ now }) as Row[]).map(toJob);
+      let ids = params.ids;
+      if (ids === "all") {
+        try {
+          return this.#rewait((this.#stmt(q.JOB_DLQ_RETRY_ALL).all({ now }) as Row[]).map(toJob));
+        } catch (error) {
+          // A unique key two dead jobs share (or a live one holds): one by one, to name it.
+          if ((error as { errcode?: unknown }).errcode !== 2067) throw error;
+          ids = (this.#stmt(q.JOB_IDS_IN_STATE).all({ state: "dead" }) as Row[]).map((r) =>
+            str(r, "id")
+          );
+        }
       }
       const jobs: Job[] = [];
-      for (const id of params.ids) {
-        const row = this.#stmt(q.JOB_DLQ_RETRY).get({ id, now }) as Row | undefined;
+      for (const id of ids) {
+        const row = this.#retryRow(q.JOB_DLQ_RETRY, { id, now });
         if (row) {
           jobs.push(toJob(row));
           continue;
@@ -615,7 +773,7 @@ export class SqliteStore implements Store {
           { subject: id, reason: "not_dead" },
         );
       }
-      return jobs;
+      return this.#rewait(jobs);
     }, "dlq-retry");
   }
 
@@ -644,22 +802,33 @@ export class SqliteStore implements Store {
         }
         looks.push(row);
       }
-      const result: JobCancelResult = { cancelled: [], requested: [] };
+      const result: JobCancelResult = { cancelled: [], requested: [], dependents: [] };
+      const ended: EndedDependency[] = [];
       for (const row of looks) {
         const seq = num(row, "seq");
         const state = str(row, "state");
         const base = { seq, now, reason: params.reason };
+        let done: Row | undefined;
         if (state !== "processing") {
-          result.cancelled.push(toJob(this.#stmt(q.JOB_CANCEL_WAITING).get(base) as Row));
+          // Already cancelled as a dependent of one cancelled before it in this list: no row.
+          done = this.#stmt(q.JOB_CANCEL_WAITING).get(base) as Row | undefined;
         } else if (num(row, "armed") === 0) {
           const attempt = num(row, "attempts");
-          const done = this.#stmt(q.JOB_CANCEL_RESERVED).get({ ...base, attempt }) as Row;
+          done = this.#stmt(q.JOB_CANCEL_RESERVED).get({ ...base, attempt }) as Row;
           this.#stmt(q.ATTEMPT_DELETE_ONE).run({ job_seq: seq, attempt });
-          result.cancelled.push(toJob(done));
         } else {
           result.requested.push(toJob(this.#stmt(q.JOB_CANCEL_REQUEST).get(base) as Row));
         }
+        if (done === undefined) continue;
+        result.cancelled.push(toJob(done));
+        if (num(done, "has_dependents") === 1) {
+          ended.push({ seq, id: str(done, "id"), state: "cancelled", because: null });
+        }
+        // Its dependents at once, so that one of them later in the list is not cancelled twice.
+        result.dependents.push(...this.#cancelDependents(now, ended.splice(0)));
       }
+      const mine = new Set(result.cancelled.map((job) => job.id));
+      result.dependents = result.dependents.filter((id) => !mine.has(id));
       return result;
     }, "cancel");
   }
@@ -687,7 +856,7 @@ export class SqliteStore implements Store {
     return this.#write((now) => {
       const jobs: Job[] = [];
       for (const id of new Set(params.ids)) {
-        const row = this.#stmt(q.JOB_RETRY).get({ id, now, ...states }) as Row | undefined;
+        const row = this.#retryRow(q.JOB_RETRY, { id, now, ...states });
         if (row) {
           jobs.push(toJob(row));
           continue;
@@ -701,7 +870,8 @@ export class SqliteStore implements Store {
         }
         throw retryConflict(id, str(current, "state") as JobState);
       }
-      return jobs;
+      // After all of them: a job retried together with its dependency waits for it again.
+      return this.#rewait(jobs);
     }, "dlq-retry");
   }
 
@@ -722,11 +892,29 @@ export class SqliteStore implements Store {
         seqs.push([id, num(row, "seq")]);
       }
       for (const [, seq] of seqs) {
+        this.#stmt(q.JOB_DEPS_DELETE).run({ seq });
         this.#stmt(q.OUTPUT_DELETE).run({ seq });
         this.#stmt(q.ATTEMPT_DELETE).run({ seq });
         this.#stmt(q.JOB_DELETE).run({ seq });
       }
       return seqs.map(([id]) => id);
+    });
+  }
+
+  jobDependencies(params: { id: string; limit: number }): Promise<JobDependencies> {
+    return this.#snapshot(() => {
+      const link = (row: Row): JobLink => ({
+        id: str(row, "id"),
+        state: strOrNull(row, "state") as JobState | null,
+        met: num(row, "met") === 1,
+      });
+      return {
+        after: (this.#stmt(q.JOB_DEPS_AFTER).all({ id: params.id }) as Row[]).map(link),
+        dependents: (this.#stmt(q.JOB_DEPS_DEPENDENTS).all({
+          id: params.id,
+          limit: params.limit,
+        }) as Row[]).map(link),
+      };
     });
   }
 
@@ -1004,8 +1192,16 @@ export class SqliteStore implements Store {
     ) as Row | undefined;
     if (!row) return false;
     const jobSeq = num(row, "seq");
+    const state = str(row, "state");
+    // Jobs wait for this one: its end releases them, or cancels them (and theirs).
+    if (num(row, "has_dependents") === 1) {
+      if (state === "completed") this.#releaseDependents(jobSeq);
+      else if (state === "dead" || state === "cancelled") {
+        this.#cancelDependents(now, [{ seq: jobSeq, id: params.jobId, state, because: null }]);
+      }
+    }
     // A cancel requested meanwhile made the job cancelled (queries.ts, CANCEL_WINS).
-    const outcome = str(row, "state") === "cancelled" ? "cancelled" : d.outcome;
+    const outcome = state === "cancelled" ? "cancelled" : d.outcome;
     const attemptRow = this.#stmt(q.ATTEMPT_FINISH).get(
       jobSeq,
       params.attempt,
@@ -1109,6 +1305,7 @@ export class SqliteStore implements Store {
         }) as Row[];
         for (const row of rows) {
           const seq = num(row, "seq");
+          this.#stmt(q.JOB_DEPS_DELETE).run({ seq });
           this.#stmt(q.OUTPUT_DELETE).run({ seq });
           this.#stmt(q.ATTEMPT_DELETE).run({ seq });
           this.#stmt(q.JOB_DELETE).run({ seq });
@@ -1314,9 +1511,11 @@ export class SqliteStore implements Store {
       if (this.#stmt(q.SCHEDULE_RUN_INSERT).run({ ...key, job_id: "", now }).changes !== 1) {
         throw ALREADY_FIRED;
       }
+      // A unique key a live job holds: that job stands for the occurrence (nothing new).
       const { jobs } = this.#insertJobs(now, {
         jobs: [params.job],
         defaultMaxRetries: params.defaultMaxRetries,
+        ifExists: "keep",
       });
       const job = jobs[0]!;
       this.#stmt(q.SCHEDULE_RUN_SET_JOB).run({ ...key, job_id: job.id });
