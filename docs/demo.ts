@@ -101,9 +101,10 @@ try {
   await q("worker", "start", "--count", "2", "--detach");
   // Pending or already running: either way it ends cancelled (a running one is killed).
   await q("cancel", "stuck", "--reason", "hangs forever");
-  await q("wait", "hello", "slow", "urgent", "doomed", "later", "after", "--timeout", "30s");
-  await q("show", "after");
+  await q("wait", "hello", "slow", "urgent", "doomed", "later", "--timeout", "30s");
   await q("status");
+  await q("wait", "after", "--timeout", "30s");
+  await q("show", "after");
   await q("schedule", "list");
   await q("schedule", "remove", "tick");
   await q("show", "stuck");

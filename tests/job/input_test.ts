@@ -216,6 +216,8 @@ Deno.test("validateJob() refuses unknown fields, offering the known ones for a s
     "delay",
     "cwd",
     "env",
+    "after",
+    "unique_key",
   ]);
 });
 
