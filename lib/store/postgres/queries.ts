@@ -778,7 +778,7 @@ started AS (
   WHERE a.job_seq = armed.seq AND a.attempt = armed.attempts
 ),
 ${CLAIM_CTES}
-SELECT r.finish_applied, r.arm_applied, c.*
+SELECT r.finish_applied, r.arm_applied, r.finish_deferred, c.*
 FROM (SELECT
     (SELECT coalesce(jsonb_agg(ord), '[]') FROM finished) AS finish_applied,
     (SELECT coalesce(jsonb_agg(jsonb_build_array(id, attempts)), '[]') FROM armed) AS arm_applied,
