@@ -5,12 +5,12 @@
  */
 
 import type { Context } from "../context.ts";
+import { queuesFlag } from "../queues_flag.ts";
 import { flagInt, flagString } from "../args.ts";
 import { clip, json, localTime, palette, stateColor, table } from "../render.ts";
 import { jobJson } from "../../json.ts";
 import { jobIdArg } from "./show.ts";
 import { EXIT, UsageError } from "../../errors.ts";
-import { queueNameProblem } from "../../job/id.ts";
 import type { Job } from "../../job/job.ts";
 import { DEFAULT_QUEUE } from "../../job/job.ts";
 import type { JobState } from "../../job/state.ts";
@@ -74,25 +74,6 @@ export function renderJobs(ctx: Context, jobs: readonly Job[]): void {
     ]),
     columns === undefined ? {} : { width: columns },
   ));
-}
-
-/** `--queue Q[,Q…]`: the queues asked for, checked; undefined when absent. */
-function queuesFlag(ctx: Context): string[] | undefined {
-  const text = flagString(ctx.args, "queue");
-  if (text === undefined) return undefined;
-  const names = [...new Set(text.split(",").map((name) => name.trim()))];
-  for (const name of names) {
-    const problem = name === "" ? "is empty" : queueNameProblem(name);
-    if (problem) {
-      throw new UsageError(
-        `Invalid value ${JSON.stringify(text)} for --queue: queue name ${
-          JSON.stringify(name)
-        } ${problem}`,
-        { hint: "give queue names separated by commas, e.g. --queue mail,reports" },
-      );
-    }
-  }
-  return names;
 }
 
 export async function run(ctx: Context): Promise<number> {

@@ -5,11 +5,11 @@
  */
 
 import type { Context } from "../context.ts";
+import { queuesFlag } from "../queues_flag.ts";
 import { flagDuration } from "../duration_flag.ts";
-import { flagBool, flagInt, flagString } from "../args.ts";
+import { flagBool, flagInt } from "../args.ts";
 import { heartbeatAgo, json, localTime, palette, table, workerState } from "../render.ts";
-import { EXIT, QueuectlError, UsageError } from "../../errors.ts";
-import { queueNameProblem } from "../../job/id.ts";
+import { EXIT, QueuectlError } from "../../errors.ts";
 import { workerJson } from "../../json.ts";
 import type { Queue } from "../../queue.ts";
 import type { JudgedWorker } from "../../worker/liveness.ts";
@@ -52,25 +52,6 @@ function log(ctx: Context): (line: string) => void {
 function concurrency(ctx: Context): number {
   return flagInt(ctx.args, "concurrency", 1, 1024) ??
     Math.max(1, navigator.hardwareConcurrency || 1);
-}
-
-/** `--queue a,b`: the named queues a worker claims from, checked; undefined: every queue. */
-function queuesFlag(ctx: Context): string[] | undefined {
-  const text = flagString(ctx.args, "queue");
-  if (text === undefined) return undefined;
-  const names = [...new Set(text.split(",").map((name) => name.trim()))];
-  for (const name of names) {
-    const problem = name === "" ? "is empty" : queueNameProblem(name);
-    if (problem) {
-      throw new UsageError(
-        `Invalid value ${JSON.stringify(text)} for --queue: queue name ${
-          JSON.stringify(name)
-        } ${problem}`,
-        { hint: "give queue names separated by commas, e.g. --queue mail,reports" },
-      );
-    }
-  }
-  return names;
 }
 
 /** The `--queue` flag as the workers of `worker start` get it (checked here first). */
