@@ -14,13 +14,15 @@
  */
 
 import { EXIT, QueuectlError } from "../errors.ts";
-import { idProblem } from "../job/id.ts";
+import { idProblem, queueNameProblem } from "../job/id.ts";
 import type { JobFilter } from "../job/filter.ts";
 import {
   attemptJson,
   jobJson,
+  jobLinkJson,
   jobSummaryJson,
   metricsJson,
+  queueJson,
   scheduleSummaryJson,
   workerJson,
 } from "../json.ts";
@@ -345,6 +347,33 @@ function scheduleAction(action: "pause" | "resume" | "run"): Route {
   };
 }
 
+/**
+ * POST /api/queues/:name/pause and /resume: as `queuectl pause Q` / `resume Q` (running jobs go
+ * on; a resume wakes idle workers). The body is an empty JSON object, as a form cannot send.
+ */
+function queueAction(action: "pause" | "resume"): Route {
+  return {
+    method: "POST",
+    path: `/api/queues/:name/${action}`,
+    access: "session",
+    changes: "queue",
+    example: `/api/queues/mail/${action}`,
+    async handle(ctx) {
+      await body(ctx.request);
+      const name = ctx.params.name!;
+      const bad = queueNameProblem(name);
+      if (bad) throw new HttpError(400, `Invalid queue name ${JSON.stringify(name)}: ${bad}`);
+      if (action === "pause") await ctx.queue.queuePause([name]);
+      else await ctx.queue.queueResume([name]);
+      ctx.kick.wake();
+      ctx.options.log?.(`${action === "pause" ? "paused" : "resumed"} queue ${name}`);
+      const { queues } = await ctx.queue.queueList();
+      const queue = queues.find((q) => q.name === name);
+      return json({ queue: queue ? queueJson(queue) : null });
+    },
+  };
+}
+
 async function asOf(queue: Queue): Promise<string | null> {
   return iso(await queue.now());
 }
@@ -352,6 +381,9 @@ async function asOf(queue: Queue): Promise<string | null> {
 // ---------------------------------------------------------------------------------------------
 // The routes. Pages are the shell; everything with data is under /api/.
 // ---------------------------------------------------------------------------------------------
+
+/** The jobs that wait for one that the job page lists at most (as `queuectl show`). */
+const DEPENDENTS_SHOWN = 20;
 
 const PAGES = ["/", "/jobs", "/jobs/:id", "/dlq", "/schedules", "/workers", "/settings"];
 
@@ -364,7 +396,6 @@ export const ROUTES: readonly Route[] = [
     example: path.replace(":id", "42"),
     handle: page,
   })),
-  // TODO(#11): a page for queues (pause state, limits).
   {
     method: "GET",
     path: "/login",
@@ -454,7 +485,11 @@ export const ROUTES: readonly Route[] = [
     example: "/api/overview",
     async handle(ctx) {
       const at = await asOf(ctx.queue);
-      const [metrics, status] = await Promise.all([ctx.queue.metrics(DAY_MS), ctx.queue.status()]);
+      const [metrics, status, queues] = await Promise.all([
+        ctx.queue.metrics(DAY_MS),
+        ctx.queue.status(),
+        ctx.queue.queueList(),
+      ]);
       return json({
         as_of: at,
         counts: { ...status.counts, scheduled: status.scheduled.scheduled },
@@ -462,7 +497,8 @@ export const ROUTES: readonly Route[] = [
         workers: status.workers.map(workerJson),
         problems: problemLines(status.workers),
         metrics: metricsJson(metrics, true),
-        // TODO(#11): queues with their pause state and concurrency limits.
+        queues: queues.queues.map(queueJson),
+        paused_all: queues.pausedAll,
       });
     },
   },
@@ -532,12 +568,14 @@ export const ROUTES: readonly Route[] = [
       const at = await asOf(ctx.queue);
       const job = await ctx.queue.get(id);
       const attempts = await ctx.queue.attempts(id);
+      const links = await ctx.queue.dependencies(id, DEPENDENTS_SHOWN);
       return json({
         as_of: at,
         job: jobJson(job),
         attempts: attempts.map(attemptJson),
+        waits_for: links.after.map(jobLinkJson),
+        dependents: links.dependents.map(jobLinkJson),
         enqueue_command: enqueueCommandLine(job),
-        // TODO(#11): the jobs it waits for and the jobs that wait for it.
       });
     },
   },
@@ -609,8 +647,8 @@ export const ROUTES: readonly Route[] = [
   jobAction("cancel"),
   jobAction("retry"),
   jobAction("delete"),
-  // TODO(#11): POST /api/queues/:name/pause and /resume; GET /api/queues. Each with
-  // `changes: "queue"`, so --read-only, CSRF and the caps apply to it as to retry.
+  queueAction("pause"),
+  queueAction("resume"),
   {
     method: "GET",
     path: "/api/schedules",

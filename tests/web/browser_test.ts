@@ -396,6 +396,32 @@ test("the Recurring page: a schedule added from the CLI appears; run now and pau
   assertCleanPage(s.watch);
 });
 
+test("queues on the overview: a pause from the CLI shows live, resume by click; a job's page links its dependencies", async () => {
+  await using s = await setup();
+  await s.cli(["enqueue", "-c", "make", "--id", "build", "--queue", "mail", "--delay", "1h"]);
+  await s.cli(["enqueue", "-c", "deploy", "--id", "deploy", "--after", "build"]);
+  await open(s, "/");
+  await s.page.waitForSelector('#queues a.id:text-is("mail")');
+  const mailRow = '#queues tr:has(a.id:text-is("mail"))';
+  await s.page.waitForSelector(`${mailRow} .badge.state-active`);
+  await s.cli(["pause", "mail"]);
+  await s.page.waitForSelector(`${mailRow} .badge.state-paused`, { timeout: 2000 });
+  await s.page.click('button[data-action=resume][data-queue="mail"]');
+  await s.page.waitForSelector("#queue-result.ok");
+  await s.page.waitForSelector(`${mailRow} .badge.state-active`);
+  const { queues } = JSON.parse(await s.cli(["queue", "list", "--json"])) as {
+    queues: { name: string; paused: boolean }[];
+  };
+  assert.equal(queues.find((q) => q.name === "mail")?.paused, false);
+  // The job page: what deploy waits for, linked, with its state; and back from build.
+  await open(s, "/jobs/deploy");
+  await s.page.waitForSelector('dd ul.links a.id:text-is("build")');
+  await s.page.click('dd ul.links a.id:text-is("build")');
+  await s.page.waitForURL(`${s.dashboard.base}/jobs/build`);
+  await s.page.waitForSelector('dd ul.links a.id:text-is("deploy")');
+  assertCleanPage(s.watch);
+});
+
 test("search and paging live in the URL: submit, tabs, older, back and forward", async () => {
   await using s = await setup();
   const lines = Array.from(

@@ -152,7 +152,6 @@ const NAV = [
   ["/jobs", "Jobs"],
   ["/dlq", "Dead letters"],
   ["/schedules", "Recurring"],
-  // TODO(#11): ["/queues", "Queues"].
   ["/workers", "Workers"],
   ["/settings", "Settings"],
 ];
@@ -338,6 +337,74 @@ document.addEventListener("visibilitychange", () => {
 // Pages
 // ---------------------------------------------------------------------------------------------
 
+/**
+ * The queues (`queuectl queue list`): counts per state, paused or active, the concurrency limit,
+ * and Pause / Resume (`queuectl pause Q` / `resume Q`) unless read-only.
+ */
+function queueTable(list, pausedAll, result) {
+  const readOnly = app.session.read_only;
+  const say = (text, cls) => fill(result, text).setAttribute("class", `result ${cls}`);
+  const button = (queue, action, label) =>
+    h("button", {
+      type: "button",
+      "data-action": action,
+      "data-queue": queue.name,
+      "aria-label": `${label} queue ${queue.name}`,
+      on: {
+        async click(event) {
+          event.target.disabled = true; // one click, one request
+          say("", "");
+          try {
+            await api(`/api/queues/${encodeURIComponent(queue.name)}/${action}`, {
+              method: "POST",
+              body: {},
+            });
+            say(`${action === "pause" ? "Paused" : "Resumed"} queue ${queue.name}.`, "ok");
+          } catch (e) {
+            if (!(e instanceof SignedOut)) say(e.message, "bad");
+          } finally {
+            await refresh();
+          }
+        },
+      },
+    }, label);
+  const headings = ["Queue", "Status", "Limit", ...STATES];
+  if (!readOnly) headings.push("Actions");
+  return [
+    pausedAll
+      ? note(
+        "Every queue is paused, and queues created from now on start paused (",
+        h("code", {}, "queuectl resume"),
+        " resumes them all).",
+      )
+      : null,
+    table(
+      headings,
+      list.map((queue) => {
+        const cells = [
+          h(
+            "a",
+            { href: `/jobs?q=${encodeURIComponent(`queue:${queue.name}`)}`, class: "id" },
+            queue.name,
+          ),
+          queue.paused
+            ? h("span", { class: "badge state-paused" }, "paused")
+            : h("span", { class: "badge state-active" }, "active"),
+          queue.concurrency === 0 ? h("span", { class: "muted" }, "-") : String(queue.concurrency),
+          ...STATES.map((state) => count(queue.counts[state] ?? 0)),
+        ];
+        if (!readOnly) {
+          cells.push(
+            queue.paused ? button(queue, "resume", "Resume") : button(queue, "pause", "Pause"),
+          );
+        }
+        return cells;
+      }),
+      { rowClass: (i) => (list[i].paused ? "paused" : null) },
+    ),
+  ];
+}
+
 function overviewPage() {
   const cards = h("div", { class: "cards" });
   const chart = h("div", { class: "chart-box" });
@@ -345,12 +412,14 @@ function overviewPage() {
   const workers = h("div");
   const failing = h("div");
   const error = h("div");
-  // TODO(#11): a "Queues" section: each queue's counts, pause state and concurrency limit.
+  const queues = h("div", { id: "queues" });
+  const queueResult = h("p", { class: "result", id: "queue-result", "aria-live": "polite" });
   fill(
     main,
     h("h1", {}, "Overview"),
     error,
     cards,
+    section("Queues", queueResult, queues),
     section("Attempts per minute", chart),
     section("Figures (last 24 h)", figures),
     section("Workers", workers),
@@ -393,6 +462,7 @@ function overviewPage() {
         card("cancelled", "cancelled", c.cancelled),
         card("total", "total", c.total),
       );
+      fill(queues, queueTable(data.queues, data.paused_all, queueResult));
       const m = data.metrics;
       fill(chart, perMinuteChart(m.per_minute));
       const rate = (v) => v === null ? "-" : `${v < 10 ? v.toFixed(1) : Math.round(v)}/min`;
@@ -1014,6 +1084,25 @@ function svgStrip(attempts, starts, ends, x, width) {
   );
 }
 
+/** Jobs linked to from a job's page (its dependencies, its dependents), each with its state. */
+function linkList(links) {
+  return h(
+    "ul",
+    { class: "links" },
+    links.map((link) =>
+      h(
+        "li",
+        {},
+        jobLink(link.id),
+        " ",
+        link.state === null
+          ? h("span", { class: "muted", title: "the job was deleted" }, "(deleted)")
+          : badge(link.state),
+      )
+    ),
+  );
+}
+
 function jobPage(id) {
   const head = h("div", { class: "job-head" });
   const error = h("div");
@@ -1215,7 +1304,8 @@ function jobPage(id) {
         job.last_error ? row("last error", h("span", { class: "err" }, job.last_error)) : null,
         job.last_exit_code !== null ? row("last exit code", String(job.last_exit_code)) : null,
         job.cancel_reason ? row("cancel reason", job.cancel_reason) : null,
-        // TODO(#11): "waits for" and "waited on by" rows with links to those jobs.
+        data.waits_for.length > 0 ? row("waits for", linkList(data.waits_for)) : null,
+        data.dependents.length > 0 ? row("waited on by", linkList(data.dependents)) : null,
       );
       const attempts = data.attempts;
       fill(
