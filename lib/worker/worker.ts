@@ -363,8 +363,8 @@ export class Worker {
       this.#stop === null
         ? Math.max(0, free() + (this.#prefetch ? this.#reserve : 0) - this.#reserved.length)
         : 0;
-    // A claim in the outcomes' transaction arms at once what goes straight into a free slot
-    // (`armFirst`): no second transaction to arm it, which a networked store pays a round trip for.
+    // `armFirst` (arming in the claim's own commit) is not used by the worker: see the finish
+    // below and the idle claim; both arm on their own, right before the spawn.
     let armFirst = 0;
     const claim = (armable: number): JobClaimParams | undefined => {
       const limit = want();
@@ -391,8 +391,11 @@ export class Worker {
           workerId: this.id,
         }));
         result = await this.#retry("finish", isTransient, () => {
-          // The reserved jobs armed here take free slots first; the claim arms for the rest.
-          const c = claim(free() - take.length);
+          // The claim only reserves: a job armed in the outcomes' commit would be charged as a
+          // lost attempt, never run, if the worker died before spawning it (B4
+          // retry:after-commit); reservations are armed on their own just before the spawn, and
+          // undone uncharged by recovery when the worker dies first.
+          const c = claim(0);
           return this.#store.jobFinishAndClaim({
             finish,
             ...(arm.length > 0 ? { arm } : {}),
