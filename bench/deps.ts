@@ -10,24 +10,14 @@ import { systemClock } from "../lib/clock.ts";
 import type { NewJob } from "../lib/job/job.ts";
 import { decide } from "../lib/job/outcome.ts";
 import { openSqliteStore } from "../lib/store/sqlite/open.ts";
+import { PLAIN_JOB } from "../tests/helpers/factory.ts";
 
 const JOBS = 2000;
 const WAITING = 1000;
 const BACKOFF = { base: 2, maxMs: 60_000 };
 
 function job(fields: Partial<NewJob> = {}): NewJob {
-  return {
-    id: undefined,
-    command: "true",
-    priority: 5,
-    maxRetries: 0,
-    timeoutMs: null,
-    cwd: "/",
-    env: {},
-    runAt: null,
-    delayMs: 0,
-    ...fields,
-  };
+  return { ...PLAIN_JOB, maxRetries: 0, ...fields };
 }
 
 /** Microseconds per claim + finish of one job, with `waiting` jobs waiting for a dependency. */

@@ -33,24 +33,14 @@ import { openSqliteStore } from "../lib/store/sqlite/open.ts";
 import type { SqliteStore } from "../lib/store/sqlite/store.ts";
 import { systemClock } from "../lib/clock.ts";
 import { decide } from "../lib/job/outcome.ts";
-import type { NewJob } from "../lib/job/job.ts";
+import { PLAIN_JOB } from "../tests/helpers/factory.ts";
 
 const SECTION = "Named queues";
 /** A paused queue may cost a claim of another queue this much more, at most. */
 const CLAIM_RATIO = 1.25;
 const PICKUP_RATIO = 1.35;
 
-const JOB: NewJob = {
-  id: undefined,
-  command: "true",
-  priority: 5,
-  maxRetries: null,
-  timeoutMs: null,
-  cwd: "/",
-  env: {},
-  runAt: null,
-  delayMs: 0,
-};
+const JOB = PLAIN_JOB;
 
 function claims(options: BenchOptions): number {
   return options.quick ? 1000 : 4000;
