@@ -108,17 +108,22 @@ Deno.test("the CLI works on a PostgreSQL queue: enqueue, worker run, wait, statu
   assert.match(await ok(url, ["config", "get", "max-retries"]), /^5\n?$/);
 });
 
-Deno.test("an idle worker starts a new job within moments: it hears the enqueue (NOTIFY)", async () => {
-  await using db = await pgDatabase();
-  const url = db.url;
-  await ok(url, ["config", "set", "lease-timeout", "6s"]);
-  const worker = new Deno.Command(Deno.execPath(), {
+/** `queuectl worker run` on the queue at `url`, a real process; its stderr is kept for the test. */
+function spawnWorker(url: string): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "--quiet", MAIN, "worker", "run"],
     env: { QUEUECTL_DB: url, NO_COLOR: "1" },
     stdin: "null",
     stdout: "null",
     stderr: "piped",
   }).spawn();
+}
+
+Deno.test("an idle worker starts a new job within moments: it hears the enqueue (NOTIFY)", async () => {
+  await using db = await pgDatabase();
+  const url = db.url;
+  await ok(url, ["config", "set", "lease-timeout", "6s"]);
+  const worker = spawnWorker(url);
   try {
     await waitForAsync(
       async () => (await psql(url, "SELECT count(*) FROM queuectl.workers")) === "1",
@@ -377,13 +382,7 @@ Deno.test("a worker rides out a server restart and pg_terminate_backend: its job
   const url = server.url({ database: "q" });
   await ok(url, ["config", "set", "lease-timeout", "30s"]);
   const first = (await ok(url, ["enqueue", "-c", "sleep 3; echo survived"])).trim();
-  const worker = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", MAIN, "worker", "run"],
-    env: { QUEUECTL_DB: url, NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
+  const worker = spawnWorker(url);
   let log = "";
   try {
     await waitForAsync(
@@ -470,13 +469,7 @@ Deno.test("cancel and retry on a PostgreSQL queue: a running job's tree is kille
     "--id",
     "hang",
   ]);
-  const worker = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", MAIN, "worker", "run"],
-    env: { QUEUECTL_DB: url, NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
+  const worker = spawnWorker(url);
   try {
     let procs: number[] = [];
     await waitForAsync(
@@ -524,13 +517,7 @@ Deno.test("status names each worker's host on a PostgreSQL queue shared with ano
   const url = db.url;
   // The queue's schema exists before anyone looks at its tables.
   await ok(url, ["config", "set", "lease-timeout", "6s"]);
-  const worker = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", MAIN, "worker", "run"],
-    env: { QUEUECTL_DB: url, NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
+  const worker = spawnWorker(url);
   try {
     await waitForAsync(
       async () => (await psql(url, "SELECT count(*) FROM queuectl.workers")) === "1",
