@@ -166,6 +166,9 @@ export function supervise(options: SuperviseOptions): Promise<number> {
   }])) as Record<Forwarded, () => void>;
   for (const signal of FORWARDED) Deno.addSignalListener(signal, handlers[signal]);
 
+  // Before the spawns: a worker's own first line may otherwise beat it to a shared output, and
+  // `worker start | head -1` should always show the supervisor's.
+  log(`starting ${options.count} worker${options.count === 1 ? "" : "s"}`);
   for (let i = 0; i < options.count; i++) {
     const slot: Slot = {
       index: i + 1,
@@ -177,6 +180,5 @@ export function supervise(options: SuperviseOptions): Promise<number> {
     slots.push(slot);
     start(slot);
   }
-  log(`started ${options.count} worker${options.count === 1 ? "" : "s"}`);
   return finished;
 }

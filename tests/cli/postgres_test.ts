@@ -299,7 +299,7 @@ Deno.test("workers get a URL's password through their environment: never on a co
   }
   assert.equal(isRunning(started.pid), false);
   const log = Deno.readTextFileSync(started.log);
-  assert.match(log, /started 2 workers/);
+  assert.match(log, /supervisor \d+ starting 2 workers/);
   assert.ok(!log.includes(pg.password) && !log.includes(secret), log);
 });
 

@@ -57,7 +57,7 @@ Deno.test("worker start piped into `head -2` keeps running its workers and jobs 
     await poll(() => Deno.readTextFile(rc).catch(() => false), PROMPT_MS, "the exit status");
     assert.equal((await Deno.readTextFile(rc)).trim(), "0", "the supervisor's exit status");
     const head = new TextDecoder().decode((await output).stdout).split("\n");
-    assert.match(head[0]!, /supervisor \d+ started 2 workers/);
+    assert.match(head[0]!, /supervisor \d+ starting 2 workers/);
   } finally {
     try {
       pipeline.kill("SIGKILL");

@@ -107,7 +107,7 @@ Deno.test("worker start --detach returns a pid; worker list shows its workers; w
   for (const w of all) assert.ok(!isRunning(w.pid), `worker ${w.pid} still runs`);
   await poll(() => !isRunning(supervisor), PROMPT_MS, "the supervisor to exit");
   const log = await Deno.readTextFile(`${sb.db}.log`);
-  assert.match(log, /started 2 workers/);
+  assert.match(log, /supervisor \d+ starting 2 workers/);
   // Supervisor and worker lines alike: local time with its offset, never UTC's "Z".
   const lines = log.trim().split("\n").filter((line) => /^\d{4}-/.test(line));
   assert.ok(lines.some((line) => / supervisor \d+ /.test(line)), log);
