@@ -27,6 +27,7 @@ import {
   workerJson,
 } from "../json.ts";
 import type { Queue } from "../queue.ts";
+import type { DueCursor } from "../store/store.ts";
 import type { JobAction } from "../queue.ts";
 import { ACTION_STATES, COUNT_SCAN_LIMIT, narrowForAction, SEARCH_SCAN_LIMIT } from "../queue.ts";
 import { formatLogTime, iso } from "../time.ts";
@@ -385,7 +386,37 @@ async function asOf(queue: Queue): Promise<string | null> {
 /** The jobs that wait for one that the job page lists at most (as `queuectl show`). */
 const DEPENDENTS_SHOWN = 20;
 
-const PAGES = ["/", "/jobs", "/jobs/:id", "/dlq", "/schedules", "/workers", "/settings"];
+const PAGES = [
+  "/",
+  "/jobs",
+  "/jobs/:id",
+  "/dlq",
+  "/scheduled",
+  "/schedules",
+  "/workers",
+  "/settings",
+];
+
+/** A place in the due order as a URL carries it: `<run_at epoch ms>.<seq>`. */
+function dueCursorOf(url: URL): DueCursor | undefined {
+  const text = url.searchParams.get("after");
+  if (text === null || text === "") return undefined;
+  const m = /^(\d{1,16})\.(\d{1,16})$/.exec(text);
+  const cursor = m ? { runAt: Number(m[1]), seq: Number(m[2]) } : undefined;
+  if (
+    cursor === undefined || !Number.isSafeInteger(cursor.runAt) || !Number.isSafeInteger(cursor.seq)
+  ) {
+    throw new HttpError(
+      400,
+      `Invalid after ${JSON.stringify(text)}: give a position from next_after`,
+    );
+  }
+  return cursor;
+}
+
+function dueCursorText(cursor: DueCursor | null): string | null {
+  return cursor === null ? null : `${cursor.runAt}.${cursor.seq}`;
+}
 
 export const ROUTES: readonly Route[] = [
   ...PAGES.map((path): Route => ({
@@ -524,6 +555,36 @@ export const ROUTES: readonly Route[] = [
         counts,
         jobs: found.jobs.map(jobSummaryJson),
         next_before: found.nextBeforeSeq,
+        truncated: found.truncated,
+        scan_limit: SEARCH_SCAN_LIMIT,
+      });
+    },
+  },
+  {
+    method: "GET",
+    path: "/api/scheduled",
+    access: "session",
+    changes: "nothing",
+    example: "/api/scheduled?q=queue:mail",
+    async handle(ctx) {
+      const { url, queue } = ctx;
+      const at = await asOf(queue);
+      const filter = await filterOf(queue, url.searchParams.get("q"), url.searchParams.get("tz"));
+      const after = dueCursorOf(url);
+      const limit = intParam(url, "limit", 1, PAGE_MAX) ?? PAGE_DEFAULT;
+      const [found, scheduled, counts] = await Promise.all([
+        queue.scheduled(filter, { limit, ...(after === undefined ? {} : { after }) }),
+        queue.countScheduled(),
+        queue.counts(),
+      ]);
+      return json({
+        as_of: at,
+        // Delayed: pending jobs due later. Failed jobs are almost all in their backoff (a due
+        // one is claimed within a poll), so their count stands for the retries waiting.
+        counts: { delayed: scheduled.scheduled, retrying: counts.failed },
+        next_due_at: iso(scheduled.nextAt),
+        jobs: found.jobs.map(jobSummaryJson),
+        next_after: dueCursorText(found.next),
         truncated: found.truncated,
         scan_limit: SEARCH_SCAN_LIMIT,
       });

@@ -372,7 +372,11 @@ const JOB_SEARCH_MATCH = `(:priority_mask IS NULL OR (:priority_mask >> j.priori
   AND (:command IS NULL OR instr(j.command, :command) > 0)
   AND (:created_from IS NULL OR j.created_at >= :created_from)
   AND (:created_to IS NULL OR j.created_at < :created_to)
-  AND (:queues IS NULL OR j.queue IN (SELECT value FROM json_each(:queues)))`;
+  AND (:queues IS NULL OR j.queue IN (SELECT value FROM json_each(:queues)))
+  AND (:due_after IS NULL OR (j.state IN ('pending', 'failed') AND j.deps_left = 0
+    AND j.run_at > :due_after))
+  AND (:due_by IS NULL OR (j.state IN ('pending', 'failed') AND j.deps_left = 0
+    AND j.run_at <= :due_by))`;
 
 /** One chunk of the walk, each candidate with whether it matches (reads the rows, returns two numbers each). */
 export const JOB_SEARCH_CHUNK: readonly string[] = JOB_SEARCH_WALK.map((walk) => `
@@ -382,6 +386,27 @@ SELECT w.seq AS seq, (${JOB_SEARCH_MATCH}) AS hit FROM (${walk}) w JOIN jobs j O
 export const JOB_SEARCH_COUNT_CHUNK: readonly string[] = JOB_SEARCH_WALK.map((walk) => `
 SELECT count(*) AS scanned, min(w.seq) AS low, coalesce(sum(${JOB_SEARCH_MATCH}), 0) AS hits
 FROM (${walk}) w JOIN jobs j ON j.seq = w.seq`);
+
+/**
+ * The Scheduled page's walk: jobs waiting for a time, soonest first, after the cursor
+ * (:after_run_at, :after_seq), at most :chunk. One forward walk of jobs_ready (priority, run_at,
+ * seq) per priority from the cursor (a row-value range on the index, so a million jobs due at the
+ * same instant are stepped into, not over), merged: the index orders by priority first, so one
+ * walk of all of it would sort every waiting job. A priority left out by :priority_mask is not
+ * walked (the test is constant, decided before the walk). Each candidate comes with whether it
+ * meets the other conditions, as in `JOB_SEARCH_CHUNK`.
+ */
+export const JOB_SEARCH_SCHEDULED_CHUNK = `
+SELECT w.seq AS seq, w.run_at AS run_at, (${JOB_SEARCH_MATCH}
+  AND (:states IS NULL OR j.state IN (SELECT value FROM json_each(:states)))) AS hit
+FROM (SELECT seq, run_at FROM (${
+  PRIORITIES.map((p) =>
+    `SELECT * FROM (SELECT seq, run_at FROM jobs WHERE ${READY} AND priority = ${p}
+       AND (run_at, seq) > (:after_run_at, :after_seq)
+       AND (:priority_mask IS NULL OR (:priority_mask >> ${p}) & 1 = 1)
+       ORDER BY run_at, seq LIMIT :chunk)`
+  ).join(" UNION ALL ")
+}) ORDER BY run_at, seq LIMIT :chunk) w JOIN jobs j ON j.seq = w.seq`;
 
 export const JOB_GET_BY_SEQ = `SELECT * FROM jobs WHERE seq = :seq`;
 
