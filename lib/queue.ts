@@ -624,6 +624,14 @@ export class Queue {
     }
   }
 
+  /**
+   * Makes waiting jobs (delayed ones, retries in their backoff) due now, all or none (see
+   * `Store.jobRunNow`): the next free worker takes them. The dashboard's "Run now".
+   */
+  runNow(ids: readonly string[]): Promise<Job[]> {
+    return this.#store.jobRunNow({ ids });
+  }
+
   /** Moves dead jobs back to pending with a fresh retry budget (all of them, or none). */
   dlqRetry(ids: readonly string[] | "all"): Promise<Job[]> {
     return this.#store.jobDlqRetry({ ids });

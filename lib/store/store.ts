@@ -598,6 +598,13 @@ export interface Store {
    */
   jobDlqRetry(params: JobDlqRetryParams): Promise<Job[]>;
   /**
+   * Makes waiting jobs (pending, failed) due now, all or none: `runAt` becomes the store's now
+   * (an earlier one stays), nothing else changes (a job waiting for other jobs still waits for
+   * them; a retry keeps its attempt count). Throws `NotFoundError` or `ConflictError` (reason
+   * `not_waiting`) for the first id at fault, changing nothing. The dashboard's "Run now".
+   */
+  jobRunNow(params: { ids: readonly string[] }): Promise<Job[]>;
+  /**
    * Cancels jobs, all or none, in one transaction: throws `NotFoundError` (reason
    * `job_not_found`) or `ConflictError` (reason `finished`, subject the id) for the first id at
    * fault, changing nothing. A waiting job (pending, failed) ends `cancelled` at once, as does a

@@ -708,6 +708,21 @@ export const ROUTES: readonly Route[] = [
   jobAction("cancel"),
   jobAction("retry"),
   jobAction("delete"),
+  {
+    // The Scheduled page's "Run now": waiting jobs due at once (all or none), by id.
+    method: "POST",
+    path: "/api/jobs/run-now",
+    access: "session",
+    changes: "queue",
+    example: "/api/jobs/run-now",
+    async handle(ctx) {
+      const input = await body(ctx.request);
+      const jobs = await ctx.queue.runNow(idsOf(input, "run"));
+      ctx.kick.wake();
+      ctx.options.log?.(`made ${plural(jobs.length, "waiting job")} due now (by id)`);
+      return json({ due: jobs.map((j) => j.id) });
+    },
+  },
   queueAction("pause"),
   queueAction("resume"),
   {

@@ -866,6 +866,33 @@ export function storeContract(
     });
   });
 
+  test("jobRunNow() makes waiting jobs due now, all or none; it refuses the others", async (f) => {
+    const { store, clock } = f;
+    const jobs = await makeOneOfEach(store, clock);
+    const later = await insertJob(store, clock, { id: "later", runAt: clock.now() + 3_600_000 });
+    const early = await insertJob(store, clock, { id: "early", runAt: clock.now() - 5000 });
+    for (const state of ["processing", "completed", "dead", "cancelled"] as const) {
+      const id = jobs[state].id;
+      await assert.rejects(store.jobRunNow({ ids: ["later", id] }), (error: unknown) => {
+        assert.ok(error instanceof ConflictError, state);
+        assert.equal(error.reason, "not_waiting");
+        assert.equal(error.message, `Job "${id}" is not waiting to run: it is ${state}`);
+        return true;
+      });
+    }
+    await assert.rejects(store.jobRunNow({ ids: ["later", "ghost"] }), NotFoundError);
+    assert.deepEqual(await store.jobGet({ id: "later" }), later, "nothing changed");
+    clock.advance(1000);
+    const now = clock.now();
+    const done = await store.jobRunNow({ ids: ["later", "f1", "early", "later"] });
+    assert.deepEqual(done.map((j) => [j.id, j.state, j.runAt]), [
+      ["later", "pending", now],
+      ["f1", "failed", Math.min(jobs.failed.runAt, now)],
+      ["early", "pending", early.runAt],
+    ]);
+    assert.equal((await store.jobGet({ id: "f1" }))!.attempts, jobs.failed.attempts);
+  });
+
   test("jobDlqRetry() with all retries every dead job, or none when the DLQ is empty", async (f) => {
     const { store, clock } = f;
     assert.deepEqual(await store.jobDlqRetry({ ids: "all" }), []);

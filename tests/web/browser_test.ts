@@ -398,7 +398,7 @@ test("the Recurring page: a schedule added from the CLI appears; run now and pau
   assertCleanPage(s.watch);
 });
 
-test("the Scheduled page: a job enqueued with a delay appears live, soonest first, with why it waits; cancel by click", async () => {
+test("the Scheduled page: a job enqueued with a delay appears live, soonest first, with why it waits; run now and cancel by click", async () => {
   await using s = await setup();
   await open(s, "/scheduled");
   await s.page.waitForSelector("text=Nothing is scheduled.");
@@ -431,12 +431,19 @@ test("the Scheduled page: a job enqueued with a delay appears live, soonest firs
   await s.page.goBack();
   await until(s.page, `document.querySelectorAll("main tbody tr").length === 3`, 2000);
   await shot(s.page, "dashboard-scheduled-live.png");
+  // Run now by click: the job is due at once, so it leaves the page; a worker runs it.
+  await s.page.check('input[aria-label="select job in-2h"]');
+  await s.page.click("#run-now-selected");
+  await s.page.waitForSelector("#action-result.ok");
+  await until(s.page, `document.querySelectorAll("main tbody tr").length === 2`, 2000);
+  const ran = JSON.parse(await s.cli(["show", "in-2h", "--json"]));
+  assert.ok(Date.parse(ran.run_at) <= Date.now(), `due now: ${ran.run_at}`);
   // Cancel the soonest by click, after the confirmation.
   await s.page.check('input[aria-label="select job soon"]');
   await s.page.click("#cancel-selected");
   await s.page.click("#confirm-yes");
   await s.page.waitForSelector("#action-result.ok");
-  await until(s.page, `document.querySelectorAll("main tbody tr").length === 2`, 2000);
+  await until(s.page, `document.querySelectorAll("main tbody tr").length === 1`, 2000);
   assert.equal(JSON.parse(await s.cli(["show", "soon", "--json"])).state, "cancelled");
   assertCleanPage(s.watch);
 });

@@ -32,24 +32,27 @@ async function dashboard(store: Store, clock: FakeClock) {
     version: "test",
   });
   const cookie = `${auth.cookieName}=${await auth.session()}`;
-  async function json(path: string, body?: unknown): Promise<Record<string, unknown>> {
+  async function call(path: string, body?: unknown): Promise<Response> {
     const headers: Record<string, string> = { host: `127.0.0.1:${PORT}`, cookie };
     if (body !== undefined) {
       headers.origin = ORIGIN;
       headers["content-type"] = "application/json";
     }
-    const response = await handler(
+    return await handler(
       new Request(`${ORIGIN}${path}`, {
         method: body === undefined ? "GET" : "POST",
         headers,
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       }),
     );
+  }
+  async function json(path: string, body?: unknown): Promise<Record<string, unknown>> {
+    const response = await call(path, body);
     const text = await response.text();
     if (response.status !== 200) throw new Error(`${path}: ${response.status} ${text}`);
     return JSON.parse(text);
   }
-  return { queue, json, close: () => handler.close() };
+  return { queue, call, json, close: () => handler.close() };
 }
 
 /** Every page of /api/scheduled for `q`, `limit` at a time: the ids in order, and the pages. */
@@ -188,6 +191,49 @@ function scheduledTests(
     }
   });
 
+  Deno.test(`${name}: POST /api/jobs/run-now makes waiting jobs due now, all or none`, async () => {
+    await using f = await open();
+    const expected = await seed(f.store, f.clock);
+    const d = await dashboard(f.store, f.clock);
+    try {
+      const now = f.clock.now();
+      // A finished job among them: nothing changes, and the answer names it.
+      const refused = await d.call("/api/jobs/run-now", { ids: ["in-30m", "done"] });
+      assert.equal(refused.status, 409);
+      assert.match(
+        (await refused.json()).error,
+        /Job "done" is not waiting to run: it is completed/,
+      );
+      assert.equal((await f.store.jobGet({ id: "in-30m" }))!.runAt, now + 30 * MINUTE);
+      const missing = await d.call("/api/jobs/run-now", { ids: ["nope"] });
+      assert.equal(missing.status, 404);
+      await missing.body?.cancel();
+
+      const out = await d.json("/api/jobs/run-now", { ids: ["in-2h", "retry", "due"] });
+      assert.deepEqual(out.due, ["in-2h", "retry", "due"]);
+      for (const id of ["in-2h", "retry", "due"]) {
+        const job = (await f.store.jobGet({ id }))!;
+        assert.equal(job.runAt, now, id);
+      }
+      const retry = (await f.store.jobGet({ id: "retry" }))!;
+      assert.deepEqual([retry.state, retry.attempts], ["failed", 1], "a retry keeps its count");
+      assert.deepEqual(
+        (await walk(d.json, "", 10)).ids,
+        expected.filter((id) => id !== "in-2h" && id !== "retry"),
+      );
+      // What was made due is what a worker claims next (by priority, then due time).
+      const claimed = await f.store.jobClaim({
+        host: "test-host",
+        workerId: "w-test",
+        leaseMs: 30_000,
+        limit: 10,
+      });
+      assert.deepEqual(claimed.map((j) => j.id).sort(), ["due", "in-2h", "retry"]);
+    } finally {
+      d.close();
+    }
+  });
+
   Deno.test(`${name}: the scheduled walk is bounded by its budget and says where it stopped`, async () => {
     await using f = await open();
     const now = f.clock.now();
@@ -228,7 +274,10 @@ function scheduledTests(
 scheduledTests("SQLite", storeFixture);
 scheduledTests("PostgreSQL", () => pgStoreFixture());
 
-Deno.test("the Scheduled page and its API are GET routes that change nothing", () => {
+Deno.test("the Scheduled page and its API are GET routes that change nothing; run-now changes the queue", () => {
+  const runNow = ROUTES.find((r) => r.path === "/api/jobs/run-now");
+  assert.ok(runNow);
+  assert.deepEqual([runNow.method, runNow.access, runNow.changes], ["POST", "session", "queue"]);
   for (const path of ["/scheduled", "/api/scheduled"]) {
     const route = ROUTES.find((r) => r.path === path);
     assert.ok(route, path);

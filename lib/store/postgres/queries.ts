@@ -603,6 +603,11 @@ SELECT id, run_at FROM (
    AND run_at <= {NOW} ORDER BY run_at LIMIT 1)
 ) x ORDER BY run_at LIMIT 1`;
 
+/** A waiting job due now (an earlier due time stays): guarded by state, as a retry is. */
+export const JOB_RUN_NOW = `
+UPDATE {S}.jobs SET run_at = LEAST(run_at, {NOW}), updated_at = {NOW}
+WHERE id = :id AND ${WAITING} RETURNING *`;
+
 /** Guarded by state: of two concurrent retries of one job, the second finds it pending. */
 export const JOB_DLQ_RETRY = `
 UPDATE {S}.jobs SET state = 'pending', budget_used = 0, run_at = {NOW}, finished_at = NULL,

@@ -726,6 +726,32 @@ export class PostgresStore implements Store {
     });
   }
 
+  jobRunNow(params: { ids: readonly string[] }): Promise<Job[]> {
+    return this.#write(async (run) => {
+      const jobs: Job[] = [];
+      for (const id of new Set(params.ids)) {
+        const [row] = await run(q.JOB_RUN_NOW, { id });
+        if (row) {
+          jobs.push(toJob(row));
+          continue;
+        }
+        const [current] = await run(q.JOB_GET, { id });
+        if (!current) {
+          throw new NotFoundError(`Job "${id}" not found`, {
+            subject: id,
+            reason: "job_not_found",
+          });
+        }
+        throw new ConflictError(
+          `Job "${id}" is not waiting to run: it is ${str(current, "state")}`,
+          { subject: id, reason: "not_waiting" },
+        );
+      }
+      if (jobs.length > 0) await this.#notifyInTransaction(run);
+      return jobs;
+    });
+  }
+
   jobDlqRetry(params: JobDlqRetryParams): Promise<Job[]> {
     return this.#write(async (run) => {
       let jobs: Job[];

@@ -420,6 +420,11 @@ export const JOB_SEQ_MAX = `SELECT max(seq) AS seq FROM jobs`;
 
 export const JOB_COUNTS = `SELECT state, n FROM job_counts`;
 
+/** A waiting job due now (an earlier due time stays): guarded by state, as a retry is. */
+export const JOB_RUN_NOW = `
+UPDATE jobs SET run_at = min(run_at, :now), updated_at = :now
+WHERE id = :id AND ${WAITING} RETURNING *`;
+
 export const JOB_DLQ_RETRY = `
 UPDATE jobs SET state = 'pending', budget_used = 0, run_at = :now, finished_at = NULL,
   updated_at = :now

@@ -818,6 +818,31 @@ export class SqliteStore implements Store {
     });
   }
 
+  jobRunNow(params: { ids: readonly string[] }): Promise<Job[]> {
+    return this.#write((now) => {
+      const jobs: Job[] = [];
+      for (const id of new Set(params.ids)) {
+        const row = this.#stmt(q.JOB_RUN_NOW).get({ id, now }) as Row | undefined;
+        if (row) {
+          jobs.push(toJob(row));
+          continue;
+        }
+        const current = this.#stmt(q.JOB_GET).get({ id }) as Row | undefined;
+        if (!current) {
+          throw new NotFoundError(`Job "${id}" not found`, {
+            subject: id,
+            reason: "job_not_found",
+          });
+        }
+        throw new ConflictError(
+          `Job "${id}" is not waiting to run: it is ${str(current, "state")}`,
+          { subject: id, reason: "not_waiting" },
+        );
+      }
+      return jobs;
+    });
+  }
+
   jobDlqRetry(params: JobDlqRetryParams): Promise<Job[]> {
     return this.#write((now) => {
       let ids = params.ids;

@@ -1018,7 +1018,8 @@ function scheduledUrl(q, after = null) {
 /**
  * Jobs waiting for a time, soonest first: delayed ones (`enqueue --delay / --run-at`) and retries
  * waiting out their backoff. The list is `due:later` plus the search; pages go forward in due
- * order. Cancel acts on them; delete does not apply (they have not finished).
+ * order. "Run now" makes them due at once; cancel ends them; delete does not apply (they have not
+ * finished).
  */
 function scheduledPage() {
   const url = new URL(location.href);
@@ -1097,6 +1098,13 @@ function scheduledPage() {
       actions,
       h("button", {
         type: "button",
+        id: "run-now-selected",
+        title: "make them due now: the next free worker takes them",
+        disabled: n === 0,
+        on: { click: () => runNowSelected() },
+      }, n > 0 ? `Run ${n} now` : "Run selected now"),
+      h("button", {
+        type: "button",
         id: "cancel-selected",
         disabled: n === 0,
         on: { click: () => cancelSelected() },
@@ -1114,6 +1122,21 @@ function scheduledPage() {
     message = { text, cls };
     updateActions();
   };
+
+  /** Makes the selected jobs due now (no confirmation: nothing is lost, they only run sooner). */
+  async function runNowSelected() {
+    result("");
+    const ids = [...selected];
+    if (ids.length === 0) return;
+    try {
+      const out = await api("/api/jobs/run-now", { method: "POST", body: { ids } });
+      selected.clear();
+      await refresh();
+      result(`${jobs(out.due.length)} due now: the next free worker takes them.`, "ok");
+    } catch (e) {
+      if (!(e instanceof SignedOut)) result(e.message, "bad");
+    }
+  }
 
   async function cancelSelected() {
     result("");
