@@ -390,21 +390,28 @@ FROM (${walk}) w JOIN jobs j ON j.seq = w.seq`);
 /**
  * The Scheduled page's walk: jobs waiting for a time, soonest first, after the cursor
  * (:after_run_at, :after_seq), at most :chunk. One forward walk of jobs_ready (priority, run_at,
- * seq) per priority from the cursor (a row-value range on the index, so a million jobs due at the
- * same instant are stepped into, not over), merged: the index orders by priority first, so one
- * walk of all of it would sort every waiting job. A priority left out by :priority_mask is not
- * walked (the test is constant, decided before the walk). Each candidate comes with whether it
- * meets the other conditions, as in `JOB_SEARCH_CHUNK`.
+ * seq) per priority from the cursor, merged: the index orders by priority first, so one walk of all
+ * of it would sort every waiting job. Each priority's walk is two ranges, the rest of the cursor's
+ * instant (run_at = :after_run_at AND seq > :after_seq) and then what comes after it: SQLite bounds
+ * a row-value range `(run_at, seq) > (…)` by run_at alone, so a deep page among 300,000 jobs due at
+ * one instant stepped over the first ones (290 ms); as two ranges it enters at the cursor. A
+ * priority left out by :priority_mask is not walked (the test is constant, decided before the
+ * walk). Each candidate comes with whether it meets the other conditions, as in
+ * `JOB_SEARCH_CHUNK`.
  */
 export const JOB_SEARCH_SCHEDULED_CHUNK = `
 SELECT w.seq AS seq, w.run_at AS run_at, (${JOB_SEARCH_MATCH}
   AND (:states IS NULL OR j.state IN (SELECT value FROM json_each(:states)))) AS hit
 FROM (SELECT seq, run_at FROM (${
   PRIORITIES.map((p) =>
-    `SELECT * FROM (SELECT seq, run_at FROM jobs WHERE ${READY} AND priority = ${p}
-       AND (run_at, seq) > (:after_run_at, :after_seq)
+    `SELECT * FROM (SELECT * FROM (SELECT seq, run_at FROM jobs WHERE ${READY}
+       AND priority = ${p} AND run_at = :after_run_at AND seq > :after_seq
        AND (:priority_mask IS NULL OR (:priority_mask >> ${p}) & 1 = 1)
-       ORDER BY run_at, seq LIMIT :chunk)`
+       ORDER BY seq LIMIT :chunk)
+     UNION ALL SELECT * FROM (SELECT seq, run_at FROM jobs WHERE ${READY}
+       AND priority = ${p} AND run_at > :after_run_at
+       AND (:priority_mask IS NULL OR (:priority_mask >> ${p}) & 1 = 1)
+       ORDER BY run_at, seq LIMIT :chunk) ORDER BY run_at, seq LIMIT :chunk)`
   ).join(" UNION ALL ")
 }) ORDER BY run_at, seq LIMIT :chunk) w JOIN jobs j ON j.seq = w.seq`;
 
