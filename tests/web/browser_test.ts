@@ -445,6 +445,15 @@ test("the Scheduled page: a job enqueued with a delay appears live, soonest firs
   await s.page.waitForSelector("#action-result.ok");
   await until(s.page, `document.querySelectorAll("main tbody tr").length === 1`, 2000);
   assert.equal(JSON.parse(await s.cli(["show", "soon", "--json"])).state, "cancelled");
+  // The retry, from its own page: Run now, and the button goes (it is due now).
+  await open(s, "/jobs/flaky");
+  await s.page.click("#run-now");
+  await s.page.waitForSelector("#run-now", { state: "detached" });
+  const flaky = JSON.parse(await s.cli(["show", "flaky", "--json"]));
+  assert.deepEqual([flaky.state, flaky.attempts], ["failed", 1]);
+  assert.ok(Date.parse(flaky.run_at) <= Date.now(), `due now: ${flaky.run_at}`);
+  await open(s, "/scheduled");
+  await s.page.waitForSelector("text=Nothing is scheduled.");
   assertCleanPage(s.watch);
 });
 

@@ -1599,10 +1599,30 @@ function jobPage(id) {
           },
         }, a.verb);
       };
+      // A job waiting for a time (as the Scheduled page lists it) can be made due at once.
+      const waitsForTime = ["pending", "failed"].includes(job.state) && job.waiting_on === 0 &&
+        Date.parse(job.run_at) > Date.parse(data.as_of);
+      const runNow = app.session.read_only || !waitsForTime ? null : h("button", {
+        type: "button",
+        id: "run-now",
+        title: "make it due now: the next free worker takes it",
+        on: {
+          async click(event) {
+            event.target.disabled = true;
+            try {
+              await api("/api/jobs/run-now", { method: "POST", body: { ids: [job.id] } });
+              await refresh();
+            } catch (e) {
+              if (!(e instanceof SignedOut)) fill(error, errorBox(e));
+            }
+          },
+        },
+      }, "Run now");
       fill(
         head,
         h("h1", {}, "Job ", h("span", { class: "id" }, job.id)),
         badge(job.state),
+        runNow,
         act("retry", "retry", "primary"),
         act("cancel", "cancel", ""),
         act("delete", "delete", ""),
