@@ -568,20 +568,20 @@ export const ROUTES: readonly Route[] = [
     example: "/api/scheduled?q=queue:mail",
     async handle(ctx) {
       const { url, queue } = ctx;
-      const at = await asOf(queue);
+      const now = await queue.now();
       const filter = await filterOf(queue, url.searchParams.get("q"), url.searchParams.get("tz"));
       const after = dueCursorOf(url);
       const limit = intParam(url, "limit", 1, PAGE_MAX) ?? PAGE_DEFAULT;
-      const [found, scheduled, counts] = await Promise.all([
+      const [found, scheduled, retrying] = await Promise.all([
         queue.scheduled(filter, { limit, ...(after === undefined ? {} : { after }) }),
+        // Delayed: the overview's "scheduled" (from the ready index). Retrying: failed jobs
+        // not due yet, through the failed state's index (as many rows as failed jobs, few).
         queue.countScheduled(),
-        queue.counts(),
+        queue.countMatching({ states: ["failed"], dueAfter: now }),
       ]);
       return json({
-        as_of: at,
-        // Delayed: pending jobs due later. Failed jobs are almost all in their backoff (a due
-        // one is claimed within a poll), so their count stands for the retries waiting.
-        counts: { delayed: scheduled.scheduled, retrying: counts.failed },
+        as_of: iso(now),
+        counts: { delayed: scheduled.scheduled, retrying: retrying.count },
         next_due_at: iso(scheduled.nextAt),
         jobs: found.jobs.map(jobSummaryJson),
         next_after: dueCursorText(found.next),

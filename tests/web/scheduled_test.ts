@@ -178,6 +178,9 @@ function scheduledTests(
       f.clock.advance(15 * MINUTE);
       const left = expected.filter((id) => ["in-30m", "in-2h"].includes(id));
       assert.deepEqual((await walk(d.json, "", 1)).ids, left);
+      // The retry is due now: still failed, no longer waiting for a time, nor counted as such.
+      assert.equal((await f.store.jobGet({ id: "retry" }))!.state, "failed");
+      assert.deepEqual((await d.json("/api/scheduled")).counts, { delayed: 2, retrying: 0 });
       // A cursor from before now starts at now.
       const stale = await d.json(`/api/scheduled?after=1.1`);
       assert.deepEqual((stale.jobs as JobJson[]).map((j) => j.id), left);
