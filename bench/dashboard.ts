@@ -50,6 +50,12 @@ async function serve(db: string): Promise<Served> {
   return { base: `http://127.0.0.1:${port}`, token, child };
 }
 
+/**
+ * A place in the middle of the big queue's scheduled jobs (due 1–7 days after it was built, at
+ * most 12 h ago): about half of them come before it, so the Scheduled page from there is a deep one.
+ */
+const MID_SCHEDULED = `${Date.now() + 4 * 86_400_000}.0`;
+
 /** What a page reads, with whether it is a first page or a deep one (and so its target). */
 const REQUESTS: { name: string; path: string; kind: "first" | "deep" | "context" }[] = [
   { name: "jobs, first page (All)", path: "/api/jobs", kind: "first" },
@@ -77,6 +83,22 @@ const REQUESTS: { name: string; path: string; kind: "first" | "deep" | "context"
     path: `/api/jobs?q=${encodeURIComponent("created:<6h")}`,
     kind: "first",
   },
+  { name: "scheduled, first page (soonest)", path: "/api/scheduled", kind: "first" },
+  {
+    name: "scheduled, deep page (after about half)",
+    path: `/api/scheduled?after=${MID_SCHEDULED}`,
+    kind: "deep",
+  },
+  {
+    name: "scheduled, search that finds nothing (whole scan budget)",
+    path: `/api/scheduled?q=${encodeURIComponent("cmd:no-such-command")}`,
+    kind: "first",
+  },
+  {
+    name: "jobs, search due:later, first page",
+    path: `/api/jobs?q=${encodeURIComponent("due:later")}`,
+    kind: "first",
+  },
   {
     name: "count of dead jobs matching cmd:",
     path: `/api/count?q=${encodeURIComponent("state:dead cmd:flaky")}`,
@@ -100,7 +122,7 @@ async function timed(s: Served, path: string): Promise<number> {
 async function browserTimes(
   s: Served,
   n: number,
-): Promise<{ first: number[]; deep: number[]; blank: number[] }> {
+): Promise<{ first: number[]; deep: number[]; scheduled: number[]; blank: number[] }> {
   // The bench's only npm import, loaded here so that nothing else pays for it.
   // deno-lint-ignore no-import-prefix -- a full npm: specifier, so that `deno run` of a URL works
   const { chromium } = await import("npm:playwright-core@1.65.1");
@@ -113,12 +135,18 @@ async function browserTimes(
     const page = await browser.newPage();
     await page.goto(`${s.base}/login#token=${s.token}`);
     await page.waitForURL(`${s.base}/`);
-    const times = { first: [] as number[], deep: [] as number[], blank: [] as number[] };
+    const times = {
+      first: [] as number[],
+      deep: [] as number[],
+      scheduled: [] as number[],
+      blank: [] as number[],
+    };
     for (let i = -1; i < n; i++) {
       for (
         const [key, path, selector] of [
           ["first", "/jobs", "main table a.id"],
           ["deep", "/jobs?before=1000", "main table a.id"],
+          ["scheduled", "/scheduled", "main table a.id"],
           // The floor: the same document and module, a page that reads no data (sign-in).
           ["blank", "/login", "form.login"],
         ] as const
@@ -144,7 +172,8 @@ export const dashboard: BenchModule = {
     `reads (\`/api/…\`, with the token), ${rounds(options)} rounds round-robin over every ` +
     `request and both databases after one warm-up round; median round-trip time. Targets: a ` +
     `first page ≤ ${FIRST_PAGE_MS} ms, a deep page ≤ ${DEEP_PAGE_MS} ms, at 1M. Browser rows: ` +
-    `chromium (headless) navigates to the jobs page and to a deep page on the big queue, timed ` +
+    `chromium (headless) navigates to the jobs page, a deep page and the scheduled page on the big ` +
+    `queue, timed ` +
     `until the table is rendered (document, module, session and page data), medians of ` +
     `${rounds(options)}; their floor is the sign-in page (the same document and module, no data).`,
 
@@ -196,6 +225,7 @@ export const dashboard: BenchModule = {
         const [key, name, limit] of [
           ["first", "browser: jobs page rendered", FIRST_PAGE_MS],
           ["deep", "browser: deep page rendered", DEEP_PAGE_MS],
+          ["scheduled", "browser: scheduled page rendered", FIRST_PAGE_MS],
         ] as const
       ) {
         const value = median(browser[key]);

@@ -64,6 +64,8 @@ export type ErrorReason =
   | "schedule_not_found"
   /** A delete of a job that has not finished (pending, failed, processing). */
   | "not_finished"
+  /** A "run now" of a job that does not wait to run (processing, or finished). */
+  | "not_waiting"
   | "bad_path"
   | "busy"
   | "full"

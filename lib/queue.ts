@@ -22,6 +22,7 @@ import { CANCELLABLE_STATES, RETRYABLE_STATES, TERMINAL_STATES } from "./job/sta
 import type { Metrics } from "./metrics.ts";
 import type { DbLocation } from "./store/location.ts";
 import type {
+  DueCursor,
   JobCancelResult,
   JobCounts,
   JobDependencies,
@@ -30,6 +31,7 @@ import type {
   JobListResult,
   JobSearchCountResult,
   JobSearchResult,
+  JobSearchScheduledResult,
   OutputCapture,
   QueueListResult,
   QueueRecord,
@@ -109,6 +111,24 @@ export interface SearchPageOptions {
   limit: number;
   /** Default `SEARCH_SCAN_LIMIT`. */
   scanLimit?: number;
+}
+
+export interface ScheduledPageOptions {
+  /** Only jobs after this place in the due order (a `next`). */
+  after?: DueCursor;
+  limit: number;
+  /** Default `SEARCH_SCAN_LIMIT`. */
+  scanLimit?: number;
+}
+
+/** `filter` with a due condition's states (pending, failed), so the walk is of those only. */
+async function withDueStates(filter: JobFilter): Promise<JobFilter> {
+  if (filter.dueAfter === undefined && filter.dueBy === undefined) return filter;
+  const { narrowForDue } = await lazy<typeof import("./job/filter.ts")>(
+    import.meta.url,
+    "./job/filter.ts",
+  );
+  return narrowForDue(filter);
 }
 
 /** The states each job action applies to: cancel waiting and running jobs, retry and delete. */
@@ -241,7 +261,7 @@ export class Queue {
         (page.beforeSeq === undefined || job.seq < page.beforeSeq);
       return { jobs: hit ? [job] : [], nextBeforeSeq: null, truncated: false };
     }
-    const { id: _id, ...conditions } = filter;
+    const { id: _id, ...conditions } = await withDueStates(filter);
     return await this.#store.jobSearch({
       ...conditions,
       ...(page.beforeSeq === undefined ? {} : { beforeSeq: page.beforeSeq }),
@@ -274,8 +294,46 @@ export class Queue {
         : states.reduce((sum, state) => sum + counts[state], 0);
       return { count, complete: true };
     }
-    const { id: _id, ...conditions } = filter;
+    const { id: _id, ...conditions } = await withDueStates(filter);
     return await this.#store.jobSearchCount({ ...conditions, scanLimit });
+  }
+
+  /**
+   * The jobs that wait for a time (delayed ones and retries in their backoff; see
+   * `JobFilter.dueAfter`) and meet `filter`, soonest first, a page at a time from `after`, bounded
+   * in cost: see `Store.jobSearchScheduled`. The dashboard's Scheduled page.
+   *
+   * @example
+   * ```ts ignore
+   * const page = await queue.scheduled({ queues: ["mail"] }, { limit: 50 });
+   * if (page.next !== null) await queue.scheduled({ queues: ["mail"] }, { after: page.next, limit: 50 });
+   * ```
+   */
+  async scheduled(
+    filter: JobFilter,
+    page: ScheduledPageOptions,
+  ): Promise<JobSearchScheduledResult> {
+    const now = await this.#store.now();
+    const { id, dueAfter, ...conditions } = filter;
+    const since = Math.max(now, dueAfter ?? now);
+    if (id !== undefined) {
+      const { jobMatches } = await lazy<typeof import("./job/filter.ts")>(
+        import.meta.url,
+        "./job/filter.ts",
+      );
+      const job = await this.#store.jobGet({ id });
+      const hit = job !== undefined && jobMatches(job, { ...filter, dueAfter: since }) &&
+        (page.after === undefined || job.runAt > page.after.runAt ||
+          (job.runAt === page.after.runAt && job.seq > page.after.seq));
+      return { jobs: hit ? [job] : [], next: null, truncated: false };
+    }
+    return await this.#store.jobSearchScheduled({
+      ...conditions,
+      now: since,
+      ...(page.after === undefined ? {} : { after: page.after }),
+      limit: page.limit,
+      scanLimit: page.scanLimit ?? SEARCH_SCAN_LIMIT,
+    });
   }
 
   /**
@@ -345,6 +403,11 @@ export class Queue {
         if (!raced || attempt >= 3) throw error;
       }
     }
+  }
+
+  /** Pending jobs not due yet and when the first is due (from the ready index). */
+  countScheduled(): Promise<ScheduledCount> {
+    return this.#store.jobCountScheduled();
   }
 
   /** Counts per state, from the maintained counters (one small read). */
@@ -559,6 +622,14 @@ export class Queue {
       deleted += ids.length;
       if (ids.length < limit) return deleted;
     }
+  }
+
+  /**
+   * Makes waiting jobs (delayed ones, retries in their backoff) due now, all or none (see
+   * `Store.jobRunNow`): the next free worker takes them. The dashboard's "Run now".
+   */
+  runNow(ids: readonly string[]): Promise<Job[]> {
+    return this.#store.jobRunNow({ ids });
   }
 
   /** Moves dead jobs back to pending with a fresh retry budget (all of them, or none). */

@@ -8,6 +8,7 @@
 
 import type { Job } from "./job.ts";
 import type { JobState } from "./state.ts";
+import { READY_STATES } from "./state.ts";
 
 export interface JobFilter {
   /** Only jobs in these states. */
@@ -24,6 +25,22 @@ export interface JobFilter {
   createdTo?: number;
   /** Only jobs of these queues. */
   queues?: readonly string[];
+  /**
+   * Only jobs that wait for a time after this instant (epoch ms, the store's clock): pending or
+   * failed, waiting for no other job, `runAt` later than it. The dashboard's `due:later` (its
+   * Scheduled page): delayed jobs and retries in their backoff.
+   */
+  dueAfter?: number;
+  /**
+   * Only jobs whose time has come by this instant: pending or failed, waiting for no other job,
+   * `runAt` at or before it (`due:now`: what a worker may claim, unless its queue is paused).
+   */
+  dueBy?: number;
+}
+
+/** Waiting for nothing but its time (the jobs `dueAfter` and `dueBy` look at). */
+function waitsOnlyForTime(job: Job): boolean {
+  return READY_STATES.includes(job.state) && job.waitingOn === 0;
 }
 
 /** Whether `job` meets every condition of `filter`. */
@@ -37,6 +54,12 @@ export function jobMatches(job: Job, filter: JobFilter): boolean {
   if (filter.createdFrom !== undefined && job.createdAt < filter.createdFrom) return false;
   if (filter.createdTo !== undefined && job.createdAt >= filter.createdTo) return false;
   if (filter.queues !== undefined && !filter.queues.includes(job.queue)) return false;
+  if (filter.dueAfter !== undefined && !(waitsOnlyForTime(job) && job.runAt > filter.dueAfter)) {
+    return false;
+  }
+  if (filter.dueBy !== undefined && !(waitsOnlyForTime(job) && job.runAt <= filter.dueBy)) {
+    return false;
+  }
   return true;
 }
 
@@ -44,5 +67,17 @@ export function jobMatches(job: Job, filter: JobFilter): boolean {
 export function filtersBeyondState(filter: JobFilter): boolean {
   return filter.priorities !== undefined || filter.commandContains !== undefined ||
     filter.id !== undefined || filter.createdFrom !== undefined || filter.createdTo !== undefined ||
-    filter.queues !== undefined;
+    filter.queues !== undefined || filter.dueAfter !== undefined || filter.dueBy !== undefined;
+}
+
+/**
+ * A due condition only holds for waiting jobs: the states narrowed to pending and failed, so that
+ * a store walks those states' index instead of every job.
+ */
+export function narrowForDue(filter: JobFilter): JobFilter {
+  if (filter.dueAfter === undefined && filter.dueBy === undefined) return filter;
+  const states = READY_STATES.filter((s) =>
+    filter.states === undefined || filter.states.includes(s)
+  );
+  return { ...filter, states };
 }

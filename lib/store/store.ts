@@ -160,6 +160,42 @@ export interface JobSearchResult {
   truncated: boolean;
 }
 
+/** A place in the due order (`runAt`, then `seq`): where a page of `jobSearchScheduled` ends. */
+export interface DueCursor {
+  runAt: number;
+  seq: number;
+}
+
+/**
+ * The jobs that wait for a time (see `JobFilter.dueAfter`), soonest first: ordered by `runAt`, then
+ * enqueue order, after `after` when given (keyset paging, never an offset). The walk reads the
+ * ready index one priority at a time from the cursor, merged, looks at no more than `scanLimit`
+ * jobs, and keeps those that meet the other conditions (`dueAfter` itself is `now`; `dueBy`
+ * matches nothing here).
+ */
+export interface JobSearchScheduledParams extends Omit<JobFilter, "id" | "dueAfter"> {
+  /** The store's clock now: only jobs due after it. */
+  now: number;
+  /** Only jobs after this place in the due order (a `next`). */
+  after?: DueCursor;
+  /** Matches to return at most. */
+  limit: number;
+  /** Jobs to look at at most (the walk's budget). */
+  scanLimit: number;
+}
+
+export interface JobSearchScheduledResult {
+  /** The matches, soonest first. */
+  jobs: Job[];
+  /**
+   * Where the next page starts (pass it as `after`): the last match when more matches exist, or
+   * where the walk stopped when its budget ran out first; null when no later job can match.
+   */
+  next: DueCursor | null;
+  /** The budget ran out before the page filled. */
+  truncated: boolean;
+}
+
 export interface JobSearchCountResult {
   /** Matches among the jobs looked at. */
   count: number;
@@ -543,6 +579,11 @@ export interface Store {
   jobSearch(params: JobSearchParams): Promise<JobSearchResult>;
   /** How many jobs meet a filter, looking at no more than `scanLimit` jobs. Read-only. */
   jobSearchCount(params: Omit<JobSearchParams, "limit">): Promise<JobSearchCountResult>;
+  /**
+   * A page of the jobs waiting for a time, soonest first, bounded in cost by `scanLimit` (see
+   * `JobSearchScheduledParams`). Read-only; reads one consistent snapshot.
+   */
+  jobSearchScheduled(params: JobSearchScheduledParams): Promise<JobSearchScheduledResult>;
   /** Maintained counts: constant time however many jobs there are. */
   jobCountByState(): Promise<JobCounts>;
   /**
@@ -556,6 +597,13 @@ export interface Store {
    * nothing. Concurrent retries of one job: exactly one applies (the update is guarded by state).
    */
   jobDlqRetry(params: JobDlqRetryParams): Promise<Job[]>;
+  /**
+   * Makes waiting jobs (pending, failed) due now, all or none: `runAt` becomes the store's now
+   * (an earlier one stays), nothing else changes (a job waiting for other jobs still waits for
+   * them; a retry keeps its attempt count). Throws `NotFoundError` or `ConflictError` (reason
+   * `not_waiting`) for the first id at fault, changing nothing. The dashboard's "Run now".
+   */
+  jobRunNow(params: { ids: readonly string[] }): Promise<Job[]>;
   /**
    * Cancels jobs, all or none, in one transaction: throws `NotFoundError` (reason
    * `job_not_found`) or `ConflictError` (reason `finished`, subject the id) for the first id at

@@ -27,6 +27,7 @@ import {
   workerJson,
 } from "../json.ts";
 import type { Queue } from "../queue.ts";
+import type { DueCursor } from "../store/store.ts";
 import type { JobAction } from "../queue.ts";
 import { ACTION_STATES, COUNT_SCAN_LIMIT, narrowForAction, SEARCH_SCAN_LIMIT } from "../queue.ts";
 import { formatLogTime, iso } from "../time.ts";
@@ -385,7 +386,37 @@ async function asOf(queue: Queue): Promise<string | null> {
 /** The jobs that wait for one that the job page lists at most (as `queuectl show`). */
 const DEPENDENTS_SHOWN = 20;
 
-const PAGES = ["/", "/jobs", "/jobs/:id", "/dlq", "/schedules", "/workers", "/settings"];
+const PAGES = [
+  "/",
+  "/jobs",
+  "/jobs/:id",
+  "/dlq",
+  "/scheduled",
+  "/schedules",
+  "/workers",
+  "/settings",
+];
+
+/** A place in the due order as a URL carries it: `<run_at epoch ms>.<seq>`. */
+function dueCursorOf(url: URL): DueCursor | undefined {
+  const text = url.searchParams.get("after");
+  if (text === null || text === "") return undefined;
+  const m = /^(\d{1,16})\.(\d{1,16})$/.exec(text);
+  const cursor = m ? { runAt: Number(m[1]), seq: Number(m[2]) } : undefined;
+  if (
+    cursor === undefined || !Number.isSafeInteger(cursor.runAt) || !Number.isSafeInteger(cursor.seq)
+  ) {
+    throw new HttpError(
+      400,
+      `Invalid after ${JSON.stringify(text)}: give a position from next_after`,
+    );
+  }
+  return cursor;
+}
+
+function dueCursorText(cursor: DueCursor | null): string | null {
+  return cursor === null ? null : `${cursor.runAt}.${cursor.seq}`;
+}
 
 export const ROUTES: readonly Route[] = [
   ...PAGES.map((path): Route => ({
@@ -531,6 +562,36 @@ export const ROUTES: readonly Route[] = [
   },
   {
     method: "GET",
+    path: "/api/scheduled",
+    access: "session",
+    changes: "nothing",
+    example: "/api/scheduled?q=queue:mail",
+    async handle(ctx) {
+      const { url, queue } = ctx;
+      const now = await queue.now();
+      const filter = await filterOf(queue, url.searchParams.get("q"), url.searchParams.get("tz"));
+      const after = dueCursorOf(url);
+      const limit = intParam(url, "limit", 1, PAGE_MAX) ?? PAGE_DEFAULT;
+      const [found, scheduled, retrying] = await Promise.all([
+        queue.scheduled(filter, { limit, ...(after === undefined ? {} : { after }) }),
+        // Delayed: the overview's "scheduled" (from the ready index). Retrying: failed jobs
+        // not due yet, through the failed state's index (as many rows as failed jobs, few).
+        queue.countScheduled(),
+        queue.countMatching({ states: ["failed"], dueAfter: now }),
+      ]);
+      return json({
+        as_of: iso(now),
+        counts: { delayed: scheduled.scheduled, retrying: retrying.count },
+        next_due_at: iso(scheduled.nextAt),
+        jobs: found.jobs.map(jobSummaryJson),
+        next_after: dueCursorText(found.next),
+        truncated: found.truncated,
+        scan_limit: SEARCH_SCAN_LIMIT,
+      });
+    },
+  },
+  {
+    method: "GET",
     path: "/api/count",
     access: "session",
     changes: "nothing",
@@ -647,6 +708,21 @@ export const ROUTES: readonly Route[] = [
   jobAction("cancel"),
   jobAction("retry"),
   jobAction("delete"),
+  {
+    // The Scheduled page's "Run now": waiting jobs due at once (all or none), by id.
+    method: "POST",
+    path: "/api/jobs/run-now",
+    access: "session",
+    changes: "queue",
+    example: "/api/jobs/run-now",
+    async handle(ctx) {
+      const input = await body(ctx.request);
+      const jobs = await ctx.queue.runNow(idsOf(input, "run"));
+      ctx.kick.wake();
+      ctx.options.log?.(`made ${plural(jobs.length, "waiting job")} due now (by id)`);
+      return json({ due: jobs.map((j) => j.id) });
+    },
+  },
   queueAction("pause"),
   queueAction("resume"),
   {

@@ -4,10 +4,13 @@
  *   state:dead,failed   priority:8  priority:7..10  priority:>=8   cmd:backup  cmd:"make test"
  *   id:nightly          created:>2h  created:<2026-11-01  created:2026-11-01  created:A..B
  *   queue:mail          queue:mail,reports
+ *   due:later           due:now
  *
  * Bare words are command text, as one phrase (`make test` finds commands containing "make test").
  * Local dates and times are read in the browser's time zone (`tz`); relative times (`2h`, `1d`)
- * reach back from now. The text lives in the page's URL, so a search is a bookmark.
+ * reach back from now. `due:later` keeps the jobs that wait for a time (delayed ones and retries in
+their backoff: pending or failed, waiting for no other job, run_at after now); `due:now` those
+whose time has come. The text lives in the page's URL, so a search is a bookmark.
  *
  * @module
  */
@@ -20,7 +23,10 @@ import { closest } from "../suggest.ts";
 import { parseDuration } from "../time_parse.ts";
 
 /** The qualifiers the box knows, for help texts and suggestions. */
-export const QUALIFIERS = ["state", "priority", "cmd", "id", "created", "queue"] as const;
+export const QUALIFIERS = ["state", "priority", "cmd", "id", "created", "queue", "due"] as const;
+
+/** The values `due:` takes. */
+export const DUE_VALUES = ["later", "now"] as const;
 
 /** Other names people type for them (suggested, not accepted: one spelling keeps URLs uniform). */
 const QUALIFIER_ALIASES: Readonly<Record<string, string>> = {
@@ -38,6 +44,9 @@ const QUALIFIER_ALIASES: Readonly<Record<string, string>> = {
   enqueued: "created",
   date: "created",
   since: "created",
+  run_at: "due",
+  runat: "due",
+  scheduled: "due",
 };
 
 export interface ParseOptions {
@@ -278,6 +287,19 @@ export function parseQuery(text: string, options: ParseOptions): JobFilter {
           filter.createdFrom = Math.max(from, filter.createdFrom ?? -Infinity);
         }
         if (to !== undefined) filter.createdTo = Math.min(to, filter.createdTo ?? Infinity);
+        break;
+      }
+      case "due": {
+        const when = value.toLowerCase();
+        if (when === "later") filter.dueAfter = options.now;
+        else if (when === "now") filter.dueBy = options.now;
+        else {
+          const meant = closest(when, DUE_VALUES, { future: "later", soon: "later", past: "now" });
+          throw new QueryError(
+            `due:${value}: give due:later (waits for a time) or due:now (its time has come)` +
+              (meant === undefined ? "" : `; did you mean due:${meant}?`),
+          );
+        }
         break;
       }
     }

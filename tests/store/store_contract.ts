@@ -18,6 +18,7 @@ import { JOB_STATES } from "../../lib/job/state.ts";
 import type { JobState } from "../../lib/job/state.ts";
 import type {
   AttemptRef,
+  DueCursor,
   JobCounts,
   JobSearchParams,
   Store,
@@ -865,6 +866,33 @@ export function storeContract(
     });
   });
 
+  test("jobRunNow() makes waiting jobs due now, all or none; it refuses the others", async (f) => {
+    const { store, clock } = f;
+    const jobs = await makeOneOfEach(store, clock);
+    const later = await insertJob(store, clock, { id: "later", runAt: clock.now() + 3_600_000 });
+    const early = await insertJob(store, clock, { id: "early", runAt: clock.now() - 5000 });
+    for (const state of ["processing", "completed", "dead", "cancelled"] as const) {
+      const id = jobs[state].id;
+      await assert.rejects(store.jobRunNow({ ids: ["later", id] }), (error: unknown) => {
+        assert.ok(error instanceof ConflictError, state);
+        assert.equal(error.reason, "not_waiting");
+        assert.equal(error.message, `Job "${id}" is not waiting to run: it is ${state}`);
+        return true;
+      });
+    }
+    await assert.rejects(store.jobRunNow({ ids: ["later", "ghost"] }), NotFoundError);
+    assert.deepEqual(await store.jobGet({ id: "later" }), later, "nothing changed");
+    clock.advance(1000);
+    const now = clock.now();
+    const done = await store.jobRunNow({ ids: ["later", "f1", "early", "later"] });
+    assert.deepEqual(done.map((j) => [j.id, j.state, j.runAt]), [
+      ["later", "pending", now],
+      ["f1", "failed", Math.min(jobs.failed.runAt, now)],
+      ["early", "pending", early.runAt],
+    ]);
+    assert.equal((await store.jobGet({ id: "f1" }))!.attempts, jobs.failed.attempts);
+  });
+
   test("jobDlqRetry() with all retries every dead job, or none when the DLQ is empty", async (f) => {
     const { store, clock } = f;
     assert.deepEqual(await store.jobDlqRetry({ ids: "all" }), []);
@@ -1336,6 +1364,11 @@ export function storeContract(
       { createdTo: t(10) },
       { createdFrom: t(5), createdTo: t(20), states: ["pending"] },
       { createdFrom: t(5) + 1, createdTo: t(5) + 2 },
+      { dueAfter: clock.now() },
+      { dueAfter: clock.now() + 3_600_000 - 20_000 },
+      { dueAfter: clock.now(), states: ["failed", "dead"] },
+      { dueBy: clock.now() },
+      { dueBy: clock.now() + 3_600_000 - 20_000, priorities: [2, 3, 4] },
     ];
     for (const filter of filters) {
       const want = all.filter((job) => jobMatches(job, filter)).map((j) => j.id);
@@ -1358,6 +1391,50 @@ export function storeContract(
         truncated: false,
       });
     }
+  });
+
+  test("jobSearchScheduled() keeps what jobMatches() keeps with dueAfter now, soonest first, page by page", async ({ store, clock }) => {
+    const all = await searchable(store, clock);
+    // Some jobs due at the very same instant, of different priorities: enqueue order decides.
+    const same = clock.now() + 600_000;
+    for (const priority of [3, 9, 3, 1]) await insertJob(store, clock, { runAt: same, priority });
+    all.push(...(await store.jobList({ limit: 4 })).jobs);
+    const now = clock.now();
+    const filters: JobFilter[] = [
+      {},
+      { states: ["failed"] },
+      { states: ["pending", "dead"] },
+      { states: ["dead"] },
+      { priorities: [3, 9] },
+      { commandContains: "backup", priorities: [1, 4, 7, 10] },
+      { createdFrom: all[10]!.createdAt },
+      { dueBy: now + 3_600_000 },
+    ];
+    for (const filter of filters) {
+      const want = all.filter((job) => jobMatches(job, { ...filter, dueAfter: now }))
+        .sort((a, b) => a.runAt - b.runAt || a.seq - b.seq).map((j) => j.id);
+      for (const [limit, scanLimit] of [[100, 1000], [3, 1000], [1, 7], [4, 1]]) {
+        const ids: string[] = [];
+        let after: DueCursor | undefined;
+        for (let calls = 0;; calls++) {
+          assert.ok(calls < 500, "the walk ends");
+          const page = await store.jobSearchScheduled({
+            ...filter,
+            now,
+            limit: limit!,
+            scanLimit: scanLimit!,
+            ...(after === undefined ? {} : { after }),
+          });
+          assert.ok(page.jobs.length <= limit!);
+          ids.push(...page.jobs.map((j) => j.id));
+          if (page.next === null) break;
+          after = page.next;
+        }
+        assert.deepEqual(ids, want, `${JSON.stringify(filter)} limit ${limit} scan ${scanLimit}`);
+      }
+    }
+    const [first] = (await store.jobSearchScheduled({ now, limit: 1, scanLimit: 10 })).jobs;
+    assert.deepEqual(first, await store.jobGet({ id: first!.id }), "every field, as jobGet()");
   });
 
   test("jobSearch() looks at no more than scanLimit jobs and says where it stopped", async ({ store, clock }) => {

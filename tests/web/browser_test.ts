@@ -124,6 +124,7 @@ test("the main pages load clean: no CSP violation, console error or dialog (scre
       ["/jobs", "dashboard-jobs.png", "a.id"],
       ["/jobs/broken", "dashboard-job.png", "#out-stderr, .pane"],
       ["/dlq", "dashboard-dlq.png", "#retry-all"],
+      ["/scheduled", "dashboard-scheduled.png", 'a.id:text-is("later")'],
       ["/schedules", "dashboard-schedules.png", "main table"],
       ["/workers", "dashboard-workers.png", "main p, main table"],
       ["/settings", "dashboard-settings.png", "main table"],
@@ -140,6 +141,7 @@ test("the main pages load clean: no CSP violation, console error or dialog (scre
     const [path, name] of [
       ["/", "dashboard-phone-overview.png"],
       ["/jobs", "dashboard-phone-jobs.png"],
+      ["/scheduled", "dashboard-phone-scheduled.png"],
       ["/schedules", "dashboard-phone-schedules.png"],
     ]
   ) {
@@ -393,6 +395,65 @@ test("the Recurring page: a schedule added from the CLI appears; run now and pau
   await s.page.click(`td[data-label="Last job"] a.id`);
   await s.page.waitForURL(`${s.dashboard.base}/jobs/${id}`);
   await s.page.waitForSelector("#enqueue-command");
+  assertCleanPage(s.watch);
+});
+
+test("the Scheduled page: a job enqueued with a delay appears live, soonest first, with why it waits; run now and cancel by click", async () => {
+  await using s = await setup();
+  await open(s, "/scheduled");
+  await s.page.waitForSelector("text=Nothing is scheduled.");
+  // A retry waiting out its backoff (a minute: long enough to stay for the test).
+  await s.cli(["config", "set", "backoff-base", "60"]);
+  await s.cli(["enqueue", "-c", "exit 1", "--id", "flaky", "--max-retries", "2"]);
+  await s.cli(["worker", "run", "--once"]);
+  await s.cli(["enqueue", "-c", "echo in two hours", "--id", "in-2h", "--delay", "2h"]);
+  await s.cli(["enqueue", "-c", "echo soon", "--id", "soon", "--delay", "10m", "--queue", "mail"]);
+  await s.cli(["enqueue", "-c", "echo now", "--id", "now"]);
+  // Live, without a reload: soonest first; the job due now is not there.
+  await until(s.page, `document.querySelectorAll("main tbody tr").length === 3`, 2000);
+  const ids = await s.page.locator("main tbody a.id").allTextContents();
+  assert.deepEqual(ids, ["flaky", "soon", "in-2h"]);
+  const shown = JSON.parse(await s.cli(["show", "soon", "--json"]));
+  const due = s.page.locator('td[data-label="Due"] time').nth(1);
+  assert.equal(await due.getAttribute("datetime"), shown.run_at);
+  assert.match((await due.getAttribute("title"))!, / UTC$/);
+  assert.deepEqual(await s.page.locator('td[data-label="Why"]').allTextContents(), [
+    "retry 1 of 2 (backoff)",
+    "delayed",
+    "delayed",
+  ]);
+  assert.equal(await s.page.locator('td[data-label="Queue"]').nth(1).textContent(), "mail");
+  // The search is in the URL: a bookmark of the mail queue's scheduled jobs.
+  await s.page.fill('input[type="search"]', "queue:mail");
+  await s.page.press('input[type="search"]', "Enter");
+  await s.page.waitForURL(/\/scheduled\?q=queue%3Amail$/);
+  await until(s.page, `document.querySelectorAll("main tbody tr").length === 1`, 2000);
+  await s.page.goBack();
+  await until(s.page, `document.querySelectorAll("main tbody tr").length === 3`, 2000);
+  await shot(s.page, "dashboard-scheduled-live.png");
+  // Run now by click: the job is due at once, so it leaves the page; a worker runs it.
+  await s.page.check('input[aria-label="select job in-2h"]');
+  await s.page.click("#run-now-selected");
+  await s.page.waitForSelector("#action-result.ok");
+  await until(s.page, `document.querySelectorAll("main tbody tr").length === 2`, 2000);
+  const ran = JSON.parse(await s.cli(["show", "in-2h", "--json"]));
+  assert.ok(Date.parse(ran.run_at) <= Date.now(), `due now: ${ran.run_at}`);
+  // Cancel the soonest by click, after the confirmation.
+  await s.page.check('input[aria-label="select job soon"]');
+  await s.page.click("#cancel-selected");
+  await s.page.click("#confirm-yes");
+  await s.page.waitForSelector("#action-result.ok");
+  await until(s.page, `document.querySelectorAll("main tbody tr").length === 1`, 2000);
+  assert.equal(JSON.parse(await s.cli(["show", "soon", "--json"])).state, "cancelled");
+  // The retry, from its own page: Run now, and the button goes (it is due now).
+  await open(s, "/jobs/flaky");
+  await s.page.click("#run-now");
+  await s.page.waitForSelector("#run-now", { state: "detached" });
+  const flaky = JSON.parse(await s.cli(["show", "flaky", "--json"]));
+  assert.deepEqual([flaky.state, flaky.attempts], ["failed", 1]);
+  assert.ok(Date.parse(flaky.run_at) <= Date.now(), `due now: ${flaky.run_at}`);
+  await open(s, "/scheduled");
+  await s.page.waitForSelector("text=Nothing is scheduled.");
   assertCleanPage(s.watch);
 });
 

@@ -69,6 +69,12 @@ Deno.test("parseQuery() reads queue: as any of the queues named", () => {
   });
 });
 
+Deno.test("parseQuery() reads due:later and due:now as bounds on run_at at the store's now", () => {
+  assert.deepEqual(parse("due:later"), { dueAfter: NOW });
+  assert.deepEqual(parse("DUE:Later queue:mail"), { dueAfter: NOW, queues: ["mail"] });
+  assert.deepEqual(parse("due:now state:failed"), { dueBy: NOW, states: ["failed"] });
+});
+
 Deno.test("parseQuery() refuses what it cannot read, saying what to write", () => {
   const cases: [string, RegExp][] = [
     ["state:done", /Unknown state "done": states are pending, processing/],
@@ -86,6 +92,11 @@ Deno.test("parseQuery() refuses what it cannot read, saying what to write", () =
     ["queue:a,,b", /Queue name "" is empty/],
     ["queue:-x", /Queue name "-x" may hold only/],
     ["queues:mail", /did you mean "queue:"/],
+    ["due:soon", /give due:later \(waits for a time\) or due:now .*did you mean due:later\?/],
+    ["due:future", /did you mean due:later\?/],
+    ["due:2026-11-01", /give due:later/],
+    ["run_at:later", /did you mean "due:"/],
+    ["scheduled:later", /did you mean "due:"/],
   ];
   for (const [text, message] of cases) {
     assert.throws(

@@ -292,7 +292,11 @@ const SEARCH_MATCH = `(:priority_mask::integer IS NULL
   AND (:command::text IS NULL OR strpos(j.command, :command::text) > 0)
   AND (:created_from::bigint IS NULL OR j.created_at >= :created_from::bigint)
   AND (:created_to::bigint IS NULL OR j.created_at < :created_to::bigint)
-  AND (:queues::jsonb IS NULL OR j.queue IN (SELECT jsonb_array_elements_text(:queues::jsonb)))`;
+  AND (:queues::jsonb IS NULL OR j.queue IN (SELECT jsonb_array_elements_text(:queues::jsonb)))
+  AND (:due_after::bigint IS NULL OR (j.state IN ('pending', 'failed') AND j.deps_left = 0
+    AND j.run_at > :due_after::bigint))
+  AND (:due_by::bigint IS NULL OR (j.state IN ('pending', 'failed') AND j.deps_left = 0
+    AND j.run_at <= :due_by::bigint))`;
 
 /** The first :want matches among the walk's candidates, newest first. */
 export const JOB_SEARCH: readonly string[] = SEARCH_WALK.map((walk) => `
@@ -305,6 +309,41 @@ export const JOB_SEARCH_SCAN: readonly string[] = SEARCH_WALK.map((walk) => `
 WITH walk AS MATERIALIZED (${walk})
 SELECT count(*) AS scanned, min(w.seq) AS low, count(*) FILTER (WHERE ${SEARCH_MATCH}) AS hits
 FROM walk w JOIN {S}.jobs j ON j.seq = w.seq`);
+
+/**
+ * The Scheduled page's walk: jobs waiting for a time, soonest first, after the cursor
+ * (:after_run_at, :after_seq), at most :scan. One forward walk of jobs_ready (priority, run_at,
+ * seq) per priority from the cursor (a row comparison on the index, so a million jobs due at the
+ * same instant are stepped into, not over), merged (a Merge Append: the index orders by priority
+ * first, so one walk of all of it would sort every waiting job). A priority left out by
+ * :priority_mask is not walked.
+ */
+const SCHEDULED_WALK = `SELECT seq, run_at FROM (${
+  PRIORITIES.map((p) =>
+    `(SELECT seq, run_at FROM {S}.jobs WHERE ${READY} AND priority = ${p}
+       AND (run_at, seq) > (:after_run_at::bigint, :after_seq::bigint)
+       AND (:priority_mask::integer IS NULL OR ((:priority_mask::integer >> ${p}) & 1) = 1)
+       ORDER BY run_at, seq LIMIT :scan::integer)`
+  ).join(" UNION ALL ")
+}) x ORDER BY run_at, seq LIMIT :scan::integer`;
+
+const SCHEDULED_MATCH = `${SEARCH_MATCH}
+  AND (:states::jsonb IS NULL OR j.state IN (SELECT jsonb_array_elements_text(:states::jsonb)))`;
+
+/**
+ * The first :want matches among the walk's candidates, soonest first. Not materialized: the join
+ * pulls candidates only until the page is full.
+ */
+export const JOB_SEARCH_SCHEDULED = `
+SELECT j.* FROM (${SCHEDULED_WALK}) w JOIN {S}.jobs j ON j.seq = w.seq WHERE ${SCHEDULED_MATCH}
+ORDER BY w.run_at, w.seq LIMIT :want::integer`;
+
+/** The walk counted: how many candidates, and the last of them (where a next walk starts). */
+export const JOB_SEARCH_SCHEDULED_SCAN = `
+WITH walk AS MATERIALIZED (${SCHEDULED_WALK})
+SELECT (SELECT count(*) FROM walk) AS scanned, last.run_at AS last_run_at, last.seq AS last_seq
+FROM (SELECT 1) one
+LEFT JOIN (SELECT run_at, seq FROM walk ORDER BY run_at DESC, seq DESC LIMIT 1) last ON true`;
 
 /**
  * Counts per state: the folded counts plus the deltas not folded yet. SQLite keeps one row per
@@ -563,6 +602,11 @@ SELECT id, run_at FROM (
   (SELECT id, run_at FROM {S}.jobs WHERE state = 'failed' AND deps_left = 0
    AND run_at <= {NOW} ORDER BY run_at LIMIT 1)
 ) x ORDER BY run_at LIMIT 1`;
+
+/** A waiting job due now (an earlier due time stays): guarded by state, as a retry is. */
+export const JOB_RUN_NOW = `
+UPDATE {S}.jobs SET run_at = LEAST(run_at, {NOW}), updated_at = {NOW}
+WHERE id = :id AND ${WAITING} RETURNING *`;
 
 /** Guarded by state: of two concurrent retries of one job, the second finds it pending. */
 export const JOB_DLQ_RETRY = `

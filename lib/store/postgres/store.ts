@@ -26,6 +26,7 @@ import { DEFAULT_QUEUE } from "../../job/job.ts";
 import {
   CANCELLABLE_STATES,
   JOB_STATES,
+  READY_STATES,
   RETRYABLE_STATES,
   TERMINAL_STATES,
 } from "../../job/state.ts";
@@ -48,6 +49,7 @@ import type {
   AttemptProcessParams,
   AttemptRef,
   CancelRequest,
+  DueCursor,
   JobCancelParams,
   JobCancelResult,
   JobClaimParams,
@@ -67,6 +69,8 @@ import type {
   JobSearchCountResult,
   JobSearchParams,
   JobSearchResult,
+  JobSearchScheduledParams,
+  JobSearchScheduledResult,
   JobTakeOverParams,
   MaintenanceTurnParams,
   NewSchedule,
@@ -583,8 +587,65 @@ export class PostgresStore implements Store {
         created_from: params.createdFrom ?? null,
         created_to: params.createdTo ?? null,
         queues: params.queues === undefined ? null : [...params.queues],
+        due_after: params.dueAfter ?? null,
+        due_by: params.dueBy ?? null,
       },
     };
+  }
+
+  jobSearchScheduled(params: JobSearchScheduledParams): Promise<JobSearchScheduledResult> {
+    const empty = Promise.resolve({ jobs: [], next: null, truncated: false });
+    const states = params.states === undefined
+      ? null
+      : READY_STATES.filter((state) => params.states!.includes(state));
+    if (states?.length === 0) return empty;
+    let mask: number | null = null;
+    if (params.priorities !== undefined) {
+      mask = 0;
+      for (const p of params.priorities) {
+        if (Number.isInteger(p) && p >= 1 && p <= 10) mask |= 1 << p;
+      }
+      if (mask === 0) return empty;
+    }
+    if (params.scanLimit <= 0) return empty;
+    // Due after now: the cursor starts past every job due at `now` or before.
+    const from: DueCursor = params.after !== undefined && params.after.runAt > params.now
+      ? params.after
+      : { runAt: params.now, seq: Number.MAX_SAFE_INTEGER };
+    const walk: Values = {
+      after_run_at: from.runAt,
+      after_seq: from.seq,
+      scan: params.scanLimit,
+      priority_mask: mask,
+      command: params.commandContains ?? null,
+      created_from: params.createdFrom ?? null,
+      created_to: params.createdTo ?? null,
+      queues: params.queues === undefined ? null : [...params.queues],
+      due_after: null,
+      due_by: params.dueBy ?? null,
+      states,
+    };
+    return this.#read(async (run) => {
+      // One match more than the page says whether later matches exist.
+      const want = params.limit + 1;
+      const rows = await run(q.JOB_SEARCH_SCHEDULED, { ...walk, want });
+      const jobs = rows.slice(0, params.limit).map(toJob);
+      const cursor = (job: Job): DueCursor => ({ runAt: job.runAt, seq: job.seq });
+      if (rows.length === want) return { jobs, next: cursor(jobs.at(-1)!), truncated: false };
+      // Fewer: the walk ended, or its budget did. Truncated only if later jobs are left.
+      const scan = (await run(q.JOB_SEARCH_SCHEDULED_SCAN, walk))[0]!;
+      if (num(scan, "scanned") < params.scanLimit) return { jobs, next: null, truncated: false };
+      const stop = { runAt: num(scan, "last_run_at"), seq: num(scan, "last_seq") };
+      const later = (await run(q.JOB_SEARCH_SCHEDULED_SCAN, {
+        ...walk,
+        after_run_at: stop.runAt,
+        after_seq: stop.seq,
+        scan: 1,
+      }))[0]!;
+      return num(later, "scanned") > 0
+        ? { jobs, next: stop, truncated: true }
+        : { jobs, next: null, truncated: false };
+    });
   }
 
   jobSearch(params: JobSearchParams): Promise<JobSearchResult> {
@@ -662,6 +723,32 @@ export class PostgresStore implements Store {
       const [row] = await run(q.JOB_COUNT_SCHEDULED);
       const scheduled = num(row!, "scheduled");
       return { scheduled, nextAt: scheduled === 0 ? null : numOrNull(row!, "next_at") };
+    });
+  }
+
+  jobRunNow(params: { ids: readonly string[] }): Promise<Job[]> {
+    return this.#write(async (run) => {
+      const jobs: Job[] = [];
+      for (const id of new Set(params.ids)) {
+        const [row] = await run(q.JOB_RUN_NOW, { id });
+        if (row) {
+          jobs.push(toJob(row));
+          continue;
+        }
+        const [current] = await run(q.JOB_GET, { id });
+        if (!current) {
+          throw new NotFoundError(`Job "${id}" not found`, {
+            subject: id,
+            reason: "job_not_found",
+          });
+        }
+        throw new ConflictError(
+          `Job "${id}" is not waiting to run: it is ${str(current, "state")}`,
+          { subject: id, reason: "not_waiting" },
+        );
+      }
+      if (jobs.length > 0) await this.#notifyInTransaction(run);
+      return jobs;
     });
   }
 

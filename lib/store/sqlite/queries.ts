@@ -372,7 +372,11 @@ const JOB_SEARCH_MATCH = `(:priority_mask IS NULL OR (:priority_mask >> j.priori
   AND (:command IS NULL OR instr(j.command, :command) > 0)
   AND (:created_from IS NULL OR j.created_at >= :created_from)
   AND (:created_to IS NULL OR j.created_at < :created_to)
-  AND (:queues IS NULL OR j.queue IN (SELECT value FROM json_each(:queues)))`;
+  AND (:queues IS NULL OR j.queue IN (SELECT value FROM json_each(:queues)))
+  AND (:due_after IS NULL OR (j.state IN ('pending', 'failed') AND j.deps_left = 0
+    AND j.run_at > :due_after))
+  AND (:due_by IS NULL OR (j.state IN ('pending', 'failed') AND j.deps_left = 0
+    AND j.run_at <= :due_by))`;
 
 /** One chunk of the walk, each candidate with whether it matches (reads the rows, returns two numbers each). */
 export const JOB_SEARCH_CHUNK: readonly string[] = JOB_SEARCH_WALK.map((walk) => `
@@ -382,6 +386,34 @@ SELECT w.seq AS seq, (${JOB_SEARCH_MATCH}) AS hit FROM (${walk}) w JOIN jobs j O
 export const JOB_SEARCH_COUNT_CHUNK: readonly string[] = JOB_SEARCH_WALK.map((walk) => `
 SELECT count(*) AS scanned, min(w.seq) AS low, coalesce(sum(${JOB_SEARCH_MATCH}), 0) AS hits
 FROM (${walk}) w JOIN jobs j ON j.seq = w.seq`);
+
+/**
+ * The Scheduled page's walk: jobs waiting for a time, soonest first, after the cursor
+ * (:after_run_at, :after_seq), at most :chunk. One forward walk of jobs_ready (priority, run_at,
+ * seq) per priority from the cursor, merged: the index orders by priority first, so one walk of all
+ * of it would sort every waiting job. Each priority's walk is two ranges, the rest of the cursor's
+ * instant (run_at = :after_run_at AND seq > :after_seq) and then what comes after it: SQLite bounds
+ * a row-value range `(run_at, seq) > (…)` by run_at alone, so a deep page among 300,000 jobs due at
+ * one instant stepped over the first ones (290 ms); as two ranges it enters at the cursor. A
+ * priority left out by :priority_mask is not walked (the test is constant, decided before the
+ * walk). Each candidate comes with whether it meets the other conditions, as in
+ * `JOB_SEARCH_CHUNK`.
+ */
+export const JOB_SEARCH_SCHEDULED_CHUNK = `
+SELECT w.seq AS seq, w.run_at AS run_at, (${JOB_SEARCH_MATCH}
+  AND (:states IS NULL OR j.state IN (SELECT value FROM json_each(:states)))) AS hit
+FROM (SELECT seq, run_at FROM (${
+  PRIORITIES.map((p) =>
+    `SELECT * FROM (SELECT * FROM (SELECT seq, run_at FROM jobs WHERE ${READY}
+       AND priority = ${p} AND run_at = :after_run_at AND seq > :after_seq
+       AND (:priority_mask IS NULL OR (:priority_mask >> ${p}) & 1 = 1)
+       ORDER BY seq LIMIT :chunk)
+     UNION ALL SELECT * FROM (SELECT seq, run_at FROM jobs WHERE ${READY}
+       AND priority = ${p} AND run_at > :after_run_at
+       AND (:priority_mask IS NULL OR (:priority_mask >> ${p}) & 1 = 1)
+       ORDER BY run_at, seq LIMIT :chunk) ORDER BY run_at, seq LIMIT :chunk)`
+  ).join(" UNION ALL ")
+}) ORDER BY run_at, seq LIMIT :chunk) w JOIN jobs j ON j.seq = w.seq`;
 
 export const JOB_GET_BY_SEQ = `SELECT * FROM jobs WHERE seq = :seq`;
 
@@ -394,6 +426,11 @@ export const JOB_SEQ_MIN = `SELECT min(seq) AS seq FROM jobs`;
 export const JOB_SEQ_MAX = `SELECT max(seq) AS seq FROM jobs`;
 
 export const JOB_COUNTS = `SELECT state, n FROM job_counts`;
+
+/** A waiting job due now (an earlier due time stays): guarded by state, as a retry is. */
+export const JOB_RUN_NOW = `
+UPDATE jobs SET run_at = min(run_at, :now), updated_at = :now
+WHERE id = :id AND ${WAITING} RETURNING *`;
 
 export const JOB_DLQ_RETRY = `
 UPDATE jobs SET state = 'pending', budget_used = 0, run_at = :now, finished_at = NULL,

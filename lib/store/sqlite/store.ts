@@ -25,6 +25,7 @@ import { DEFAULT_QUEUE } from "../../job/job.ts";
 import {
   CANCELLABLE_STATES,
   JOB_STATES,
+  READY_STATES,
   RETRYABLE_STATES,
   TERMINAL_STATES,
 } from "../../job/state.ts";
@@ -37,6 +38,7 @@ import type {
   AttemptProcessParams,
   AttemptRef,
   CancelRequest,
+  DueCursor,
   JobCancelParams,
   JobCancelResult,
   JobClaimParams,
@@ -56,6 +58,8 @@ import type {
   JobSearchCountResult,
   JobSearchParams,
   JobSearchResult,
+  JobSearchScheduledParams,
+  JobSearchScheduledResult,
   JobTakeOverParams,
   MaintenanceTurnParams,
   NewSchedule,
@@ -641,6 +645,8 @@ export class SqliteStore implements Store {
         created_from: params.createdFrom ?? null,
         created_to: params.createdTo ?? null,
         queues: params.queues === undefined ? null : JSON.stringify(params.queues),
+        due_after: params.dueAfter ?? null,
+        due_by: params.dueBy ?? null,
       },
     };
   }
@@ -687,6 +693,78 @@ export class SqliteStore implements Store {
         toJob(this.#stmt(q.JOB_GET_BY_SEQ).get({ seq }) as Row)
       );
       return { jobs, nextBeforeSeq: next, truncated };
+    });
+  }
+
+  jobSearchScheduled(params: JobSearchScheduledParams): Promise<JobSearchScheduledResult> {
+    return this.#snapshot(() => {
+      const states = params.states === undefined
+        ? null
+        : READY_STATES.filter((state) => params.states!.includes(state));
+      if (states?.length === 0) return { jobs: [], next: null, truncated: false };
+      let mask: number | null = null;
+      if (params.priorities !== undefined) {
+        mask = 0;
+        for (const p of params.priorities) {
+          if (Number.isInteger(p) && p >= 1 && p <= 10) mask |= 1 << p;
+        }
+        if (mask === 0) return { jobs: [], next: null, truncated: false };
+      }
+      const statement = this.#stmt(q.JOB_SEARCH_SCHEDULED_CHUNK);
+      const conditions = {
+        priority_mask: mask,
+        command: params.commandContains ?? null,
+        created_from: params.createdFrom ?? null,
+        created_to: params.createdTo ?? null,
+        queues: params.queues === undefined ? null : JSON.stringify(params.queues),
+        due_after: null,
+        due_by: params.dueBy ?? null,
+        states: states === null ? null : JSON.stringify(states),
+      };
+      // Due after now: the cursor starts past every job due at `now` or before.
+      let from: DueCursor = params.after !== undefined && params.after.runAt > params.now
+        ? params.after
+        : { runAt: params.now, seq: Number.MAX_SAFE_INTEGER };
+      const at = (c: DueCursor) => ({ after_run_at: c.runAt, after_seq: c.seq });
+      // One match more than the page says whether later matches exist.
+      const want = params.limit + 1;
+      const hits: DueCursor[] = [];
+      let budget = params.scanLimit;
+      let size = want;
+      let next: DueCursor | null = null;
+      let truncated = false;
+      for (;;) {
+        if (budget <= 0) {
+          const probe = statement.all({ ...conditions, ...at(from), chunk: 1 }) as Row[];
+          if (probe.length > 0) {
+            next = from;
+            truncated = true;
+          }
+          break;
+        }
+        const chunk = Math.min(size, budget);
+        const rows = (statement.all({ ...conditions, ...at(from), chunk }) as Row[]).map((row) => ({
+          runAt: num(row, "run_at"),
+          seq: num(row, "seq"),
+          hit: num(row, "hit") === 1,
+        })).sort((a, b) => a.runAt - b.runAt || a.seq - b.seq);
+        for (const row of rows) {
+          if (row.hit && hits.length < want) hits.push({ runAt: row.runAt, seq: row.seq });
+        }
+        if (hits.length === want) {
+          next = hits[params.limit - 1] ?? null;
+          break;
+        }
+        if (rows.length < chunk) break;
+        budget -= rows.length;
+        const last = rows[rows.length - 1]!;
+        from = { runAt: last.runAt, seq: last.seq };
+        size = Math.min(size * 4, 4096);
+      }
+      const jobs = hits.slice(0, params.limit).map((hit) =>
+        toJob(this.#stmt(q.JOB_GET_BY_SEQ).get({ seq: hit.seq }) as Row)
+      );
+      return { jobs, next, truncated };
     });
   }
 
@@ -737,6 +815,31 @@ export class SqliteStore implements Store {
       if (scheduled === 0) return { scheduled: 0, nextAt: null };
       const next = this.#stmt(q.JOB_NEXT_SCHEDULED).get(at) as Row;
       return { scheduled, nextAt: numOrNull(next, "next_at") };
+    });
+  }
+
+  jobRunNow(params: { ids: readonly string[] }): Promise<Job[]> {
+    return this.#write((now) => {
+      const jobs: Job[] = [];
+      for (const id of new Set(params.ids)) {
+        const row = this.#stmt(q.JOB_RUN_NOW).get({ id, now }) as Row | undefined;
+        if (row) {
+          jobs.push(toJob(row));
+          continue;
+        }
+        const current = this.#stmt(q.JOB_GET).get({ id }) as Row | undefined;
+        if (!current) {
+          throw new NotFoundError(`Job "${id}" not found`, {
+            subject: id,
+            reason: "job_not_found",
+          });
+        }
+        throw new ConflictError(
+          `Job "${id}" is not waiting to run: it is ${str(current, "state")}`,
+          { subject: id, reason: "not_waiting" },
+        );
+      }
+      return jobs;
     });
   }
 

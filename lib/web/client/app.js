@@ -151,6 +151,7 @@ const NAV = [
   ["/", "Overview"],
   ["/jobs", "Jobs"],
   ["/dlq", "Dead letters"],
+  ["/scheduled", "Scheduled"],
   ["/schedules", "Recurring"],
   ["/workers", "Workers"],
   ["/settings", "Settings"],
@@ -629,6 +630,7 @@ const HELP = [
     "created:>2h · created:<7d · created:2026-11-01 · created:2026-11-01..2026-11-03",
     "enqueued then (dates in your time zone)",
   ],
+  ["due:later · due:now", "waiting for a time (delayed, retry backoff) · its time has come"],
 ];
 
 /** Jobs (`dead` false) and the dead letter queue (true): one list, searchable, in pages. */
@@ -997,6 +999,345 @@ function listPage({ dead }) {
   };
 }
 
+/** Why a job waits for its time: enqueued for later, or a retry waiting out its backoff. */
+function dueReason(job) {
+  if (job.state !== "failed") return "delayed";
+  const retry = 1 + job.max_retries - job.attempts_left;
+  return `retry ${retry} of ${job.max_retries} (backoff)`;
+}
+
+/** A scheduled page's URL: its search and where the page starts (`after`). */
+function scheduledUrl(q, after = null) {
+  const params = new URLSearchParams();
+  if (q) params.set("q", q);
+  if (after !== null) params.set("after", after);
+  const search = params.toString();
+  return search ? `/scheduled?${search}` : "/scheduled";
+}
+
+/**
+ * Jobs waiting for a time, soonest first: delayed ones (`enqueue --delay / --run-at`) and retries
+ * waiting out their backoff. The list is `due:later` plus the search; pages go forward in due
+ * order. "Run now" makes them due at once; cancel ends them; delete does not apply (they have not
+ * finished).
+ */
+function scheduledPage() {
+  const url = new URL(location.href);
+  const q = url.searchParams.get("q") ?? "";
+  const after = url.searchParams.get("after");
+  const selected = new Set();
+  const input = h("input", {
+    type: "search",
+    name: "q",
+    value: q,
+    placeholder: "queue:mail priority:>=8 cmd:backup state:failed",
+    "aria-label": "search",
+    "aria-keyshortcuts": "/",
+    title: "search (press / to get here)",
+    autocomplete: "off",
+    spellcheck: "false",
+  });
+  const form = h(
+    "form",
+    {
+      class: "search",
+      role: "search",
+      on: {
+        submit(event) {
+          event.preventDefault();
+          navigate(scheduledUrl(input.value.trim()));
+        },
+      },
+    },
+    input,
+    h("button", { type: "submit" }, "Search"),
+  );
+  const tabs = h("nav", { class: "tabs", "aria-label": "why" });
+  const error = h("div");
+  const actions = h("div", { class: "actions" });
+  const list = h("div");
+  const pager = h("div", { class: "pager" });
+  // The search as the jobs page and the actions read it: the jobs that wait for a time.
+  const query = `due:later ${q}`.trim();
+  fill(
+    main,
+    h("h1", {}, "Scheduled jobs"),
+    note(
+      "Jobs waiting for a time, soonest first: delayed ones (",
+      h("code", {}, "enqueue --delay"),
+      ", ",
+      h("code", {}, "--run-at"),
+      ") and retries waiting out their backoff. Jobs waiting for other jobs are on the ",
+      h("a", { href: "/jobs?q=state:pending" }, "jobs page"),
+      "; recurring ones on ",
+      h("a", { href: "/schedules" }, "Recurring"),
+      ". Times are in your time zone (UTC on hover).",
+    ),
+    form,
+    tabs,
+    error,
+    actions,
+    list,
+    pager,
+  );
+  let current = null;
+  let message = { text: "", cls: "" };
+  let timer = null;
+  const view = {};
+  const jobs = (n) => `${count(n)} job${n === 1 ? "" : "s"}`;
+  const updateActions = () => {
+    if (app.session.read_only) {
+      fill(
+        actions,
+        note("Read-only: actions are switched off (", h("code", {}, "--read-only"), ")."),
+      );
+      return;
+    }
+    const n = selected.size;
+    fill(
+      actions,
+      h("button", {
+        type: "button",
+        id: "run-now-selected",
+        title: "make them due now: the next free worker takes them",
+        disabled: n === 0,
+        on: { click: () => runNowSelected() },
+      }, n > 0 ? `Run ${n} now` : "Run selected now"),
+      h("button", {
+        type: "button",
+        id: "cancel-selected",
+        disabled: n === 0,
+        on: { click: () => cancelSelected() },
+      }, n > 0 ? `Cancel ${n} selected` : "Cancel selected"),
+      h("button", {
+        type: "button",
+        id: "cancel-all",
+        disabled: current === null || current.jobs.length === 0,
+        on: { click: () => cancelAll() },
+      }, "Cancel all matching…"),
+      h("span", { class: `result ${message.cls}`, id: "action-result" }, message.text),
+    );
+  };
+  const result = (text, cls = "") => {
+    message = { text, cls };
+    updateActions();
+  };
+
+  /** Makes the selected jobs due now (no confirmation: nothing is lost, they only run sooner). */
+  async function runNowSelected() {
+    result("");
+    const ids = [...selected];
+    if (ids.length === 0) return;
+    try {
+      const out = await api("/api/jobs/run-now", { method: "POST", body: { ids } });
+      selected.clear();
+      await refresh();
+      result(`${jobs(out.due.length)} due now: the next free worker takes them.`, "ok");
+    } catch (e) {
+      if (!(e instanceof SignedOut)) result(e.message, "bad");
+    }
+  }
+
+  async function cancelSelected() {
+    result("");
+    const ids = [...selected];
+    if (ids.length === 0) return;
+    const go = await confirmDialog(
+      `Cancel ${jobs(ids.length)}?`,
+      "The selected scheduled jobs.",
+      ACTIONS.cancel.detail,
+      `Cancel ${count(ids.length)}`,
+    );
+    if (!go) return;
+    try {
+      const out = await api(ACTIONS.cancel.path, { method: "POST", body: { ids } });
+      selected.clear();
+      await refresh();
+      result(`Cancelled ${jobs(out.cancelled.length)}.`, "ok");
+    } catch (e) {
+      if (!(e instanceof SignedOut)) result(e.message, "bad");
+    }
+  }
+
+  /** Cancels every job that matches, in steps of at most bulk_cap (as the jobs page does). */
+  async function cancelAll() {
+    result("");
+    let total;
+    try {
+      total = await api(
+        `/api/count?q=${encodeURIComponent(query)}&tz=${encodeURIComponent(TIME_ZONE)}&for=cancel`,
+      );
+    } catch (e) {
+      if (!(e instanceof SignedOut)) result(e.message, "bad");
+      return;
+    }
+    if (!total.complete) {
+      result(
+        `More than ${count(total.scan_limit)} jobs would have to be looked at: narrow the search.`,
+        "bad",
+      );
+      return;
+    }
+    const n = total.count;
+    if (n === 0) {
+      result("No scheduled job matches.", "bad");
+      return;
+    }
+    const go = await confirmDialog(
+      `Cancel ${jobs(n)}?`,
+      q === ""
+        ? "Every job waiting for a time"
+        : `Every job waiting for a time that matches “${q}”`,
+      `${ACTIONS.cancel.detail} ${count(app.session.bulk_cap)} per request.`,
+      `Cancel ${count(n)}`,
+    );
+    if (!go) return;
+    let done = 0;
+    let from = null;
+    for (let round = 0; done < n && round < 10_000; round++) {
+      result(`Cancel… ${count(done)} of ${count(n)}`);
+      try {
+        const out = await api(ACTIONS.cancel.path, {
+          method: "POST",
+          body: {
+            query,
+            tz: TIME_ZONE,
+            before: from,
+            limit: Math.min(app.session.bulk_cap, n - done),
+          },
+        });
+        done += out.cancelled.length;
+        from = out.next_before;
+        if (from === null) break;
+      } catch (e) {
+        if (!(e instanceof SignedOut)) result(`Stopped after ${count(done)}: ${e.message}`, "bad");
+        await refresh();
+        return;
+      }
+    }
+    selected.clear();
+    await refresh();
+    result(
+      `Cancelled ${jobs(done)}${n > done ? ` (${count(n - done)} had changed meanwhile)` : ""}.`,
+      "ok",
+    );
+  }
+
+  const row = (job) => {
+    const cells = [];
+    if (!app.session.read_only) {
+      cells.push(h("input", {
+        type: "checkbox",
+        "aria-label": `select job ${job.id}`,
+        checked: selected.has(job.id),
+        on: {
+          change(event) {
+            if (event.target.checked) selected.add(job.id);
+            else selected.delete(job.id);
+            updateActions();
+          },
+        },
+      }));
+    }
+    cells.push(
+      jobLink(job.id),
+      h(
+        "span",
+        { class: "due" },
+        timeEl(job.run_at),
+        " ",
+        h("span", { class: "muted" }, until(job.run_at)),
+      ),
+      h("span", { class: job.state === "failed" ? "reason retry" : "reason" }, dueReason(job)),
+      job.queue,
+      job.priority,
+      h("code", { class: "cmd", title: job.command }, job.command),
+    );
+    return cells;
+  };
+
+  /** A refresh when the soonest job on the page comes due (no change event says so). */
+  const wakeAtFirstDue = (data) => {
+    clearTimeout(timer);
+    const first = data.jobs[0];
+    if (!first) return;
+    const ms = Date.parse(first.run_at) - Date.parse(data.as_of);
+    timer = setTimeout(() => {
+      if (app.view === view && !document.hidden) refresh();
+    }, Math.min(Math.max(ms, 0) + 250, 2_147_000_000));
+  };
+
+  return Object.assign(view, {
+    async refresh() {
+      const params = new URLSearchParams({ q, tz: TIME_ZONE });
+      if (after) params.set("after", after);
+      const data = await load(`/api/scheduled?${params}`);
+      current = data;
+      setAsOf(data.as_of);
+      fill(error);
+      const active = stateOf(q);
+      const tab = (state, label, n) =>
+        h(
+          "a",
+          {
+            href: scheduledUrl(withState(q, state)),
+            "aria-current": (state === null ? active === null : active === state) ? "page" : null,
+          },
+          label,
+          " ",
+          h("span", { class: "n" }, count(n)),
+        );
+      fill(
+        tabs,
+        tab(null, "All", data.counts.delayed + data.counts.retrying),
+        tab("pending", "delayed", data.counts.delayed),
+        tab("failed", "retry backoff", data.counts.retrying),
+      );
+      for (const id of [...selected]) if (!data.jobs.some((j) => j.id === id)) selected.delete(id);
+      const headings = ["Id", "Due", "Why", "Queue", "Pri", "Command"];
+      if (!app.session.read_only) headings.unshift("");
+      fill(
+        list,
+        data.jobs.length === 0
+          ? note(
+            data.truncated
+              ? "No match among the jobs looked at so far."
+              : q === "" && !after
+              ? "Nothing is scheduled. Enqueue a job for later: "
+              : "No scheduled job matches.",
+            q === "" && !after
+              ? h("code", {}, "queuectl enqueue --delay 10m -c 'echo later'")
+              : null,
+          )
+          : table(headings, data.jobs.map(row)),
+      );
+      const link = (label, next, id) =>
+        h("a", { href: scheduledUrl(q, next), class: "button", id }, label);
+      fill(
+        pager,
+        after ? link("⇤ Soonest", null, "soonest") : null,
+        data.truncated
+          ? h(
+            "span",
+            { class: "note" },
+            `Looked at ${count(data.scan_limit)} jobs without filling the page. `,
+            link("Search further →", data.next_after, "further"),
+          )
+          : data.next_after !== null
+          ? link("Later →", data.next_after, "later")
+          : null,
+      );
+      updateActions();
+      wakeAtFirstDue(data);
+    },
+    failed(e) {
+      fill(error, errorBox(e));
+      fill(list);
+      fill(pager);
+    },
+  });
+}
+
 /** A modal question in the page (no window.confirm: it blocks the page and tests). */
 function confirmDialog(title, subject, detail, yes) {
   return new Promise((resolve) => {
@@ -1258,10 +1599,30 @@ function jobPage(id) {
           },
         }, a.verb);
       };
+      // A job waiting for a time (as the Scheduled page lists it) can be made due at once.
+      const waitsForTime = ["pending", "failed"].includes(job.state) && job.waiting_on === 0 &&
+        Date.parse(job.run_at) > Date.parse(data.as_of);
+      const runNow = app.session.read_only || !waitsForTime ? null : h("button", {
+        type: "button",
+        id: "run-now",
+        title: "make it due now: the next free worker takes it",
+        on: {
+          async click(event) {
+            event.target.disabled = true;
+            try {
+              await api("/api/jobs/run-now", { method: "POST", body: { ids: [job.id] } });
+              await refresh();
+            } catch (e) {
+              if (!(e instanceof SignedOut)) fill(error, errorBox(e));
+            }
+          },
+        },
+      }, "Run now");
       fill(
         head,
         h("h1", {}, "Job ", h("span", { class: "id" }, job.id)),
         badge(job.state),
+        runNow,
         act("retry", "retry", "primary"),
         act("cancel", "cancel", ""),
         act("delete", "delete", ""),
@@ -1619,6 +1980,7 @@ const PAGES = [
   [/^\/jobs$/, () => listPage({ dead: false })],
   [/^\/jobs\/([^/]+)$/, (m) => jobPage(decodeURIComponent(m[1]))],
   [/^\/dlq$/, () => listPage({ dead: true })],
+  [/^\/scheduled$/, () => scheduledPage()],
   [/^\/schedules$/, () => schedulesPage()],
   [/^\/workers$/, () => workersPage()],
   [/^\/settings$/, () => settingsPage()],
