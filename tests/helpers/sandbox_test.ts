@@ -88,3 +88,13 @@ Deno.test("Sandbox on PostgreSQL: a database of its own, rows as on SQLite, drop
     "the database was dropped",
   );
 });
+
+Deno.test("Sandbox integrity() on PostgreSQL finds counters that disagree with the rows", async () => {
+  await using sb = await Sandbox.create("pg-integrity", { store: "postgres" });
+  await sb.enqueue([{ command: "true" }, { command: "true" }]);
+  assert.equal(sb.integrity(), "ok");
+  assert.deepEqual(sb.counts(), { pending: 2 });
+  sb.exec("INSERT INTO job_count_deltas (state, n) VALUES ('pending', -1)");
+  assert.equal(sb.integrity(), "job_counts says pending 1, the rows say 2");
+  assert.throws(() => sb.lock(), /SQLite's write lock/);
+});
