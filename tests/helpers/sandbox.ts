@@ -5,6 +5,11 @@
  * cleanup that kills whatever the test left and then proves, from /proc and /proc/mounts, that
  * nothing of it is left.
  *
+ * The database is a SQLite file in the directory, or with `store: "postgres"` a fresh database
+ * of its own on the test server (pg.ts), dropped on dispose. The direct reads take the same SQL
+ * and return the same shapes on both (SQLite's dialect where the two agree; times are epoch
+ * milliseconds in both stores' rows): see `query()`.
+ *
  * @module
  */
 
@@ -14,6 +19,7 @@ import type { SQLInputValue, SQLOutputValue } from "node:sqlite";
 import { hookEnv, type TestHooks } from "./hooks.ts";
 import { Ledger, ledgerJobScript, type Run } from "./ledger.ts";
 import { poll, PROMPT_MS, sleep } from "./poll.ts";
+import { pgBinDir, type PgDatabase, pgDatabase } from "./pg.ts";
 import { processesReferencing, type ProcInfo } from "./proc.ts";
 import { type Finished, MAIN, Proc, type ProcOptions, runProgram, shellQuote } from "./process.ts";
 
@@ -139,7 +145,15 @@ export interface SandboxOptions {
    * out itself (`worker start`, the CLI checks of resource_test) do not get them.
    */
   workerArgs?: readonly string[];
+  /**
+   * Where the queue lives: a SQLite file in the sandbox (the default), or a fresh PostgreSQL
+   * database on the test server (`QUEUECTL_TEST_PG_URL`, else 127.0.0.1:5432), dropped on
+   * dispose. Every command and worker the sandbox starts gets it as `--db`.
+   */
+  store?: StoreKind;
 }
+
+export type StoreKind = "sqlite" | "postgres";
 
 export interface DatabaseLock extends Disposable {
   release(): void;
@@ -164,7 +178,10 @@ export class Sandbox implements AsyncDisposable {
   readonly ledgerPath: string;
   readonly jobScript: string;
   readonly workerArgs: readonly string[];
+  readonly store: StoreKind;
   readonly procs: Proc[] = [];
+  /** The PostgreSQL database of a `store: "postgres"` sandbox. */
+  #pg: PgDatabase | undefined;
   readonly #mounts: string[] = [];
   readonly #immutable: string[] = [];
   readonly #cleanups: (() => void | Promise<void>)[] = [];
@@ -176,11 +193,21 @@ export class Sandbox implements AsyncDisposable {
     this.ledgerPath = `${dir}/ledger`;
     this.jobScript = `${dir}/qtest-job`;
     this.workerArgs = options.workerArgs ?? [];
+    this.store = options.store ?? "sqlite";
   }
 
   static async create(name = "test", options: SandboxOptions = {}): Promise<Sandbox> {
     const dir = await Deno.makeTempDir({ prefix: `queuectl-${name.replace(/\W+/g, "_")}-` });
     const sandbox = new Sandbox(name, dir, options);
+    if (sandbox.store === "postgres") {
+      try {
+        sandbox.#pg = await pgDatabase();
+      } catch (error) {
+        await Deno.remove(dir, { recursive: true }).catch(() => {});
+        throw error;
+      }
+      sandbox.db = sandbox.#pg.url;
+    }
     await Deno.writeTextFile(sandbox.jobScript, ledgerJobScript(sandbox.ledgerPath));
     await Deno.chmod(sandbox.jobScript, 0o755);
     await Deno.writeTextFile(sandbox.ledgerPath, "");
@@ -190,11 +217,17 @@ export class Sandbox implements AsyncDisposable {
   // -------------------------------------------------------------------------------------------
   // Processes
 
-  /** The environment of a process the sandbox starts: no colour, and the hooks asked for. */
+  /**
+   * The environment of a process the sandbox starts: no colour, and the hooks asked for. On
+   * PostgreSQL also XDG_DATA_HOME = the sandbox's directory, so that what a queue keeps beside
+   * its database file on SQLite (the detached workers' log, the dashboard's token) stays in the
+   * sandbox, and every process started names the directory (which `leftovers()` looks for).
+   */
   env(options: { env?: Record<string, string>; hooks?: TestHooks } = {}): Record<string, string> {
     return {
       NO_COLOR: "1",
       DENO_NO_UPDATE_CHECK: "1",
+      ...(this.store === "postgres" ? { XDG_DATA_HOME: this.dir } : {}),
       ...(options.hooks ? hookEnv(options.hooks) : {}),
       ...options.env,
     };
@@ -355,9 +388,22 @@ export class Sandbox implements AsyncDisposable {
 
   /**
    * Runs `sql` on a short-lived read-only connection (it never changes the database, nor
-   * creates a missing one), for fast polling and raw checks.
+   * creates a missing one), for fast polling and raw checks. Parameters are `?` (positional) or
+   * `:name` (one object).
+   *
+   * On PostgreSQL the same SQL runs through `psql` (synchronously, about 10 ms a call), in the
+   * queue's schema, in a read-only transaction; each row comes back as JSON, so numbers are
+   * numbers (a bigint time is epoch milliseconds, as in SQLite), text is text, a boolean is a
+   * boolean (SQLite says 0 or 1) and a jsonb column is already parsed.
    */
   query<T = Row>(sql: string, ...params: SqlParams): T[] {
+    if (this.store === "postgres") {
+      const out = this.#psql(
+        `SELECT row_to_json(q)::text FROM (${bindLiterals(sql, params)}) q`,
+        { readOnly: true },
+      );
+      return out.split("\n").filter((line) => line !== "").map((line) => JSON.parse(line) as T);
+    }
     const db = new DatabaseSync(this.db, { readOnly: true, timeout: 10_000 });
     try {
       const statement = db.prepare(sql);
@@ -376,6 +422,12 @@ export class Sandbox implements AsyncDisposable {
    * worker, say). Returns the number of rows changed.
    */
   write(sql: string, ...params: SQLInputValue[]): number {
+    if (this.store === "postgres") {
+      const out = this.#psql(bindLiterals(sql, params), { quiet: false });
+      const tag = /^(?:UPDATE|DELETE|INSERT \d+) (\d+)$/m.exec(out);
+      assert.ok(tag, `no row count from psql for ${sql}: ${out}`);
+      return Number(tag[1]);
+    }
     const db = new DatabaseSync(this.db, { timeout: 10_000 });
     try {
       return Number(db.prepare(sql).run(...params).changes);
@@ -386,6 +438,10 @@ export class Sandbox implements AsyncDisposable {
 
   /** Runs SQL statements that change the database (to build crashed states directly). */
   exec(sql: string): void {
+    if (this.store === "postgres") {
+      this.#psql(sql);
+      return;
+    }
     const db = new DatabaseSync(this.db, { timeout: 10_000 });
     try {
       db.exec(sql);
@@ -396,9 +452,11 @@ export class Sandbox implements AsyncDisposable {
 
   /**
    * Takes the database's write lock, as a backup or an `sqlite3` shell would, until the returned
-   * lock is released (or disposed). Readers go on; every writer gets SQLITE_BUSY.
+   * lock is released (or disposed). Readers go on; every writer gets SQLITE_BUSY. SQLite only:
+   * PostgreSQL has no database-wide write lock (see `sqlShell()` for a session that holds locks).
    */
   lock(): DatabaseLock {
+    assert.equal(this.store, "sqlite", "lock() is SQLite's write lock");
     const db = new DatabaseSync(this.db, { timeout: 5000 });
     db.exec("BEGIN EXCLUSIVE");
     const release = () => {
@@ -407,6 +465,43 @@ export class Sandbox implements AsyncDisposable {
       db.close();
     };
     return { release, [Symbol.dispose]: release };
+  }
+
+  /**
+   * Starts the store's own SQL shell on the database with stdin held open (`sqlite3 DB`, or
+   * `psql` in the queue's schema): a session of its own, to hold a lock while others wait.
+   */
+  sqlShell(): Proc {
+    if (this.store === "sqlite") return this.spawnRaw("sqlite3", [this.db], { stdin: "pipe" });
+    return this.spawnRaw(psqlProgram(), ["-X", "-w", "-q", "-A", "-t", "-d", this.db], {
+      stdin: "pipe",
+      env: { PGOPTIONS: `-c search_path=${PG_SCHEMA}` },
+    });
+  }
+
+  /** psql with the SQL on stdin, to its end; stdout without the final newline. */
+  #psql(sql: string, options: { readOnly?: boolean; quiet?: boolean } = {}): string {
+    const settings = [`-c search_path=${PG_SCHEMA}`, "-c statement_timeout=20000"];
+    if (options.readOnly) settings.push("-c default_transaction_read_only=on");
+    const args = ["-X", "-w", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", this.db, "-f", "-"];
+    if (options.quiet !== false) args.unshift("-q");
+    // outputSync() takes no stdin: the script goes in through a here-file of the sandbox.
+    const script = `${this.dir}/.psql-${Deno.pid}-${++psqlCalls}.sql`;
+    Deno.writeTextFileSync(script, sql);
+    try {
+      const { code, stdout, stderr } = new Deno.Command(psqlProgram(), {
+        args: args.map((a) => a === "-" ? script : a),
+        env: { PGOPTIONS: settings.join(" "), PGCONNECT_TIMEOUT: "5" },
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).outputSync();
+      const err = new TextDecoder().decode(stderr).trim();
+      if (code !== 0) throw new Error(`psql on ${this.db} failed (exit ${code}): ${err}\n${sql}`);
+      return new TextDecoder().decode(stdout).replace(/\n$/, "");
+    } finally {
+      Deno.removeSync(script);
+    }
   }
 
   jobs(): JobRow[] {
@@ -434,18 +529,33 @@ export class Sandbox implements AsyncDisposable {
 
   /**
    * Jobs per state, from the store's counters (job_counts, kept by triggers in the same
-   * transaction as the rows; cheap to poll however many jobs there are). States with no job are
-   * absent.
+   * transaction as the rows; cheap to poll however many jobs there are; on PostgreSQL with the
+   * deltas its statement triggers append and workers fold in). States with no job are absent.
    */
   counts(): Record<string, number> {
     const out: Record<string, number> = {};
-    for (const row of this.query<{ state: string; n: number }>("SELECT state, n FROM job_counts")) {
-      if (row.n > 0) out[row.state] = row.n;
+    const sql = this.store === "postgres"
+      ? `SELECT state, sum(n) AS n FROM (SELECT state, n FROM job_counts
+           UNION ALL SELECT state, n FROM job_count_deltas) c GROUP BY state`
+      : "SELECT state, n FROM job_counts";
+    for (const row of this.query<{ state: string; n: number }>(sql)) {
+      if (row.n > 0) out[row.state] = Number(row.n);
     }
     return out;
   }
 
+  /**
+   * "ok", or what is wrong. SQLite: `PRAGMA integrity_check`. PostgreSQL needs no check of its
+   * files after a client's crash (a killed client cannot tear a page; amcheck is an extension the
+   * server may lack), and its constraints hold by themselves; what a crash mid-transaction could
+   * leave inconsistent, if the store split a transition, is the counters against the rows
+   * (job_counts plus the deltas, always in the same transaction as the rows): that is checked.
+   */
   integrity(): string {
+    if (this.store === "postgres") {
+      return this.query<{ problem: string }>(PG_INTEGRITY).map((r) => r.problem).join("; ") ||
+        "ok";
+    }
     return this.query<{ integrity_check: string }>("PRAGMA integrity_check")
       .map((r) => r.integrity_check).join("; ");
   }
@@ -536,9 +646,22 @@ export class Sandbox implements AsyncDisposable {
     this.#cleanups.push(fn);
   }
 
-  /** Live processes that belong to this sandbox: its path is in their command line or environment. */
+  /**
+   * Live processes that belong to this sandbox: its path (or on PostgreSQL its database's name)
+   * is in their command line or environment.
+   */
   leftovers(): ProcInfo[] {
-    return processesReferencing(this.dir);
+    const found = processesReferencing(this.dir);
+    if (this.#pg) {
+      const pids = new Set(found.map((p) => p.pid));
+      // Not the server's backends serving it: their titles name the database too.
+      found.push(
+        ...processesReferencing(this.#pg.name).filter((p) =>
+          !pids.has(p.pid) && !p.cmd.startsWith("postgres: ")
+        ),
+      );
+    }
+    return found;
   }
 
   /**
@@ -611,12 +734,74 @@ export class Sandbox implements AsyncDisposable {
     const mounts = Deno.readTextFileSync("/proc/mounts").split("\n")
       .filter((line) => line.split(" ")[1]?.startsWith(this.dir));
     if (mounts.length) problems.push(`left mounted: ${mounts.join("; ")}`);
+    if (this.#pg) {
+      // WITH (FORCE): sessions still open (a killed worker's, seen late by the server) go too.
+      try {
+        await this.#pg[Symbol.asyncDispose]();
+      } catch (error) {
+        problems.push(`drop database: ${error}`);
+      }
+    }
     if (problems.length === 0) await Deno.remove(this.dir, { recursive: true }).catch(() => {});
     if (problems.length) {
       throw new Error(`Sandbox ${this.name} (${this.dir}): ${problems.join("\n")}`);
     }
   }
 }
+
+/** The schema the PostgreSQL store puts a queue in by default (the sandbox uses no other). */
+const PG_SCHEMA = "queuectl";
+let psqlCalls = 0;
+
+function psqlProgram(): string {
+  const dir = pgBinDir();
+  assert.ok(dir, "psql not found: apt-get install postgresql-client, or run .ci/run");
+  return `${dir}/psql`;
+}
+
+/** One value as an SQL literal (PostgreSQL: standard strings, bytea in hex). */
+function literal(value: SQLInputValue): string {
+  if (value === null) return "NULL";
+  if (typeof value === "number" || typeof value === "bigint") return String(value);
+  if (typeof value === "string") return `'${value.replaceAll("'", "''")}'`;
+  const bytes = new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+  return `'\\x${[...bytes].map((b) => b.toString(16).padStart(2, "0")).join("")}'::bytea`;
+}
+
+/**
+ * `sql` with its parameters written in as literals (psql takes no bound parameters): `?` in
+ * order, or `:name` from one object (a `::type` cast is left alone). Test SQL only: a `?` or
+ * `:word` inside a string literal would be replaced too.
+ */
+function bindLiterals(sql: string, params: SqlParams | SQLInputValue[]): string {
+  const [first] = params;
+  if (first !== null && typeof first === "object" && !ArrayBuffer.isView(first)) {
+    const named = first as Record<string, SQLInputValue>;
+    return sql.replace(/(?<![:\w]):([A-Za-z_]\w*)/g, (_, name: string) => {
+      assert.ok(name in named, `no value for :${name}`);
+      return literal(named[name]!);
+    });
+  }
+  let i = 0;
+  const positional = params as SQLInputValue[];
+  const bound = sql.replace(/\?/g, () => {
+    assert.ok(i < positional.length, `too few parameters for ${sql}`);
+    return literal(positional[i++]!);
+  });
+  assert.equal(i, positional.length, `too many parameters for ${sql}`);
+  return bound;
+}
+
+/** The PostgreSQL `integrity()` check: one row per problem found. */
+const PG_INTEGRITY = `
+  SELECT format('job_counts says %s %s, the rows say %s', s.state, s.counted, s.actual) AS problem
+  FROM (
+    SELECT coalesce(c.state, r.state) AS state, coalesce(c.n, 0) AS counted,
+      coalesce(r.n, 0) AS actual
+    FROM (SELECT state, sum(n) AS n FROM (SELECT state, n FROM job_counts
+            UNION ALL SELECT state, n FROM job_count_deltas) d GROUP BY state) c
+    FULL JOIN (SELECT state, count(*) AS n FROM jobs GROUP BY state) r ON r.state = c.state
+  ) s WHERE s.counted <> s.actual`;
 
 export function killQuietly(pid: number, signal: Deno.Signal): void {
   try {

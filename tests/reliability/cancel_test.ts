@@ -14,14 +14,14 @@ import { poll } from "../helpers/poll.ts";
 import { AttemptSampler, isRunning } from "../helpers/proc.ts";
 import type { Proc } from "../helpers/process.ts";
 import { Sandbox } from "../helpers/sandbox.ts";
-import { SHAPES } from "./_shapes.ts";
+import { FOUR_SLOTS, PG_FOUR_SLOTS, SHAPES_BOTH_STORES } from "./_shapes.ts";
 
 async function stop(workers: Proc[]): Promise<void> {
   for (const w of workers) w.kill("SIGTERM");
   await Promise.all(workers.map((w) => w.wait(30_000, "worker to stop")));
 }
 
-for (const shape of SHAPES) {
+for (const shape of SHAPES_BOTH_STORES) {
   Deno.test(`B4 cancel:seen: the worker dies before the kill; recovery kills and cancels${shape.label}`, async () => {
     await using sb = await Sandbox.create(`cancel-seen-${shape.slots}`, shape.options);
     await sb.config({ "lease-timeout": "6s", "backoff-base": "1", "backoff-max": "0" });
@@ -71,38 +71,45 @@ for (const shape of SHAPES) {
   });
 }
 
-Deno.test("cancels at random moments of a drain by 3 workers of 4 slots: lost=0, overlaps=0", async () => {
-  await using sb = await Sandbox.create("cancel-drain", SHAPES[1]!.options);
-  await sb.config({ "lease-timeout": "6s", "backoff-base": "1", "backoff-max": "0" });
-  const N = 120;
-  const ids = await sb.enqueue(
-    Array.from({ length: N }, (_, i) => ({
-      id: `d${i}`,
-      command: sb.job(i % 3 === 0 ? "sleep 0.3" : i % 3 === 1 ? "true" : "exit 1"),
-      max_retries: 1,
-    })),
+for (const shape of [FOUR_SLOTS, PG_FOUR_SLOTS]) {
+  Deno.test(
+    `cancels at random moments of a drain by 3 workers of 4 slots: lost=0, overlaps=0${
+      shape.store === "postgres" ? " [postgres]" : ""
+    }`,
+    async () => {
+      await using sb = await Sandbox.create("cancel-drain", shape.options);
+      await sb.config({ "lease-timeout": "6s", "backoff-base": "1", "backoff-max": "0" });
+      const N = 120;
+      const ids = await sb.enqueue(
+        Array.from({ length: N }, (_, i) => ({
+          id: `d${i}`,
+          command: sb.job(i % 3 === 0 ? "sleep 0.3" : i % 3 === 1 ? "true" : "exit 1"),
+          max_retries: 1,
+        })),
+      );
+      const sampler = new AttemptSampler(sb.db, 50).start();
+      const workers = [sb.worker(), sb.worker(), sb.worker()];
+      const cancelled: string[] = [];
+      // From the end of the queue back: pending, reserved, running and finished ones in turn.
+      for (let i = N - 4; i >= 0; i -= 4) {
+        const batch = [`d${i}`, `d${i + 2}`];
+        const r = await sb.run(["cancel", ...batch, "--reason", "random"]);
+        // Exit 3: one of them had finished already, and (all or none) neither was cancelled.
+        assert.ok(r.code === 0 || r.code === 3, r.stderr);
+        if (r.code === 0) cancelled.push(...batch);
+      }
+      await sb.settle(60_000);
+      sampler.stop();
+      await stop(workers);
+      const f = verify(sb, "cancel drain", { acked: ids, crashes: false, sampler, cancelled }, {
+        cancelled: sb.counts().cancelled ?? 0,
+      });
+      assert.equal(f.lost, 0);
+      for (const id of ids) {
+        const state = sb.job1(id)?.state;
+        if (state === "cancelled") assert.ok(cancelled.includes(id), `${id} cancelled unasked`);
+      }
+      await sb.assertNoLeftovers();
+    },
   );
-  const sampler = new AttemptSampler(sb.db, 50).start();
-  const workers = [sb.worker(), sb.worker(), sb.worker()];
-  const cancelled: string[] = [];
-  // From the end of the queue back: pending, reserved, running and finished ones in turn.
-  for (let i = N - 4; i >= 0; i -= 4) {
-    const batch = [`d${i}`, `d${i + 2}`];
-    const r = await sb.run(["cancel", ...batch, "--reason", "random"]);
-    // Exit 3: one of them had finished already, and (all or none) neither was cancelled.
-    assert.ok(r.code === 0 || r.code === 3, r.stderr);
-    if (r.code === 0) cancelled.push(...batch);
-  }
-  await sb.settle(60_000);
-  sampler.stop();
-  await stop(workers);
-  const f = verify(sb, "cancel drain", { acked: ids, crashes: false, sampler, cancelled }, {
-    cancelled: sb.counts().cancelled ?? 0,
-  });
-  assert.equal(f.lost, 0);
-  for (const id of ids) {
-    const state = sb.job1(id)?.state;
-    if (state === "cancelled") assert.ok(cancelled.includes(id), `${id} cancelled unasked`);
-  }
-  await sb.assertNoLeftovers();
-});
+}
