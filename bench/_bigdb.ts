@@ -132,7 +132,8 @@ export async function buildDb(path: string, shape: DbShape, now: number): Promis
     }
     // What the count triggers would have kept.
     db.exec(
-      `UPDATE job_counts SET n = (SELECT count(*) FROM jobs WHERE jobs.state = job_counts.state)`,
+      `DELETE FROM job_counts; INSERT INTO job_counts (queue, state, n) ` +
+        `SELECT queue, state, count(*) FROM jobs GROUP BY queue, state`,
     );
     db.exec("COMMIT");
     for (const d of derived) db.exec(d.sql);

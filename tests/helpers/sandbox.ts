@@ -433,13 +433,17 @@ export class Sandbox implements AsyncDisposable {
   }
 
   /**
-   * Jobs per state, from the store's counters (job_counts, kept by triggers in the same
+   * Jobs per state, from the store's counters (job_counts per queue, kept by triggers in the same
    * transaction as the rows; cheap to poll however many jobs there are). States with no job are
    * absent.
    */
   counts(): Record<string, number> {
     const out: Record<string, number> = {};
-    for (const row of this.query<{ state: string; n: number }>("SELECT state, n FROM job_counts")) {
+    for (
+      const row of this.query<{ state: string; n: number }>(
+        "SELECT state, sum(n) AS n FROM job_counts GROUP BY state",
+      )
+    ) {
       if (row.n > 0) out[row.state] = row.n;
     }
     return out;
