@@ -704,8 +704,11 @@ Deno.test("maintain() folds the count deltas: counts stay right, the deltas tabl
   await f.store.maintain();
   assert.deepEqual(await rows(f.url, "SELECT count(*) FROM queuectl.job_count_deltas"), ["0"]);
   assert.deepEqual(
-    await rows(f.url, "SELECT state || '=' || n FROM queuectl.job_counts WHERE n <> 0 ORDER BY 1"),
-    ["pending=15", "processing=5"],
+    await rows(
+      f.url,
+      "SELECT queue || ':' || state || '=' || n FROM queuectl.job_counts WHERE n <> 0 ORDER BY 1",
+    ),
+    ["default:pending=15", "default:processing=5"],
   );
   const counts = await f.store.jobCountByState();
   assert.deepEqual([counts.pending, counts.processing, counts.total], [15, 5, 20]);
