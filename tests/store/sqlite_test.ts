@@ -127,6 +127,7 @@ Deno.test("openSqliteStore() upgrades a v4 database, whose counts a per-row trig
     assert.deepEqual(triggers.map((t) => t.name).sort(), [
       "jobs_count_delete",
       "jobs_count_update",
+      "queues_counts",
     ]);
   });
 });
@@ -511,7 +512,11 @@ Deno.test("openSqliteStore() upgrades a v5 database to v6: every row kept, ids n
         `SELECT name FROM sqlite_master WHERE type = '${type}' AND name NOT LIKE 'sqlite_%'`,
       )
         .all().map((t) => t.name).sort();
-    assert.deepEqual(names("trigger"), ["jobs_count_delete", "jobs_count_update"]);
+    assert.deepEqual(names("trigger"), [
+      "jobs_count_delete",
+      "jobs_count_update",
+      "queues_counts",
+    ]);
     assert.deepEqual(names("index"), [
       "attempts_failures",
       "job_deps_by_job",

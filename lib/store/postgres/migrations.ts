@@ -313,7 +313,8 @@ DROP INDEX {S}.jobs_ready_queue;
 CREATE INDEX jobs_ready_queue ON {S}.jobs (queue, priority, run_at, seq)
   WHERE state IN ('pending', 'failed') AND deps_left = 0;
 `,
-  },  {
+  },
+  {
     version: 8,
     name: "job counts per queue (SQLite v10)",
     sql: `

@@ -319,12 +319,12 @@ VALUES ${
 }`;
 
 /**
- * Counts the jobs just inserted into queue ?1 (there is no insert trigger: one upsert per queue
- * an enqueue touches, not one per row).
+ * Counts the ?2 jobs just inserted into queue ?1: there is no insert trigger, so one update per
+ * queue an enqueue touches, not one per row. The queue's rows exist (made with its row in
+ * queues, migration 10): QUEUE_ENSURE runs first.
  */
-export const JOB_COUNT_ADD = `
-INSERT INTO job_counts (queue, state, n) VALUES (?1, 'pending', ?2)
-ON CONFLICT (queue, state) DO UPDATE SET n = n + excluded.n`;
+export const JOB_COUNT_ADD =
+  `UPDATE job_counts SET n = n + ?2 WHERE queue = ?1 AND state = 'pending'`;
 
 /** The page cache of a connection: pages, or KiB when negative (`PRAGMA cache_size`). */
 export const CACHE_SIZE_GET = `PRAGMA cache_size`;

@@ -437,12 +437,13 @@ export class SqliteStore implements Store {
     } finally {
       if (bulk) this.#db.exec(q.setCacheSize(cacheSize));
     }
-    for (const [queue, n] of inserter.insertedByQueue) this.#stmt(q.JOB_COUNT_ADD).run(queue, n);
-    // Every queue that holds a job has a row (claims read the settings from it).
+    // Every queue that holds a job has a row (claims read the settings from it), and with it its
+    // rows of counts, which the jobs just inserted are then added to.
     const queues = new Set(all.map((job) => job.queue ?? DEFAULT_QUEUE));
     for (const name of queues) {
       if (this.#stmt(q.QUEUE_ENSURE).run({ name, now }).changes > 0) this.#queuesCache = null;
     }
+    for (const [queue, n] of inserter.insertedByQueue) this.#stmt(q.JOB_COUNT_ADD).run(queue, n);
     return { jobs: inserter.jobs, inserted: inserter.inserted, kept: inserter.kept };
   }
 
