@@ -612,6 +612,8 @@ Deno.test("openSqliteStore() upgrades a database from before counts per queue, r
     insert.run("m2", "pending", 0, 0, null, "mail");
     insert.run("m3", "dead", 4, 4, 6, "mail");
     insert.run("m4", "failed", 1, 1, null, "mail");
+    // A queue without its row in queues (none is made outside the store, but the count is kept).
+    insert.run("o1", "pending", 0, 0, null, "orphan");
     // The counters as a bug might have left them: the upgrade counts the rows, not these.
     db.exec("UPDATE job_counts SET n = 7");
   });
@@ -630,10 +632,11 @@ Deno.test("openSqliteStore() upgrades a database from before counts per queue, r
     assert.deepEqual(byQueue, [
       ["default", counts({ pending: 1, completed: 1, total: 2 })],
       ["mail", counts({ pending: 2, dead: 1, failed: 1, total: 4 })],
+      ["orphan", counts({ pending: 1, total: 1 })],
     ]);
     assert.deepEqual(
       await store.jobCountByState(),
-      counts({ pending: 3, completed: 1, failed: 1, dead: 1, total: 6 }),
+      counts({ pending: 4, completed: 1, failed: 1, dead: 1, total: 7 }),
     );
     // The counters move per queue from here on: an enqueue into a new queue, a claim, a delete.
     await store.jobInsertMany({
@@ -657,7 +660,12 @@ Deno.test("openSqliteStore() upgrades a database from before counts per queue, r
         q,
       ) => [q.name, [q.counts.pending, q.counts.processing, q.counts.total]]),
     );
-    assert.deepEqual(after, { default: [1, 0, 1], mail: [3, 0, 5], report: [0, 1, 1] });
+    assert.deepEqual(after, {
+      default: [1, 0, 1],
+      mail: [3, 0, 5],
+      orphan: [1, 0, 1],
+      report: [0, 1, 1],
+    });
   } finally {
     store.close();
   }

@@ -421,15 +421,18 @@ CREATE TABLE job_counts_10 (
   n     INTEGER NOT NULL,
   PRIMARY KEY (queue, state)
 ) WITHOUT ROWID;
+-- One scan of the jobs; every queue that holds one has its row (the store made sure of it).
+CREATE TEMP TABLE queuectl_counts_10 AS
+  SELECT queue, state, count(*) AS n FROM jobs GROUP BY queue, state;
 INSERT INTO queues (name, created_at, updated_at)
 SELECT DISTINCT queue, CAST(strftime('%s', 'now') AS INTEGER) * 1000,
-  CAST(strftime('%s', 'now') AS INTEGER) * 1000 FROM jobs WHERE true
+  CAST(strftime('%s', 'now') AS INTEGER) * 1000 FROM queuectl_counts_10 WHERE true
 ON CONFLICT (name) DO NOTHING;
 INSERT INTO job_counts_10 (queue, state, n)
-WITH c AS MATERIALIZED (SELECT queue, state, count(*) AS n FROM jobs GROUP BY queue, state)
 SELECT q.name, s.state, coalesce(c.n, 0)
 FROM queues q CROSS JOIN (SELECT state FROM job_counts) s
-LEFT JOIN c ON c.queue = q.name AND c.state = s.state;
+LEFT JOIN queuectl_counts_10 c ON c.queue = q.name AND c.state = s.state;
+DROP TABLE queuectl_counts_10;
 DROP TRIGGER jobs_count_delete;
 DROP TRIGGER jobs_count_update;
 DROP TABLE job_counts;
