@@ -132,7 +132,8 @@ export async function buildDb(path: string, shape: DbShape, now: number): Promis
     }
     // What the count triggers would have kept.
     db.exec(
-      `UPDATE job_counts SET n = (SELECT count(*) FROM jobs WHERE jobs.state = job_counts.state)`,
+      `UPDATE job_counts SET n = (SELECT count(*) FROM jobs ` +
+        `WHERE jobs.queue = job_counts.queue AND jobs.state = job_counts.state)`,
     );
     db.exec("COMMIT");
     for (const d of derived) db.exec(d.sql);

@@ -136,7 +136,9 @@ export class Reader {
     return Number(Object.values(row)[0]);
   }
   count(state: string): number {
-    return this.num("SELECT n FROM job_counts WHERE state = :state", { state });
+    return this.num("SELECT coalesce(sum(n), 0) AS n FROM job_counts WHERE state = :state", {
+      state,
+    });
   }
   close(): void {
     if (this.#db.isOpen) this.#db.close();

@@ -9,5 +9,5 @@
 import { DatabaseSync } from "node:sqlite";
 
 const db = new DatabaseSync(Deno.args[0]!, { timeout: 5000 });
-db.prepare("SELECT state, n FROM job_counts").all();
+db.prepare("SELECT state, sum(n) AS n FROM job_counts GROUP BY state").all();
 db.close();

@@ -78,6 +78,18 @@ export function pgRawReads(url: string, schema = "queuectl"): RawReads {
       }
       return out;
     },
+    async queueRowCounts() {
+      const out: Record<string, number> = {};
+      for (
+        const line of await rows(
+          `SELECT queue || ':' || state, count(*) FROM ${s}.jobs GROUP BY queue, state`,
+        )
+      ) {
+        const [key, n] = line.split("|");
+        out[key!] = Number(n);
+      }
+      return out;
+    },
     async tableCounts() {
       const [line] = await rows(
         `SELECT (SELECT count(*) FROM ${s}.attempts), (SELECT count(*) FROM ${s}.outputs),

@@ -528,7 +528,7 @@ export class Sandbox implements AsyncDisposable {
   }
 
   /**
-   * Jobs per state, from the store's counters (job_counts, kept by triggers in the same
+   * Jobs per state, from the store's counters (job_counts per queue, kept by triggers in the same
    * transaction as the rows; cheap to poll however many jobs there are; on PostgreSQL with the
    * deltas its statement triggers append and workers fold in). States with no job are absent.
    */
@@ -537,7 +537,7 @@ export class Sandbox implements AsyncDisposable {
     const sql = this.store === "postgres"
       ? `SELECT state, sum(n) AS n FROM (SELECT state, n FROM job_counts
            UNION ALL SELECT state, n FROM job_count_deltas) c GROUP BY state`
-      : "SELECT state, n FROM job_counts";
+      : "SELECT state, sum(n) AS n FROM job_counts GROUP BY state";
     for (const row of this.query<{ state: string; n: number }>(sql)) {
       if (row.n > 0) out[row.state] = Number(row.n);
     }

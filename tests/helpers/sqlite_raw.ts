@@ -48,6 +48,14 @@ export function countRowsByState(path: string): Record<string, number> {
 export function sqliteRawReads(path: string): RawReads {
   return {
     rowCounts: () => Promise.resolve(countRowsByState(path)),
+    queueRowCounts: () =>
+      Promise.resolve(withRawDb(path, (db) => {
+        const out: Record<string, number> = {};
+        const sql =
+          "SELECT queue || ':' || state AS k, count(*) AS n FROM jobs GROUP BY queue, state";
+        for (const row of db.prepare(sql).all()) out[row.k as string] = row.n as number;
+        return out;
+      })),
     tableCounts: () =>
       Promise.resolve(withRawDb(path, (db) => {
         const n = (sql: string) => Number((db.prepare(sql).get() as { n: number }).n);

@@ -704,8 +704,11 @@ Deno.test("maintain() folds the count deltas: counts stay right, the deltas tabl
   await f.store.maintain();
   assert.deepEqual(await rows(f.url, "SELECT count(*) FROM queuectl.job_count_deltas"), ["0"]);
   assert.deepEqual(
-    await rows(f.url, "SELECT state || '=' || n FROM queuectl.job_counts WHERE n <> 0 ORDER BY 1"),
-    ["pending=15", "processing=5"],
+    await rows(
+      f.url,
+      "SELECT queue || ':' || state || '=' || n FROM queuectl.job_counts WHERE n <> 0 ORDER BY 1",
+    ),
+    ["default:pending=15", "default:processing=5"],
   );
   const counts = await f.store.jobCountByState();
   assert.deepEqual([counts.pending, counts.processing, counts.total], [15, 5, 20]);
@@ -972,4 +975,86 @@ Deno.test("the histogram buckets computed in SQL are those of bucketOf()", async
      ORDER BY i`,
   );
   assert.deepEqual(got.map(Number), list.map(bucketOf));
+});
+
+Deno.test("openPostgresStore() upgrades a schema from before counts per queue, recounting them from the jobs", async () => {
+  await using db = await pgDatabase();
+  const perQueue = MIGRATIONS.find((m) => m.name.startsWith("job counts per queue"))!;
+  const before = MIGRATIONS.filter((m) => m.version < perQueue.version);
+  const insert = (rowsSql: string) =>
+    "INSERT INTO queuectl.jobs (seq, id, command, state, priority, max_retries, cwd, run_at, " +
+    `created_at, updated_at, attempts, budget_used, finished_at, queue) VALUES ${rowsSql}`;
+  await psql(
+    db.url,
+    [
+      compileScript(MIGRATION_CREATE_SCHEMA, "queuectl"),
+      compileScript(MIGRATION_CREATE_TABLE, "queuectl"),
+      ...before.map((m) =>
+        `INSERT INTO queuectl.queuectl_migrations VALUES (${m.version}, '${m.name}', 0);\n` +
+        compileScript(m.sql, "queuectl")
+      ),
+      "INSERT INTO queuectl.queues (name, created_at, updated_at) VALUES ('mail', 0, 0)",
+      insert(
+        "(nextval('queuectl.job_seq'), 'd1', 'true', 'pending', 5, 3, '/', 0, 0, 0, 0, 0, NULL, 'default'), " +
+          "(nextval('queuectl.job_seq'), 'd2', 'true', 'completed', 5, 3, '/', 0, 0, 0, 1, 1, 5, 'default'), " +
+          "(nextval('queuectl.job_seq'), 'm1', 'true', 'pending', 5, 3, '/', 0, 0, 0, 0, 0, NULL, 'mail')",
+      ),
+      // Some deltas folded (as maintain() of the old schema folds them), the later ones not.
+      "WITH moved AS (DELETE FROM queuectl.job_count_deltas RETURNING state, n), " +
+      "summed AS (SELECT state, sum(n) AS n FROM moved GROUP BY state) " +
+      "UPDATE queuectl.job_counts c SET n = c.n + s.n FROM summed s WHERE c.state = s.state",
+      insert(
+        "(nextval('queuectl.job_seq'), 'm2', 'true', 'pending', 5, 3, '/', 0, 0, 0, 0, 0, NULL, 'mail'), " +
+          "(nextval('queuectl.job_seq'), 'm3', 'true', 'dead', 5, 3, '/', 0, 0, 0, 4, 4, 6, 'mail')",
+      ),
+      "UPDATE queuectl.jobs SET state = 'failed', attempts = 1, budget_used = 1 WHERE id = 'm1'",
+    ].join(";\n"),
+  );
+  const clock = new FakeClock(T0);
+  const store = await openPostgresStore(db.url, { role: "cli", testClock: clock });
+  try {
+    const listed = async () =>
+      Object.fromEntries(
+        (await store.queueList()).queues.map((q) => [
+          q.name,
+          [q.counts.pending, q.counts.failed, q.counts.completed, q.counts.dead, q.counts.total],
+        ]),
+      );
+    assert.deepEqual(await listed(), { default: [1, 0, 1, 0, 2], mail: [1, 1, 0, 1, 3] });
+    const counts = await store.jobCountByState();
+    assert.deepEqual(
+      [counts.pending, counts.failed, counts.completed, counts.dead, counts.total],
+      [2, 1, 1, 1, 5],
+    );
+    assert.deepEqual(await rows(db.url, "SELECT count(*) FROM queuectl.job_count_deltas"), ["0"]);
+    // From here on the deltas carry the queue, and maintain() folds them per queue.
+    await store.jobInsertMany({
+      jobs: [newJob({ id: "r1", queue: "report" }), newJob({ id: "m4", queue: "mail" })],
+      defaultMaxRetries: 3,
+    });
+    await store.jobClaim({
+      workerId: "w",
+      host: TEST_HOST_ID,
+      leaseMs: 60_000,
+      limit: 1,
+      queues: ["report"],
+    });
+    const want = { default: [1, 0, 1, 0, 2], mail: [2, 1, 0, 1, 4], report: [0, 0, 0, 0, 1] };
+    assert.deepEqual(await listed(), want);
+    await store.maintain();
+    assert.deepEqual(await rows(db.url, "SELECT count(*) FROM queuectl.job_count_deltas"), ["0"]);
+    assert.deepEqual(await listed(), want);
+    assert.deepEqual(
+      await rows(
+        db.url,
+        "SELECT queue || ':' || state || '=' || n FROM queuectl.job_counts WHERE n <> 0 ORDER BY 1",
+      ),
+      await rows(
+        db.url,
+        "SELECT queue || ':' || state || '=' || count(*) FROM queuectl.jobs GROUP BY queue, state ORDER BY 1",
+      ),
+    );
+  } finally {
+    await store.close();
+  }
 });

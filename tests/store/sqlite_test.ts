@@ -9,7 +9,7 @@ import { APPLICATION_ID, SCHEMA_VERSION } from "../../lib/store/sqlite/version.t
 import { openStore } from "../../lib/store/open.ts";
 import { runDeno, runProcess } from "../helpers/cli.ts";
 import { treeDigest } from "../helpers/digest.ts";
-import { insertJob, makeOneOfEach, PLAIN_JOB } from "../helpers/factory.ts";
+import { insertJob, makeOneOfEach, PLAIN_JOB, TEST_HOST_ID } from "../helpers/factory.ts";
 import {
   countRowsByState,
   makeForeignDb,
@@ -19,7 +19,7 @@ import {
 } from "../helpers/sqlite_raw.ts";
 import { openTestStore, storeFixture, T0, tempDir } from "../helpers/temp.ts";
 import { storeContract } from "./store_contract.ts";
-import type { Store } from "../../lib/store/store.ts";
+import type { JobCounts, Store } from "../../lib/store/store.ts";
 
 storeContract("sqlite", async () => {
   const f = await storeFixture();
@@ -127,6 +127,7 @@ Deno.test("openSqliteStore() upgrades a v4 database, whose counts a per-row trig
     assert.deepEqual(triggers.map((t) => t.name).sort(), [
       "jobs_count_delete",
       "jobs_count_update",
+      "queues_counts",
     ]);
   });
 });
@@ -511,7 +512,11 @@ Deno.test("openSqliteStore() upgrades a v5 database to v6: every row kept, ids n
         `SELECT name FROM sqlite_master WHERE type = '${type}' AND name NOT LIKE 'sqlite_%'`,
       )
         .all().map((t) => t.name).sort();
-    assert.deepEqual(names("trigger"), ["jobs_count_delete", "jobs_count_update"]);
+    assert.deepEqual(names("trigger"), [
+      "jobs_count_delete",
+      "jobs_count_update",
+      "queues_counts",
+    ]);
     assert.deepEqual(names("index"), [
       "attempts_failures",
       "job_deps_by_job",
@@ -583,5 +588,98 @@ Deno.test("openSqliteStore() upgrades a database from before schedules, keeping 
   }
   withRawDb(dir.db, (db) => {
     assert.equal(Object.values(db.prepare("PRAGMA user_version").get()!)[0], SCHEMA_VERSION);
+  });
+});
+
+Deno.test("openSqliteStore() upgrades a database from before counts per queue, recounting them from the jobs", async () => {
+  await using dir = await tempDir();
+  const perQueue = MIGRATIONS.find((m) => m.name === "job counts per queue")!;
+  withRawDb(dir.db, (db) => {
+    db.exec(`PRAGMA journal_mode = WAL; PRAGMA application_id = ${APPLICATION_ID}`);
+    for (const migration of MIGRATIONS.filter((m) => m.version < perQueue.version)) {
+      db.exec(migration.sql);
+      db.exec(`PRAGMA user_version = ${migration.version}`);
+    }
+    db.exec("INSERT INTO queues (name, created_at, updated_at) VALUES ('mail', 0, 0)");
+    const insert = db.prepare(
+      "INSERT INTO jobs (seq, id, command, state, priority, max_retries, cwd, run_at, " +
+        "created_at, updated_at, attempts, budget_used, finished_at, queue) " +
+        "VALUES (NULL, ?, 'true', ?, 5, 3, '/', 0, 0, 0, ?, ?, ?, ?)",
+    );
+    insert.run("d1", "pending", 0, 0, null, "default");
+    insert.run("d2", "completed", 1, 1, 5, "default");
+    insert.run("m1", "pending", 0, 0, null, "mail");
+    insert.run("m2", "pending", 0, 0, null, "mail");
+    insert.run("m3", "dead", 4, 4, 6, "mail");
+    insert.run("m4", "failed", 1, 1, null, "mail");
+    // A queue without its row in queues (none is made outside the store, but the count is kept).
+    insert.run("o1", "pending", 0, 0, null, "orphan");
+    // The counters as a bug might have left them: the upgrade counts the rows, not these.
+    db.exec("UPDATE job_counts SET n = 7");
+  });
+  const store = await openTestStore(dir.db, new FakeClock(T0));
+  try {
+    const byQueue = (await store.queueList()).queues.map((q) => [q.name, q.counts]);
+    const counts = (c: Partial<JobCounts>) => ({
+      pending: 0,
+      processing: 0,
+      completed: 0,
+      failed: 0,
+      dead: 0,
+      cancelled: 0,
+      ...c,
+    });
+    assert.deepEqual(byQueue, [
+      ["default", counts({ pending: 1, completed: 1, total: 2 })],
+      ["mail", counts({ pending: 2, dead: 1, failed: 1, total: 4 })],
+      ["orphan", counts({ pending: 1, total: 1 })],
+    ]);
+    assert.deepEqual(
+      await store.jobCountByState(),
+      counts({ pending: 4, completed: 1, failed: 1, dead: 1, total: 7 }),
+    );
+    // The counters move per queue from here on: an enqueue into a new queue, a claim, a delete.
+    await store.jobInsertMany({
+      jobs: [{ ...PLAIN_JOB, id: "r1", queue: "report" }, {
+        ...PLAIN_JOB,
+        id: "m5",
+        queue: "mail",
+      }],
+      defaultMaxRetries: 3,
+    });
+    await store.jobClaim({
+      workerId: "w",
+      host: TEST_HOST_ID,
+      leaseMs: 60_000,
+      limit: 1,
+      queues: ["report"],
+    });
+    await store.jobDelete({ ids: ["d2"] });
+    const after = Object.fromEntries(
+      (await store.queueList()).queues.map((
+        q,
+      ) => [q.name, [q.counts.pending, q.counts.processing, q.counts.total]]),
+    );
+    assert.deepEqual(after, {
+      default: [1, 0, 1],
+      mail: [3, 0, 5],
+      orphan: [1, 0, 1],
+      report: [0, 1, 1],
+    });
+  } finally {
+    store.close();
+  }
+  withRawDb(dir.db, (db) => {
+    assert.equal(Object.values(db.prepare("PRAGMA user_version").get()!)[0], SCHEMA_VERSION);
+    const kept = db.prepare(
+      "SELECT queue || ':' || state || '=' || n AS c FROM job_counts ORDER BY 1",
+    )
+      .all().map((r) => r.c);
+    const rows = db.prepare(
+      "SELECT queue || ':' || state || '=' || count(*) AS c FROM jobs GROUP BY queue, state ORDER BY 1",
+    ).all().map((r) => r.c);
+    // Rows at zero are kept (default:completed here); the rest is the jobs grouped.
+    assert.deepEqual(kept.filter((c) => !String(c).endsWith("=0")), rows);
+    assert.equal(db.prepare("PRAGMA integrity_check").get()!.integrity_check, "ok");
   });
 });

@@ -50,10 +50,29 @@ import { queuesContract } from "./store_contract_queues.ts";
 export interface RawReads {
   /** Counts per state taken from the rows themselves, bypassing any maintained counters. */
   rowCounts(): Promise<Record<string, number>>;
+  /** Counts per queue and state (`queue:state`), taken from the rows as `rowCounts` is. */
+  queueRowCounts(): Promise<Record<string, number>>;
   /** Rows of attempts and outputs, and how many of them belong to no job. */
   tableCounts(): Promise<{ attempts: number; outputs: number; orphans: number }>;
   /** (minute, metric, bucket) of every per-minute figure row stored. */
   statsRowKeys(): Promise<(readonly [number, number, number])[]>;
+}
+
+/**
+ * The maintained counts per queue (`queueList`) must equal a tally of the rows per queue and
+ * state; zero counts are left out on both sides (a queue may keep rows at zero).
+ */
+export async function assertQueueCounts(f: ContractFixture, message = ""): Promise<void> {
+  const listed: Record<string, number> = {};
+  for (const q of (await f.store.queueList()).queues) {
+    let total = 0;
+    for (const state of JOB_STATES) {
+      total += q.counts[state];
+      if (q.counts[state] !== 0) listed[`${q.name}:${state}`] = q.counts[state];
+    }
+    assert.equal(q.counts.total, total, `${message} queue ${q.name}: total`);
+  }
+  assert.deepEqual(listed, await f.raw.queueRowCounts(), `${message} queue counts`.trim());
 }
 
 export interface ContractFixture extends AsyncDisposable {
@@ -162,6 +181,7 @@ export function storeContract(
     assert.deepEqual(tally, want, "counts differ from the rows listed");
     const rows = await f.raw.rowCounts();
     for (const state of JOB_STATES) assert.equal(rows[state] ?? 0, want[state], `rows ${state}`);
+    await assertQueueCounts(f);
   }
 
   test("jobInsertMany() stores every field and jobGet() returns it", async ({ store }) => {

@@ -8,11 +8,13 @@
 
 import assert from "node:assert/strict";
 import type { Job } from "../../lib/job/job.ts";
+import { JOB_STATES } from "../../lib/job/state.ts";
+import { ConflictError } from "../../lib/errors.ts";
 import { decide } from "../../lib/job/outcome.ts";
 import type { Store } from "../../lib/store/store.ts";
 import { BACKOFF, PLAIN_JOB, TEST_HOST_ID } from "../helpers/factory.ts";
 import { poll } from "../helpers/poll.ts";
-import type { ContractTest } from "./store_contract.ts";
+import { assertQueueCounts, type ContractTest } from "./store_contract.ts";
 
 async function enqueue(
   store: Store,
@@ -195,6 +197,80 @@ export function queuesContract(test: ContractTest): void {
       }
     }
     assert.ok(done >= 8, `only ${done} jobs ran in 8 rounds`);
+  });
+
+  test("queueList() counts stay exact while several stores enqueue, run, cancel and delete jobs in several queues", async (f) => {
+    const queues = ["default", "mail", "report", "video"];
+    const stores = [f.store, ...await Promise.all([1, 2, 3].map(() => f.openAnother()))];
+    // Every store enqueues batches into every queue at once (maxRetries 0 or 1: failures end
+    // failed, with a retry due later, or dead).
+    await Promise.all(stores.map((s, i) =>
+      s.jobInsertMany({
+        jobs: Array.from({ length: 40 }, (_, k) => ({
+          ...PLAIN_JOB,
+          id: `s${i}-${k}`,
+          queue: queues[k % queues.length]!,
+          maxRetries: k % 2,
+        })),
+        defaultMaxRetries: 3,
+      })
+    ));
+    await assertQueueCounts(f, "after the enqueues:");
+    // Each store a worker: finish what it holds (every third a failure) and claim more in one
+    // step, until nothing is due.
+    async function work(s: Store, i: number): Promise<void> {
+      const worker = `w${i}`;
+      let n = i;
+      let held = await claim(s, 3, { worker });
+      while (held.length > 0) {
+        const finish = held.map((job) => ({
+          jobId: job.id,
+          attempt: job.attempts,
+          workerId: worker,
+          decision: decide(job, { kind: "exited", code: n++ % 3 === 0 ? 1 : 0 }, BACKOFF),
+        }));
+        held = (await s.jobFinishAndClaim({
+          finish,
+          claim: { workerId: worker, host: TEST_HOST_ID, leaseMs: 30_000, limit: 3 },
+        })).claimed;
+      }
+    }
+    // Meanwhile other hands cancel jobs of every queue and delete them. Either may find the job
+    // moved on (finished before the cancel, or still running when cancelled: not deletable).
+    let deleted = 0;
+    async function unlessMoved(fn: () => Promise<unknown>): Promise<void> {
+      try {
+        await fn();
+      } catch (error) {
+        if (!(error instanceof ConflictError)) throw error;
+      }
+    }
+    async function meddle(): Promise<void> {
+      for (let k = 0; k < 12; k++) {
+        for (const id of [`s0-${k * 3}`, `s2-${k * 3}`, `s1-${k * 3}`]) {
+          await unlessMoved(() => stores[3]!.jobCancel({ ids: [id], reason: "race" }));
+          await unlessMoved(async () => {
+            deleted += (await stores[2]!.jobDelete({ ids: [id] })).length;
+          });
+        }
+      }
+    }
+    await Promise.all([...stores.map(work), meddle()]);
+    assert.ok(deleted > 0, "some jobs were deleted");
+    await assertQueueCounts(f, "after the race:");
+    // Dead jobs back to pending from two stores at once, then the counts folded (PostgreSQL).
+    const { jobs: dead } = await f.store.jobList({ states: ["dead"], limit: 1000 });
+    assert.ok(dead.length > 0, "some jobs ended dead");
+    await Promise.all([
+      stores[1]!.jobRetry({ ids: dead.filter((_, k) => k % 2 === 0).map((j) => j.id) }),
+      stores[2]!.jobRetry({ ids: dead.filter((_, k) => k % 2 === 1).map((j) => j.id) }),
+    ]);
+    await assertQueueCounts(f, "after the retries:");
+    await Promise.all(stores.map((s) => s.maintain()));
+    await assertQueueCounts(f, "after maintain():");
+    const rows = await f.raw.rowCounts();
+    const counts = await f.store.jobCountByState();
+    for (const state of JOB_STATES) assert.equal(counts[state], rows[state] ?? 0, state);
   });
 
   test("jobNextDue() counts only the queues of the scope that are not paused or full", async ({ store }) => {

@@ -314,4 +314,40 @@ CREATE INDEX jobs_ready_queue ON {S}.jobs (queue, priority, run_at, seq)
   WHERE state IN ('pending', 'failed') AND deps_left = 0;
 `,
   },
+  {
+    version: 8,
+    name: "job counts per queue (SQLite v10)",
+    sql: `
+-- As in SQLite v10: counts per queue and state, the counts per state being their sums. The
+-- deltas gain the queue too, and the fold adds them per queue and state (queries.ts). Recounted
+-- from the jobs: the share lock lets no job change meanwhile, so the deltas not folded yet are
+-- all in the recount and are dropped.
+LOCK TABLE {S}.jobs IN SHARE MODE;
+DELETE FROM {S}.job_count_deltas;
+ALTER TABLE {S}.job_count_deltas ADD COLUMN queue text NOT NULL;
+DELETE FROM {S}.job_counts;
+ALTER TABLE {S}.job_counts DROP CONSTRAINT job_counts_pkey, ADD COLUMN queue text NOT NULL,
+  ADD PRIMARY KEY (queue, state);
+INSERT INTO {S}.job_counts (queue, state, n)
+SELECT queue, state, count(*) FROM {S}.jobs GROUP BY queue, state;
+
+CREATE OR REPLACE FUNCTION {S}.jobs_count_changes() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    INSERT INTO {S}.job_count_deltas (queue, state, n)
+    SELECT queue, state, count(*) FROM new_rows GROUP BY queue, state;
+  ELSIF TG_OP = 'DELETE' THEN
+    INSERT INTO {S}.job_count_deltas (queue, state, n)
+    SELECT queue, state, -count(*) FROM old_rows GROUP BY queue, state;
+  ELSE
+    INSERT INTO {S}.job_count_deltas (queue, state, n)
+    SELECT queue, state, sum(d) FROM (
+      SELECT queue, state, -1 AS d FROM old_rows UNION ALL SELECT queue, state, 1 FROM new_rows
+    ) x GROUP BY queue, state HAVING sum(d) <> 0;
+  END IF;
+  RETURN NULL;
+END
+$$;
+`,
+  },
 ];

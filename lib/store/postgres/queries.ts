@@ -362,11 +362,15 @@ export const JOB_COUNTS_FOLD_LOCK = `
 SELECT pg_try_advisory_xact_lock(hashtextextended('queuectl fold ' || :schema::text, 0))
   AS locked`;
 
-/** Moves the deltas into the counts: a delta deleted here is added here, exactly once. */
+/**
+ * Moves the deltas into the counts (per queue and state, migration 8): a delta deleted here is
+ * added here, exactly once. A queue's first delta for a state creates its row.
+ */
 export const JOB_COUNTS_FOLD = `
-WITH moved AS (DELETE FROM {S}.job_count_deltas RETURNING state, n),
-summed AS (SELECT state, sum(n) AS n FROM moved GROUP BY state)
-UPDATE {S}.job_counts c SET n = c.n + s.n FROM summed s WHERE c.state = s.state`;
+WITH moved AS (DELETE FROM {S}.job_count_deltas RETURNING queue, state, n)
+INSERT INTO {S}.job_counts AS c (queue, state, n)
+SELECT queue, state, sum(n) FROM moved GROUP BY queue, state
+ON CONFLICT (queue, state) DO UPDATE SET n = c.n + excluded.n`;
 
 /**
  * The queues a claim may take from, each with its room (how many of its jobs it may claim): not
@@ -490,13 +494,16 @@ SELECT (SELECT min(x.run_at) FROM eligible e CROSS JOIN ${PRIORITY_VALUES}
     WHERE e.room > 0) AS next_at,
   {NOW} AS now`;
 
-/** Every queue by name; counts per queue and state (one grouped scan of the jobs). */
+/** Every queue by name; counts per queue and state: the folded counts plus the deltas. */
 export const QUEUE_LIST = `
 SELECT name, paused, concurrency, created_at, updated_at,
   EXISTS (SELECT 1 FROM {S}.meta WHERE key = 'pause:all') AS paused_all
 FROM {S}.queues ORDER BY name`;
-export const QUEUE_COUNTS =
-  `SELECT queue, state, count(*) AS n FROM {S}.jobs GROUP BY queue, state`;
+export const QUEUE_COUNTS = `
+SELECT queue, state, sum(n)::bigint AS n FROM (
+  SELECT queue, state, n FROM {S}.job_counts
+  UNION ALL SELECT queue, state, n FROM {S}.job_count_deltas
+) x GROUP BY queue, state`;
 export const QUEUE_PAUSED = `SELECT name FROM {S}.queues WHERE paused ORDER BY name`;
 export const QUEUE_PAUSED_ALL = `
 SELECT EXISTS (SELECT 1 FROM {S}.meta WHERE key = 'pause:all') AS paused_all`;
@@ -530,7 +537,10 @@ VALUES (:name, EXISTS (SELECT 1 FROM {S}.meta WHERE key = 'pause:all'), :concurr
 ON CONFLICT (name) DO UPDATE SET concurrency = excluded.concurrency, updated_at = {NOW}
 RETURNING *`;
 export const QUEUE_COUNTS_OF = `
-SELECT state, count(*) AS n FROM {S}.jobs WHERE queue = :name GROUP BY state`;
+SELECT state, sum(n)::bigint AS n FROM (
+  SELECT state, n FROM {S}.job_counts WHERE queue = :name
+  UNION ALL SELECT state, n FROM {S}.job_count_deltas WHERE queue = :name
+) x GROUP BY state`;
 
 /**
  * Arms reserved attempts just before their spawn. SQLite marks the attempt row; here the mark is

@@ -5,4 +5,4 @@
  * @module
  */
 
-export const PG_SCHEMA_VERSION = 7;
+export const PG_SCHEMA_VERSION = 8;

@@ -404,6 +404,57 @@ CREATE INDEX jobs_ready_queue ON jobs (queue, priority, run_at, seq)
   WHERE state IN ('pending', 'failed') AND deps_left = 0;
 `,
   },
+  {
+    version: 10,
+    name: "job counts per queue",
+    // Rebuilt rather than altered: the key gains the queue. The counts are recounted from the
+    // jobs (under the migration's write lock, so exactly), not carried over.
+    sql: `
+-- Counts per queue and state (issue 13: the dashboard's queue counts scanned every job). The
+-- counts per state are their sums (a few queues: a few rows). Every queue has a row per state,
+-- made with its row in queues (the trigger below; a job's queue has a row before the job is
+-- counted, see the store's enqueue), so that a state change still costs two plain UPDATEs and
+-- an enqueue one per queue. Rows at zero are kept.
+CREATE TABLE job_counts_10 (
+  queue TEXT    NOT NULL,
+  state TEXT    NOT NULL CHECK (state IN (${STATES_6})),
+  n     INTEGER NOT NULL,
+  PRIMARY KEY (queue, state)
+) WITHOUT ROWID;
+-- One scan of the jobs; every queue that holds one has its row (the store made sure of it).
+CREATE TEMP TABLE queuectl_counts_10 AS
+  SELECT queue, state, count(*) AS n FROM jobs GROUP BY queue, state;
+INSERT INTO queues (name, created_at, updated_at)
+SELECT DISTINCT queue, CAST(strftime('%s', 'now') AS INTEGER) * 1000,
+  CAST(strftime('%s', 'now') AS INTEGER) * 1000 FROM queuectl_counts_10 WHERE true
+ON CONFLICT (name) DO NOTHING;
+INSERT INTO job_counts_10 (queue, state, n)
+SELECT q.name, s.state, coalesce(c.n, 0)
+FROM queues q CROSS JOIN (SELECT state FROM job_counts) s
+LEFT JOIN queuectl_counts_10 c ON c.queue = q.name AND c.state = s.state;
+DROP TABLE queuectl_counts_10;
+DROP TRIGGER jobs_count_delete;
+DROP TRIGGER jobs_count_update;
+DROP TABLE job_counts;
+ALTER TABLE job_counts_10 RENAME TO job_counts;
+
+CREATE TRIGGER queues_counts AFTER INSERT ON queues BEGIN
+  INSERT INTO job_counts (queue, state, n) VALUES (NEW.name, 'pending', 0),
+    (NEW.name, 'processing', 0), (NEW.name, 'completed', 0), (NEW.name, 'failed', 0),
+    (NEW.name, 'dead', 0), (NEW.name, 'cancelled', 0)
+  ON CONFLICT (queue, state) DO NOTHING;
+END;
+CREATE TRIGGER jobs_count_delete AFTER DELETE ON jobs BEGIN
+  UPDATE job_counts SET n = n - 1 WHERE queue = OLD.queue AND state = OLD.state;
+END;
+-- No statement moves a job to another queue; the trigger would count it right if one did.
+CREATE TRIGGER jobs_count_update AFTER UPDATE OF state, queue ON jobs
+  WHEN OLD.state <> NEW.state OR OLD.queue <> NEW.queue BEGIN
+  UPDATE job_counts SET n = n - 1 WHERE queue = OLD.queue AND state = OLD.state;
+  UPDATE job_counts SET n = n + 1 WHERE queue = NEW.queue AND state = NEW.state;
+END;
+`,
+  },
 ];
 
 /**

@@ -111,10 +111,11 @@ INSERT INTO queues (name, paused, created_at, updated_at)
 VALUES (:name, EXISTS (SELECT 1 FROM queuectl_meta WHERE key = 'pause:all'), :now, :now)
 ON CONFLICT (name) DO NOTHING`;
 
-/** Every queue with its counts per state (one grouped scan of the jobs). */
+/** Every queue; its counts per state are the maintained ones (job_counts, migration 10). */
 export const QUEUE_LIST = `SELECT name, paused, concurrency, created_at, updated_at FROM queues
 ORDER BY name`;
-export const QUEUE_COUNTS = `SELECT queue, state, count(*) AS n FROM jobs GROUP BY queue, state`;
+export const QUEUE_COUNTS = `SELECT queue, state, n FROM job_counts`;
+export const QUEUE_COUNTS_OF = `SELECT state, n FROM job_counts WHERE queue = :name`;
 export const QUEUE_PAUSED_ALL = `SELECT 1 AS yes FROM queuectl_meta WHERE key = 'pause:all'`;
 export const QUEUE_PAUSED = `SELECT name FROM queues WHERE paused = 1 ORDER BY name`;
 
@@ -317,8 +318,13 @@ VALUES ${
   }).join(",\n  ")
 }`;
 
-/** Counts jobs just inserted (there is no insert trigger: one update per enqueue, not per row). */
-export const JOB_COUNT_ADD = `UPDATE job_counts SET n = n + ?1 WHERE state = 'pending'`;
+/**
+ * Counts the ?2 jobs just inserted into queue ?1: there is no insert trigger, so one update per
+ * queue an enqueue touches, not one per row. The queue's rows exist (made with its row in
+ * queues, migration 10): QUEUE_ENSURE runs first.
+ */
+export const JOB_COUNT_ADD =
+  `UPDATE job_counts SET n = n + ?2 WHERE queue = ?1 AND state = 'pending'`;
 
 /** The page cache of a connection: pages, or KiB when negative (`PRAGMA cache_size`). */
 export const CACHE_SIZE_GET = `PRAGMA cache_size`;
@@ -425,7 +431,7 @@ export const JOB_FIRST_FROM_SEQ =
 export const JOB_SEQ_MIN = `SELECT min(seq) AS seq FROM jobs`;
 export const JOB_SEQ_MAX = `SELECT max(seq) AS seq FROM jobs`;
 
-export const JOB_COUNTS = `SELECT state, n FROM job_counts`;
+export const JOB_COUNTS = `SELECT state, sum(n) AS n FROM job_counts GROUP BY state`;
 
 /** A waiting job due now (an earlier due time stays): guarded by state, as a retry is. */
 export const JOB_RUN_NOW = `

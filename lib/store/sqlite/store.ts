@@ -174,6 +174,8 @@ class JobInserter {
   /** Positions in `jobs` of existing jobs kept (`ifExists` keep). */
   readonly kept: number[] = [];
   inserted = 0;
+  /** Jobs inserted per queue, for the counts (JOB_COUNT_ADD). */
+  readonly insertedByQueue = new Map<string, number>();
   readonly #now: number;
   readonly #params: JobInsertParams;
   #seq: number;
@@ -229,6 +231,8 @@ class JobInserter {
       uniqueKey: input.uniqueKey ?? null,
     });
     this.inserted++;
+    const queue = input.queue ?? DEFAULT_QUEUE;
+    this.insertedByQueue.set(queue, (this.insertedByQueue.get(queue) ?? 0) + 1);
   }
 
   /** An existing job stands for an input one (an id or unique key held, with `ifExists` keep). */
@@ -433,12 +437,13 @@ export class SqliteStore implements Store {
     } finally {
       if (bulk) this.#db.exec(q.setCacheSize(cacheSize));
     }
-    if (inserter.inserted > 0) this.#stmt(q.JOB_COUNT_ADD).run(inserter.inserted);
-    // Every queue that holds a job has a row (claims read the settings from it).
+    // Every queue that holds a job has a row (claims read the settings from it), and with it its
+    // rows of counts, which the jobs just inserted are then added to.
     const queues = new Set(all.map((job) => job.queue ?? DEFAULT_QUEUE));
     for (const name of queues) {
       if (this.#stmt(q.QUEUE_ENSURE).run({ name, now }).changes > 0) this.#queuesCache = null;
     }
+    for (const [queue, n] of inserter.insertedByQueue) this.#stmt(q.JOB_COUNT_ADD).run(queue, n);
     return { jobs: inserter.jobs, inserted: inserter.inserted, kept: inserter.kept };
   }
 
@@ -1744,8 +1749,7 @@ export class SqliteStore implements Store {
         str(r, "name") === params.name
       )!;
       const counts = emptyCounts();
-      for (const c of this.#stmt(q.QUEUE_COUNTS).all() as Row[]) {
-        if (str(c, "queue") !== params.name) continue;
+      for (const c of this.#stmt(q.QUEUE_COUNTS_OF).all({ name: params.name }) as Row[]) {
         counts[str(c, "state") as JobState] = num(c, "n");
         counts.total += num(c, "n");
       }

@@ -8,4 +8,4 @@
 export const APPLICATION_ID = 0x5143544c;
 
 /** The schema version this build writes; the last entry of `MIGRATIONS`. */
-export const SCHEMA_VERSION = 9;
+export const SCHEMA_VERSION = 10;
