@@ -94,7 +94,7 @@ Deno.test("Sandbox integrity() on PostgreSQL finds counters that disagree with t
   await sb.enqueue([{ command: "true" }, { command: "true" }]);
   assert.equal(sb.integrity(), "ok");
   assert.deepEqual(sb.counts(), { pending: 2 });
-  sb.exec("INSERT INTO job_count_deltas (state, n) VALUES ('pending', -1)");
+  sb.exec("INSERT INTO job_count_deltas (queue, state, n) VALUES ('default', 'pending', -1)");
   assert.equal(sb.integrity(), "job_counts says pending 1, the rows say 2");
   assert.throws(() => sb.lock(), /SQLite's write lock/);
 });
