@@ -385,13 +385,19 @@ Deno.test({
         async () => {
           const ids = Array.from({ length: 24 }, (_, i) => `k${String(i).padStart(2, "0")}`);
           await enqueue(w, ids.map((id) => ({ id, command: ledgerJob(w, 40) })));
+          // Running means started by the job itself (its ledger line), not only claimed: a job
+          // claimed by host1 but killed before its spawn has no run to repeat elsewhere.
           await until(
             async () => {
-              const [[n]] = await sql(
+              const rows = await sql(
                 w,
-                `SELECT count(*) FROM queuectl.jobs j JOIN queuectl.attempts a ON a.job_seq = j.seq AND a.attempt = j.attempts WHERE j.id LIKE 'k%' AND j.state = 'processing' AND a.host LIKE 'host1/%'`,
-              ) as [[string]];
-              return Number(n) >= 2;
+                `SELECT j.id, j.attempts FROM queuectl.jobs j JOIN queuectl.attempts a ON a.job_seq = j.seq AND a.attempt = j.attempts WHERE j.id LIKE 'k%' AND j.state = 'processing' AND a.host LIKE 'host1/%'`,
+              );
+              const ledger = Ledger.parse(Deno.readTextFileSync(w.ledgerPath));
+              const started = rows.filter(([id, attempt]) =>
+                (ledger.runs.get(id!) ?? []).some((r) => r.attempt === Number(attempt))
+              );
+              return started.length >= 2;
             },
             30_000,
             "host1 to run k jobs",
