@@ -24,6 +24,16 @@ function seconds(ms: number): string {
   return (ms / 1000).toFixed(2);
 }
 
+/** Spins (synchronously, so no other task runs meanwhile) until `pid` has died, then counts. */
+function orphansOnceDead(pid: number, count: () => number): number {
+  const deadline = performance.now() + 5000;
+  while (performance.now() < deadline) {
+    const stat = procStat(pid);
+    if (stat === null || stat.state === "Z" || stat.state === "X") break;
+  }
+  return count();
+}
+
 async function stop(workers: Proc[]): Promise<void> {
   for (const w of workers) w.kill("SIGTERM");
   await Promise.all(workers.map((w) => w.wait(30_000, "worker to stop")));
@@ -41,9 +51,11 @@ for (const shape of SHAPES_BOTH_STORES) {
     await sb.workerId(w2);
     const killedAt = Date.now();
     w1.kill("SIGKILL");
+    // The point of the scenario: the job's shell outlives its worker. Counted the moment the
+    // worker is dead, before anything is awaited: w2 recovers the job (and kills its processes)
+    // as soon as it sees w1 gone, which under load can come before w1.wait() returns.
+    const orphans = orphansOnceDead(w1.pid, () => jobProcesses(sb.db, "b1").length);
     await w1.wait(10_000);
-    // The point of the scenario: the job's shell outlives its worker.
-    const orphans = jobProcesses(sb.db, "b1").length;
     const second = await sb.waitRun("b1", 2, R_MS + 5000);
     const recoveryMs = second.startUs / 1000 - killedAt;
     await sb.settle(30_000);
