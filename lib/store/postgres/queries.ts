@@ -718,14 +718,17 @@ finished AS (
     cancel_reason = CASE WHEN f.state = 'completed' THEN NULL ELSE j.cancel_reason END
   FROM owned o JOIN f ON f.ord = o.ord
   WHERE j.seq = o.seq AND NOT o.arm AND NOT o.deps
-  RETURNING j.seq, j.state, f.ord
+  RETURNING j.seq, j.state, f.ord, j.attempts AS attempt
 ),
+-- The attempt row by its whole key from \`finished\` alone: joined by f's attempt instead, the
+-- planner looked it up by the attempt number only and filtered by job (a walk of every attempt
+-- with that number, the whole history, per outcome).
 closed AS (
   UPDATE {S}.attempts a SET finished_at = {NOW},
     outcome = CASE WHEN d.state = 'cancelled' THEN 'cancelled' ELSE f.outcome END,
     exit_code = f.exit_code, signal = f.signal, error = f.error
   FROM finished d JOIN f ON f.ord = d.ord
-  WHERE a.job_seq = d.seq AND a.attempt = f.attempt AND a.finished_at IS NULL
+  WHERE a.job_seq = d.seq AND a.attempt = d.attempt AND a.finished_at IS NULL
   RETURNING d.ord, a.started_at, a.due_at
 ),
 facts AS (
