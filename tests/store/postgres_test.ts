@@ -391,6 +391,40 @@ Deno.test("an outcome looks its attempt row up by its whole key, also on a fresh
   );
 });
 
+Deno.test("a batch at least as large as the jobs table was at its last ANALYZE analyzes it", async () => {
+  await using f = await pgStoreFixture();
+  const reltuples = async () =>
+    Number(
+      (await rows(
+        f.url,
+        "SELECT reltuples FROM pg_class WHERE oid = 'queuectl.jobs'::regclass",
+      ))[0],
+    );
+  const batch = (n: number, from: number) =>
+    f.store.jobInsertMany({
+      jobs: Array.from({ length: n }, (_, i) => ({
+        id: `b${from + i}`,
+        command: "true",
+        priority: 5,
+        maxRetries: 3,
+        timeoutMs: null,
+        cwd: "/tmp",
+        env: {},
+        runAt: T0,
+        delayMs: 0,
+      })),
+      defaultMaxRetries: 3,
+    });
+  // Never analyzed (-1); small batches leave it to autovacuum.
+  await batch(10, 0);
+  assert.equal(await reltuples(), -1);
+  await batch(600, 10);
+  assert.equal(await reltuples(), 610);
+  // Smaller than the table was: not again.
+  await batch(600, 610);
+  assert.equal(await reltuples(), 610);
+});
+
 Deno.test("the claim never steps over the jobs of a paused queue", async () => {
   await using f = await pgStoreFixture();
   await psql(

@@ -721,8 +721,8 @@ finished AS (
   RETURNING j.seq, j.state, f.ord, j.attempts AS attempt
 ),
 -- The attempt row by its whole key from \`finished\` alone: joined by f's attempt instead, the
--- planner looked it up by the attempt number only and filtered by job (a walk of every attempt
--- with that number, the whole history, per outcome).
+-- planner (on a small or never-analyzed table) looked it up by the attempt number only and
+-- filtered by job, a walk of every attempt with that number per outcome.
 closed AS (
   UPDATE {S}.attempts a SET finished_at = {NOW},
     outcome = CASE WHEN d.state = 'cancelled' THEN 'cancelled' ELSE f.outcome END,
@@ -1072,6 +1072,16 @@ export const STORE_NOW = `SELECT {NOW} AS now`;
 
 /** Tells listeners of the queue's channel that something changed ('work' or 'change'). */
 export const NOTIFY = `SELECT pg_notify(:channel, :payload)`;
+
+/**
+ * The jobs table's row count as of its last ANALYZE (-1: never analyzed); see
+ * `jobInsertMany`, which analyzes the table after a batch at least as large.
+ */
+export const JOBS_ANALYZED_ROWS = `
+SELECT c.reltuples::float8 AS reltuples FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = :schema AND c.relname = 'jobs'`;
+/** Skips the table while another ANALYZE or a VACUUM holds it (no wait for the lock). */
+export const JOBS_ANALYZE = `ANALYZE (SKIP_LOCKED) {S}.jobs`;
 
 /**
  * Changes whenever any transaction of the server ends (xmax moves, or an xid leaves the
