@@ -904,7 +904,7 @@ Deno.test("the safety poll runs on its own schedule: waits of a second at a time
   assert.ok(seen, "waits that end before the poll interval never saw the change");
 });
 
-Deno.test("every session starts with the role's lock, statement and idle-in-transaction timeouts", async () => {
+Deno.test("every session starts with the role's lock, statement and idle-in-transaction timeouts and plan cache mode", async () => {
   await using db = await pgDatabase();
   for (const role of ["cli", "worker"] as const) {
     const pool = createPool(parseTarget(db.url, (name) => Deno.env.get(name)), {
@@ -915,8 +915,10 @@ Deno.test("every session starts with the role's lock, statement and idle-in-tran
       const [row] = await pool.unsafe(
         `SELECT current_setting('lock_timeout') AS lock, current_setting('statement_timeout') AS statement,
            current_setting('idle_in_transaction_session_timeout') AS idle,
-           current_setting('application_name') AS app`,
+           current_setting('application_name') AS app, current_setting('plan_cache_mode') AS plans`,
       );
+      // Workers plan their prepared statements once (connect.ts, genericPlans); the CLI does not.
+      assert.equal(row!.plans, role === "worker" ? "force_generic_plan" : "auto");
       const ms = (text: unknown) => {
         const m = /^(\d+)(ms|s|min)$/.exec(String(text))!;
         return Number(m[1]) * ({ ms: 1, s: 1000, min: 60_000 } as Record<string, number>)[m[2]!]!;

@@ -146,6 +146,16 @@ export interface SessionLimits {
   poolSize: number;
   /** postgres.js connect_timeout, in seconds. */
   connectTimeoutS: number;
+  /**
+   * `plan_cache_mode = force_generic_plan`: the prepared statements are planned once per
+   * connection instead of at every execution. A worker runs the same few statements thousands of
+   * times, and its step (JOB_FINISH_AND_CLAIM) is a statement of some twenty CTEs whose custom
+   * plan, which PostgreSQL otherwise keeps choosing, costs as much to make as the statement
+   * costs to run (bench/RESULTS.md, PostgreSQL). Its statements look rows up by key or walk an
+   * index from a bound, so no plan depends on the values. CLI calls run each statement once,
+   * where a generic plan saves nothing.
+   */
+  genericPlans: boolean;
 }
 
 /**
@@ -162,6 +172,7 @@ export const LIMITS: Record<"cli" | "worker", SessionLimits> = {
     deadlineMs: 35_000,
     poolSize: 1,
     connectTimeoutS: 10,
+    genericPlans: false,
   },
   worker: {
     lockTimeoutMs: 2000,
@@ -170,6 +181,7 @@ export const LIMITS: Record<"cli" | "worker", SessionLimits> = {
     deadlineMs: 15_000,
     poolSize: 2,
     connectTimeoutS: 5,
+    genericPlans: true,
   },
 };
 
@@ -229,6 +241,7 @@ export function createPool(target: PgTarget, options: PoolOptions): PgPool {
       lock_timeout: limits.lockTimeoutMs,
       statement_timeout: limits.statementTimeoutMs,
       idle_in_transaction_session_timeout: limits.idleInTransactionMs,
+      ...(limits.genericPlans ? { plan_cache_mode: "force_generic_plan" } : {}),
     },
   });
   return sql as unknown as PgPool;
