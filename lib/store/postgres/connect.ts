@@ -149,11 +149,11 @@ export interface SessionLimits {
   /**
    * `plan_cache_mode = force_generic_plan`: the prepared statements are planned once per
    * connection instead of at every execution. A worker runs the same few statements thousands of
-   * times, and its step (JOB_FINISH_AND_CLAIM) is a statement of some twenty CTEs whose custom
-   * plan, which PostgreSQL otherwise keeps choosing, costs as much to make as the statement
-   * costs to run (bench/RESULTS.md, PostgreSQL). Its statements look rows up by key or walk an
-   * index from a bound, so no plan depends on the values. CLI calls run each statement once,
-   * where a generic plan saves nothing.
+   * times, and PostgreSQL kept choosing a custom plan for its step (JOB_FINISH_AND_CLAIM, some
+   * twenty CTEs), whose making cost about half as much as running it (bench/RESULTS.md,
+   * PostgreSQL). A generic plan is remade when the tables' statistics change, which a large batch
+   * of jobs sees to (store.ts, `jobInsertMany`). CLI calls run each statement once, where a
+   * generic plan saves nothing.
    */
   genericPlans: boolean;
 }
