@@ -919,6 +919,22 @@ Deno.test("every session starts with the role's lock, statement and idle-in-tran
       );
       // Workers plan their prepared statements once (connect.ts, genericPlans); the CLI does not.
       assert.equal(row!.plans, role === "worker" ? "force_generic_plan" : "auto");
+      // Without prepared statements (prepare=false) every execution is planned: left to PostgreSQL.
+      const unprepared = createPool(
+        parseTarget(
+          `${db.url}${db.url.includes("?") ? "&" : "?"}prepare=false`,
+          (name) => Deno.env.get(name),
+        ),
+        { limits: LIMITS[role], name: `queuectl ${role}` },
+      );
+      try {
+        const [plain] = await unprepared.unsafe(
+          "SELECT current_setting('plan_cache_mode') AS plans",
+        );
+        assert.equal(plain!.plans, "auto");
+      } finally {
+        await unprepared.end();
+      }
       const ms = (text: unknown) => {
         const m = /^(\d+)(ms|s|min)$/.exec(String(text))!;
         return Number(m[1]) * ({ ms: 1, s: 1000, min: 60_000 } as Record<string, number>)[m[2]!]!;

@@ -217,6 +217,17 @@ export interface PoolOptions {
   onClose?: () => void;
 }
 
+/**
+ * Whether postgres.js prepares named statements on this URL (not with `prepare=false`, as for
+ * PgBouncer before 1.21): without them every execution is planned anyway, and a generic plan
+ * would only know less than a custom one.
+ */
+function prepares(target: PgTarget): boolean {
+  const params = new URL(target.url).searchParams;
+  const prepare = (params.get("prepare") ?? "true").toLowerCase();
+  return !params.has("no_prepare") && !["false", "0", "off", "no"].includes(prepare);
+}
+
 /** A postgres.js pool for `target`, with the session limits set at connection start. */
 export function createPool(target: PgTarget, options: PoolOptions): PgPool {
   const limits = options.limits;
@@ -241,7 +252,7 @@ export function createPool(target: PgTarget, options: PoolOptions): PgPool {
       lock_timeout: limits.lockTimeoutMs,
       statement_timeout: limits.statementTimeoutMs,
       idle_in_transaction_session_timeout: limits.idleInTransactionMs,
-      ...(limits.genericPlans ? { plan_cache_mode: "force_generic_plan" } : {}),
+      ...(limits.genericPlans && prepares(target) ? { plan_cache_mode: "force_generic_plan" } : {}),
     },
   });
   return sql as unknown as PgPool;
