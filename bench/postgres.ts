@@ -3,9 +3,9 @@
  * directory, tests/helpers/pg_server.ts), each figure against a floor measured on that server in
  * the same run:
  *
- * - claim + complete in process (one `jobFinishAndClaim` per job, as a worker's pass does) against
- *   the cheapest write per job postgres.js can make there: one autocommit `UPDATE … RETURNING` of
- *   one row by its key;
+ * - claim + complete in process (one `jobFinishAndClaim` per job, the next job armed in it; and as
+ *   a worker's passes are, an `attemptArm` before each) against the cheapest write per job
+ *   postgres.js can make there: one autocommit `UPDATE … RETURNING` of one row by its key;
  * - the end-to-end drain of 1,000 `true` jobs by idle workers of 1, 2 and 4 slots, against the
  *   `Deno.Command` floor of the SQLite drain (bench/drain.ts);
  * - pickup through LISTEN/NOTIFY: one idle worker, one job enqueued at a time; from the job's
