@@ -3,9 +3,9 @@
  * directory, tests/helpers/pg_server.ts), each figure against a floor measured on that server in
  * the same run:
  *
- * - claim + complete in process (one `jobFinishAndClaim` per job, as a worker's pass does) against
- *   the cheapest write per job postgres.js can make there: one autocommit `UPDATE … RETURNING` of
- *   one row by its key;
+ * - claim + complete in process (one `jobFinishAndClaim` per job, the next job armed in it; and as
+ *   a worker's passes are, an `attemptArm` before each) against the cheapest write per job
+ *   postgres.js can make there: one autocommit `UPDATE … RETURNING` of one row by its key;
  * - the end-to-end drain of 1,000 `true` jobs by idle workers of 1, 2 and 4 slots, against the
  *   `Deno.Command` floor of the SQLite drain (bench/drain.ts);
  * - pickup through LISTEN/NOTIFY: one idle worker, one job enqueued at a time; from the job's
@@ -86,8 +86,13 @@ function newJob(i: number) {
   };
 }
 
-/** Claim + complete rate in process, jobs/s. */
-async function claimComplete(url: string, jobs: number): Promise<number> {
+/**
+ * Claim + complete rate in process, jobs/s. `asWorker`: each job armed on its own before the
+ * outcome of the one before and the claim of the next are written (two statements per job, as a
+ * worker's passes are since the arm left the outcomes' commit); otherwise one statement per job,
+ * the next job claimed and armed in the outcome's (`armFirst`).
+ */
+async function claimComplete(url: string, jobs: number, asWorker = false): Promise<number> {
   const store: Store = await openPostgresStore(url, { role: "worker" });
   try {
     for (let i = 0; i < jobs; i += 1000) {
@@ -98,7 +103,13 @@ async function claimComplete(url: string, jobs: number): Promise<number> {
     }
     // Each job claimed and armed with the outcome of the one before, in one statement, as a
     // 1-slot worker's pass does.
-    const claim = { workerId: "bench", host: "bench", leaseMs: 30_000, limit: 1, armFirst: 1 };
+    const claim = {
+      workerId: "bench",
+      host: "bench",
+      leaseMs: 30_000,
+      limit: 1,
+      armFirst: asWorker ? 0 : 1,
+    };
     await store.workerRegister({
       worker: {
         id: "bench",
@@ -113,6 +124,9 @@ async function claimComplete(url: string, jobs: number): Promise<number> {
     let [job] = await store.jobClaim(claim);
     let done = 0;
     while (job !== undefined) {
+      if (asWorker) {
+        await store.attemptArm([{ jobId: job.id, attempt: job.attempts, workerId: "bench" }]);
+      }
       const result = await store.jobFinishAndClaim({
         finish: [{
           jobId: job.id,
@@ -255,7 +269,9 @@ export const postgresBench: BenchModule = {
     `A private PostgreSQL server started by the bench (initdb in a temp directory; fsync off, ` +
     `as for the tests), one database per measurement. Claim + complete: ${claimJobs(options)} ` +
     `jobs claimed, armed and completed one at a time in process (one \`jobFinishAndClaim\` per ` +
-    `job: the outcome and the next job's claim, armed, as a 1-slot worker's passes do), against ` +
+    `job: the outcome and the next job's claim, armed in the same statement; and as a 1-slot ` +
+    `worker's passes are, an \`attemptArm\` of each job before that statement, which then only ` +
+    `reserves), against ` +
     `the same number of autocommit single-row \`UPDATE … RETURNING\` statements through ` +
     `postgres.js (the cheapest write per job), and against pg-boss and graphile-worker from npm ` +
     `on the same server, the same number of no-op jobs, each through its own insert and fetch ` +
@@ -288,6 +304,18 @@ export const postgresBench: BenchModule = {
         floor: round(floor),
         floorName: "autocommit 1-row UPDATE … RETURNING",
         ratio: round(ours / floor, 2),
+        target: "",
+        pass: null,
+      });
+      const asWorker = await claimComplete(await database(server, "claim_worker"), jobs, true);
+      add({
+        section: "PostgreSQL",
+        name: "claim + complete, in process, as a 1-slot worker (arm, then outcome + claim)",
+        value: round(asWorker),
+        unit: "jobs/s",
+        floor: round(floor),
+        floorName: "autocommit 1-row UPDATE … RETURNING",
+        ratio: round(asWorker / floor, 2),
         target: "",
         pass: null,
       });

@@ -348,11 +348,12 @@ export class Worker {
     const free = () =>
       this.#stop === null ? this.#concurrency - (this.#slots.size - ended.length) : 0;
     let started = 0;
-    // Reserved jobs take the free slots. When jobs ended, they are armed in the transaction that
-    // records the outcomes (one transaction instead of two: the worker's thread is what limits a
-    // drain of short jobs); otherwise on their own.
+    // Reserved jobs take the free slots first: armed (one autocommit statement) and spawned
+    // before the outcomes are written, so that the step's statement runs while they do instead
+    // of before them. Never armed in the outcomes' commit: a worker killed right after it would
+    // leave them armed and never spawned, charged as lost attempts (B4 retry:after-commit).
     const take = free() > 0 ? this.#reserved.slice(0, free()).map((r) => r.job) : [];
-    if (ended.length === 0 && take.length > 0) {
+    if (take.length > 0) {
       this.#reserved.splice(0, take.length);
       for (const job of await this.#arm(take)) {
         this.#start(job);
@@ -385,11 +386,6 @@ export class Worker {
       const finish = this.#outcomes(ended);
       let result;
       try {
-        const arm = take.map((job) => ({
-          jobId: job.id,
-          attempt: job.attempts,
-          workerId: this.id,
-        }));
         result = await this.#retry("finish", isTransient, () => {
           // The claim only reserves: a job armed in the outcomes' commit would be charged as a
           // lost attempt, never run, if the worker died before spawning it (B4
@@ -398,7 +394,6 @@ export class Worker {
           const c = claim(0);
           return this.#store.jobFinishAndClaim({
             finish,
-            ...(arm.length > 0 ? { arm } : {}),
             ...(c ? { claim: c } : {}),
           });
         });
@@ -410,12 +405,6 @@ export class Worker {
       }
       this.#busySince.delete("claim");
       ended.forEach((attempt, i) => this.#record(attempt, finish[i]!, result.applied[i]!));
-      this.#reserved.splice(0, take.length);
-      take.forEach((job, i) => {
-        if (!result.armed[i]) return;
-        this.#start(job);
-        started++;
-      });
       claimed = result.claimed;
     } else {
       // Claimed, then armed on its own: a worker killed between the two leaves a reservation

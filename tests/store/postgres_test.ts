@@ -19,6 +19,7 @@ import {
   compile,
   compileScript,
   JOB_CLAIM,
+  JOB_FINISH_AND_CLAIM,
   MIGRATION_CREATE_SCHEMA,
   MIGRATION_CREATE_TABLE,
 } from "../../lib/store/postgres/queries.ts";
@@ -302,6 +303,126 @@ Deno.test("the claim reads one index range per priority, however many jobs wait 
   assert.ok(pages < 150, `the claim read ${pages} pages`);
   const row = await rows(f.url, "SELECT id, state FROM queuectl.jobs WHERE id = 'due'");
   assert.deepEqual(row, ["due|processing"]);
+});
+
+Deno.test("an outcome looks its attempt row up by its whole key, also on a fresh queue", async () => {
+  await using f = await pgStoreFixture();
+  await psql(
+    f.url,
+    `INSERT INTO queuectl.jobs (seq, id, command, state, priority, max_retries, cwd, run_at,
+       created_at, updated_at, attempts, budget_used, finished_at)
+     SELECT i, 'done' || i, 'true', 'completed', 5, 3, '/', ${T0}, ${T0}, ${T0}, 1, 1, ${T0}
+     FROM generate_series(1, 1000) i;
+     INSERT INTO queuectl.attempts (job_seq, attempt, worker_id, started_at, finished_at, outcome)
+     SELECT i, 1, 'w0', ${T0}, ${T0}, 'completed' FROM generate_series(1, 1000) i;
+     SELECT setval('queuectl.job_seq', 1000);`,
+  );
+  const job = await insertJob(f.store, f.clock, { id: "running" });
+  const [claimed] = await f.store.jobClaim({
+    host: TEST_HOST_ID,
+    workerId: "w",
+    leaseMs: 60_000,
+    limit: 1,
+    armFirst: 1,
+  });
+  assert.equal(claimed?.id, job.id);
+  const statement = compile(JOB_FINISH_AND_CLAIM, "queuectl");
+  const finish = JSON.stringify([{
+    ord: 0,
+    job_id: job.id,
+    attempt: 1,
+    worker_id: "w",
+    state: "completed",
+    refund: 0,
+    run_in_ms: null,
+    terminal: true,
+    error: null,
+    exit_code: 0,
+    outcome: "completed",
+    outcome_code: 0,
+    signal: null,
+    require_expired: false,
+  }]);
+  const values: Record<string, string> = {
+    now: String(T0 + 1000),
+    finish: `'${finish}'`,
+    arm: "'[]'",
+    cancelled_code: "1",
+    limit: "0",
+    arm_first: "0",
+    lease_ms: "0",
+    worker_id: "''",
+    host: "''",
+    queues: "NULL",
+    limited: "false",
+  };
+  const explain = await psql(
+    f.url,
+    `PREPARE step AS ${statement.text};
+     EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE step(${
+      statement.names.map((n) => values[n]).join(", ")
+    });`,
+  );
+  type PlanNode = {
+    "Node Type": string;
+    "Relation Name"?: string;
+    "Index Cond"?: string;
+    Plans?: PlanNode[];
+  };
+  const [{ Plan: root }] = JSON.parse(explain.slice(explain.indexOf("["))) as [{ Plan: PlanNode }];
+  const lookups: PlanNode[] = [];
+  const walk = (node: PlanNode) => {
+    if (node["Relation Name"] === "attempts" && node["Node Type"] !== "ModifyTable") {
+      lookups.push(node);
+    }
+    for (const child of node.Plans ?? []) walk(child);
+  };
+  walk(root);
+  // A fresh queue (a few hundred jobs done, never analyzed): joined by the outcome's attempt
+  // number, the planner looked the row up by that number alone and filtered by job, a walk of
+  // every attempt with that number.
+  assert.ok(lookups.length > 0, "the outcome does not read the attempts");
+  for (const node of lookups) {
+    assert.match(node["Index Cond"] ?? node["Node Type"], /job_seq = /, JSON.stringify(node));
+  }
+  assert.deepEqual(
+    await rows(f.url, `SELECT outcome FROM queuectl.attempts WHERE job_seq = ${job.seq}`),
+    ["completed"],
+  );
+});
+
+Deno.test("a batch at least as large as the jobs table was at its last ANALYZE analyzes it", async () => {
+  await using f = await pgStoreFixture();
+  const reltuples = async () =>
+    Number(
+      (await rows(
+        f.url,
+        "SELECT reltuples FROM pg_class WHERE oid = 'queuectl.jobs'::regclass",
+      ))[0],
+    );
+  const batch = (n: number, from: number) =>
+    f.store.jobInsertMany({
+      jobs: Array.from({ length: n }, (_, i) => ({
+        id: `b${from + i}`,
+        command: "true",
+        priority: 5,
+        maxRetries: 3,
+        timeoutMs: null,
+        cwd: "/tmp",
+        env: {},
+        runAt: T0,
+        delayMs: 0,
+      })),
+      defaultMaxRetries: 3,
+    });
+  // Never analyzed (-1); small batches leave it to autovacuum.
+  await batch(10, 0);
+  assert.equal(await reltuples(), -1);
+  await batch(600, 10);
+  assert.equal(await reltuples(), 610);
+  // Smaller than the table was: not again.
+  await batch(600, 610);
+  assert.equal(await reltuples(), 610);
 });
 
 Deno.test("the claim never steps over the jobs of a paused queue", async () => {
@@ -786,7 +907,7 @@ Deno.test("the safety poll runs on its own schedule: waits of a second at a time
   assert.ok(seen, "waits that end before the poll interval never saw the change");
 });
 
-Deno.test("every session starts with the role's lock, statement and idle-in-transaction timeouts", async () => {
+Deno.test("every session starts with the role's lock, statement and idle-in-transaction timeouts and plan cache mode", async () => {
   await using db = await pgDatabase();
   for (const role of ["cli", "worker"] as const) {
     const pool = createPool(parseTarget(db.url, (name) => Deno.env.get(name)), {
@@ -797,8 +918,26 @@ Deno.test("every session starts with the role's lock, statement and idle-in-tran
       const [row] = await pool.unsafe(
         `SELECT current_setting('lock_timeout') AS lock, current_setting('statement_timeout') AS statement,
            current_setting('idle_in_transaction_session_timeout') AS idle,
-           current_setting('application_name') AS app`,
+           current_setting('application_name') AS app, current_setting('plan_cache_mode') AS plans`,
       );
+      // Workers plan their prepared statements once (connect.ts, genericPlans); the CLI does not.
+      assert.equal(row!.plans, role === "worker" ? "force_generic_plan" : "auto");
+      // Without prepared statements (prepare=false) every execution is planned: left to PostgreSQL.
+      const unprepared = createPool(
+        parseTarget(
+          `${db.url}${db.url.includes("?") ? "&" : "?"}prepare=false`,
+          (name) => Deno.env.get(name),
+        ),
+        { limits: LIMITS[role], name: `queuectl ${role}` },
+      );
+      try {
+        const [plain] = await unprepared.unsafe(
+          "SELECT current_setting('plan_cache_mode') AS plans",
+        );
+        assert.equal(plain!.plans, "auto");
+      } finally {
+        await unprepared.end();
+      }
       const ms = (text: unknown) => {
         const m = /^(\d+)(ms|s|min)$/.exec(String(text))!;
         return Number(m[1]) * ({ ms: 1, s: 1000, min: 60_000 } as Record<string, number>)[m[2]!]!;

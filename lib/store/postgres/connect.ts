@@ -146,6 +146,16 @@ export interface SessionLimits {
   poolSize: number;
   /** postgres.js connect_timeout, in seconds. */
   connectTimeoutS: number;
+  /**
+   * `plan_cache_mode = force_generic_plan`: the prepared statements are planned once per
+   * connection instead of at every execution. A worker runs the same few statements thousands of
+   * times, and PostgreSQL kept choosing a custom plan for its step (JOB_FINISH_AND_CLAIM, some
+   * twenty CTEs), whose making cost about half as much as running it (bench/RESULTS.md,
+   * PostgreSQL). A generic plan is remade when the tables' statistics change, which a large batch
+   * of jobs sees to (store.ts, `jobInsertMany`). CLI calls run each statement once, where a
+   * generic plan saves nothing.
+   */
+  genericPlans: boolean;
 }
 
 /**
@@ -162,6 +172,7 @@ export const LIMITS: Record<"cli" | "worker", SessionLimits> = {
     deadlineMs: 35_000,
     poolSize: 1,
     connectTimeoutS: 10,
+    genericPlans: false,
   },
   worker: {
     lockTimeoutMs: 2000,
@@ -170,6 +181,7 @@ export const LIMITS: Record<"cli" | "worker", SessionLimits> = {
     deadlineMs: 15_000,
     poolSize: 2,
     connectTimeoutS: 5,
+    genericPlans: true,
   },
 };
 
@@ -205,6 +217,17 @@ export interface PoolOptions {
   onClose?: () => void;
 }
 
+/**
+ * Whether postgres.js prepares named statements on this URL (not with `prepare=false`, as for
+ * PgBouncer before 1.21): without them every execution is planned anyway, and a generic plan
+ * would only know less than a custom one.
+ */
+function prepares(target: PgTarget): boolean {
+  const params = new URL(target.url).searchParams;
+  const prepare = (params.get("prepare") ?? "true").toLowerCase();
+  return !params.has("no_prepare") && !["false", "0", "off", "no"].includes(prepare);
+}
+
 /** A postgres.js pool for `target`, with the session limits set at connection start. */
 export function createPool(target: PgTarget, options: PoolOptions): PgPool {
   const limits = options.limits;
@@ -229,6 +252,7 @@ export function createPool(target: PgTarget, options: PoolOptions): PgPool {
       lock_timeout: limits.lockTimeoutMs,
       statement_timeout: limits.statementTimeoutMs,
       idle_in_transaction_session_timeout: limits.idleInTransactionMs,
+      ...(limits.genericPlans && prepares(target) ? { plan_cache_mode: "force_generic_plan" } : {}),
     },
   });
   return sql as unknown as PgPool;

@@ -772,14 +772,17 @@ finished AS (
     cancel_reason = CASE WHEN f.state = 'completed' THEN NULL ELSE j.cancel_reason END
   FROM owned o JOIN f ON f.ord = o.ord
   WHERE j.seq = o.seq AND NOT o.arm AND NOT o.deps
-  RETURNING j.seq, j.state, f.ord
+  RETURNING j.seq, j.state, f.ord, j.attempts AS attempt
 ),
+-- The attempt row by its whole key from \`finished\` alone: joined by f's attempt instead, the
+-- planner (on a small or never-analyzed table) looked it up by the attempt number only and
+-- filtered by job, a walk of every attempt with that number per outcome.
 closed AS (
   UPDATE {S}.attempts a SET finished_at = {NOW},
     outcome = CASE WHEN d.state = 'cancelled' THEN 'cancelled' ELSE f.outcome END,
     exit_code = f.exit_code, signal = f.signal, error = f.error
   FROM finished d JOIN f ON f.ord = d.ord
-  WHERE a.job_seq = d.seq AND a.attempt = f.attempt AND a.finished_at IS NULL
+  WHERE a.job_seq = d.seq AND a.attempt = d.attempt AND a.finished_at IS NULL
   RETURNING d.ord, a.started_at, a.due_at
 ),
 facts AS (
@@ -1123,6 +1126,16 @@ export const STORE_NOW = `SELECT {NOW} AS now`;
 
 /** Tells listeners of the queue's channel that something changed ('work' or 'change'). */
 export const NOTIFY = `SELECT pg_notify(:channel, :payload)`;
+
+/**
+ * The jobs table's row count as of its last ANALYZE (-1: never analyzed); see
+ * `jobInsertMany`, which analyzes the table after a batch at least as large.
+ */
+export const JOBS_ANALYZED_ROWS = `
+SELECT c.reltuples::float8 AS reltuples FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = :schema AND c.relname = 'jobs'`;
+/** Skips the table while another ANALYZE or a VACUUM holds it (no wait for the lock). */
+export const JOBS_ANALYZE = `ANALYZE (SKIP_LOCKED) {S}.jobs`;
 
 /**
  * Changes whenever any transaction of the server ends (xmax moves, or an xid leaves the

@@ -158,6 +158,9 @@ interface EndedDependency {
 }
 type Query = (template: string, values?: Values) => Promise<Row[]>;
 
+/** A batch of this many jobs or more may analyze the jobs table (`jobInsertMany`). */
+const ANALYZE_BATCH = 500;
+
 export class PostgresStore implements Store {
   readonly location: string;
   readonly capabilities: StoreCapabilities;
@@ -319,13 +322,35 @@ export class PostgresStore implements Store {
   // Jobs
   // -------------------------------------------------------------------------------------------
 
-  jobInsertMany(params: JobInsertParams): Promise<JobInsertResult> {
-    if (params.jobs.length === 0) return Promise.resolve({ jobs: [], inserted: 0, kept: [] });
-    return this.#write(async (run) => {
+  async jobInsertMany(params: JobInsertParams): Promise<JobInsertResult> {
+    if (params.jobs.length === 0) return { jobs: [], inserted: 0, kept: [] };
+    const result = await this.#write(async (run) => {
       const result = await this.#insertJobs(run, params);
       if (result.inserted > 0) await this.#notifyInTransaction(run);
       return result;
     }, "enqueue");
+    if (result.inserted >= ANALYZE_BATCH) await this.#analyzeAfter(result.inserted);
+    return result;
+  }
+
+  /**
+   * After a batch of `inserted` jobs: the jobs table is analyzed when the batch is at least as
+   * large as the table was at its last ANALYZE (never analyzed: always). Until autovacuum gets to
+   * it (a minute or more), the planner would take a table filled by one batch for the near-empty
+   * one it last saw, and plan the claim as walks of every due job (bench/RESULTS.md,
+   * PostgreSQL); the workers' cached plans are remade once the statistics change. Rare by
+   * construction (the table must have doubled), and best effort: the jobs are committed, and a
+   * role that does not own the table is skipped by PostgreSQL with a warning.
+   */
+  async #analyzeAfter(inserted: number): Promise<void> {
+    try {
+      await this.#read(async (run) => {
+        const [row] = await run(q.JOBS_ANALYZED_ROWS, { schema: this.#o.target.schema });
+        if (row !== undefined && num(row, "reltuples") <= inserted) await run(q.JOBS_ANALYZE);
+      });
+    } catch {
+      // Best effort (see above): autovacuum analyzes the table in its own time.
+    }
   }
 
   /** Inserts jobs inside the caller's transaction (see `jobInsertMany`); notifies nobody. */
