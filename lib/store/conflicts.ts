@@ -7,6 +7,37 @@
 import { ConflictError, NotFoundError } from "../errors.ts";
 import type { JobState } from "../job/state.ts";
 
+/**
+ * Why a job-by-id action found nothing to do: the job does not exist (`state` undefined), else
+ * the action's own conflict for the state it is in.
+ */
+export function jobRefused(
+  id: string,
+  state: string | undefined,
+  conflict: (id: string, state: string) => ConflictError,
+): NotFoundError | ConflictError {
+  if (state === undefined) {
+    return new NotFoundError(`Job "${id}" not found`, { subject: id, reason: "job_not_found" });
+  }
+  return conflict(id, state);
+}
+
+/** Why `dlq retry` refuses a job in `state`. */
+export function dlqRetryConflict(id: string, state: string): ConflictError {
+  return new ConflictError(
+    `Job "${id}" is not in the dead letter queue: it is ${state}`,
+    { subject: id, reason: "not_dead" },
+  );
+}
+
+/** Why "run now" refuses a job in `state` (one not waiting for a time). */
+export function runNowConflict(id: string, state: string): ConflictError {
+  return new ConflictError(
+    `Job "${id}" is not waiting to run: it is ${state}`,
+    { subject: id, reason: "not_waiting" },
+  );
+}
+
 /** Why `retry` refuses a job in `state`. */
 export function retryConflict(id: string, state: JobState): ConflictError {
   const why = state === "completed"

@@ -37,8 +37,11 @@ import {
   dependencyCancelReason,
   dependencyFailed,
   dependencyNotFound,
+  dlqRetryConflict,
+  jobRefused,
   retryConflict,
   retryDependencyConflict,
+  runNowConflict,
   uniqueKeyConflict,
 } from "../conflicts.ts";
 import type { FinishedAttemptFacts, StatIncrement, StatsFigures } from "../../metrics.ts";
@@ -761,16 +764,7 @@ export class PostgresStore implements Store {
           continue;
         }
         const [current] = await run(q.JOB_GET, { id });
-        if (!current) {
-          throw new NotFoundError(`Job "${id}" not found`, {
-            subject: id,
-            reason: "job_not_found",
-          });
-        }
-        throw new ConflictError(
-          `Job "${id}" is not waiting to run: it is ${str(current, "state")}`,
-          { subject: id, reason: "not_waiting" },
-        );
+        throw jobRefused(id, current && str(current, "state"), runNowConflict);
       }
       if (jobs.length > 0) await this.#notifyInTransaction(run);
       return jobs;
@@ -797,16 +791,7 @@ export class PostgresStore implements Store {
             continue;
           }
           const [current] = await run(q.JOB_GET, { id });
-          if (!current) {
-            throw new NotFoundError(`Job "${id}" not found`, {
-              subject: id,
-              reason: "job_not_found",
-            });
-          }
-          throw new ConflictError(
-            `Job "${id}" is not in the dead letter queue: it is ${str(current, "state")}`,
-            { subject: id, reason: "not_dead" },
-          );
+          throw jobRefused(id, current && str(current, "state"), dlqRetryConflict);
         }
       }
       jobs = await this.#rewait(run, jobs);

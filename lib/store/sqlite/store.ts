@@ -94,8 +94,11 @@ import {
   dependencyCancelReason,
   dependencyFailed,
   dependencyNotFound,
+  dlqRetryConflict,
+  jobRefused,
   retryConflict,
   retryDependencyConflict,
+  runNowConflict,
   uniqueKeyConflict,
 } from "../conflicts.ts";
 import { isDamage, mapSqliteError } from "./errors.ts";
@@ -833,16 +836,7 @@ export class SqliteStore implements Store {
           continue;
         }
         const current = this.#stmt(q.JOB_GET).get({ id }) as Row | undefined;
-        if (!current) {
-          throw new NotFoundError(`Job "${id}" not found`, {
-            subject: id,
-            reason: "job_not_found",
-          });
-        }
-        throw new ConflictError(
-          `Job "${id}" is not waiting to run: it is ${str(current, "state")}`,
-          { subject: id, reason: "not_waiting" },
-        );
+        throw jobRefused(id, current && str(current, "state"), runNowConflict);
       }
       return jobs;
     });
@@ -870,16 +864,7 @@ export class SqliteStore implements Store {
           continue;
         }
         const current = this.#stmt(q.JOB_GET).get({ id }) as Row | undefined;
-        if (!current) {
-          throw new NotFoundError(`Job "${id}" not found`, {
-            subject: id,
-            reason: "job_not_found",
-          });
-        }
-        throw new ConflictError(
-          `Job "${id}" is not in the dead letter queue: it is ${str(current, "state")}`,
-          { subject: id, reason: "not_dead" },
-        );
+        throw jobRefused(id, current && str(current, "state"), dlqRetryConflict);
       }
       return this.#rewait(jobs);
     }, "dlq-retry");
