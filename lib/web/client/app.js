@@ -640,33 +640,12 @@ function listPage({ dead }) {
   const before = url.searchParams.get("before");
   const base = dead ? "/dlq" : "/jobs";
   const selected = new Set();
-  const input = h("input", {
-    type: "search",
-    name: "q",
-    value: q,
-    placeholder: dead
+  const form = searchForm(
+    q,
+    dead
       ? "search dead jobs: cmd:backup created:>1d"
       : "state:dead cmd:backup priority:>=8 created:>1h",
-    "aria-label": "search",
-    "aria-keyshortcuts": "/",
-    title: "search (press / to get here)",
-    autocomplete: "off",
-    spellcheck: "false",
-  });
-  const form = h(
-    "form",
-    {
-      class: "search",
-      role: "search",
-      on: {
-        submit(event) {
-          event.preventDefault();
-          navigate(listUrl(base, input.value.trim()));
-        },
-      },
-    },
-    input,
-    h("button", { type: "submit" }, "Search"),
+    (text) => navigate(listUrl(base, text)),
   );
   const help = h(
     "details",
@@ -1015,6 +994,36 @@ function scheduledUrl(q, after = null) {
   return search ? `/scheduled?${search}` : "/scheduled";
 }
 
+/** The search box of a list page: `q` in it, `search(text)` on submit. */
+function searchForm(q, placeholder, search) {
+  const input = h("input", {
+    type: "search",
+    name: "q",
+    value: q,
+    placeholder,
+    "aria-label": "search",
+    "aria-keyshortcuts": "/",
+    title: "search (press / to get here)",
+    autocomplete: "off",
+    spellcheck: "false",
+  });
+  return h(
+    "form",
+    {
+      class: "search",
+      role: "search",
+      on: {
+        submit(event) {
+          event.preventDefault();
+          search(input.value.trim());
+        },
+      },
+    },
+    input,
+    h("button", { type: "submit" }, "Search"),
+  );
+}
+
 /**
  * Jobs waiting for a time, soonest first: delayed ones (`enqueue --delay / --run-at`) and retries
  * waiting out their backoff. The list is `due:later` plus the search; pages go forward in due
@@ -1026,31 +1035,10 @@ function scheduledPage() {
   const q = url.searchParams.get("q") ?? "";
   const after = url.searchParams.get("after");
   const selected = new Set();
-  const input = h("input", {
-    type: "search",
-    name: "q",
-    value: q,
-    placeholder: "queue:mail priority:>=8 cmd:backup state:failed",
-    "aria-label": "search",
-    "aria-keyshortcuts": "/",
-    title: "search (press / to get here)",
-    autocomplete: "off",
-    spellcheck: "false",
-  });
-  const form = h(
-    "form",
-    {
-      class: "search",
-      role: "search",
-      on: {
-        submit(event) {
-          event.preventDefault();
-          navigate(scheduledUrl(input.value.trim()));
-        },
-      },
-    },
-    input,
-    h("button", { type: "submit" }, "Search"),
+  const form = searchForm(
+    q,
+    "queue:mail priority:>=8 cmd:backup state:failed",
+    (text) => navigate(scheduledUrl(text)),
   );
   const tabs = h("nav", { class: "tabs", "aria-label": "why" });
   const error = h("div");
