@@ -35,6 +35,13 @@ Deno.test("pause holds a queue from running workers at no CPU cost; resume wakes
   const free = await sb.enqueue(Array.from({ length: 5 }, () => ({ command: sb.job("true") })));
   // The other queue's jobs run, though the paused ones are due and of a higher priority.
   for (const id of free) await sb.waitForState(id, "completed");
+  // A worker whose last job ended stores its totals once (a heartbeat right after the outcome's
+  // commit): that write is the drain's, not the wait's.
+  await poll(
+    () => Number(sb.query("SELECT sum(jobs_done) AS n FROM workers")[0]!.n) === free.length,
+    PROMPT_MS,
+    "the workers' totals after the drain",
+  );
   // With only paused jobs due, the workers wait: no claims (writes), little CPU.
   const watch = new DatabaseSync(sb.db, { readOnly: true });
   try {
