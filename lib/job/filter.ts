@@ -81,3 +81,16 @@ export function narrowForDue(filter: JobFilter): JobFilter {
   );
   return { ...filter, states };
 }
+
+/**
+ * The priorities a search keeps as a bit mask (bit p for priority p, 1..10) for the stores' SQL:
+ * null when every priority is kept, 0 when none can match.
+ */
+export function priorityMask(priorities: readonly number[] | undefined): number | null {
+  if (priorities === undefined) return null;
+  let mask = 0;
+  for (const p of priorities) {
+    if (Number.isInteger(p) && p >= 1 && p <= 10) mask |= 1 << p;
+  }
+  return mask;
+}

@@ -23,6 +23,7 @@ import { ConflictError, NotFoundError } from "../../errors.ts";
 import type { Committed, FaultHook } from "../../fault.ts";
 import type { Attempt, Job } from "../../job/job.ts";
 import { DEFAULT_QUEUE } from "../../job/job.ts";
+import { priorityMask } from "../../job/filter.ts";
 import {
   CANCELLABLE_STATES,
   JOB_STATES,
@@ -596,14 +597,8 @@ export class PostgresStore implements Store {
   #searchParams(params: Omit<JobSearchParams, "limit">): { n: number; params: Values } | null {
     const states = params.states === undefined ? [] : [...new Set(params.states)];
     if (params.states !== undefined && states.length === 0) return null;
-    let mask: number | null = null;
-    if (params.priorities !== undefined) {
-      mask = 0;
-      for (const p of params.priorities) {
-        if (Number.isInteger(p) && p >= 1 && p <= 10) mask |= 1 << p;
-      }
-      if (mask === 0) return null;
-    }
+    const mask = priorityMask(params.priorities);
+    if (mask === 0) return null;
     return {
       n: states.length,
       params: {
@@ -627,14 +622,8 @@ export class PostgresStore implements Store {
       ? null
       : READY_STATES.filter((state) => params.states!.includes(state));
     if (states?.length === 0) return empty;
-    let mask: number | null = null;
-    if (params.priorities !== undefined) {
-      mask = 0;
-      for (const p of params.priorities) {
-        if (Number.isInteger(p) && p >= 1 && p <= 10) mask |= 1 << p;
-      }
-      if (mask === 0) return empty;
-    }
+    const mask = priorityMask(params.priorities);
+    if (mask === 0) return empty;
     if (params.scanLimit <= 0) return empty;
     // Due after now: the cursor starts past every job due at `now` or before.
     const from: DueCursor = params.after !== undefined && params.after.runAt > params.now

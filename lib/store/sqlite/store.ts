@@ -22,6 +22,7 @@ import type { Committed, FaultHook } from "../../fault.ts";
 import type { Attempt, Job, NewJob } from "../../job/job.ts";
 import { generatedId } from "../../job/id.ts";
 import { DEFAULT_QUEUE } from "../../job/job.ts";
+import { priorityMask } from "../../job/filter.ts";
 import {
   CANCELLABLE_STATES,
   JOB_STATES,
@@ -626,14 +627,8 @@ export class SqliteStore implements Store {
   } | null {
     const states = params.states === undefined ? [] : [...new Set(params.states)];
     if (params.states !== undefined && states.length === 0) return null;
-    let mask: number | null = null;
-    if (params.priorities !== undefined) {
-      mask = 0;
-      for (const p of params.priorities) {
-        if (Number.isInteger(p) && p >= 1 && p <= 10) mask |= 1 << p;
-      }
-      if (mask === 0) return null;
-    }
+    const mask = priorityMask(params.priorities);
+    if (mask === 0) return null;
     const fromSeq = params.createdFrom === undefined
       ? 0
       : this.#seqCreatedFrom(params.createdFrom - SEARCH_CLOCK_SLACK_MS);
@@ -710,14 +705,8 @@ export class SqliteStore implements Store {
         ? null
         : READY_STATES.filter((state) => params.states!.includes(state));
       if (states?.length === 0) return { jobs: [], next: null, truncated: false };
-      let mask: number | null = null;
-      if (params.priorities !== undefined) {
-        mask = 0;
-        for (const p of params.priorities) {
-          if (Number.isInteger(p) && p >= 1 && p <= 10) mask |= 1 << p;
-        }
-        if (mask === 0) return { jobs: [], next: null, truncated: false };
-      }
+      const mask = priorityMask(params.priorities);
+      if (mask === 0) return { jobs: [], next: null, truncated: false };
       const statement = this.#stmt(q.JOB_SEARCH_SCHEDULED_CHUNK);
       const conditions = {
         priority_mask: mask,
