@@ -106,11 +106,14 @@ for (const shape of SHAPES_BOTH_STORES) {
     await sb.settle(120_000);
     sampler.stop();
     await stop(second);
+    // A worker has at most two jobs per slot started and not yet recorded: the one running, and
+    // the one that just ended, whose outcome is written while its successor already runs
+    // (docs/design.md, "Claims and outcomes share transactions"). A kill re-runs those; nothing else.
     const f = verify(sb, "B2 SIGKILL all workers", { acked: ids, crashes: true, sampler }, {
       processing_at_kill: running,
       orphans_after_kill: orphans,
       recovery_s: seconds(recoveryMs),
-    }, { maxDuplicated: 4 * shape.slots });
+    }, { maxDuplicated: 4 * 2 * shape.slots });
     assert.ok(f.duplicated <= running, "only jobs running at the kill ran twice");
   });
 }
