@@ -153,8 +153,13 @@ export async function psql(url: string, sql: string, options: PsqlOptions = {}):
   });
   const child = command.spawn();
   const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(sql));
-  await writer.close();
+  try {
+    await writer.write(new TextEncoder().encode(sql));
+    await writer.close();
+  } catch (error) {
+    // psql that cannot connect exits before it reads its script: its exit says why, below.
+    if (!(error instanceof Deno.errors.BrokenPipe)) throw error;
+  }
   const { code, signal, stdout, stderr } = await child.output();
   const err = decoder.decode(stderr).trim();
   if (code !== 0) {
