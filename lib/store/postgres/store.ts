@@ -745,16 +745,12 @@ export class PostgresStore implements Store {
 
   jobRunNow(params: { ids: readonly string[] }): Promise<Job[]> {
     return this.#write(async (run) => {
-      const jobs: Job[] = [];
-      for (const id of new Set(params.ids)) {
-        const [row] = await run(q.JOB_RUN_NOW, { id });
-        if (row) {
-          jobs.push(toJob(row));
-          continue;
-        }
-        const [current] = await run(q.JOB_GET, { id });
-        throw jobRefused(id, current && str(current, "state"), runNowConflict);
-      }
+      const jobs = await eachOrRefused(
+        run,
+        new Set(params.ids),
+        async (id) => (await run(q.JOB_RUN_NOW, { id }))[0],
+        runNowConflict,
+      );
       if (jobs.length > 0) await this.#notifyInTransaction(run);
       return jobs;
     });
@@ -771,17 +767,10 @@ export class PostgresStore implements Store {
       if (ids === "all") {
         jobs = (await run(q.JOB_DLQ_RETRY_ALL)).map(toJob);
       } else {
-        jobs = [];
-        for (const id of ids) {
+        jobs = await eachOrRefused(run, ids, async (id) => {
           await this.#checkRetryKey(run, id);
-          const [row] = await run(q.JOB_DLQ_RETRY, { id });
-          if (row) {
-            jobs.push(toJob(row));
-            continue;
-          }
-          const [current] = await run(q.JOB_GET, { id });
-          throw jobRefused(id, current && str(current, "state"), dlqRetryConflict);
-        }
+          return (await run(q.JOB_DLQ_RETRY, { id }))[0];
+        }, dlqRetryConflict);
       }
       jobs = await this.#rewait(run, jobs);
       if (jobs.length > 0) await this.#notifyInTransaction(run);
@@ -864,23 +853,15 @@ export class PostgresStore implements Store {
       ? [...RETRYABLE_STATES, "completed"]
       : [...RETRYABLE_STATES];
     return this.#write(async (run) => {
-      const jobs: Job[] = [];
-      for (const id of new Set(params.ids)) {
-        await this.#checkRetryKey(run, id);
-        const [row] = await run(q.JOB_RETRY, { id, states });
-        if (row) {
-          jobs.push(toJob(row));
-          continue;
-        }
-        const [current] = await run(q.JOB_GET, { id });
-        if (!current) {
-          throw new NotFoundError(`Job "${id}" not found`, {
-            subject: id,
-            reason: "job_not_found",
-          });
-        }
-        throw retryConflict(id, str(current, "state") as JobState);
-      }
+      const jobs = await eachOrRefused(
+        run,
+        new Set(params.ids),
+        async (id) => {
+          await this.#checkRetryKey(run, id);
+          return (await run(q.JOB_RETRY, { id, states }))[0];
+        },
+        (id, state) => retryConflict(id, state as JobState),
+      );
       // After all of them: a job retried together with its dependency waits for it again.
       const rewaited = await this.#rewait(run, jobs);
       if (jobs.length > 0) await this.#notifyInTransaction(run);
@@ -1702,6 +1683,29 @@ export class PostgresStore implements Store {
     // Up to a few seconds for queries in flight to finish, then the sockets are cut.
     await Promise.all([pool?.end({ timeout: 5 }).catch(() => {}), ...this.#closing]);
   }
+}
+
+/**
+ * Applies `apply` to each id in turn and returns the jobs it changed. The first id it changes
+ * nothing for refuses the whole call (the write's transaction rolls back what came before): not
+ * found, else `conflict` for the state the job is in.
+ */
+async function eachOrRefused(
+  run: Query,
+  ids: Iterable<string>,
+  apply: (id: string) => Promise<Row | undefined>,
+  conflict: (id: string, state: string) => ConflictError,
+): Promise<Job[]> {
+  const jobs: Job[] = [];
+  for (const id of ids) {
+    const row = await apply(id);
+    if (!row) {
+      const [current] = await run(q.JOB_GET, { id });
+      throw jobRefused(id, current && str(current, "state"), conflict);
+    }
+    jobs.push(toJob(row));
+  }
+  return jobs;
 }
 
 /** The claim's parameters (queries.ts, CLAIM_CTES). */

@@ -551,6 +551,28 @@ export class SqliteStore implements Store {
     }
   }
 
+  /**
+   * Applies `apply` to each id in turn and returns the jobs it changed. The first id it changes
+   * nothing for refuses the whole call (the write's transaction rolls back what came before): not
+   * found, else `conflict` for the state the job is in.
+   */
+  #eachOrRefused(
+    ids: Iterable<string>,
+    apply: (id: string) => Row | undefined,
+    conflict: (id: string, state: string) => ConflictError,
+  ): Job[] {
+    const jobs: Job[] = [];
+    for (const id of ids) {
+      const row = apply(id);
+      if (!row) {
+        const current = this.#stmt(q.JOB_GET).get({ id }) as Row | undefined;
+        throw jobRefused(id, current && str(current, "state"), conflict);
+      }
+      jobs.push(toJob(row));
+    }
+    return jobs;
+  }
+
   readonly #getJob = (id: string): Job => toJob(this.#stmt(q.JOB_GET).get({ id }) as Row);
 
   jobGet(params: { id: string }): Promise<Job | undefined> {
@@ -817,17 +839,11 @@ export class SqliteStore implements Store {
 
   jobRunNow(params: { ids: readonly string[] }): Promise<Job[]> {
     return this.#write((now) => {
-      const jobs: Job[] = [];
-      for (const id of new Set(params.ids)) {
-        const row = this.#stmt(q.JOB_RUN_NOW).get({ id, now }) as Row | undefined;
-        if (row) {
-          jobs.push(toJob(row));
-          continue;
-        }
-        const current = this.#stmt(q.JOB_GET).get({ id }) as Row | undefined;
-        throw jobRefused(id, current && str(current, "state"), runNowConflict);
-      }
-      return jobs;
+      return this.#eachOrRefused(
+        new Set(params.ids),
+        (id) => this.#stmt(q.JOB_RUN_NOW).get({ id, now }) as Row | undefined,
+        runNowConflict,
+      );
     });
   }
 
@@ -845,16 +861,11 @@ export class SqliteStore implements Store {
           );
         }
       }
-      const jobs: Job[] = [];
-      for (const id of ids) {
-        const row = this.#retryRow(q.JOB_DLQ_RETRY, { id, now });
-        if (row) {
-          jobs.push(toJob(row));
-          continue;
-        }
-        const current = this.#stmt(q.JOB_GET).get({ id }) as Row | undefined;
-        throw jobRefused(id, current && str(current, "state"), dlqRetryConflict);
-      }
+      const jobs = this.#eachOrRefused(
+        ids,
+        (id) => this.#retryRow(q.JOB_DLQ_RETRY, { id, now }),
+        dlqRetryConflict,
+      );
       return this.#rewait(jobs);
     }, "dlq-retry");
   }
@@ -936,22 +947,11 @@ export class SqliteStore implements Store {
       s2: allowed[2] ?? allowed[0]!,
     };
     return this.#write((now) => {
-      const jobs: Job[] = [];
-      for (const id of new Set(params.ids)) {
-        const row = this.#retryRow(q.JOB_RETRY, { id, now, ...states });
-        if (row) {
-          jobs.push(toJob(row));
-          continue;
-        }
-        const current = this.#stmt(q.JOB_GET).get({ id }) as Row | undefined;
-        if (!current) {
-          throw new NotFoundError(`Job "${id}" not found`, {
-            subject: id,
-            reason: "job_not_found",
-          });
-        }
-        throw retryConflict(id, str(current, "state") as JobState);
-      }
+      const jobs = this.#eachOrRefused(
+        new Set(params.ids),
+        (id) => this.#retryRow(q.JOB_RETRY, { id, now, ...states }),
+        (id, state) => retryConflict(id, state as JobState),
+      );
       // After all of them: a job retried together with its dependency waits for it again.
       return this.#rewait(jobs);
     }, "dlq-retry");
