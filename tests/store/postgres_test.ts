@@ -427,17 +427,7 @@ Deno.test("a batch at least as large as the jobs table was at its last ANALYZE a
     );
   const batch = (n: number, from: number) =>
     f.store.jobInsertMany({
-      jobs: Array.from({ length: n }, (_, i) => ({
-        id: `b${from + i}`,
-        command: "true",
-        priority: 5,
-        maxRetries: 3,
-        timeoutMs: null,
-        cwd: "/tmp",
-        env: {},
-        runAt: T0,
-        delayMs: 0,
-      })),
+      jobs: Array.from({ length: n }, (_, i) => newJob({ id: `b${from + i}` })),
       defaultMaxRetries: 3,
     });
   // Never analyzed (-1); small batches leave it to autovacuum.
