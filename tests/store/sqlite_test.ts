@@ -18,8 +18,8 @@ import {
   withRawDb,
 } from "../helpers/sqlite_raw.ts";
 import { openTestStore, storeFixture, T0, tempDir } from "../helpers/temp.ts";
-import { storeContract } from "./store_contract.ts";
-import type { JobCounts, Store } from "../../lib/store/store.ts";
+import { stateCounts, storeContract } from "./store_contract.ts";
+import type { Store } from "../../lib/store/store.ts";
 
 storeContract("sqlite", async () => {
   const f = await storeFixture();
@@ -620,23 +620,14 @@ Deno.test("openSqliteStore() upgrades a database from before counts per queue, r
   const store = await openTestStore(dir.db, new FakeClock(T0));
   try {
     const byQueue = (await store.queueList()).queues.map((q) => [q.name, q.counts]);
-    const counts = (c: Partial<JobCounts>) => ({
-      pending: 0,
-      processing: 0,
-      completed: 0,
-      failed: 0,
-      dead: 0,
-      cancelled: 0,
-      ...c,
-    });
     assert.deepEqual(byQueue, [
-      ["default", counts({ pending: 1, completed: 1, total: 2 })],
-      ["mail", counts({ pending: 2, dead: 1, failed: 1, total: 4 })],
-      ["orphan", counts({ pending: 1, total: 1 })],
+      ["default", stateCounts({ pending: 1, completed: 1, total: 2 })],
+      ["mail", stateCounts({ pending: 2, dead: 1, failed: 1, total: 4 })],
+      ["orphan", stateCounts({ pending: 1, total: 1 })],
     ]);
     assert.deepEqual(
       await store.jobCountByState(),
-      counts({ pending: 4, completed: 1, failed: 1, dead: 1, total: 7 }),
+      stateCounts({ pending: 4, completed: 1, failed: 1, dead: 1, total: 7 }),
     );
     // The counters move per queue from here on: an enqueue into a new queue, a claim, a delete.
     await store.jobInsertMany({

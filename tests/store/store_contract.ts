@@ -58,6 +58,21 @@ export interface RawReads {
   statsRowKeys(): Promise<(readonly [number, number, number])[]>;
 }
 
+/** Counts per state as `counts` gives them, and 0 for every state it leaves out. */
+export function stateCounts(
+  counts: Partial<JobCounts>,
+): Record<JobState, number> & { total?: number } {
+  return {
+    pending: 0,
+    processing: 0,
+    completed: 0,
+    failed: 0,
+    dead: 0,
+    cancelled: 0,
+    ...counts,
+  };
+}
+
 /**
  * The maintained counts per queue (`queueList`) must equal a tally of the rows per queue and
  * state; zero counts are left out on both sides (a queue may keep rows at zero).
@@ -164,15 +179,7 @@ export function storeContract(
   /** The maintained counts must equal a tally of the rows after every change. */
   async function assertCounts(f: ContractFixture, expected: Partial<Record<JobState, number>>) {
     const counts = await f.store.jobCountByState();
-    const want = {
-      pending: 0,
-      processing: 0,
-      completed: 0,
-      failed: 0,
-      dead: 0,
-      cancelled: 0,
-      ...expected,
-    };
+    const want = stateCounts(expected);
     const total = Object.values(want).reduce((a, b) => a + b, 0);
     assert.deepEqual(counts, { ...want, total } satisfies JobCounts);
     const { jobs } = await f.store.jobList({ limit: 1_000_000 });
