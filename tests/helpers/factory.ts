@@ -79,6 +79,28 @@ export async function insertJob(
 }
 
 /**
+ * What the upgrade tests of counts per queue move the counters by: a plain job `r1` into a queue
+ * that has no row yet (`report`), one (`mailId`) into `mail`, then a claim of the `report` job.
+ */
+export async function moveQueueCounts(store: Store, mailId: string): Promise<void> {
+  await store.jobInsertMany({
+    jobs: [{ ...PLAIN_JOB, id: "r1", queue: "report" }, {
+      ...PLAIN_JOB,
+      id: mailId,
+      queue: "mail",
+    }],
+    defaultMaxRetries: 3,
+  });
+  await store.jobClaim({
+    workerId: "w",
+    host: TEST_HOST_ID,
+    leaseMs: 60_000,
+    limit: 1,
+    queues: ["report"],
+  });
+}
+
+/**
  * Claims exactly `job` for `workerId` and arms its attempt, as a worker does just before the
  * spawn; throws if the store hands out another job.
  */

@@ -25,7 +25,7 @@ import {
 } from "../../lib/store/postgres/queries.ts";
 import { PG_SCHEMA_VERSION } from "../../lib/store/postgres/version.ts";
 import { runProcess } from "../helpers/cli.ts";
-import { insertJob, TEST_HOST_ID } from "../helpers/factory.ts";
+import { insertJob, moveQueueCounts, TEST_HOST_ID } from "../helpers/factory.ts";
 import { within } from "../helpers/poll.ts";
 import { pgDatabase, pgProgram, psql } from "../helpers/pg.ts";
 import { pgServer } from "../helpers/pg_server.ts";
@@ -1182,17 +1182,7 @@ Deno.test("openPostgresStore() upgrades a schema from before counts per queue, r
     );
     assert.deepEqual(await rows(db.url, "SELECT count(*) FROM queuectl.job_count_deltas"), ["0"]);
     // From here on the deltas carry the queue, and maintain() folds them per queue.
-    await store.jobInsertMany({
-      jobs: [newJob({ id: "r1", queue: "report" }), newJob({ id: "m4", queue: "mail" })],
-      defaultMaxRetries: 3,
-    });
-    await store.jobClaim({
-      workerId: "w",
-      host: TEST_HOST_ID,
-      leaseMs: 60_000,
-      limit: 1,
-      queues: ["report"],
-    });
+    await moveQueueCounts(store, "m4");
     const want = { default: [1, 0, 1, 0, 2], mail: [2, 1, 0, 1, 4], report: [0, 0, 0, 0, 1] };
     assert.deepEqual(await listed(), want);
     await store.maintain();

@@ -9,7 +9,7 @@ import { APPLICATION_ID, SCHEMA_VERSION } from "../../lib/store/sqlite/version.t
 import { openStore } from "../../lib/store/open.ts";
 import { runDeno, runProcess } from "../helpers/cli.ts";
 import { treeDigest } from "../helpers/digest.ts";
-import { insertJob, makeOneOfEach, PLAIN_JOB, TEST_HOST_ID } from "../helpers/factory.ts";
+import { insertJob, makeOneOfEach, moveQueueCounts, PLAIN_JOB } from "../helpers/factory.ts";
 import {
   countRowsByState,
   makeForeignDb,
@@ -630,21 +630,7 @@ Deno.test("openSqliteStore() upgrades a database from before counts per queue, r
       stateCounts({ pending: 4, completed: 1, failed: 1, dead: 1, total: 7 }),
     );
     // The counters move per queue from here on: an enqueue into a new queue, a claim, a delete.
-    await store.jobInsertMany({
-      jobs: [{ ...PLAIN_JOB, id: "r1", queue: "report" }, {
-        ...PLAIN_JOB,
-        id: "m5",
-        queue: "mail",
-      }],
-      defaultMaxRetries: 3,
-    });
-    await store.jobClaim({
-      workerId: "w",
-      host: TEST_HOST_ID,
-      leaseMs: 60_000,
-      limit: 1,
-      queues: ["report"],
-    });
+    await moveQueueCounts(store, "m5");
     await store.jobDelete({ ids: ["d2"] });
     const after = Object.fromEntries(
       (await store.queueList()).queues.map((
