@@ -6,6 +6,8 @@
  */
 
 import { DatabaseSync } from "node:sqlite";
+import { MIGRATIONS } from "../../lib/store/sqlite/migrations.ts";
+import { APPLICATION_ID } from "../../lib/store/sqlite/version.ts";
 import type { RawReads } from "../store/store_contract.ts";
 
 /** Runs `fn` on a plain node:sqlite connection to `path`, then closes it. */
@@ -15,6 +17,18 @@ export function withRawDb<T>(path: string, fn: (db: DatabaseSync) => T): T {
     return fn(db);
   } finally {
     db.close();
+  }
+}
+
+/**
+ * Makes `db` a queuectl database as a queuectl of schema `version` left it (WAL, the application
+ * id, the migrations up to and with `version`), for the upgrade tests.
+ */
+export function createSchemaThrough(db: DatabaseSync, version: number): void {
+  db.exec(`PRAGMA journal_mode = WAL; PRAGMA application_id = ${APPLICATION_ID}`);
+  for (const migration of MIGRATIONS.filter((m) => m.version <= version)) {
+    db.exec(migration.sql);
+    db.exec(`PRAGMA user_version = ${migration.version}`);
   }
 }
 

@@ -12,6 +12,7 @@ import { treeDigest } from "../helpers/digest.ts";
 import { insertJob, makeOneOfEach, moveQueueCounts, PLAIN_JOB } from "../helpers/factory.ts";
 import {
   countRowsByState,
+  createSchemaThrough,
   makeForeignDb,
   setSchemaVersion,
   sqliteRawReads,
@@ -85,11 +86,7 @@ Deno.test("openSqliteStore() upgrades a v4 database, whose counts a per-row trig
   await using dir = await tempDir();
   // A database as queuectl with schema v4 left it, with jobs it counted row by row.
   withRawDb(dir.db, (db) => {
-    db.exec(`PRAGMA journal_mode = WAL; PRAGMA application_id = ${APPLICATION_ID}`);
-    for (const migration of MIGRATIONS.filter((m) => m.version <= 4)) {
-      db.exec(migration.sql);
-      db.exec(`PRAGMA user_version = ${migration.version}`);
-    }
+    createSchemaThrough(db, 4);
     for (const id of ["old-1", "old-2", "old-3"]) {
       db.prepare(
         "INSERT INTO jobs (seq, id, command, state, priority, max_retries, cwd, run_at, " +
@@ -443,11 +440,7 @@ Deno.test("openSqliteStore() upgrades a v5 database to v6: every row kept, ids n
   // sequence must remember.
   const clock = new FakeClock(T0);
   withRawDb(dir.db, (db) => {
-    db.exec(`PRAGMA journal_mode = WAL; PRAGMA application_id = ${APPLICATION_ID}`);
-    for (const migration of MIGRATIONS.filter((m) => m.version <= 5)) {
-      db.exec(migration.sql);
-      db.exec(`PRAGMA user_version = ${migration.version}`);
-    }
+    createSchemaThrough(db, 5);
   });
   withRawDb(dir.db, (db) => {
     const insert = db.prepare(
@@ -550,11 +543,7 @@ Deno.test("openSqliteStore() upgrades a database from before schedules, keeping 
   await using dir = await tempDir();
   const schedules = MIGRATIONS.find((m) => m.name === "recurring jobs")!;
   withRawDb(dir.db, (db) => {
-    db.exec(`PRAGMA journal_mode = WAL; PRAGMA application_id = ${APPLICATION_ID}`);
-    for (const migration of MIGRATIONS.filter((m) => m.version < schedules.version)) {
-      db.exec(migration.sql);
-      db.exec(`PRAGMA user_version = ${migration.version}`);
-    }
+    createSchemaThrough(db, schedules.version - 1);
     db.prepare(
       "INSERT INTO jobs (seq, id, command, state, priority, max_retries, cwd, run_at, " +
         "created_at, updated_at) VALUES (NULL, 'old', 'true', 'pending', 5, 3, '/', 0, 0, 0)",
@@ -595,11 +584,7 @@ Deno.test("openSqliteStore() upgrades a database from before counts per queue, r
   await using dir = await tempDir();
   const perQueue = MIGRATIONS.find((m) => m.name === "job counts per queue")!;
   withRawDb(dir.db, (db) => {
-    db.exec(`PRAGMA journal_mode = WAL; PRAGMA application_id = ${APPLICATION_ID}`);
-    for (const migration of MIGRATIONS.filter((m) => m.version < perQueue.version)) {
-      db.exec(migration.sql);
-      db.exec(`PRAGMA user_version = ${migration.version}`);
-    }
+    createSchemaThrough(db, perQueue.version - 1);
     db.exec("INSERT INTO queues (name, created_at, updated_at) VALUES ('mail', 0, 0)");
     const insert = db.prepare(
       "INSERT INTO jobs (seq, id, command, state, priority, max_retries, cwd, run_at, " +
