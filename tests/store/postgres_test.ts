@@ -1058,19 +1058,28 @@ Deno.test("openPostgresStore() upgrades a v3 schema to v4: rows kept, cancelled 
   }
 });
 
+/**
+ * The statements that leave schema `queuectl` as a queuectl from before migration `version` left
+ * it: the migrations table and every migration older than `version`, each recorded.
+ */
+function schemaBefore(version: number): string[] {
+  return [
+    compileScript(MIGRATION_CREATE_SCHEMA, "queuectl"),
+    compileScript(MIGRATION_CREATE_TABLE, "queuectl"),
+    ...MIGRATIONS.filter((m) => m.version < version).map((m) =>
+      `INSERT INTO queuectl.queuectl_migrations VALUES (${m.version}, '${m.name}', 0);\n` +
+      compileScript(m.sql, "queuectl")
+    ),
+  ];
+}
+
 Deno.test("openPostgresStore() upgrades a schema from before schedules, keeping its jobs", async () => {
   await using db = await pgDatabase();
   const schedules = MIGRATIONS.find((m) => m.name === "recurring jobs")!;
-  const before = MIGRATIONS.filter((m) => m.version < schedules.version);
   await psql(
     db.url,
     [
-      compileScript(MIGRATION_CREATE_SCHEMA, "queuectl"),
-      compileScript(MIGRATION_CREATE_TABLE, "queuectl"),
-      ...before.map((m) =>
-        `INSERT INTO queuectl.queuectl_migrations VALUES (${m.version}, '${m.name}', 0);\n` +
-        compileScript(m.sql, "queuectl")
-      ),
+      ...schemaBefore(schedules.version),
       "INSERT INTO queuectl.jobs (seq, id, command, state, priority, max_retries, cwd, run_at, " +
       "created_at, updated_at) VALUES (nextval('queuectl.job_seq'), 'old', 'true', 'pending', " +
       "5, 3, '/', 0, 0, 0)",
@@ -1134,19 +1143,13 @@ Deno.test("the histogram buckets computed in SQL are those of bucketOf()", async
 Deno.test("openPostgresStore() upgrades a schema from before counts per queue, recounting them from the jobs", async () => {
   await using db = await pgDatabase();
   const perQueue = MIGRATIONS.find((m) => m.name.startsWith("job counts per queue"))!;
-  const before = MIGRATIONS.filter((m) => m.version < perQueue.version);
   const insert = (rowsSql: string) =>
     "INSERT INTO queuectl.jobs (seq, id, command, state, priority, max_retries, cwd, run_at, " +
     `created_at, updated_at, attempts, budget_used, finished_at, queue) VALUES ${rowsSql}`;
   await psql(
     db.url,
     [
-      compileScript(MIGRATION_CREATE_SCHEMA, "queuectl"),
-      compileScript(MIGRATION_CREATE_TABLE, "queuectl"),
-      ...before.map((m) =>
-        `INSERT INTO queuectl.queuectl_migrations VALUES (${m.version}, '${m.name}', 0);\n` +
-        compileScript(m.sql, "queuectl")
-      ),
+      ...schemaBefore(perQueue.version),
       "INSERT INTO queuectl.queues (name, created_at, updated_at) VALUES ('mail', 0, 0)",
       insert(
         "(nextval('queuectl.job_seq'), 'd1', 'true', 'pending', 5, 3, '/', 0, 0, 0, 0, 0, NULL, 'default'), " +
