@@ -14,6 +14,7 @@ import { mapPgError } from "../../lib/store/postgres/errors.ts";
 import type { NewJob } from "../../lib/job/job.ts";
 import { MIGRATIONS } from "../../lib/store/postgres/migrations.ts";
 import { openPostgresStore } from "../../lib/store/postgres/open.ts";
+import type { Store } from "../../lib/store/store.ts";
 import {
   BUCKET,
   compile,
@@ -26,7 +27,7 @@ import {
 import { PG_SCHEMA_VERSION } from "../../lib/store/postgres/version.ts";
 import { runProcess } from "../helpers/cli.ts";
 import { insertJob, moveQueueCounts, TEST_HOST_ID } from "../helpers/factory.ts";
-import { within } from "../helpers/poll.ts";
+import { poll, PROMPT_MS, within } from "../helpers/poll.ts";
 import { pgDatabase, pgProgram, psql } from "../helpers/pg.ts";
 import { pgServer } from "../helpers/pg_server.ts";
 import type { PgServer } from "../helpers/pg_server.ts";
@@ -849,6 +850,35 @@ Deno.test("maintain() folds the count deltas: counts stay right, the deltas tabl
   const counts = await f.store.jobCountByState();
   assert.deepEqual([counts.pending, counts.processing, counts.total], [15, 5, 20]);
 });
+
+for (
+  const [read, call] of [
+    ["the global counts", (store: Store) => store.jobCountByState()],
+    ["the per-queue counts", (store: Store) => store.queueList()],
+  ] as const
+) {
+  Deno.test(`a read of ${read} folds the deltas once they pile up (no worker folds them)`, async () => {
+    await using f = await pgStoreFixture();
+    await f.store.jobInsertMany({ jobs: [newJob(), newJob()], defaultMaxRetries: 3 });
+    // 1,200 delta rows that cancel out: the counts stay as they are, the table grows past the
+    // fold threshold (FOLD_AFTER_DELTAS), as many enqueues with no worker running would leave it.
+    await psql(
+      f.url,
+      `INSERT INTO queuectl.job_count_deltas (queue, state, n)
+       SELECT 'default', 'pending', CASE WHEN i % 2 = 0 THEN 1 ELSE -1 END
+       FROM generate_series(1, 1200) AS i`,
+    );
+    const before = await call(f.store);
+    await poll(
+      async () => (await rows(f.url, "SELECT count(*) FROM queuectl.job_count_deltas"))[0] === "0",
+      PROMPT_MS,
+      `the deltas folded after a read of ${read}`,
+      { intervalMs: 50 },
+    );
+    assert.deepEqual(await call(f.store), before, "folding changed no count");
+    assert.equal((await f.store.jobCountByState()).pending, 2);
+  });
+}
 
 Deno.test({
   name: "a LISTEN session that stops answering is replaced by the health check",

@@ -500,9 +500,9 @@ SELECT name, paused, concurrency, created_at, updated_at,
   EXISTS (SELECT 1 FROM {S}.meta WHERE key = 'pause:all') AS paused_all
 FROM {S}.queues ORDER BY name`;
 export const QUEUE_COUNTS = `
-SELECT queue, state, sum(n)::bigint AS n FROM (
-  SELECT queue, state, n FROM {S}.job_counts
-  UNION ALL SELECT queue, state, n FROM {S}.job_count_deltas
+SELECT queue, state, sum(n)::bigint AS n, sum(delta)::bigint AS deltas FROM (
+  SELECT queue, state, n, 0 AS delta FROM {S}.job_counts
+  UNION ALL SELECT queue, state, n, 1 FROM {S}.job_count_deltas
 ) x GROUP BY queue, state`;
 export const QUEUE_PAUSED = `SELECT name FROM {S}.queues WHERE paused ORDER BY name`;
 export const QUEUE_PAUSED_ALL = `

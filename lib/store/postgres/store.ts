@@ -715,13 +715,17 @@ export class PostgresStore implements Store {
       byState.set(str(row, "state"), num(row, "n"));
       deltas += num(row, "deltas");
     }
-    // Many deltas (no worker has folded them lately): fold now, in the background, best effort.
-    if (deltas > FOLD_AFTER_DELTAS) void this.#foldCounts().catch(() => {});
+    this.#foldIfPiledUp(deltas);
     const counts = {} as JobCounts;
     let total = 0;
     for (const state of JOB_STATES) total += counts[state] = byState.get(state) ?? 0;
     counts.total = total;
     return counts;
+  }
+
+  /** Many deltas (no worker has folded them lately): fold now, in the background, best effort. */
+  #foldIfPiledUp(deltas: number): void {
+    if (deltas > FOLD_AFTER_DELTAS) void this.#foldCounts().catch(() => {});
   }
 
   #foldCounts(): Promise<void> {
@@ -1546,13 +1550,16 @@ export class PostgresStore implements Store {
   queueList(): Promise<QueueListResult> {
     return this.#read(async (run) => {
       const counts = new Map<string, JobCounts>();
+      let deltas = 0;
       for (const row of await run(q.QUEUE_COUNTS)) {
         const name = str(row, "queue");
         let c = counts.get(name);
         if (c === undefined) counts.set(name, c = emptyCounts());
         c[str(row, "state") as JobState] = num(row, "n");
         c.total += num(row, "n");
+        deltas += num(row, "deltas");
       }
+      this.#foldIfPiledUp(deltas);
       const rows = await run(q.QUEUE_LIST);
       const [all] = await run(q.QUEUE_PAUSED_ALL);
       return {
