@@ -598,11 +598,14 @@ function table(headings, rows, { rowClass } = {}) {
   );
 }
 
-/** A list page's URL: its search and where the page starts, as the address bar shows them. */
-function listUrl(base, q, before = null) {
+/**
+ * A list page's URL: its search and where the page starts (`cursor`: `before` on the jobs and
+ * DLQ pages, `after` on the Scheduled one), as the address bar shows them.
+ */
+function listUrl(base, q, cursor, start = null) {
   const params = new URLSearchParams();
   if (q) params.set("q", q);
-  if (before !== null) params.set("before", String(before));
+  if (start !== null) params.set(cursor, String(start));
   const search = params.toString();
   return search ? `${base}?${search}` : base;
 }
@@ -633,58 +636,120 @@ const HELP = [
   ["due:later · due:now", "waiting for a time (delayed, retry backoff) · its time has come"],
 ];
 
-/** Jobs (`dead` false) and the dead letter queue (true): one list, searchable, in pages. */
-function listPage({ dead }) {
+/** "3 jobs", "1 job". */
+function nJobs(n) {
+  return `${count(n)} job${n === 1 ? "" : "s"}`;
+}
+
+/**
+ * The "N selected" button of a job action (ACTIONS) on a list page. `subject` is what its
+ * confirmation says is acted on (null: no confirmation); `more` overrides any part of it.
+ */
+function onSelected(name, subject, more = {}) {
+  const a = ACTIONS[name];
+  return {
+    id: `${name}-selected`,
+    label: (n) => (n > 0 ? `${a.verb} ${n} selected` : `${a.verb} selected`),
+    states: a.states,
+    path: a.path,
+    confirm: subject === null
+      ? null
+      : (n) => [`${a.verb} ${nJobs(n)}?`, subject, a.detail, `${a.verb} ${count(n)}`],
+    said(out) {
+      const asked = out.requested?.length ?? 0;
+      return `${a.done} ${nJobs(out[a.key].length)}${
+        asked ? `; ${count(asked)} running asked to stop` : ""
+      }.`;
+    },
+    ...more,
+  };
+}
+
+/**
+ * The "all matching" button of a job action (ACTIONS) on a list page: `subject` is what its
+ * confirmation says is acted on; `more` overrides any part of it.
+ */
+function onMatching(name, subject, more = {}) {
+  const a = ACTIONS[name];
+  return {
+    id: `${name}-all`,
+    label: `${a.verb}…`,
+    all: name,
+    path: a.path,
+    /** The search sent with each step; the page's `query` unless told. */
+    query: null,
+    tooMany: (limit) =>
+      `More than ${count(limit)} jobs would have to be looked at to count them: narrow the search.`,
+    none: `No matching job can be ${a.done.toLowerCase()}.`,
+    title: (n) => `${a.verb} ${nJobs(n)}?`,
+    subject,
+    ...more,
+  };
+}
+
+/** Columns more than one list page shows, as `[heading, cell(job)]`. */
+const COLUMNS = {
+  id: ["Id", (job) => jobLink(job.id)],
+  priority: ["Pri", (job) => job.priority],
+  command: ["Command", (job) => h("code", { class: "cmd", title: job.command }, job.command)],
+};
+
+/**
+ * A list of jobs, searchable, in keyset pages: the frame of the jobs, DLQ and Scheduled pages
+ * (a search form, tabs with counts, an actions bar on the selected jobs or all that match, a
+ * table, a pager, live refresh). `make(q)` gives what differs, for the search `q` in the URL:
+ * - `path`, `cursor`: the page's URL and its page-start parameter (the API's too, whose answer
+ *   gives the next page's start as `next_${cursor}`);
+ * - `title`, `intro` (null or an element), `placeholder`, `help` (the search help or not);
+ * - `tabs`: null, or `{ label, of(counts) }`, `of` giving `[state, label, n]` a tab;
+ * - `source`, `sourceQuery`: the API list and the search it is asked for; `query`: the search
+ *   the actions count and act on (the page's jobs);
+ * - `columns`: `[heading, cell(job)]` a column, after the selection's checkbox;
+ * - `empty`: `[text, code]` for an empty list without search (code null: none); `noMatch`;
+ * - `pager`: `{ first: [label, id], further: label, next: [label, id] }`;
+ * - `actions`: the actions bar, in order: a text, an onSelected() or an onMatching() button (or
+ *   one like it: `{ id, title?, label(n), states?, path, confirm?(n), said(out) }`);
+ * - `refreshed?(data, view)`: after each refresh.
+ */
+function listPage(make) {
   const url = new URL(location.href);
   const q = url.searchParams.get("q") ?? "";
-  const before = url.searchParams.get("before");
-  const base = dead ? "/dlq" : "/jobs";
+  const page = make(q);
+  const start = url.searchParams.get(page.cursor);
   const selected = new Set();
   const form = searchForm(
     q,
-    dead
-      ? "search dead jobs: cmd:backup created:>1d"
-      : "state:dead cmd:backup priority:>=8 created:>1h",
-    (text) => navigate(listUrl(base, text)),
+    page.placeholder,
+    (text) => navigate(listUrl(page.path, text, page.cursor)),
   );
-  const help = h(
-    "details",
-    { class: "help" },
-    h("summary", {}, "search help"),
-    h("dl", {}, HELP.map(([k, v]) => [h("dt", {}, h("code", {}, k)), h("dd", {}, v)])),
-    h(
-      "p",
-      {},
-      "Qualifiers combine (all must hold). A page looks at a bounded number of jobs; when ",
-      "that finds too few, the page says so and offers to search further back.",
-    ),
-  );
-  const tabs = h("nav", { class: "tabs", "aria-label": "states" });
+  const help = page.help
+    ? h(
+      "details",
+      { class: "help" },
+      h("summary", {}, "search help"),
+      h("dl", {}, HELP.map(([k, v]) => [h("dt", {}, h("code", {}, k)), h("dd", {}, v)])),
+      h(
+        "p",
+        {},
+        "Qualifiers combine (all must hold). A page looks at a bounded number of jobs; when ",
+        "that finds too few, the page says so and offers to search further back.",
+      ),
+    )
+    : null;
+  const tabs = page.tabs ? h("nav", { class: "tabs", "aria-label": page.tabs.label }) : null;
   const error = h("div");
   const actions = h("div", { class: "actions" });
   const list = h("div");
   const pager = h("div", { class: "pager" });
-  const query = dead ? `state:dead ${q}`.trim() : q;
-  fill(
-    main,
-    h("h1", {}, dead ? "Dead letter queue" : "Jobs"),
-    dead ? note("Jobs that used up their retries. A retry gives them a fresh budget.") : null,
-    form,
-    help,
-    dead ? null : tabs,
-    error,
-    actions,
-    list,
-    pager,
-  );
+  fill(main, h("h1", {}, page.title), page.intro, form, help, tabs, error, actions, list, pager);
 
   let current = null;
   // The outcome of the last action, kept here: a live refresh redraws the action bar.
   let message = { text: "", cls: "" };
   // Selected jobs and the state each was shown in (an action sends the ones it applies to).
   const selectedState = new Map();
-  const applicable = (action) =>
-    [...selected].filter((id) => ACTIONS[action].states.includes(selectedState.get(id)));
+  const applicable = (states) =>
+    states ? [...selected].filter((id) => states.includes(selectedState.get(id))) : [...selected];
   const updateActions = () => {
     if (app.session.read_only) {
       fill(
@@ -694,46 +759,27 @@ function listPage({ dead }) {
       return;
     }
     const empty = current === null || current.jobs.length === 0;
-    if (dead) {
-      const some = selected.size > 0;
-      fill(
-        actions,
-        h("button", {
-          type: "button",
-          id: "retry-selected",
-          disabled: !some,
-          on: { click: () => retrySelected() },
-        }, some ? `Retry ${selected.size} selected` : "Retry selected"),
-        h("button", {
-          type: "button",
-          id: "retry-all",
-          disabled: empty,
-          on: { click: () => actAll("retry") },
-        }, "Retry all matching…"),
-        h("span", { class: `result ${message.cls}`, id: "action-result" }, message.text),
-      );
-      return;
-    }
     fill(
       actions,
-      Object.entries(ACTIONS).map(([action, a]) => {
-        const n = applicable(action).length;
+      page.actions.map((b) => {
+        if (typeof b === "string") return h("span", { class: "muted" }, b);
+        if (b.all) {
+          return h("button", {
+            type: "button",
+            id: b.id,
+            disabled: empty,
+            on: { click: () => actAll(b) },
+          }, b.label);
+        }
+        const n = applicable(b.states).length;
         return h("button", {
           type: "button",
-          id: `${action}-selected`,
+          id: b.id,
+          title: b.title,
           disabled: n === 0,
-          on: { click: () => actSelected(action) },
-        }, n > 0 ? `${a.verb} ${n} selected` : `${a.verb} selected`);
+          on: { click: () => actSelected(b) },
+        }, b.label(n));
       }),
-      h("span", { class: "muted" }, "all matching:"),
-      Object.entries(ACTIONS).map(([action, a]) =>
-        h("button", {
-          type: "button",
-          id: `${action}-all`,
-          disabled: empty,
-          on: { click: () => actAll(action) },
-        }, `${a.verb}…`)
-      ),
       h("span", { class: `result ${message.cls}`, id: "action-result" }, message.text),
     );
   };
@@ -741,91 +787,54 @@ function listPage({ dead }) {
     message = { text, cls };
     updateActions();
   };
-  const jobs = (n) => `${count(n)} job${n === 1 ? "" : "s"}`;
-
-  async function retrySelected() {
-    const ids = [...selected];
-    try {
-      const out = await api("/api/dlq/retry", { method: "POST", body: { ids } });
-      selected.clear();
-      await refresh();
-      result(`Retried ${jobs(out.retried.length)}.`, "ok");
-    } catch (e) {
-      if (!(e instanceof SignedOut)) result(e.message, "bad");
-    }
-  }
 
   // Each action starts by clearing the last one's outcome, so that an outcome on screen is always
   // this action's own (an old "Retried 1 job." once sat beside a new confirmation).
-  async function actSelected(action) {
+  async function actSelected(b) {
     result("");
-    const a = ACTIONS[action];
-    const ids = applicable(action);
+    const ids = applicable(b.states);
     if (ids.length === 0) return;
-    if (action !== "retry") {
-      const go = await confirmDialog(
-        `${a.verb} ${jobs(ids.length)}?`,
-        `The selected ${action === "cancel" ? "waiting or running" : "finished"} jobs.`,
-        a.detail,
-        `${a.verb} ${count(ids.length)}`,
-      );
+    if (b.confirm) {
+      const go = await confirmDialog(...b.confirm(ids.length));
       if (!go) return;
     }
     try {
-      const out = await api(a.path, { method: "POST", body: { ids } });
+      const out = await api(b.path, { method: "POST", body: { ids } });
       for (const id of ids) selected.delete(id);
       await refresh();
-      const asked = out.requested?.length ?? 0;
-      result(
-        `${a.done} ${jobs(out[a.key].length)}${
-          asked ? `; ${count(asked)} running asked to stop` : ""
-        }.`,
-        "ok",
-      );
+      result(b.said(out), "ok");
     } catch (e) {
       if (!(e instanceof SignedOut)) result(e.message, "bad");
     }
   }
 
   /** An action on every job that matches the search, in steps of at most bulk_cap. */
-  async function actAll(action) {
+  async function actAll(b) {
     result("");
-    const a = ACTIONS[action];
-    const path = dead ? "/api/dlq/retry" : a.path;
+    const a = ACTIONS[b.all];
     let total;
     try {
       total = await api(
-        `/api/count?q=${encodeURIComponent(query)}&tz=${
+        `/api/count?q=${encodeURIComponent(page.query)}&tz=${
           encodeURIComponent(TIME_ZONE)
-        }&for=${action}`,
+        }&for=${b.all}`,
       );
     } catch (e) {
       if (!(e instanceof SignedOut)) result(e.message, "bad");
       return;
     }
     if (!total.complete) {
-      result(
-        `More than ${
-          count(total.scan_limit)
-        } jobs would have to be looked at to count them: narrow the search.`,
-        "bad",
-      );
+      result(b.tooMany(total.scan_limit), "bad");
       return;
     }
-    const which = dead ? "dead job" : `job ${a.verb.toLowerCase()} applies to`;
     if (total.count === 0) {
-      result(
-        dead ? "No dead job matches." : `No matching job can be ${a.done.toLowerCase()}.`,
-        "bad",
-      );
+      result(b.none, "bad");
       return;
     }
     const n = total.count;
     const go = await confirmDialog(
-      dead ? `Retry ${count(n)} dead job${n === 1 ? "" : "s"}?` : `${a.verb} ${jobs(n)}?`,
-      dead
-        ? (q === "" ? "Every job in the dead letter queue" : `Every dead job that matches “${q}”`)
-        : `Every ${which} (${a.states.join(", ")})${q === "" ? "" : ` that matches “${q}”`}`,
+      b.title(n),
+      b.subject,
       `${a.detail} ${count(app.session.bulk_cap)} per request.`,
       `${a.verb} ${count(n)}`,
     );
@@ -838,10 +847,10 @@ function listPage({ dead }) {
     for (let round = 0; done + asked < n && round < 10_000; round++) {
       result(`${a.verb}… ${count(done + asked)} of ${count(n)}`);
       try {
-        const out = await api(path, {
+        const out = await api(b.path, {
           method: "POST",
           body: {
-            query: dead ? q : query,
+            query: b.query ?? page.query,
             tz: TIME_ZONE,
             before: from,
             limit: Math.min(app.session.bulk_cap, n - done - asked),
@@ -863,7 +872,7 @@ function listPage({ dead }) {
     await refresh();
     const gone = n - done - asked;
     result(
-      `${a.done} ${jobs(done)}${asked ? `; ${count(asked)} running asked to stop` : ""}${
+      `${a.done} ${nJobs(done)}${asked ? `; ${count(asked)} running asked to stop` : ""}${
         gone > 0 ? ` (${count(gone)} had changed meanwhile)` : ""
       }.`,
       "ok",
@@ -889,86 +898,75 @@ function listPage({ dead }) {
         },
       }));
     }
-    cells.push(
-      jobLink(job.id),
-      badge(job.state),
-      job.priority,
-      job.attempts,
-      timeEl(job.created_at),
-      dead || job.finished_at ? timeEl(job.finished_at) : timeEl(job.run_at),
-      h("code", { class: "cmd", title: job.command }, job.command),
-      job.last_error === null
-        ? h("span", { class: "muted" }, "-")
-        : h("span", { class: "err" }, job.last_error),
-    );
+    cells.push(...page.columns.map(([, cell]) => cell(job)));
     return cells;
   };
 
-  return {
+  const view = {
     async refresh() {
-      const params = new URLSearchParams({ q: query, tz: TIME_ZONE });
-      if (before) params.set("before", before);
-      const data = await load(`/api/jobs?${params}`);
+      const params = new URLSearchParams({ q: page.sourceQuery, tz: TIME_ZONE });
+      if (start) params.set(page.cursor, start);
+      const data = await load(`${page.source}?${params}`);
       current = data;
       setAsOf(data.as_of);
       fill(error);
-      const active = stateOf(q);
-      const tab = (state, label, n) => {
-        return h(
-          "a",
-          {
-            href: listUrl(base, withState(q, state)),
-            "aria-current": (state === null ? active === null : active === state) ? "page" : null,
-          },
-          label,
-          " ",
-          h("span", { class: "n" }, count(n)),
+      if (tabs) {
+        const active = stateOf(q);
+        fill(
+          tabs,
+          page.tabs.of(data.counts).map(([state, label, n]) =>
+            h(
+              "a",
+              {
+                href: listUrl(page.path, withState(q, state), page.cursor),
+                "aria-current": (state === null ? active === null : active === state)
+                  ? "page"
+                  : null,
+              },
+              label,
+              " ",
+              h("span", { class: "n" }, count(n)),
+            )
+          ),
         );
-      };
-      fill(tabs, tab(null, "All", data.counts.total), STATES.map((s) => tab(s, s, data.counts[s])));
-      // Jobs retried elsewhere leave the selection.
+      }
+      // Jobs acted on elsewhere leave the selection.
       for (const id of [...selected]) if (!data.jobs.some((j) => j.id === id)) selected.delete(id);
-      const headings = [
-        "Id",
-        "State",
-        "Pri",
-        "Tries",
-        "Created",
-        dead ? "Died" : "Due / finished",
-        "Command",
-        "Last error",
-      ];
+      const headings = page.columns.map(([heading]) => heading);
       if (!app.session.read_only) headings.unshift("");
+      const fresh = q === "" && !start;
       fill(
         list,
         data.jobs.length === 0
           ? note(
             data.truncated
               ? "No match among the jobs looked at so far."
-              : q === "" && !before
-              ? (dead ? "The dead letter queue is empty." : "No jobs yet. Enqueue one: ")
-              : "No job matches.",
-            !dead && q === "" && !before ? h("code", {}, "queuectl enqueue -c 'echo hello'") : null,
+              : fresh
+              ? page.empty[0]
+              : page.noMatch,
+            fresh && page.empty[1] !== null ? h("code", {}, page.empty[1]) : null,
           )
           : table(headings, data.jobs.map(row)),
       );
-      const link = (label, next, id) =>
-        h("a", { href: listUrl(base, q, next), class: "button", id }, label);
+      const next = data[`next_${page.cursor}`];
+      const link = ([label, id], to) =>
+        h("a", { href: listUrl(page.path, q, page.cursor, to), class: "button", id }, label);
       fill(
         pager,
-        before ? link("⇤ Newest", null, "newest") : null,
+        start ? link(page.pager.first, null) : null,
         data.truncated
           ? h(
             "span",
             { class: "note" },
             `Looked at ${count(data.scan_limit)} jobs without filling the page. `,
-            link("Search further back →", data.next_before, "further"),
+            link([page.pager.further, "further"], next),
           )
-          : data.next_before !== null
-          ? link("Older →", data.next_before, "older")
+          : next !== null
+          ? link(page.pager.next, next)
           : null,
       );
       updateActions();
+      page.refreshed?.(data, view);
     },
     failed(e) {
       fill(error, errorBox(e));
@@ -976,6 +974,93 @@ function listPage({ dead }) {
       fill(pager);
     },
   };
+  return view;
+}
+
+/** Jobs (`dead` false) and the dead letter queue (true): one list, searchable, in pages. */
+function jobsPage({ dead }) {
+  return listPage((q) => {
+    const query = dead ? `state:dead ${q}`.trim() : q;
+    const matching = q === "" ? "" : ` that matches “${q}”`;
+    const all = (name) => {
+      const a = ACTIONS[name];
+      return onMatching(
+        name,
+        `Every job ${a.verb.toLowerCase()} applies to (${a.states.join(", ")})${matching}`,
+      );
+    };
+    return {
+      path: dead ? "/dlq" : "/jobs",
+      cursor: "before",
+      title: dead ? "Dead letter queue" : "Jobs",
+      intro: dead
+        ? note("Jobs that used up their retries. A retry gives them a fresh budget.")
+        : null,
+      placeholder: dead
+        ? "search dead jobs: cmd:backup created:>1d"
+        : "state:dead cmd:backup priority:>=8 created:>1h",
+      help: true,
+      tabs: dead ? null : {
+        label: "states",
+        of: (counts) => [[null, "All", counts.total], ...STATES.map((s) => [s, s, counts[s]])],
+      },
+      source: "/api/jobs",
+      sourceQuery: query,
+      query,
+      columns: [
+        COLUMNS.id,
+        ["State", (job) => badge(job.state)],
+        COLUMNS.priority,
+        ["Tries", (job) => job.attempts],
+        ["Created", (job) => timeEl(job.created_at)],
+        [
+          dead ? "Died" : "Due / finished",
+          (job) => dead || job.finished_at ? timeEl(job.finished_at) : timeEl(job.run_at),
+        ],
+        COLUMNS.command,
+        [
+          "Last error",
+          (job) =>
+            job.last_error === null
+              ? h("span", { class: "muted" }, "-")
+              : h("span", { class: "err" }, job.last_error),
+        ],
+      ],
+      empty: dead
+        ? ["The dead letter queue is empty.", null]
+        : ["No jobs yet. Enqueue one: ", "queuectl enqueue -c 'echo hello'"],
+      noMatch: "No job matches.",
+      pager: {
+        first: ["⇤ Newest", "newest"],
+        further: "Search further back →",
+        next: ["Older →", "older"],
+      },
+      actions: dead
+        ? [
+          onSelected("retry", null, { path: "/api/dlq/retry" }),
+          onMatching(
+            "retry",
+            q === "" ? "Every job in the dead letter queue" : `Every dead job${matching}`,
+            {
+              label: "Retry all matching…",
+              path: "/api/dlq/retry",
+              query: q,
+              none: "No dead job matches.",
+              title: (n) => `Retry ${count(n)} dead job${n === 1 ? "" : "s"}?`,
+            },
+          ),
+        ]
+        : [
+          onSelected("cancel", "The selected waiting or running jobs."),
+          onSelected("retry", null),
+          onSelected("delete", "The selected finished jobs."),
+          "all matching:",
+          all("cancel"),
+          all("retry"),
+          all("delete"),
+        ],
+    };
+  });
 }
 
 /** Why a job waits for its time: enqueued for later, or a retry waiting out its backoff. */
@@ -983,15 +1068,6 @@ function dueReason(job) {
   if (job.state !== "failed") return "delayed";
   const retry = 1 + job.max_retries - job.attempts_left;
   return `retry ${retry} of ${job.max_retries} (backoff)`;
-}
-
-/** A scheduled page's URL: its search and where the page starts (`after`). */
-function scheduledUrl(q, after = null) {
-  const params = new URLSearchParams();
-  if (q) params.set("q", q);
-  if (after !== null) params.set("after", after);
-  const search = params.toString();
-  return search ? `/scheduled?${search}` : "/scheduled";
 }
 
 /** The search box of a list page: `q` in it, `search(text)` on submit. */
@@ -1031,26 +1107,12 @@ function searchForm(q, placeholder, search) {
  * finished).
  */
 function scheduledPage() {
-  const url = new URL(location.href);
-  const q = url.searchParams.get("q") ?? "";
-  const after = url.searchParams.get("after");
-  const selected = new Set();
-  const form = searchForm(
-    q,
-    "queue:mail priority:>=8 cmd:backup state:failed",
-    (text) => navigate(scheduledUrl(text)),
-  );
-  const tabs = h("nav", { class: "tabs", "aria-label": "why" });
-  const error = h("div");
-  const actions = h("div", { class: "actions" });
-  const list = h("div");
-  const pager = h("div", { class: "pager" });
-  // The search as the jobs page and the actions read it: the jobs that wait for a time.
-  const query = `due:later ${q}`.trim();
-  fill(
-    main,
-    h("h1", {}, "Scheduled jobs"),
-    note(
+  let timer = null;
+  return listPage((q) => ({
+    path: "/scheduled",
+    cursor: "after",
+    title: "Scheduled jobs",
+    intro: note(
       "Jobs waiting for a time, soonest first: delayed ones (",
       h("code", {}, "enqueue --delay"),
       ", ",
@@ -1061,269 +1123,90 @@ function scheduledPage() {
       h("a", { href: "/schedules" }, "Recurring"),
       ". Times are in your time zone (UTC on hover).",
     ),
-    form,
-    tabs,
-    error,
-    actions,
-    list,
-    pager,
-  );
-  let current = null;
-  let message = { text: "", cls: "" };
-  let timer = null;
-  const view = {};
-  const jobs = (n) => `${count(n)} job${n === 1 ? "" : "s"}`;
-  const updateActions = () => {
-    if (app.session.read_only) {
-      fill(
-        actions,
-        note("Read-only: actions are switched off (", h("code", {}, "--read-only"), ")."),
-      );
-      return;
-    }
-    const n = selected.size;
-    fill(
-      actions,
-      h("button", {
-        type: "button",
+    placeholder: "queue:mail priority:>=8 cmd:backup state:failed",
+    help: false,
+    tabs: {
+      label: "why",
+      of: (counts) => [
+        [null, "All", counts.delayed + counts.retrying],
+        ["pending", "delayed", counts.delayed],
+        ["failed", "retry backoff", counts.retrying],
+      ],
+    },
+    source: "/api/scheduled",
+    sourceQuery: q,
+    // The search as the jobs page and the actions read it: the jobs that wait for a time.
+    query: `due:later ${q}`.trim(),
+    columns: [
+      COLUMNS.id,
+      [
+        "Due",
+        (job) =>
+          h(
+            "span",
+            { class: "due" },
+            timeEl(job.run_at),
+            " ",
+            h("span", { class: "muted" }, until(job.run_at)),
+          ),
+      ],
+      [
+        "Why",
+        (job) =>
+          h("span", { class: job.state === "failed" ? "reason retry" : "reason" }, dueReason(job)),
+      ],
+      ["Queue", (job) => job.queue],
+      COLUMNS.priority,
+      COLUMNS.command,
+    ],
+    empty: [
+      "Nothing is scheduled. Enqueue a job for later: ",
+      "queuectl enqueue --delay 10m -c 'echo later'",
+    ],
+    noMatch: "No scheduled job matches.",
+    pager: {
+      first: ["⇤ Soonest", "soonest"],
+      further: "Search further →",
+      next: ["Later →", "later"],
+    },
+    actions: [
+      // No confirmation: nothing is lost, they only run sooner.
+      {
         id: "run-now-selected",
         title: "make them due now: the next free worker takes them",
-        disabled: n === 0,
-        on: { click: () => runNowSelected() },
-      }, n > 0 ? `Run ${n} now` : "Run selected now"),
-      h("button", {
-        type: "button",
-        id: "cancel-selected",
-        disabled: n === 0,
-        on: { click: () => cancelSelected() },
-      }, n > 0 ? `Cancel ${n} selected` : "Cancel selected"),
-      h("button", {
-        type: "button",
-        id: "cancel-all",
-        disabled: current === null || current.jobs.length === 0,
-        on: { click: () => cancelAll() },
-      }, "Cancel all matching…"),
-      h("span", { class: `result ${message.cls}`, id: "action-result" }, message.text),
-    );
-  };
-  const result = (text, cls = "") => {
-    message = { text, cls };
-    updateActions();
-  };
-
-  /** Makes the selected jobs due now (no confirmation: nothing is lost, they only run sooner). */
-  async function runNowSelected() {
-    result("");
-    const ids = [...selected];
-    if (ids.length === 0) return;
-    try {
-      const out = await api("/api/jobs/run-now", { method: "POST", body: { ids } });
-      selected.clear();
-      await refresh();
-      result(`${jobs(out.due.length)} due now: the next free worker takes them.`, "ok");
-    } catch (e) {
-      if (!(e instanceof SignedOut)) result(e.message, "bad");
-    }
-  }
-
-  async function cancelSelected() {
-    result("");
-    const ids = [...selected];
-    if (ids.length === 0) return;
-    const go = await confirmDialog(
-      `Cancel ${jobs(ids.length)}?`,
-      "The selected scheduled jobs.",
-      ACTIONS.cancel.detail,
-      `Cancel ${count(ids.length)}`,
-    );
-    if (!go) return;
-    try {
-      const out = await api(ACTIONS.cancel.path, { method: "POST", body: { ids } });
-      selected.clear();
-      await refresh();
-      result(`Cancelled ${jobs(out.cancelled.length)}.`, "ok");
-    } catch (e) {
-      if (!(e instanceof SignedOut)) result(e.message, "bad");
-    }
-  }
-
-  /** Cancels every job that matches, in steps of at most bulk_cap (as the jobs page does). */
-  async function cancelAll() {
-    result("");
-    let total;
-    try {
-      total = await api(
-        `/api/count?q=${encodeURIComponent(query)}&tz=${encodeURIComponent(TIME_ZONE)}&for=cancel`,
-      );
-    } catch (e) {
-      if (!(e instanceof SignedOut)) result(e.message, "bad");
-      return;
-    }
-    if (!total.complete) {
-      result(
-        `More than ${count(total.scan_limit)} jobs would have to be looked at: narrow the search.`,
-        "bad",
-      );
-      return;
-    }
-    const n = total.count;
-    if (n === 0) {
-      result("No scheduled job matches.", "bad");
-      return;
-    }
-    const go = await confirmDialog(
-      `Cancel ${jobs(n)}?`,
-      q === ""
-        ? "Every job waiting for a time"
-        : `Every job waiting for a time that matches “${q}”`,
-      `${ACTIONS.cancel.detail} ${count(app.session.bulk_cap)} per request.`,
-      `Cancel ${count(n)}`,
-    );
-    if (!go) return;
-    let done = 0;
-    let from = null;
-    for (let round = 0; done < n && round < 10_000; round++) {
-      result(`Cancel… ${count(done)} of ${count(n)}`);
-      try {
-        const out = await api(ACTIONS.cancel.path, {
-          method: "POST",
-          body: {
-            query,
-            tz: TIME_ZONE,
-            before: from,
-            limit: Math.min(app.session.bulk_cap, n - done),
-          },
-        });
-        done += out.cancelled.length;
-        from = out.next_before;
-        if (from === null) break;
-      } catch (e) {
-        if (!(e instanceof SignedOut)) result(`Stopped after ${count(done)}: ${e.message}`, "bad");
-        await refresh();
-        return;
-      }
-    }
-    selected.clear();
-    await refresh();
-    result(
-      `Cancelled ${jobs(done)}${n > done ? ` (${count(n - done)} had changed meanwhile)` : ""}.`,
-      "ok",
-    );
-  }
-
-  const row = (job) => {
-    const cells = [];
-    if (!app.session.read_only) {
-      cells.push(h("input", {
-        type: "checkbox",
-        "aria-label": `select job ${job.id}`,
-        checked: selected.has(job.id),
-        on: {
-          change(event) {
-            if (event.target.checked) selected.add(job.id);
-            else selected.delete(job.id);
-            updateActions();
-          },
+        label: (n) => (n > 0 ? `Run ${n} now` : "Run selected now"),
+        states: null,
+        path: "/api/jobs/run-now",
+        confirm: null,
+        said: (out) => `${nJobs(out.due.length)} due now: the next free worker takes them.`,
+      },
+      onSelected("cancel", "The selected scheduled jobs.", {
+        said: (out) => `Cancelled ${nJobs(out.cancelled.length)}.`,
+      }),
+      onMatching(
+        "cancel",
+        q === ""
+          ? "Every job waiting for a time"
+          : `Every job waiting for a time that matches “${q}”`,
+        {
+          label: "Cancel all matching…",
+          tooMany: (limit) =>
+            `More than ${count(limit)} jobs would have to be looked at: narrow the search.`,
+          none: "No scheduled job matches.",
         },
-      }));
-    }
-    cells.push(
-      jobLink(job.id),
-      h(
-        "span",
-        { class: "due" },
-        timeEl(job.run_at),
-        " ",
-        h("span", { class: "muted" }, until(job.run_at)),
       ),
-      h("span", { class: job.state === "failed" ? "reason retry" : "reason" }, dueReason(job)),
-      job.queue,
-      job.priority,
-      h("code", { class: "cmd", title: job.command }, job.command),
-    );
-    return cells;
-  };
-
-  /** A refresh when the soonest job on the page comes due (no change event says so). */
-  const wakeAtFirstDue = (data) => {
-    clearTimeout(timer);
-    const first = data.jobs[0];
-    if (!first) return;
-    const ms = Date.parse(first.run_at) - Date.parse(data.as_of);
-    timer = setTimeout(() => {
-      if (app.view === view && !document.hidden) refresh();
-    }, Math.min(Math.max(ms, 0) + 250, 2_147_000_000));
-  };
-
-  return Object.assign(view, {
-    async refresh() {
-      const params = new URLSearchParams({ q, tz: TIME_ZONE });
-      if (after) params.set("after", after);
-      const data = await load(`/api/scheduled?${params}`);
-      current = data;
-      setAsOf(data.as_of);
-      fill(error);
-      const active = stateOf(q);
-      const tab = (state, label, n) =>
-        h(
-          "a",
-          {
-            href: scheduledUrl(withState(q, state)),
-            "aria-current": (state === null ? active === null : active === state) ? "page" : null,
-          },
-          label,
-          " ",
-          h("span", { class: "n" }, count(n)),
-        );
-      fill(
-        tabs,
-        tab(null, "All", data.counts.delayed + data.counts.retrying),
-        tab("pending", "delayed", data.counts.delayed),
-        tab("failed", "retry backoff", data.counts.retrying),
-      );
-      for (const id of [...selected]) if (!data.jobs.some((j) => j.id === id)) selected.delete(id);
-      const headings = ["Id", "Due", "Why", "Queue", "Pri", "Command"];
-      if (!app.session.read_only) headings.unshift("");
-      fill(
-        list,
-        data.jobs.length === 0
-          ? note(
-            data.truncated
-              ? "No match among the jobs looked at so far."
-              : q === "" && !after
-              ? "Nothing is scheduled. Enqueue a job for later: "
-              : "No scheduled job matches.",
-            q === "" && !after
-              ? h("code", {}, "queuectl enqueue --delay 10m -c 'echo later'")
-              : null,
-          )
-          : table(headings, data.jobs.map(row)),
-      );
-      const link = (label, next, id) =>
-        h("a", { href: scheduledUrl(q, next), class: "button", id }, label);
-      fill(
-        pager,
-        after ? link("⇤ Soonest", null, "soonest") : null,
-        data.truncated
-          ? h(
-            "span",
-            { class: "note" },
-            `Looked at ${count(data.scan_limit)} jobs without filling the page. `,
-            link("Search further →", data.next_after, "further"),
-          )
-          : data.next_after !== null
-          ? link("Later →", data.next_after, "later")
-          : null,
-      );
-      updateActions();
-      wakeAtFirstDue(data);
+    ],
+    /** A refresh when the soonest job on the page comes due (no change event says so). */
+    refreshed(data, view) {
+      clearTimeout(timer);
+      const first = data.jobs[0];
+      if (!first) return;
+      const ms = Date.parse(first.run_at) - Date.parse(data.as_of);
+      timer = setTimeout(() => {
+        if (app.view === view && !document.hidden) refresh();
+      }, Math.min(Math.max(ms, 0) + 250, 2_147_000_000));
     },
-    failed(e) {
-      fill(error, errorBox(e));
-      fill(list);
-      fill(pager);
-    },
-  });
+  }));
 }
 
 /** A modal question in the page (no window.confirm: it blocks the page and tests). */
@@ -1965,9 +1848,9 @@ function loginPage() {
 
 const PAGES = [
   [/^\/$/, () => overviewPage()],
-  [/^\/jobs$/, () => listPage({ dead: false })],
+  [/^\/jobs$/, () => jobsPage({ dead: false })],
   [/^\/jobs\/([^/]+)$/, (m) => jobPage(decodeURIComponent(m[1]))],
-  [/^\/dlq$/, () => listPage({ dead: true })],
+  [/^\/dlq$/, () => jobsPage({ dead: true })],
   [/^\/scheduled$/, () => scheduledPage()],
   [/^\/schedules$/, () => schedulesPage()],
   [/^\/workers$/, () => workersPage()],
