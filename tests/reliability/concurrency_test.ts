@@ -150,10 +150,12 @@ for (const shape of [...SHAPES, PG_FOUR_SLOTS]) {
  */
 async function holdWriteLock(sb: Sandbox): Promise<{ release(): Promise<void>; proc: Proc }> {
   const proc = sb.sqlShell();
+  // sqlite3 waits out a write in progress (its busy timeout is 0 by default) and stops at an
+  // error, so "locked" is printed only once the lock is held.
   await proc.write(
     sb.store === "postgres"
       ? "BEGIN;\nLOCK TABLE jobs IN SHARE MODE;\nSELECT 'locked';\n"
-      : "BEGIN EXCLUSIVE;\nSELECT 'locked';\n",
+      : ".timeout 10000\n.bail on\nBEGIN EXCLUSIVE;\nSELECT 'locked';\n",
   );
   await poll(() => proc.stdout.includes("locked"), 10_000, "the shell to take the lock");
   return {

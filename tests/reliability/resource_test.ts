@@ -248,8 +248,10 @@ Deno.test("C3: locked past the busy timeout: enqueue exits 5, workers wait and r
   );
   // Both workers are busy with the long jobs; the quick ones wait for the lock to go.
   const holdMs = 8000;
+  // The shell waits out a worker's write in progress (its busy timeout is 0 by default) and
+  // stops at an error, so "locked" is printed only once the lock is held.
   const lock = sb.spawnRaw("sqlite3", [sb.db], { stdin: "pipe" });
-  await lock.write("BEGIN EXCLUSIVE;\nSELECT 'locked';\n");
+  await lock.write(".timeout 10000\n.bail on\nBEGIN EXCLUSIVE;\nSELECT 'locked';\n");
   await poll(() => lock.stdout.includes("locked"), 10_000, "the lock");
   const lockedAt = Date.now();
   // `worker run --once` started now: jobs are due, so it must not leave before it could look.
